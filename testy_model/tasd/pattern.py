@@ -1,0 +1,192 @@
+"""N:M structured-sparsity patterns and TASD series.
+
+An ``N:M`` tensor (along axis k) holds at most N non-zeros in every aligned block of M consecutive
+values along k. A TASD series ``N1:M1+N2:M2+...`` approximates a tensor by a sum of such terms
+(``dense`` is the empty series meaning "no decomposition, run dense").
+
+Containment: an ``n:m`` term runs on hardware pattern ``p:q`` when every aligned q-block of the term
+is guaranteed to hold at most p non-zeros. For ``m | q`` a q-block holds ``q/m`` whole m-blocks,
+so the worst case is ``n·q/m`` non-zeros; for ``q | m`` an m-block's n non-zeros may all land in
+one q-block, so the worst case is ``min(n, q)``. For m and q that do not divide each other the
+blocks are misaligned and a q-block can overlap two m-blocks: worst case ``min(q, 2n)`` is a safe
+upper bound, and containment requires that bound <= p. A pattern with ``n == m`` is dense.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import total_ordering
+
+_PATTERN_RE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+
+
+def _bad(text: object, why: str) -> ValueError:
+    return ValueError(
+        f"invalid N:M pattern {text!r}: {why} "
+        "(expected 'N:M' with integers 1 <= N <= M, e.g. '2:4')"
+    )
+
+
+@total_ordering
+@dataclass(frozen=True, slots=True)
+class NMPattern:
+    """An N:M pattern: at most ``n`` non-zeros in every aligned block of ``m`` values.
+
+    Ordered by density ``n/m`` (then by ``m``), hashable, printed back as ``"n:m"``.
+    """
+
+    n: int
+    m: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n, int) or not isinstance(self.m, int):
+            raise _bad(f"{self.n}:{self.m}", "N and M must be integers")
+        if self.m < 1:
+            raise _bad(f"{self.n}:{self.m}", "M must be >= 1")
+        if self.n < 1:
+            raise _bad(f"{self.n}:{self.m}", "N must be >= 1")
+        if self.n > self.m:
+            raise _bad(f"{self.n}:{self.m}", "N must not exceed M")
+
+    @classmethod
+    def parse(cls, text: str | NMPattern) -> NMPattern:
+        """Parse ``"N:M"``; raises ``ValueError`` quoting ``text`` when malformed."""
+        if isinstance(text, NMPattern):
+            return text
+        if not isinstance(text, str):
+            raise _bad(text, "not a string")
+        match = _PATTERN_RE.match(text)
+        if match is None:
+            raise _bad(text, "not of the form N:M")
+        n, m = int(match.group(1)), int(match.group(2))
+        if m < 1:
+            raise _bad(text, "M must be >= 1")
+        if n < 1:
+            raise _bad(text, "N must be >= 1")
+        if n > m:
+            raise _bad(text, "N must not exceed M")
+        return cls(n, m)
+
+    def __str__(self) -> str:
+        return f"{self.n}:{self.m}"
+
+    def __repr__(self) -> str:
+        return f"NMPattern('{self.n}:{self.m}')"
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, NMPattern):
+            return NotImplemented
+        return (self.n * other.m, self.m) < (other.n * self.m, other.m)
+
+    @property
+    def density(self) -> float:
+        """Maximum kept density n/m (dimensionless)."""
+        return self.n / self.m
+
+    @property
+    def is_dense(self) -> bool:
+        """True when n == m (every value may be non-zero)."""
+        return self.n == self.m
+
+    @property
+    def metadata_bits(self) -> int:
+        """Default metadata bits per kept value: ceil(log2 m) (2:4 -> 2 bits; 1:1 -> 0 bits)."""
+        return math.ceil(math.log2(self.m)) if self.m > 1 else 0
+
+    def worst_case_per_block(self, q: int) -> int:
+        """Most non-zeros an aligned q-block of an n:m tensor can hold (see module docstring)."""
+        n, m = self.n, self.m
+        if q % m == 0:
+            return n * (q // m)
+        if m % q == 0:
+            return min(n, q)
+        return min(q, 2 * n)
+
+    def fits(self, hardware: NMPattern | str) -> bool:
+        """True when every n:m tensor is also p:q for the hardware pattern ``p:q``.
+
+        ``1:8`` fits ``2:4``; ``4:8`` does not (one 4-block may hold all four values).
+        """
+        hw = NMPattern.parse(hardware)
+        return self.worst_case_per_block(hw.m) <= hw.n
+
+
+@total_ordering
+@dataclass(frozen=True, slots=True)
+class TasdSeries:
+    """A TASD series: an ordered tuple of N:M terms; the empty tuple is ``dense``.
+
+    Printed back as ``"2:8+1:8"`` or ``"dense"``. Ordered by (number of terms, total kept density).
+    """
+
+    terms: tuple[NMPattern, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str | TasdSeries | NMPattern) -> TasdSeries:
+        """Parse ``"2:8+1:8"``, ``"1:4"`` or ``"dense"``; ``ValueError`` quoting ``text`` if bad."""
+        if isinstance(text, TasdSeries):
+            return text
+        if isinstance(text, NMPattern):
+            return cls((text,))
+        if not isinstance(text, str):
+            raise ValueError(f"invalid TASD series {text!r}: not a string")
+        stripped = text.strip()
+        if stripped.lower() == "dense":
+            return cls(())
+        if not stripped:
+            raise ValueError(
+                f"invalid TASD series {text!r}: empty (expected 'dense' or N:M terms joined by "
+                "'+', e.g. '2:8+1:8')"
+            )
+        parts = stripped.split("+")
+        terms = []
+        for part in parts:
+            try:
+                terms.append(NMPattern.parse(part))
+            except ValueError as err:
+                raise ValueError(
+                    f"invalid TASD series {text!r}: term {part!r} is not N:M (expected 'dense' or "
+                    "N:M terms joined by '+', e.g. '2:8+1:8')"
+                ) from err
+        return cls(tuple(terms))
+
+    def __str__(self) -> str:
+        return "+".join(str(t) for t in self.terms) if self.terms else "dense"
+
+    def __repr__(self) -> str:
+        return f"TasdSeries('{self}')"
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+    def __iter__(self):
+        return iter(self.terms)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, TasdSeries):
+            return NotImplemented
+        return self._key() < other._key()
+
+    def _key(self) -> tuple:
+        return (len(self.terms), self.max_density, tuple((t.n, t.m) for t in self.terms))
+
+    @property
+    def is_dense(self) -> bool:
+        """True for the empty series (no decomposition)."""
+        return not self.terms
+
+    @property
+    def max_density(self) -> float:
+        """Upper bound of the kept density: sum of n_i/m_i, capped at 1 (1.0 for dense)."""
+        if not self.terms:
+            return 1.0
+        return min(1.0, sum(t.density for t in self.terms))
+
+    def is_lossless_for_blocks(self) -> bool:
+        """True when all terms share one M and their N sum to at least M (keeps everything)."""
+        if not self.terms:
+            return True
+        ms = {t.m for t in self.terms}
+        return len(ms) == 1 and sum(t.n for t in self.terms) >= self.terms[0].m
