@@ -10,6 +10,9 @@ from testy_model.cli.app import app, main
 from testy_model.cli import (  # noqa: F401  (import registers the commands)
     decompose_cmd,
     eval_cmd,
+    map_cmd,
+    network_cmd,
+    search_cmd,
     spec_cmd,
 )
 
