@@ -1,1 +1,149 @@
-"""CLI commands (placeholder until implemented)."""
+"""``testy-model show network NAME``: the layers of a zoo network (or network file) with their
+shapes, dense MACs and parameters, and the totals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from testy_model.cli.app import console, show_app, user_errors
+from testy_model.errors import SpecError
+from testy_model.spec.workload import Layer, Network
+from testy_model.zoo import ZooNetwork, describe_network, list_networks, network_params
+
+
+def layer_shape(layer: Layer) -> str:
+    """Compact shape text: ``M×N×K`` for GEMMs, ``G×M×N×K`` for batched GEMMs, and
+    ``C→M RxS /stride PxQ`` (plus ``N=`` batch when > 1) for convolutions."""
+    prob = layer.problem
+    b = prob.bounds
+    if set(prob.dimensions) >= {"C", "M", "R", "S", "P", "Q"}:
+        groups = b.get("G", 1)
+        text = f"{b['C'] * groups}→{b['M'] * groups} {b['R']}×{b['S']}"
+        stride = prob.coefficients.get("Wstride", 1)
+        if stride != 1:
+            text += f"/{stride}"
+        text += f" {b['P']}×{b['Q']}"
+        if groups > 1:
+            text += f" g={groups}"
+        if b.get("N", 1) > 1:
+            text += f" N={b['N']}"
+        return text
+    return "×".join(f"{d}={b[d]}" for d in prob.dimensions)
+
+
+def _density_text(layer: Layer, tensor: str | None) -> str:
+    if tensor is None:
+        return "-"
+    d = layer.problem.density(tensor)
+    return "1" if d.kind == "dense" else f"{d.value:.2f}"
+
+
+def _fmt_count(x: float) -> str:
+    """Human-readable count: 4.09 G, 25.56 M, 12.3 k."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3f} {unit}"
+    return f"{x:.0f}"
+
+
+def _load(name: str, params: dict[str, Any]) -> tuple[Network, ZooNetwork | None]:
+    path = Path(name)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        if params:
+            raise SpecError(
+                f"options {', '.join(sorted(params))} apply to zoo networks only", file=name
+            )
+        try:
+            from testy_model.spec.yaml_io import load_network  # type: ignore[attr-defined]
+        except ImportError:
+            raise SpecError("network files are not supported yet", file=name) from None
+        return load_network(path), None
+    accepted = network_params(name)
+    unused = sorted(k for k in params if k not in accepted)
+    if unused:
+        opts = ", ".join("--" + k.replace("_", "-") for k in unused)
+        raise SpecError(
+            f"option(s) {opts} do not apply to network {name!r} "
+            f"(its parameters: {', '.join(accepted)})"
+        )
+    zoo = describe_network(name, **params)
+    return zoo.network, zoo
+
+
+@show_app.command("network")
+@user_errors
+def show_network(
+    name: str = typer.Argument(
+        ..., help=f"Zoo network ({', '.join(list_networks())}) or a network YAML file."
+    ),
+    seq_len: int | None = typer.Option(None, "--seq-len", help="Sequence length (transformers)."),
+    batch: int | None = typer.Option(None, "--batch", help="Batch size."),
+    image_size: int | None = typer.Option(None, "--image-size", help="Input image side (px)."),
+    weight_sparsity: float | None = typer.Option(
+        None, "--weight-sparsity", help="Unstructured weight sparsity in [0, 1)."
+    ),
+    act_density: float | None = typer.Option(
+        None, "--act-density", help="Post-ReLU (ResNet) / SwiGLU (Llama) activation density."
+    ),
+    gelu_act_density: float | None = typer.Option(
+        None, "--gelu-act-density", help="Post-GELU activation density (BERT, ViT)."
+    ),
+    mode: str | None = typer.Option(None, "--mode", help="Llama block: prefill or decode."),
+    hidden: int | None = typer.Option(None, "--hidden", help="Llama block: hidden size."),
+    heads: int | None = typer.Option(None, "--heads", help="Llama block: attention heads."),
+    kv_heads: int | None = typer.Option(None, "--kv-heads", help="Llama block: KV heads."),
+    mlp: int | None = typer.Option(None, "--mlp", help="Llama block: MLP (intermediate) size."),
+) -> None:
+    """Print the layers of a network: shapes, dense MACs, parameters, densities, and totals."""
+    given = {
+        "seq_len": seq_len,
+        "batch": batch,
+        "image_size": image_size,
+        "weight_sparsity": weight_sparsity,
+        "act_density": act_density,
+        "gelu_act_density": gelu_act_density,
+        "mode": mode,
+        "hidden": hidden,
+        "heads": heads,
+        "kv_heads": kv_heads,
+        "mlp": mlp,
+    }
+    params = {k: v for k, v in given.items() if v is not None}
+    network, zoo = _load(name, params)
+    table = Table(title=f"{network.name}: {len(network.layers)} GEMM layers")
+    for col, justify in (
+        ("#", "right"),
+        ("layer", "left"),
+        ("kind", "left"),
+        ("shape", "left"),
+        ("MACs", "right"),
+        ("params", "right"),
+        ("w dens", "right"),
+        ("a dens", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for i, layer in enumerate(network.layers):
+        prob = layer.problem
+        params_txt = "-" if zoo is None else f"{zoo.layer_params.get(layer.name, 0):,}"
+        table.add_row(
+            str(i),
+            layer.name,
+            prob.shape_name,
+            layer_shape(layer),
+            f"{prob.macs:,}",
+            params_txt,
+            _density_text(layer, prob.weight),
+            _density_text(layer, prob.activation),
+        )
+    console.print(table)
+    console.print(f"layers (GEMM): {len(network.layers)}")
+    console.print(f"total MACs: {network.macs:,} ({_fmt_count(network.macs)}MACs)")
+    if zoo is not None:
+        console.print(f"GEMM params: {zoo.gemm_params:,}")
+        other = ", ".join(f"{k} {v:,}" for k, v in zoo.other_params.items())
+        console.print(f"other params: {sum(zoo.other_params.values()):,} ({other})")
+        console.print(f"total params: {zoo.total_params:,} ({_fmt_count(zoo.total_params)})")
