@@ -7,9 +7,12 @@ values along k. A TASD series ``N1:M1+N2:M2+...`` approximates a tensor by a sum
 Containment: an ``n:m`` term runs on hardware pattern ``p:q`` when every aligned q-block of the term
 is guaranteed to hold at most p non-zeros. For ``m | q`` a q-block holds ``q/m`` whole m-blocks,
 so the worst case is ``n·q/m`` non-zeros; for ``q | m`` an m-block's n non-zeros may all land in
-one q-block, so the worst case is ``min(n, q)``. For m and q that do not divide each other the
-blocks are misaligned and a q-block can overlap two m-blocks: worst case ``min(q, 2n)`` is a safe
-upper bound, and containment requires that bound <= p. A pattern with ``n == m`` is dense.
+one q-block, so the worst case is ``min(n, q)``. In general (m and q need not divide each
+other) an aligned q-block starting at offset ``o`` into an m-block (``o`` a multiple of
+``gcd(m, q)``) overlaps consecutive m-blocks by ``l_1, l_2, ...`` values and can hold
+``sum_b min(n, l_b)`` non-zeros; the worst case is the maximum over the offsets, and containment
+requires it to be <= p (e.g. ``1:3`` on ``2:8``: the block 0..7 overlaps 3-blocks by 3, 3, 2
+values, so 3 non-zeros fit and ``1:3`` does not fit ``2:8``). A pattern with ``n == m`` is dense.
 """
 
 from __future__ import annotations
@@ -102,7 +105,14 @@ class NMPattern:
             return n * (q // m)
         if m % q == 0:
             return min(n, q)
-        return min(q, 2 * n)
+        worst = 0
+        for offset in range(0, m, math.gcd(m, q)):
+            end = offset + q
+            held = sum(
+                min(n, min(end, (b + 1) * m) - max(offset, b * m)) for b in range(-(-end // m))
+            )
+            worst = max(worst, held)
+        return worst
 
     def fits(self, hardware: NMPattern | str) -> bool:
         """True when every n:m tensor is also p:q for the hardware pattern ``p:q``.
@@ -146,9 +156,10 @@ class TasdSeries:
             try:
                 terms.append(NMPattern.parse(part))
             except ValueError as err:
+                why = str(err).split(": ", 1)[-1]
                 raise ValueError(
-                    f"invalid TASD series {text!r}: term {part!r} is not N:M (expected 'dense' or "
-                    "N:M terms joined by '+', e.g. '2:8+1:8')"
+                    f"invalid TASD series {text!r}: term {part!r}: {why}; a series is 'dense' or "
+                    "N:M terms joined by '+', e.g. '2:8+1:8'"
                 ) from err
         return cls(tuple(terms))
 
