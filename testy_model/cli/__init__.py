@@ -13,7 +13,9 @@ from testy_model.cli import (  # noqa: F401  (import registers the commands)
     map_cmd,
     network_cmd,
     search_cmd,
+    sparseloop_cmd,
     spec_cmd,
+    sweep_cmd,
 )
 
 __all__ = ["app", "main"]

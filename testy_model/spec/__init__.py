@@ -10,7 +10,12 @@ from testy_model.spec.arch import (
     StorageLevel,
     TasdUnit,
 )
+from testy_model.spec.arch_loader import load_arch
+from testy_model.spec.loaders import load_any, load_network
 from testy_model.spec.mapping import LevelMapping, Mapping
+from testy_model.spec.mapping_loader import load_mapping
+from testy_model.spec.problem_loader import load_problem
+from testy_model.spec.validate import validate_mapping
 from testy_model.spec.workload import (
     DataSpace,
     Density,
@@ -19,6 +24,13 @@ from testy_model.spec.workload import (
     Problem,
     conv2d,
     gemm,
+)
+from testy_model.spec.yaml_io import (
+    SpecWarning,
+    apply_overrides,
+    load_yaml_with_marks,
+    spec_error_at,
+    warn_at,
 )
 
 __all__ = [
@@ -35,8 +47,19 @@ __all__ = [
     "OperandSparsity",
     "Problem",
     "SparsitySupport",
+    "SpecWarning",
     "StorageLevel",
     "TasdUnit",
+    "apply_overrides",
     "conv2d",
     "gemm",
+    "load_any",
+    "load_arch",
+    "load_mapping",
+    "load_network",
+    "load_problem",
+    "load_yaml_with_marks",
+    "spec_error_at",
+    "validate_mapping",
+    "warn_at",
 ]

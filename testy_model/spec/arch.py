@@ -62,7 +62,8 @@ class StorageLevel(_Frozen):
         leakage: pJ per cycle per instance.
         area_um2: area per instance in µm² (0 when unknown).
         keep: tensors this level may hold (``None`` = any); bypass: tensors it never holds.
-        energy_source: where the energies came from (``"45nm table, Accelergy scaling"``, ``"spec"``, ``"ERT"``).
+        energy_source: where the energies came from (``"45nm table, Accelergy scaling"``,
+            ``"spec"``, ``"ERT"``).
     """
 
     name: str
@@ -173,8 +174,10 @@ class OperandSparsity(_Frozen):
         hierarchical: HighLight-style hierarchical patterns.
         unstructured: True when the engine skips arbitrary zeros (DSTC-like, bitmask formats).
         metadata_bits: bits of metadata per kept value; ``None`` = pattern default ceil(log2 M).
-        metadata_level: name of the level whose metadata storage holds it (``None`` = alongside data).
-        action: ``"skip"`` (ineffectual work costs no cycles nor energy) or ``"gate"`` (costs cycles,
+        metadata_level: name of the level whose metadata storage holds it (``None`` = alongside
+            data).
+        action: ``"skip"`` (ineffectual work costs no cycles nor energy) or ``"gate"`` (costs
+            cycles,
             gated energy).
     """
 
@@ -196,7 +199,8 @@ class OperandSparsity(_Frozen):
 
 
 class SparsitySupport(_Frozen):
-    """Structured-sparsity support per GEMM operand: ``A`` (weights, M×K) and ``B`` (activations, K×N)."""
+    """Structured-sparsity support per GEMM operand: ``A`` (weights, M×K) and ``B``
+    (activations, K×N)."""
 
     A: OperandSparsity = Field(default_factory=OperandSparsity)
     B: OperandSparsity = Field(default_factory=OperandSparsity)
@@ -235,6 +239,9 @@ class Architecture(_Frozen):
         sparsity: structured-sparsity support per operand.
         tasd_unit: optional activation-decomposition unit.
         source: file the spec came from (for messages), or ``None``.
+        container_parents: Timeloop container name -> the storage level just above it (where the
+            container's spatial fan-out starts); used to fold ``inter_<Container>_spatial``
+            mapping targets. Empty for specs not read from Timeloop files.
     """
 
     name: str = "arch"
@@ -244,6 +251,7 @@ class Architecture(_Frozen):
     sparsity: SparsitySupport = Field(default_factory=SparsitySupport)
     tasd_unit: TasdUnit | None = None
     source: str | None = None
+    container_parents: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> Architecture:

@@ -27,7 +27,8 @@ class LevelMapping(_Frozen):
     Attributes:
         target: level name.
         temporal: dimension -> temporal factor at this level (missing = 1).
-        temporal_permutation: dimensions inner to outer (missing dimensions are innermost, factor 1).
+        temporal_permutation: dimensions inner to outer (missing dimensions are innermost,
+            factor 1).
         spatial: dimension -> spatial factor over the fan-out below this level (missing = 1).
         spatial_permutation: dimensions inner to outer.
         split: spatial dimensions [0, split) of the permutation go to X, the rest to Y.
@@ -71,6 +72,8 @@ class Mapping(_Frozen):
 
     levels: tuple[LevelMapping, ...]
     source: str | None = None
+    locations: dict[str, tuple[int, str]] = Field(default_factory=dict)
+    """Level name -> (line, key path) of the entry that defines it in ``source`` (for messages)."""
 
     def level(self, name: str) -> LevelMapping:
         """The level mapping for ``name``."""

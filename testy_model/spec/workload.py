@@ -117,7 +117,9 @@ class Problem(_Frozen):
             for rank in ds.projection:
                 for dim, coef in rank:
                     if dim not in self.dimensions:
-                        raise ValueError(f"data space {ds.name!r} projects unknown dimension {dim!r}")
+                        raise ValueError(
+                            f"data space {ds.name!r} projects unknown dimension {dim!r}"
+                        )
                     if isinstance(coef, str) and coef not in self.coefficients:
                         raise ValueError(
                             f"data space {ds.name!r} uses unknown coefficient {coef!r}"
@@ -240,8 +242,11 @@ def conv2d(
     dw, dh = (dilation, dilation) if isinstance(dilation, int) else dilation
     if c % groups or m % groups:
         raise ValueError(f"channels C={c}, M={m} are not divisible by groups={groups}")
-    dims = ("G", "C", "M", "R", "S", "N", "P", "Q") if groups > 1 else (
-        "C", "M", "R", "S", "N", "P", "Q")
+    dims = (
+        ("G", "C", "M", "R", "S", "N", "P", "Q")
+        if groups > 1
+        else ("C", "M", "R", "S", "N", "P", "Q")
+    )
     bounds = {"C": c // groups, "M": m // groups, "R": r, "S": s, "N": n, "P": p, "Q": q}
     g_rank: tuple = ((("G", 1),),) if groups > 1 else ()
     if groups > 1:

@@ -1,0 +1,123 @@
+"""Every shipped architecture and mapping loads and validates; derived numbers checked by hand.
+
+Hand derivations (from the YAML text of arch_specs/):
+- Hierarchy (all designs): DRAM (1 instance) -> SMEM (1) -> Subpartition meshY 4 -> RF (4) ->
+  PE meshX 16 x meshY 16 -> LRF (4 x 256 = 1024, mesh_x 16) -> MAC (1024). Fan-outs: 1, 4, 256, 1.
+- Capacities: SMEM 4096 x 512 b / 8 b = 262,144 words; RF 2048 x 8 / 8 = 2048; LRF 1 x 8 / 8 = 1.
+- Bandwidths: DRAM 32 words/cycle x 8 b = 256 b/cycle; SMEM 42 x 8 = 336 b/cycle.
+- tc_dense energies (spec, from the study's ERT): SMEM read 536.05005 / 64 = 8.37578 pJ/word.
+- Table-derived energies (vegeta, highlight, s2ta): SMEM 4096 x 512 is equally far (in log space)
+  from 2048 x 256 and 8192 x 256; the earlier entry, 2048 x 256 (read 51.87, write 66.31 pJ per
+  256-b row), wins: read per word = 51.87 x (512/256) x (4096/2048)^0.78 / 64
+  = 51.87 x 2 x 1.71713 / 64 = 2.78334 pJ; write = 66.31 x 2 x 1.71713 / 64 = 3.55822 pJ.
+  RF 2048 x 8: nearest scratchpad 192 x 16 (distance ln(10.67) + ln 2 = 3.06, vs 3.47 for
+  2048 x 256): read = 0.68 x (8/16) x (2048/192)^0.78 = 0.68 x 0.5 x 6.33679 = 2.15451 pJ.
+  LRF depth 1: register 0.009 pJ/bit x 8 b = 0.072 pJ. DRAM LPDDR4 8 pJ/bit x 8 b = 64 pJ.
+  MAC int8: 0.315 pJ.
+- Mapping (all designs, M512-K1024-N256): RF keeps Z; Z tile at RF = M 16 (RF spatial) x N 128
+  (LRF temporal) = 2048 words = the RF's capacity exactly. SMEM keeps B: N 128 x K 1024 = 131,072.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import pytest
+
+from testy_model.spec import load_any, load_arch, load_mapping, load_problem, validate_mapping
+from testy_model.spec.validate import tile_extents, tile_words
+from testy_model.tasd.pattern import NMPattern
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHS = sorted(p.stem for p in (ROOT / "arch_specs").glob("*.yaml"))
+BASES = ["tc_dense", "stc_2of4", "vegeta", "highlight", "s2ta"]
+PROBLEM = ROOT / "mappings" / "problem_M512-K1024-N256.yaml"
+
+
+def _mapping_for(name: str) -> Path:
+    """The shipped mapping of a design (TASD variants share their base engine's; designs added
+    later with the same hierarchy and no mapping of their own use the dense engine's)."""
+    own = ROOT / "mappings" / f"{name.removesuffix('_tasd')}_M512-K1024-N256.yaml"
+    return own if own.exists() else ROOT / "mappings" / "tc_dense_M512-K1024-N256.yaml"
+
+
+def test_all_designs_shipped() -> None:
+    assert set(BASES) | {f"{b}_tasd" for b in BASES if b != "tc_dense"} <= set(ARCHS)
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_arch_loads_without_warnings_and_hierarchy(name: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        arch = load_arch(ROOT / "arch_specs" / f"{name}.yaml")
+    assert arch.level_names == ("DRAM", "SMEM", "RF", "LRF")
+    assert [lvl.instances for lvl in arch.levels] == [1, 1, 4, 1024]
+    assert [arch.fanout(i) for i in range(4)] == [1, 4, 256, 1]
+    assert [lvl.capacity_words for lvl in arch.levels] == [math.inf, 262144, 2048, 1]
+    assert arch.level("DRAM").read_bandwidth == 256
+    assert arch.level("SMEM").read_bandwidth == 336
+    assert arch.peak_macs_per_cycle == 1024
+    assert arch.compute.mesh_x == 16
+    assert arch.level("LRF").keep == ("A",)
+    assert (arch.tasd_unit is not None) == name.endswith("_tasd")
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_shipped_mapping_validates(name: str) -> None:
+    arch = load_arch(ROOT / "arch_specs" / f"{name}.yaml")
+    prob = load_problem(PROBLEM)
+    mp = load_mapping(_mapping_for(name), arch, prob)
+    validate_mapping(mp, arch, prob)
+    rf = arch.level_index("RF")
+    assert tile_words(prob, "Z", tile_extents(mp, arch, prob, rf)) == 16 * 128 == 2048
+    smem = arch.level_index("SMEM")
+    assert tile_words(prob, "B", tile_extents(mp, arch, prob, smem)) == 128 * 1024
+
+
+def test_every_mapping_file_loads() -> None:
+    files = sorted((ROOT / "mappings").glob("*.yaml"))
+    assert len(files) >= 6
+    for f in files:
+        parts = load_any(f)
+        assert set(parts) <= {"mapping", "problem"} and parts
+
+
+def test_tc_dense_spec_energies() -> None:
+    arch = load_arch(ROOT / "arch_specs" / "tc_dense.yaml")
+    assert arch.level("SMEM").read_energy == pytest.approx(536.05005 / 64)
+    assert arch.level("SMEM").energy_source == "spec"
+    assert arch.compute.mac_energy == pytest.approx(0.44688)
+    assert arch.sparsity.A.patterns == ()
+
+
+def test_table_energies_vegeta() -> None:
+    arch = load_arch(ROOT / "arch_specs" / "vegeta.yaml")
+    smem = arch.level("SMEM")
+    assert smem.read_energy == pytest.approx(2.78334, rel=1e-4)
+    assert smem.write_energy == pytest.approx(3.55822, rel=1e-4)
+    assert "2048x256" in smem.energy_source
+    assert arch.level("RF").read_energy == pytest.approx(2.15451, rel=1e-4)
+    assert arch.level("LRF").read_energy == pytest.approx(0.072)
+    assert arch.level("DRAM").read_energy == pytest.approx(64.0)
+    assert arch.compute.mac_energy == pytest.approx(0.315)
+    # metadata SRAM 8192 x 64 is an exact table entry: 25.95 pJ per 64-b line = 0.405469 pJ/bit
+    assert smem.metadata_read_energy == pytest.approx(25.95 / 64)
+
+
+def test_sparsity_blocks() -> None:
+    def pats(name: str, op: str) -> list[str]:
+        arch = load_arch(ROOT / "arch_specs" / f"{name}.yaml")
+        return [str(p) for p in arch.sparsity.operand(op).patterns]
+
+    assert pats("stc_2of4", "A") == ["2:4"] and pats("stc_2of4", "B") == []
+    assert pats("vegeta", "A") == ["1:4", "2:4", "4:4"]
+    assert pats("s2ta", "A") == pats("s2ta", "B") == ["1:8", "2:8", "4:8", "8:8"]
+    hl = load_arch(ROOT / "arch_specs" / "highlight.yaml").sparsity.A.hierarchical
+    assert [str(h) for h in hl][-1] == "1:4(2:4)"
+    assert hl[-1].density == pytest.approx(0.25 * 0.5)
+    stc = load_arch(ROOT / "arch_specs" / "stc_2of4_tasd.yaml")
+    assert stc.sparsity.A.metadata_bits == 2 and stc.sparsity.A.metadata_level == "SMEM"
+    assert stc.tasd_unit is not None and stc.tasd_unit.count == 16
+    assert NMPattern.parse("2:4").fits(stc.sparsity.A.patterns[0])

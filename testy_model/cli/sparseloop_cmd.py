@@ -1,0 +1,108 @@
+"""``testy-model study``: evaluate a Sparseloop case folder, beside Sparseloop's own numbers.
+
+    testy-model study CASE_DIR [--ert ERT.yaml] [--art ART.yaml] [--json out.json]
+
+CASE_DIR holds ``aggregated_input.yaml`` and ``map.yaml`` (and usually ``ERT.yaml``/``ART.yaml``,
+used unless ``--ert``/``--art`` name others). When it also holds ``reference_stats.txt`` the table
+shows Sparseloop's actual counts beside ours.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from testy_model.cli.app import app, console, user_errors
+
+
+@app.command("study")
+@user_errors
+def study_command(
+    case_dir: Annotated[
+        str, typer.Argument(help="Sparseloop case folder (aggregated_input.yaml, map.yaml)")
+    ],
+    ert: Annotated[
+        str | None, typer.Option("--ert", help="Accelergy ERT.yaml (pJ per action)")
+    ] = None,
+    art: Annotated[
+        str | None, typer.Option("--art", help="Accelergy ART.yaml (µm² per instance)")
+    ] = None,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="write the JSON report here")
+    ] = None,
+) -> None:
+    """Evaluate a Sparseloop case (actual/gated/skipped per level, cycles, energy)."""
+    from testy_model.errors import SpecError
+    from testy_model.sparseloop_study import evaluate_loaded, load_case, parse_reference_stats
+    from testy_model.spec.accelergy import apply_art, apply_ert, load_art, load_ert
+
+    d = Path(case_dir)
+    if not d.is_dir():
+        raise SpecError("not a folder (expected a Sparseloop case folder)", file=str(d))
+    case = load_case(d)
+    if ert is not None:
+        table = load_ert(ert)
+        case = case._replace(arch=apply_ert(case.arch, table), ert=table)
+    if art is not None:
+        areas = load_art(art)
+        case = case._replace(arch=apply_art(case.arch, areas), art=areas)
+    rep = evaluate_loaded(case, name=str(d))
+    ref_path = d / "reference_stats.txt"
+    ref = parse_reference_stats(ref_path) if ref_path.is_file() else None
+    t = Table(title=f"{d} (per instance; Sparseloop in brackets)" if ref else str(d))
+    for col in (
+        "level",
+        "tensor",
+        "inst",
+        "reads",
+        "fills",
+        "updates",
+        "gated",
+        "skipped",
+        "energy µJ",
+    ):
+        t.add_column(col, justify="left" if col in ("level", "tensor") else "right")
+    for lv in rep.levels:
+        for name, ts in lv.tensors.items():
+            cells = []
+            for kind in ("reads", "fills", "updates"):
+                ours = getattr(ts, kind).actual
+                theirs = (
+                    (ref or {}).get("levels", {}).get(lv.name, {}).get(name, {}).get(kind)
+                    if ref
+                    else None
+                )
+                cells.append(f"{ours:,.0f}" + (f" [{theirs:,.0f}]" if theirs is not None else ""))
+            gated = ts.reads.gated + ts.updates.gated
+            skipped = ts.reads.skipped + ts.updates.skipped
+            t.add_row(
+                lv.name,
+                name,
+                f"{lv.utilized_instances:,.0f}",
+                *cells,
+                f"{gated:,.0f}",
+                f"{skipped:,.0f}",
+                f"{ts.energy_pj / 1e6:,.3f}",
+            )
+    c = rep.compute
+    t.add_row(
+        "MAC",
+        "",
+        f"{c.utilized_instances:,.0f}",
+        f"{c.actual:,.0f} MACs",
+        "",
+        "",
+        f"{c.gated:,.0f}",
+        f"{c.skipped:,.0f}",
+        f"{c.energy_pj / 1e6:,.3f}",
+    )
+    console.print(t)
+    line = f"total: {rep.cycles:,.0f} cycles, {rep.energy_uj:,.2f} µJ"
+    if ref:
+        line += f"  (Sparseloop: {ref['cycles']:,} cycles, {ref['energy_uj']:,.2f} µJ)"
+    console.print(line)
+    if json_out:
+        Path(json_out).write_text(rep.to_json())

@@ -1,0 +1,87 @@
+"""Latency formulas (cycles), each in one place with its equation and units.
+
+Compute: a term GEMM of pattern n:m on an operand whose hardware runs p:q patterns executes on the
+smallest listed p:q that contains n:m (``NMPattern.fits``) at ``p/q`` of the dense work; with no
+containing pattern it runs dense (ratio 1). An engine that skips arbitrary zeros (``unstructured``)
+runs at the operand's kept density; a ``gate`` action saves no cycles.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from testy_model.spec.arch import OperandSparsity
+from testy_model.tasd.pattern import NMPattern
+
+
+@lru_cache(maxsize=4096)
+def hardware_pattern(pattern: NMPattern | None, support: OperandSparsity) -> NMPattern | None:
+    """The smallest hardware pattern p:q of ``support`` containing ``pattern`` (None: dense)."""
+    if pattern is None or pattern.is_dense:
+        return None
+    for hw in sorted(support.patterns):
+        if pattern.fits(hw):
+            return hw
+    return None
+
+
+def work_ratio(
+    pattern: NMPattern | None, density: float | np.ndarray, support: OperandSparsity
+) -> float | np.ndarray:
+    """Fraction of the dense MAC work (and cycles) the engine spends on one operand term.
+
+    Equation: ``p/q`` of the smallest containing hardware pattern; ``density`` when the engine
+    skips unstructured zeros and no pattern applies; 1 otherwise, and 1 for a ``gate`` action
+    (gating saves energy, not cycles). Dimensionless.
+    """
+    if support.action == "gate":
+        return 1.0
+    hw = hardware_pattern(pattern, support)
+    if hw is not None:
+        return hw.density
+    if support.unstructured:
+        d = np.minimum(1.0, density)
+        return float(d) if np.ndim(d) == 0 else d
+    return 1.0
+
+
+def compute_cycles(temporal_iterations: np.ndarray, work: np.ndarray) -> np.ndarray:
+    """Compute cycles = Π temporal factors × Σ_terms work ratio (cycles).
+
+    ``temporal_iterations`` is the dense cycle count of one term (MACs / (MAC units × spatial
+    utilisation), i.e. the product of all temporal loop bounds); ``work`` the summed per-term
+    work ratios (``Σ_i Σ_j r_Ai·r_Bj``).
+    """
+    return temporal_iterations * work
+
+
+def bandwidth_cycles(
+    read_bits: np.ndarray, write_bits: np.ndarray, read_bw: np.ndarray, write_bw: np.ndarray
+) -> np.ndarray:
+    """Cycles a level needs to move its traffic: max(read bits / read bw, write bits / write bw).
+
+    Bits per instance over bits/cycle per instance; an unlimited (``inf``) bandwidth costs 0.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(np.isinf(read_bw), 0.0, read_bits / read_bw)
+        w = np.where(np.isinf(write_bw), 0.0, write_bits / write_bw)
+    return np.maximum(r, w)
+
+
+def tasd_unit_cycles(
+    values: np.ndarray, block: np.ndarray, cycles_per_block: np.ndarray, count: np.ndarray
+) -> np.ndarray:
+    """Cycles to decompose ``values`` activations at run time: ceil(values/block)·c_blk / units."""
+    return np.ceil(values / block) * cycles_per_block / count
+
+
+def overlapped_latency(compute: np.ndarray, levels: np.ndarray, tasd: np.ndarray) -> np.ndarray:
+    """Double-buffered latency: max(compute, every level's bandwidth cycles, TASD unit) (cycles)."""
+    return np.maximum(np.maximum(compute, levels.max(axis=-1)), tasd)
+
+
+def serial_latency(compute: np.ndarray, levels: np.ndarray, tasd: np.ndarray) -> np.ndarray:
+    """Non-overlapped latency: compute + Σ level bandwidth cycles + TASD unit (cycles)."""
+    return compute + levels.sum(axis=-1) + tasd

@@ -1,0 +1,188 @@
+"""Per-layer TASD plans: which series each layer's weights and activations use.
+
+Inline form (CLI ``--plan``): ``"W=2:8+1:8,A=dense"`` sets the default for every layer; per-layer
+overrides follow after ``;`` as ``NAME:W=...,A=...``, e.g. ``"W=2:4;conv1:W=dense"``.
+
+YAML form (``plan.yaml``), reloadable with :meth:`Plan.to_yaml_text`::
+
+    plan:
+      default: {weights: "2:8+1:8", activations: dense}
+      layers:
+        conv1: {weights: dense}
+
+A missing series means ``dense``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+from testy_model.errors import SpecError
+from testy_model.tasd.pattern import TasdSeries
+
+
+class LayerPlan(BaseModel):
+    """One layer's series: ``weights`` (decomposed offline), ``activations`` (at run time)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    weights: TasdSeries = Field(default_factory=TasdSeries)
+    activations: TasdSeries = Field(default_factory=TasdSeries)
+
+    @field_validator("weights", "activations", mode="before")
+    @classmethod
+    def _parse(cls, v: object) -> TasdSeries:
+        return TasdSeries.parse("dense" if v is None else v)  # type: ignore[arg-type]
+
+    @field_serializer("weights", "activations")
+    def _ser(self, v: TasdSeries) -> str:
+        return str(v)
+
+    def __str__(self) -> str:
+        return f"W={self.weights},A={self.activations}"
+
+    @property
+    def is_dense(self) -> bool:
+        """True when neither operand is decomposed."""
+        return self.weights.is_dense and self.activations.is_dense
+
+
+class Plan(BaseModel):
+    """A default :class:`LayerPlan` plus per-layer overrides (by layer name)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default: LayerPlan = Field(default_factory=LayerPlan)
+    layers: dict[str, LayerPlan] = Field(default_factory=dict)
+
+    def for_layer(self, name: str) -> LayerPlan:
+        """The plan of layer ``name`` (the default when not overridden)."""
+        return self.layers.get(name, self.default)
+
+    @classmethod
+    def dense(cls) -> Plan:
+        """Every layer dense."""
+        return cls()
+
+    @classmethod
+    def parse(cls, text: str) -> Plan:
+        """Parse the inline form (module docstring); :class:`SpecError` quoting the bad part."""
+        parts = [p.strip() for p in text.split(";")]
+        default = LayerPlan()
+        layers: dict[str, LayerPlan] = {}
+        for i, part in enumerate(parts):
+            if not part:
+                continue
+            name = None
+            body = part
+            head, sep, rest = part.partition(":")
+            if sep and "=" not in head:
+                name, body = head.strip(), rest
+            base = default if name is not None else LayerPlan()
+            lp = _parse_assignments(body, text, base)
+            if name is None:
+                if i != 0:
+                    raise SpecError(
+                        f"plan {text!r}: part {part!r} has no layer name (expected "
+                        "'NAME:W=...,A=...' after the first ';')"
+                    )
+                default = lp
+            else:
+                layers[name] = lp
+        return cls(default=default, layers=layers)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        """Load a YAML plan (module docstring); errors name the file, line and key."""
+        from testy_model.spec.yaml_io import load_yaml_with_marks, spec_error_at
+
+        file = str(path)
+        data, marks = load_yaml_with_marks(path)
+        root: Any = data.get("plan", data) if isinstance(data, dict) else data
+        top = ("plan",) if isinstance(data, dict) and "plan" in data else ()
+        if not isinstance(root, dict):
+            raise spec_error_at(file, marks, top, "expected a mapping with 'default'/'layers'")
+        unknown = set(root) - {"default", "layers"}
+        if unknown:
+            raise spec_error_at(
+                file, marks, (*top, sorted(unknown)[0]), "unknown key (expected default, layers)"
+            )
+
+        def one(node: Any, where: tuple) -> LayerPlan:
+            if node is None:
+                return LayerPlan()
+            if not isinstance(node, dict):
+                raise spec_error_at(file, marks, where, "expected {weights: ..., activations: ...}")
+            for k in node:
+                if k not in ("weights", "activations"):
+                    raise spec_error_at(
+                        file, marks, (*where, k), "unknown key (expected weights, activations)"
+                    )
+            out = {}
+            for k, v in node.items():
+                try:
+                    out[k] = TasdSeries.parse("dense" if v is None else str(v))
+                except ValueError as err:
+                    raise spec_error_at(file, marks, (*where, k), str(err)) from None
+            return LayerPlan(**out)
+
+        default = one(root.get("default"), (*top, "default"))
+        layers_node = root.get("layers") or {}
+        if not isinstance(layers_node, dict):
+            raise spec_error_at(file, marks, (*top, "layers"), "expected a mapping of layer names")
+        layers = {str(k): one(v, (*top, "layers", k)) for k, v in layers_node.items()}
+        return cls(default=default, layers=layers)
+
+    @classmethod
+    def coerce(cls, plan: Plan | str | Path | None) -> Plan:
+        """A plan from a :class:`Plan`, an inline string, a ``.yaml``/``.yml`` path or None."""
+        if plan is None:
+            return cls()
+        if isinstance(plan, Plan):
+            return plan
+        text = str(plan)
+        if isinstance(plan, Path) or text.endswith((".yaml", ".yml")):
+            return cls.load(text)
+        return cls.parse(text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (the YAML form's content)."""
+        return {
+            "plan": {
+                "default": self.default.model_dump(),
+                "layers": {k: v.model_dump() for k, v in self.layers.items()},
+            }
+        }
+
+    def to_yaml_text(self) -> str:
+        """YAML text that :meth:`load` reads back to an equal plan."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def __str__(self) -> str:
+        s = str(self.default)
+        for k, v in self.layers.items():
+            s += f";{k}:{v}"
+        return s
+
+
+def _parse_assignments(body: str, text: str, base: LayerPlan) -> LayerPlan:
+    vals = {"weights": base.weights, "activations": base.activations}
+    for item in body.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, val = item.partition("=")
+        k = key.strip().upper()
+        if not sep or k not in ("W", "A"):
+            raise SpecError(
+                f"plan {text!r}: {item!r} is not W=SERIES or A=SERIES (e.g. 'W=2:8+1:8,A=dense')"
+            )
+        try:
+            vals["weights" if k == "W" else "activations"] = TasdSeries.parse(val)
+        except ValueError as err:
+            raise SpecError(f"plan {text!r}: {err}") from None
+    return LayerPlan(**vals)

@@ -1,0 +1,515 @@
+"""Sparseloop compatibility: load a Sparseloop case folder and evaluate it with this tool's model.
+
+A case folder (as in the Sparseloop artifact's sparse-tensor-core study) holds
+``aggregated_input.yaml`` (Timeloop v0.3 architecture, problem, ``sparse_optimizations``),
+``map.yaml`` (the mapping), ``ERT.yaml`` and ``ART.yaml`` (Accelergy energies, areas).
+
+The pipeline reads as: load specs (``spec.arch_loader``/``problem_loader``/``mapping_loader``,
+``spec.sparseloop``, ``spec.accelergy``) -> loops of the mapping -> dense per-level counts ->
+sparse split (``model.sparse``) -> energy, cycles -> :class:`StudyReport`.
+
+Energy (pJ), for every level l and tensor t, with per-word energies e = ERT vector energy /
+block_size and per-bit metadata energies e_md = ERT metadata energy / metadata_width:
+    E_l,t = reads_actual·e_read + (fills + updates)_actual·e_write
+          + reads_gated·e_gated_read + updates_gated·e_gated_write
+          + metadata_read_bits·e_md_read + metadata_fill_bits·e_md_write
+and E_MAC = actual·mac_random + gated·mac_gated + skipped·mac_skipped (spatially skipped MACs
+cost nothing). Cycles = max(compute cycles, max_l level cycles), with level cycles =
+max(read words / read bandwidth, write words / write bandwidth) per utilized instance
+(bandwidth in words per cycle, metadata bits converted to words of ``datawidth`` bits).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from testy_model.errors import SpecError
+from testy_model.model.sparse import (
+    AccessSplit,
+    DenseLevelCounts,
+    LevelView,
+    Loop,
+    dense_level_counts,
+    fixed_structured_pattern,
+    level_cycles,
+    sparse_level_counts,
+    throttle,
+)
+from testy_model.spec.accelergy import (
+    AreaTable,
+    EnergyTable,
+    apply_art,
+    apply_ert,
+    load_art,
+    load_ert,
+)
+from testy_model.spec.arch import Architecture
+from testy_model.spec.mapping import Mapping
+from testy_model.spec.sparseloop import (
+    SparseOptimizations,
+    load_sparse_optimizations,
+    load_yaml_marked,
+    norm_key,
+    sparse_opts_from_support,
+)
+from testy_model.spec.workload import Density, Problem
+
+
+class StudyCase(NamedTuple):
+    """Everything one Sparseloop case says, in this tool's types (``stream``: level -> tensors
+    that pass through it while bypassed, the artifact's ``stream:`` lists)."""
+
+    arch: Architecture
+    problem: Problem
+    mapping: Mapping
+    sparse_opts: SparseOptimizations
+    ert: EnergyTable | None
+    art: AreaTable | None
+    stream: dict[str, frozenset[str]]
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def _fixed_structured_to_nm(problem: Problem, agg_path: Path) -> Problem:
+    """Sparseloop's ``fixed-structured`` density d < 1 becomes an explicit N:M density (see
+    :func:`fixed_structured_pattern`); the file's other distributions are kept as loaded."""
+    doc = load_yaml_marked(agg_path)
+    data = doc.data if isinstance(doc.data, dict) else {}
+    inst = (data.get("problem") or {}).get("instance") or {}
+    dens = inst.get("densities") or {}
+    new = dict(problem.densities)
+    for t, spec in dens.items():
+        if not isinstance(spec, dict):
+            continue
+        spec_n = {norm_key(k): v for k, v in spec.items()}
+        dist = str(spec_n.get("distribution", "")).replace("-", "_")
+        d = float(spec_n.get("density", 1.0))
+        if dist != "fixed_structured" or t not in problem.tensor_names:
+            continue
+        pat = fixed_structured_pattern(d)
+        new[t] = (
+            Density()
+            if d >= 1.0
+            else (
+                Density(kind="nm", pattern=f"{pat[0]}:{pat[1]}")
+                if pat
+                else Density(kind="bernoulli", density=d)
+            )
+        )
+    return problem.model_copy(update={"densities": new})
+
+
+def load_stream(map_path: str | Path) -> dict[str, frozenset[str]]:
+    """The ``stream:`` lists of the ``datatype`` entries of a Sparseloop mapping file.
+
+    Raises:
+        SpecError: a ``stream`` that is not a list of names (file, line, key path).
+    """
+    doc = load_yaml_marked(map_path)
+    data = doc.data
+    entries = data.get("mapping") if isinstance(data, dict) else data
+    out: dict[str, frozenset[str]] = {}
+    for i, e in enumerate(entries or []):
+        if not isinstance(e, dict) or e.get("type") != "datatype" or "stream" not in e:
+            continue
+        s = e["stream"] or []
+        if not isinstance(s, list):
+            raise doc.error(("mapping", i, "stream"), "expected a list of data-space names")
+        out[str(e.get("target"))] = frozenset(str(x) for x in s)
+    return out
+
+
+def load_case(case_dir: str | Path) -> StudyCase:
+    """Load a Sparseloop case folder into this tool's types, with the ERT/ART (when present)
+    applied to the architecture.
+
+    Raises:
+        SpecError: a missing file or anything the loaders reject (file, line, key path).
+    """
+    from testy_model.spec.arch_loader import load_arch
+    from testy_model.spec.mapping_loader import load_mapping
+    from testy_model.spec.problem_loader import load_problem
+
+    d = Path(case_dir)
+    agg, mp = d / "aggregated_input.yaml", d / "map.yaml"
+    for f in (agg, mp):
+        if not f.is_file():
+            raise SpecError(
+                "missing file (a Sparseloop case needs aggregated_input.yaml and map.yaml)",
+                file=str(f),
+            )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # v0.3 attributes this tool does not use
+        arch = load_arch(agg)
+        problem = _fixed_structured_to_nm(load_problem(agg), agg)
+        mapping = load_mapping(mp, arch, problem)
+    opts = load_sparse_optimizations(agg)
+    known = {*arch.level_names, arch.compute.name}
+    for t in opts.targets:
+        if t.name not in known:
+            raise SpecError(
+                f"sparse_optimizations target {t.name!r} is not a level of the architecture "
+                f"(expected one of {sorted(known)})",
+                file=str(agg),
+            )
+    ert = load_ert(d / "ERT.yaml") if (d / "ERT.yaml").is_file() else None
+    art = load_art(d / "ART.yaml") if (d / "ART.yaml").is_file() else None
+    if ert is not None:
+        arch = apply_ert(arch, ert)
+    if art is not None:
+        arch = apply_art(arch, art)
+    return StudyCase(arch, problem, mapping, opts, ert, art, load_stream(mp))
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AccessCounts(_Model):
+    """Words of one access kind, per utilized instance."""
+
+    algorithmic: float
+    actual: float
+    gated: float
+    skipped: float
+
+
+class TensorLevelStats(_Model):
+    """One tensor at one level: per-instance reads, fills, updates (actual/gated/skipped), format
+    metadata and payload words per rank (inner to outer), and energy (pJ, all instances)."""
+
+    tile: int
+    format: str
+    reads: AccessCounts
+    fills: AccessCounts
+    updates: AccessCounts
+    metadata_reads: list[float] = Field(default_factory=list)
+    metadata_fills: list[float] = Field(default_factory=list)
+    payload_reads: list[float] = Field(default_factory=list)
+    payload_fills: list[float] = Field(default_factory=list)
+    energy_pj: float
+
+
+class LevelStats(_Model):
+    """One storage level: utilized instances, its bandwidth cycles, throttling, energy (pJ)."""
+
+    name: str
+    utilized_instances: float
+    cycles: float
+    throttling: float
+    energy_pj: float
+    tensors: dict[str, TensorLevelStats]
+
+
+class ComputeStats(_Model):
+    """MACs (totals): algorithmic, actual, gated, skipped; utilized units; cycles; energy (pJ)."""
+
+    algorithmic: float
+    actual: float
+    gated: float
+    skipped: float
+    utilized_instances: float
+    cycles: float
+    energy_pj: float
+
+
+class StudyReport(_Model):
+    """Result of :func:`evaluate_case`: cycles, energy (pJ), per-level and compute statistics."""
+
+    case: str
+    cycles: float
+    energy_pj: float
+    compute: ComputeStats
+    levels: list[LevelStats]
+
+    @property
+    def energy_uj(self) -> float:
+        """Total energy in µJ."""
+        return self.energy_pj * 1e-6
+
+    def level(self, name: str) -> LevelStats:
+        """Statistics of level ``name``."""
+        for lv in self.levels:
+            if lv.name == name:
+                return lv
+        raise KeyError(f"no level {name!r}")
+
+    def to_json(self) -> str:
+        """The report as JSON text."""
+        return json.dumps(self.model_dump(), indent=2)
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------
+
+
+def mapping_loops(arch: Architecture, mapping: Mapping) -> list[Loop]:
+    """The mapping's loops outer to inner: per level (outermost first) its temporal loops
+    (permutation reversed: files list inner to outer), then its spatial loops. Factor-1 loops
+    are dropped; dimensions missing from a permutation are innermost."""
+    loops: list[Loop] = []
+    for li, name in enumerate(arch.level_names):
+        try:
+            lm = mapping.level(name)
+        except KeyError:
+            continue
+        for spatial, factors, perm in (
+            (False, lm.temporal, lm.temporal_permutation),
+            (True, lm.spatial, lm.spatial_permutation),
+        ):
+            order = [d for d in reversed(perm) if d in factors]
+            order += [d for d in factors if d not in order][::-1]
+            loops += [Loop(li, spatial, d, int(factors[d])) for d in order if factors[d] > 1]
+    return loops
+
+
+def level_views(case: StudyCase) -> list[LevelView]:
+    """Keep/stream sets and bandwidths (words/cycle) of every level of ``case``."""
+    views = []
+    for lvl in case.arch.levels:
+        try:
+            lm = case.mapping.level(lvl.name)
+            keep = frozenset(
+                t
+                for t in case.problem.tensor_names
+                if (lm.keeps(t) if lm.keeps(t) is not None else lvl.keeps(t))
+            )
+        except KeyError:
+            keep = frozenset(t for t in case.problem.tensor_names if lvl.keeps(t))
+        dw = lvl.datawidth
+        views.append(
+            LevelView(
+                name=lvl.name,
+                keep=keep,
+                stream=case.stream.get(lvl.name, frozenset()) - keep,
+                read_bw=lvl.read_bandwidth / dw if lvl.read_bandwidth else None,
+                write_bw=lvl.write_bandwidth / dw if lvl.write_bandwidth else None,
+                datawidth=dw,
+            )
+        )
+    return views
+
+
+def _energies(case: StudyCase, name: str) -> dict[str, float]:
+    """Per-word / per-bit / per-MAC energies (pJ) of component ``name`` (ERT first, else the
+    architecture's own numbers)."""
+    arch, ert = case.arch, case.ert
+    if name == arch.compute.name:
+        c = arch.compute
+        e = {"mac_random": c.mac_energy, "mac_gated": c.gated_mac_energy, "mac_skipped": 0.0}
+        if ert is not None and ert.has(name):
+            e = {k: ert.energy(name, k) for k in e}
+        return e
+    lvl = arch.level(name)
+    e = {
+        "read": lvl.read_energy,
+        "write": lvl.write_energy,
+        "gated_read": 0.0,
+        "gated_write": 0.0,
+        "metadata_read": lvl.metadata_read_energy,
+        "metadata_write": lvl.metadata_write_energy,
+    }
+    if ert is not None and ert.has(name):  # the ERT is authoritative: unlisted actions cost 0
+        for k in ("read", "write", "gated_read", "gated_write"):
+            e[k] = ert.energy(name, k) / lvl.block_size
+        for k in ("metadata_read", "metadata_write"):
+            w = lvl.metadata_width
+            e[k] = ert.energy(name, k) / w if w else 0.0
+    return e
+
+
+def _per_instance(a: AccessSplit, per: float) -> AccessCounts:
+    """Totals of one access kind scaled by ``per`` = 1 / utilized instances."""
+    return AccessCounts(
+        algorithmic=a.algorithmic * per,
+        actual=a.actual * per,
+        gated=a.gated * per,
+        skipped=a.skipped * per,
+    )
+
+
+def evaluate_loaded(case: StudyCase, name: str = "case") -> StudyReport:
+    """Evaluate a loaded case (see the module docstring for the equations)."""
+    problem = case.problem
+    views = level_views(case)
+    loops = mapping_loops(case.arch, case.mapping)
+    dense: DenseLevelCounts = dense_level_counts(problem, views, loops)
+    sp = sparse_level_counts(problem, views, dense, case.sparse_opts, case.arch.compute.name)
+    levels_out: list[dict[str, Any]] = []
+    total = 0.0
+    max_level_cycles = 0.0
+    for li, lv in enumerate(views):
+        e = _energies(case, lv.name)
+        inst = sp.utilized_instances[li]
+        per = 1.0 / inst if inst > 0 else 0.0
+        tens: dict[str, TensorLevelStats] = {}
+        lvl_energy = 0.0
+        rwords = wwords = 0.0
+        for t, st in sp.levels[li].items():
+            en = (
+                st.reads.actual * e["read"]
+                + (st.fills.actual + st.updates.actual) * e["write"]
+                + st.reads.gated * e["gated_read"]
+                + st.updates.gated * e["gated_write"]
+                + st.metadata_read_bits * e["metadata_read"]
+                + st.metadata_fill_bits * e["metadata_write"]
+            )
+            lvl_energy += en
+            rwords += st.reads.actual + st.metadata_read_bits / lv.datawidth
+            wwords += st.fills.actual + st.updates.actual + st.metadata_fill_bits / lv.datawidth
+
+            tens[t] = TensorLevelStats(
+                tile=st.tile,
+                format=st.format,
+                reads=_per_instance(st.reads, per),
+                fills=_per_instance(st.fills, per),
+                updates=_per_instance(st.updates, per),
+                metadata_reads=[w * per for w in st.metadata_read_words],
+                metadata_fills=[w * per for w in st.metadata_fill_words],
+                payload_reads=[w * per for w in st.payload_read_words],
+                payload_fills=[w * per for w in st.payload_fill_words],
+                energy_pj=en,
+            )
+        cyc = level_cycles(rwords * per, wwords * per, lv.read_bw, lv.write_bw)
+        max_level_cycles = max(max_level_cycles, cyc)
+        total += lvl_energy
+        levels_out.append(
+            {
+                "name": lv.name,
+                "utilized_instances": inst,
+                "cycles": cyc,
+                "energy_pj": lvl_energy,
+                "tensors": tens,
+            }
+        )
+    ec = _energies(case, case.arch.compute.name)
+    comp = sp.compute
+    comp_e = (
+        comp.actual * ec["mac_random"]
+        + comp.gated * ec["mac_gated"]
+        + comp.skipped * ec["mac_skipped"]
+    )
+    total += comp_e
+    cycles = max(sp.compute_cycles, max_level_cycles)
+    levels = [
+        LevelStats(throttling=throttle(sp.compute_cycles, d["cycles"]), **d) for d in levels_out
+    ]
+    return StudyReport(
+        case=name,
+        cycles=cycles,
+        energy_pj=total,
+        compute=ComputeStats(
+            algorithmic=comp.algorithmic,
+            actual=comp.actual,
+            gated=comp.gated,
+            skipped=comp.skipped,
+            utilized_instances=sp.compute_utilized,
+            cycles=sp.compute_cycles,
+            energy_pj=comp_e,
+        ),
+        levels=levels,
+    )
+
+
+def evaluate_spec(
+    arch: Architecture,
+    problem: Problem,
+    mapping: Mapping,
+    *,
+    stream: dict[str, frozenset[str]] | None = None,
+    sparse_opts: SparseOptimizations | None = None,
+    ert: EnergyTable | None = None,
+    name: str = "spec",
+) -> StudyReport:
+    """Evaluate a design described in this tool's own specs with the Sparseloop-compatible model.
+    ``sparse_opts`` defaults to :func:`sparse_opts_from_support` of ``arch.sparsity``;
+    ``ert`` (optional) overrides the architecture's energies."""
+    opts = sparse_opts if sparse_opts is not None else sparse_opts_from_support(arch, problem)
+    if ert is not None:
+        arch = apply_ert(arch, ert)
+    case = StudyCase(arch, problem, mapping, opts, ert, None, dict(stream or {}))
+    return evaluate_loaded(case, name=name)
+
+
+def evaluate_case(case_dir: str | Path) -> StudyReport:
+    """Load and evaluate a Sparseloop case folder."""
+    return evaluate_loaded(load_case(case_dir), name=str(case_dir))
+
+
+def study_cases(root: str | Path) -> list[Path]:
+    """Every case folder (holding ``aggregated_input.yaml``) under ``root``, sorted."""
+    return sorted(p.parent for p in Path(root).rglob("aggregated_input.yaml"))
+
+
+_LEVEL_RE = re.compile(r"^=== (\S+) ===\s*$")
+_TENSOR_RE = re.compile(r"^    (\w+)( \(Streamed\))?:\s*$")
+_ENERGY_RE = re.compile(r"^\s+Energy \(total\)\s*:\s*([0-9.eE+-]+) pJ")
+_STAT_RE = re.compile(
+    r"^\s+(Actual scalar|Scalar) (reads|fills|updates) \(per-instance\)\s*:\s*([0-9.eE+-]+)"
+)
+
+
+def parse_reference_stats(path: str | Path) -> dict[str, Any]:
+    """Read what Timeloop/Sparseloop printed (``reference_stats.txt``): total cycles, energy (µJ)
+    and, per level and tensor, the actual scalar reads/fills/updates per instance, and energies.
+
+    Returns ``{"cycles": int, "energy_uj": float, "levels": {level: {tensor: {"reads": .., "fills":
+    .., "updates": ..}}}, "level_energy_pj": {level or "MAC": pJ}}`` (level energies: the sum of
+    the per-tensor "Energy (total)" lines; network energies are not included).
+    Raises :class:`SpecError` when the summary is missing.
+    """
+    p = Path(path)
+    levels: dict[str, dict[str, dict[str, float]]] = {}
+    level = tensor = None
+    cycles = energy = None
+    energies: dict[str, float] = {}
+    for line in p.read_text().splitlines():
+        if line.startswith("Networks"):
+            level = tensor = None
+        m = _LEVEL_RE.match(line)
+        if m:
+            level, tensor = m.group(1), None
+            levels.setdefault(level, {})
+            continue
+        m = _TENSOR_RE.match(line)
+        if m and level is not None:
+            tensor = m.group(1)
+            levels[level].setdefault(tensor, {})
+            continue
+        m = _STAT_RE.match(line)
+        if m and level is not None and tensor is not None:
+            levels[level][tensor][m.group(2)] = float(m.group(3))
+            continue
+        m = _ENERGY_RE.match(line)
+        if m and level is not None:
+            energies[level] = energies.get(level, 0.0) + float(m.group(1))
+            continue
+        if line.startswith("Cycles:"):
+            cycles = int(line.split(":")[1])
+        elif line.startswith("Energy:"):
+            energy = float(line.split(":")[1].split()[0])
+    if cycles is None or energy is None:
+        raise SpecError(
+            "no 'Cycles:'/'Energy:' summary (expected a Timeloop stats file)", file=str(p)
+        )
+    return {
+        "cycles": cycles,
+        "energy_uj": energy,
+        "levels": {k: v for k, v in levels.items() if v},
+        "level_energy_pj": energies,
+    }

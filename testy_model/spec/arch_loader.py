@@ -1,0 +1,646 @@
+"""Timeloop-style architecture YAML -> :class:`Architecture`.
+
+Accepted forms (both may carry our ``sparsity:`` and ``tasd_unit:`` blocks beside
+``architecture:``):
+
+- **v0.4** ``architecture: {nodes: [...]}`` with ``!Container`` (``spatial: {meshX, meshY}``
+  multiplies the instances of everything after it), ``!Component`` (storage or compute),
+  ``!Parallel`` (a group of components at the same place), ``!Hierarchical`` (a nested node list)
+  and ``!Nothing`` (skipped).
+- **v0.3** ``architecture: {subtree: [...]}`` with ``local:`` component lists, ``Name[0..N]``
+  replication (N+1 copies) and component ``meshX``/``meshY`` attributes (cumulative, as in
+  Timeloop); ``data_storage_depth/width`` accepted for ``depth/width``.
+
+Conversions (units as in :mod:`testy_model.spec.arch`):
+
+- ``instances`` = product of every fan-out above the component (containers' meshes, v0.3
+  replication counts); ``mesh_x`` = product of the X fan-outs (v0.3: the ``meshX`` attribute).
+- A ``!Parallel`` group becomes consecutive levels, in listed order (outer to inner, the order
+  Timeloop's mapper writes them), with the same instances (fan-out 1 between them); each keeps the
+  tensors of its ``constraints.dataspace``. Because each keeps a disjoint tensor set, every tensor
+  sees exactly the hierarchy of the parallel buffers.
+- Bandwidths: Timeloop gives words/cycle; we store bits/cycle = words/cycle x datawidth.
+- Energies (pJ per word): our ``read_energy``/``write_energy`` attributes when given (a missing
+  write energy equals the read energy), else :mod:`testy_model.spec.energy_table`: DRAM by type
+  per bit x datawidth; depth-1 stores as registers (per bit); other SRAM/RF scaled from the nearest
+  table entry; a non-DRAM level without depth is unbounded and priced as the 16384-row entry.
+- ``datawidth`` missing: inherited from an enclosing container, else 8 bits (warned). ``width``
+  missing: ``datawidth x block_size`` (``block_size`` default 1).
+- Compute: a component whose class is ``compute``/``intmac``/``fpmac`` (or ends in ``mac``);
+  datawidth from ``datawidth`` or ``multiplier_width``; pJ/MAC from ``mac_energy`` or the table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from testy_model.errors import SpecError
+from testy_model.spec import energy_table as et
+from testy_model.spec.arch import (
+    Architecture,
+    ComputeUnit,
+    LevelConstraints,
+    SparsitySupport,
+    StorageLevel,
+    TasdUnit,
+)
+from testy_model.spec.yaml_io import Cur, Doc, apply_overrides, validation_to_spec_error
+
+#: Top-level blocks other loaders read: silently skipped by ``load_arch``.
+KNOWN_TOP_LEVEL = {
+    "architecture",
+    "sparsity",
+    "tasd_unit",
+    "name",
+    "problem",
+    "mapping",
+    "sparse_optimizations",
+    "compound_components",
+    "constraints",
+    "mapper",
+    "variables",
+    "network",
+    "ERT",
+    "ART",
+}
+
+_STORAGE_KEYS = {
+    "depth",
+    "data_storage_depth",
+    "width",
+    "data_storage_width",
+    "datawidth",
+    "word-bits",
+    "word_bits",
+    "block_size",
+    "block-size",
+    "read_bandwidth",
+    "write_bandwidth",
+    "type",
+    "metadata_storage_depth",
+    "metadata_storage_width",
+    "read_energy",
+    "write_energy",
+    "metadata_read_energy",
+    "metadata_write_energy",
+    "leakage",
+    "area_um2",
+    "area",
+    "meshX",
+    "meshY",
+    "technology",
+}
+_COMPUTE_KEYS = {
+    "datawidth",
+    "multiplier_width",
+    "mac_energy",
+    "gated_mac_energy",
+    "clock_ghz",
+    "leakage",
+    "area_um2",
+    "area",
+    "meshX",
+    "meshY",
+    "technology",
+}
+_REPL_RE = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
+
+
+@dataclass
+class _State:
+    """What the walk has found so far and the fan-out in force."""
+
+    instances: int = 1
+    mesh_x: int = 1
+    inherited: dict[str, Cur] = field(default_factory=dict)
+    levels: list[StorageLevel] = field(default_factory=list)
+    computes: list[tuple[Cur, ComputeUnit]] = field(default_factory=list)
+    container_parents: dict[str, str] = field(default_factory=dict)
+    technology: str | None = None
+
+
+def _attr(attrs: dict[str, Cur], *names: str) -> Cur | None:
+    for n in names:
+        c = attrs.get(n)
+        if c is not None and c.value is not None:
+            return c
+    return None
+
+
+def _is_compute(cls: str, subclass: str) -> bool:
+    c, s = cls.lower(), subclass.lower()
+    return c in {"compute", "intmac", "fpmac", "mac"} or c.endswith("mac") or s.endswith("mac")
+
+
+def derive_energies(
+    kind: str, depth: int | None, width: int, datawidth: int, dram_type: str | None
+) -> tuple[float, float, str]:
+    """(read, write) pJ per word and the source name, from the 45 nm table (see module doc)."""
+    if kind == "DRAM":
+        e, src = et.dram_word_energy(dram_type, datawidth)
+        return e, e, src
+    if depth == 1:
+        e = et.register_word_energy(datawidth)
+        return e, e, f"{et.TABLE_SOURCE}, register per bit"
+    r, w, src = et.sram_word_energy(depth if depth is not None else 16384, width, datawidth)
+    return r, w, src
+
+
+def _parse_factors(cur: Cur) -> dict[str, int]:
+    """Timeloop factor lists: ``"K=1 M<=8"``, ``[R=1, S=1]``, ``{K: 1}``, ``"M16 N1"``.
+
+    ``<=`` bounds are stored negative (``M<=8`` -> -8); ``>=`` bounds are ignored (warned).
+    """
+    v = cur.value
+    out: dict[str, int] = {}
+    if v is None:
+        return out
+    if isinstance(v, dict):
+        for k, c in cur.items():
+            out[k] = c.int(minimum=0)
+        return out
+    if isinstance(v, list):
+        tokens = [(c, c.str()) for c in cur.elems()]
+    elif isinstance(v, str):
+        tokens = [(cur, t) for t in v.replace(",", " ").split()]
+    else:
+        raise cur.error(f"expected factors like 'K=16 M=1' or [K=16, M=1], got {v!r}")
+    for c, tok in tokens:
+        m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z_0-9]*?)\s*(<=|>=|=)?\s*(\d+)\s*", tok)
+        if m is None:
+            raise c.error(f"cannot read factor {tok!r}; expected DIM=N, DIM<=N or DIMN")
+        dim, op, num = m.group(1), m.group(2) or "=", int(m.group(3))
+        if op == ">=":
+            c.warn(f"lower bound {tok!r} is not used by the model (ignored)")
+            continue
+        out[dim] = -num if op == "<=" else num
+    return out
+
+
+def parse_permutation(cur: Cur) -> tuple[str, ...]:
+    """A permutation: ``"KMN"`` (one letter per dimension) or a list of names."""
+    v = cur.value
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        return tuple(ch for ch in v if not ch.isspace() and ch != ",")
+    return cur.str_list()
+
+
+def _constraints(
+    cur: Cur | None,
+) -> tuple[LevelConstraints, tuple[str, ...] | None, tuple[str, ...]]:
+    """Component constraints -> (temporal LevelConstraints, keep, bypass)."""
+    if cur is None:
+        return LevelConstraints(), None, ()
+    cur.as_map()
+    cur.warn_unused({"temporal", "spatial", "dataspace"})
+    tf: dict[str, int] = {}
+    tp: tuple[str, ...] = ()
+    sf: dict[str, int] = {}
+    sp: tuple[str, ...] = ()
+    split: int | None = None
+    keep: tuple[str, ...] | None = None
+    bypass: tuple[str, ...] = ()
+    t = cur.opt("temporal")
+    if t is not None:
+        t.as_map().warn_unused({"factors", "permutation"})
+        if (f := t.opt("factors")) is not None:
+            tf = _parse_factors(f)
+        if (p := t.opt("permutation")) is not None:
+            tp = parse_permutation(p)
+    s = cur.opt("spatial")
+    if s is not None:
+        sf, sp, split = _spatial_constraints(s)
+    d = cur.opt("dataspace")
+    if d is not None:
+        d.as_map().warn_unused({"keep", "bypass"})
+        if (k := d.opt("keep")) is not None:
+            keep = k.str_list()
+        if (b := d.opt("bypass")) is not None:
+            bypass = b.str_list()
+        both = set(keep or ()) & set(bypass)
+        if both:
+            raise d.error(f"tensors {sorted(both)} are both kept and bypassed")
+    lc = LevelConstraints(
+        temporal_factors=tf,
+        temporal_permutation=tp,
+        spatial_factors=sf,
+        spatial_permutation=sp,
+        spatial_split=split,
+    )
+    return lc, keep, bypass
+
+
+def _spatial_constraints(s: Cur) -> tuple[dict[str, int], tuple[str, ...], int | None]:
+    s.as_map().warn_unused({"factors", "permutation", "split"})
+    sf = _parse_factors(s.opt("factors")) if s.opt("factors") is not None else {}
+    sp = parse_permutation(s.opt("permutation")) if s.opt("permutation") is not None else ()
+    split_cur = s.opt("split")
+    split = split_cur.int(minimum=0) if split_cur is not None else None
+    return sf, sp, split
+
+
+def _storage_level(
+    comp: Cur, name: str, cls: str, subclass: str, attrs: dict[str, Cur], st: _State
+) -> StorageLevel:
+    kind = "DRAM" if cls.upper() == "DRAM" else "SRAM"
+    dw_cur = _attr(attrs, "datawidth", "word-bits", "word_bits")
+    if dw_cur is not None:
+        datawidth = dw_cur.int(minimum=1)
+    else:
+        comp.warn("no datawidth given; assuming 8 bits per word")
+        datawidth = 8
+    depth_cur = _attr(attrs, "depth", "data_storage_depth")
+    depth = depth_cur.int(minimum=1) if depth_cur is not None else None
+    bs_cur = _attr(attrs, "block_size", "block-size")
+    block = bs_cur.int(minimum=1) if bs_cur is not None else 1
+    width_cur = _attr(attrs, "width", "data_storage_width")
+    width = width_cur.int(minimum=1) if width_cur is not None else datawidth * block
+    if kind != "DRAM":
+        low = (cls + " " + subclass).lower()
+        if "rf" in low.split("_") or "regfile" in low or "register" in low or depth == 1:
+            kind = "regfile"
+        if depth is None:
+            comp.warn("no depth given for a non-DRAM level: treated as unbounded")
+    if kind == "DRAM":
+        depth = None
+
+    def bw(key: str) -> float | None:
+        c = _attr(attrs, key)
+        return None if c is None else c.num(minimum=0, strict=True) * datawidth
+
+    type_cur = _attr(attrs, "type")
+    dram_type = type_cur.str() if type_cur is not None else None
+    re_cur, we_cur = _attr(attrs, "read_energy"), _attr(attrs, "write_energy")
+    if re_cur is not None or we_cur is not None:
+        first = re_cur if re_cur is not None else we_cur
+        assert first is not None
+        read_e = first.num(minimum=0)
+        write_e = we_cur.num(minimum=0) if we_cur is not None else read_e
+        source = "spec"
+    else:
+        read_e, write_e, source = derive_energies(kind, depth, width, datawidth, dram_type)
+    md_cur = _attr(attrs, "metadata_storage_depth")
+    mw_cur = _attr(attrs, "metadata_storage_width")
+    md = md_cur.int(minimum=0) if md_cur is not None else 0
+    mw = mw_cur.int(minimum=0) if mw_cur is not None else 0
+    mre, mwe = _attr(attrs, "metadata_read_energy"), _attr(attrs, "metadata_write_energy")
+    if mre is not None or mwe is not None:
+        first = mre if mre is not None else mwe
+        assert first is not None
+        m_read = first.num(minimum=0)
+        m_write = mwe.num(minimum=0) if mwe is not None else m_read
+    elif kind == "DRAM" and mw > 0:
+        m_read = m_write = et.dram_word_energy(dram_type, 1)[0]
+    else:
+        m_read, m_write = et.metadata_energy_per_bit(md, mw)
+    leak = _attr(attrs, "leakage")
+    area = _attr(attrs, "area_um2", "area")
+    lc, keep, bypass = _constraints(comp.opt("constraints"))
+    try:
+        return StorageLevel(
+            name=name,
+            kind=kind,  # type: ignore[arg-type]
+            depth=depth,
+            width=width,
+            datawidth=datawidth,
+            instances=st.instances,
+            mesh_x=st.mesh_x,
+            read_bandwidth=bw("read_bandwidth"),
+            write_bandwidth=bw("write_bandwidth"),
+            read_energy=read_e,
+            write_energy=write_e,
+            metadata_read_energy=m_read,
+            metadata_write_energy=m_write,
+            metadata_depth=md,
+            metadata_width=mw,
+            leakage=leak.num(minimum=0) if leak is not None else 0.0,
+            area_um2=area.num(minimum=0) if area is not None else 0.0,
+            keep=keep,
+            bypass=bypass,
+            constraints=lc,
+            energy_source=source,
+        )
+    except ValidationError as err:
+        raise validation_to_spec_error(err, comp, {}) from None
+
+
+def _compute_unit(comp: Cur, name: str, attrs: dict[str, Cur], st: _State) -> ComputeUnit:
+    dw_cur = _attr(attrs, "datawidth", "multiplier_width")
+    datawidth = dw_cur.int(minimum=1) if dw_cur is not None else 8
+    me = _attr(attrs, "mac_energy")
+    ge = _attr(attrs, "gated_mac_energy")
+    clk = _attr(attrs, "clock_ghz")
+    leak = _attr(attrs, "leakage")
+    area = _attr(attrs, "area_um2", "area")
+    return ComputeUnit(
+        name=name,
+        instances=st.instances,
+        mesh_x=st.mesh_x,
+        datawidth=datawidth,
+        mac_energy=me.num(minimum=0) if me is not None else et.mac_energy(datawidth),
+        gated_mac_energy=ge.num(minimum=0) if ge is not None else 0.0,
+        clock_ghz=clk.num(minimum=0, strict=True) if clk is not None else 1.0,
+        leakage=leak.num(minimum=0) if leak is not None else 0.0,
+        area_um2=area.num(minimum=0) if area is not None else 0.0,
+        energy_source="spec" if me is not None else et.TABLE_SOURCE,
+    )
+
+
+def _attributes(node: Cur, st: _State, keys: set[str], own_only: bool = False) -> dict[str, Cur]:
+    """Merged attributes: inherited from containers, then the node's own (which win)."""
+    merged = {} if own_only else dict(st.inherited)
+    a = node.opt("attributes")
+    if a is not None:
+        a.as_map()
+        a.warn_unused(keys)
+        for k, c in a.items():
+            merged[k] = c
+    return merged
+
+
+def _mesh(cur: Cur | None) -> tuple[int, int]:
+    if cur is None:
+        return 1, 1
+    cur.as_map().warn_unused({"meshX", "meshY"})
+    mx, my = cur.opt("meshX"), cur.opt("meshY")
+    return (mx.int(minimum=1) if mx else 1), (my.int(minimum=1) if my else 1)
+
+
+def _component(comp: Cur, st: _State, v03: bool) -> None:
+    comp.as_map()
+    name = comp.req("name").str()
+    cls = comp.opt("class").str() if comp.opt("class") is not None else ""
+    subclass = comp.opt("subclass").str() if comp.opt("subclass") is not None else ""
+    compute = _is_compute(cls, subclass)
+    comp.warn_unused(
+        {"name", "class", "subclass", "attributes", "constraints", "spatial", "required_actions"},
+        silent={"sparse_optimizations", "enabled"},
+    )
+    m = _REPL_RE.match(name)
+    if m:
+        count = int(m.group("hi")) - int(m.group("lo")) + 1
+        name = m.group("base")
+        st.instances *= count
+        st.mesh_x *= count
+    mx, my = _mesh(comp.opt("spatial"))
+    st.instances *= mx * my
+    st.mesh_x *= mx
+    attrs = _attributes(comp, st, _COMPUTE_KEYS if compute else _STORAGE_KEYS)
+    if v03:
+        mxc, myc = _attr(attrs, "meshX"), _attr(attrs, "meshY")
+        if mxc is not None or myc is not None:
+            mesh_x = mxc.int(minimum=1) if mxc is not None else None
+            mesh_y = myc.int(minimum=1) if myc is not None else None
+            if mesh_x is None:
+                mesh_x = st.instances // mesh_y if mesh_y else st.instances
+            if mesh_y is None:
+                mesh_y = st.instances // mesh_x
+            if mesh_x * mesh_y != st.instances:
+                raise (mxc or myc).error(  # type: ignore[union-attr]
+                    f"meshX x meshY = {mesh_x} x {mesh_y} = {mesh_x * mesh_y}, but {name!r} has "
+                    f"{st.instances} instances from the replication above; expected equal"
+                )
+            st.mesh_x = mesh_x
+    tech = _attr(attrs, "technology")
+    if tech is not None and st.technology is None:
+        st.technology = tech.str()
+    if compute:
+        if comp.opt("constraints") is not None:
+            comp.child("constraints").warn("constraints on a compute unit are not used")
+        st.computes.append((comp, _compute_unit(comp, name, attrs, st)))
+        return
+    if name in {x.name for x in st.levels}:
+        raise comp.child("name").error(f"duplicate level name {name!r}; level names must be unique")
+    level = _storage_level(comp, name, cls, subclass, attrs, st)
+    st.levels.append(level)
+
+
+def _container(node: Cur, st: _State, name: str, spatial: tuple[int, int]) -> None:
+    parent = st.levels[-1].name if st.levels else None
+    mx, my = spatial
+    if mx * my > 1 and parent is None:
+        raise node.error(
+            f"container {name!r} fans out {mx * my}x but no storage level sits above it; "
+            "expected a storage component (e.g. DRAM) before it"
+        )
+    if parent is not None:
+        st.container_parents[name] = parent
+    st.instances *= mx * my
+    st.mesh_x *= mx
+    cons = node.opt("constraints")
+    if cons is not None and parent is not None:
+        cons.as_map().warn_unused({"spatial"})
+        s = cons.opt("spatial")
+        if s is not None:
+            sf, sp, split = _spatial_constraints(s)
+            idx = len(st.levels) - 1
+            old = st.levels[idx].constraints
+            new = old.model_copy(
+                update={
+                    "spatial_factors": {**old.spatial_factors, **sf},
+                    "spatial_permutation": sp or old.spatial_permutation,
+                    "spatial_split": split if split is not None else old.spatial_split,
+                }
+            )
+            st.levels[idx] = st.levels[idx].model_copy(update={"constraints": new})
+    attrs = node.opt("attributes")
+    if attrs is not None:
+        attrs.as_map()
+        for k, c in attrs.items():
+            if k == "technology" and st.technology is None:
+                st.technology = c.str()
+            st.inherited[k] = c
+
+
+def _walk_v04(nodes: Cur, st: _State) -> None:
+    for node in nodes.as_list().elems():
+        node.as_map()
+        tag = getattr(node.value, "tag", "") or (
+            "Hierarchical"
+            if "nodes" in node.value
+            else "Component"
+            if "class" in node.value
+            else "Container"
+        )
+        if tag in ("Parallel", "Hierarchical", "Pipelined"):
+            node.warn_unused({"nodes"})
+            if tag == "Parallel":
+                for sub in node.req("nodes").as_list().elems():
+                    sub_tag = getattr(sub.value, "tag", "Component")
+                    if sub_tag == "Nothing":
+                        sub.warn("!Nothing placeholder is not used by the model (ignored)")
+                        continue
+                    _component(sub, st, v03=False)
+            else:
+                _walk_v04(node.req("nodes"), st)
+        elif tag == "Container":
+            node.warn_unused({"name", "attributes", "spatial", "constraints"})
+            _container(node, st, node.req("name").str(), _mesh(node.opt("spatial")))
+        elif tag == "Component":
+            _component(node, st, v03=False)
+        elif tag == "Nothing":
+            node.warn("!Nothing placeholder is not used by the model (ignored)")
+        else:
+            raise node.error(
+                f"unknown node kind !{tag}; expected !Container, !Component, !Parallel, "
+                "!Hierarchical or !Nothing"
+            )
+
+
+def _walk_v03(subtrees: Cur, st: _State) -> None:
+    items = list(subtrees.as_list().elems())
+    if len(items) > 1:
+        raise items[1].error(
+            "more than one subtree at one level; expected a single linear hierarchy"
+        )
+    for sub in items:
+        sub.as_map().warn_unused({"name", "attributes", "local", "subtree"})
+        raw = sub.req("name").str()
+        m = _REPL_RE.match(raw)
+        count = int(m.group("hi")) - int(m.group("lo")) + 1 if m else 1
+        if m and int(m.group("hi")) < int(m.group("lo")):
+            raise sub.child("name").error(f"bad replication range in {raw!r}")
+        name = m.group("base") if m else raw
+        _container(sub, st, name, (count, 1))
+        loc = sub.opt("local")
+        if loc is not None:
+            for comp in loc.as_list().elems():
+                _component(comp, st, v03=True)
+        nxt = sub.opt("subtree")
+        if nxt is not None:
+            _walk_v03(nxt, st)
+
+
+def _sparsity(cur: Cur | None) -> SparsitySupport:
+    if cur is None:
+        return SparsitySupport()
+    cur.as_map()
+    try:
+        return SparsitySupport.model_validate(cur.value)
+    except ValidationError as err:
+        raise validation_to_spec_error(err, cur) from None
+
+
+def _tasd(cur: Cur | None) -> TasdUnit | None:
+    if cur is None:
+        return None
+    cur.as_map()
+    try:
+        return TasdUnit.model_validate(cur.value)
+    except ValidationError as err:
+        raise validation_to_spec_error(err, cur) from None
+
+
+def warn_unknown_top(root: Cur, known: set[str]) -> None:
+    """At most one summary warning for unknown top-level blocks."""
+    if not isinstance(root.value, dict):
+        return
+    unknown = sorted(k for k in root.value if k not in known)
+    if unknown:
+        root.child(unknown[0]).warn(f"top-level blocks {unknown} are not used (ignored)")
+
+
+def design_name(file: str) -> str:
+    """A design's default name: the file stem, or the folder name for generic stems
+    (``arch.yaml``, ``aggregated_input.yaml``)."""
+    p = Path(file)
+    if p.stem in ("arch", "architecture", "aggregated_input") and p.parent.name:
+        return p.parent.name
+    return p.stem
+
+
+def arch_from_doc(doc: Doc) -> Architecture:
+    """Build an :class:`Architecture` from a loaded YAML document (see module docstring)."""
+    root = doc.root()
+    if not root.is_map():
+        raise root.error("expected a mapping with an 'architecture' block")
+    a = root.req("architecture").as_map()
+    warn_unknown_top(root, KNOWN_TOP_LEVEL)
+    st = _State()
+    if a.has("nodes"):
+        a.warn_unused({"nodes", "version"})
+        _walk_v04(a.req("nodes"), st)
+    elif a.has("subtree"):
+        a.warn_unused({"subtree", "version"})
+        _walk_v03(a.req("subtree"), st)
+    else:
+        raise a.error("expected 'nodes' (Timeloop v0.4) or 'subtree' (v0.3)")
+    body = a.child("nodes") if a.has("nodes") else a.child("subtree")
+    if not st.levels:
+        raise body.error("no storage component found; expected at least one (e.g. DRAM)")
+    if not st.computes:
+        raise body.error("no compute component found; expected one with class intmac/compute")
+    if len(st.computes) > 1:
+        raise st.computes[1][0].error(
+            f"more than one compute component ({[c.name for _, c in st.computes]}); expected one"
+        )
+    sparsity = _sparsity(root.opt("sparsity"))
+    for op, cur_name in (("A", sparsity.A), ("B", sparsity.B)):
+        lvl = cur_name.metadata_level
+        if lvl is not None and lvl not in {x.name for x in st.levels}:
+            raise root.child("sparsity").error(
+                f"{op}.metadata_level {lvl!r} is not a level; levels are "
+                f"{[x.name for x in st.levels]}"
+            )
+    name_cur = root.opt("name")
+    try:
+        return Architecture(
+            name=name_cur.str() if name_cur is not None else design_name(doc.file),
+            technology=st.technology or "45nm",
+            levels=tuple(st.levels),
+            compute=st.computes[0][1],
+            sparsity=sparsity,
+            tasd_unit=_tasd(root.opt("tasd_unit")),
+            source=doc.file,
+            container_parents=st.container_parents,
+        )
+    except ValidationError as err:
+        raise validation_to_spec_error(err, a, {}) from None
+
+
+def _rederive(old: Architecture, new: Architecture) -> Architecture:
+    """Re-derive table energies of levels whose geometry an override changed."""
+    levels = []
+    for lo, ln in zip(old.levels, new.levels, strict=False):
+        geom = (lo.depth, lo.width, lo.datawidth, lo.kind)
+        same_e = (lo.read_energy, lo.write_energy) == (ln.read_energy, ln.write_energy)
+        if (
+            ln.energy_source.startswith(et.TABLE_SOURCE)
+            and same_e
+            and geom != (ln.depth, ln.width, ln.datawidth, ln.kind)
+        ):
+            if ln.kind == "DRAM":
+                per_bit = lo.read_energy / lo.datawidth
+                r = w = per_bit * ln.datawidth
+                src = ln.energy_source
+            else:
+                r, w, src = derive_energies(ln.kind, ln.depth, ln.width, ln.datawidth, None)
+            ln = ln.model_copy(update={"read_energy": r, "write_energy": w, "energy_source": src})
+        levels.append(ln)
+    if len(new.levels) != len(old.levels):
+        return new
+    return new.model_copy(update={"levels": tuple(levels)})
+
+
+def load_arch(path: str | Path, overrides: list[str] | None = None) -> Architecture:
+    """Load a Timeloop-style architecture file (v0.4 ``nodes:`` or v0.3 ``subtree:``, or a
+    Sparseloop aggregated input) with our ``sparsity:``/``tasd_unit:`` blocks.
+
+    ``overrides`` are dotted ``KEY.PATH=VALUE`` edits on the typed model (``levels.GLB.depth=4096``,
+    ``compute.instances=512``, ``sparsity.A.patterns=[1:4,2:4]``); table-derived energies of a
+    level whose geometry changes are re-derived. Raises :class:`SpecError` on any problem.
+    """
+    doc = Doc.load(path)
+    arch = arch_from_doc(doc)
+    if not overrides:
+        return arch
+    new = apply_overrides(arch, overrides)
+    if not isinstance(new, Architecture):  # pragma: no cover - apply_overrides keeps the type
+        raise SpecError("overrides did not produce an architecture", file=str(path))
+    return _rederive(arch, new)

@@ -1,0 +1,163 @@
+"""Networks from YAML, and ``load_any`` (detect a file's kind and load every part it holds).
+
+Network format (ours)::
+
+    network:
+      name: tiny
+      layers:
+        - name: fc1
+          gemm: {M: 512, N: 256, K: 1024}      # Z[M,N] += A[M,K]·B[N,K]; A is the weight
+          densities: {A: {distribution: hypergeometric, density: 0.3}}
+          weight_tensor: weights/fc1.npy        # optional, relative to this file
+        - name: conv1
+          conv2d: {C: 3, M: 64, P: 112, Q: 112, R: 7, S: 7, stride: 2}
+        - name: other
+          problem: ../shared/timeloop_examples/default_problem.yaml   # a Timeloop problem file
+
+Densities use the problem-file syntax (see :mod:`testy_model.spec.problem_loader`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from testy_model.errors import SpecError
+from testy_model.spec.arch import Architecture
+from testy_model.spec.arch_loader import arch_from_doc, warn_unknown_top
+from testy_model.spec.mapping import Mapping
+from testy_model.spec.mapping_loader import mapping_from_doc
+from testy_model.spec.problem_loader import _density, problem_from_doc
+from testy_model.spec.workload import Density, Layer, Network, Problem, conv2d, gemm
+from testy_model.spec.yaml_io import Cur, Doc, validation_to_spec_error
+
+_GEMM_KEYS = ("M", "N", "K")
+_CONV_KEYS = {
+    "N": "n",
+    "C": "c",
+    "M": "m",
+    "P": "p",
+    "Q": "q",
+    "R": "r",
+    "S": "s",
+    "stride": "stride",
+    "dilation": "dilation",
+    "groups": "groups",
+}
+
+
+def _layer(lc: Cur, base: Path) -> Layer:
+    lc.as_map().warn_unused(
+        {"name", "gemm", "conv2d", "problem", "densities", "weight_tensor", "activation_tensor"}
+    )
+    name = lc.req("name").str()
+    kinds = [k for k in ("gemm", "conv2d", "problem") if lc.has(k)]
+    if len(kinds) != 1:
+        raise lc.error(
+            f"layer {name!r}: expected exactly one of gemm, conv2d, problem; got {kinds}"
+        )
+    dens: dict[str, Density] = {}
+    if (dc := lc.opt("densities")) is not None:
+        dens = {t: _density(c) for t, c in dc.as_map().items()}
+    kind = kinds[0]
+    body = lc.child(kind)
+    try:
+        if kind == "gemm":
+            body.as_map().warn_unused(_GEMM_KEYS)
+            m, n, k = (body.req(x).int(minimum=1) for x in _GEMM_KEYS)
+            prob = gemm(m, n, k, name=name, densities=dens)
+        elif kind == "conv2d":
+            body.as_map().warn_unused(_CONV_KEYS)
+            args: dict[str, Any] = {}
+            for key, arg in _CONV_KEYS.items():
+                c = body.opt(key)
+                if c is not None:
+                    args[arg] = c.int(minimum=1)
+            for req in ("C", "M", "P", "Q"):
+                body.req(req)
+            prob = conv2d(name=name, densities=dens, **args)
+        else:
+            ref = base / body.str()
+            sub = problem_from_doc(Doc.load(ref))
+            prob = sub.model_copy(update={"name": name, "densities": {**sub.densities, **dens}})
+            Problem.model_validate(prob.model_dump())
+    except ValidationError as err:
+        raise validation_to_spec_error(err, lc, {"densities": ("densities",)}) from None
+    except ValueError as err:
+        if isinstance(err, SpecError):
+            raise
+        raise body.error(str(err)) from None
+    wt = lc.opt("weight_tensor")
+    at = lc.opt("activation_tensor")
+    return Layer(
+        name=name,
+        problem=prob,
+        weight_tensor=str(base / wt.str()) if wt is not None else None,
+        activation_tensor=str(base / at.str()) if at is not None else None,
+    )
+
+
+def network_from_doc(doc: Doc) -> Network:
+    """Build a :class:`Network` from a loaded ``network:`` document."""
+    root = doc.root()
+    if not root.is_map():
+        raise root.error("expected a mapping with a 'network' block")
+    net = root.req("network").as_map()
+    warn_unknown_top(root, {"network"})
+    net.warn_unused({"name", "layers"})
+    base = Path(doc.file).parent
+    layers = []
+    for lc in net.req("layers").as_list(allow_none=False).elems():
+        layer = _layer(lc, base)
+        if layer.name in {x.name for x in layers}:
+            raise lc.child("name").error(
+                f"duplicate layer name {layer.name!r}; layer names must be unique"
+            )
+        layers.append(layer)
+    if not layers:
+        raise net.child("layers").error("expected at least one layer")
+    name = net.opt("name").str() if net.opt("name") is not None else Path(doc.file).stem
+    try:
+        return Network(name=name, layers=tuple(layers))
+    except ValidationError as err:
+        raise validation_to_spec_error(err, net, {"layers": ("layers",)}) from None
+
+
+def load_network(path: str | Path) -> Network:
+    """Load a network YAML file (format in the module docstring). Raises :class:`SpecError`."""
+    return network_from_doc(Doc.load(path))
+
+
+def load_any(path: str | Path) -> dict[str, Architecture | Problem | Mapping | Network]:
+    """Load every part a file holds, detected by its top-level keys.
+
+    Returns a dict with some of the keys ``"arch"``, ``"problem"``, ``"mapping"``, ``"network"``.
+    An aggregated Sparseloop input yields arch and problem (and mapping when present), and the
+    mapping is then loaded against them. Raises :class:`SpecError` when nothing is recognised.
+    """
+    doc = Doc.load(path)
+    root = doc.root()
+    if not root.is_map():
+        raise root.error(
+            "expected a mapping with one of 'architecture', 'problem', 'mapping', 'network'"
+        )
+    out: dict[str, Architecture | Problem | Mapping | Network] = {}
+    arch = problem = None
+    if root.has("architecture"):
+        arch = arch_from_doc(doc)
+        out["arch"] = arch
+    if root.has("problem"):
+        problem = problem_from_doc(doc)
+        out["problem"] = problem
+    if root.has("mapping"):
+        out["mapping"] = mapping_from_doc(doc, arch, problem)
+    if root.has("network"):
+        out["network"] = network_from_doc(doc)
+    if not out:
+        raise root.error(
+            f"cannot tell what this file is: top-level keys {sorted(root.value)}; expected "
+            "'architecture', 'problem', 'mapping' or 'network'"
+        )
+    return out

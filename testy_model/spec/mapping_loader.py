@@ -1,0 +1,283 @@
+"""Timeloop mapping YAML -> :class:`Mapping`.
+
+Each entry of ``mapping:`` has a ``target`` and a ``type``: ``temporal`` / ``spatial`` (with
+``factors`` ``"K=16 M=1"``, ``"M16 N1 K1"`` or a list, ``permutation`` inner to outer as a string
+of one-letter dimensions or a list, and for spatial ``split``), or ``datatype`` / ``dataspace`` /
+``bypass`` (with ``keep`` and ``bypass`` lists).
+
+Folding: Timeloop's virtual ``inter_<Container>_spatial`` targets, and a bare container name used
+as a spatial target (the Sparseloop examples), are folded into the storage level just above the
+container (``Architecture.container_parents``). Two containers folded into one level (Eyeriss's
+``PE_column`` then ``PE``) merge: the X dimensions of each (the first ``split`` of its permutation)
+come first in the merged permutation, the Y dimensions after, ``split`` = number of X dimensions.
+Without an architecture, an ``inter_X_spatial`` target folds into the next real target listed
+after it, and such mapper output (listed inner to outer) is reversed; otherwise levels keep the
+order in which the file first names them.
+
+A factor of 0 (Timeloop's "the rest") is resolved when a problem is given: bound / product of the
+other factors of that dimension. With an architecture, the result has one :class:`LevelMapping` per
+level, outermost first (levels the file does not mention get factor 1 everywhere).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from testy_model.spec.arch import Architecture
+from testy_model.spec.arch_loader import _parse_factors, parse_permutation, warn_unknown_top
+from testy_model.spec.mapping import LevelMapping, Mapping
+from testy_model.spec.workload import Problem
+from testy_model.spec.yaml_io import Cur, Doc
+
+KNOWN_TOP_LEVEL = {
+    "mapping",
+    "architecture",
+    "problem",
+    "sparse_optimizations",
+    "compound_components",
+    "constraints",
+    "mapper",
+    "variables",
+    "sparsity",
+    "tasd_unit",
+    "ERT",
+    "ART",
+}
+_TYPES = ("temporal", "spatial", "datatype", "dataspace", "bypass")
+_VIRTUAL_RE = re.compile(r"^inter_(?P<c>.+)_spatial$")
+
+
+@dataclass
+class _Acc:
+    """Accumulates the entries that land on one level."""
+
+    temporal: dict[str, int] | None = None
+    temporal_cur: Cur | None = None
+    tperm: tuple[str, ...] = ()
+    x_dims: list[str] = field(default_factory=list)
+    y_dims: list[str] = field(default_factory=list)
+    spatial: dict[str, int] = field(default_factory=dict)
+    any_split: bool = False
+    keep: tuple[str, ...] | None = None
+    bypass: tuple[str, ...] = ()
+
+
+def _factors(cur: Cur) -> dict[str, int]:
+    f = _parse_factors(cur)
+    for d, v in f.items():
+        if v < 0:
+            raise cur.error(f"factor {d}<={-v} is a constraint, not a mapping; expected {d}=N")
+    return f
+
+
+def _resolve_target(
+    entry: Cur, target: str, arch: Architecture | None, later_real: str | None
+) -> tuple[str, bool]:
+    """(storage level, is_virtual) for a target name."""
+    m = _VIRTUAL_RE.match(target)
+    if arch is not None:
+        if target in arch.level_names:
+            return target, False
+        container = m.group("c") if m else target
+        if container in arch.container_parents:
+            return arch.container_parents[container], True
+        valid = list(arch.level_names) + [f"inter_{c}_spatial" for c in arch.container_parents]
+        raise entry.child("target").error(f"unknown target {target!r}; expected one of {valid}")
+    if m:
+        if later_real is None:
+            raise entry.child("target").error(
+                f"cannot place virtual target {target!r} without the architecture: no storage "
+                "target is listed after it"
+            )
+        return later_real, True
+    return target, False
+
+
+def mapping_from_cur(
+    mcur: Cur, arch: Architecture | None, problem: Problem | None, source: str | None
+) -> Mapping:
+    """Build a :class:`Mapping` from the list under a ``mapping:`` key (see module docstring)."""
+    entries = list(mcur.as_list(allow_none=False).elems())
+    targets: list[str] = []
+    for e in entries:
+        e.as_map()
+        targets.append(e.req("target").str())
+    accs: dict[str, _Acc] = {}
+    order: list[str] = []
+    dims = set(problem.dimensions) if problem is not None else None
+    tensors = set(problem.tensor_names) if problem is not None else None
+    zeros: list[tuple[str, str, str, Cur]] = []  # (level, kind, dim, cur)
+    locs: dict[str, tuple[int, str]] = {}
+    for i, (e, target) in enumerate(zip(entries, targets, strict=True)):
+        later = next((t for t in targets[i + 1 :] if not _VIRTUAL_RE.match(t)), None)
+        level, virtual = _resolve_target(e, target, arch, later)
+        acc = accs.setdefault(level, _Acc())
+        if level not in locs or (e.value.get("type") == "temporal" and not virtual):
+            line = e.doc.marks.get(e.path)
+            if line is not None:
+                locs[level] = (line, e.where)
+        if level not in order:
+            order.append(level)
+        typ_cur = e.req("type")
+        typ = typ_cur.str()
+        if typ not in _TYPES:
+            raise typ_cur.error(f"unknown mapping type {typ!r}; expected one of {list(_TYPES)}")
+        if typ in ("temporal", "spatial"):
+            e.warn_unused({"target", "type", "factors", "permutation", "split"})
+            fcur = e.opt("factors")
+            f = _factors(fcur) if fcur is not None else {}
+            perm = parse_permutation(e.opt("permutation")) if e.opt("permutation") else ()
+            if dims is not None:
+                for d in list(f) + list(perm):
+                    if d not in dims:
+                        where = fcur if (fcur is not None and d in f) else e
+                        raise where.error(
+                            f"unknown dimension {d!r}; the problem's dimensions are "
+                            f"{list(problem.dimensions)}"  # type: ignore[union-attr]
+                        )
+            for d, v in f.items():
+                if v == 0:
+                    assert fcur is not None
+                    zeros.append((level, typ, d, fcur))
+            if typ == "temporal":
+                if virtual:
+                    if any(v not in (0, 1) for v in f.values()):
+                        raise e.error(
+                            f"temporal factors on the virtual target {target!r} must be 1; got {f}"
+                        )
+                    continue
+                if acc.temporal is not None:
+                    raise e.error(
+                        f"second temporal entry for level {level!r} (first at line "
+                        f"{acc.temporal_cur.doc.marks.get(acc.temporal_cur.path)}); expected one"
+                        if acc.temporal_cur is not None
+                        else f"second temporal entry for level {level!r}"
+                    )
+                acc.temporal, acc.temporal_cur, acc.tperm = f, e, perm
+            else:
+                split_cur = e.opt("split")
+                split = split_cur.int(minimum=0) if split_cur is not None else None
+                # only dimensions with a factor other than 1 occupy a mesh axis
+                listed = [
+                    d for d in list(perm) + [d for d in f if d not in perm] if f.get(d, 1) != 1
+                ]
+                full = list(perm) + [d for d in f if d not in perm]
+                if split is not None:
+                    xs = set(full[:split])
+                    cut_dims = [d for d in listed if d in xs]
+                    listed = cut_dims + [d for d in listed if d not in xs]
+                    split = len(cut_dims)
+                if split is not None:
+                    acc.any_split = True
+                cut = len(listed) if split is None else min(split, len(listed))
+                for d in listed[:cut]:
+                    if d not in acc.x_dims and d not in acc.y_dims:
+                        acc.x_dims.append(d)
+                for d in listed[cut:]:
+                    if d not in acc.x_dims and d not in acc.y_dims:
+                        acc.y_dims.append(d)
+                for d, v in f.items():
+                    acc.spatial[d] = acc.spatial.get(d, 1) * v if v else 0
+        else:
+            e.warn_unused({"target", "type", "keep", "bypass"}, silent={"stream"})
+            if virtual:
+                continue
+            keep = e.opt("keep").str_list() if e.opt("keep") is not None else None
+            byp = e.opt("bypass").str_list() if e.opt("bypass") is not None else ()
+            if typ == "datatype" and keep is None and e.has("keep"):
+                keep = ()
+            for t in list(keep or ()) + list(byp):
+                if tensors is not None and t not in tensors:
+                    raise e.error(
+                        f"unknown tensor {t!r}; the problem's tensors are {sorted(tensors)}"
+                    )
+            both = set(keep or ()) & set(byp)
+            if both:
+                raise e.error(f"tensors {sorted(both)} are both kept and bypassed at {level!r}")
+            if keep is not None:
+                acc.keep = tuple(keep)
+            acc.bypass = tuple(dict.fromkeys((*acc.bypass, *byp)))
+    if arch is not None:
+        names = list(arch.level_names)
+    elif any(_VIRTUAL_RE.match(t) for t in targets):
+        names = order[::-1]  # mapper output lists levels inner to outer
+    else:
+        names = order
+    levels = []
+    for name in names:
+        acc = accs.get(name, _Acc())
+        sperm = tuple(acc.x_dims + acc.y_dims)
+        levels.append(
+            LevelMapping(
+                target=name,
+                temporal={d: v for d, v in (acc.temporal or {}).items() if v != 1},
+                temporal_permutation=acc.tperm,
+                spatial={d: v for d, v in acc.spatial.items() if v != 1},
+                spatial_permutation=sperm,
+                split=len(acc.x_dims) if (acc.any_split or acc.spatial) else None,
+                keep=acc.keep,
+                bypass=acc.bypass,
+            )
+        )
+    levels = _fill_zeros(levels, zeros, problem, mcur)
+    return Mapping(levels=tuple(levels), source=source, locations=locs)
+
+
+def _fill_zeros(
+    levels: list[LevelMapping],
+    zeros: list[tuple[str, str, str, Cur]],
+    problem: Problem | None,
+    mcur: Cur,
+) -> list[LevelMapping]:
+    """Replace factor-0 entries by bound / product of the other factors of that dimension."""
+    if not zeros:
+        return levels
+    if problem is None:
+        zeros[0][3].warn("factor 0 ('the rest') is left unresolved: no problem given")
+        return levels
+    out = list(levels)
+    for level, kind, dim, cur in zeros:
+        others = math.prod(
+            v for lm in out for v in (lm.temporal.get(dim, 1), lm.spatial.get(dim, 1)) if v != 0
+        )
+        bound = problem.bounds[dim]
+        if bound % others:
+            raise cur.error(
+                f"factor {dim}=0 ('the rest') cannot be filled: bound {bound} is not divisible "
+                f"by the other factors' product {others}"
+            )
+        idx = next(i for i, lm in enumerate(out) if lm.target == level)
+        lm = out[idx]
+        field_name = "temporal" if kind == "temporal" else "spatial"
+        new = dict(getattr(lm, field_name))
+        new[dim] = bound // others
+        out[idx] = lm.model_copy(update={field_name: new})
+    del mcur
+    return out
+
+
+def mapping_from_doc(
+    doc: Doc, arch: Architecture | None = None, problem: Problem | None = None
+) -> Mapping:
+    """Build a :class:`Mapping` from a loaded document with a ``mapping:`` block."""
+    root = doc.root()
+    if not root.is_map():
+        raise root.error("expected a mapping with a 'mapping' list")
+    m = root.req("mapping")
+    warn_unknown_top(root, KNOWN_TOP_LEVEL)
+    return mapping_from_cur(m, arch, problem, doc.file)
+
+
+def load_mapping(
+    path: str | Path, arch: Architecture | None = None, problem: Problem | None = None
+) -> Mapping:
+    """Load a Timeloop mapping file (or the ``mapping`` part of an aggregated input).
+
+    With ``arch`` the result has one level per architecture level, outermost first, and unknown
+    targets are errors naming the valid ones; with ``problem`` dimension and tensor names are
+    checked and factor-0 entries resolved. Raises :class:`SpecError` on any problem.
+    """
+    return mapping_from_doc(Doc.load(path), arch, problem)

@@ -1,0 +1,507 @@
+"""Typed Sparseloop ``sparse_optimizations`` and a YAML reader that remembers line numbers.
+
+Sparseloop (Timeloop's sparse extension, MICRO 2022) describes what a design does with zeros, per
+storage level ("target"):
+
+- ``representation-format``: per data space, a list of ranks (``rank-application-order``
+  ``inner-to-outer`` by default: the first rank listed is the innermost), each with a format
+  ``UOP`` (uncompressed offset pairs: one payload offset per coordinate + 1), ``CP`` (coordinate
+  payload: one metadata coordinate per non-zero), ``B`` (bitmask: one metadata bit per coordinate),
+  ``RLE`` (run length: one run per non-zero) or ``UB`` (uncompressed bitmask), and the word widths
+  ``metadata-word-bits`` / ``payload-word-bits`` in bits.
+- ``action-optimization``: ``gating`` (the access happens at gated cost), ``skipping`` (it does
+  not happen at all), ``skipping-spatial`` (the spatial instances below the target whose
+  condition tile is empty get no work), ``position-skipping`` (skip the zeros of the target
+  itself), each with the data spaces it is conditioned on (``condition-on``).
+- ``compute-optimization``: ``gating`` or ``skipping`` of the MACs themselves.
+
+Hyphenated and underscored keys are accepted alike (``metadata-word-bits`` ==
+``metadata_word_bits``). Anything this module does not know is a :class:`SpecError` naming the
+file, line and key path, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from testy_model.errors import SpecError
+from testy_model.spec.arch import Architecture
+from testy_model.spec.workload import Problem
+
+RankFormatName = Literal["UOP", "CP", "B", "RLE", "UB"]
+ActionType = Literal["gating", "skipping", "skipping-spatial", "position-skipping"]
+FORMATS: tuple[str, ...] = ("UOP", "CP", "B", "RLE", "UB")
+ACTIONS: tuple[str, ...] = ("gating", "skipping", "skipping-spatial", "position-skipping")
+
+
+# --------------------------------------------------------------------------------------------
+# YAML with line marks
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MarkedYaml:
+    """A YAML document loaded with ``yaml.safe_load`` semantics plus the 1-based line of every node.
+
+    Attributes:
+        data: the plain Python value (dicts, lists, scalars).
+        lines: key path (tuple of keys and list indices) -> 1-based line where that node starts.
+        file: the path it came from (for messages).
+    """
+
+    data: Any
+    lines: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    file: str | None = None
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        """Line of the node at ``path`` or of its nearest ancestor that has one."""
+        p = tuple(path)
+        while p:
+            if p in self.lines:
+                return self.lines[p]
+            p = p[:-1]
+        return self.lines.get((), None)
+
+    def error(self, path: tuple[Any, ...], problem: str) -> SpecError:
+        """A :class:`SpecError` for the node at ``path`` (file, line and dotted key path)."""
+        return SpecError(problem, file=self.file, line=self.line(path), key_path=key_path(path))
+
+
+def key_path(path: tuple[Any, ...]) -> str:
+    """Render ``("a", 0, "b")`` as ``a[0].b``."""
+    out = ""
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out
+
+
+def _walk_marks(root: yaml.Node, lines: dict[tuple[Any, ...], int]) -> None:
+    """Record the 1-based start line of every node (a mapping value: the line of its key)."""
+    stack: list[tuple[yaml.Node, tuple[Any, ...], int]] = [(root, (), root.start_mark.line + 1)]
+    while stack:
+        node, path, line = stack.pop()
+        lines[path] = line
+        if isinstance(node, yaml.MappingNode):
+            for knode, vnode in node.value:
+                key = knode.value if isinstance(knode, yaml.ScalarNode) else str(knode.value)
+                stack.append((vnode, (*path, key), knode.start_mark.line + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, child in enumerate(node.value):
+                stack.append((child, (*path, i), child.start_mark.line + 1))
+
+
+def load_yaml_marked(path: str | Path) -> MarkedYaml:
+    """Read ``path`` with ``yaml.safe_load`` semantics (the safe loader, libyaml's when present),
+    recording each node's line.
+
+    Raises:
+        SpecError: the file cannot be read or is not valid YAML (with the parser's line).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as err:
+        raise SpecError(f"cannot read file ({err.strerror})", file=str(p)) from None
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        loader = loader_cls(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise SpecError(
+            f"not valid YAML: {getattr(err, 'problem', err)}", file=str(p), line=line
+        ) from None
+    lines: dict[tuple[Any, ...], int] = {}
+    if root is not None:
+        _walk_marks(root, lines)
+    return MarkedYaml(data=data, lines=lines, file=str(p))
+
+
+def norm_key(key: object) -> str:
+    """Normalise a YAML key: hyphens become underscores, letters lower case
+    (``rank-application-order`` -> ``rank_application_order``, ``flattened_rankIDs`` ->
+    ``flattened_rankids``)."""
+    return str(key).replace("-", "_").lower()
+
+
+# --------------------------------------------------------------------------------------------
+# Typed model
+# --------------------------------------------------------------------------------------------
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RankFormat(_Frozen):
+    """One rank of a representation format.
+
+    Attributes:
+        format: ``UOP``, ``CP``, ``B``, ``RLE`` or ``UB``.
+        metadata_word_bits: bits per metadata word (``None``: the format's default, resolved by
+            :func:`testy_model.model.sparse.rank_word_bits`).
+        payload_word_bits: bits per payload word (``None``: default).
+        flattened_rank_ids: problem dimensions this rank is flattened over (informational).
+    """
+
+    format: RankFormatName
+    metadata_word_bits: int | None = None
+    payload_word_bits: int | None = None
+    flattened_rank_ids: tuple[tuple[str, ...], ...] = ()
+
+
+class DataSpaceFormat(_Frozen):
+    """The representation format of one data space at one level.
+
+    ``ranks`` are as the file lists them: outermost first, innermost (Sparseloop's "Rank 0")
+    last. ``rank_application_order`` says from which end the ranks are matched to the tile's
+    loops when their numbers differ: ``inner-to-outer`` gives each inner loop its own rank and
+    folds the surplus outer loops into the outermost rank; ``outer-to-inner`` the reverse.
+    """
+
+    name: str
+    ranks: tuple[RankFormat, ...]
+    rank_application_order: Literal["inner-to-outer", "outer-to-inner"] = "inner-to-outer"
+
+    @property
+    def ranks_inner_to_outer(self) -> tuple[RankFormat, ...]:
+        """Ranks innermost first (Sparseloop's Rank 0 first)."""
+        return tuple(reversed(self.ranks))
+
+
+class ActionOptimization(_Frozen):
+    """A gating / skipping / skipping-spatial / position-skipping of ``target``'s accesses at a
+    level, conditioned on the data spaces ``condition_on`` (empty: on the target itself)."""
+
+    type: ActionType
+    target: str
+    condition_on: tuple[str, ...] = ()
+
+
+class ComputeOptimization(_Frozen):
+    """Gating or skipping of the compute itself (``type``)."""
+
+    type: Literal["gating", "skipping"]
+
+
+class TargetOptimizations(_Frozen):
+    """Everything ``sparse_optimizations`` says about one level (or the compute unit)."""
+
+    name: str
+    formats: tuple[DataSpaceFormat, ...] = ()
+    actions: tuple[ActionOptimization, ...] = ()
+    compute: tuple[ComputeOptimization, ...] = ()
+
+    def format_of(self, tensor: str) -> DataSpaceFormat | None:
+        """The representation format of ``tensor`` here, or ``None`` when uncompressed."""
+        for f in self.formats:
+            if f.name == tensor:
+                return f
+        return None
+
+
+class SparseOptimizations(_Frozen):
+    """All targets of a ``sparse_optimizations`` block."""
+
+    targets: tuple[TargetOptimizations, ...] = ()
+    source: str | None = None
+
+    def target(self, name: str) -> TargetOptimizations:
+        """The optimizations of level ``name`` (an empty entry when the file says nothing)."""
+        for t in self.targets:
+            if t.name == name:
+                return t
+        return TargetOptimizations(name=name)
+
+    @property
+    def is_dense(self) -> bool:
+        """True when no target has a format or an optimization."""
+        return all(not (t.formats or t.actions or t.compute) for t in self.targets)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------
+def _as_dict(doc: MarkedYaml, value: object, path: tuple[Any, ...], what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise doc.error(path, f"expected a mapping for {what}, got {type(value).__name__}")
+    return value
+
+
+def _as_list(doc: MarkedYaml, value: object, path: tuple[Any, ...], what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise doc.error(path, f"expected a list of {what}, got {type(value).__name__}")
+    return value
+
+
+def _check_keys(
+    doc: MarkedYaml, raw: dict[str, Any], path: tuple[Any, ...], allowed: set[str]
+) -> dict[str, tuple[str, Any]]:
+    """Map normalised keys to (original key, value); unknown keys are a SpecError."""
+    out: dict[str, tuple[str, Any]] = {}
+    for k, v in raw.items():
+        nk = norm_key(k)
+        if nk not in allowed:
+            raise doc.error((*path, k), f"unknown key {k!r} (expected one of {sorted(allowed)})")
+        out[nk] = (k, v)
+    return out
+
+
+def _int_or_none(doc: MarkedYaml, value: object, path: tuple[Any, ...]) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise doc.error(path, f"expected a non-negative integer number of bits, got {value!r}")
+    return value
+
+
+def _parse_rank(doc: MarkedYaml, raw: object, path: tuple[Any, ...]) -> RankFormat:
+    keys = _check_keys(
+        doc,
+        _as_dict(doc, raw, path, "a rank"),
+        path,
+        {
+            "format",
+            "metadata_word_bits",
+            "payload_word_bits",
+            "flattened_rankids",
+            "flattened_rank_ids",
+        },
+    )
+    if "format" not in keys:
+        raise doc.error(path, f"a rank needs a 'format' (one of {list(FORMATS)})")
+    fk, fmt = keys["format"]
+    fmt_s = str(fmt).upper()
+    if fmt_s not in FORMATS:
+        raise doc.error(
+            (*path, fk), f"unknown rank format {fmt!r} (expected one of {list(FORMATS)})"
+        )
+    flat: tuple[tuple[str, ...], ...] = ()
+    for name in ("flattened_rankids", "flattened_rank_ids"):
+        if name in keys:
+            k, v = keys[name]
+            items = _as_list(doc, v, (*path, k), "rank-id groups")
+            flat = tuple(tuple(str(d) for d in (g if isinstance(g, list) else [g])) for g in items)
+    md = keys.get("metadata_word_bits")
+    pl = keys.get("payload_word_bits")
+    return RankFormat(
+        format=fmt_s,  # type: ignore[arg-type]
+        metadata_word_bits=_int_or_none(doc, md[1], (*path, md[0])) if md else None,
+        payload_word_bits=_int_or_none(doc, pl[1], (*path, pl[0])) if pl else None,
+        flattened_rank_ids=flat,
+    )
+
+
+def _parse_format(
+    doc: MarkedYaml, raw: object, path: tuple[Any, ...]
+) -> tuple[DataSpaceFormat, ...]:
+    keys = _check_keys(
+        doc, _as_dict(doc, raw, path, "a representation format"), path, {"data_spaces"}
+    )
+    if "data_spaces" not in keys:
+        return ()
+    k, v = keys["data_spaces"]
+    out = []
+    for i, ds in enumerate(_as_list(doc, v, (*path, k), "data spaces")):
+        dpath = (*path, k, i)
+        dkeys = _check_keys(
+            doc,
+            _as_dict(doc, ds, dpath, "a data-space format"),
+            dpath,
+            {"name", "ranks", "rank_application_order"},
+        )
+        if "name" not in dkeys:
+            raise doc.error(dpath, "a data-space format needs a 'name'")
+        order = "inner-to-outer"
+        if "rank_application_order" in dkeys:
+            ok, ov = dkeys["rank_application_order"]
+            order = str(ov).replace("_", "-")
+            if order not in ("inner-to-outer", "outer-to-inner"):
+                raise doc.error(
+                    (*dpath, ok),
+                    f"unknown rank order {ov!r} (expected inner-to-outer or outer-to-inner)",
+                )
+        rk, rv = dkeys.get("ranks", ("ranks", []))
+        ranks = tuple(
+            _parse_rank(doc, r, (*dpath, rk, j))
+            for j, r in enumerate(_as_list(doc, rv, (*dpath, rk), "ranks"))
+        )
+        out.append(
+            DataSpaceFormat(
+                name=str(dkeys["name"][1]),
+                ranks=ranks,
+                rank_application_order=order,  # type: ignore[arg-type]
+            )
+        )
+    return tuple(out)
+
+
+def _parse_action(doc: MarkedYaml, raw: object, path: tuple[Any, ...]) -> ActionOptimization:
+    keys = _check_keys(
+        doc,
+        _as_dict(doc, raw, path, "an action optimization"),
+        path,
+        {"type", "target", "condition_on"},
+    )
+    for need in ("type", "target"):
+        if need not in keys:
+            raise doc.error(path, f"an action optimization needs {need!r}")
+    tk, t = keys["type"]
+    t_s = str(t).replace("_", "-")
+    if t_s not in ACTIONS:
+        raise doc.error(
+            (*path, tk), f"unknown action optimization {t!r} (expected one of {list(ACTIONS)})"
+        )
+    cond: tuple[str, ...] = ()
+    if "condition_on" in keys:
+        ck, cv = keys["condition_on"]
+        cond = tuple(str(c) for c in _as_list(doc, cv, (*path, ck), "data-space names"))
+    return ActionOptimization(type=t_s, target=str(keys["target"][1]), condition_on=cond)  # type: ignore[arg-type]
+
+
+def _parse_compute(
+    doc: MarkedYaml, raw: object, path: tuple[Any, ...]
+) -> tuple[ComputeOptimization, ...]:
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for i, item in enumerate(items):
+        ipath = (*path, i) if isinstance(raw, list) else path
+        if isinstance(item, str):
+            item = {"type": item}
+        keys = _check_keys(
+            doc, _as_dict(doc, item, ipath, "a compute optimization"), ipath, {"type"}
+        )
+        t = str(keys.get("type", ("type", None))[1])
+        if t not in ("gating", "skipping"):
+            raise doc.error(
+                ipath, f"unknown compute optimization {t!r} (expected gating or skipping)"
+            )
+        out.append(ComputeOptimization(type=t))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+def parse_sparse_optimizations(doc: MarkedYaml, path: tuple[Any, ...] = ()) -> SparseOptimizations:
+    """Turn the ``sparse_optimizations`` node at ``path`` of ``doc`` into typed form.
+
+    Raises:
+        SpecError: unknown keys, formats or action types, naming file, line and key path.
+    """
+    raw: Any = doc.data
+    for p in path:
+        raw = raw[p]
+    keys = _check_keys(doc, _as_dict(doc, raw, path, "sparse_optimizations"), path, {"targets"})
+    tk, tv = keys.get("targets", ("targets", []))
+    targets = []
+    for i, t in enumerate(_as_list(doc, tv, (*path, tk), "targets")):
+        tpath = (*path, tk, i)
+        tkeys = _check_keys(
+            doc,
+            _as_dict(doc, t, tpath, "a target"),
+            tpath,
+            {"name", "representation_format", "action_optimization", "compute_optimization"},
+        )
+        if "name" not in tkeys:
+            raise doc.error(tpath, "a target needs a 'name' (a level of the architecture)")
+        formats: tuple[DataSpaceFormat, ...] = ()
+        actions: tuple[ActionOptimization, ...] = ()
+        compute: tuple[ComputeOptimization, ...] = ()
+        if "representation_format" in tkeys:
+            k, v = tkeys["representation_format"]
+            formats = _parse_format(doc, v, (*tpath, k))
+        if "action_optimization" in tkeys:
+            k, v = tkeys["action_optimization"]
+            actions = tuple(
+                _parse_action(doc, a, (*tpath, k, j))
+                for j, a in enumerate(_as_list(doc, v, (*tpath, k), "action optimizations"))
+            )
+        if "compute_optimization" in tkeys:
+            k, v = tkeys["compute_optimization"]
+            compute = _parse_compute(doc, v, (*tpath, k))
+        targets.append(
+            TargetOptimizations(
+                name=str(tkeys["name"][1]), formats=formats, actions=actions, compute=compute
+            )
+        )
+    return SparseOptimizations(targets=tuple(targets), source=doc.file)
+
+
+def load_sparse_optimizations(path: str | Path) -> SparseOptimizations:
+    """Load ``sparse_optimizations`` from a YAML file: either a file whose top level holds a
+    ``sparse_optimizations`` key (Sparseloop's ``aggregated_input.yaml``) or one holding the block
+    itself (``targets: [...]``). A file with neither gives an empty (dense) set.
+
+    Raises:
+        SpecError: unreadable file, bad YAML, or an unknown key/format/action (file:line: key path).
+    """
+    doc = load_yaml_marked(path)
+    data = doc.data
+    if data is None:
+        return SparseOptimizations(source=doc.file)
+    if not isinstance(data, dict):
+        raise doc.error((), "expected a mapping at the top level")
+    for k in data:
+        if norm_key(k) == "sparse_optimizations":
+            if data[k] is None:
+                return SparseOptimizations(source=doc.file)
+            return parse_sparse_optimizations(doc, (k,))
+    if "targets" in data:
+        return parse_sparse_optimizations(doc, ())
+    return SparseOptimizations(source=doc.file)
+
+
+def sparse_opts_from_support(arch: Architecture, problem: Problem) -> SparseOptimizations:
+    """Sparseloop-style optimizations equivalent to this tool's ``arch.sparsity`` block, for an
+    operand with N:M patterns whose problem density is N:M (or any density < 1):
+
+    - a ``CP`` representation format with ``metadata_bits`` (default ceil(log2 M)) at every level
+      that may keep the operand (metadata per kept value, as the study's STC: its ``UOP`` outer
+      ranks carry 0-bit payloads, so they cost nothing);
+    - ``skipping-spatial`` (action ``skip``) or ``gating`` (action ``gate``) of the other tensors,
+      conditioned on the operand, at the innermost level with a spatial fan-out (the level that
+      hands work to the MAC array: the study's RF).
+    """
+    targets: dict[str, dict[str, list[Any]]] = {
+        lvl.name: {"formats": [], "actions": []} for lvl in arch.levels
+    }
+    fan = [i for i in range(len(arch.levels)) if arch.fanout(i) > 1]
+    for op in ("A", "B"):
+        sup = arch.sparsity.operand(op)
+        tensor = problem.weight if op == "A" else problem.activation
+        if tensor is None or not sup.patterns or problem.density(tensor).value >= 1.0:
+            continue
+        bits = sup.metadata_bits
+        if bits is None:
+            bits = max(1, (max(p.m for p in sup.patterns) - 1).bit_length())
+        for lvl in arch.levels:
+            if lvl.keeps(tensor):
+                targets[lvl.name]["formats"].append(
+                    DataSpaceFormat(
+                        name=tensor, ranks=(RankFormat(format="CP", metadata_word_bits=bits),)
+                    )
+                )
+        if fan:
+            kind = "skipping-spatial" if sup.action == "skip" else "gating"
+            for other in problem.tensor_names:
+                if other != tensor:
+                    targets[arch.levels[fan[-1]].name]["actions"].append(
+                        ActionOptimization(type=kind, target=other, condition_on=(tensor,))
+                    )
+    return SparseOptimizations(
+        targets=tuple(
+            TargetOptimizations(name=n, formats=tuple(v["formats"]), actions=tuple(v["actions"]))
+            for n, v in targets.items()
+            if v["formats"] or v["actions"]
+        ),
+        source=arch.source,
+    )

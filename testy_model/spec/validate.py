@@ -1,0 +1,201 @@
+"""Check a :class:`Mapping` against an :class:`Architecture` and a :class:`Problem`.
+
+Rules (each violation is a :class:`MappingError` naming the level and the numbers):
+
+1. Targets are architecture levels; factor dimensions are problem dimensions.
+2. Factors multiply out: for every dimension d, Π_levels temporal(d)·spatial(d) = bound(d).
+3. Spatial fan-out: Π spatial factors at level i <= ``arch.fanout(i)``; when the mapping gives a
+   ``split`` and the mesh is known, the X product (dimensions [0, split) of the spatial
+   permutation) <= fan-out in X = mesh_x(i+1)/mesh_x(i), and the Y product <= fan-out / that.
+4. Keep/bypass: a tensor the mapping keeps at a level the architecture bypasses (or does not list
+   in its ``keep``) is an error; a tensor both kept and bypassed is an error.
+5. Capacity: the tile of each kept tensor at level i spans, per dimension, the product of the
+   temporal and spatial factors at levels i, i+1, ... (at and below i); its size in words is
+   ``Problem.tile_size``. The sum over kept tensors must be <= ``capacity_words``. A tensor with a
+   stated density is stored compressed, as Sparseloop does: ceil(words · d) with d the N:M
+   density n/m, the fixed (hypergeometric) density, or the expected Bernoulli density; dense and
+   measured (``tensor``) operands count at full size. Metadata lives in separate metadata
+   storage and is not counted here.
+"""
+
+from __future__ import annotations
+
+import math
+
+from testy_model.errors import MappingError
+from testy_model.spec.arch import Architecture
+from testy_model.spec.mapping import Mapping
+from testy_model.spec.workload import Problem
+
+
+def _err(mapping: Mapping, problem: str, level: str | None = None) -> MappingError:
+    """A MappingError at the entry that defines ``level`` (file, line, key path when known)."""
+    loc = mapping.locations.get(level) if level is not None else None
+    if loc is None and level is None and mapping.locations:
+        loc = next(iter(mapping.locations.values()))
+    line, key = loc if loc is not None else (None, None)
+    return MappingError(problem, file=mapping.source, line=line, key_path=key)
+
+
+def kept_tensors(mapping: Mapping, arch: Architecture, problem: Problem, index: int) -> list[str]:
+    """Tensors level ``index`` holds: the mapping's keep list if given, else those the
+    architecture lets it keep, minus the mapping's bypass list."""
+    lvl = arch.levels[index]
+    lm = mapping.level(lvl.name) if lvl.name in {x.target for x in mapping.levels} else None
+    out = []
+    for t in problem.tensor_names:
+        says = lm.keeps(t) if lm is not None else None
+        if says is None:
+            says = lvl.keeps(t)
+        if says:
+            out.append(t)
+    return out
+
+
+def tile_extents(
+    mapping: Mapping, arch: Architecture, problem: Problem, index: int
+) -> dict[str, int]:
+    """Per-dimension tile extent at level ``index``: Π over levels >= index of temporal·spatial."""
+    below = {lm.target: lm for lm in mapping.levels}
+    ext = {d: 1 for d in problem.dimensions}
+    for lvl in arch.levels[index:]:
+        lm = below.get(lvl.name)
+        if lm is None:
+            continue
+        for d in problem.dimensions:
+            ext[d] *= lm.temporal_factor(d) * lm.spatial_factor(d)
+    return ext
+
+
+def tile_words(problem: Problem, tensor: str, extents: dict[str, int]) -> int:
+    """Words of ``tensor`` in a tile: ``tile_size`` x density, rounded up (see module doc)."""
+    size = problem.tile_size(tensor, extents)
+    dens = problem.density(tensor)
+    if dens.kind in ("nm", "hypergeometric", "bernoulli"):
+        return math.ceil(size * dens.value)
+    return size
+
+
+def validate_mapping(mapping: Mapping, arch: Architecture, problem: Problem) -> None:
+    """Raise :class:`MappingError` when ``mapping`` does not fit ``arch`` and ``problem``."""
+    names = arch.level_names
+    dims = set(problem.dimensions)
+    tensors = set(problem.tensor_names)
+    for lm in mapping.levels:
+        if lm.target not in names:
+            raise _err(
+                mapping,
+                f"mapping level {lm.target!r} is not in the architecture "
+                f"(levels are {list(names)})",
+                lm.target,
+            )
+        for d in {**lm.temporal, **lm.spatial}:
+            if d not in dims:
+                raise _err(
+                    mapping,
+                    f"level {lm.target!r}: unknown dimension {d!r}; the "
+                    f"problem's dimensions are {list(problem.dimensions)}",
+                    lm.target,
+                )
+        for d, v in lm.temporal.items():
+            if v < 1:
+                raise _err(
+                    mapping,
+                    f"level {lm.target!r}: temporal factor {d}={v}; expected >= 1",
+                    lm.target,
+                )
+        for d, v in lm.spatial.items():
+            if v < 1:
+                raise _err(
+                    mapping,
+                    f"level {lm.target!r}: spatial factor {d}={v}; expected >= 1",
+                    lm.target,
+                )
+        for t in (*(lm.keep or ()), *lm.bypass):
+            if t not in tensors:
+                raise _err(
+                    mapping,
+                    f"level {lm.target!r}: unknown tensor {t!r}; tensors are "
+                    f"{list(problem.tensor_names)}",
+                    lm.target,
+                )
+    # 2. factors multiply out
+    for d in problem.dimensions:
+        parts = [
+            (lm.target, lm.temporal_factor(d) * lm.spatial_factor(d))
+            for lm in mapping.levels
+            if lm.temporal_factor(d) * lm.spatial_factor(d) != 1
+        ]
+        total = math.prod(v for _, v in parts)
+        if total != problem.bounds[d]:
+            detail = " x ".join(f"{n} {v}" for n, v in parts) or "no factors"
+            where = parts[0][0] if parts else None
+            raise _err(
+                mapping,
+                f"dimension {d}: factors multiply to {total} ({detail}) but "
+                f"the problem bound is {problem.bounds[d]}",
+                where,
+            )
+    by_name = {lm.target: lm for lm in mapping.levels}
+    for i, lvl in enumerate(arch.levels):
+        lm = by_name.get(lvl.name)
+        # 3. fan-out
+        if lm is not None and lm.spatial:
+            fan = arch.fanout(i)
+            used = lm.spatial_total
+            if used > fan:
+                raise _err(
+                    mapping,
+                    f"level {lvl.name!r}: spatial factors {lm.spatial} use "
+                    f"{used} instances but the fan-out below it is {fan}",
+                    lvl.name,
+                )
+            below_x = arch.levels[i + 1].mesh_x if i + 1 < len(arch.levels) else arch.compute.mesh_x
+            if lm.split is not None and below_x % lvl.mesh_x == 0:
+                fan_x = below_x // lvl.mesh_x
+                fan_y = max(1, fan // fan_x)
+                x_dims = lm.spatial_permutation[: lm.split]
+                x = math.prod(lm.spatial_factor(d) for d in x_dims)
+                y = used // x
+                if x > fan_x or y > fan_y:
+                    raise _err(
+                        mapping,
+                        f"level {lvl.name!r}: spatial split puts {x} in X and "
+                        f"{y} in Y but the mesh below is {fan_x} x {fan_y} (X x Y)",
+                        lvl.name,
+                    )
+        # 4. keep / bypass
+        if lm is not None:
+            for t in lm.keep or ():
+                if not lvl.keeps(t):
+                    raise _err(
+                        mapping,
+                        f"level {lvl.name!r}: the mapping keeps {t!r} but the "
+                        f"architecture bypasses it (keep={list(lvl.keep or [])}, "
+                        f"bypass={list(lvl.bypass)})",
+                        lvl.name,
+                    )
+            both = set(lm.keep or ()) & set(lm.bypass)
+            if both:
+                raise _err(
+                    mapping,
+                    f"level {lvl.name!r}: tensors {sorted(both)} are both kept and bypassed",
+                    lvl.name,
+                )
+        # 5. capacity
+        cap = lvl.capacity_words
+        if math.isinf(cap):
+            continue
+        ext = tile_extents(mapping, arch, problem, i)
+        kept = kept_tensors(mapping, arch, problem, i)
+        sizes = {t: tile_words(problem, t, ext) for t in kept}
+        need = sum(sizes.values())
+        if need > cap:
+            detail = ", ".join(f"{t} {w}" for t, w in sizes.items())
+            raise _err(
+                mapping,
+                f"level {lvl.name!r}: tiles need {need} words ({detail}) but "
+                f"the capacity is {cap:g} words ({lvl.depth} x {lvl.width} b / "
+                f"{lvl.datawidth} b)",
+                lvl.name,
+            )
