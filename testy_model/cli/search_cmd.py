@@ -1,1 +1,236 @@
-"""CLI commands (placeholder until implemented)."""
+"""``testy-model search``: the per-layer TASD plan of a network on an engine, with a progress bar
+over layers, the per-layer table, and the totals against dense and against the structured engine
+without TASD."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from testy_model.cli.app import app, console, err_console, user_errors
+from testy_model.errors import SpecError
+from testy_model.search import MODES, OBJECTIVES, SearchReport, plot_search, search
+from testy_model.spec.arch import Architecture
+from testy_model.spec.mapping import Mapping
+from testy_model.spec.workload import Network
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` zoo parameters, values read as YAML scalars (``seq_len=128``)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--param {item!r}: expected KEY=VALUE, e.g. seq_len=128")
+        try:
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise SpecError(f"--param {item!r}: cannot read the value {value!r}") from None
+    return out
+
+
+def load_network_arg(
+    name: str, weight_sparsity: float | None, params: dict[str, Any] | None = None
+) -> Network:
+    """A network from a zoo name (``resnet50``, with ``weight_sparsity`` and other zoo
+    ``params`` applied) or a YAML file (where they do not apply: the file gives its densities)."""
+    params = dict(params or {})
+    if weight_sparsity is not None:
+        params["weight_sparsity"] = weight_sparsity
+    path = Path(name)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        if params:
+            raise SpecError(
+                f"{', '.join('--' + k.replace('_', '-') for k in sorted(params))}: only for zoo "
+                "networks (a network file gives its densities per layer)",
+                file=name,
+            )
+        from testy_model.spec.loaders import load_network
+
+        return load_network(path)
+    from testy_model.zoo import get_network, network_params
+
+    accepted = network_params(name)
+    unknown = sorted(k for k in params if k not in accepted)
+    if unknown:
+        raise SpecError(
+            f"parameter(s) {', '.join(unknown)} do not apply to network {name!r} "
+            f"(its parameters: {', '.join(accepted)})"
+        )
+    return get_network(name, **params)
+
+
+def _mapping_arg(mapping: str, arch: Architecture) -> Mapping | None:
+    if mapping == "mapper":
+        return None
+    from testy_model.spec.mapping_loader import load_mapping
+
+    return load_mapping(mapping, arch)
+
+
+def layer_table(report: SearchReport) -> Table:
+    """Rich table: one row per layer with the chosen series, error, cycles, energy, speed-up."""
+    t = Table(
+        title=f"{report.network} on {report.arch}: {report.mode} budget {report.budget:g}, "
+        f"objective {report.objective}"
+    )
+    for col in ("layer", "MACs", "weights", "activations", "error", "cycles", "energy (µJ)",
+                "speed-up", "energy ratio"):  # fmt: skip
+        t.add_column(col, justify="left" if col in ("layer", "weights", "activations") else "right")
+    for r in report.rows():
+        t.add_row(
+            r["layer"],
+            f"{r['macs'] / 1e6:,.1f} M",
+            r["weights"],
+            r["activations"],
+            f"{r['error']:.4f}",
+            f"{r['cycles']:,.0f}",
+            f"{r['energy_pj'] / 1e6:,.2f}",
+            f"{r['speedup']:.2f}×",
+            f"{r['energy_pj'] / r['dense_energy_pj']:.3f}",
+        )
+    return t
+
+
+def totals_table(report: SearchReport) -> Table:
+    """Rich table of the totals of dense, the structured engine without TASD, and the plan."""
+    t = Table(title="totals (layers in sequence; EDP = total energy × total time)")
+    for col in ("plan", "cycles", "energy (µJ)", "EDP (pJ·s)", "mean error", "max error",
+                "EDP / dense", "EDP / no-TASD"):  # fmt: skip
+        t.add_column(col, justify="left" if col == "plan" else "right")
+    dense = report.totals("dense")
+    native = report.totals("native")
+    for label, which in (
+        ("dense", "dense"),
+        ("structured, no TASD", "native"),
+        ("TASD plan", "plan"),
+    ):
+        x = report.totals(which)
+        t.add_row(
+            label,
+            f"{x.cycles:,.0f}",
+            f"{x.energy_pj / 1e6:,.1f}",
+            f"{x.edp_pj_s:.4g}",
+            f"{x.mean_error:.4f}",
+            f"{x.max_error:.4f}",
+            f"{x.edp_pj_s / dense.edp_pj_s:.3f}",
+            f"{x.edp_pj_s / native.edp_pj_s:.3f}",
+        )
+    return t
+
+
+@app.command("search")
+@user_errors
+def search_command(
+    arch: Path = typer.Option(..., "--arch", "-a", help="Architecture YAML (Timeloop style)."),
+    network: str = typer.Option(
+        ..., "--network", "-n", help="Zoo network name (resnet50, bert-base, ...) or a YAML file."
+    ),
+    weight_sparsity: float | None = typer.Option(
+        None, "--weight-sparsity", help="Unstructured weight sparsity of a zoo network (0..1)."
+    ),
+    param: list[str] | None = typer.Option(
+        None, "--param", help="Zoo network parameter KEY=VALUE, e.g. seq_len=128 (repeatable)."
+    ),
+    budget: float = typer.Option(
+        0.05, "--budget", "-b", help="Error budget: per layer (layer mode) or MAC-weighted mean."
+    ),
+    mode: str = typer.Option("layer", "--mode", help="layer | global."),
+    layer_cap: float = typer.Option(
+        1.0, "--layer-cap", help="Global mode: the largest error any one layer may take."
+    ),
+    objective: str = typer.Option("edp", "--objective", help="edp | latency | energy."),
+    mapping: str = typer.Option(
+        "mapper", "--mapping", help="A mapping YAML used for every layer, or 'mapper'."
+    ),
+    max_terms: int = typer.Option(3, "--max-terms", help="Longest series considered (1..4)."),
+    remap: bool = typer.Option(
+        False, "--remap", help="Map each decomposed layer again for its chosen terms (slower)."
+    ),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="Architecture override KEY.PATH=VALUE (repeatable)."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the plan YAML here."),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the report JSON here."),
+    csv_path: Path | None = typer.Option(None, "--csv", help="Write the per-layer CSV here."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a per-layer bar chart (PNG)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print the totals only."),
+) -> None:
+    """Search the per-layer TASD plan of minimum EDP (or latency, energy) within an error budget,
+    and compare it with dense and with the structured engine without TASD."""
+    t0 = time.perf_counter()
+    if mode not in MODES:
+        raise SpecError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+    if objective not in OBJECTIVES:
+        raise SpecError(f"--objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+    if not 1 <= max_terms <= 4:
+        raise SpecError(f"--max-terms {max_terms}: expected 1..4")
+    if weight_sparsity is not None and not 0.0 <= weight_sparsity < 1.0:
+        raise SpecError(f"--weight-sparsity {weight_sparsity}: expected a fraction in [0, 1)")
+    from testy_model.spec.arch_loader import load_arch
+
+    a = load_arch(arch, overrides=list(set_ or []))
+    net = load_network_arg(network, weight_sparsity, _parse_params(list(param or [])))
+    m = _mapping_arg(mapping, a)
+    with Progress(
+        TextColumn("[bold]search"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=len(net.layers))
+
+        def tick(done: int, total: int, name: str) -> None:
+            bar.update(task, completed=done, description=name)
+
+        report = search(
+            net,
+            a,
+            budget=budget,
+            mode=mode,  # type: ignore[arg-type]
+            objective=objective,  # type: ignore[arg-type]
+            mappings=m,
+            max_terms=max_terms,
+            layer_cap=layer_cap,
+            remap=remap,
+            progress=tick,
+        )
+    # piped output (no terminal width to respect): print the tables at full width
+    con = console if console.is_terminal else Console(width=132)
+    if not quiet:
+        con.print(layer_table(report))
+    con.print(totals_table(report))
+    con.print(
+        f"EDP ratio of the TASD plan: {report.ratio('dense'):.3f} of dense, "
+        f"{report.ratio('native'):.3f} of the structured engine without TASD "
+        f"(speed-up {1 / report.ratio('dense', 'cycles'):.2f}× over dense)",
+        highlight=False,
+    )
+    con.print(
+        f"{sum(len(t.options) for t in report.tables)} candidates over {len(report.tables)} "
+        f"layers, searched in {time.perf_counter() - t0:.2f} s",
+        highlight=False,
+    )
+    if out is not None:
+        out.write_text(report.plan.to_yaml_text(), encoding="utf-8")
+        console.print(f"plan written to {out}", highlight=False)
+    if json_path is not None:
+        report.to_json(json_path)
+        console.print(f"report written to {json_path}", highlight=False)
+    if csv_path is not None:
+        report.to_frame().to_csv(csv_path, index=False)
+        console.print(f"per-layer CSV written to {csv_path}", highlight=False)
+    if plot is not None:
+        plot_search(report, plot)
+        console.print(f"plot written to {plot}", highlight=False)
