@@ -1,1 +1,103 @@
-"""CLI commands (placeholder until implemented)."""
+"""``testy-model map``: find a mapping for one GEMM on an architecture and write it as YAML.
+
+    testy-model map --arch A.yaml --gemm M=512,N=256,K=1024 [--objective edp|energy|latency]
+                    [--ert ERT.yaml] [--set KEY=VAL ...] [--out mapping.yaml]
+
+Operand densities come from the architecture file's ``problem:`` block when it holds one (tensor
+names A, B as in the GEMM ``Z[m,n] += A[m,k]·B[n,k]``). Prints the cost and the search time;
+``--out`` writes the mapping in Timeloop's format (``load_mapping`` reads it back).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from testy_model.cli.app import app, console, user_errors
+from testy_model.errors import SpecError
+from testy_model.spec.workload import Density, Problem, gemm
+
+_GEMM_RE = re.compile(r"^\s*([A-Za-z])\s*=\s*(\d+)\s*$")
+
+
+def parse_gemm(text: str) -> tuple[int, int, int]:
+    """``"M=512,N=256,K=1024"`` -> (M, N, K); raises SpecError naming the option otherwise."""
+    sizes: dict[str, int] = {}
+    for part in text.split(","):
+        m = _GEMM_RE.match(part)
+        if not m or m.group(1).upper() not in "MNK" or int(m.group(2)) < 1:
+            raise SpecError(
+                f"--gemm: bad item {part.strip()!r}; expected M=<int>,N=<int>,K=<int> with "
+                "positive sizes"
+            )
+        sizes[m.group(1).upper()] = int(m.group(2))
+    missing = [d for d in "MNK" if d not in sizes]
+    if missing:
+        raise SpecError(f"--gemm: missing {missing}; expected M=<int>,N=<int>,K=<int>")
+    return sizes["M"], sizes["N"], sizes["K"]
+
+
+def _file_densities(path: str) -> dict[str, Density]:
+    """Densities of A and B from the file's ``problem:`` block (empty when it has none)."""
+    from testy_model.spec.problem_loader import load_problem
+    from testy_model.spec.yaml_io import load_yaml_with_marks
+
+    data, _ = load_yaml_with_marks(path)
+    if not (isinstance(data, dict) and "problem" in data):
+        return {}
+    prob: Problem = load_problem(path)
+    return {t: d for t, d in prob.densities.items() if t in ("A", "B") and d.kind != "dense"}
+
+
+@app.command("map")
+@user_errors
+def map_command(
+    arch: Annotated[str, typer.Option("--arch", help="architecture YAML (Timeloop style)")],
+    gemm_shape: Annotated[str, typer.Option("--gemm", help="GEMM sizes, e.g. M=512,N=256,K=1024")],
+    objective: Annotated[
+        str, typer.Option("--objective", help="what to minimise: edp, energy or latency")
+    ] = "edp",
+    ert: Annotated[
+        str | None, typer.Option("--ert", help="Accelergy ERT.yaml with per-action energies")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="architecture override KEY.PATH=VALUE (repeatable)"),
+    ] = None,
+    out: Annotated[str | None, typer.Option("--out", help="write the mapping YAML here")] = None,
+) -> None:
+    """Search a mapping for one GEMM and print its cost."""
+    from testy_model.mapper import find_mapping
+    from testy_model.mapper_io import dump_mapping
+    from testy_model.spec.arch_loader import load_arch
+
+    if objective not in ("edp", "energy", "latency"):
+        raise SpecError(f"--objective: {objective!r}; expected edp, energy or latency")
+    m, n, k = parse_gemm(gemm_shape)
+    a = load_arch(arch, overrides=list(set_ or []))
+    if ert:
+        from testy_model.spec.accelergy import apply_ert, load_ert
+
+        a = apply_ert(a, load_ert(ert))
+    problem = gemm(m, n, k, densities=_file_densities(arch))
+    res = find_mapping(problem, a, objective=objective)  # type: ignore[arg-type]
+    dens = ", ".join(f"{t}={d.value:g}" for t, d in problem.densities.items()) or "dense"
+    console.print(
+        f"GEMM M={m} N={n} K={k} ({dens}) on {a.name}: {res.cycles:,.0f} cycles, "
+        f"{res.energy_pj / 1e6:,.4f} µJ, EDP {res.edp:.4g} pJ·s; {res.method} search of "
+        f"{res.evaluated} candidates in {res.search_s * 1e3:.1f} ms",
+        highlight=False,
+    )
+    header = (
+        f"testy-model map --arch {arch} --gemm M={m},N={n},K={k} --objective {objective}\n"
+        f"cycles {res.cycles:.0f}, energy {res.energy_pj:.6g} pJ, EDP {res.edp:.6g} pJ*s"
+    )
+    text = dump_mapping(res.mapping, dims=problem.dimensions, header=header)
+    if out:
+        Path(out).write_text(text)
+        console.print(f"mapping written to {out}", highlight=False)
+    else:
+        console.print(text, highlight=False, markup=False)

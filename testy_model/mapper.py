@@ -1,0 +1,952 @@
+"""Analytical mapping search: a good Timeloop-style mapping for one problem in milliseconds.
+
+Pipeline (:func:`find_mapping`):
+
+1. flatten the problem and architecture to arrays (:mod:`testy_model.mapper_space`) and raise a
+   :class:`MappingError` when not even one word of each kept tensor fits a level;
+2. if the space (factorisations × reuse-distinct loop orders) is at most ``exhaustive_limit``,
+   enumerate it, prune by fan-out/constraints/capacity, and cost every survivor;
+3. otherwise run a deterministic beam search: the start pool is the three templates (weight-,
+   output-, input-stationary), the templates under every keep/bypass choice that fits, and
+   ``n_random`` seeded random factorisations (invalid ones dropped). Each round costs, in one
+   batch, every unseen valid neighbour of the beam: one prime factor (or its square) of one
+   dimension moved between two slots, a dimension's whole factor at one slot moved to another,
+   one level's loop order changed, one tensor's keep/bypass toggled at one level, and, for the
+   ``compound`` best members, factor moves that overflow a buffer repaired by one keep/bypass
+   toggle. The beam keeps the ``beam`` best distinct-cost candidates, at most ``per_keep`` per
+   keep/bypass choice (diversity). Early exits: the round's neighbourhood is empty (all seen or
+   invalid), or ``patience`` rounds in a row do not improve the best objective, or
+   ``max_rounds`` rounds have run;
+4. the winner (lowest objective; ties broken by EDP, then energy, then generation order, so the
+   result is deterministic) is turned into a :class:`~testy_model.spec.mapping.Mapping`.
+
+Candidates are costed by the model's vectorised ``evaluate_terms`` (B candidates per numpy call).
+Results are cached by (problem shape, densities, architecture hash, objective, constraints), so a
+network with repeated layer shapes costs one search per distinct shape.
+
+Objectives: ``edp`` (pJ·s: the model's energy × latency in seconds), ``energy`` (pJ),
+``latency`` (cycles).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from testy_model.errors import MappingError
+from testy_model.mapper_space import (
+    ArchIndex,
+    ProblemIndex,
+    allowed_orders,
+    canonical_orders,
+    capacity_mask,
+    check_feasible,
+    enumerate_factorisations,
+    factors_from_exps,
+    index_arch,
+    index_problem,
+    keep_options,
+    mesh_split,
+    slot_mask,
+    space_size,
+    structure_mask,
+    valid_mask,
+)
+from testy_model.spec.arch import Architecture, LevelConstraints
+from testy_model.spec.mapping import LevelMapping, Mapping
+from testy_model.spec.workload import Density, Problem
+
+Objective = Literal["edp", "energy", "latency"]
+TemplateKind = Literal["weight", "output", "input"]
+#: ``evaluator(problem, arch, nests, terms) -> cost`` with ``cycles``, ``energy_pj``, ``edp``
+#: and ``valid`` arrays of shape (B,) (``terms`` as from :func:`operand_terms`). Defaults to the
+#: model's ``evaluate_terms``.
+Evaluator = Callable[..., Any]
+
+_OBJECTIVES: tuple[str, ...] = ("edp", "energy", "latency")
+_CHUNK = 16384  # candidates per evaluate call in exhaustive mode
+
+
+# -- results ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MappingResult:
+    """A mapping and its cost under the model.
+
+    Attributes:
+        mapping: the mapping (Timeloop-style, one LevelMapping per level, outermost first).
+        cycles: latency in cycles; energy_pj: energy in pJ; edp: energy × seconds in pJ·s.
+        objective: what was minimised (``edp``, ``energy`` or ``latency``).
+        evaluated: candidates costed by the model during the search.
+        search_s: wall-clock seconds of the search (0 for a cache hit's own lookup).
+        method: ``exhaustive``, ``beam`` or ``template:<kind>``.
+    """
+
+    mapping: Mapping
+    cycles: float
+    energy_pj: float
+    edp: float
+    objective: str
+    evaluated: int
+    search_s: float
+    method: str
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Candidate mappings of one problem in exponent form (see :mod:`mapper_space`).
+
+    Attributes:
+        exps: (B, 2L, D, P) int8 prime exponents per slot (temporal slots then spatial slots).
+        order_idx: (B, L) int64 index into ``orders`` per level.
+        keep: (B, L, T) bool, level l holds tensor t (else bypassed).
+        orders: (O, D) int64 loop orders (position of each dim, 0 = innermost).
+    """
+
+    exps: np.ndarray
+    order_idx: np.ndarray
+    keep: np.ndarray
+    orders: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.exps.shape[0])
+
+    def take(self, idx: np.ndarray) -> Candidates:
+        """The sub-set at ``idx``."""
+        return Candidates(self.exps[idx], self.order_idx[idx], self.keep[idx], self.orders)
+
+
+# -- evaluation glue ----------------------------------------------------------------------------
+
+
+def _default_evaluator() -> Evaluator:
+    from testy_model.model.cost import evaluate_terms  # the model's vectorised core
+
+    return evaluate_terms
+
+
+def operand_terms(
+    problem: Problem, arch: Architecture, densities: dict[str, Any] | None = None
+) -> dict[str, list[Any]]:
+    """Per input tensor, the list of terms the model prices (one shared mapping for all terms).
+
+    ``densities`` (default: the problem's own densities) maps a tensor to a kept density (float),
+    a :class:`Density` (``nm`` becomes an N:M term with its metadata bits), a model
+    ``OperandTerm``, or a list of those (a TASD series whose terms stream through one mapping).
+    Dense tensors are left out (the model treats them as one dense term).
+    """
+    from testy_model.model.cost import OperandTerm, nm_term
+
+    src: dict[str, Any] = dict(densities) if densities is not None else dict(problem.densities)
+    weight = problem.weight or problem.inputs[0]
+    out: dict[str, list[Any]] = {}
+    for t, v in src.items():
+        if t not in problem.inputs:
+            raise MappingError(
+                f"density given for {t!r}; expected an input tensor of {list(problem.inputs)}"
+            )
+        support = arch.sparsity.A if t == weight else arch.sparsity.B
+        items = v if isinstance(v, list) else [v]
+        terms = []
+        for x in items:
+            if isinstance(x, Density):
+                if x.kind == "dense":
+                    continue
+                if x.kind == "nm" and x.pattern is not None:
+                    terms.append(nm_term(x.pattern, support=support))
+                else:
+                    terms.append(OperandTerm(density=x.value))
+            elif isinstance(x, (int, float)):
+                terms.append(OperandTerm(density=float(x)))
+            else:
+                terms.append(x)
+        if terms:
+            out[t] = terms
+    return out
+
+
+def _scale_md(terms: dict[str, list[Any]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Stored values and metadata bits per dense word, per tensor: Σ d_i and Σ d_i·b_i."""
+    scale = {t: float(sum(np.max(x.density) for x in ts)) for t, ts in terms.items()}
+    md = {
+        t: float(sum(np.max(x.density) * np.max(x.metadata_bits) for x in ts))
+        for t, ts in terms.items()
+    }
+    return scale, md
+
+
+def to_nests(pi: ProblemIndex, ai: ArchIndex, cand: Candidates) -> Any:
+    """The model's ``LoopNests`` for the candidates: temporal/spatial (B,L,D) factors, order
+    (B,L,D) positions (0 = innermost), keep (B,L,T)."""
+    from testy_model.model.nest import LoopNests
+
+    L = len(ai.names)
+    F = factors_from_exps(pi, cand.exps)
+    order = cand.orders[cand.order_idx]
+    return LoopNests(
+        temporal=np.ascontiguousarray(F[:, :L]),
+        spatial=np.ascontiguousarray(F[:, L:]),
+        order=order,
+        keep=np.ascontiguousarray(cand.keep),
+    )
+
+
+def _score(cost: Any, objective: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(objective, edp, energy) arrays; invalid candidates score +inf."""
+    edp = np.asarray(cost.edp, dtype=np.float64)
+    energy = np.asarray(cost.energy_pj, dtype=np.float64)
+    obj = {"edp": edp, "energy": energy, "latency": np.asarray(cost.cycles, dtype=np.float64)}[
+        objective
+    ]
+    valid = np.asarray(getattr(cost, "valid", np.ones_like(obj, dtype=bool)), dtype=bool)
+    bad = ~valid | ~np.isfinite(obj)
+    return np.where(bad, np.inf, obj), np.where(bad, np.inf, edp), np.where(bad, np.inf, energy)
+
+
+@dataclass
+class _Ctx:
+    problem: Problem
+    arch: Architecture
+    pi: ProblemIndex
+    ai: ArchIndex
+    orders: np.ndarray
+    allowed: np.ndarray
+    terms: dict[str, list[Any]]
+    evaluator: Evaluator
+    objective: str
+    evaluated: int = 0
+
+    def cost(self, cand: Candidates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score candidates in one model call (objective, edp, energy), all (B,)."""
+        if len(cand) == 0:
+            z = np.zeros(0)
+            return z, z, z
+        self.evaluated += len(cand)
+        cost = self.evaluator(self.problem, self.arch, to_nests(self.pi, self.ai, cand), self.terms)
+        return _score(cost, self.objective)
+
+    def valid(self, cand: Candidates) -> np.ndarray:
+        L = len(self.ai.names)
+        F = factors_from_exps(self.pi, cand.exps)
+        ok = valid_mask(self.pi, self.ai, F[:, :L], F[:, L:], cand.keep)
+        return ok & np.all(self.allowed[np.arange(L), cand.order_idx], axis=-1)
+
+
+# -- templates --------------------------------------------------------------------------------
+
+
+def _stationary_tensor(problem: Problem, kind: str) -> str:
+    inputs = problem.inputs
+    if kind == "output":
+        return problem.output
+    if kind == "weight":
+        return problem.weight or inputs[0]
+    if kind == "input":
+        return problem.activation or inputs[-1]
+    raise MappingError(f"unknown template kind {kind!r}, expected weight, output or input")
+
+
+def _order_index(orders: np.ndarray, first: Sequence[int], D: int) -> int:
+    """Index of the canonical order that puts dims ``first`` innermost (declaration order)."""
+    seq = [*first, *[d for d in range(D) if d not in first]]
+    pos = np.zeros(D, dtype=np.int64)
+    pos[seq] = np.arange(D)
+    hit = np.nonzero(np.all(orders == pos, axis=1))[0]
+    return int(hit[0]) if hit.size else 0
+
+
+def _base_exps(pi: ProblemIndex, ai: ArchIndex) -> np.ndarray:
+    """(2L, D, P) start point: fixed factors placed, the rest of every bound at the outermost
+    temporal slot. Raises MappingError when a fixed factor does not divide its bound."""
+    L, D, P = len(ai.names), len(pi.dims), pi.primes.size
+    E = np.zeros((2 * L, D, P), dtype=np.int8)  # exponents <= 62: int8 keeps batches small
+    E[0] = pi.exps
+    for s, fixed in [(s, ai.t_fix[s]) for s in range(L)] + [(L + s, ai.s_fix[s]) for s in range(L)]:
+        for d in range(D):
+            f = int(fixed[d])
+            if f <= 1:
+                continue
+            for p_i, p in enumerate(pi.primes):
+                while f % int(p) == 0:
+                    f //= int(p)
+                    E[s, d, p_i] += 1
+                    E[0, d, p_i] -= 1
+            if f != 1 or np.any(E[0, d] < 0):
+                raise MappingError(
+                    f"constraint fixes factor {int(fixed[d])} for {pi.dims[d]!r} at level "
+                    f"{ai.names[s % L]!r}, which does not divide the bound {int(pi.bounds[d])}",
+                    key_path=f"levels[{ai.names[s % L]}].constraints",
+                )
+    return E
+
+
+def _fill_slot(
+    ctx: _Ctx, E: np.ndarray, oi: np.ndarray, keep: np.ndarray, slot: int, dims: Sequence[int]
+) -> np.ndarray:
+    """Move as much of ``dims`` from the outermost slot into ``slot`` as stays valid.
+
+    All splits of the remaining prime exponents of ``dims`` (every sub-vector of each dimension's
+    remaining exponents, crossed over the dims: Π_d Π_p (e_dp + 1) trials; past 2,000 the
+    remaining dims are filled by a further call) are checked in one batch; the valid one with
+    the largest product of moved factors wins, ties going to the most balanced (largest
+    smallest factor), then the first generated. Returns the new E.
+    """
+    P = ctx.pi.primes.size
+    open_ = slot_mask(ctx.ai)
+    dims = [d for d in dims if open_[slot, d] and open_[0, d] and E[0, d].sum() > 0]
+    per_dim: list[np.ndarray] = []
+    total = 1
+    for d in dims:
+        rng = [np.arange(int(E[0, d, p]) + 1) for p in range(P)]
+        sub = np.array(np.meshgrid(*rng, indexing="ij")).reshape(P, -1).T  # (n_d, P)
+        if per_dim and total * len(sub) > 2000:
+            break
+        total *= len(sub)
+        per_dim.append(sub)
+    if not per_dim:
+        return E
+    grids = np.meshgrid(*[np.arange(len(x)) for x in per_dim], indexing="ij")
+    n = grids[0].size
+    trial = np.repeat(E[None], n, axis=0)
+    moved = np.ones((n, len(per_dim)))
+    for j, (d, g) in enumerate(zip(dims, grids, strict=False)):
+        take = per_dim[j][g.ravel()]  # (n, P)
+        trial[:, 0, d] -= take
+        trial[:, slot, d] += take
+        moved[:, j] = np.prod(ctx.pi.primes.astype(np.float64) ** take, axis=-1)
+    ok = ctx.valid(
+        Candidates(
+            trial, np.repeat(oi[None], n, axis=0), np.repeat(keep[None], n, axis=0), ctx.orders
+        )
+    )
+    rest = dims[len(per_dim) :]
+    if ok.any():
+        prod = np.where(ok, moved.prod(axis=1), -1.0)
+        low = moved.min(axis=1)
+        E = trial[np.lexsort((np.arange(n), -low, -prod))[0]]
+    return _fill_slot(ctx, E, oi, keep, slot, rest) if rest else E
+
+
+def _template_candidate(ctx: _Ctx, kind: str) -> Candidates:
+    """Exponent-form template: the ``kind`` tensor stays in the innermost level that keeps it.
+
+    Construction: spatial fan-outs (innermost first) are filled with the stationary tensor's
+    relevant dims, then any dim; temporal levels from the innermost outwards are filled with the
+    stationary tensor's relevant dims, then its irrelevant dims (the reuse loops); every level
+    orders the dims irrelevant to the stationary tensor innermost, so its tile is reused across
+    them; the remainder of each bound stays at the outermost level.
+    """
+    pi, ai = ctx.pi, ctx.ai
+    L, D = len(ai.names), len(pi.dims)
+    t = pi.tensors.index(_stationary_tensor(ctx.problem, kind))
+    rel = [d for d in range(D) if pi.relevant[t, d]]
+    irr = [d for d in range(D) if not pi.relevant[t, d]]
+    o = _order_index(ctx.orders, irr, D)
+    oi = np.array(
+        [o if ctx.allowed[lv, o] else int(np.argmax(ctx.allowed[lv])) for lv in range(L)],
+        dtype=np.int64,
+    )
+    # keep: must-keeps, then the stationary tensor, then the others, while one word of each fits
+    keep = ai.keep_must.copy()
+    for lv in range(1, L):
+        for u in [t, *[u for u in range(len(pi.tensors)) if u != t]]:
+            if ai.keep_may[lv, u] and not keep[lv, u]:
+                trial = keep[lv].copy()
+                trial[u] = True
+                if np.sum(trial * ai.word_bits[lv]) <= ai.capacity[lv] * (1 + 1e-9):
+                    keep[lv] = trial
+    E = _base_exps(pi, ai)
+    for lv in reversed(range(L)):
+        if ai.fanout[lv] > 1:
+            E = _fill_slot(ctx, E, oi, keep, L + lv, rel)
+            E = _fill_slot(ctx, E, oi, keep, L + lv, irr)
+    for lv in reversed(range(1, L)):
+        E = _fill_slot(ctx, E, oi, keep, lv, rel)
+        E = _fill_slot(ctx, E, oi, keep, lv, irr)
+    return Candidates(E[None], oi[None], keep[None], ctx.orders)
+
+
+# -- search ----------------------------------------------------------------------------------
+
+
+def _hash(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit hash per int64 row (fixed odd random weights, wrapping sums), for fast
+    de-duplication; a collision (probability ~ n^2 / 2^64) only drops one candidate."""
+    w = np.random.default_rng(20251125).integers(1, 2**62, size=rows.shape[1]) | 1
+    with np.errstate(over="ignore"):
+        return (rows * w).sum(axis=1)
+
+
+def _unique_first(rows: np.ndarray) -> np.ndarray:
+    """Sorted indices of the first occurrence of each distinct row."""
+    _, idx = np.unique(_hash(rows), return_index=True)
+    return np.sort(idx)
+
+
+def _rows(cand: Candidates) -> np.ndarray:
+    """One int64 row per candidate (exponents, order indices, keep bits), for de-duplication."""
+    n = len(cand)
+    return np.concatenate(
+        [
+            cand.exps.reshape(n, int(np.prod(cand.exps.shape[1:]))),
+            cand.order_idx,
+            cand.keep.reshape(n, int(np.prod(cand.keep.shape[1:]))).astype(np.int64),
+        ],
+        axis=1,
+    )
+
+
+def _concat(parts: Sequence[Candidates], orders: np.ndarray) -> Candidates:
+    return Candidates(
+        np.concatenate([p.exps for p in parts]),
+        np.concatenate([p.order_idx for p in parts]),
+        np.concatenate([p.keep for p in parts]),
+        orders,
+    )
+
+
+def _exhaustive(ctx: _Ctx) -> Candidates:
+    """Every valid (factorisation, allowed order per level, keep/bypass choice), deduplicated
+    where a level has at most one non-unit loop (its order cannot matter)."""
+    L = len(ctx.ai.names)
+    E = enumerate_factorisations(ctx.pi, ctx.ai).astype(np.int8)
+    keeps = keep_options(ctx.pi, ctx.ai)
+    per_level = [np.nonzero(ctx.allowed[lv])[0] for lv in range(L)]
+    combos = np.array(np.meshgrid(*per_level, indexing="ij")).reshape(L, -1).T
+    n_f, n_o = E.shape[0], combos.shape[0]
+    exps = np.repeat(E, n_o, axis=0)
+    oi = np.tile(combos, (n_f, 1))
+    # canonicalise: where a level has <= 1 non-unit temporal loop, its order is irrelevant
+    F = factors_from_exps(ctx.pi, exps)[:, :L]
+    trivial = np.sum(F > 1, axis=-1) <= 1
+    first = np.array([p[0] for p in per_level])
+    oi = np.where(trivial, first, oi)
+    _, idx = np.unique(
+        np.concatenate([exps.reshape(len(exps), -1), oi], axis=1), axis=0, return_index=True
+    )
+    idx = np.sort(idx)
+    exps, oi = exps[idx], oi[idx]
+    n_k = keeps.shape[0]
+    cand = Candidates(
+        np.repeat(exps, n_k, axis=0),
+        np.repeat(oi, n_k, axis=0),
+        np.tile(keeps, (len(exps), 1, 1)),
+        ctx.orders,
+    )
+    return cand.take(np.nonzero(ctx.valid(cand))[0])
+
+
+def _moves(ctx: _Ctx) -> tuple[np.ndarray, ...]:
+    """All single-prime moves (from slot a, to slot b, dim d, prime p), each as an (M,) array."""
+    open_ = slot_mask(ctx.ai)
+    S, D = open_.shape
+    P = ctx.pi.primes.size
+    a, b, d, p = np.meshgrid(np.arange(S), np.arange(S), np.arange(D), np.arange(P), indexing="ij")
+    a, b, d, p = a.ravel(), b.ravel(), d.ravel(), p.ravel()
+    keep = (a != b) & open_[a, d] & open_[b, d] & (ctx.pi.exps[d, p] > 0)
+    return a[keep], b[keep], d[keep], p[keep]
+
+
+def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> Candidates:
+    """Every candidate one move away from a beam member: one prime factor (or its square) of one
+    dimension moved between slots; the whole factor of one dimension at one slot moved to
+    another (a jump over plateaus); one level's loop order changed; one tensor's keep/bypass
+    toggled at one level."""
+    a, b, d, p = moves
+    K, M = len(beam), a.size
+    parts = []
+    if M:
+        k = np.repeat(np.arange(K), M)
+        m = np.tile(np.arange(M), K)
+        ok = beam.exps[k, a[m], d[m], p[m]] > 0
+        k, m = k[ok], m[ok]
+        exps = beam.exps[k].copy()
+        r = np.arange(k.size)
+        exps[r, a[m], d[m], p[m]] -= 1
+        exps[r, b[m], d[m], p[m]] += 1
+        parts.append(Candidates(exps, beam.order_idx[k], beam.keep[k], ctx.orders))
+        # the same moves with the prime squared (where two of it are there to move)
+        two = exps[r, a[m], d[m], p[m]] > 0
+        exps2 = exps[two]
+        r2 = np.arange(exps2.shape[0])
+        exps2[r2, a[m][two], d[m][two], p[m][two]] -= 1
+        exps2[r2, b[m][two], d[m][two], p[m][two]] += 1
+        parts.append(Candidates(exps2, beam.order_idx[k[two]], beam.keep[k[two]], ctx.orders))
+        # jumps: all of dimension d's factor at slot a moves to slot b (one per (a, b, d))
+        first = np.unique(_hash(np.stack([a, b, d], axis=1)), return_index=True)[1]
+        ja, jb, jd = a[first], b[first], d[first]
+        J = ja.size
+        k = np.repeat(np.arange(K), J)
+        m = np.tile(np.arange(J), K)
+        moved = beam.exps[k, ja[m], jd[m]]  # (n, P)
+        ok = (moved.sum(axis=1) > 1) & (ctx.ai.t_fix.shape[0] > 0)
+        k, m, moved = k[ok], m[ok], moved[ok]
+        exps = beam.exps[k].copy()
+        r = np.arange(k.size)
+        exps[r, ja[m], jd[m]] -= moved
+        exps[r, jb[m], jd[m]] += moved
+        parts.append(Candidates(exps, beam.order_idx[k], beam.keep[k], ctx.orders))
+    lv, o = np.nonzero(ctx.allowed)
+    k = np.repeat(np.arange(K), lv.size)
+    j = np.tile(np.arange(lv.size), K)
+    oi = beam.order_idx[k].copy()
+    oi[np.arange(k.size), lv[j]] = o[j]
+    parts.append(Candidates(beam.exps[k], oi, beam.keep[k], ctx.orders))
+    # keep/bypass toggles of one tensor at one level
+    lv, t = np.nonzero(ctx.ai.keep_may & ~ctx.ai.keep_must)
+    if lv.size:
+        k = np.repeat(np.arange(K), lv.size)
+        j = np.tile(np.arange(lv.size), K)
+        keep = beam.keep[k].copy()
+        r = np.arange(k.size)
+        keep[r, lv[j], t[j]] = ~keep[r, lv[j], t[j]]
+        parts.append(Candidates(beam.exps[k], beam.order_idx[k], keep, ctx.orders))
+    return _concat(parts, ctx.orders)
+
+
+def _lead(nb: Candidates, cur: Candidates, compound: int) -> np.ndarray:
+    """(len(nb),) bool: the neighbour descends from one of the ``compound`` best beam members
+    (identified by its keep choice and order, which a factor move leaves unchanged)."""
+    if compound <= 0 or len(cur) == 0:
+        return np.zeros(len(nb), dtype=bool)
+
+    def key(c: Candidates) -> np.ndarray:
+        n = len(c)
+        keep = c.keep.reshape(n, int(np.prod(c.keep.shape[1:]))).astype(np.int64)
+        return _hash(np.concatenate([c.order_idx, keep], axis=1))
+
+    lead = cur.take(np.arange(min(compound, len(cur))))
+    return np.isin(key(nb), key(lead))
+
+
+def _repair_keep(ctx: _Ctx, bad: Candidates) -> Candidates:
+    """Compound moves: each over-capacity neighbour (fan-out, mesh and constraints fine) with one
+    tensor's keep/bypass toggled at one level (a bigger tile fits once some tensor is bypassed,
+    or kept elsewhere); the ones that then fit."""
+    lv, t = np.nonzero(ctx.ai.keep_may & ~ctx.ai.keep_must)
+    empty = bad.take(np.zeros(0, dtype=np.int64))
+    if lv.size == 0 or len(bad) == 0:
+        return empty
+    L = len(ctx.ai.names)
+    F = factors_from_exps(ctx.pi, bad.exps)
+    ok = structure_mask(ctx.pi, ctx.ai, F[:, :L], F[:, L:])
+    ok &= np.all(ctx.allowed[np.arange(L), bad.order_idx], axis=-1)
+    bad, F = bad.take(np.nonzero(ok)[0]), F[ok]
+    if len(bad) == 0:
+        return empty
+    k = np.repeat(np.arange(len(bad)), lv.size)
+    j = np.tile(np.arange(lv.size), len(bad))
+    keep = bad.keep[k].copy()
+    r = np.arange(k.size)
+    keep[r, lv[j], t[j]] = ~keep[r, lv[j], t[j]]
+    out = Candidates(bad.exps[k], bad.order_idx[k], keep, ctx.orders)
+    fits = capacity_mask(ctx.pi, ctx.ai, F[k, :L], F[k, L:], keep)
+    return out.take(np.nonzero(fits)[0])
+
+
+def _random_candidates(ctx: _Ctx, n: int, seed: int) -> Candidates:
+    """``n`` seeded random factorisations: each prime power of each dim spread uniformly over
+    its open slots (multinomial), with uniformly random allowed orders; invalid ones dropped."""
+    rng = np.random.default_rng(seed)
+    pi, ai = ctx.pi, ctx.ai
+    L = len(ai.names)
+    base = _base_exps(pi, ai)
+    open_ = slot_mask(ai)
+    exps = np.repeat(base[None], n, axis=0)
+    for d in range(len(pi.dims)):
+        slots = np.nonzero(open_[:, d])[0]
+        for p in range(pi.primes.size):
+            e = int(base[0, d, p])
+            if e == 0 or slots.size == 0:
+                continue
+            exps[:, 0, d, p] -= e
+            draw = rng.multinomial(e, np.full(slots.size, 1.0 / slots.size), size=n)
+            exps[:, slots, d, p] += draw
+    oi = np.stack([rng.choice(np.nonzero(ctx.allowed[lv])[0], size=n) for lv in range(L)], axis=1)
+    keeps = keep_options(pi, ai)
+    keep = keeps[rng.integers(0, len(keeps), size=n)]
+    cand = Candidates(exps, oi.astype(np.int64), keep, ctx.orders)
+    return cand.take(np.nonzero(ctx.valid(cand))[0])
+
+
+def _best(scores: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """Candidate indices sorted best first: objective, then EDP, energy, position."""
+    obj, edp, energy = scores
+    return np.lexsort((np.arange(obj.size), energy, edp, obj))
+
+
+def _select(
+    cand: Candidates, scores: tuple[np.ndarray, ...], beam: int, per_keep: int
+) -> np.ndarray:
+    """Indices of the ``beam`` best candidates, at most ``per_keep`` per keep/bypass choice (so
+    alternative bypass structures stay in the beam while their factors are tuned)."""
+    order = _best(scores)
+    order = order[np.isfinite(scores[0][order])]
+    # equal (objective, EDP, energy) = equivalent for the model: keep the first of each
+    trip = np.stack([s[order] for s in scores], axis=1)
+    same = np.r_[False, np.all(np.isclose(trip[1:], trip[:-1], rtol=1e-12, atol=0), axis=1)]
+    order = order[~same]
+    _, group = np.unique(
+        _hash(cand.keep.reshape(len(cand), int(np.prod(cand.keep.shape[1:]))).astype(np.int64)),
+        return_inverse=True,
+    )
+    group = group.ravel()[order]
+    # rank of each candidate within its group, in best-first order
+    first = np.argsort(group, kind="stable")
+    g_sorted = group[first]
+    starts = np.r_[0, np.nonzero(np.diff(g_sorted))[0] + 1]
+    rank = np.empty_like(group)
+    rank[first] = np.arange(group.size) - np.repeat(starts, np.diff(np.r_[starts, group.size]))
+    return order[rank < per_keep][:beam]
+
+
+def _keep_variants(ctx: _Ctx, cand: Candidates) -> Candidates:
+    """Each candidate under every keep/bypass choice of :func:`keep_options` (valid ones)."""
+    keeps = keep_options(ctx.pi, ctx.ai)
+    n, k = len(cand), len(keeps)
+    out = Candidates(
+        np.repeat(cand.exps, k, axis=0),
+        np.repeat(cand.order_idx, k, axis=0),
+        np.tile(keeps, (n, 1, 1)),
+        ctx.orders,
+    )
+    return out.take(np.nonzero(ctx.valid(out))[0])
+
+
+def _beam_search(
+    ctx: _Ctx,
+    beam: int,
+    n_random: int,
+    max_rounds: int,
+    seed: int,
+    per_keep: int = 2,
+    patience: int = 2,
+    compound: int = 2,
+) -> tuple[Candidates, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    tmpl = _concat([_template_candidate(ctx, k) for k in ("weight", "output", "input")], ctx.orders)
+    starts = [tmpl, _keep_variants(ctx, tmpl), _random_candidates(ctx, n_random, seed)]
+    pool = _concat(starts, ctx.orders)
+    pool = pool.take(_unique_first(_rows(pool)))
+    scores = ctx.cost(pool)
+    seen = _hash(_rows(pool))
+    order = _select(pool, scores, beam, per_keep)
+    cur, cur_s = pool.take(order), tuple(s[order] for s in scores)
+    moves = _moves(ctx)
+    stale = 0
+    for _ in range(max_rounds):
+        nb = _neighbours(ctx, cur, moves)
+        h = _hash(_rows(nb))
+        _, idx = np.unique(h, return_index=True)
+        idx = np.sort(idx)
+        idx = idx[~np.isin(h[idx], seen)]  # only unseen candidates are checked and costed
+        nb, h = nb.take(idx), h[idx]
+        ok = ctx.valid(nb)
+        lead = ~ok & _lead(nb, cur, compound)
+        repaired = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]))
+        rh = _hash(_rows(repaired))
+        _, ridx = np.unique(rh, return_index=True)
+        ridx = np.sort(ridx)
+        ridx = ridx[~np.isin(rh[ridx], seen) & ~np.isin(rh[ridx], h[ok])]
+        # invalid candidates already tried for repair join `seen`; other invalid ones may be
+        # repaired later, once they come from a leading beam member
+        seen = np.concatenate([seen, h[ok | lead], rh[ridx]])
+        nb = _concat([nb.take(np.nonzero(ok)[0]), repaired.take(ridx)], ctx.orders)
+        if len(nb) == 0:
+            break  # early exit: the neighbourhood of the beam is exhausted
+        nb_s = ctx.cost(nb)
+        both = _concat([cur, nb], ctx.orders)
+        both_s = tuple(np.concatenate([x, y]) for x, y in zip(cur_s, nb_s, strict=True))
+        order = _select(both, both_s, beam, per_keep)
+        improved = both_s[0][order[0]] < cur_s[0][0] * (1 - 1e-12)
+        cur, cur_s = both.take(order), tuple(s[order] for s in both_s)
+        stale = 0 if improved else stale + 1
+        if stale >= patience:
+            break  # early exit: `patience` rounds found nothing better than the best so far
+    return cur, cur_s
+
+
+# -- public API -------------------------------------------------------------------------------
+
+_CACHE: dict[tuple, MappingResult] = {}
+
+
+def clear_cache() -> None:
+    """Forget every cached search result."""
+    _CACHE.clear()
+
+
+def cache_size() -> int:
+    """Number of cached search results."""
+    return len(_CACHE)
+
+
+def arch_hash(arch: Architecture) -> str:
+    """A stable digest of everything in ``arch`` (SHA-1 of its canonical repr)."""
+    return hashlib.sha1(repr(arch).encode()).hexdigest()
+
+
+def _problem_key(problem: Problem) -> tuple:
+    """The shape of ``problem``: dims, bounds, projections, coefficients (not its name)."""
+    return (
+        problem.dimensions,
+        tuple(problem.bounds[d] for d in problem.dimensions),
+        tuple((ds.name, ds.projection, ds.read_write) for ds in problem.data_spaces),
+        tuple(sorted(problem.coefficients.items())),
+        tuple(sorted(problem.datawidths.items())),
+        tuple(sorted((t, repr(d)) for t, d in problem.densities.items())),
+    )
+
+
+def _context(
+    problem: Problem,
+    arch: Architecture,
+    objective: str,
+    constraints: dict[str, LevelConstraints] | None,
+    densities: dict[str, Any] | None,
+    evaluator: Evaluator | None,
+) -> _Ctx:
+    if objective not in _OBJECTIVES:
+        raise MappingError(f"unknown objective {objective!r}, expected one of {list(_OBJECTIVES)}")
+    terms = operand_terms(problem, arch, densities)
+    pi = index_problem(problem, *_scale_md(terms))
+    ai = index_arch(arch, problem, pi, constraints)
+    check_feasible(pi, ai, arch)
+    orders = canonical_orders(pi, ai.perm)
+    return _Ctx(
+        problem=problem,
+        arch=arch,
+        pi=pi,
+        ai=ai,
+        orders=orders,
+        allowed=allowed_orders(pi, ai, orders),
+        terms=terms,
+        evaluator=evaluator or _default_evaluator(),
+        objective=objective,
+    )
+
+
+def to_mapping(ctx_or_pi: Any, arch: Architecture, cand: Candidates, i: int = 0) -> Mapping:
+    """The :class:`Mapping` of candidate ``i`` (permutations inner to outer, as Timeloop)."""
+    pi, ai = ctx_or_pi.pi, ctx_or_pi.ai
+    L = len(ai.names)
+    F = factors_from_exps(pi, cand.exps[i])
+    order = cand.orders[cand.order_idx[i]]
+    levels = []
+    for lv in range(L):
+        temporal = {d: int(F[lv, j]) for j, d in enumerate(pi.dims) if F[lv, j] > 1}
+        perm = tuple(pi.dims[j] for j in np.argsort(order[lv], kind="stable"))
+        spatial = {d: int(F[L + lv, j]) for j, d in enumerate(pi.dims) if F[L + lv, j] > 1}
+        xs, ys = mesh_split(ai, lv, F[L + lv])
+        sp_dims = [pi.dims[j] for j in (*xs, *ys)]
+        split = len(xs) if spatial else None
+        keep = tuple(t for t, k in zip(pi.tensors, cand.keep[i, lv], strict=True) if k)
+        bypass = tuple(t for t in pi.tensors if t not in keep)
+        levels.append(
+            LevelMapping(
+                target=ai.names[lv],
+                temporal=temporal,
+                temporal_permutation=perm,
+                spatial=spatial,
+                spatial_permutation=tuple(sp_dims),
+                split=split,
+                keep=keep,
+                bypass=bypass,
+            )
+        )
+    return Mapping(levels=tuple(levels), source="testy_model.mapper")
+
+
+def template_mapping(
+    problem: Problem,
+    arch: Architecture,
+    kind: TemplateKind,
+    *,
+    densities: dict[str, Any] | None = None,
+    constraints: dict[str, LevelConstraints] | None = None,
+) -> Mapping:
+    """A weight-, output- or input-stationary mapping (``kind`` = ``weight|output|input``) that
+    fits ``arch``; see :func:`_template_candidate` for the construction. No cost model needed."""
+    ctx = _context(problem, arch, "edp", constraints, densities, evaluator=lambda *a: None)
+    return to_mapping(ctx, arch, _template_candidate(ctx, kind))
+
+
+def evaluate_template(
+    problem: Problem,
+    arch: Architecture,
+    kind: TemplateKind,
+    *,
+    objective: Objective = "edp",
+    densities: dict[str, Any] | None = None,
+    evaluator: Evaluator | None = None,
+) -> MappingResult:
+    """The template mapping of ``kind`` and its cost (``method = "template:<kind>"``)."""
+    t0 = time.perf_counter()
+    ctx = _context(problem, arch, objective, None, densities, evaluator)
+    cand = _template_candidate(ctx, kind)
+    ctx.evaluated = 1
+    return _result(ctx, cand, t0, f"template:{kind}")
+
+
+def _result(ctx: _Ctx, cand: Candidates, t0: float, method: str) -> MappingResult:
+    cost = ctx.evaluator(
+        ctx.problem, ctx.arch, to_nests(ctx.pi, ctx.ai, cand.take(np.array([0]))), ctx.terms
+    )
+    return MappingResult(
+        mapping=to_mapping(ctx, ctx.arch, cand, 0),
+        cycles=float(np.asarray(cost.cycles)[0]),
+        energy_pj=float(np.asarray(cost.energy_pj)[0]),
+        edp=float(np.asarray(cost.edp)[0]),
+        objective=ctx.objective,
+        evaluated=ctx.evaluated,
+        search_s=time.perf_counter() - t0,
+        method=method,
+    )
+
+
+def find_mapping(
+    problem: Problem,
+    arch: Architecture,
+    objective: Objective = "edp",
+    constraints: dict[str, LevelConstraints] | None = None,
+    densities: dict[str, Any] | None = None,
+    *,
+    evaluator: Evaluator | None = None,
+    exhaustive_limit: int = 4096,
+    beam: int = 16,
+    n_random: int = 512,
+    max_rounds: int = 40,
+    seed: int = 0,
+    per_keep: int = 4,
+    patience: int = 2,
+    use_cache: bool = True,
+) -> MappingResult:
+    """The best mapping found for ``problem`` on ``arch`` and its cost.
+
+    Args:
+        problem: the layer (any Timeloop-style problem; GEMMs via :func:`gemm`).
+        arch: the architecture (capacities, fan-outs, keep/bypass and constraints respected).
+        objective: ``edp`` (pJ·s), ``energy`` (pJ) or ``latency`` (cycles).
+        constraints: level name -> :class:`LevelConstraints` replacing that level's own.
+        densities: tensor -> kept density (float or :class:`Density`) overriding the problem's;
+            capacities then hold compressed tiles. A TASD plan's terms share this one mapping.
+        evaluator: cost function (default: the model's ``evaluate_nests``).
+        exhaustive_limit: enumerate the space when it has at most this many candidates
+            (factorisations × order combinations, before pruning); otherwise beam search.
+        beam, n_random, max_rounds, seed: beam search width, random starts, round cap, seed.
+        per_keep: at most this many beam members share one keep/bypass choice.
+        patience: stop after this many rounds without improvement.
+        use_cache: reuse an earlier result for the same (shape, densities, arch, objective,
+            constraints, search settings).
+
+    Raises:
+        MappingError: when no valid mapping exists (a level too small for one word of each
+            tensor it must keep), or bad objective/constraints.
+    """
+    key = (
+        _problem_key(problem),
+        repr(sorted((densities or {}).items())),
+        arch_hash(arch),
+        objective,
+        repr(sorted((constraints or {}).items())),
+        exhaustive_limit,
+        beam,
+        n_random,
+        max_rounds,
+        seed,
+        per_keep,
+        patience,
+        evaluator,
+    )
+    if use_cache and key in _CACHE:
+        return _CACHE[key]
+    t0 = time.perf_counter()
+    ctx = _context(problem, arch, objective, constraints, densities, evaluator)
+    size = space_size(ctx.pi, ctx.ai, len(ctx.orders)) * len(keep_options(ctx.pi, ctx.ai))
+    if size <= exhaustive_limit:
+        cand = _exhaustive(ctx)
+        parts = [
+            ctx.cost(cand.take(np.arange(i, min(i + _CHUNK, len(cand)))))
+            for i in range(0, len(cand), _CHUNK)
+        ]
+        scores = tuple(np.concatenate([p[k] for p in parts]) for k in range(3)) if parts else None
+        method = "exhaustive"
+    else:
+        cand, scores = _beam_search(ctx, beam, n_random, max_rounds, seed, per_keep, patience)
+        method = "beam"
+    if len(cand) == 0 or scores is None:
+        raise MappingError(
+            f"no valid mapping of {problem.name!r} on {arch.name!r} under its capacities, "
+            "fan-outs and constraints",
+            file=arch.source,
+        )
+    best = _best(scores)
+    if not np.isfinite(scores[0][best[0]]):
+        raise MappingError(
+            f"no mapping of {problem.name!r} on {arch.name!r} that the model accepts as valid",
+            file=arch.source,
+        )
+    result = _result(ctx, cand.take(best[:1]), t0, method)
+    if use_cache:
+        _CACHE[key] = result
+    return result
+
+
+# -- sweeps (issue 8) -----------------------------------------------------------------------------
+
+
+def candidate_nests(
+    problem: Problem,
+    arch_structure: Architecture,
+    *,
+    limit: int = 20000,
+    seed: int = 0,
+    densities: dict[str, Any] | None = None,
+) -> Candidates:
+    """Candidate mappings for every design point sharing ``arch_structure``'s levels, fan-outs
+    and keep/bypass (capacities are ignored here: :func:`best_per_point` filters by each point's).
+
+    Every factorisation × order when the space has at most ``limit`` candidates, else ``limit``
+    seeded random ones (plus, per point, the templates added by :func:`best_per_point`).
+    """
+    unbounded = arch_structure.model_copy(
+        update={
+            "levels": tuple(lv.model_copy(update={"depth": None}) for lv in arch_structure.levels)
+        }
+    )
+    ctx = _context(problem, unbounded, "edp", None, densities, evaluator=lambda *a: None)
+    if space_size(ctx.pi, ctx.ai, len(ctx.orders)) * len(keep_options(ctx.pi, ctx.ai)) <= limit:
+        return _exhaustive(ctx)
+    return _random_candidates(ctx, limit, seed)
+
+
+def best_per_point(
+    problem: Problem,
+    archs: Sequence[Architecture],
+    candidates: Candidates,
+    *,
+    objective: Objective = "edp",
+    densities: dict[str, Any] | None = None,
+    evaluator: Evaluator | None = None,
+) -> list[MappingResult]:
+    """For each design point in ``archs`` (same structure as the one ``candidates`` came from),
+    the best of the shared candidates that fit its capacities, plus its three templates; one
+    model call per point. Raises MappingError naming the point when nothing fits."""
+    out = []
+    for arch in archs:
+        t0 = time.perf_counter()
+        ctx = _context(problem, arch, objective, None, densities, evaluator)
+        fits = candidates.take(np.nonzero(ctx.valid(candidates))[0])
+        tmpl = [_template_candidate(ctx, k) for k in ("weight", "output", "input")]
+        pool = _concat(
+            [*tmpl, Candidates(fits.exps, fits.order_idx, fits.keep, ctx.orders)], ctx.orders
+        )
+        scores = ctx.cost(pool)
+        best = _best(scores)
+        out.append(_result(ctx, pool.take(best[:1]), t0, "shared-candidates"))
+    return out

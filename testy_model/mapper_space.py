@@ -1,0 +1,519 @@
+"""The mapping search space of one problem on one architecture, as numpy arrays.
+
+A candidate mapping is held in *exponent form*: ``E[s, d, p]`` is the exponent of the p-th prime
+(of the union of the primes of all bounds) in the factor of dimension d at slot s. Slots
+``0..L-1`` are the temporal loops of storage level l (0 = outermost, DRAM); slots ``L..2L-1`` are
+the spatial loops of level l (over the fan-out below it). A factor is ``Π_p prime_p ** E[s,d,p]``
+and a complete candidate satisfies ``Σ_s E[s,d,p] = e_{d,p}`` (the exponent of prime p in the
+bound of d): every bound is fully factorised. Loop orders are indices into a short list of
+canonical permutations (see :func:`canonical_orders`). Keep/bypass choices are (L, T) bools:
+a level holds what it must (level 0 everything; a level's ``keep`` list), never what the
+architecture bypasses, and the search decides the rest (see :func:`keep_options`).
+
+Everything here is a pure function of (problem, architecture) and vectorised over candidates;
+the only Python loops run over levels, dimensions, primes or tensors (a handful each).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from testy_model.errors import MappingError
+from testy_model.spec.arch import Architecture, LevelConstraints
+from testy_model.spec.workload import Problem
+
+#: Sentinel "no bound" used in the factor-bound arrays.
+UNBOUNDED = np.iinfo(np.int64).max
+
+
+def prime_factors(n: int) -> dict[int, int]:
+    """Prime factorisation of ``n >= 1`` as ``{prime: exponent}`` (``{}`` for 1)."""
+    if n < 1:
+        raise ValueError(f"cannot factorise {n}: bounds must be >= 1")
+    out: dict[int, int] = {}
+    p = 2
+    while p * p <= n:
+        while n % p == 0:
+            out[p] = out.get(p, 0) + 1
+            n //= p
+        p += 1
+    if n > 1:
+        out[n] = out.get(n, 0) + 1
+    return out
+
+
+@dataclass(frozen=True)
+class ProblemIndex:
+    """A problem flattened to arrays.
+
+    Attributes:
+        dims: dimension names (problem order, D of them).
+        tensors: tensor names (data-space order, T of them).
+        bounds: (D,) int64 bounds.
+        primes: (P,) int64 distinct primes of all bounds (P >= 1: ``[2]`` when every bound is 1).
+        exps: (D, P) int64 exponent of each prime in each bound.
+        relevant: (T, D) bool, dimension d indexes tensor t.
+        ranks: per tensor, a tuple of ranks, each a tuple of (dim index, coefficient).
+        scale: (T,) float, stored values per dense word (Σ of the kept densities of its terms;
+            1 = dense).
+        md_bits: (T,) float, metadata bits per dense word (Σ density·bits per kept value).
+    """
+
+    dims: tuple[str, ...]
+    tensors: tuple[str, ...]
+    bounds: np.ndarray
+    primes: np.ndarray
+    exps: np.ndarray
+    relevant: np.ndarray
+    ranks: tuple[tuple[tuple[tuple[int, int], ...], ...], ...]
+    scale: np.ndarray
+    md_bits: np.ndarray
+
+
+def index_problem(
+    problem: Problem,
+    scale: dict[str, float] | None = None,
+    md_bits: dict[str, float] | None = None,
+) -> ProblemIndex:
+    """Flatten ``problem`` to arrays; ``scale``/``md_bits`` (tensor -> stored values and metadata
+    bits per dense word) default to 1 and 0 (dense)."""
+    dims = tuple(problem.dimensions)
+    tensors = tuple(problem.tensor_names)
+    bounds = np.array([problem.bounds[d] for d in dims], dtype=np.int64)
+    facs = [prime_factors(int(b)) for b in bounds]
+    primes = sorted({p for f in facs for p in f}) or [2]
+    exps = np.array([[f.get(p, 0) for p in primes] for f in facs], dtype=np.int64).reshape(
+        len(dims), len(primes)
+    )
+    relevant = np.array(
+        [[d in problem.relevant(t) for d in dims] for t in tensors], dtype=bool
+    ).reshape(len(tensors), len(dims))
+    ranks = tuple(
+        tuple(
+            tuple((dims.index(d), problem.coef(c)) for d, c in rank)
+            for rank in problem.data_space(t).projection
+        )
+        for t in tensors
+    )
+    sc = np.array([(scale or {}).get(t, 1.0) for t in tensors], dtype=np.float64)
+    md = np.array([(md_bits or {}).get(t, 0.0) for t in tensors], dtype=np.float64)
+    return ProblemIndex(
+        dims, tensors, bounds, np.array(primes, dtype=np.int64), exps, relevant, ranks, sc, md
+    )
+
+
+@dataclass(frozen=True)
+class ArchIndex:
+    """The parts of an architecture the search needs, as arrays (L levels, D dims, T tensors).
+
+    Attributes:
+        names: level names, outermost first.
+        capacity: (L,) float bits per instance (``inf`` for unbounded levels).
+        word_bits: (L, T) float bits level l stores per dense word of tensor t:
+            ``scale_t · datawidth(l, t) + md_bits_t`` (compressed values plus metadata).
+        datawidth: (L, T) float bits per word of tensor t at level l (the problem's datawidth
+            for t if given, else the level's).
+        fanout: (L,) int64 spatial fan-out below each level.
+        fan_x / fan_y: (L,) int64 the fan-out's mesh in X (``mesh_x`` of the level below over
+            this level's) and Y (fan-out / X); 0 where the meshes do not divide (then only the
+            total fan-out is checked, as ``spec.validate`` does).
+        keep_may: (L, T) bool, level l may hold tensor t (not bypassed by the architecture).
+        keep_must: (L, T) bool, level l must hold t: level 0 holds everything, and a level whose
+            ``keep`` list is given (a Timeloop dataspace ``keep`` constraint) holds those tensors.
+            Other tensors are kept or bypassed as the search decides.
+        t_fix / s_fix: (L, D) int64 fixed temporal / spatial factor (0 = free).
+        t_max / s_max: (L, D) int64 upper bound of the factor (``UNBOUNDED`` = none).
+        perm: per level, the fixed temporal permutation (inner to outer) or ``()``.
+    """
+
+    names: tuple[str, ...]
+    capacity: np.ndarray
+    word_bits: np.ndarray
+    datawidth: np.ndarray
+    fanout: np.ndarray
+    fan_x: np.ndarray
+    fan_y: np.ndarray
+    keep_may: np.ndarray
+    keep_must: np.ndarray
+    t_fix: np.ndarray
+    t_max: np.ndarray
+    s_fix: np.ndarray
+    s_max: np.ndarray
+    perm: tuple[tuple[str, ...], ...]
+
+
+def _bounds_from(
+    factors: dict[str, int], dims: tuple[str, ...], where: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fix, max) arrays from a Timeloop-style factor constraint (>0 fixed, <0 upper bound)."""
+    fix = np.zeros(len(dims), dtype=np.int64)
+    mx = np.full(len(dims), UNBOUNDED, dtype=np.int64)
+    for d, v in factors.items():
+        if d not in dims:
+            raise MappingError(
+                f"constraint names dimension {d!r}, expected one of {list(dims)}", key_path=where
+            )
+        if v > 0:
+            fix[dims.index(d)] = v
+        elif v < 0:
+            mx[dims.index(d)] = -v
+    return fix, mx
+
+
+def index_arch(
+    arch: Architecture,
+    problem: Problem,
+    pi: ProblemIndex,
+    constraints: dict[str, LevelConstraints] | None = None,
+) -> ArchIndex:
+    """Flatten ``arch`` for ``problem``; ``constraints`` (level name -> constraints) replace the
+    architecture's own constraints for the named levels."""
+    dims = tuple(problem.dimensions)
+    tensors = tuple(problem.tensor_names)
+    constraints = dict(constraints or {})
+    unknown = set(constraints) - set(arch.level_names)
+    if unknown:
+        raise MappingError(
+            f"constraints name unknown level(s) {sorted(unknown)}; levels are "
+            f"{list(arch.level_names)}",
+            file=arch.source,
+        )
+    L = len(arch.levels)
+    fanout = np.array([arch.fanout(i) for i in range(L)], dtype=np.int64)
+    below_x = [lv.mesh_x for lv in arch.levels[1:]] + [arch.compute.mesh_x]
+    fan_x = np.array(
+        [
+            bx // lv.mesh_x if bx % lv.mesh_x == 0 else 0
+            for bx, lv in zip(below_x, arch.levels, strict=True)
+        ],
+        dtype=np.int64,
+    )
+    fan_y = np.where(fan_x > 0, np.maximum(1, fanout // np.maximum(fan_x, 1)), 0)
+    dw = np.array(
+        [[problem.datawidths.get(t, lvl.datawidth) for t in tensors] for lvl in arch.levels],
+        dtype=np.float64,
+    ).reshape(L, len(tensors))
+    t_fix = np.zeros((L, len(dims)), dtype=np.int64)
+    s_fix = np.zeros_like(t_fix)
+    t_max = np.full_like(t_fix, UNBOUNDED)
+    s_max = np.full_like(t_fix, UNBOUNDED)
+    perms: list[tuple[str, ...]] = []
+    for i, lvl in enumerate(arch.levels):
+        c = constraints.get(lvl.name, lvl.constraints)
+        where = f"levels[{lvl.name}].constraints"
+        t_fix[i], t_max[i] = _bounds_from(c.temporal_factors, dims, where + ".temporal")
+        s_fix[i], s_max[i] = _bounds_from(c.spatial_factors, dims, where + ".spatial")
+        perm = tuple(d for d in c.temporal_permutation if d in dims)
+        perms.append(perm)
+    keep_may = np.array(
+        [[i == 0 or lvl.keeps(t) for t in tensors] for i, lvl in enumerate(arch.levels)],
+        dtype=bool,
+    ).reshape(L, len(tensors))
+    keep_must = np.array(
+        [
+            [i == 0 or (lvl.keep is not None and lvl.keeps(t)) for t in tensors]
+            for i, lvl in enumerate(arch.levels)
+        ],
+        dtype=bool,
+    ).reshape(L, len(tensors))
+    return ArchIndex(
+        names=arch.level_names,
+        capacity=np.array([lvl.capacity_bits for lvl in arch.levels], dtype=np.float64),
+        word_bits=pi.scale * dw + pi.md_bits,
+        datawidth=dw,
+        fanout=fanout,
+        fan_x=fan_x,
+        fan_y=fan_y,
+        keep_may=keep_may,
+        keep_must=keep_must,
+        t_fix=t_fix,
+        t_max=t_max,
+        s_fix=s_fix,
+        s_max=s_max,
+        perm=tuple(perms),
+    )
+
+
+# -- loop orders ---------------------------------------------------------------------------------
+
+
+def canonical_orders(pi: ProblemIndex, fixed: tuple[tuple[str, ...], ...] = ()) -> np.ndarray:
+    """Candidate temporal loop orders as an (O, D) array of positions (0 = innermost).
+
+    Reuse at a level depends only on which dimensions sit inside the first loop relevant to each
+    tensor, so the orders kept are: for each tensor t, "the dimensions irrelevant to t innermost"
+    (t stationary), and for each dimension d, "d innermost" (declaration order otherwise).
+    For a GEMM, where each tensor is irrelevant to exactly one dimension, these three orders are
+    every reuse-distinct permutation (the other three only swap two loops that are both relevant
+    to the tensor reused by the innermost one). ``fixed`` permutations (inner to outer, from
+    constraints) are appended, with unlisted dimensions outside them in declaration order.
+    """
+    D = len(pi.dims)
+    seqs: list[tuple[int, ...]] = []
+    for t in range(len(pi.tensors)):
+        irr = [d for d in range(D) if not pi.relevant[t, d]]
+        seqs.append(tuple(irr + [d for d in range(D) if pi.relevant[t, d]]))
+    for d in range(D):
+        seqs.append((d, *[e for e in range(D) if e != d]))
+    for perm in fixed:
+        if perm:
+            head = [pi.dims.index(x) for x in perm]
+            seqs.append(tuple(head + [d for d in range(D) if d not in head]))
+    seen: dict[tuple[int, ...], None] = {}
+    for s in seqs:
+        seen.setdefault(s, None)
+    out = np.zeros((len(seen), D), dtype=np.int64)
+    for i, s in enumerate(seen):
+        out[i, list(s)] = np.arange(D)
+    return out
+
+
+def allowed_orders(pi: ProblemIndex, ai: ArchIndex, orders: np.ndarray) -> np.ndarray:
+    """(L, O) bool: order o may be used at level l (only the fixed one where a level fixes it)."""
+    allowed = np.ones((len(ai.names), len(orders)), dtype=bool)
+    for lvl, perm in enumerate(ai.perm):
+        if perm:
+            head = [pi.dims.index(x) for x in perm]
+            pos = np.argsort(orders, axis=1)  # (O, D): dims inner to outer
+            allowed[lvl] = np.all(pos[:, : len(head)] == np.array(head), axis=1)
+    return allowed
+
+
+# -- factors, tiles, validity ------------------------------------------------------------------
+
+
+def factors_from_exps(pi: ProblemIndex, E: np.ndarray) -> np.ndarray:
+    """Factors ``Π_p prime_p ** E[..., p]``: (..., S, D, P) exponents -> (..., S, D) int64."""
+    # exp(Σ_p E·log p), exact after rounding for factors far below 2^53
+    return np.rint(np.exp(E @ np.log(pi.primes.astype(np.float64)))).astype(np.int64)
+
+
+def tile_extents(temporal: np.ndarray, spatial: np.ndarray) -> np.ndarray:
+    """Per-instance tile extent of each dimension at each level, (B, L, D).
+
+    Equation: ``ext[l, d] = Π_{l' >= l} temporal[l', d] · spatial[l', d]``: level l holds the data
+    of its own loops and of everything below it, including the spatial loops that spread its tile
+    over its children.
+    """
+    per = temporal * spatial
+    return np.flip(np.cumprod(np.flip(per, axis=-2), axis=-2), axis=-2)
+
+
+def tile_words(pi: ProblemIndex, extents: np.ndarray) -> np.ndarray:
+    """Dense words of each tensor in a tile of the given extents: (B, L, D) -> (B, L, T) float.
+
+    Equation (Timeloop projection): ``Π_ranks (Σ_terms coef·(ext_d − 1) + 1)`` words.
+    """
+    out = np.ones((*extents.shape[:-1], len(pi.tensors)), dtype=np.float64)
+    for t, ranks in enumerate(pi.ranks):
+        size = np.ones(extents.shape[:-1], dtype=np.float64)
+        for rank in ranks:
+            span = np.ones(extents.shape[:-1], dtype=np.float64)
+            for d, c in rank:
+                span = span + c * (extents[..., d] - 1)
+            size = size * span
+        out[..., t] = size
+    return out
+
+
+def held_bits(pi: ProblemIndex, ai: ArchIndex, words: np.ndarray) -> np.ndarray:
+    """Bits a level stores for tiles of ``words`` dense words, as the model counts them:
+    ``words · (scale_t · datawidth(l, t) + md_bits_t)`` (compressed values plus metadata).
+    (..., L, T) -> (..., L, T)."""
+    return words * ai.word_bits
+
+
+def held_words(pi: ProblemIndex, words: np.ndarray) -> np.ndarray:
+    """Words a level stores for tiles of ``words`` dense words, as ``spec.validate`` counts
+    them: ``ceil(words · scale_t)`` (compressed values rounded up, metadata stored apart)."""
+    return np.ceil(words * pi.scale - 1e-9)
+
+
+def _subsets(n: int) -> np.ndarray:
+    """(2^n, n) bool: every subset of n items."""
+    return ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)
+
+
+def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
+    """(B, L) bool: the spatial factors of each level can be split into an X group and a Y group
+    with ``Π_X <= fan_x`` and ``Π_Y <= fan_y`` (always true where the mesh is unknown).
+
+    Computed in log space over every subset of the dims: ``log Π_X = subset · log f``.
+    """
+    out = np.ones(spatial.shape[:-1], dtype=bool)
+    levels = np.nonzero((ai.fan_x > 0) & (ai.fanout > 1))[0]
+    if levels.size == 0:
+        return out
+    sp = spatial[..., levels, :]
+    dims = np.nonzero(np.any(sp > 1, axis=tuple(range(sp.ndim - 1))))[0]
+    sub = _subsets(dims.size).astype(np.float64)  # (2^D', D'): only dims used somewhere
+    logf = np.log(sp[..., dims].astype(np.float64))  # (B, l, D')
+    x = logf @ sub.T  # (B, l, 2^D)
+    y = logf.sum(axis=-1, keepdims=True) - x
+    eps = 1e-9
+    fx = np.log(np.maximum(ai.fan_x[levels], 1))[:, None] + eps
+    fy = np.log(np.maximum(ai.fan_y[levels], 1))[:, None] + eps
+    out[..., levels] = np.any((x <= fx) & (y <= fy), axis=-1)
+    return out
+
+
+def mesh_split(ai: ArchIndex, level: int, spatial: np.ndarray) -> tuple[list[int], list[int]]:
+    """(X dims, Y dims) for one level's (D,) spatial factors: the first subset (in binary order,
+    unit factors excluded) that fits the mesh, else all in X."""
+    used = [d for d in range(spatial.size) if spatial[d] > 1]
+    if ai.fan_x[level] == 0:
+        return used, []
+    for mask in _subsets(len(used)):
+        xs = [d for d, m in zip(used, mask, strict=True) if m]
+        ys = [d for d, m in zip(used, mask, strict=True) if not m]
+        if np.prod(spatial[xs]) <= ai.fan_x[level] and np.prod(spatial[ys]) <= ai.fan_y[level]:
+            return xs, ys
+    return used, []
+
+
+def structure_mask(
+    pi: ProblemIndex, ai: ArchIndex, temporal: np.ndarray, spatial: np.ndarray
+) -> np.ndarray:
+    """(B,) bool: fan-out, mesh and factor constraints hold (everything but capacity).
+
+    Checks: ``Π_d spatial[l, d] <= fanout[l]``, :func:`mesh_fits`, fixed factors equal and
+    bounded factors at most their bound.
+    """
+    ok = np.prod(spatial, axis=-1) <= ai.fanout
+    ok &= np.all((ai.t_fix == 0) | (temporal == ai.t_fix), axis=-1)
+    ok &= np.all((ai.s_fix == 0) | (spatial == ai.s_fix), axis=-1)
+    ok &= np.all(temporal <= ai.t_max, axis=-1) & np.all(spatial <= ai.s_max, axis=-1)
+    ok = np.all(ok, axis=-1)
+    if ok.any():
+        rows = np.nonzero(ok)[0]
+        ok[rows] = np.all(mesh_fits(ai, spatial[rows]), axis=-1)
+    return ok
+
+
+def capacity_mask(
+    pi: ProblemIndex, ai: ArchIndex, temporal: np.ndarray, spatial: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
+    """(B,) bool: for every level both ``Σ_t keep[l,t] · held_bits(t) <= capacity[l]`` (the
+    model's test, metadata included) and ``Σ_t keep[l,t] · held_words(t) · datawidth(l,t) <=
+    capacity[l]`` (``spec.validate``'s test, whole words), words from :func:`tile_words`."""
+    words = tile_words(pi, tile_extents(temporal, spatial))
+    cap = ai.capacity * (1 + 1e-9)
+    ok = np.sum(keep * held_bits(pi, ai, words), axis=-1) <= cap
+    ok &= np.sum(keep * held_words(pi, words) * ai.datawidth, axis=-1) <= cap
+    return np.all(ok, axis=-1)
+
+
+def valid_mask(
+    pi: ProblemIndex, ai: ArchIndex, temporal: np.ndarray, spatial: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
+    """(B,) bool: :func:`structure_mask` and :func:`capacity_mask` both hold."""
+    ok = structure_mask(pi, ai, temporal, spatial)
+    if ok.any():
+        rows = np.nonzero(ok)[0]
+        ok[rows] = capacity_mask(pi, ai, temporal[rows], spatial[rows], keep[rows])
+    return ok
+
+
+def check_feasible(pi: ProblemIndex, ai: ArchIndex, arch: Architecture) -> None:
+    """Raise :class:`MappingError` when even the smallest tile (one word of each tensor a level
+    must keep, compressed for sparse tensors) overflows a level: then no mapping exists (every
+    tile holds at least one word of each tensor it keeps)."""
+    need = np.sum(ai.keep_must * ai.word_bits, axis=-1)
+    bad = np.nonzero(need > ai.capacity * (1 + 1e-9))[0]
+    if bad.size:
+        i = int(bad[0])
+        kept = [t for t, k in zip(pi.tensors, ai.keep_must[i], strict=True) if k]
+        raise MappingError(
+            f"no valid mapping: level {ai.names[i]!r} holds {ai.capacity[i]:g} bits but must "
+            f"keep at least one word of each of {kept} ({need[i]:g} bits); expected a larger "
+            "depth/width or a bypass of some tensor there",
+            file=arch.source,
+            key_path=f"levels[{ai.names[i]}]",
+        )
+
+
+def slot_mask(ai: ArchIndex) -> np.ndarray:
+    """(S=2L, D) bool: slot s may hold a factor > 1 for dimension d (spatial slots need a fan-out
+    above 1; fixed factors of 1 close a slot)."""
+    L = len(ai.names)
+    m = np.ones((2 * L, ai.t_fix.shape[1]), dtype=bool)
+    m[L:] &= (ai.fanout > 1)[:, None]
+    m[:L] &= (ai.t_fix != 1) & (ai.t_max != 1)
+    m[L:] &= (ai.s_fix != 1) & (ai.s_max != 1)
+    return m
+
+
+# -- exhaustive enumeration --------------------------------------------------------------------
+
+
+def _compositions(total: int, parts: int) -> np.ndarray:
+    """All ways to write ``total`` as an ordered sum of ``parts`` non-negative integers: (C, parts).
+    C = binom(total + parts − 1, parts − 1) (stars and bars)."""
+    if parts == 0:
+        return np.zeros((1 if total == 0 else 0, 0), dtype=np.int64)
+    rows = []
+    for bars in itertools.combinations(range(total + parts - 1), parts - 1):
+        edges = (-1, *bars, total + parts - 1)
+        rows.append([edges[i + 1] - edges[i] - 1 for i in range(parts)])
+    return np.array(rows, dtype=np.int64).reshape(-1, parts)
+
+
+def dim_chains(pi: ProblemIndex, ai: ArchIndex, d: int) -> np.ndarray:
+    """Every distribution of dimension d's prime exponents over its open slots: (C, S, P)."""
+    mask = slot_mask(ai)[:, d]
+    open_slots = np.nonzero(mask)[0]
+    S, P = mask.size, pi.primes.size
+    per_prime = []
+    for p in range(P):
+        comp = _compositions(int(pi.exps[d, p]), open_slots.size)
+        full = np.zeros((comp.shape[0], S), dtype=np.int64)
+        full[:, open_slots] = comp
+        per_prime.append(full)
+    grids = np.meshgrid(*[np.arange(len(c)) for c in per_prime], indexing="ij")
+    idx = [g.ravel() for g in grids]
+    return np.stack([per_prime[p][idx[p]] for p in range(P)], axis=-1)
+
+
+def space_size(pi: ProblemIndex, ai: ArchIndex, n_orders: int) -> int:
+    """Size of the unpruned space: Π_d (chains of d) · n_orders^L (no enumeration needed)."""
+    mask = slot_mask(ai)
+    n = 1
+    for d in range(len(pi.dims)):
+        k = int(mask[:, d].sum())
+        for p in range(pi.primes.size):
+            n *= math.comb(int(pi.exps[d, p]) + k - 1, k - 1) if k else int(pi.exps[d, p] == 0)
+    return n * n_orders ** len(ai.names)
+
+
+def enumerate_factorisations(pi: ProblemIndex, ai: ArchIndex) -> np.ndarray:
+    """Every factorisation (all dims jointly) that passes :func:`valid_mask` when each level keeps
+    only what it must (the loosest capacity test): (C, S, D, P)."""
+    chains = [dim_chains(pi, ai, d) for d in range(len(pi.dims))]
+    grids = np.meshgrid(*[np.arange(len(c)) for c in chains], indexing="ij")
+    E = np.stack([chains[d][g.ravel()] for d, g in enumerate(grids)], axis=2)
+    L = len(ai.names)
+    F = factors_from_exps(pi, E)
+    keep = np.broadcast_to(ai.keep_must, (E.shape[0], *ai.keep_must.shape))
+    return E[valid_mask(pi, ai, F[:, :L], F[:, L:], keep)]
+
+
+def keep_options(pi: ProblemIndex, ai: ArchIndex) -> np.ndarray:
+    """Every keep/bypass choice: (K, L, T) bool, each level keeping its must-keep tensors plus
+    any subset of the others it may keep, such that one word of each kept tensor fits.
+    Count before the fit test: Π_l 2^(free tensors of l)."""
+    L = ai.keep_may.shape[0]
+    free = ai.keep_may & ~ai.keep_must
+    per_level = []
+    for lv in range(L):
+        idx = np.nonzero(free[lv])[0]
+        bits = (np.arange(2**idx.size)[:, None] >> np.arange(idx.size)) & 1
+        opts = np.repeat(ai.keep_must[lv][None], bits.shape[0], axis=0)
+        opts[:, idx] = bits.astype(bool)
+        fits = np.sum(opts * ai.word_bits[lv], axis=-1) <= ai.capacity[lv] * (1 + 1e-9)
+        per_level.append(opts[fits])
+    grids = np.meshgrid(*[np.arange(len(o)) for o in per_level], indexing="ij")
+    return np.stack([per_level[lv][g.ravel()] for lv, g in enumerate(grids)], axis=1)
