@@ -11,6 +11,10 @@ JSON contract (stable; :meth:`Report.to_json`)::
                  "accesses": {LEVEL: {TENSOR: {"reads", "fills", "updates",
                                                "metadata_reads"}}}}]}
 
+Sparseloop inputs (``testy-model eval`` on an architecture with ``sparse_optimizations``) add,
+beside each of ``reads``/``fills``/``updates`` (which are then the *actual* accesses), a
+``reads_split``/``fills_split``/``updates_split`` ``{"actual", "gated", "skipped"}``.
+
 Units: cycles of the accelerator clock; seconds; energy in pJ; EDP in pJ·s. ``accesses`` are
 totals over the level's used instances, in words of the tensor's datawidth (metadata converted
 to words of that datawidth); tensors are named as in the problem (A, B, Z for GEMMs; Weights,
@@ -234,7 +238,13 @@ class Report:
         return t
 
     def plot_breakdown(self, ax: Any = None) -> Any:
-        """Stacked bar chart of energy by component per layer (µJ); returns the figure."""
+        """Per-layer stacked bars; returns the figure.
+
+        With no ``ax``: two panels sharing the layer axis, ``axes[0]`` energy by component (µJ)
+        and ``axes[1]`` latency (cycles) split into compute cycles and the cycles the slowest
+        level adds beyond them (``cycles − compute_cycles``, memory-bound stall). With ``ax``:
+        the energy panel only, drawn into ``ax``.
+        """
         import matplotlib
 
         matplotlib.use("Agg", force=False)
@@ -244,12 +254,29 @@ class Report:
         cols = [c for c in df.columns if c.startswith("E_")]
         data = df[cols] / 1e6
         data.columns = [c[2:] for c in cols]
+        lat_ax = None
         if ax is None:
-            fig, ax = plt.subplots(figsize=(max(4.0, 0.4 * len(df) + 2), 3.5))
+            fig, (ax, lat_ax) = plt.subplots(
+                2, 1, sharex=True, figsize=(max(4.0, 0.4 * len(df) + 2), 6.0)
+            )
         else:
             fig = ax.figure
         data.plot.bar(stacked=True, ax=ax)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
         ax.set_ylabel("energy (µJ)")
         ax.set_title(f"{self.network}: energy by component")
+        if lat_ax is not None:
+            import pandas as pd
+
+            comp = [x.compute_cycles for x in self.layers]
+            stall = [max(0.0, x.cycles - x.compute_cycles) for x in self.layers]
+            lat = pd.DataFrame({"compute": comp, "memory stall": stall}, index=df.index)
+            lat.plot.bar(stacked=True, ax=lat_ax)
+            lat_ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+            lat_ax.set_ylabel("latency (cycles)")
+            lat_ax.set_xlabel("layer")
+            lat_ax.set_title(f"{self.network}: latency")
+        else:
+            ax.set_xlabel("layer")
         fig.tight_layout()
         return fig

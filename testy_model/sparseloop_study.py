@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -41,6 +42,7 @@ from testy_model.model.sparse import (
     sparse_level_counts,
     throttle,
 )
+from testy_model.report import LayerResult, Report
 from testy_model.spec.accelergy import (
     AreaTable,
     EnergyTable,
@@ -79,7 +81,7 @@ class StudyCase(NamedTuple):
 # --------------------------------------------------------------------------------------------
 
 
-def _fixed_structured_to_nm(problem: Problem, agg_path: Path) -> Problem:
+def fixed_structured_to_nm(problem: Problem, agg_path: Path) -> Problem:
     """Sparseloop's ``fixed-structured`` density d < 1 becomes an explicit N:M density (see
     :func:`fixed_structured_pattern`); the file's other distributions are kept as loaded."""
     doc = load_yaml_marked(agg_path)
@@ -128,9 +130,35 @@ def load_stream(map_path: str | Path) -> dict[str, frozenset[str]]:
     return out
 
 
-def load_case(case_dir: str | Path) -> StudyCase:
-    """Load a Sparseloop case folder into this tool's types, with the ERT/ART (when present)
-    applied to the architecture.
+def has_sparse_optimizations(path: str | Path) -> bool:
+    """Whether the YAML file at ``path`` holds a top-level ``sparse_optimizations`` block."""
+    from testy_model.spec.yaml_io import load_yaml_with_marks
+
+    data, _ = load_yaml_with_marks(path)
+    return isinstance(data, dict) and any(norm_key(k) == "sparse_optimizations" for k in data)
+
+
+def load_case_files(
+    arch_path: str | Path,
+    map_path: str | Path | None,
+    *,
+    ert_path: str | Path | None = None,
+    art_path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    problem: Problem | None = None,
+    mapping: Mapping | None = None,
+) -> StudyCase:
+    """Load a Sparseloop design from its files into this tool's types, with the ERT/ART (when
+    given) applied to the architecture.
+
+    Args:
+        arch_path: ``aggregated_input.yaml`` (architecture, ``sparse_optimizations`` and, unless
+            ``problem`` is given, the problem).
+        map_path: the mapping file (its ``stream:`` lists are read too); ``None`` with
+            ``mapping`` given.
+        ert_path, art_path: Accelergy tables (optional).
+        overrides: dotted-key architecture overrides (``levels.SMEM.depth=4096``).
+        problem, mapping: use these instead of reading them from the files.
 
     Raises:
         SpecError: a missing file or anything the loaders reject (file, line, key path).
@@ -139,19 +167,22 @@ def load_case(case_dir: str | Path) -> StudyCase:
     from testy_model.spec.mapping_loader import load_mapping
     from testy_model.spec.problem_loader import load_problem
 
-    d = Path(case_dir)
-    agg, mp = d / "aggregated_input.yaml", d / "map.yaml"
-    for f in (agg, mp):
+    agg = Path(arch_path)
+    files = [agg] + ([Path(map_path)] if map_path is not None else [])
+    for f in files:
         if not f.is_file():
             raise SpecError(
-                "missing file (a Sparseloop case needs aggregated_input.yaml and map.yaml)",
+                "missing file (a Sparseloop design needs aggregated_input.yaml and map.yaml)",
                 file=str(f),
             )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # v0.3 attributes this tool does not use
-        arch = load_arch(agg)
-        problem = _fixed_structured_to_nm(load_problem(agg), agg)
-        mapping = load_mapping(mp, arch, problem)
+        arch = load_arch(agg, overrides=list(overrides))
+        prob = problem if problem is not None else fixed_structured_to_nm(load_problem(agg), agg)
+        if mapping is None:
+            if map_path is None:
+                raise SpecError("a Sparseloop design needs a mapping file", file=str(agg))
+            mapping = load_mapping(map_path, arch, prob)
     opts = load_sparse_optimizations(agg)
     known = {*arch.level_names, arch.compute.name}
     for t in opts.targets:
@@ -161,13 +192,27 @@ def load_case(case_dir: str | Path) -> StudyCase:
                 f"(expected one of {sorted(known)})",
                 file=str(agg),
             )
-    ert = load_ert(d / "ERT.yaml") if (d / "ERT.yaml").is_file() else None
-    art = load_art(d / "ART.yaml") if (d / "ART.yaml").is_file() else None
+    ert = load_ert(ert_path) if ert_path is not None else None
+    art = load_art(art_path) if art_path is not None else None
     if ert is not None:
         arch = apply_ert(arch, ert)
     if art is not None:
         arch = apply_art(arch, art)
-    return StudyCase(arch, problem, mapping, opts, ert, art, load_stream(mp))
+    stream = load_stream(map_path) if map_path is not None else {}
+    return StudyCase(arch, prob, mapping, opts, ert, art, stream)
+
+
+def load_case(case_dir: str | Path) -> StudyCase:
+    """Load a Sparseloop case folder (``aggregated_input.yaml``, ``map.yaml`` and, when present,
+    ``ERT.yaml``/``ART.yaml``); see :func:`load_case_files`."""
+    d = Path(case_dir)
+    ert, art = d / "ERT.yaml", d / "ART.yaml"
+    return load_case_files(
+        d / "aggregated_input.yaml",
+        d / "map.yaml",
+        ert_path=ert if ert.is_file() else None,
+        art_path=art if art.is_file() else None,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,6 +246,8 @@ class TensorLevelStats(_Model):
     metadata_fills: list[float] = Field(default_factory=list)
     payload_reads: list[float] = Field(default_factory=list)
     payload_fills: list[float] = Field(default_factory=list)
+    metadata_read_bits: float = 0.0
+    metadata_fill_bits: float = 0.0
     energy_pj: float
 
 
@@ -208,6 +255,7 @@ class LevelStats(_Model):
     """One storage level: utilized instances, its bandwidth cycles, throttling, energy (pJ)."""
 
     name: str
+    datawidth: int = 8
     utilized_instances: float
     cycles: float
     throttling: float
@@ -235,6 +283,7 @@ class StudyReport(_Model):
     energy_pj: float
     compute: ComputeStats
     levels: list[LevelStats]
+    clock_ghz: float = 1.0
 
     @property
     def energy_uj(self) -> float:
@@ -251,6 +300,57 @@ class StudyReport(_Model):
     def to_json(self) -> str:
         """The report as JSON text."""
         return json.dumps(self.model_dump(), indent=2)
+
+    @property
+    def seconds(self) -> float:
+        """Latency in seconds: cycles / (clock GHz × 1e9)."""
+        return self.cycles / (self.clock_ghz * 1e9)
+
+    def layer_dict(self, name: str | None = None) -> dict[str, Any]:
+        """This result as one ``layers`` entry of the model's JSON contract (README).
+
+        Accesses are totals over the utilized instances of a level (per-instance counts ×
+        utilized instances), in words of the level's datawidth: ``reads``/``fills``/``updates``
+        are the *actual* accesses (what Sparseloop prints as "Actual scalar ..."), each with a
+        ``*_split`` ``{"actual", "gated", "skipped"}`` beside it; ``metadata_reads`` =
+        metadata and payload bits read / datawidth. ``energy_by_component``: pJ per level and
+        ``MAC``.
+        """
+        acc: dict[str, dict[str, dict[str, Any]]] = {}
+        for lv in self.levels:
+            n = lv.utilized_instances
+            row: dict[str, dict[str, Any]] = {}
+            for t, ts in lv.tensors.items():
+                entry: dict[str, Any] = {}
+                for kind in ("reads", "fills", "updates"):
+                    a: AccessCounts = getattr(ts, kind)
+                    entry[kind] = a.actual * n
+                    entry[f"{kind}_split"] = {
+                        "actual": a.actual * n,
+                        "gated": a.gated * n,
+                        "skipped": a.skipped * n,
+                    }
+                entry["metadata_reads"] = ts.metadata_read_bits * n / lv.datawidth
+                row[t] = entry
+            acc[lv.name] = row
+        comps = {lv.name: lv.energy_pj for lv in self.levels}
+        comps["MAC"] = self.compute.energy_pj
+        return {
+            "name": name or self.case,
+            "cycles": self.cycles,
+            "seconds": self.seconds,
+            "energy_pj": self.energy_pj,
+            "edp_pj_s": self.energy_pj * self.seconds,
+            "macs": self.compute.algorithmic,
+            "effective_macs": self.compute.actual,
+            "energy_by_component": comps,
+            "accesses": acc,
+            "compute_split": {
+                "actual": self.compute.actual,
+                "gated": self.compute.gated,
+                "skipped": self.compute.skipped,
+            },
+        }
 
 
 # --------------------------------------------------------------------------------------------
@@ -383,6 +483,8 @@ def evaluate_loaded(case: StudyCase, name: str = "case") -> StudyReport:
                 metadata_fills=[w * per for w in st.metadata_fill_words],
                 payload_reads=[w * per for w in st.payload_read_words],
                 payload_fills=[w * per for w in st.payload_fill_words],
+                metadata_read_bits=st.metadata_read_bits * per,
+                metadata_fill_bits=st.metadata_fill_bits * per,
                 energy_pj=en,
             )
         cyc = level_cycles(rwords * per, wwords * per, lv.read_bw, lv.write_bw)
@@ -391,6 +493,7 @@ def evaluate_loaded(case: StudyCase, name: str = "case") -> StudyReport:
         levels_out.append(
             {
                 "name": lv.name,
+                "datawidth": lv.datawidth,
                 "utilized_instances": inst,
                 "cycles": cyc,
                 "energy_pj": lvl_energy,
@@ -423,7 +526,50 @@ def evaluate_loaded(case: StudyCase, name: str = "case") -> StudyReport:
             energy_pj=comp_e,
         ),
         levels=levels,
+        clock_ghz=case.arch.compute.clock_ghz,
     )
+
+
+def evaluate_design(
+    cases: Sequence[tuple[str, StudyCase]], network: str = "network", plan: str = "sparse"
+) -> Report:
+    """Evaluate named cases (one per layer, run one after another) with the Sparseloop-compatible
+    model as a :class:`~testy_model.report.Report` (the model's JSON contract; accesses carry
+    the actual/gated/skipped split, see :meth:`StudyReport.layer_dict`).
+
+    Each layer's dense baseline is the same case with no sparse optimizations (every access and
+    MAC actual), for the speed-up and energy ratio. Utilisation = (actual + gated MACs) /
+    (MAC units × cycles).
+    """
+    layers = []
+    arch_name = ""
+    for name, case in cases:
+        rep = evaluate_loaded(case, name=name)
+        dense = evaluate_loaded(case._replace(sparse_opts=SparseOptimizations()), name=name)
+        d = rep.layer_dict(name)
+        units = case.arch.compute.instances
+        work = rep.compute.actual + rep.compute.gated
+        arch_name = case.arch.name
+        layers.append(
+            LayerResult(
+                name=name,
+                plan=plan,
+                cycles=rep.cycles,
+                seconds=rep.seconds,
+                energy_pj=rep.energy_pj,
+                energy_by_component=d["energy_by_component"],
+                accesses=d["accesses"],
+                utilisation=work / (units * rep.cycles) if rep.cycles else 0.0,
+                macs=rep.compute.algorithmic,
+                effective_macs=rep.compute.actual,
+                compute_cycles=rep.compute.cycles,
+                dense_cycles=dense.cycles,
+                dense_energy_pj=dense.energy_pj,
+                valid=True,
+            )
+        )
+    clock = cases[0][1].arch.compute.clock_ghz if cases else 1.0
+    return Report(network=network, arch=arch_name, plan=plan, clock_ghz=clock, layers=tuple(layers))
 
 
 def evaluate_spec(

@@ -17,6 +17,12 @@ from rich.table import Table
 
 from testy_model.cli.app import app, console, user_errors
 
+#: ``--ert`` / ``--art`` options shared by ``study`` and ``eval``.
+ErtOption = Annotated[str | None, typer.Option("--ert", help="Accelergy ERT.yaml (pJ per action)")]
+ArtOption = Annotated[
+    str | None, typer.Option("--art", help="Accelergy ART.yaml (µm² per instance)")
+]
+
 
 @app.command("study")
 @user_errors
@@ -24,12 +30,8 @@ def study_command(
     case_dir: Annotated[
         str, typer.Argument(help="Sparseloop case folder (aggregated_input.yaml, map.yaml)")
     ],
-    ert: Annotated[
-        str | None, typer.Option("--ert", help="Accelergy ERT.yaml (pJ per action)")
-    ] = None,
-    art: Annotated[
-        str | None, typer.Option("--art", help="Accelergy ART.yaml (µm² per instance)")
-    ] = None,
+    ert: ErtOption = None,
+    art: ArtOption = None,
     json_out: Annotated[
         str | None, typer.Option("--json", help="write the JSON report here")
     ] = None,

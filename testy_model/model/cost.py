@@ -33,6 +33,7 @@ import numpy as np
 from testy_model.model import energy as en
 from testy_model.model import latency as lat
 from testy_model.model.arrays import ArchArrays, arch_arrays
+from testy_model.model.hierarchical import term_metadata_bits
 from testy_model.model.nest import LoopNests
 from testy_model.model.reuse import DenseCounts, dense_counts
 from testy_model.spec.arch import Architecture, OperandSparsity
@@ -65,14 +66,13 @@ def nm_term(
     support: OperandSparsity | None = None,
 ) -> OperandTerm:
     """An N:M term: kept density (default n/m, i.e. full blocks) and metadata bits per kept value
-    (the support's ``metadata_bits`` if set, else ceil(log2 m))."""
+    (``model.hierarchical.term_metadata_bits``: the support's ``metadata_bits`` if set, else the
+    hierarchical pattern's when the term runs on one, else ceil(log2 m))."""
     p = NMPattern.parse(pattern)
-    md = (
-        support.metadata_bits if support is not None and support.metadata_bits is not None else None
-    )
+    bits = term_metadata_bits(p, support) if support is not None else float(p.metadata_bits)
     return OperandTerm(
         density=p.density if density is None else density,
-        metadata_bits=float(p.metadata_bits if md is None else md),
+        metadata_bits=bits,
         pattern=p,
     )
 

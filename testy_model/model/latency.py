@@ -1,9 +1,11 @@
 """Latency formulas (cycles), each in one place with its equation and units.
 
 Compute: a term GEMM of pattern n:m on an operand whose hardware runs p:q patterns executes on the
-smallest listed p:q that contains n:m (``NMPattern.fits``) at ``p/q`` of the dense work; with no
-containing pattern it runs dense (ratio 1). An engine that skips arbitrary zeros (``unstructured``)
-runs at the operand's kept density; a ``gate`` action saves no cycles.
+smallest listed p:q that contains n:m (``NMPattern.fits``) at ``p/q`` of the dense work, or on a
+hierarchical (HighLight) pattern that contains it at that pattern's density when that is less
+(``model.hierarchical``); with no containing pattern it runs dense (ratio 1). An engine that
+skips arbitrary zeros (``unstructured``) runs at the operand's kept density; a ``gate`` action
+saves no cycles.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from testy_model.model.hierarchical import hardware_for
 from testy_model.spec.arch import OperandSparsity
 from testy_model.tasd.pattern import NMPattern
 
@@ -32,13 +35,14 @@ def work_ratio(
 ) -> float | np.ndarray:
     """Fraction of the dense MAC work (and cycles) the engine spends on one operand term.
 
-    Equation: ``p/q`` of the smallest containing hardware pattern; ``density`` when the engine
-    skips unstructured zeros and no pattern applies; 1 otherwise, and 1 for a ``gate`` action
-    (gating saves energy, not cycles). Dimensionless.
+    Equation: the density of the least-dense containing hardware pattern, flat ``p/q`` or
+    hierarchical ``(Nc/Mc)·(Nf/Mf)`` (``model.hierarchical.hardware_for``); ``density`` when
+    the engine skips unstructured zeros and no pattern applies; 1 otherwise, and 1 for a
+    ``gate`` action (gating saves energy, not cycles). Dimensionless.
     """
     if support.action == "gate":
         return 1.0
-    hw = hardware_pattern(pattern, support)
+    hw = hardware_for(pattern, support)
     if hw is not None:
         return hw.density
     if support.unstructured:

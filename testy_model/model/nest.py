@@ -76,6 +76,15 @@ def _default_keep(arch: Architecture, tensors: tuple[str, ...]) -> np.ndarray:
     return keep
 
 
+def unit_nests(n_levels: int, n_dims: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(temporal, spatial, order)`` of one (B = 1) nest with every factor 1 and the
+    dimensions in problem order (shapes (1, L, D), int64), to be filled in by a converter."""
+    temporal = np.ones((1, n_levels, n_dims), dtype=np.int64)
+    spatial = np.ones((1, n_levels, n_dims), dtype=np.int64)
+    order = np.tile(np.arange(n_dims, dtype=np.int64), (1, n_levels, 1))
+    return temporal, spatial, order
+
+
 _MEMO: dict[tuple[int, int, int], tuple[Mapping, Architecture, Problem, LoopNests]] = {}
 _MEMO_MAX = 4096
 
@@ -112,9 +121,7 @@ def _nests_from_mapping(mapping: Mapping, arch: Architecture, problem: Problem) 
     names = arch.level_names
     tensors = problem.tensor_names
     n_l, n_d = len(names), len(dims)
-    temporal = np.ones((1, n_l, n_d), dtype=np.int64)
-    spatial = np.ones((1, n_l, n_d), dtype=np.int64)
-    order = np.tile(np.arange(n_d, dtype=np.int64), (1, n_l, 1))
+    temporal, spatial, order = unit_nests(n_l, n_d)
     keep = _default_keep(arch, tensors)[None].copy()
     where = f" ({mapping.source})" if mapping.source else ""
     for lm in mapping.levels:

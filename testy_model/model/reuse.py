@@ -57,6 +57,8 @@ class DenseCounts:
         mac_units: (B,) Π of all spatial factors (MAC units used).
         macs: (B,) dense MACs (temporal_iterations × mac_units).
         compulsory: (T,) words of each tensor in the whole problem.
+        distinct: (B, L, T) distinct words of t an instance of l ever holds (``D_l``; 0 where
+            l does not hold t).
     """
 
     tile: np.ndarray
@@ -68,6 +70,7 @@ class DenseCounts:
     mac_units: np.ndarray
     macs: np.ndarray
     compulsory: np.ndarray
+    distinct: np.ndarray | None = None
 
 
 def projection_matrix(problem: Problem, tensor: str) -> np.ndarray:
@@ -91,8 +94,38 @@ def tile_words(proj: np.ndarray, extents: np.ndarray) -> tuple[np.ndarray, np.nd
     return spans.prod(axis=-1), spans
 
 
-def dense_counts(problem: Problem, nests: LoopNests) -> DenseCounts:
-    """Per-instance dense reads/fills/updates of every level and tensor (module docstring)."""
+def _stream_mask(stream: np.ndarray | None, keep: np.ndarray) -> np.ndarray:
+    """(B, L, T) bool: levels that pass a bypassed tensor through (``stream`` and not kept)."""
+    if stream is None:
+        return np.zeros_like(keep)
+    st = np.broadcast_to(np.asarray(stream, dtype=bool), keep.shape)
+    return st & ~keep
+
+
+def dense_counts(
+    problem: Problem,
+    nests: LoopNests,
+    *,
+    stream: np.ndarray | None = None,
+    output_first_fill: bool = False,
+) -> DenseCounts:
+    """Per-instance dense reads/fills/updates of every level and tensor (module docstring).
+
+    Args:
+        problem: the problem (dimensions, projections, bounds).
+        nests: B loop nests.
+        stream: optional (L, T) or (B, L, T) bool mask of levels that a tensor they do not keep
+            passes through (a Sparseloop mapping's ``stream:`` list). Default: none (Timeloop).
+            A streamed level l of tensor t, whose nearest holder below is c, counts per instance
+            ``W_l = W_c·S_rel(l, c)`` words entering and ``D_l = D_c·S_rel(l, c)`` distinct
+            ones; inputs: ``reads_l = fills_l = W_l``; outputs: ``updates_l = W_l``,
+            ``reads_l = W_l − D_l``, ``fills_l = updates_l``. Its parent's counts are the same
+            as without the stream (the level only adds its own pass-through accesses).
+        output_first_fill: count the first fill of every output tile at a storage level
+            (``fills_l = W_l`` instead of ``W_l − D_l``), the convention of the Sparseloop
+            artifact's ``reference_stats.txt``. Default ``False``: Timeloop's counting, where
+            only fills that carry partial sums back are fills.
+    """
     tem = nests.temporal.astype(np.float64)
     spa = nests.spatial.astype(np.float64)
     n_b, n_l, n_d = tem.shape
@@ -124,9 +157,11 @@ def dense_counts(problem: Problem, nests: LoopNests) -> DenseCounts:
     reads = np.zeros((n_b, n_l, n_t))
     fills = np.zeros((n_b, n_l, n_t))
     updates = np.zeros((n_b, n_l, n_t))
+    distinct = np.zeros((n_b, n_l, n_t))
     compulsory = np.zeros(n_t)
     keep = nests.keep.copy()
     keep[:, 0, :] = True
+    streamed = _stream_mask(stream, keep)
     for ti, t in enumerate(tensors):
         proj = projection_matrix(problem, t)
         rel = proj.sum(axis=0) != 0  # (D,)
@@ -140,7 +175,7 @@ def dense_counts(problem: Problem, nests: LoopNests) -> DenseCounts:
         is_out = ti == out_idx
 
         def entering(child: int, tw=tw, spans=spans, proj=proj, rel_flat=rel_flat):
-            """(W, D) for a child level index ``child`` (``n_l`` = compute)."""
+            """(W, D) per instance of storage level ``child`` (its own loops above it)."""
             above = flat_level < child
             cand = above & rel_flat & (flat_tem > 1)
             mk = np.where(cand, flat_keys, -1)
@@ -161,42 +196,43 @@ def dense_counts(problem: Problem, nests: LoopNests) -> DenseCounts:
             frac = np.where(one_rank, np.minimum(1.0, shift / np.maximum(span_j, 1.0)), 1.0)
             tile_c = tw[:, child]
             w = np.where(has, outer * (tile_c + (fj - 1.0) * tile_c * frac), tile_c)
-            distinct = tile_c * np.where(above & rel_flat, flat_tem, 1.0).prod(axis=1)
-            return w, distinct
+            dist = tile_c * np.where(above & rel_flat, flat_tem, 1.0).prod(axis=1)
+            return w, dist
 
-        # parent of each level for this tensor: nearest keeping level above (vectorised over B)
-        k_t = keep[:, :, ti]  # (B, L)
-        idx = np.where(k_t, np.arange(n_l)[None, :], -1)
-        last_keep = np.maximum.accumulate(idx, axis=1)  # last keeping level at or above l
-        for child in range(1, n_l + 1):
-            if child < n_l:
-                ck = k_t[:, child]
-                parent = last_keep[:, child - 1]
-            else:
-                ck = np.ones(n_b, dtype=bool)
-                parent = last_keep[:, n_l - 1]
-            if not ck.any():
+        # Walk the levels inner to outer. (w_b, d_b): words entering / distinct words per
+        # instance of the nearest holder below (the compute at first); s_acc: S_rel from the
+        # current level down to that holder.
+        w_b = t_all.copy()
+        d_b = np.where(rel[None, None, :], tem, 1.0).prod(axis=(1, 2))
+        s_acc = np.ones(n_b)
+        for lvl in range(n_l - 1, -1, -1):
+            s_acc = s_acc * rel_spatial[:, lvl]
+            kept = keep[:, lvl, ti]
+            holds = kept | streamed[:, lvl, ti]
+            if not holds.any():
                 continue
-            if child < n_l:
-                w, dist = entering(child)
-            else:
-                w = t_all
-                dist = np.where(rel[None, None, :], tem, 1.0).prod(axis=(1, 2))
-            # S_rel from parent to child: Π over levels parent..child-1 of relevant spatial
-            lv = np.arange(n_l)[None, :]
-            between = (lv >= parent[:, None]) & (lv < child)
-            s_rel = np.where(between, rel_spatial, 1.0).prod(axis=1)
-            onehot = (np.arange(n_l)[None, :] == parent[:, None]) & ck[:, None]
+            # this level serves its nearest holder below (reads / updates, per instance)
+            served = w_b * s_acc
             if is_out:
-                back = w - dist
-                if child < n_l:
-                    fills[:, child, ti] += np.where(ck, back, 0.0)
-                updates[:, :, ti] += onehot * (w * s_rel)[:, None]
-                reads[:, :, ti] += onehot * (back * s_rel)[:, None]
+                updates[:, lvl, ti] += np.where(holds, served, 0.0)
+                reads[:, lvl, ti] += np.where(holds, (w_b - d_b) * s_acc, 0.0)
             else:
-                if child < n_l:
-                    fills[:, child, ti] += np.where(ck, w, 0.0)
-                reads[:, :, ti] += onehot * (w * s_rel)[:, None]
+                reads[:, lvl, ti] += np.where(holds, served, 0.0)
+            # ... and becomes the holder below for the levels above
+            if lvl > 0:
+                w_k, d_k = entering(lvl)
+            else:
+                w_k, d_k = tw[:, 0], tw[:, 0]
+            w_l = np.where(kept, w_k, served)
+            d_l = np.where(kept, d_k, d_b * s_acc)
+            distinct[:, lvl, ti] = np.where(holds, d_l, 0.0)
+            if lvl > 0:
+                first = output_first_fill or not is_out
+                f_kept = w_l if first else w_l - d_l
+                fills[:, lvl, ti] += np.where(kept, f_kept, np.where(holds, served, 0.0))
+            w_b = np.where(holds, w_l, w_b)
+            d_b = np.where(holds, d_l, d_b)
+            s_acc = np.where(holds, 1.0, s_acc)
     return DenseCounts(
         tile=tile,
         reads=reads,
@@ -207,4 +243,5 @@ def dense_counts(problem: Problem, nests: LoopNests) -> DenseCounts:
         mac_units=mac_units,
         macs=t_all * mac_units,
         compulsory=compulsory,
+        distinct=distinct,
     )

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from testy_model.model.nest import LoopNests, unit_nests
+from testy_model.model.reuse import dense_counts
 from testy_model.spec.sparseloop import DataSpaceFormat, SparseOptimizations
 from testy_model.spec.workload import Density, Problem
 
@@ -268,81 +270,74 @@ def _extent(loops: Sequence[Loop], dims: Sequence[str], pred) -> dict[str, int]:
     return ext
 
 
+def loops_to_nests(
+    problem: Problem, levels: Sequence[LevelView], loops: Sequence[Loop]
+) -> tuple[LoopNests, np.ndarray]:
+    """The loop list (outer to inner) and level views as B = 1 :class:`LoopNests` and an
+    (L, T) ``stream`` mask for :func:`~testy_model.model.reuse.dense_counts`.
+
+    A level's temporal loops keep their order (the first listed is the outermost); repeated
+    loops of one dimension at one level multiply into one factor at the innermost position.
+    """
+    dims = problem.dimensions
+    tensors = problem.tensor_names
+    n_l, n_d = len(levels), len(dims)
+    temporal, spatial, order = unit_nests(n_l, n_d)
+    for li in range(n_l):
+        inner_first: list[int] = []
+        for lp in reversed([x for x in loops if x.level == li]):
+            di = dims.index(lp.dim)
+            (spatial if lp.spatial else temporal)[0, li, di] *= lp.factor
+            if not lp.spatial and di not in inner_first:
+                inner_first.append(di)
+        rest = [d for d in range(n_d) if d not in inner_first]
+        for pos, di in enumerate(inner_first + rest):
+            order[0, li, di] = pos
+    keep = np.array([[[t in lv.keep for t in tensors] for lv in levels]], dtype=bool)
+    stream = np.array([[t in lv.stream for t in tensors] for lv in levels], dtype=bool)
+    nests = LoopNests(temporal=temporal, spatial=spatial, order=order, keep=keep)
+    return nests, stream
+
+
 def dense_level_counts(
     problem: Problem, levels: Sequence[LevelView], loops: Sequence[Loop]
 ) -> DenseLevelCounts:
-    """Algorithmic per-level counts (totals over instances, words), as the Sparseloop artifact's
-    Timeloop counts them. Loops are given outer to inner; a level's spatial loops sit below its
-    temporal loops.
+    """Algorithmic per-level counts (totals over instances, words) as the Sparseloop artifact's
+    Timeloop counts them: the model core's :func:`~testy_model.model.reuse.dense_counts` with
+    the artifact's two conventions switched on (``stream`` levels counted, first fills of
+    output tiles counted), converted from per-instance counts to totals:
+    ``count_total = count_per_instance × instances_l``. Loops are given outer to inner; a
+    level's spatial loops sit below its temporal loops.
 
-    For tensor t held (kept, or streamed while bypassed) at level l with child c (next inner
-    holder, or the MACs), ``n`` = Π spatial factors of levels l..c−1 and ``m`` = the part of
-    ``n`` over dimensions irrelevant to t (multicast for inputs, spatial reduction for outputs):
-        tile_l   = words of t in the extents of all loops at or below l;
-        visits_l = Π temporal factors above l from the innermost relevant one outwards;
-        fills_l  = tile_l·visits_l·instances_l (0 at the outermost level); a streamed level
-                   passes its child's demand through: fills_l = reads_l;
-        demand_c = MACs (c = compute) or fills_c (c a storage level), totals;
-        inputs:  reads_l = demand_c / m;
-        outputs: updates_l = demand_c / m, reads_l = updates_l − distinct_l (read-modify-write
-                 except the first touch; c = compute) or fills_c − distinct_l (fetch-backs of
-                 partial sums; c storage), distinct_l = tile_l·Π relevant temporal factors
-                 above·instances_l. The output's fills are counted even though the parent
-                 reads nothing for a first touch (the artifact's numbers show both).
+    A tensor is listed at a level when the level keeps it or streams it; ``held`` tells which.
+    ``distinct`` is ``D_l × instances_l`` (distinct words over all instances).
     """
-    dims = problem.dimensions
-    nl = len(levels)
-    mapped = [
-        int(np.prod([lp.factor for lp in loops if lp.spatial and lp.level < li]))
-        for li in range(nl)
-    ]
-    compute_inst = int(np.prod([lp.factor for lp in loops if lp.spatial])) if loops else 1
-    macs = problem.macs
-    counts: list[dict[str, TensorCounts]] = [{} for _ in range(nl)]
-    out = problem.output
-    for t in problem.tensor_names:
-        rel = problem.relevant(t)
-        holders = [li for li, lv in enumerate(levels) if t in lv.keep or t in lv.stream]
-        child_fills = float(macs)
-        child_is_compute = True
-        child_level = nl
-        for li in reversed(holders):
-            lv = levels[li]
-            tc = TensorCounts(held=t in lv.keep)
-            ext = _extent(loops, dims, lambda lp, li=li: lp.level >= li)
-            tc.tile = problem.tile_size(t, ext)
-            above = [lp for lp in loops if lp.level < li and not lp.spatial]  # outer to inner
-            visits = 1
-            started = False
-            rel_above = 1
-            for lp in reversed(above):
-                if lp.dim in rel:
-                    started = True
-                    rel_above *= lp.factor
-                if started:
-                    visits *= lp.factor
-            between = [lp for lp in loops if lp.spatial and li <= lp.level < child_level]
-            m = int(np.prod([lp.factor for lp in between if lp.dim not in rel])) if between else 1
-            tc.distinct = float(tc.tile * rel_above * mapped[li])
-            if t == out:
-                tc.updates = child_fills / m
-                if child_is_compute:
-                    tc.reads = max(0.0, tc.updates - tc.distinct)
-                else:
-                    tc.reads = max(0.0, child_fills / m - tc.distinct)
-            else:
-                tc.reads = child_fills / m
-            if li == 0:
-                tc.fills = 0.0
-            elif tc.held:
-                tc.fills = float(tc.tile * visits * mapped[li])
-            else:
-                tc.fills = tc.reads if t != out else tc.updates
-            counts[li][t] = tc
-            child_fills = tc.fills
-            child_is_compute = False
-            child_level = li
-    return DenseLevelCounts(counts, mapped, compute_inst, macs, tuple(loops))
+    nests, stream = loops_to_nests(problem, levels, loops)
+    dc = dense_counts(problem, nests, stream=stream, output_first_fill=True)
+    inst = dc.instances[0]
+    dist = dc.distinct if dc.distinct is not None else np.zeros_like(dc.tile)
+    counts: list[dict[str, TensorCounts]] = []
+    for li, lv in enumerate(levels):
+        row: dict[str, TensorCounts] = {}
+        for ti, t in enumerate(problem.tensor_names):
+            if li > 0 and t not in lv.keep and t not in lv.stream:
+                continue
+            row[t] = TensorCounts(
+                tile=round(float(dc.tile[0, li, ti])),
+                reads=float(dc.reads[0, li, ti] * inst[li]),
+                fills=float(dc.fills[0, li, ti] * inst[li]),
+                updates=float(dc.updates[0, li, ti] * inst[li]),
+                distinct=float(dist[0, li, ti] * inst[li]),
+                held=li == 0 or t in lv.keep,
+            )
+        counts.append(row)
+    return DenseLevelCounts(
+        counts=counts,
+        mapped_instances=[round(float(x)) for x in inst],
+        compute_instances=round(float(dc.mac_units[0])),
+        macs=problem.macs,
+        loops=tuple(loops),
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from testy_model.errors import SpecError
+from testy_model.model.hierarchical import term_metadata_bits
 from testy_model.model.latency import work_ratio
 from testy_model.model.plan import LayerPlan
 from testy_model.spec.arch import Architecture, OperandSparsity
@@ -51,10 +52,10 @@ class TermFormat:
 
 
 def _support_bits(pattern: NMPattern, support: OperandSparsity) -> float:
-    """Metadata bits per kept value: the spec's ``metadata_bits``, else ceil(log2 M)."""
-    return float(
-        support.metadata_bits if support.metadata_bits is not None else pattern.metadata_bits
-    )
+    """Metadata bits per kept value (``model.hierarchical.term_metadata_bits``): the spec's
+    ``metadata_bits``, else the hierarchical pattern's bits when the term runs on one, else
+    ceil(log2 M)."""
+    return term_metadata_bits(pattern, support)
 
 
 @lru_cache(maxsize=4096)

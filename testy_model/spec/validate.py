@@ -4,9 +4,19 @@ Rules (each violation is a :class:`MappingError` naming the level and the number
 
 1. Targets are architecture levels; factor dimensions are problem dimensions.
 2. Factors multiply out: for every dimension d, Π_levels temporal(d)·spatial(d) = bound(d).
-3. Spatial fan-out: Π spatial factors at level i <= ``arch.fanout(i)``; when the mapping gives a
-   ``split`` and the mesh is known, the X product (dimensions [0, split) of the spatial
-   permutation) <= fan-out in X = mesh_x(i+1)/mesh_x(i), and the Y product <= fan-out / that.
+3. Spatial fan-out: Π effective spatial factors at level i <= ``arch.fanout(i)``; when the
+   mapping gives a ``split`` and the mesh is known, the X product (dimensions [0, split) of the
+   spatial permutation) <= fan-out in X = mesh_x(i+1)/mesh_x(i), and the Y product <= fan-out /
+   that. The effective factor of dimension d is the mapping's factor f, except where the engine
+   skips the zeros of a structured (N:M) operand t spatially along d (d = t's pattern axis, the
+   reduction dimension indexing t): then only the non-zeros of t occupy instances, and the
+   effective factor is the most non-zeros an aligned f-run of an n:m tensor can hold,
+   ``NMPattern.worst_case_per_block(f)`` (= f·n/m when m divides f; e.g. K32 of a 2:4 operand
+   needs 16 instances: Sparseloop's STC map.yaml spreads K = 32 over 16 PEs). Spatial skipping
+   applies (a) at every level when ``arch.sparsity`` lists, for that operand (A = the weight,
+   B = the activation), a pattern containing n:m with ``action: skip``; (b) at level i when
+   ``sparse_opts`` (Sparseloop ``sparse_optimizations``) has a ``skipping-spatial`` action there
+   conditioned on t.
 4. Keep/bypass: a tensor the mapping keeps at a level the architecture bypasses (or does not list
    in its ``keep``) is an error; a tensor both kept and bypassed is an error.
 5. Capacity: the tile of each kept tensor at level i spans, per dimension, the product of the
@@ -21,11 +31,15 @@ Rules (each violation is a :class:`MappingError` naming the level and the number
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from testy_model.errors import MappingError
 from testy_model.spec.arch import Architecture
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.workload import Problem
+
+if TYPE_CHECKING:
+    from testy_model.spec.sparseloop import SparseOptimizations
 
 
 def _err(mapping: Mapping, problem: str, level: str | None = None) -> MappingError:
@@ -76,8 +90,77 @@ def tile_words(problem: Problem, tensor: str, extents: dict[str, int]) -> int:
     return size
 
 
-def validate_mapping(mapping: Mapping, arch: Architecture, problem: Problem) -> None:
-    """Raise :class:`MappingError` when ``mapping`` does not fit ``arch`` and ``problem``."""
+def _skipped_axes(
+    arch: Architecture,
+    problem: Problem,
+    level: str,
+    sparse_opts: SparseOptimizations | None,
+) -> dict[str, tuple[int, int]]:
+    """Dimension -> (n, m) of a structured operand whose zeros the engine skips spatially along
+    that dimension at ``level`` (module docstring, rule 3)."""
+    out: dict[str, tuple[int, int]] = {}
+    weight = problem.weight or problem.inputs[0]
+    spatial_conds: set[str] = set()
+    if sparse_opts is not None:
+        for act in sparse_opts.target(level).actions:
+            if act.type == "skipping-spatial":
+                spatial_conds.update(act.condition_on or (act.target,))
+    for t in problem.inputs:
+        dens = problem.density(t)
+        if dens.kind != "nm" or dens.pattern is None or dens.pattern.is_dense:
+            continue
+        pat = dens.pattern
+        sup = arch.sparsity.A if t == weight else arch.sparsity.B
+        by_arch = sup.action == "skip" and (
+            any(pat.fits(hw) for hw in sup.patterns)
+            or any(pat.fits(h.fine) for h in sup.hierarchical)
+        )
+        if not (by_arch or t in spatial_conds):
+            continue
+        axes = [
+            d
+            for d in problem.dimensions
+            if d in problem.relevant(t) and d in problem.reduction_dims()
+        ]
+        if axes:
+            out[axes[0]] = (pat.n, pat.m)
+    return out
+
+
+def effective_spatial(
+    mapping: Mapping,
+    arch: Architecture,
+    problem: Problem,
+    level: str,
+    sparse_opts: SparseOptimizations | None = None,
+) -> dict[str, int]:
+    """Effective spatial factor of every dimension the mapping spreads at ``level`` (instances;
+    module docstring, rule 3)."""
+    from testy_model.tasd.pattern import NMPattern
+
+    lm = next((x for x in mapping.levels if x.target == level), None)
+    if lm is None:
+        return {}
+    skip = _skipped_axes(arch, problem, level, sparse_opts)
+    out = {}
+    for d, f in lm.spatial.items():
+        if d in skip:
+            n, m = skip[d]
+            out[d] = NMPattern(n, m).worst_case_per_block(int(f))
+        else:
+            out[d] = int(f)
+    return out
+
+
+def validate_mapping(
+    mapping: Mapping,
+    arch: Architecture,
+    problem: Problem,
+    sparse_opts: SparseOptimizations | None = None,
+) -> None:
+    """Raise :class:`MappingError` when ``mapping`` does not fit ``arch`` and ``problem``
+    (``sparse_opts``: Sparseloop optimizations whose spatial skipping the fan-out check honours).
+    """
     names = arch.level_names
     dims = set(problem.dimensions)
     tensors = set(problem.tensor_names)
@@ -142,11 +225,17 @@ def validate_mapping(mapping: Mapping, arch: Architecture, problem: Problem) -> 
         # 3. fan-out
         if lm is not None and lm.spatial:
             fan = arch.fanout(i)
-            used = lm.spatial_total
+            eff = effective_spatial(mapping, arch, problem, lvl.name, sparse_opts)
+            used = math.prod(eff.values())
             if used > fan:
+                note = (
+                    f" (effective {eff} after skipping structured zeros)"
+                    if eff != {d: int(f) for d, f in lm.spatial.items()}
+                    else ""
+                )
                 raise _err(
                     mapping,
-                    f"level {lvl.name!r}: spatial factors {lm.spatial} use "
+                    f"level {lvl.name!r}: spatial factors {lm.spatial}{note} use "
                     f"{used} instances but the fan-out below it is {fan}",
                     lvl.name,
                 )
@@ -155,7 +244,7 @@ def validate_mapping(mapping: Mapping, arch: Architecture, problem: Problem) -> 
                 fan_x = below_x // lvl.mesh_x
                 fan_y = max(1, fan // fan_x)
                 x_dims = lm.spatial_permutation[: lm.split]
-                x = math.prod(lm.spatial_factor(d) for d in x_dims)
+                x = math.prod(eff.get(d, 1) for d in x_dims)
                 y = used // x
                 if x > fan_x or y > fan_y:
                     raise _err(
