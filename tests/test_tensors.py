@@ -222,22 +222,13 @@ def test_example_network_tensors_match_layer_shapes() -> None:
     ((M, K) for a GEMM, (M, C, R, S) for a conv) and the non-zero counts stated in its
     comments (50% of 432 = 216; 20% of 16384 = 3276.8 -> 3277 kept after rounding the pruned
     count 13107.2 to 13107; 20% of 640 = 128)."""
-    import yaml
+    from testy_model.spec import load_network
 
-    from testy_model.spec.workload import conv2d, gemm
-
-    doc = yaml.safe_load(EXAMPLE.read_text())
-    layers = doc["network"]["layers"]
     kept = {}
-    for entry in layers:
-        if "gemm" in entry:
-            prob = gemm(**entry["gemm"], name=entry["name"])
-            expected = (prob.bounds["M"], prob.bounds["K"])
-        else:
-            prob = conv2d(**entry["conv2d"], name=entry["name"])
-            b = prob.bounds
-            expected = (b["M"], b["C"], b["R"], b["S"])
-        arr = load_tensor_ref(entry["weight_tensor"], base_dir=EXAMPLE.parent)
-        assert arr.shape == expected, entry["name"]
-        kept[entry["name"]] = int(np.count_nonzero(arr))
+    for layer in load_network(EXAMPLE).layers:
+        b = layer.problem.bounds
+        expected = (b["M"], b["K"]) if "K" in b else (b["M"], b["C"], b["R"], b["S"])
+        arr = load_tensor_ref(layer.weight_tensor, base_dir=EXAMPLE.parents[2])
+        assert arr.shape == expected, layer.name
+        kept[layer.name] = int(np.count_nonzero(arr))
     assert kept == {"conv1": 216, "fc1": 3277, "fc2": 128}
