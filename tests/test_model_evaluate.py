@@ -165,15 +165,35 @@ def test_measured_and_expected_densities_agree_within_2_percent() -> None:
         assert mea.energy_pj != exp.energy_pj  # really measured, not the same numbers
 
 
-def test_measured_without_tensor_is_a_clear_error() -> None:
-    with pytest.raises(SpecError, match=r"'fc'.*weight tensor"):
-        evaluate(
-            gemm(8, 8, 16, name="fc"),
-            ARCH,
-            _flat_mapping(8, 8, 16),
-            plan="W=2:4",
-            densities_source="measured",
-        )
+def test_measured_without_tensor_falls_back_to_closed_form_per_layer() -> None:
+    # Two layers, only "fc" has a real weight; "fc2" has none. Under "measured", fc2 must be
+    # priced exactly as under "expected" (closed form) and flagged density_source=expected,
+    # while fc is measured. fc's weight: 8x16 with every 4-block along K = [1, 2, 0, 0]
+    # -> under 2:4 the term keeps both non-zeros: kept density 2/4 = 0.5 exactly, whereas the
+    # closed form at its declared Bernoulli 0.3 would give E[min(X,2)]/4 with X~Bin(4,0.3)
+    # = (4·0.3·0.7^3 + 2·(1 − 0.7^4 − 4·0.3·0.7^3))/4 = (0.4116 + 2·0.3483)/4 = 0.27705.
+    w = np.tile(np.array([1.0, 2.0, 0.0, 0.0]), (8, 4))
+    bern = {"A": Density(kind="bernoulli", density=0.3)}
+    net = Network(
+        name="n",
+        layers=(
+            Layer(name="fc", problem=gemm(8, 8, 16, densities=bern)),
+            Layer(name="fc2", problem=gemm(8, 8, 16, densities=bern)),
+        ),
+    )
+    m = _flat_mapping(8, 8, 16)
+    exp = evaluate(net, ARCH, m, plan="W=2:4")
+    mea = evaluate(
+        net, ARCH, m, plan="W=2:4", densities_source="measured", tensors={"fc": {"weight": w}}
+    )
+    assert [x.density_source for x in mea.layers] == ["measured", "expected"]
+    assert [x.density_source for x in exp.layers] == ["expected", "expected"]
+    assert mea.layers[1].energy_pj == exp.layers[1].energy_pj
+    # fc: DRAM reads of A scale with the kept density (0.5 measured vs 0.27705 expected)
+    a_mea = mea.layers[0].accesses["DRAM"]["A"]["reads"]
+    a_exp = exp.layers[0].accesses["DRAM"]["A"]["reads"]
+    assert a_mea / a_exp == pytest.approx(0.5 / 0.27705, rel=1e-3)
+    assert mea.to_dict()["layers"][1]["density_source"] == "expected"
 
 
 def test_report_outputs(tmp_path) -> None:

@@ -170,11 +170,12 @@ def test_closed_form_error_hand_values() -> None:
     assert closed_form_error(TasdSeries(()), bern) == 0.0
     # dense operand (d = 1): 2:4 keeps exactly half
     assert closed_form_error(TasdSeries.parse("2:4"), Density()) == pytest.approx(0.5)
-    # an operand already 2:4 loses nothing under a first term it fits; under 1:4 it is
-    # approximated as Bernoulli(0.5): 17/32 as above
+    # an operand already 2:4 loses nothing under a first term it fits; under 1:4 it is exact:
+    # every 4-block holds exactly 2 non-zeros, 1:4 keeps 1 of them, e = 1 - (1/4)/(1/2) = 0.5
+    # (not the Bernoulli(0.5) 17/32, which would assume blocks with 3 or 4 non-zeros)
     nm = Density(kind="nm", pattern="2:4")
     assert closed_form_error(TasdSeries.parse("2:4+1:4"), nm) == 0.0
-    assert closed_form_error(TasdSeries.parse("1:4"), nm) == pytest.approx(17 / 32)
+    assert closed_form_error(TasdSeries.parse("1:4"), nm) == pytest.approx(0.5)
 
 
 def test_combine_errors() -> None:

@@ -3,7 +3,9 @@
 A layer whose weights use series W1+…+Wp and activations A1+…+Aq becomes p·q term GEMMs
 (Wi·Aj; Wi·A when activations stay dense), an accumulation node adding their partial sums (only
 when there are several terms), and, when the activations are decomposed at run time, a TASD-unit
-node on the producing layer's output. A dense plan gives exactly one GEMM node per layer.
+node on the producing layer's output (none when the activation already arrives in the pattern of
+its single term: ``model.terms.arrives_compliant``). A dense plan gives exactly one GEMM node
+per layer.
 
 Node attributes (all nodes): ``kind`` (``"input"``, ``"weights"``, ``"tasd_unit"``,
 ``"term_gemm"``, ``"accumulate"``), ``layer`` (layer name, ``None`` for the network input),
@@ -31,7 +33,7 @@ import networkx as nx
 import numpy as np
 
 from testy_model.model.plan import Plan
-from testy_model.model.terms import DensitySource, TermFormat, layer_terms
+from testy_model.model.terms import DensitySource, TermFormat, layer_terms, operand_roles
 from testy_model.spec.arch import Architecture
 from testy_model.spec.workload import Network, Problem
 
@@ -67,17 +69,27 @@ def build_graph(
         lp = pl.for_layer(layer.name)
         prob = layer.problem
         fmts, tasd_values = layer_terms(layer, lp, arch, densities_source, tensors, base_dir)
-        wname = prob.weight or prob.inputs[0]
-        aname = prob.activation or prob.inputs[-1]
+        wname, aname = operand_roles(prob)
         out = prob.output
 
         def bits(t: str, prob: Problem = prob) -> int:
             return int(prob.datawidths.get(t, arch.levels[0].datawidth))
 
+        def edge(a: str, b: str, t: str, density: float, fmt: str, prob: Problem = prob) -> None:
+            g.add_edge(
+                a,
+                b,
+                tensor=t,
+                shape=tensor_shape(prob, t),
+                word_bits=bits(t),
+                density=density,
+                format=fmt,
+            )
+
         wnode = f"{layer.name}/weights"
         g.add_node(wnode, kind="weights", layer=layer.name, order=order, series=str(lp.weights))
         src = prev
-        if not lp.activations.is_dense:
+        if tasd_values > 0:  # decomposed at run time (not when it arrives compliant)
             tnode = f"{layer.name}/tasd"
             g.add_node(
                 tnode,
@@ -87,15 +99,7 @@ def build_graph(
                 series=str(lp.activations),
                 values=tasd_values,
             )
-            g.add_edge(
-                prev,
-                tnode,
-                tensor=aname,
-                shape=tensor_shape(prob, aname),
-                word_bits=bits(aname),
-                density=prob.density(aname).value,
-                format="dense",
-            )
+            edge(prev, tnode, aname, prob.density(aname).value, "dense")
             src = tnode
         terms = []
         for i, wt in enumerate(fmts[wname], start=1):
@@ -114,24 +118,8 @@ def build_graph(
                     macs=prob.macs,
                     effective_macs=prob.macs * wt.density * at.density,
                 )
-                g.add_edge(
-                    wnode,
-                    node,
-                    tensor=wname,
-                    shape=tensor_shape(prob, wname),
-                    word_bits=bits(wname),
-                    density=wt.density,
-                    format=_fmt(wt),
-                )
-                g.add_edge(
-                    src,
-                    node,
-                    tensor=aname,
-                    shape=tensor_shape(prob, aname),
-                    word_bits=bits(aname),
-                    density=at.density,
-                    format=_fmt(at),
-                )
+                edge(wnode, node, wname, wt.density, _fmt(wt))
+                edge(src, node, aname, at.density, _fmt(at))
                 terms.append(node)
         if len(terms) == 1:
             prev = terms[0]
@@ -139,15 +127,7 @@ def build_graph(
             acc = f"{layer.name}/acc"
             g.add_node(acc, kind="accumulate", layer=layer.name, order=order, terms=len(terms))
             for node in terms:
-                g.add_edge(
-                    node,
-                    acc,
-                    tensor=out,
-                    shape=tensor_shape(prob, out),
-                    word_bits=bits(out),
-                    density=1.0,
-                    format="dense",
-                )
+                edge(node, acc, out, 1.0, "dense")
             prev = acc
     return g
 

@@ -54,6 +54,16 @@ class LayerResult:
     dense_energy_pj: float
     valid: bool
     terms: tuple[str, ...] = field(default=())
+    density_sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def density_source(self) -> str:
+        """Where the layer's kept densities came from: ``measured`` (real tensors of every
+        decomposed operand), ``expected`` (closed form), or ``mixed``."""
+        vals = set(self.density_sources.values())
+        if vals == {"measured"}:
+            return "measured"
+        return "mixed" if "measured" in vals else "expected"
 
     @property
     def edp_pj_s(self) -> float:
@@ -85,6 +95,8 @@ class LayerResult:
             "speedup": self.speedup,
             "energy_ratio": self.energy_ratio,
             "valid": self.valid,
+            "density_source": self.density_source,
+            "density_sources": dict(self.density_sources),
             "energy_by_component": dict(self.energy_by_component),
             "accesses": self.accesses,
         }
@@ -192,6 +204,7 @@ class Report:
                 "speedup": x.speedup,
                 "energy_ratio": x.energy_ratio,
                 "valid": x.valid,
+                "density_source": x.density_source,
             }
             row.update({f"E_{k}": v for k, v in x.energy_by_component.items()})
             rows.append(row)

@@ -35,6 +35,7 @@ model's dense convention: density 1, work ratio 1); the **structured engine with
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -48,9 +49,10 @@ import numpy as np
 
 from testy_model.errors import MappingError, SpecError
 from testy_model.model.cost import OperandTerm, evaluate_terms
-from testy_model.model.latency import work_ratio
+from testy_model.model.hierarchical import hardware_for
 from testy_model.model.nest import nests_from_mapping
 from testy_model.model.plan import LayerPlan, Plan
+from testy_model.model.terms import arrives_compliant, kept_densities, term_formats
 from testy_model.spec.arch import Architecture, OperandSparsity
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.workload import Density, Layer, Network, Problem
@@ -100,26 +102,41 @@ def operand_series(support: OperandSparsity, max_terms: int = 3) -> list[TasdSer
     values at the same cost and is left out) and ``Σ n <= q`` (terms beyond a full block would
     be empty). On ``2:4`` with ``max_terms = 2``: ``2:4, 1:4, 2:4+2:4, 2:4+1:4, 1:4+1:4``. The
     union over the hardware patterns, without duplicates, sorted by (terms, density), follows
-    ``dense``. Every term of every series fits a hardware pattern (``NMPattern.fits``).
+    ``dense``. Hierarchical patterns ``Nc:Mc(Nf:Mf)`` (HighLight) add, for every block size
+    ``q = Mf·2^j <= Mc·Mf``, the terms ``n:q`` that fit them
+    (:func:`testy_model.model.hierarchical.fits_hierarchical`), combined the same way (one
+    block size per series). Every term of every series fits a plain or hierarchical hardware
+    pattern (``model.hierarchical.hardware_for`` is not None).
     """
     if max_terms < 1:
         raise ValueError(f"max_terms {max_terms} must be >= 1")
     found: set[TasdSeries] = set()
-    for hw in support.patterns:
-        if hw.is_dense:
-            continue
-        q = hw.m
+    for q, ns in _term_sizes(support).items():
         for k in range(1, max_terms + 1):
-            for ns in itertools.combinations_with_replacement(range(hw.n, 0, -1), k):
-                if sum(ns) <= q:
-                    found.add(TasdSeries(tuple(NMPattern(n, q) for n in ns)))
+            for combo in itertools.combinations_with_replacement(sorted(ns, reverse=True), k):
+                if sum(combo) <= q:
+                    found.add(TasdSeries(tuple(NMPattern(n, q) for n in combo)))
     return [DENSE, *sorted(found)]
 
 
-def _fits_hardware(pattern: NMPattern, support: OperandSparsity) -> NMPattern | None:
-    """The hardware pattern with the least work ratio that ``pattern`` fits, or None."""
-    fits = [hw for hw in support.patterns if not hw.is_dense and pattern.fits(hw)]
-    return min(fits, key=lambda p: (p.density, p.m)) if fits else None
+def _term_sizes(support: OperandSparsity) -> dict[int, set[int]]:
+    """Block size q -> the n of the single-term patterns ``n:q`` that fit a hardware pattern
+    of ``support`` (:func:`operand_series`)."""
+    from testy_model.model.hierarchical import fits_hierarchical
+
+    sizes: dict[int, set[int]] = {}
+    for hw in support.patterns:
+        if not hw.is_dense:
+            sizes.setdefault(hw.m, set()).update(range(1, hw.n + 1))
+    for h in support.hierarchical:
+        q = h.fine.m
+        while q <= h.coarse.m * h.fine.m:
+            # n < q: a full q:q block is a dense term, not a sparse candidate
+            ns = {n for n in range(1, q) if fits_hierarchical(NMPattern(n, q), h)}
+            if ns:
+                sizes.setdefault(q, set()).update(ns)
+            q *= 2
+    return sizes
 
 
 def native_series(
@@ -128,14 +145,18 @@ def native_series(
     """The series an operand runs on the structured engine **without** TASD: the hardware
     pattern of least work ratio that the operand already fits, else ``dense``.
 
-    It fits ``p:q`` when its density is ``nm`` with a pattern that fits ``p:q``, or, given its
+    It fits ``p:q`` when its density is ``nm`` with a pattern that fits ``p:q``
+    (``model.hierarchical.hardware_for``; when that is a hierarchical pattern, the series is
+    the operand's own pattern, which runs on it), or, given its
     real ``array``, when every aligned q-block along ``axis`` holds at most p non-zeros
     (:func:`testy_model.tasd.decompose.is_compliant`). Running it as ``p:q`` is lossless.
     """
     if density.kind == "nm" and density.pattern is not None:
-        hw = _fits_hardware(density.pattern, support)
-        if hw is not None:
+        hw = hardware_for(density.pattern, support)
+        if isinstance(hw, NMPattern):
             return TasdSeries((hw,))
+        if hw is not None:  # a hierarchical pattern: the operand runs as its own pattern
+            return TasdSeries((density.pattern,))
     if array is not None:
         from testy_model.tasd.decompose import is_compliant
 
@@ -184,49 +205,26 @@ def candidates(
 # -- 2. error --------------------------------------------------------------------------------
 
 
-def _expected(series: TasdSeries, density: Density, tensor_size: int | None) -> Any:
-    """``expected_kept`` of ``series`` for ``density``: hypergeometric over ``tensor_size``
-    values for a ``hypergeometric`` density (as the model's ``operand_terms``), else Bernoulli."""
-    from testy_model.tasd.stats import expected_kept
-
-    if (
-        density.kind == "hypergeometric"
-        and tensor_size
-        and tensor_size >= max(t.m for t in series.terms)
-    ):
-        return expected_kept(series, density.value, "hypergeometric", tensor_size=tensor_size)
-    return expected_kept(series, density.value)
-
-
 def closed_form_error(
     series: TasdSeries, density: Density, tensor_size: int | None = None
 ) -> float:
     """Expected fraction of the operand's non-zeros that ``series`` drops (dimensionless).
 
-    Equation: ``e = 1 − Σ_i E[kept_i] / d`` with ``E[kept_i]`` from
-    :func:`testy_model.tasd.stats.expected_kept` (Bernoulli non-zeros of density ``d``, or
-    hypergeometric over ``tensor_size`` values for a ``hypergeometric`` density, the same
-    expectation the model prices). ``dense`` and a zero density give 0. An ``nm`` operand whose
-    pattern fits the first term loses nothing (every block already holds at most that many
-    non-zeros): 0; otherwise it is approximated as Bernoulli of its density ``n/m``.
+    Equation: ``e = 1 − Σ_i kept_i / d`` with ``kept_i`` the kept density of term i from
+    :func:`testy_model.model.terms.kept_densities`, the rule the model prices (Bernoulli
+    non-zeros of density ``d``, hypergeometric over ``tensor_size`` values for a
+    ``hypergeometric`` density, exact for an ``nm`` operand). ``dense`` and a zero density
+    give 0; an ``nm`` operand that fits the first term loses nothing.
 
     Hand check: ``2:4`` at ``d = 0.5``: ``E[min(X, 2)]`` for ``X ~ Binomial(4, 1/2)`` is
     ``(0·1 + 1·4 + 2·11)/16 = 26/16`` per 4-block, i.e. ``26/64`` of the values; kept fraction
-    ``(26/64)/0.5 = 0.8125``; ``e = 0.1875``.
+    ``(26/64)/0.5 = 0.8125``; ``e = 0.1875``. A ``2:4`` operand under ``1:4``: kept 1/4 of
+    the values of its 1/2, ``e = 0.5`` exactly.
     """
-    if series.is_dense:
+    if series.is_dense or density.value <= 0.0:
         return 0.0
-    if density.value <= 0.0:
-        return 0.0
-    if (
-        density.kind == "nm"
-        and density.pattern is not None
-        and density.pattern.fits(series.terms[0])
-    ):
-        return 0.0
-    ek = _expected(series, density, tensor_size)
-    d = float(np.asarray(ek.density))
-    return float(max(0.0, 1.0 - float(ek.kept) / d)) if d > 0 else 0.0
+    kept = kept_densities(series, density, tensor_size=tensor_size).kept
+    return float(max(0.0, 1.0 - sum(kept) / density.value))
 
 
 def combine_errors(e_w: np.ndarray | float, e_a: np.ndarray | float) -> np.ndarray:
@@ -295,39 +293,20 @@ def _closed_terms(
 def _terms_and_error_uncached(op: _Operand, series: TasdSeries) -> tuple[list[OperandTerm], float]:
     """Terms (kept density, metadata bits, work) of ``op`` under ``series``, and its error.
 
-    Measured on the array when there is one (kept density of term i = kept non-zeros / values;
-    error = ``||R||_F / ||A||_F``, :func:`testy_model.tasd.decompose.decompose`); else closed
-    form (``expected_kept`` for the kept densities, :func:`closed_form_error`). ``dense`` is one
-    term of density 1, no metadata and work 1 (the model's dense convention,
-    :mod:`testy_model.model.terms`).
+    Kept densities, metadata bits and work ratios come from the model's own rule
+    (:func:`testy_model.model.terms.kept_densities` and ``term_formats``: measured on the
+    array when there is one, exact for an ``nm`` operand, else the closed form), so the search
+    prices exactly what ``evaluate`` prices. Error: on an array, the decomposition's
+    ``||R||_F / ||A||_F``; else :func:`closed_form_error`.
     """
+    kd = kept_densities(series, op.density, tensor_size=op.size, array=op.array, axis=op.axis)
     if series.is_dense:
-        return [OperandTerm(density=1.0, metadata_bits=0.0, pattern=None, work=1.0)], 0.0
-    sup = op.support
-    if op.array is not None:
-        from testy_model.tasd.decompose import decompose
-
-        dec = decompose(op.array, series, axis=op.axis)
-        kept = [k / max(op.array.size, 1) for k in dec.kept_nnz]
-        err = float(dec.rel_error)
-    elif (
-        op.density.kind == "nm"
-        and op.density.pattern is not None
-        and op.density.pattern.fits(series.terms[0])
-    ):
-        kept = [op.density.pattern.density] + [0.0] * (len(series) - 1)
         err = 0.0
+    elif kd.rel_error is not None:
+        err = kd.rel_error
     else:
-        ek = _expected(series, op.density, op.size)
-        kept = [float(x) for x in np.asarray(ek.terms).ravel()]
         err = closed_form_error(series, op.density, op.size)
-    terms = []
-    for p, k in zip(series.terms, kept, strict=True):
-        bits = sup.metadata_bits if sup.metadata_bits is not None else p.metadata_bits
-        terms.append(
-            OperandTerm(density=k, metadata_bits=float(bits), pattern=p, work=work_ratio(p, k, sup))
-        )
-    return terms, err
+    return [f.operand_term() for f in term_formats(series, kd.kept, op.support)], err
 
 
 def candidate_error(layer: Layer, arch: Architecture, weights: str, activations: str) -> float:
@@ -447,7 +426,9 @@ def evaluate_candidates(
         ta, e_a[c] = terms_of(act, a)
         per_tensor[act].append(ta)
         # run-time decomposition unless the activation arrives already in that pattern
-        if not a.is_dense and not (not native_a.is_dense and a == native_a):
+        if not a.is_dense and not arrives_compliant(
+            a, ops[act].density, ops[act].array, ops[act].axis
+        ):
             tasd[c] = float(ops[act].size)
     batched: dict[str, list[OperandTerm]] = {}
     for t, rows in per_tensor.items():
@@ -762,15 +743,8 @@ class PlanTotals:
     max_error: float
 
     def to_dict(self) -> dict[str, float]:
-        """Plain data."""
-        return {
-            "cycles": self.cycles,
-            "seconds": self.seconds,
-            "energy_pj": self.energy_pj,
-            "edp_pj_s": self.edp_pj_s,
-            "mean_error": self.mean_error,
-            "max_error": self.max_error,
-        }
+        """Plain data (the fields by name)."""
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,6 @@ def mapper_mappings(
     from rich.progress import Progress
 
     from testy_model.mapper import find_mapping
-    from testy_model.model.cost import OperandTerm
     from testy_model.model.plan import Plan
     from testy_model.model.terms import layer_terms
 
@@ -124,10 +123,7 @@ def mapper_mappings(
             dens = None
             if not sparse:
                 fmts, _ = layer_terms(layer, pl.for_layer(layer.name), arch)
-                dens = {
-                    t: [OperandTerm(x.density, x.metadata_bits, x.pattern, x.work) for x in ts]
-                    for t, ts in fmts.items()
-                }
+                dens = {t: [x.operand_term() for x in ts] for t, ts in fmts.items()}
             out[layer.name] = find_mapping(layer.problem, arch, densities=dens).mapping
             prog.advance(task)
     return out
@@ -213,7 +209,12 @@ def eval_command(
         typer.Option("--set", help="architecture override KEY.PATH=VALUE (repeatable)"),
     ] = None,
     measured: Annotated[
-        bool, typer.Option("--measured", help="measure densities on the layers' real tensors")
+        bool,
+        typer.Option(
+            "--measured",
+            help="measure densities on the layers' real tensors (closed form where a "
+            "layer has none)",
+        ),
     ] = False,
     json_out: Annotated[str | None, typer.Option("--json", help="write the JSON report")] = None,
     csv_out: Annotated[str | None, typer.Option("--csv", help="write the per-layer CSV")] = None,
@@ -263,6 +264,13 @@ def eval_command(
         f"EDP {rep.edp_pj_s:.4g} pJ·s; speed-up {rep.speedup:.3f}×, energy ratio "
         f"{rep.energy_ratio:.3f} vs dense"
     )
+    if measured and not sparse:
+        src = {x.name: x.density_source for x in rep.layers}
+        closed = [n for n, v in src.items() if v != "measured"]
+        console.print(
+            f"densities: measured on real tensors for {len(src) - len(closed)} layer(s); "
+            f"closed form (expected) where no tensor is attached: {closed or 'none'}"
+        )
     invalid = [x.name for x in rep.layers if not x.valid]
     if invalid:
         console.print(

@@ -6,9 +6,9 @@ Design points must share the level structure (names, order); their capacities, b
 energies, instances and clocks may differ. P broadcasts against the B mappings of a
 :class:`~testy_model.model.nest.LoopNests` (P = 1 or P = B).
 
-Units: capacity in bits per instance; bandwidth in bits/cycle per instance (``inf`` = unlimited);
-energies in pJ per word of the level's datawidth; metadata energies in pJ per bit; leakage in
-pJ/cycle per instance; clock in GHz.
+Units: capacity (data, and separate metadata storage) in bits per instance; bandwidth in
+bits/cycle per instance (``inf`` = unlimited); energies in pJ per word of the level's datawidth;
+metadata energies in pJ per bit; leakage in pJ/cycle per instance; clock in GHz.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ class ArchArrays:
     tasd_energy_per_value: np.ndarray  # (P,) pJ/value
     has_tasd_unit: bool
     sparsity: SparsitySupport
+    #: (P, L) bits of a level's separate metadata storage per instance (metadata_depth ×
+    #: metadata_width; 0 = metadata shares the data storage). None = 0 everywhere.
+    md_capacity_bits: np.ndarray | None = None
 
     @property
     def points(self) -> int:
@@ -107,6 +110,9 @@ def _one(arch: Architecture) -> dict[str, np.ndarray]:
         "leakage": np.array([x.leakage for x in lv], dtype=np.float64),
         "instances": np.array([x.instances for x in lv], dtype=np.float64),
         "fanout": np.array([arch.fanout(i) for i in range(n_l)], dtype=np.float64),
+        "md_capacity_bits": np.array(
+            [float(x.metadata_depth) * float(x.metadata_width) for x in lv], dtype=np.float64
+        ),
         "mac_instances": np.array(float(arch.compute.instances)),
         "mac_energy": np.array(arch.compute.mac_energy),
         "gated_mac_energy": np.array(arch.compute.gated_mac_energy),

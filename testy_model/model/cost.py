@@ -37,6 +37,7 @@ from testy_model.model.hierarchical import term_metadata_bits
 from testy_model.model.nest import LoopNests
 from testy_model.model.reuse import DenseCounts, dense_counts
 from testy_model.spec.arch import Architecture, OperandSparsity
+from testy_model.spec.validate import effective_spatial_factors
 from testy_model.spec.workload import Problem
 from testy_model.tasd.pattern import NMPattern
 
@@ -139,6 +140,16 @@ class NestCost:
     def updates_total(self) -> np.ndarray:
         """(B, L, T) updates summed over the used instances."""
         return self.updates * self.instances[:, :, None]
+
+
+def fanout_ok(problem: Problem, aa: ArchArrays, nests: LoopNests) -> np.ndarray:
+    """(B,) True where every level's spatial factors fit its fan-out:
+    ``Π_d eff_spatial[l, d] <= fanout[l]`` for every level l (instances), with the effective
+    factors of ``spec.validate.effective_spatial_factors`` (the validator's rule 3: along the
+    axis of an N:M operand whose zeros the engine skips, a factor f occupies only
+    ``worst_case_per_block(f)`` instances, e.g. K32 of a 2:4 operand needs 16)."""
+    eff = effective_spatial_factors(nests.spatial, aa, problem, aa.level_names)  # type: ignore[arg-type]
+    return (eff.prod(axis=2) <= aa.fanout).all(axis=1)
 
 
 def _arr(x: ArrayLike) -> np.ndarray:
@@ -284,12 +295,17 @@ def evaluate_terms(
     total = sum(comps.values())
 
     # validity
-    spatial_tot = nests.spatial.prod(axis=2)
-    valid_fanout = (spatial_tot <= aa.fanout).all(axis=1)
+    valid_fanout = fanout_ok(problem, aa, nests)
     keep = nests.keep.copy()
     keep[:, 0, :] = True
-    held_bits = (keep * cnt.tile * (s3 * dw + m3)).sum(-1)
-    valid_capacity = (held_bits <= aa.capacity_bits * (1 + 1e-9)).all(axis=1)
+    data_bits = (keep * cnt.tile * s3 * dw).sum(-1)
+    md_bits = (keep * cnt.tile * m3).sum(-1)
+    md_cap = aa.md_capacity_bits if aa.md_capacity_bits is not None else np.zeros(1)
+    # metadata sits in a level's separate metadata storage when it has one, else with the data
+    valid_capacity = (
+        (data_bits + np.where(md_cap > 0, 0.0, md_bits) <= aa.capacity_bits * (1 + 1e-9))
+        & (np.where(md_cap > 0, md_bits <= md_cap * (1 + 1e-9), True))
+    ).all(axis=1)
     b = (
         np.array([[problem.bounds[d] for d in problem.dimensions]])
         if bounds is None

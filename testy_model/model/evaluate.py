@@ -30,7 +30,12 @@ from testy_model.model.cost import NestCost, OperandTerm, evaluate_terms
 from testy_model.model.nest import LoopNests, nests_from_mapping, stack_nests
 from testy_model.model.plan import Plan
 from testy_model.model.reuse import dense_counts
-from testy_model.model.terms import DensitySource, TermFormat, layer_terms
+from testy_model.model.terms import (
+    DensitySource,
+    LayerTerms,
+    TermFormat,
+    layer_terms_sourced,
+)
 from testy_model.report import LayerResult, Report
 from testy_model.spec.arch import Architecture
 from testy_model.spec.mapping import Mapping
@@ -102,6 +107,30 @@ def _accesses(cost: NestCost, row: int) -> dict[str, dict[str, dict[str, float]]
     }
 
 
+def _prepare(
+    net: Network,
+    arch: Architecture,
+    mappings: Mappings,
+    pl: Plan,
+    source: DensitySource = "expected",
+    tensors: MappingABC[str, MappingABC[str, np.ndarray]] | None = None,
+    base_dir: str | Path | None = None,
+) -> tuple[list[LoopNests], list[LayerTerms], list[list[int]]]:
+    """Per layer: its loop nest and its operands' terms (:func:`layer_terms_sourced`); and the
+    groups of layer indices sharing one problem structure (each group is one batched call)."""
+    nests: list[LoopNests] = []
+    lts: list[LayerTerms] = []
+    groups: dict[tuple, list[int]] = {}
+    for i, layer in enumerate(net.layers):
+        m = mapping_for(layer, arch, mappings)
+        nests.append(nests_from_mapping(m, arch, layer.problem))
+        lts.append(
+            layer_terms_sourced(layer, pl.for_layer(layer.name), arch, source, tensors, base_dir)
+        )
+        groups.setdefault(_structure_key(layer.problem), []).append(i)
+    return nests, lts, list(groups.values())
+
+
 def evaluate(
     network: Network | Layer | Problem,
     arch: Architecture,
@@ -128,25 +157,15 @@ def evaluate(
     pl = Plan.coerce(plan)
     aa = arch_arrays(arch)
     n = len(net.layers)
-    nests: list[LoopNests] = []
-    fmts: list[dict[str, list[TermFormat]]] = []
-    tasd: list[float] = []
-    for layer in net.layers:
-        m = mapping_for(layer, arch, mappings)
-        nests.append(nests_from_mapping(m, arch, layer.problem))
-        f, tv = layer_terms(
-            layer, pl.for_layer(layer.name), arch, densities_source, tensors, base_dir
-        )
-        fmts.append(f)
-        tasd.append(tv)
-    groups: dict[tuple, list[int]] = {}
-    for i, layer in enumerate(net.layers):
-        groups.setdefault(_structure_key(layer.problem), []).append(i)
+    nests, lts, groups = _prepare(net, arch, mappings, pl, densities_source, tensors, base_dir)
+    fmts = [lt.formats for lt in lts]
+    tasd = [lt.tasd_values for lt in lts]
+    sources = [lt.sources for lt in lts]
     results: list[LayerResult | None] = [None] * n
-    for idx in groups.values():
+    for idx in groups:
         results_group = _evaluate_group(net, idx, aa, nests, fmts, tasd, pl)
         for i, r in zip(idx, results_group, strict=True):
-            results[i] = r
+            results[i] = dataclasses.replace(r, density_sources=sources[i])
     return Report(
         network=net.name,
         arch=arch.name,
@@ -252,16 +271,10 @@ def evaluate_points(
     cycles = np.zeros((p, n))
     energy = np.zeros((p, n))
     valid = np.zeros((p, n), dtype=bool)
-    nests, fmts, tasd = [], [], []
-    for layer in net.layers:
-        nests.append(nests_from_mapping(mapping_for(layer, arch, mappings), arch, layer.problem))
-        f, tv = layer_terms(layer, pl.for_layer(layer.name), arch)
-        fmts.append(f)
-        tasd.append(tv)
-    groups: dict[tuple, list[int]] = {}
-    for i, layer in enumerate(net.layers):
-        groups.setdefault(_structure_key(layer.problem), []).append(i)
-    for idx in groups.values():
+    nests, lts, groups = _prepare(net, arch, mappings, pl)
+    fmts = [lt.formats for lt in lts]
+    tasd = [lt.tasd_values for lt in lts]
+    for idx in groups:
         g = len(idx)
         prob = net.layers[idx[0]].problem
         base = stack_nests([nests[i] for i in idx])

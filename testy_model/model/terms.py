@@ -24,11 +24,12 @@ from typing import Literal
 import numpy as np
 
 from testy_model.errors import SpecError
+from testy_model.model.cost import OperandTerm
 from testy_model.model.hierarchical import term_metadata_bits
 from testy_model.model.latency import work_ratio
 from testy_model.model.plan import LayerPlan
 from testy_model.spec.arch import Architecture, OperandSparsity
-from testy_model.spec.workload import Density, Layer
+from testy_model.spec.workload import Density, Layer, Problem
 from testy_model.tasd.pattern import NMPattern, TasdSeries
 
 _DENSE = Density()
@@ -49,6 +50,10 @@ class TermFormat:
     def label(self) -> str:
         """``"2:8"`` or ``"dense"``."""
         return str(self.pattern) if self.pattern is not None else "dense"
+
+    def operand_term(self) -> OperandTerm:
+        """The same term as the cost core's :class:`~testy_model.model.cost.OperandTerm`."""
+        return OperandTerm(self.density, self.metadata_bits, self.pattern, self.work)
 
 
 def _support_bits(pattern: NMPattern, support: OperandSparsity) -> float:
@@ -75,6 +80,125 @@ def reduction_axis(ndim: int) -> int:
     return -1 if ndim <= 2 else 1
 
 
+def nm_kept(series: TasdSeries, pattern: NMPattern) -> tuple[float, ...] | None:
+    """Exact kept density of each term (fraction of all values) of an operand that is itself
+    N:M structured with ``pattern = n:m`` (the densest such tensor: every aligned m-block holds
+    exactly n non-zeros, density n/m), or None when the placement inside a block matters.
+
+    Equations (S_i = N_1 + … + N_{i−1}):
+
+    1. the operand fits the first term (``pattern.fits(term_1)``): term 1 keeps every
+       non-zero, ``kept = (n/m, 0, …)``;
+    2. all terms use one block size q with ``q % m == 0``: every q-block holds exactly
+       ``X = n·q/m`` non-zeros, so term i keeps ``min(max(X − S_i, 0), N_i)/q``;
+    3. otherwise None (the caller treats the operand as Bernoulli of density n/m).
+
+    Hand check: 2:4 under ``1:4+1:4`` → q = 4, X = 2 → (1/4, 1/4); 2:8 under ``2:4`` → fits
+    (an aligned 4-block of a 2:8 tensor holds at most 2) → (1/4,).
+    """
+    if series.is_dense:
+        return (1.0,)
+    n, m = pattern.n, pattern.m
+    if pattern.fits(series.terms[0]):
+        return (n / m,) + (0.0,) * (len(series.terms) - 1)
+    qs = {p.m for p in series.terms}
+    if len(qs) != 1 or next(iter(qs)) % m:
+        return None
+    q = next(iter(qs))
+    x = n * q // m
+    kept, s = [], 0
+    for p in series.terms:
+        kept.append(min(max(x - s, 0), p.n) / q)
+        s += p.n
+    return tuple(kept)
+
+
+@dataclass(frozen=True)
+class KeptDensities:
+    """Kept density of each term (fraction of all values, dimensionless) and, when measured
+    on a real array, the decomposition's relative Frobenius error ``||R||_F / ||A||_F``."""
+
+    kept: tuple[float, ...]
+    rel_error: float | None = None
+
+
+def kept_densities(
+    series: TasdSeries,
+    density: Density = _DENSE,
+    *,
+    tensor_size: int | None = None,
+    array: np.ndarray | None = None,
+    axis: int | None = None,
+) -> KeptDensities:
+    """Kept density of each term of one operand decomposed with ``series``: the one rule the
+    model (:func:`operand_terms`) and the search (``testy_model.search``) share.
+
+    Sources, first that applies: a real ``array`` (greedy decomposition along ``axis``, default
+    :func:`reduction_axis`; kept_i = kept non-zeros of term i / values); an ``nm`` density
+    (exact, :func:`nm_kept`); a ``hypergeometric`` density with ``tensor_size >=`` the largest
+    block (hypergeometric ``expected_kept``); else Bernoulli of ``density.value``. A dense series
+    keeps 1 (the dense convention).
+    """
+    if series.is_dense:
+        return KeptDensities((1.0,))
+    if array is not None:
+        from testy_model.tasd.decompose import decompose
+
+        arr = np.asarray(array)
+        dec = decompose(arr, series, axis=reduction_axis(arr.ndim) if axis is None else axis)
+        size = max(arr.size, 1)
+        return KeptDensities(tuple(k / size for k in dec.kept_nnz), float(dec.rel_error))
+    if density.kind == "nm" and density.pattern is not None:
+        exact = nm_kept(series, density.pattern)
+        if exact is not None:
+            return KeptDensities(exact)
+    hyper = (
+        density.kind == "hypergeometric"
+        and bool(tensor_size)
+        and int(tensor_size or 0) >= max(p.m for p in series.terms)
+    )
+    return KeptDensities(
+        _expected(series, float(density.value), hyper, tensor_size if hyper else None)
+    )
+
+
+def arrives_compliant(
+    series: TasdSeries,
+    density: Density = _DENSE,
+    array: np.ndarray | None = None,
+    axis: int | None = None,
+) -> bool:
+    """True when an operand needs no run-time decomposition under ``series`` (so the TASD unit
+    does no work on it): ``series`` is a single term and the operand already fits it, by its
+    ``nm`` density (``pattern.fits(term)``) or, given its real ``array``, because every aligned
+    block along ``axis`` is compliant (``tasd.decompose.is_compliant``)."""
+    if len(series.terms) != 1:
+        return False
+    term = series.terms[0]
+    if density.kind == "nm" and density.pattern is not None and density.pattern.fits(term):
+        return True
+    if array is not None:
+        from testy_model.tasd.decompose import is_compliant
+
+        arr = np.asarray(array)
+        return is_compliant(arr, term, axis=reduction_axis(arr.ndim) if axis is None else axis)
+    return False
+
+
+def term_formats(
+    series: TasdSeries, kept: tuple[float, ...], support: OperandSparsity
+) -> list[TermFormat]:
+    """Term formats from kept densities: metadata bits (``term_metadata_bits``) and hardware
+    work ratio (``latency.work_ratio``) per term; a dense series is density 1, no metadata,
+    work 1."""
+    if series.is_dense:
+        return [TermFormat(None, 1.0, 0.0, 1.0)]
+    return [
+        TermFormat(p, k, _support_bits(p, support), work_ratio(p, k, support))
+        for p, k in zip(series.terms, kept, strict=True)
+    ]
+
+
 def operand_terms(
     series: TasdSeries,
     support: OperandSparsity,
@@ -85,54 +209,112 @@ def operand_terms(
     array: np.ndarray | None = None,
     structured: NMPattern | None = None,
 ) -> list[TermFormat]:
-    """Term formats of one operand decomposed with ``series`` (module docstring).
+    """Term formats of one operand decomposed with ``series`` (:func:`kept_densities`).
 
-    With ``array`` the kept densities are measured; otherwise expected from ``density``. An
-    operand that is itself ``structured`` n:m (every m-block holds exactly n non-zeros, the
-    densest n:m tensor) decomposed by terms that all use blocks of m keeps, deterministically,
-    ``min(max(n − S_i, 0), N_i)/m`` in term i (S_i = N_1 + … + N_{i−1}).
+    With ``array`` the kept densities are measured; with ``structured`` (the operand is itself
+    n:m) they are exact (:func:`nm_kept`); otherwise expected from ``density`` under
+    ``distribution`` (``bernoulli`` or ``hypergeometric`` over ``tensor_size`` values).
     """
-    if series.is_dense:
-        return [TermFormat(None, 1.0, 0.0, 1.0)]
-    if array is None and structured is not None and all(p.m == structured.m for p in series):
-        kept, s = [], 0
-        for p in series.terms:
-            kept.append(min(max(structured.n - s, 0), p.n) / p.m)
-            s += p.n
-    elif array is not None:
-        from testy_model.tasd.decompose import decompose
-
-        arr = np.asarray(array)
-        dec = decompose(arr, series, axis=reduction_axis(arr.ndim))
-        kept = [k / max(arr.size, 1) for k in dec.kept_nnz]
+    if structured is not None:
+        dens = Density(kind="nm", pattern=structured)
+    elif distribution == "hypergeometric":
+        dens = Density(kind="hypergeometric", density=float(density))
     else:
-        hyper = distribution == "hypergeometric" and bool(tensor_size)
-        kept = list(_expected(series, float(density), hyper, tensor_size if hyper else None))
-    return [
-        TermFormat(p, k, _support_bits(p, support), work_ratio(p, k, support))
-        for p, k in zip(series.terms, kept, strict=True)
-    ]
+        dens = Density(kind="bernoulli", density=float(density))
+    kd = kept_densities(series, dens, tensor_size=tensor_size, array=array)
+    return term_formats(series, kd.kept, support)
 
 
 def _array_for(
     layer: Layer,
+    tensor: str,
     role: str,
     tensors: MappingABC[str, MappingABC[str, np.ndarray]] | None,
     base_dir: str | Path | None,
-) -> np.ndarray:
+) -> np.ndarray | None:
+    """The real array of one operand: ``tensors[layer][role]``, else the layer's
+    ``weight_tensor``/``activation_tensor`` file, else a ``tensor`` density's file; None when
+    the layer names none (the caller falls back to the closed form)."""
     given = (tensors or {}).get(layer.name, {})
     if role in given:
         return np.asarray(given[role])
     ref = layer.weight_tensor if role == "weight" else layer.activation_tensor
+    dens = layer.problem.densities.get(tensor)
+    if ref is None and dens is not None and dens.kind == "tensor" and dens.path:
+        ref = dens.path + (f":{dens.key}" if dens.key else "")
     if ref is None:
-        raise SpecError(
-            f"layer {layer.name!r}: densities_source='measured' needs its {role} tensor "
-            f"(give {role}_tensor in the network or pass tensors={{{layer.name!r}: "
-            f"{{{role!r}: array}}}})"
-        )
+        return None
     from testy_model.spec.tensors import load_tensor_ref
 
     return load_tensor_ref(ref, base_dir)
+
+
+def operand_roles(problem: Problem) -> tuple[str, str]:
+    """(weight tensor, activation tensor) as the model prices them: the problem's ``weight``
+    (else its first input) and ``activation`` (else its second input, else its first)."""
+    weight = problem.weight or problem.inputs[0]
+    act = problem.activation or (
+        problem.inputs[1] if len(problem.inputs) > 1 else problem.inputs[0]
+    )
+    return weight, act
+
+
+@dataclass(frozen=True)
+class LayerTerms:
+    """Everything the cost core needs about one layer's operands under a plan.
+
+    ``formats``: tensor -> term formats; ``tasd_values``: activation values the TASD unit
+    decomposes at run time (0 when none); ``sources``: decomposed tensor -> ``"measured"`` (kept
+    densities from the real array) or ``"expected"`` (closed form); dense operands are absent."""
+
+    formats: dict[str, list[TermFormat]]
+    tasd_values: float
+    sources: dict[str, str]
+
+
+def layer_terms_sourced(
+    layer: Layer,
+    plan: LayerPlan,
+    arch: Architecture,
+    source: DensitySource = "expected",
+    tensors: MappingABC[str, MappingABC[str, np.ndarray]] | None = None,
+    base_dir: str | Path | None = None,
+) -> LayerTerms:
+    """Term formats of the weight and activation operands of ``layer`` under ``plan``.
+
+    Kept densities: :func:`kept_densities` (exact for ``nm`` operands). With ``source =
+    "measured"`` an operand decomposed by ``plan`` is measured on its real array when the layer
+    has one, and falls back, per operand, to the closed form when it has none (recorded in
+    ``sources``). TASD-unit work: the activation's values (``full_size``) when ``plan``
+    decomposes it at run time, 0 when it stays dense or already arrives compliant with its
+    single term (:func:`arrives_compliant`).
+    """
+    if source not in ("expected", "measured"):
+        raise SpecError(f"densities_source {source!r}: expected 'expected' or 'measured'")
+    prob = layer.problem
+    weight, act = operand_roles(prob)
+    out: dict[str, list[TermFormat]] = {}
+    sources: dict[str, str] = {}
+    arrays: dict[str, np.ndarray | None] = {}
+    for tensor, role, series, support in (
+        (weight, "weight", plan.weights, arch.sparsity.A),
+        (act, "activation", plan.activations, arch.sparsity.B),
+    ):
+        dens = prob.densities.get(tensor) or _DENSE
+        arr = None
+        if source == "measured" and not series.is_dense:
+            arr = _array_for(layer, tensor, role, tensors, base_dir)
+        arrays[tensor] = arr
+        if not series.is_dense:
+            sources[tensor] = "measured" if arr is not None else "expected"
+        kd = kept_densities(series, dens, tensor_size=prob.full_size(tensor), array=arr)
+        out[tensor] = term_formats(series, kd.kept, support)
+    a_dens = prob.densities.get(act) or _DENSE
+    runtime = not plan.activations.is_dense and not arrives_compliant(
+        plan.activations, a_dens, arrays.get(act)
+    )
+    tasd_values = float(prob.full_size(act)) if runtime else 0.0
+    return LayerTerms(out, tasd_values, sources)
 
 
 def layer_terms(
@@ -144,30 +326,6 @@ def layer_terms(
     base_dir: str | Path | None = None,
 ) -> tuple[dict[str, list[TermFormat]], float]:
     """Term formats of the weight and activation operands of ``layer`` under ``plan``, and the
-    activation values the TASD unit decomposes at run time (0 when activations stay dense)."""
-    prob = layer.problem
-    weight = prob.weight or prob.inputs[0]
-    act = prob.activation or (prob.inputs[1] if len(prob.inputs) > 1 else prob.inputs[0])
-    out: dict[str, list[TermFormat]] = {}
-    for tensor, role, series, support in (
-        (weight, "weight", plan.weights, arch.sparsity.A),
-        (act, "activation", plan.activations, arch.sparsity.B),
-    ):
-        dens = prob.densities.get(tensor) or _DENSE
-        arr = None
-        if source == "measured" and not series.is_dense:
-            arr = _array_for(layer, role, tensors, base_dir)
-        elif source not in ("expected", "measured"):
-            raise SpecError(f"densities_source {source!r}: expected 'expected' or 'measured'")
-        hyper = dens.kind == "hypergeometric" and not series.is_dense
-        out[tensor] = operand_terms(
-            series,
-            support,
-            density=dens.value,
-            distribution="hypergeometric" if hyper else "bernoulli",
-            tensor_size=prob.full_size(tensor) if hyper else None,
-            array=arr,
-            structured=dens.pattern if dens.kind == "nm" else None,
-        )
-    tasd_values = 0.0 if plan.activations.is_dense else float(prob.full_size(act))
-    return out, tasd_values
+    activation values the TASD unit decomposes at run time (:func:`layer_terms_sourced`)."""
+    lt = layer_terms_sourced(layer, plan, arch, source, tensors, base_dir)
+    return lt.formats, lt.tasd_values

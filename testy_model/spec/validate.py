@@ -31,7 +31,10 @@ Rules (each violation is a :class:`MappingError` naming the level and the number
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from testy_model.errors import MappingError
 from testy_model.spec.arch import Architecture
@@ -136,19 +139,43 @@ def effective_spatial(
 ) -> dict[str, int]:
     """Effective spatial factor of every dimension the mapping spreads at ``level`` (instances;
     module docstring, rule 3)."""
-    from testy_model.tasd.pattern import NMPattern
-
     lm = next((x for x in mapping.levels if x.target == level), None)
     if lm is None:
         return {}
     skip = _skipped_axes(arch, problem, level, sparse_opts)
     out = {}
     for d, f in lm.spatial.items():
-        if d in skip:
-            n, m = skip[d]
-            out[d] = NMPattern(n, m).worst_case_per_block(int(f))
-        else:
-            out[d] = int(f)
+        out[d] = _effective_factor(int(f), skip[d]) if d in skip else int(f)
+    return out
+
+
+def _effective_factor(factor: int, skipped: tuple[int, int]) -> int:
+    """Instances a spatial factor occupies along an axis where the zeros of an n:m operand are
+    skipped (rule 3): ``NMPattern(n, m).worst_case_per_block(factor)``."""
+    from testy_model.tasd.pattern import NMPattern
+
+    return NMPattern(*skipped).worst_case_per_block(factor)
+
+
+def effective_spatial_factors(
+    spatial: np.ndarray,
+    arch: Architecture,
+    problem: Problem,
+    levels: Sequence[str],
+    sparse_opts: SparseOptimizations | None = None,
+) -> np.ndarray:
+    """Rule 3 on arrays: ``spatial`` (..., L, D) factors (levels in ``levels`` order,
+    dimensions in ``problem.dimensions`` order) -> the effective factors, as
+    :func:`effective_spatial` gives them for one mapping (the cost model's fan-out check calls
+    this, so both apply one rule). ``arch`` needs only its ``sparsity``. Instances."""
+    out = np.array(spatial, dtype=np.int64, copy=True)
+    dims = list(problem.dimensions)
+    for li, level in enumerate(levels):
+        for d, nm in _skipped_axes(arch, problem, level, sparse_opts).items():
+            col = out[..., li, dims.index(d)]
+            vals, inv = np.unique(col, return_inverse=True)
+            eff = np.array([_effective_factor(int(v), nm) for v in vals], dtype=np.int64)
+            out[..., li, dims.index(d)] = eff[inv].reshape(col.shape)
     return out
 
 
