@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,6 +15,7 @@ from testy_model.errors import MappingError
 from testy_model.mapper_io import dump_mapping
 from testy_model.mapper_space import (
     _compositions,
+    canonical_order_idx,
     canonical_orders,
     check_feasible,
     held_bits,
@@ -19,6 +23,7 @@ from testy_model.mapper_space import (
     index_arch,
     index_problem,
     mesh_fits,
+    order_classes,
     prime_factors,
     space_size,
     tile_extents,
@@ -27,6 +32,7 @@ from testy_model.mapper_space import (
 from testy_model.model.cost import evaluate_terms
 from testy_model.model.nest import nests_from_mapping
 from testy_model.spec import Architecture, ComputeUnit, LevelConstraints, StorageLevel, gemm
+from testy_model.spec.arch_loader import load_arch
 from testy_model.spec.mapping_loader import load_mapping
 from testy_model.spec.validate import validate_mapping
 from testy_model.spec.workload import Density, conv2d
@@ -385,3 +391,186 @@ def test_tasd_series_terms_share_one_mapping() -> None:
     assert bool(cost.valid[0])
     assert res.edp == pytest.approx(float(cost.edp[0]), rel=1e-12)
     validate_mapping(res.mapping, arch, p)
+
+
+# -- search bookkeeping: canonical loop orders, hashing, expansion ----------------------------
+
+
+def test_order_classes_by_hand() -> None:
+    # GEMM orders (positions of M, N, K; 0 = innermost): o0 = N,M,K  o1 = M,N,K  o2 = K,M,N.
+    # Mask {M, N} (bits 0b011 = 3): o0 puts N inside M, o1 and o2 put M inside N -> [0, 1, 1].
+    # Mask {M, K} (0b101 = 5): o0 and o1 put M inside K, o2 puts K inside M -> [0, 0, 2].
+    # Masks with at most one dim: every order is equivalent -> all map to 0.
+    pi = index_problem(gemm(4, 4, 4))
+    orders = canonical_orders(pi)
+    assert orders.tolist() == [[1, 0, 2], [0, 1, 2], [1, 2, 0]]
+    canon = order_classes(orders, np.ones((2, 3), dtype=bool))
+    assert canon is not None and canon.shape == (2, 8, 3)
+    assert canon[0, 3].tolist() == [0, 1, 1]
+    assert canon[0, 5].tolist() == [0, 0, 2]
+    for m in (0, 1, 2, 4):
+        assert canon[1, m].tolist() == [0, 0, 0]
+    # where only o2 is allowed at a level, every order maps to o2 (the one allowed member)
+    only2 = np.array([[True, True, True], [False, False, True]])
+    assert order_classes(orders, only2)[1, 3].tolist() == [0, 2, 2]  # type: ignore[index]
+    # temporal (M=2, N=1, K=3) at level 0: mask {M, K} = 5, order 1 -> class member 0; level 1
+    # has no loop above 1: order 2 -> 0
+    nonunit = np.array([[[2, 1, 3], [1, 1, 1]]]) > 1
+    assert canonical_order_idx(canon, nonunit, np.array([[1, 2]])).tolist() == [[0, 0]]
+
+
+def test_equivalent_orders_cost_the_same() -> None:
+    # The premise of the canonical orders: a level whose loops have one non-unit factor costs
+    # the same under every order. GLB has temporal K=4 only; orders 0, 1, 2 at GLB.
+    arch = toy_arch()
+    p = gemm(4, 2, 8)
+    ctx = mapper._context(p, arch, "edp", None, None, None)
+    E = mapper._base_exps(ctx.pi, ctx.ai)
+    k, two = ctx.pi.dims.index("K"), list(ctx.pi.primes).index(2)
+    E[0, k, two] -= 2
+    E[1, k, two] += 2  # GLB temporal K = 4, DRAM K = 2
+    keep = np.ones((3, 3), dtype=bool)
+    cand = mapper.Candidates(
+        np.repeat(E[None], 3, axis=0),
+        np.array([[0, o, 0] for o in range(3)]),
+        np.repeat(keep[None], 3, axis=0),
+        ctx.orders,
+    )
+    assert ctx.valid(cand).all()
+    _obj, edp, energy = ctx.cost(cand)
+    assert np.ptp(edp) == 0 and np.ptp(energy) == 0
+    canon = mapper._canonical(ctx, cand)
+    assert len(set(canon.order_idx[:, 1].tolist())) == 1
+
+
+@pytest.mark.parametrize(
+    ("shape", "arch"),
+    [
+        ((24, 18, 10), "toy"),
+        ((30, 49, 11), "toy-bypass"),
+        ((64, 96, 72), "toy"),
+        ((64, 3136, 576), "tc_dense"),
+        ((256, 196, 2304), "vegeta"),
+    ],
+)
+def test_skipping_repeats_does_not_change_the_search(shape, arch: str) -> None:
+    # The savings (canonical loop orders; a beam member expanded once) only skip candidates the
+    # model would price exactly like one already seen, so the final beam is the same.
+    if arch.startswith("toy"):
+        a = toy_arch(glb_words=16, rf_words=2) if arch == "toy-bypass" else toy_arch()
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            a = load_arch(Path(__file__).resolve().parents[1] / "arch_specs" / f"{arch}.yaml")
+    ctx = mapper._context(gemm(*shape), a, "edp", None, None, None)
+    fast, fast_s = mapper._beam_search(ctx, 16, 512, 40, 0, 4, 2)
+    n_fast = ctx.evaluated
+    slow, slow_s = mapper._beam_search(ctx, 16, 512, 40, 0, 4, 2, skip_repeats=False)
+    assert fast_s[0][0] == slow_s[0][0]
+    assert np.array_equal(fast.exps[0], slow.exps[0])
+    assert n_fast <= ctx.evaluated - n_fast  # the fast search costs no more candidates
+
+
+def test_candidate_hash_matches_row_hash() -> None:
+    # _cand_hash is the same wrapping weighted sum as _hash over the concatenated rows
+    rng = np.random.default_rng(3)
+    cand = mapper.Candidates(
+        rng.integers(0, 7, size=(50, 6, 3, 2)).astype(np.int8),
+        rng.integers(0, 3, size=(50, 3)),
+        rng.integers(0, 2, size=(50, 3, 3)).astype(bool),
+        np.zeros((3, 3), dtype=np.int64),
+    )
+    assert np.array_equal(mapper._cand_hash(cand), mapper._hash(mapper._rows(cand)))
+    # different candidates get different hashes here (no collision among 50 random rows)
+    assert np.unique(mapper._cand_hash(cand)).size == np.unique(mapper._rows(cand), axis=0).shape[0]
+
+
+def test_mesh_fits_fast_path() -> None:
+    # 16 x 16 mesh: (2, 1, 4) has product 8 <= 16, so it fits in one group without the subset
+    # search; (17, 1, 1) fits nowhere (17 > 16).
+    arch = Architecture(
+        levels=(
+            StorageLevel(
+                name="D", kind="DRAM", width=8, datawidth=8, read_energy=1, write_energy=1
+            ),
+            StorageLevel(
+                name="R",
+                depth=4,
+                width=8,
+                datawidth=8,
+                instances=256,
+                mesh_x=16,
+                read_energy=1,
+                write_energy=1,
+            ),
+        ),
+        compute=ComputeUnit(instances=256, mesh_x=16),
+    )
+    p = gemm(17, 4, 7)
+    ai = index_arch(arch, p, index_problem(p))
+    sp = np.ones((2, 2, 3), dtype=np.int64)
+    sp[0, 0] = (2, 1, 4)
+    sp[1, 0] = (17, 1, 1)
+    assert mesh_fits(ai, sp)[:, 0].tolist() == [True, False]
+
+
+# -- sweeps: shared candidates priced in one batch ----------------------------------------------
+
+
+def _points() -> list[Architecture]:
+    return [toy_arch(glb_words=g, rf_words=r) for g in (16, 32, 256) for r in (2, 4)]
+
+
+def test_best_per_point_no_worse_than_find_mapping_per_point() -> None:
+    # The candidates include what the mapper's own search costs at each point, so the batched
+    # choice at a point is never worse than find_mapping there (it can be better: it also sees
+    # the other points' candidates and the random ones).
+    p = gemm(12, 10, 8)
+    points = _points()
+    cands = mapper.candidate_nests(p, points[0], limit=500, search_at=points)
+    res = mapper.best_per_point(p, points, cands)
+    for r, a in zip(res, points, strict=True):
+        model_check(r.mapping, a, p)
+        f = mapper.find_mapping(p, a, use_cache=False)
+        assert r.edp <= f.edp * (1 + 1e-9)
+        # the reported numbers are the model's for the chosen mapping
+        cost = evaluate_terms(p, a, nests_from_mapping(r.mapping, a, p), mapper.operand_terms(p, a))
+        assert r.edp == pytest.approx(float(cost.edp[0]), rel=1e-9)
+
+
+def test_best_per_point_equals_exhaustive_on_a_small_space() -> None:
+    # gemm(4, 1, 3) on the toy arch: the shared candidates are the whole space (every
+    # factorisation, order and keep choice), so each point gets its exhaustive optimum.
+    p = gemm(4, 1, 3)
+    points = _points()
+    cands = mapper.candidate_nests(p, points[0], limit=10**6)
+    res = mapper.best_per_point(p, points, cands, templates=False)
+    for r, a in zip(res, points, strict=True):
+        ex = mapper.find_mapping(p, a, exhaustive_limit=10**7, use_cache=False)
+        assert ex.method == "exhaustive"
+        assert r.edp == pytest.approx(ex.edp, rel=1e-9)
+
+
+@pytest.mark.parametrize("objective", ["edp", "energy", "latency"])
+def test_best_per_point_fast_pricing_equals_model_pricing(objective: str) -> None:
+    # Pricing features against point numbers must choose what pricing every (point, candidate)
+    # row with evaluate_terms chooses (same candidate, same numbers).
+    p = gemm(16, 12, 8)
+    points = _points()
+    cands = mapper.candidate_nests(p, points[0], limit=800)
+    fast = mapper.best_per_point(p, points, cands, objective=objective)  # type: ignore[arg-type]
+    ref = mapper.best_per_point(p, points, cands, objective=objective, pricing="model")  # type: ignore[arg-type]
+    for a, b in zip(fast, ref, strict=True):
+        assert a.mapping == b.mapping
+        assert (a.cycles, a.energy_pj) == pytest.approx((b.cycles, b.energy_pj), rel=1e-12)
+
+
+def test_best_per_point_names_a_point_where_nothing_fits() -> None:
+    # the second point's 2-word RF must keep all three tensors (keep list) but cannot hold one
+    # word of each -> a clear error naming that point and the level.
+    p = gemm(8, 8, 8)
+    roomy = toy_arch(glb_words=256, rf_words=8)
+    tight = toy_arch(rf_words=2, keep=("A", "B", "Z")).model_copy(update={"name": "tight"})
+    cands = mapper.candidate_nests(p, roomy, limit=200)
+    with pytest.raises(MappingError, match=r"levels\[RF\]: design point 'tight' \(point 1\)"):
+        mapper.best_per_point(p, [roomy, tight], cands)

@@ -16,7 +16,13 @@ Pipeline (:func:`find_mapping`):
    toggle. The beam keeps the ``beam`` best distinct-cost candidates, at most ``per_keep`` per
    keep/bypass choice (diversity). Early exits: the round's neighbourhood is empty (all seen or
    invalid), or ``patience`` rounds in a row do not improve the best objective, or
-   ``max_rounds`` rounds have run;
+   ``max_rounds`` rounds have run. Work the model would repeat is skipped, without changing
+   what is found (the same mappings as without it on ResNet-50's distinct layers and five BERT
+   GEMMs on every shipped engine): candidates are identified by their canonical form (loop
+   orders that agree on each level's non-unit loops cost the same:
+   :func:`~testy_model.mapper_space.order_classes`), so an equivalent of a candidate already
+   seen is neither checked nor costed; and a beam member is expanded once (again only when it
+   first leads the beam, for the repair moves), since its valid neighbours are all seen after;
 4. the winner (lowest objective; ties broken by EDP, then energy, then generation order, so the
    result is deterministic) is turned into a :class:`~testy_model.spec.mapping.Mapping`.
 
@@ -30,6 +36,8 @@ Objectives: ``edp`` (pJ·s: the model's energy × latency in seconds), ``energy`
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +51,7 @@ from testy_model.mapper_space import (
     ArchIndex,
     ProblemIndex,
     allowed_orders,
+    canonical_order_idx,
     canonical_orders,
     capacity_mask,
     check_feasible,
@@ -52,6 +61,7 @@ from testy_model.mapper_space import (
     index_problem,
     keep_options,
     mesh_split,
+    order_classes,
     slot_mask,
     space_size,
     structure_mask,
@@ -70,6 +80,7 @@ Evaluator = Callable[..., Any]
 
 _OBJECTIVES: tuple[str, ...] = ("edp", "energy", "latency")
 _CHUNK = 16384  # candidates per evaluate call in exhaustive mode
+_EXHAUSTIVE_LIMIT = 4096  # find_mapping's default exhaustive_limit
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -181,13 +192,16 @@ def _scale_md(terms: dict[str, list[Any]]) -> tuple[dict[str, float], dict[str, 
     return scale, md
 
 
-def to_nests(pi: ProblemIndex, ai: ArchIndex, cand: Candidates) -> Any:
+def to_nests(
+    pi: ProblemIndex, ai: ArchIndex, cand: Candidates, factors: np.ndarray | None = None
+) -> Any:
     """The model's ``LoopNests`` for the candidates: temporal/spatial (B,L,D) factors, order
-    (B,L,D) positions (0 = innermost), keep (B,L,T)."""
+    (B,L,D) positions (0 = innermost), keep (B,L,T). ``factors``: the candidates'
+    :func:`factors_from_exps` when already computed."""
     from testy_model.model.nest import LoopNests
 
     L = len(ai.names)
-    F = factors_from_exps(pi, cand.exps)
+    F = factors_from_exps(pi, cand.exps) if factors is None else factors
     order = cand.orders[cand.order_idx]
     return LoopNests(
         temporal=np.ascontiguousarray(F[:, :L]),
@@ -221,19 +235,28 @@ class _Ctx:
     evaluator: Evaluator
     objective: str
     evaluated: int = 0
+    #: what the evaluator gets as the architecture (the model's ArchArrays, built once, for the
+    #: default evaluator; else the Architecture itself)
+    model_arch: Any = None
+    #: canonical loop orders (:func:`order_classes`), or None
+    canon: np.ndarray | None = None
 
-    def cost(self, cand: Candidates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def cost(
+        self, cand: Candidates, factors: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Score candidates in one model call (objective, edp, energy), all (B,)."""
         if len(cand) == 0:
             z = np.zeros(0)
             return z, z, z
         self.evaluated += len(cand)
-        cost = self.evaluator(self.problem, self.arch, to_nests(self.pi, self.ai, cand), self.terms)
-        return _score(cost, self.objective)
+        nests = to_nests(self.pi, self.ai, cand, factors)
+        arch = self.arch if self.model_arch is None else self.model_arch
+        return _score(self.evaluator(self.problem, arch, nests, self.terms), self.objective)
 
-    def valid(self, cand: Candidates) -> np.ndarray:
+    def valid(self, cand: Candidates, factors: np.ndarray | None = None) -> np.ndarray:
+        """(B,) bool: fan-out, mesh, constraints, capacity and allowed loop orders hold."""
         L = len(self.ai.names)
-        F = factors_from_exps(self.pi, cand.exps)
+        F = factors_from_exps(self.pi, cand.exps) if factors is None else factors
         ok = valid_mask(self.pi, self.ai, F[:, :L], F[:, L:], cand.keep)
         return ok & np.all(self.allowed[np.arange(L), cand.order_idx], axis=-1)
 
@@ -286,62 +309,45 @@ def _base_exps(pi: ProblemIndex, ai: ArchIndex) -> np.ndarray:
     return E
 
 
-def _fill_slot(
-    ctx: _Ctx, E: np.ndarray, oi: np.ndarray, keep: np.ndarray, slot: int, dims: Sequence[int]
-) -> np.ndarray:
-    """Move as much of ``dims`` from the outermost slot into ``slot`` as stays valid.
+def _fill_trials(
+    ctx: _Ctx, E: np.ndarray, slot: int, dims: Sequence[int], open_: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]] | None:
+    """The trials of one :func:`_templates` fill step: every split of the remaining prime
+    exponents of ``dims`` moved from the outermost slot into ``slot`` (every sub-vector of each
+    dimension's remaining exponents, crossed over the dims: Π_d Π_p (e_dp + 1) trials; past 2,000
+    the remaining dims are left to a further step). ``open_``: :func:`slot_mask`.
 
-    All splits of the remaining prime exponents of ``dims`` (every sub-vector of each dimension's
-    remaining exponents, crossed over the dims: Π_d Π_p (e_dp + 1) trials; past 2,000 the
-    remaining dims are filled by a further call) are checked in one batch; the valid one with
-    the largest product of moved factors wins, ties going to the most balanced (largest
-    smallest factor), then the first generated. Returns the new E.
+    Returns ``(trials (n, 2L, D, P), product of the moved factors (n,), smallest moved factor
+    (n,), the dims left over)``, or None when nothing can move.
     """
     P = ctx.pi.primes.size
-    open_ = slot_mask(ctx.ai)
     dims = [d for d in dims if open_[slot, d] and open_[0, d] and E[0, d].sum() > 0]
     per_dim: list[np.ndarray] = []
     total = 1
     for d in dims:
-        rng = [np.arange(int(E[0, d, p]) + 1) for p in range(P)]
-        sub = np.array(np.meshgrid(*rng, indexing="ij")).reshape(P, -1).T  # (n_d, P)
+        sub = np.indices(tuple(int(x) + 1 for x in E[0, d])).reshape(P, -1).T  # (n_d, P)
         if per_dim and total * len(sub) > 2000:
             break
         total *= len(sub)
         per_dim.append(sub)
     if not per_dim:
-        return E
-    grids = np.meshgrid(*[np.arange(len(x)) for x in per_dim], indexing="ij")
-    n = grids[0].size
+        return None
+    grid = np.indices(tuple(len(x) for x in per_dim)).reshape(len(per_dim), -1)
+    n = grid.shape[1]
     trial = np.repeat(E[None], n, axis=0)
     moved = np.ones((n, len(per_dim)))
-    for j, (d, g) in enumerate(zip(dims, grids, strict=False)):
-        take = per_dim[j][g.ravel()]  # (n, P)
+    primes = ctx.pi.primes.astype(np.float64)
+    for j, d in enumerate(dims[: len(per_dim)]):
+        take = per_dim[j][grid[j]]  # (n, P)
         trial[:, 0, d] -= take
         trial[:, slot, d] += take
-        moved[:, j] = np.prod(ctx.pi.primes.astype(np.float64) ** take, axis=-1)
-    ok = ctx.valid(
-        Candidates(
-            trial, np.repeat(oi[None], n, axis=0), np.repeat(keep[None], n, axis=0), ctx.orders
-        )
-    )
-    rest = dims[len(per_dim) :]
-    if ok.any():
-        prod = np.where(ok, moved.prod(axis=1), -1.0)
-        low = moved.min(axis=1)
-        E = trial[np.lexsort((np.arange(n), -low, -prod))[0]]
-    return _fill_slot(ctx, E, oi, keep, slot, rest) if rest else E
+        moved[:, j] = np.prod(primes**take, axis=-1)
+    return trial, moved.prod(axis=1), moved.min(axis=1), dims[len(per_dim) :]
 
 
-def _template_candidate(ctx: _Ctx, kind: str) -> Candidates:
-    """Exponent-form template: the ``kind`` tensor stays in the innermost level that keeps it.
-
-    Construction: spatial fan-outs (innermost first) are filled with the stationary tensor's
-    relevant dims, then any dim; temporal levels from the innermost outwards are filled with the
-    stationary tensor's relevant dims, then its irrelevant dims (the reuse loops); every level
-    orders the dims irrelevant to the stationary tensor innermost, so its tile is reused across
-    them; the remainder of each bound stays at the outermost level.
-    """
+def _template_setup(ctx: _Ctx, kind: str) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
+    """(order index per level, keep (L, T), dims relevant / irrelevant to the stationary tensor)
+    of the ``kind`` template (see :func:`_templates`)."""
     pi, ai = ctx.pi, ctx.ai
     L, D = len(ai.names), len(pi.dims)
     t = pi.tensors.index(_stationary_tensor(ctx.problem, kind))
@@ -361,15 +367,70 @@ def _template_candidate(ctx: _Ctx, kind: str) -> Candidates:
                 trial[u] = True
                 if np.sum(trial * ai.word_bits[lv]) <= ai.capacity[lv] * (1 + 1e-9):
                     keep[lv] = trial
-    E = _base_exps(pi, ai)
+    return oi, keep, rel, irr
+
+
+def _templates(ctx: _Ctx, kinds: Sequence[str] = ("weight", "output", "input")) -> Candidates:
+    """Exponent-form templates, one per kind: the ``kind`` tensor stays in the innermost level
+    that keeps it.
+
+    Construction: spatial fan-outs (innermost first) are filled with the stationary tensor's
+    relevant dims, then any dim; temporal levels from the innermost outwards are filled with the
+    stationary tensor's relevant dims, then its irrelevant dims (the reuse loops); every level
+    orders the dims irrelevant to the stationary tensor innermost, so its tile is reused across
+    them; the remainder of each bound stays at the outermost level.
+
+    Each fill step moves as much of its dims from the outermost slot into the step's slot as
+    stays valid: of the trials of :func:`_fill_trials`, the valid one with the largest product
+    of moved factors wins, ties going to the most balanced (largest smallest factor), then the
+    first generated. The kinds run side by side: one validity check per step for all of them.
+    """
+    ai = ctx.ai
+    L = len(ai.names)
+    setup = [_template_setup(ctx, k) for k in kinds]
+    open_ = slot_mask(ai)
+    E = [_base_exps(ctx.pi, ai) for _ in kinds]
+    steps: list[tuple[int, int]] = []  # (slot, 0 = relevant dims / 1 = irrelevant dims)
     for lv in reversed(range(L)):
         if ai.fanout[lv] > 1:
-            E = _fill_slot(ctx, E, oi, keep, L + lv, rel)
-            E = _fill_slot(ctx, E, oi, keep, L + lv, irr)
+            steps += [(L + lv, 0), (L + lv, 1)]
     for lv in reversed(range(1, L)):
-        E = _fill_slot(ctx, E, oi, keep, lv, rel)
-        E = _fill_slot(ctx, E, oi, keep, lv, irr)
-    return Candidates(E[None], oi[None], keep[None], ctx.orders)
+        steps += [(lv, 0), (lv, 1)]
+    for slot, which in steps:
+        pending = {k: setup[k][2 + which] for k in range(len(kinds))}
+        while pending:
+            trials = {k: _fill_trials(ctx, E[k], slot, dims, open_) for k, dims in pending.items()}
+            live = [k for k, tr in trials.items() if tr is not None]
+            if not live:
+                break
+            sizes = [trials[k][0].shape[0] for k in live]  # type: ignore[index]
+            ok_all = ctx.valid(
+                Candidates(
+                    np.concatenate([trials[k][0] for k in live]),  # type: ignore[index]
+                    np.repeat(np.stack([setup[k][0] for k in live]), sizes, axis=0),
+                    np.repeat(np.stack([setup[k][1] for k in live]), sizes, axis=0),
+                    ctx.orders,
+                )
+            )
+            pending = {}
+            for k, ok in zip(live, np.split(ok_all, np.cumsum(sizes)[:-1]), strict=True):
+                trial, prod, low, rest = trials[k]  # type: ignore[misc]
+                if ok.any():
+                    score = np.where(ok, prod, -1.0)
+                    E[k] = trial[np.lexsort((np.arange(ok.size), -low, -score))[0]]
+                if rest:
+                    pending[k] = rest
+    return Candidates(
+        np.stack(E),
+        np.stack([s[0] for s in setup]),
+        np.stack([s[1] for s in setup]),
+        ctx.orders,
+    )
+
+
+def _template_candidate(ctx: _Ctx, kind: str) -> Candidates:
+    """The template of one ``kind`` (see :func:`_templates`)."""
+    return _templates(ctx, (kind,))
 
 
 # -- search ----------------------------------------------------------------------------------
@@ -378,9 +439,17 @@ def _template_candidate(ctx: _Ctx, kind: str) -> Candidates:
 def _hash(rows: np.ndarray) -> np.ndarray:
     """A 64-bit hash per int64 row (fixed odd random weights, wrapping sums), for fast
     de-duplication; a collision (probability ~ n^2 / 2^64) only drops one candidate."""
-    w = np.random.default_rng(20251125).integers(1, 2**62, size=rows.shape[1]) | 1
+    w = _hash_weights(rows.shape[1])
     with np.errstate(over="ignore"):
         return (rows * w).sum(axis=1)
+
+
+@functools.lru_cache(maxsize=64)
+def _hash_weights(width: int) -> np.ndarray:
+    """The ``width`` fixed odd random int64 weights of :func:`_hash` (seeded, read-only)."""
+    w = np.random.default_rng(20251125).integers(1, 2**62, size=width) | 1
+    w.setflags(write=False)
+    return w
 
 
 def _unique_first(rows: np.ndarray) -> np.ndarray:
@@ -400,6 +469,21 @@ def _rows(cand: Candidates) -> np.ndarray:
         ],
         axis=1,
     )
+
+
+def _cand_hash(cand: Candidates) -> np.ndarray:
+    """``_hash(_rows(cand))`` without building the rows: the weighted sum is split into its
+    exponent, order and keep parts (same wrapping int64 arithmetic, same value)."""
+    n = len(cand)
+    ne = int(np.prod(cand.exps.shape[1:]))
+    no = cand.order_idx.shape[1]
+    nk = int(np.prod(cand.keep.shape[1:]))
+    w = _hash_weights(ne + no + nk)
+    with np.errstate(over="ignore"):
+        h = (cand.exps.reshape(n, ne) * w[:ne]).sum(axis=1)
+        h += (cand.order_idx * w[ne : ne + no]).sum(axis=1)
+        h += (cand.keep.reshape(n, nk) * w[ne + no :]).sum(axis=1)
+    return h
 
 
 def _concat(parts: Sequence[Candidates], orders: np.ndarray) -> Candidates:
@@ -443,14 +527,18 @@ def _exhaustive(ctx: _Ctx) -> Candidates:
 
 
 def _moves(ctx: _Ctx) -> tuple[np.ndarray, ...]:
-    """All single-prime moves (from slot a, to slot b, dim d, prime p), each as an (M,) array."""
+    """All single-prime moves (from slot a, to slot b, dim d, prime p), each as an (M,) array,
+    then the distinct (a, b, d) of the whole-factor jumps, as three (J,) arrays."""
     open_ = slot_mask(ctx.ai)
     S, D = open_.shape
     P = ctx.pi.primes.size
     a, b, d, p = np.meshgrid(np.arange(S), np.arange(S), np.arange(D), np.arange(P), indexing="ij")
     a, b, d, p = a.ravel(), b.ravel(), d.ravel(), p.ravel()
     keep = (a != b) & open_[a, d] & open_[b, d] & (ctx.pi.exps[d, p] > 0)
-    return a[keep], b[keep], d[keep], p[keep]
+    a, b, d, p = a[keep], b[keep], d[keep], p[keep]
+    # the distinct (a, b, d) triples (in hash order): the jump moves
+    first = np.unique(_hash(np.stack([a, b, d], axis=1)), return_index=True)[1]
+    return a, b, d, p, a[first], b[first], d[first]
 
 
 def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> Candidates:
@@ -458,7 +546,7 @@ def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> C
     dimension moved between slots; the whole factor of one dimension at one slot moved to
     another (a jump over plateaus); one level's loop order changed; one tensor's keep/bypass
     toggled at one level."""
-    a, b, d, p = moves
+    a, b, d, p, ja, jb, jd = moves
     K, M = len(beam), a.size
     parts = []
     if M:
@@ -479,8 +567,6 @@ def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> C
         exps2[r2, b[m][two], d[m][two], p[m][two]] += 1
         parts.append(Candidates(exps2, beam.order_idx[k[two]], beam.keep[k[two]], ctx.orders))
         # jumps: all of dimension d's factor at slot a moves to slot b (one per (a, b, d))
-        first = np.unique(_hash(np.stack([a, b, d], axis=1)), return_index=True)[1]
-        ja, jb, jd = a[first], b[first], d[first]
         J = ja.size
         k = np.repeat(np.arange(K), J)
         m = np.tile(np.arange(J), K)
@@ -525,21 +611,20 @@ def _lead(nb: Candidates, cur: Candidates, compound: int) -> np.ndarray:
     return np.isin(key(nb), key(lead))
 
 
-def _repair_keep(ctx: _Ctx, bad: Candidates) -> Candidates:
+def _repair_keep(ctx: _Ctx, bad: Candidates, F: np.ndarray) -> tuple[Candidates, np.ndarray]:
     """Compound moves: each over-capacity neighbour (fan-out, mesh and constraints fine) with one
     tensor's keep/bypass toggled at one level (a bigger tile fits once some tensor is bypassed,
-    or kept elsewhere); the ones that then fit."""
+    or kept elsewhere); the ones that then fit, and their factors (``F``: those of ``bad``)."""
     lv, t = np.nonzero(ctx.ai.keep_may & ~ctx.ai.keep_must)
     empty = bad.take(np.zeros(0, dtype=np.int64))
     if lv.size == 0 or len(bad) == 0:
-        return empty
+        return empty, F[:0]
     L = len(ctx.ai.names)
-    F = factors_from_exps(ctx.pi, bad.exps)
     ok = structure_mask(ctx.pi, ctx.ai, F[:, :L], F[:, L:])
     ok &= np.all(ctx.allowed[np.arange(L), bad.order_idx], axis=-1)
     bad, F = bad.take(np.nonzero(ok)[0]), F[ok]
     if len(bad) == 0:
-        return empty
+        return empty, F[:0]
     k = np.repeat(np.arange(len(bad)), lv.size)
     j = np.tile(np.arange(lv.size), len(bad))
     keep = bad.keep[k].copy()
@@ -547,7 +632,7 @@ def _repair_keep(ctx: _Ctx, bad: Candidates) -> Candidates:
     keep[r, lv[j], t[j]] = ~keep[r, lv[j], t[j]]
     out = Candidates(bad.exps[k], bad.order_idx[k], keep, ctx.orders)
     fits = capacity_mask(ctx.pi, ctx.ai, F[k, :L], F[k, L:], keep)
-    return out.take(np.nonzero(fits)[0])
+    return out.take(np.nonzero(fits)[0]), F[k[fits]]
 
 
 def _random_candidates(ctx: _Ctx, n: int, seed: int) -> Candidates:
@@ -619,6 +704,25 @@ def _keep_variants(ctx: _Ctx, cand: Candidates) -> Candidates:
     return out.take(np.nonzero(ctx.valid(out))[0])
 
 
+def _canonical(ctx: _Ctx, cand: Candidates) -> Candidates:
+    """The candidates with each level's loop order replaced by its canonical equivalent
+    (:func:`canonical_order_idx`: same relative order of the non-unit loops, same costs)."""
+    if ctx.canon is None or len(cand) == 0:
+        return cand
+    L = len(ctx.ai.names)
+    nonunit = np.any(cand.exps[:, :L] > 0, axis=-1)  # (B, L, D): temporal factor above 1
+    oi = canonical_order_idx(ctx.canon, nonunit, cand.order_idx)
+    return Candidates(cand.exps, oi, cand.keep, cand.orders)
+
+
+def _in_sorted(x: np.ndarray, sorted_: np.ndarray) -> np.ndarray:
+    """(len(x),) bool: ``x`` occurs in the ascending array ``sorted_`` (binary search)."""
+    if sorted_.size == 0:
+        return np.zeros(x.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_, x), sorted_.size - 1)
+    return sorted_[pos] == x
+
+
 def _beam_search(
     ctx: _Ctx,
     beam: int,
@@ -628,43 +732,69 @@ def _beam_search(
     per_keep: int = 2,
     patience: int = 2,
     compound: int = 2,
+    collect: list[Candidates] | None = None,
+    skip_repeats: bool = True,
 ) -> tuple[Candidates, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    tmpl = _concat([_template_candidate(ctx, k) for k in ("weight", "output", "input")], ctx.orders)
+    """The beam search of :func:`find_mapping` (module docstring, step 3): the final beam,
+    best first, and its scores. ``collect``: a list that receives every costed batch.
+    ``skip_repeats=False`` turns off the two savings (canonical identification, expanding a
+    member once), for tests that they do not change the result."""
+    canon = _canonical if skip_repeats else (lambda c, x: x)
+    tmpl = _templates(ctx)
     starts = [tmpl, _keep_variants(ctx, tmpl), _random_candidates(ctx, n_random, seed)]
     pool = _concat(starts, ctx.orders)
-    pool = pool.take(_unique_first(_rows(pool)))
+    ph = _cand_hash(canon(ctx, pool))
+    first = np.sort(np.unique(ph, return_index=True)[1])
+    pool, ph = pool.take(first), ph[first]
     scores = ctx.cost(pool)
-    seen = _hash(_rows(pool))
+    if collect is not None:
+        collect.append(pool)
+    seen = np.sort(ph)  # kept sorted for _in_sorted
     order = _select(pool, scores, beam, per_keep)
-    cur, cur_s = pool.take(order), tuple(s[order] for s in scores)
+    cur, cur_s, cur_h = pool.take(order), tuple(s[order] for s in scores), ph[order]
     moves = _moves(ctx)
     stale = 0
+    # beam members already expanded (their valid neighbours are all in `seen`), and those
+    # expanded while leading (their over-capacity neighbours were offered for repair too)
+    done = np.zeros(0, dtype=np.int64)
+    done_lead = np.zeros(0, dtype=np.int64)
     for _ in range(max_rounds):
-        nb = _neighbours(ctx, cur, moves)
-        h = _hash(_rows(nb))
+        top = np.arange(len(cur)) < compound
+        grow = ~np.isin(cur_h, done) | (top & ~np.isin(cur_h, done_lead)) | (not skip_repeats)
+        done = np.concatenate([done, cur_h[grow]])
+        done_lead = np.concatenate([done_lead, cur_h[grow & top]])
+        nb = _neighbours(ctx, cur.take(np.nonzero(grow)[0]), moves)
+        # candidates are identified by their canonical form (model-equivalent loop orders
+        # collapse to one; the first generated keeps its own order, so that a later factor
+        # move can make use of it)
+        h = _cand_hash(canon(ctx, nb))
         _, idx = np.unique(h, return_index=True)
         idx = np.sort(idx)
-        idx = idx[~np.isin(h[idx], seen)]  # only unseen candidates are checked and costed
+        idx = idx[~_in_sorted(h[idx], seen)]  # only unseen candidates are checked and costed
         nb, h = nb.take(idx), h[idx]
-        ok = ctx.valid(nb)
+        F = factors_from_exps(ctx.pi, nb.exps)
+        ok = ctx.valid(nb, F)
         lead = ~ok & _lead(nb, cur, compound)
-        repaired = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]))
-        rh = _hash(_rows(repaired))
+        repaired, rF = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]), F[lead])
+        rh = _cand_hash(canon(ctx, repaired))
         _, ridx = np.unique(rh, return_index=True)
         ridx = np.sort(ridx)
-        ridx = ridx[~np.isin(rh[ridx], seen) & ~np.isin(rh[ridx], h[ok])]
+        ridx = ridx[~_in_sorted(rh[ridx], seen) & ~np.isin(rh[ridx], h[ok])]
         # invalid candidates already tried for repair join `seen`; other invalid ones may be
         # repaired later, once they come from a leading beam member
-        seen = np.concatenate([seen, h[ok | lead], rh[ridx]])
+        seen = np.sort(np.concatenate([seen, h[ok | lead], rh[ridx]]))
         nb = _concat([nb.take(np.nonzero(ok)[0]), repaired.take(ridx)], ctx.orders)
         if len(nb) == 0:
             break  # early exit: the neighbourhood of the beam is exhausted
-        nb_s = ctx.cost(nb)
+        nb_s = ctx.cost(nb, np.concatenate([F[ok], rF[ridx]]))
+        if collect is not None:
+            collect.append(nb)
         both = _concat([cur, nb], ctx.orders)
         both_s = tuple(np.concatenate([x, y]) for x, y in zip(cur_s, nb_s, strict=True))
+        both_h = np.concatenate([cur_h, h[ok], rh[ridx]])
         order = _select(both, both_s, beam, per_keep)
         improved = both_s[0][order[0]] < cur_s[0][0] * (1 - 1e-12)
-        cur, cur_s = both.take(order), tuple(s[order] for s in both_s)
+        cur, cur_s, cur_h = both.take(order), tuple(s[order] for s in both_s), both_h[order]
         stale = 0 if improved else stale + 1
         if stale >= patience:
             break  # early exit: `patience` rounds found nothing better than the best so far
@@ -703,6 +833,20 @@ def _problem_key(problem: Problem) -> tuple:
     )
 
 
+_CANON: dict[tuple, np.ndarray | None] = {}
+
+
+def _order_classes(orders: np.ndarray, allowed: np.ndarray) -> np.ndarray | None:
+    """:func:`order_classes`, memoised on the (orders, allowed) arrays (layers of one network
+    share them), at most 256 entries."""
+    key = (orders.shape, orders.tobytes(), allowed.shape, allowed.tobytes())
+    if key not in _CANON:
+        if len(_CANON) >= 256:
+            _CANON.clear()
+        _CANON[key] = order_classes(orders, allowed)
+    return _CANON[key]
+
+
 def _context(
     problem: Problem,
     arch: Architecture,
@@ -718,16 +862,24 @@ def _context(
     ai = index_arch(arch, problem, pi, constraints)
     check_feasible(pi, ai, arch)
     orders = canonical_orders(pi, ai.perm)
+    allowed = allowed_orders(pi, ai, orders)
+    model_arch = None
+    if evaluator is None:
+        from testy_model.model.arrays import arch_arrays
+
+        model_arch = arch_arrays(arch)
     return _Ctx(
         problem=problem,
         arch=arch,
         pi=pi,
         ai=ai,
         orders=orders,
-        allowed=allowed_orders(pi, ai, orders),
+        allowed=allowed,
         terms=terms,
         evaluator=evaluator or _default_evaluator(),
         objective=objective,
+        model_arch=model_arch,
+        canon=_order_classes(orders, allowed),
     )
 
 
@@ -794,8 +946,9 @@ def evaluate_template(
 
 
 def _result(ctx: _Ctx, cand: Candidates, t0: float, method: str) -> MappingResult:
+    arch = ctx.arch if ctx.model_arch is None else ctx.model_arch
     cost = ctx.evaluator(
-        ctx.problem, ctx.arch, to_nests(ctx.pi, ctx.ai, cand.take(np.array([0]))), ctx.terms
+        ctx.problem, arch, to_nests(ctx.pi, ctx.ai, cand.take(np.array([0]))), ctx.terms
     )
     return MappingResult(
         mapping=to_mapping(ctx, ctx.arch, cand, 0),
@@ -817,7 +970,7 @@ def find_mapping(
     densities: dict[str, Any] | None = None,
     *,
     evaluator: Evaluator | None = None,
-    exhaustive_limit: int = 4096,
+    exhaustive_limit: int = _EXHAUSTIVE_LIMIT,
     beam: int = 16,
     n_random: int = 512,
     max_rounds: int = 40,
@@ -907,12 +1060,18 @@ def candidate_nests(
     limit: int = 20000,
     seed: int = 0,
     densities: dict[str, Any] | None = None,
+    search_at: Sequence[Architecture] = (),
+    objective: Objective = "edp",
 ) -> Candidates:
     """Candidate mappings for every design point sharing ``arch_structure``'s levels, fan-outs
     and keep/bypass (capacities are ignored here: :func:`best_per_point` filters by each point's).
 
     Every factorisation × order when the space has at most ``limit`` candidates, else ``limit``
     seeded random ones (plus, per point, the templates added by :func:`best_per_point`).
+    ``search_at``: design points (same structure) at which the mapper's own search runs
+    (:func:`find_mapping`'s settings); every candidate it costs there joins the set, so that
+    :func:`best_per_point` at those points is never worse than :func:`find_mapping`, and points
+    near them get locally good candidates. Duplicates are dropped (first kept).
     """
     unbounded = arch_structure.model_copy(
         update={
@@ -921,8 +1080,83 @@ def candidate_nests(
     )
     ctx = _context(problem, unbounded, "edp", None, densities, evaluator=lambda *a: None)
     if space_size(ctx.pi, ctx.ai, len(ctx.orders)) * len(keep_options(ctx.pi, ctx.ai)) <= limit:
-        return _exhaustive(ctx)
-    return _random_candidates(ctx, limit, seed)
+        parts = [_exhaustive(ctx)]
+    else:
+        parts = [_random_candidates(ctx, limit, seed)]
+    for arch in search_at:
+        sctx = _context(problem, arch, objective, None, densities, None)
+        found: list[Candidates] = []
+        if (
+            space_size(sctx.pi, sctx.ai, len(sctx.orders)) * len(keep_options(sctx.pi, sctx.ai))
+            <= _EXHAUSTIVE_LIMIT
+        ):
+            found.append(_exhaustive(sctx))
+        else:
+            _beam_search(sctx, 16, 512, 40, seed, 4, 2, collect=found)
+        parts += [_reorder(f, ctx.orders) for f in found]
+    cand = _concat(parts, ctx.orders)
+    return cand.take(np.sort(np.unique(_cand_hash(cand), return_index=True)[1]))
+
+
+@dataclass(frozen=True)
+class _PointView:
+    """What :func:`to_mapping` needs of a design point: its problem and architecture index."""
+
+    pi: ProblemIndex
+    ai: ArchIndex
+
+
+def _structure_signature(ai: ArchIndex) -> tuple:
+    """Everything of an :class:`ArchIndex` that decides which candidates are valid (so design
+    points with equal signatures share one validity mask)."""
+    arrays = (
+        ai.capacity,
+        ai.word_bits,
+        ai.datawidth,
+        ai.fanout,
+        ai.fan_x,
+        ai.fan_y,
+        ai.keep_may,
+        ai.keep_must,
+        ai.t_fix,
+        ai.t_max,
+        ai.s_fix,
+        ai.s_max,
+    )
+    return (ai.names, ai.perm, *((x.shape, x.tobytes()) for x in arrays))
+
+
+def _reorder(cand: Candidates, orders: np.ndarray) -> Candidates:
+    """``cand`` with its order indices re-expressed as rows of ``orders`` (same loop orders)."""
+    if cand.orders.shape == orders.shape and np.array_equal(cand.orders, orders):
+        return Candidates(cand.exps, cand.order_idx, cand.keep, orders)
+    hit = np.all(cand.orders[:, None, :] == orders[None, :, :], axis=-1)  # (O_c, O)
+    if not hit.any(axis=1).all():
+        raise MappingError("design points order their loops differently; expected one structure")
+    return Candidates(cand.exps, np.argmax(hit, axis=1)[cand.order_idx], cand.keep, orders)
+
+
+def _take_counts(counts: Any, idx: np.ndarray) -> Any:
+    """The model's ``DenseCounts`` of the mappings at ``idx`` (arrays indexed along B; the
+    per-problem ``compulsory`` words stay)."""
+    fields = {
+        f.name: getattr(counts, f.name)
+        for f in dataclasses.fields(counts)
+        if f.name != "compulsory" and getattr(counts, f.name) is not None
+    }
+    return dataclasses.replace(counts, **{k: v[idx] for k, v in fields.items()})
+
+
+def _take_points(aa: Any, idx: np.ndarray) -> Any:
+    """The model's ``ArchArrays`` with one row per entry of ``idx`` (design point numbers)."""
+    return dataclasses.replace(
+        aa,
+        **{
+            f.name: getattr(aa, f.name)[idx]
+            for f in dataclasses.fields(aa)
+            if isinstance(getattr(aa, f.name), np.ndarray)
+        },
+    )
 
 
 def best_per_point(
@@ -933,20 +1167,230 @@ def best_per_point(
     objective: Objective = "edp",
     densities: dict[str, Any] | None = None,
     evaluator: Evaluator | None = None,
+    templates: bool = True,
+    pricing: Literal["features", "model"] = "features",
+    max_pairs: int = 400_000,
 ) -> list[MappingResult]:
-    """For each design point in ``archs`` (same structure as the one ``candidates`` came from),
-    the best of the shared candidates that fit its capacities, plus its three templates; one
-    model call per point. Raises MappingError naming the point when nothing fits."""
-    out = []
-    for arch in archs:
-        t0 = time.perf_counter()
-        ctx = _context(problem, arch, objective, None, densities, evaluator)
-        fits = candidates.take(np.nonzero(ctx.valid(candidates))[0])
-        tmpl = [_template_candidate(ctx, k) for k in ("weight", "output", "input")]
-        pool = _concat(
-            [*tmpl, Candidates(fits.exps, fits.order_idx, fits.keep, ctx.orders)], ctx.orders
+    """For each design point in ``archs`` (same level structure as the one ``candidates`` came
+    from, see :func:`candidate_nests`), the best of the shared candidates that fit it, plus its
+    three templates (``templates=True``), and its cost.
+
+    Batched, with no Python loop over points or candidates in the pricing:
+
+    1. points with equal capacities, word sizes and constraints form a group that shares one
+       validity mask over the candidates (the mapper's own rules: fan-out, mesh, constraints,
+       both capacity rules, allowed orders) and one set of templates;
+    2. the candidates' loop nests (and the model's dense traffic) are computed once;
+    3. every (point, valid candidate) pair is priced, ``max_pairs`` pairs per numpy pass:
+       ``pricing="features"`` prices the candidates' point-independent traffic features against
+       the points' numbers (:func:`testy_model.dse_batch.pair_cost`: the model's energy and
+       latency formulas on (candidate, point) grids); ``pricing="model"`` calls the model's
+       ``evaluate_terms`` on (pair) rows with each point's ``ArchArrays`` numbers (slower; the
+       reference the fast path is tested against);
+    4. per point the least objective wins (EDP in pJ·s = energy × cycles / clock; energy pJ;
+       latency cycles), ties going to the lower EDP, then energy, then templates before shared
+       candidates, then candidate order; the winners are priced once more, all points in one
+       ``evaluate_terms`` call, so the reported numbers are the model's.
+
+    A custom ``evaluator`` is called once per point instead (it gets one Architecture).
+
+    Raises:
+        MappingError: naming the first point at which nothing fits.
+    """
+    from testy_model.model.arrays import arch_arrays
+
+    if not archs:
+        return []
+    if pricing not in ("features", "model"):
+        raise MappingError(f"unknown pricing {pricing!r}, expected 'features' or 'model'")
+    t0 = time.perf_counter()
+    if evaluator is not None:
+        return [_best_one(problem, a, candidates, objective, densities, evaluator) for a in archs]
+    ctx0 = _context(problem, archs[0], objective, None, densities, None)
+    pi, L = ctx0.pi, len(ctx0.ai.names)
+    shared = _reorder(candidates, ctx0.orders)
+    # group points by what decides validity; one index, mask and template set per group
+    groups: dict[tuple, list[int]] = {}
+    index: dict[tuple, ArchIndex] = {}
+    for p, arch in enumerate(archs):
+        ai = index_arch(arch, problem, pi)
+        key = _structure_signature(ai)
+        groups.setdefault(key, []).append(p)
+        index.setdefault(key, ai)
+    parts, plan = [], []
+    n_tmpl = 0
+    F_sh = factors_from_exps(pi, shared.exps)
+    for key, pts in groups.items():
+        ai, first = index[key], archs[pts[0]]
+        if ai.names != ctx0.ai.names:
+            raise MappingError(
+                f"design point {first.name!r} has levels {list(ai.names)}; expected "
+                f"{list(ctx0.ai.names)}"
+            )
+        try:
+            check_feasible(pi, ai, first)
+        except MappingError as e:
+            raise MappingError(
+                f"design point {first.name!r} (point {pts[0]}): {e.problem}",
+                file=e.file,
+                key_path=e.key_path,
+            ) from None
+        allowed = allowed_orders(pi, ai, ctx0.orders)
+        ok = valid_mask(pi, ai, F_sh[:, :L], F_sh[:, L:], shared.keep)
+        ok &= np.all(allowed[np.arange(L), shared.order_idx], axis=-1)
+        tm = np.zeros(0, dtype=np.int64)
+        if templates:
+            ctx = _context(problem, first, objective, None, densities, lambda *a: None)
+            t_cand = _reorder(_templates(ctx), ctx0.orders)
+            parts.append(t_cand)
+            tm = np.arange(n_tmpl, n_tmpl + len(t_cand))
+            n_tmpl += len(t_cand)
+        plan.append((key, np.array(pts, dtype=np.int64), tm, np.nonzero(ok)[0]))
+    # pool: every group's templates first, then the shared candidates (the tie-break order)
+    pool = _concat([*parts, shared], ctx0.orders)
+    nests = to_nests(pi, ctx0.ai, pool)
+    aa = arch_arrays(list(archs))
+    chosen = np.full(len(archs), -1, dtype=np.int64)
+    n_pairs = np.zeros(len(archs), dtype=np.int64)
+    price = _price_features if pricing == "features" else _price_model
+    for _key, pts, tm, ok in plan:
+        cols = np.concatenate([tm, n_tmpl + ok])
+        n_pairs[pts] = cols.size
+        if cols.size:
+            chosen[pts] = price(problem, ctx0, nests, aa, pts, cols, objective, max_pairs)
+    bad = np.nonzero(chosen < 0)[0]
+    if bad.size:
+        arch = archs[int(bad[0])]
+        raise MappingError(
+            f"no shared candidate of {problem.name!r} fits design point {arch.name!r} (point "
+            f"{int(bad[0])}) under the model; expected larger buffers or more candidates",
+            file=arch.source,
         )
-        scores = ctx.cost(pool)
-        best = _best(scores)
-        out.append(_result(ctx, pool.take(best[:1]), t0, "shared-candidates"))
+    # the winners, priced by the model in one call (one row per point)
+    cost = ctx0.evaluator(
+        problem, aa, nests.select(chosen), ctx0.terms
+    )  # P points against P nests: row p = point p
+    cyc = np.asarray(cost.cycles, dtype=np.float64)
+    energy = np.asarray(cost.energy_pj, dtype=np.float64)
+    edp = np.asarray(cost.edp, dtype=np.float64)
+    elapsed = (time.perf_counter() - t0) / len(archs)
+    key_of = {int(p): key for key, pts, _, _ in plan for p in pts}
+    memo: dict[tuple, Mapping] = {}
+    out = []
+    for p, arch in enumerate(archs):
+        mk = (key_of[p], int(chosen[p]))
+        if mk not in memo:
+            memo[mk] = to_mapping(_PointView(pi, index[mk[0]]), arch, pool, mk[1])
+        out.append(
+            MappingResult(
+                mapping=memo[mk],
+                cycles=float(cyc[p]),
+                energy_pj=float(energy[p]),
+                edp=float(edp[p]),
+                objective=objective,
+                evaluated=int(n_pairs[p]),
+                search_s=elapsed,
+                method="shared-candidates",
+            )
+        )
     return out
+
+
+def _first_best(obj: np.ndarray, edp: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """Per column of (N, P) score arrays, the first row with the least objective, ties broken
+    by EDP then energy; -1 where every row is +inf (invalid)."""
+    tie = obj == obj.min(axis=0)
+    e2 = np.where(tie, edp, np.inf)
+    tie &= e2 == e2.min(axis=0)
+    n2 = np.where(tie, energy, np.inf)
+    tie &= n2 == n2.min(axis=0)
+    best = np.argmax(tie, axis=0)
+    return np.where(np.isfinite(obj.min(axis=0)), best, -1)
+
+
+def _price_features(
+    problem: Problem,
+    ctx0: _Ctx,
+    nests: Any,
+    aa: Any,
+    pts: np.ndarray,
+    cols: np.ndarray,
+    objective: str,
+    max_pairs: int,
+) -> np.ndarray:
+    """Best pool index per point of ``pts`` among ``cols`` (see :func:`best_per_point`, step 3,
+    ``features``); -1 where none is valid."""
+    from testy_model import dse_batch as db
+
+    feats = db.candidate_features(
+        problem, _take_points(aa, pts[:1]), nests.select(cols), ctx0.terms
+    )
+    out = np.empty(pts.size, dtype=np.int64)
+    step = max(1, max_pairs // cols.size)
+    for lo in range(0, pts.size, step):
+        sub = pts[lo : lo + step]
+        pa = _take_points(aa, sub)
+        c = db.pair_cost(feats, pa, grid=True)  # (N, p)
+        seconds = c.cycles / (pa.clock_ghz[None, :] * 1e9)
+        edp = c.energy_pj * seconds
+        obj = {"edp": edp, "energy": c.energy_pj, "latency": c.cycles}[objective]
+        bad = ~c.valid | ~np.isfinite(obj)
+        best = _first_best(
+            np.where(bad, np.inf, obj),
+            np.where(bad, np.inf, edp),
+            np.where(bad, np.inf, c.energy_pj),
+        )
+        out[lo : lo + sub.size] = np.where(best >= 0, cols[np.maximum(best, 0)], -1)
+    return out
+
+
+def _price_model(
+    problem: Problem,
+    ctx0: _Ctx,
+    nests: Any,
+    aa: Any,
+    pts: np.ndarray,
+    cols: np.ndarray,
+    objective: str,
+    max_pairs: int,
+) -> np.ndarray:
+    """As :func:`_price_features`, pricing (point, candidate) rows with ``evaluate_terms``."""
+    from testy_model.model.reuse import dense_counts
+
+    sub_nests = nests.select(cols)
+    counts = dense_counts(problem, sub_nests)
+    out = np.empty(pts.size, dtype=np.int64)
+    step = max(1, max_pairs // cols.size)
+    for lo in range(0, pts.size, step):
+        sub = pts[lo : lo + step]
+        rp = np.repeat(np.arange(sub.size), cols.size)
+        rc = np.tile(np.arange(cols.size), sub.size)
+        cost = ctx0.evaluator(
+            problem,
+            _take_points(aa, sub[rp]),
+            sub_nests.select(rc),
+            ctx0.terms,
+            counts=_take_counts(counts, rc),
+        )
+        obj, edp, energy = (x.reshape(sub.size, cols.size).T for x in _score(cost, objective))
+        best = _first_best(obj, edp, energy)
+        out[lo : lo + sub.size] = np.where(best >= 0, cols[np.maximum(best, 0)], -1)
+    return out
+
+
+def _best_one(
+    problem: Problem,
+    arch: Architecture,
+    candidates: Candidates,
+    objective: str,
+    densities: dict[str, Any] | None,
+    evaluator: Evaluator,
+) -> MappingResult:
+    """:func:`best_per_point` for one point with a custom evaluator (one call per point)."""
+    t0 = time.perf_counter()
+    ctx = _context(problem, arch, objective, None, densities, evaluator)
+    fits = _reorder(candidates, ctx.orders)
+    fits = fits.take(np.nonzero(ctx.valid(fits))[0])
+    pool = _concat([_templates(ctx), fits], ctx.orders)
+    best = _best(ctx.cost(pool))
+    return _result(ctx, pool.take(best[:1]), t0, "shared-candidates")

@@ -283,13 +283,60 @@ def allowed_orders(pi: ProblemIndex, ai: ArchIndex, orders: np.ndarray) -> np.nd
     return allowed
 
 
+def order_classes(orders: np.ndarray, allowed: np.ndarray, max_dims: int = 10) -> np.ndarray | None:
+    """Canonical loop orders: (L, 2^D, O) int64 ``canon[l, m, o]``, the first order allowed at
+    level l that puts the dimensions of bit mask ``m`` (bit d = dimension d) in the same
+    relative order as order ``o`` does (``o`` itself when none is allowed). None when
+    D > ``max_dims`` (the table would be too large; candidates then stay as they are).
+
+    Why: reuse at a level depends only on the relative order of its loops with a factor above 1
+    (a unit loop neither reuses nor refetches anything), so two orders that agree on the
+    non-unit dims give the same costs, and the search keeps one of them (see
+    :func:`canonical_order_idx`). Two orders agree on mask m when, for every pair (i, j) of
+    dims in m, ``pos[i] < pos[j]`` holds in both or in neither.
+    """
+    n_o, n_d = orders.shape
+    if n_d > max_dims:
+        return None
+    before = orders[:, :, None] < orders[:, None, :]  # (O, D, D): i inside j
+    masks = ((np.arange(2**n_d)[:, None] >> np.arange(n_d)) & 1).astype(bool)  # (M, D)
+    pair = masks[:, :, None] & masks[:, None, :]  # (M, D, D)
+    differ = before[:, None] != before[None, :]  # (O, O, D, D)
+    same = ~np.any(differ[None] & pair[:, None, None], axis=(-2, -1))  # (M, O, O)
+    L = allowed.shape[0]
+    out = np.empty((L, masks.shape[0], n_o), dtype=np.int64)
+    own = np.broadcast_to(np.arange(n_o), (masks.shape[0], n_o))
+    for lv in range(L):
+        ok = same & allowed[lv][None, None, :]
+        out[lv] = np.where(ok.any(axis=-1), np.argmax(ok, axis=-1), own)
+    return out
+
+
+def canonical_order_idx(
+    canon: np.ndarray | None, nonunit: np.ndarray, order_idx: np.ndarray
+) -> np.ndarray:
+    """(B, L) order indices mapped to their canonical class member (:func:`order_classes`),
+    given which temporal loops have a factor above 1, (B, L, D) bool (in exponent form: any
+    prime exponent above 0); unchanged when ``canon`` is None."""
+    if canon is None:
+        return order_idx
+    D = nonunit.shape[-1]
+    key = nonunit.astype(np.int64) @ (np.int64(1) << np.arange(D, dtype=np.int64))
+    return canon[np.arange(canon.shape[0]), key, order_idx]
+
+
 # -- factors, tiles, validity ------------------------------------------------------------------
 
 
 def factors_from_exps(pi: ProblemIndex, E: np.ndarray) -> np.ndarray:
     """Factors ``Π_p prime_p ** E[..., p]``: (..., S, D, P) exponents -> (..., S, D) int64."""
-    # exp(Σ_p E·log p), exact after rounding for factors far below 2^53
-    return np.rint(np.exp(E @ np.log(pi.primes.astype(np.float64)))).astype(np.int64)
+    # exp(Σ_p E·log p), exact after rounding for factors far below 2^53; the sum over the few
+    # primes is unrolled (faster than a matmul on small int8 operands)
+    logp = np.log(pi.primes.astype(np.float64))
+    s = E[..., 0] * logp[0]
+    for i in range(1, logp.size):
+        s = s + E[..., i] * logp[i]
+    return np.rint(np.exp(s)).astype(np.int64)
 
 
 def tile_extents(temporal: np.ndarray, spatial: np.ndarray) -> np.ndarray:
@@ -342,22 +389,32 @@ def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
     """(B, L) bool: the spatial factors of each level can be split into an X group and a Y group
     with ``Π_X <= fan_x`` and ``Π_Y <= fan_y`` (always true where the mesh is unknown).
 
-    Computed in log space over every subset of the dims: ``log Π_X = subset · log f``.
+    Fast path: when ``Π_d spatial <= max(fan_x, fan_y)`` everything fits in one group. The other
+    (candidate, level) pairs are tested in log space over every subset of the dims:
+    ``log Π_X = subset · log f``.
     """
     out = np.ones(spatial.shape[:-1], dtype=bool)
     levels = np.nonzero((ai.fan_x > 0) & (ai.fanout > 1))[0]
     if levels.size == 0:
         return out
     sp = spatial[..., levels, :]
-    dims = np.nonzero(np.any(sp > 1, axis=tuple(range(sp.ndim - 1))))[0]
+    one_group = np.maximum(ai.fan_x[levels], ai.fan_y[levels])
+    hard = np.prod(sp, axis=-1) > one_group  # (B, l)
+    if not hard.any():
+        return out
+    rows, lv = np.nonzero(hard)
+    sp = sp[rows, lv]  # (n, D)
+    dims = np.nonzero(np.any(sp > 1, axis=0))[0]
     sub = _subsets(dims.size).astype(np.float64)  # (2^D', D'): only dims used somewhere
-    logf = np.log(sp[..., dims].astype(np.float64))  # (B, l, D')
-    x = logf @ sub.T  # (B, l, 2^D)
+    logf = np.log(sp[:, dims].astype(np.float64))  # (n, D')
+    x = logf @ sub.T  # (n, 2^D')
     y = logf.sum(axis=-1, keepdims=True) - x
     eps = 1e-9
-    fx = np.log(np.maximum(ai.fan_x[levels], 1))[:, None] + eps
-    fy = np.log(np.maximum(ai.fan_y[levels], 1))[:, None] + eps
-    out[..., levels] = np.any((x <= fx) & (y <= fy), axis=-1)
+    fx = np.log(np.maximum(ai.fan_x[levels][lv], 1))[:, None] + eps
+    fy = np.log(np.maximum(ai.fan_y[levels][lv], 1))[:, None] + eps
+    sub_out = out[..., levels]
+    sub_out[rows, lv] = np.any((x <= fx) & (y <= fy), axis=-1)
+    out[..., levels] = sub_out
     return out
 
 
@@ -384,9 +441,14 @@ def structure_mask(
     bounded factors at most their bound.
     """
     ok = np.prod(spatial, axis=-1) <= ai.fanout
-    ok &= np.all((ai.t_fix == 0) | (temporal == ai.t_fix), axis=-1)
-    ok &= np.all((ai.s_fix == 0) | (spatial == ai.s_fix), axis=-1)
-    ok &= np.all(temporal <= ai.t_max, axis=-1) & np.all(spatial <= ai.s_max, axis=-1)
+    if np.any(ai.t_fix):
+        ok &= np.all((ai.t_fix == 0) | (temporal == ai.t_fix), axis=-1)
+    if np.any(ai.s_fix):
+        ok &= np.all((ai.s_fix == 0) | (spatial == ai.s_fix), axis=-1)
+    if np.any(ai.t_max != UNBOUNDED):
+        ok &= np.all(temporal <= ai.t_max, axis=-1)
+    if np.any(ai.s_max != UNBOUNDED):
+        ok &= np.all(spatial <= ai.s_max, axis=-1)
     ok = np.all(ok, axis=-1)
     if ok.any():
         rows = np.nonzero(ok)[0]
