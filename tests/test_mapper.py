@@ -574,3 +574,22 @@ def test_best_per_point_names_a_point_where_nothing_fits() -> None:
     cands = mapper.candidate_nests(p, roomy, limit=200)
     with pytest.raises(MappingError, match=r"levels\[RF\]: design point 'tight' \(point 1\)"):
         mapper.best_per_point(p, [roomy, tight], cands)
+
+
+def test_explicit_densities_ignore_the_problems_own_in_the_cache() -> None:
+    """With ``densities`` given, the problem's own densities do not change the search (the
+    operand terms come from ``densities`` alone), so two problems differing only in their
+    densities hit the same cache entry; with ``densities=None`` they are searched apart."""
+    from testy_model.mapper import cache_size, clear_cache, find_mapping
+    from testy_model.spec.arch_loader import load_arch
+    from testy_model.spec.workload import Density, gemm
+
+    arch = load_arch(Path(__file__).resolve().parents[1] / "arch_specs" / "tc_dense.yaml")
+    sparse = {"A": Density(kind="bernoulli", density=0.3)}
+    p_dense, p_sparse = gemm(64, 32, 128), gemm(64, 32, 128, densities=sparse)
+    clear_cache()
+    a = find_mapping(p_dense, arch, densities={})
+    b = find_mapping(p_sparse, arch, densities={})
+    assert cache_size() == 1 and a is b
+    find_mapping(p_sparse, arch)
+    assert cache_size() == 2

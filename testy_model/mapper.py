@@ -1001,9 +1001,12 @@ def find_mapping(
         MappingError: when no valid mapping exists (a level too small for one word of each
             tensor it must keep), or bad objective/constraints.
     """
+    # explicit ``densities`` replace the problem's own, so those then stay out of the key
+    # (otherwise the same dense search would miss the cache once per weight sparsity)
+    pkey = _problem_key(problem) if densities is None else _problem_key(problem)[:-1]
     key = (
-        _problem_key(problem),
-        repr(sorted((densities or {}).items())),
+        pkey,
+        None if densities is None else repr(sorted(densities.items())),
         arch_hash(arch),
         objective,
         repr(sorted((constraints or {}).items())),
