@@ -180,7 +180,10 @@ def test_sparse_counts_gating_by_hand() -> None:
     # B from DRAM: each of the 16 reads pairs with one A value, zero w.p. 0.5 -> 8 gated.
     b = sp.levels[0]["B"]
     assert (b.reads.actual, b.reads.gated, b.reads.skipped) == (8, 8, 0)
-    # MACs: gated when their A is zero (8), the rest effective; gated MACs still take a cycle.
+    # MACs: gated when their A is zero (8), the rest effective. Compute cycles count the
+    # effective MACs only (8 on one MAC unit), as Sparseloop does: its 04.2.1-eyeriss-like-gating
+    # reference reports mac cycles 1,054,311 = 164,472,423 actual computes / 156 instances,
+    # while the gated reads still cost bandwidth at their level (tests/test_reference_sparseloop).
     assert (sp.compute.actual, sp.compute.gated, sp.compute.skipped) == (8, 8, 0)
-    assert sp.compute_cycles == 16
+    assert sp.compute_cycles == 8
     assert math.isclose(sum([sp.compute.actual, sp.compute.gated]), 16)

@@ -11,7 +11,9 @@ import warnings
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from testy_model.cli import app
 from testy_model.errors import MappingError, SpecError
 from testy_model.spec import (
     load_any,
@@ -21,6 +23,8 @@ from testy_model.spec import (
     load_problem,
     validate_mapping,
 )
+from testy_model.spec.accelergy import load_ert
+from testy_model.spec.sparseloop import load_sparse_optimizations
 
 HERE = Path(__file__).resolve().parent
 BROKEN = HERE / "broken"
@@ -40,6 +44,8 @@ LOADERS = {
     "mapping": _validate,
     "network": load_network,
     "any": load_any,
+    "sparse": load_sparse_optimizations,
+    "ert": load_ert,
 }
 
 # (file, loader, key path the message must name, fragment of the explanation)
@@ -87,11 +93,30 @@ CASES = [
     ("network_two_kinds.yaml", "network", "network.layers[0]", "exactly one"),
     ("network_duplicate_layer.yaml", "network", "network.layers[1].name", "duplicate layer"),
     ("unknown_kind.yaml", "any", "(top level)", "cannot tell"),
+    # second batch: kinds of breakage not covered above
+    ("mapping_factor_typo.yaml", "mapping", "mapping[4].factors", "'K1O'"),
+    ("mapping_duplicate_key.yaml", "mapping", "mapping[4]", "duplicate key 'factors'"),
+    ("mapping_permutation_unknown_dim.yaml", "mapping", "mapping[4].permutation", "'X'"),
+    ("mapping_keep_unknown_tensor.yaml", "mapping", "mapping[6].keep", "unknown tensor 'Q'"),
+    ("arch_datawidth_above_width.yaml", "arch", "nodes[2].attributes.datawidth", "exceeds"),
+    ("arch_bandwidth_negative.yaml", "arch", "attributes.write_bandwidth", "> 0"),
+    ("arch_container_no_name.yaml", "arch", "architecture.nodes[3]", "'name'"),
+    ("arch_empty.yaml", "arch", "(top level)", "'architecture'"),
+    ("arch_top_level_list.yaml", "arch", "(top level)", "expected a mapping"),
+    ("arch_not_utf8.yaml", "arch", "(top level)", "not UTF-8"),
+    ("sparse_unknown_format.yaml", "arch", "ranks[0].format", "'CSR'"),
+    ("sparse_unknown_action.yaml", "sparse", "action_optimization[0].type", "skiping"),
+    ("ert_energy_not_number.yaml", "ert", "ERT.tables[0].actions[0].energy", "'lots'"),
+    ("problem_density_negative.yaml", "problem", "densities.A.density", ">= 0"),
+    ("problem_read_write_not_bool.yaml", "problem", "data_spaces[2].read_write", "true or false"),
+    ("network_layers_not_list.yaml", "network", "network.layers", "expected a list"),
 ]
 
 
 def _marked_line(path: Path) -> int:
-    lines = [i + 1 for i, t in enumerate(path.read_text().splitlines()) if "# ERROR" in t]
+    # bytes, so that the non-UTF-8 file can be read too
+    raw = path.read_bytes().split(b"\n")
+    lines = [i + 1 for i, t in enumerate(raw) if b"# ERROR" in t]
     assert len(lines) == 1, f"{path.name} must mark exactly one line with '# ERROR'"
     return lines[0]
 
@@ -125,3 +150,40 @@ def test_broken_file(name: str, loader: str, key_path: str, fragment: str) -> No
             pytest.fail(f"{name}: raised {type(err).__name__} instead of SpecError: {err}")
         else:
             pytest.fail(f"{name}: no error raised")
+
+
+# Files the CLI's ``validate`` can take on their own (a mapping needs its arch and problem).
+CLI_CASES = [c for c in CASES if c[1] in ("arch", "problem", "network", "any", "sparse", "ert")]
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CLI_CASES])
+def test_cli_validate_broken_file_one_line_exit_2(name: str) -> None:
+    """``testy-model validate FILE`` on a broken file: exit code 2 and one line naming file:line."""
+    path = BROKEN / name
+    res = CliRunner().invoke(app, ["validate", str(path)])
+    out = res.output.strip()
+    assert res.exit_code == 2, out
+    assert len(out.splitlines()) == 1, out
+    assert out.startswith(f"error: {path}:{_marked_line(path)}: "), out
+
+
+@pytest.mark.parametrize("name", [c[0] for c in CASES if c[1] == "mapping"])
+def test_cli_eval_broken_mapping_one_line_exit_2(name: str) -> None:
+    """``testy-model eval`` with a broken mapping file: exit code 2 and one line naming it."""
+    path = BROKEN / name
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--arch",
+            str(ROOT / "arch_specs" / "tc_dense.yaml"),
+            "--mapping",
+            str(path),
+            "--network",
+            str(ROOT / "mappings" / "problem_M512-K1024-N256.yaml"),
+        ],
+    )
+    out = res.output.strip()
+    assert res.exit_code == 2, out
+    assert len(out.splitlines()) == 1, out
+    assert out.startswith(f"error: {path}:"), out

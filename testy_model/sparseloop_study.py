@@ -14,9 +14,13 @@ block_size and per-bit metadata energies e_md = ERT metadata energy / metadata_w
           + reads_gated·e_gated_read + updates_gated·e_gated_write
           + metadata_read_bits·e_md_read + metadata_fill_bits·e_md_write
 and E_MAC = actual·mac_random + gated·mac_gated + skipped·mac_skipped (spatially skipped MACs
-cost nothing). Cycles = max(compute cycles, max_l level cycles), with level cycles =
-max(read words / read bandwidth, write words / write bandwidth) per utilized instance
-(bandwidth in words per cycle, metadata bits converted to words of ``datawidth`` bits).
+cost nothing). Cycles = max(compute cycles, max_l level cycles), with compute cycles =
+actual MACs / utilized MAC units (gated MACs take no compute cycle) and level cycles =
+max(read words / read bandwidth, write words / write bandwidth) per utilized instance, where
+the words are actual + gated accesses (a gated access still occupies the port) plus metadata
+bits converted to words of ``datawidth`` bits (bandwidth in words per cycle). Both rules are
+Sparseloop's, as its 04.2.1-eyeriss-like-gating reference shows: mac cycles 1,054,311 =
+164,472,423 / 156, weights_spad cycles (1,054,311 + 2,779,545 gated reads) / 2 = 1,916,928.
 """
 
 from __future__ import annotations
@@ -65,7 +69,14 @@ from testy_model.spec.workload import Density, Problem
 
 class StudyCase(NamedTuple):
     """Everything one Sparseloop case says, in this tool's types (``stream``: level -> tensors
-    that pass through it while bypassed, the artifact's ``stream:`` lists)."""
+    that pass through it while bypassed, the artifact's ``stream:`` lists).
+
+    ``output_first_fill``: count the first fill of each output tile at a storage level. True for
+    the Sparseloop artifact's v0.3 inputs (its ``reference_stats.txt`` counts them); False for
+    Timeloop v0.4 inputs, whose Sparseloop reference outputs count only fills that bring partial
+    sums back (e.g. 04.2.1-eyeriss-like-gating psum_spad: 314,496 fills per instance = 319,488
+    partial-sum words − 4,992 distinct outputs; 02.2.2 and 03.2.3 Buffer outputs: 0 fills).
+    """
 
     arch: Architecture
     problem: Problem
@@ -74,6 +85,7 @@ class StudyCase(NamedTuple):
     ert: EnergyTable | None
     art: AreaTable | None
     stream: dict[str, frozenset[str]]
+    output_first_fill: bool = True
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,11 +143,20 @@ def load_stream(map_path: str | Path) -> dict[str, frozenset[str]]:
 
 
 def has_sparse_optimizations(path: str | Path) -> bool:
-    """Whether the YAML file at ``path`` holds a top-level ``sparse_optimizations`` block."""
+    """Whether the YAML file at ``path`` holds a top-level ``sparse_optimizations`` block or
+    (Timeloop v0.4) an architecture node with its own ``sparse_optimizations``."""
     from testy_model.spec.yaml_io import load_yaml_with_marks
 
     data, _ = load_yaml_with_marks(path)
-    return isinstance(data, dict) and any(norm_key(k) == "sparse_optimizations" for k in data)
+    if not isinstance(data, dict):
+        return False
+    if any(norm_key(k) == "sparse_optimizations" for k in data):
+        return True
+    archi = data.get("architecture")
+    nodes = archi.get("nodes") if isinstance(archi, dict) else None
+    from testy_model.spec.sparseloop import nodes_have_sparse_optimizations
+
+    return nodes_have_sparse_optimizations(nodes)
 
 
 def load_case_files(
@@ -199,7 +220,12 @@ def load_case_files(
     if art is not None:
         arch = apply_art(arch, art)
     stream = load_stream(map_path) if map_path is not None else {}
-    return StudyCase(arch, prob, mapping, opts, ert, art, stream)
+    from testy_model.spec.yaml_io import load_yaml_with_marks
+
+    data, _ = load_yaml_with_marks(agg)
+    archi = data.get("architecture") if isinstance(data, dict) else None
+    v04 = isinstance(archi, dict) and "nodes" in archi
+    return StudyCase(arch, prob, mapping, opts, ert, art, stream, output_first_fill=not v04)
 
 
 def load_case(case_dir: str | Path) -> StudyCase:
@@ -448,7 +474,9 @@ def evaluate_loaded(case: StudyCase, name: str = "case") -> StudyReport:
     problem = case.problem
     views = level_views(case)
     loops = mapping_loops(case.arch, case.mapping)
-    dense: DenseLevelCounts = dense_level_counts(problem, views, loops)
+    dense: DenseLevelCounts = dense_level_counts(
+        problem, views, loops, output_first_fill=case.output_first_fill
+    )
     sp = sparse_level_counts(problem, views, dense, case.sparse_opts, case.arch.compute.name)
     levels_out: list[dict[str, Any]] = []
     total = 0.0
@@ -470,8 +498,14 @@ def evaluate_loaded(case: StudyCase, name: str = "case") -> StudyReport:
                 + st.metadata_fill_bits * e["metadata_write"]
             )
             lvl_energy += en
-            rwords += st.reads.actual + st.metadata_read_bits / lv.datawidth
-            wwords += st.fills.actual + st.updates.actual + st.metadata_fill_bits / lv.datawidth
+            rwords += st.reads.actual + st.reads.gated + st.metadata_read_bits / lv.datawidth
+            wwords += (
+                st.fills.actual
+                + st.fills.gated
+                + st.updates.actual
+                + st.updates.gated
+                + st.metadata_fill_bits / lv.datawidth
+            )
 
             tens[t] = TensorLevelStats(
                 tile=st.tile,

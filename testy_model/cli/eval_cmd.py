@@ -83,6 +83,13 @@ def resolve_network(
             net = Network(name=net.name, layers=(Layer(name=lay.name, problem=prob),))
     elif Path(network).is_file():
         net = _load_workload(network)
+        if sparse and len(net.layers) == 1:
+            # a Timeloop problem file: its fixed_structured densities become N:M, as above
+            from testy_model.sparseloop_study import fixed_structured_to_nm
+
+            lay = net.layers[0]
+            prob = fixed_structured_to_nm(lay.problem, Path(network))
+            net = Network(name=net.name, layers=(Layer(name=lay.name, problem=prob),))
     else:
         from testy_model.zoo import get_network, list_networks
 
@@ -133,7 +140,14 @@ def _file_mapping(path: str, arch: Architecture, net: Network) -> Mapping:
     from testy_model.spec.mapping_loader import load_mapping
 
     problem = net.layers[0].problem if len(net.layers) == 1 else None
-    return load_mapping(path, arch=arch, problem=problem)
+    m = load_mapping(path, arch=arch, problem=problem)
+    if problem is not None:
+        from testy_model.spec.validate import validate_mapping
+
+        # a mapping file given for one layer must fit it: a user error (file:line), not a
+        # priced-but-invalid result
+        validate_mapping(m, arch, problem)
+    return m
 
 
 def _sparse_report(

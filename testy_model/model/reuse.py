@@ -16,7 +16,11 @@ Definitions (B mappings, levels l = 0 outermost .. L-1, compute below L-1):
   j moves the tile by ``step = E_{k_j+1}[d_j]·spatial[k_j,d_j]`` along d_j; on the rank holding
   d_j with coefficient c and span ``span`` the new words are ``delta = tile·min(1, c·step/span)``
   (sliding-window overlap counted as Timeloop does, e.g. the 1-row halo of a 17-row input tile
-  moved 16 rows). Every iteration of a loop outside j refetches the whole tile.
+  moved 16 rows). The overlap is credited only when no loop with a bound > 1 lies inside j
+  above level l: with an irrelevant loop inside j (e.g. ``DRAM: P8 Q2 M4``, M innermost) Timeloop
+  refetches the whole tile at every step of j (``delta = tile``), as its reference outputs show
+  (eyeriss_like / simple_output_stationary: 157,296 = 16 × 9,831 input words from DRAM).
+  Every iteration of a loop outside j refetches the whole tile.
   Words entering level l:  ``W_l = (Π_{loops outside j} F) · (tile + (F_j − 1)·delta)``,
   and ``W_l = tile`` when no relevant loop lies above.
 - Distinct words of t an instance of l ever holds: ``D_l = tile·Π_{relevant loops above} F``.
@@ -194,6 +198,10 @@ def dense_counts(
             shift = (coef * flat_step[rows, jpos][:, None]).sum(axis=1)
             span_j = np.where(coef > 0, sp, 0.0).sum(axis=1)
             frac = np.where(one_rank, np.minimum(1.0, shift / np.maximum(span_j, 1.0)), 1.0)
+            # Timeloop credits the halo only when j is the innermost loop above the level with
+            # a bound > 1: an irrelevant loop inside j (even one that keeps the tile) loses it.
+            busy_inside = (above & (flat_keys > kj[:, None]) & (flat_tem > 1)).any(axis=1)
+            frac = np.where(busy_inside, 1.0, frac)
             tile_c = tw[:, child]
             w = np.where(has, outer * (tile_c + (fj - 1.0) * tile_c * frac), tile_c)
             dist = tile_c * np.where(above & rel_flat, flat_tem, 1.0).prod(axis=1)

@@ -300,7 +300,11 @@ def loops_to_nests(
 
 
 def dense_level_counts(
-    problem: Problem, levels: Sequence[LevelView], loops: Sequence[Loop]
+    problem: Problem,
+    levels: Sequence[LevelView],
+    loops: Sequence[Loop],
+    *,
+    output_first_fill: bool = True,
 ) -> DenseLevelCounts:
     """Algorithmic per-level counts (totals over instances, words) as the Sparseloop artifact's
     Timeloop counts them: the model core's :func:`~testy_model.model.reuse.dense_counts` with
@@ -309,11 +313,14 @@ def dense_level_counts(
     ``count_total = count_per_instance × instances_l``. Loops are given outer to inner; a
     level's spatial loops sit below its temporal loops.
 
+    ``output_first_fill=False`` switches the second convention off (Timeloop v0.4 / newer
+    Sparseloop counting: only fills that carry partial sums back).
+
     A tensor is listed at a level when the level keeps it or streams it; ``held`` tells which.
     ``distinct`` is ``D_l × instances_l`` (distinct words over all instances).
     """
     nests, stream = loops_to_nests(problem, levels, loops)
-    dc = dense_counts(problem, nests, stream=stream, output_first_fill=True)
+    dc = dense_counts(problem, nests, stream=stream, output_first_fill=output_first_fill)
     inst = dc.instances[0]
     dist = dc.distinct if dc.distinct is not None else np.zeros_like(dc.tile)
     counts: list[dict[str, TensorCounts]] = []
@@ -637,7 +644,10 @@ def sparse_level_counts(
         skipped=base * p_skip,
     )
     utilized = dense.compute_instances * u[nl]
-    cycles = (comp.actual + comp.gated) / utilized if utilized > 0 else 0.0
+    # compute cycles: effective MACs per utilized unit; gated MACs take no compute cycle
+    # (Sparseloop's 04.2.1 reference: mac cycles = actual computes / instances), their
+    # operand reads still cost bandwidth at their levels (sparseloop_study.evaluate_loaded)
+    cycles = comp.actual / utilized if utilized > 0 else 0.0
     util_inst = [dense.mapped_instances[li] * u[li] for li in range(nl)]
     return SparseCounts(result, util_inst, comp, utilized, cycles)
 

@@ -261,6 +261,12 @@ def _storage_level(
     block = bs_cur.int(minimum=1) if bs_cur is not None else 1
     width_cur = _attr(attrs, "width", "data_storage_width")
     width = width_cur.int(minimum=1) if width_cur is not None else datawidth * block
+    if width < datawidth:
+        # one access moves width / datawidth words (Timeloop's block size): at least one word
+        raise (dw_cur if dw_cur is not None else comp).error(
+            f"datawidth {datawidth} bits exceeds the level's width {width} bits (expected "
+            "datawidth <= width: one access must move at least one whole word)"
+        )
     if kind != "DRAM":
         low = (cls + " " + subclass).lower()
         if "rf" in low.split("_") or "regfile" in low or "register" in low or depth == 1:
@@ -636,8 +642,17 @@ def load_arch(path: str | Path, overrides: list[str] | None = None) -> Architect
     ``compute.instances=512``, ``sparsity.A.patterns=[1:4,2:4]``); table-derived energies of a
     level whose geometry changes are re-derived. Raises :class:`SpecError` on any problem.
     """
+    from testy_model.spec.sparseloop import (
+        load_sparse_optimizations,
+        nodes_have_sparse_optimizations,
+    )
+
     doc = Doc.load(path)
     arch = arch_from_doc(doc)
+    archi = doc.data.get("architecture") if isinstance(doc.data, dict) else None
+    nodes = archi.get("nodes") if isinstance(archi, dict) else None
+    if nodes_have_sparse_optimizations(nodes) or doc.root().has("sparse_optimizations"):
+        load_sparse_optimizations(path)  # rejects unknown formats/actions (file:line: key)
     if not overrides:
         return arch
     new = apply_overrides(arch, overrides)

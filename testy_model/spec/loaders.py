@@ -133,7 +133,8 @@ def load_network(path: str | Path) -> Network:
 def load_any(path: str | Path) -> dict[str, Architecture | Problem | Mapping | Network]:
     """Load every part a file holds, detected by its top-level keys.
 
-    Returns a dict with some of the keys ``"arch"``, ``"problem"``, ``"mapping"``, ``"network"``.
+    Returns a dict with some of the keys ``"arch"``, ``"problem"``, ``"mapping"``, ``"network"``,
+    ``"ert"``, ``"art"`` (Accelergy tables).
     An aggregated Sparseloop input yields arch and problem (and mapping when present), and the
     mapping is then loaded against them. Raises :class:`SpecError` when nothing is recognised.
     """
@@ -155,9 +156,30 @@ def load_any(path: str | Path) -> dict[str, Architecture | Problem | Mapping | N
         out["mapping"] = mapping_from_doc(doc, arch, problem)
     if root.has("network"):
         out["network"] = network_from_doc(doc)
+    if root.has("architecture") or root.has("sparse_optimizations"):
+        check_sparse_optimizations(path)
+    if root.has("ERT") or root.has("ART"):
+        from testy_model.spec.accelergy import load_art, load_ert
+
+        if root.has("ERT"):
+            out["ert"] = load_ert(path)  # type: ignore[assignment]
+        if root.has("ART"):
+            out["art"] = load_art(path)  # type: ignore[assignment]
     if not out:
         raise root.error(
             f"cannot tell what this file is: top-level keys {sorted(root.value)}; expected "
-            "'architecture', 'problem', 'mapping' or 'network'"
+            "'architecture', 'problem', 'mapping', 'network', 'ERT' or 'ART'"
         )
     return out
+
+
+def check_sparse_optimizations(path: str | Path) -> None:
+    """Parse the file's ``sparse_optimizations`` (top-level v0.3 block or v0.4 per-node blocks)
+    only to reject bad ones early: unknown formats, actions or keys.
+
+    Raises:
+        SpecError: naming file, line and key path of the first bad entry.
+    """
+    from testy_model.spec.sparseloop import load_sparse_optimizations
+
+    load_sparse_optimizations(path)

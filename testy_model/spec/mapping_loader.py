@@ -133,7 +133,12 @@ def mapping_from_cur(
             if dims is not None:
                 for d in list(f) + list(perm):
                     if d not in dims:
-                        where = fcur if (fcur is not None and d in f) else e
+                        pcur = e.opt("permutation")
+                        where = (
+                            fcur
+                            if (fcur is not None and d in f)
+                            else (pcur if pcur is not None else e)
+                        )
                         raise where.error(
                             f"unknown dimension {d!r}; the problem's dimensions are "
                             f"{list(problem.dimensions)}"  # type: ignore[union-attr]
@@ -191,7 +196,8 @@ def mapping_from_cur(
                 keep = ()
             for t in list(keep or ()) + list(byp):
                 if tensors is not None and t not in tensors:
-                    raise e.error(
+                    holder = e.opt("keep") if t in (keep or ()) else e.opt("bypass")
+                    raise (holder if holder is not None else e).error(
                         f"unknown tensor {t!r}; the problem's tensors are {sorted(tensors)}"
                     )
             both = set(keep or ()) & set(byp)

@@ -96,6 +96,24 @@ def _walk_marks(root: yaml.Node, lines: dict[tuple[Any, ...], int]) -> None:
                 stack.append((child, (*path, i), child.start_mark.line + 1))
 
 
+class _TaggedSafeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader plus Timeloop v0.4's local node tags (``!Container``, ``!Component``,
+    ``!Parallel``, ``!Hierarchical``, ``!Nothing``), read as plain mappings / sequences. Any other
+    tag (``!!python/object`` ...) is still rejected."""
+
+
+def _plain(loader: yaml.BaseLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+for _tag in ("!Container", "!Component", "!Parallel", "!Hierarchical", "!Nothing"):
+    _TaggedSafeLoader.add_constructor(_tag, _plain)
+
+
 def load_yaml_marked(path: str | Path) -> MarkedYaml:
     """Read ``path`` with ``yaml.safe_load`` semantics (the safe loader, libyaml's when present),
     recording each node's line.
@@ -103,12 +121,11 @@ def load_yaml_marked(path: str | Path) -> MarkedYaml:
     Raises:
         SpecError: the file cannot be read or is not valid YAML (with the parser's line).
     """
+    from testy_model.spec.yaml_io import read_utf8
+
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as err:
-        raise SpecError(f"cannot read file ({err.strerror})", file=str(p)) from None
-    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    text = read_utf8(p)
+    loader_cls = _TaggedSafeLoader
     try:
         loader = loader_cls(text)
         try:
@@ -370,6 +387,36 @@ def _parse_action(doc: MarkedYaml, raw: object, path: tuple[Any, ...]) -> Action
     return ActionOptimization(type=t_s, target=str(keys["target"][1]), condition_on=cond)  # type: ignore[arg-type]
 
 
+def _parse_actions(
+    doc: MarkedYaml, raw: object, path: tuple[Any, ...]
+) -> tuple[ActionOptimization, ...]:
+    """One ``action_optimization`` entry: ``{type, target, condition_on}``, or the form
+    ``{type, options: [{target, condition_on}, ...]}`` (one optimization per option)."""
+    d = _as_dict(doc, raw, path, "an action optimization")
+    okey = next((k for k in d if norm_key(k) == "options"), None)
+    if okey is None:
+        return (_parse_action(doc, raw, path),)
+    rest = {k: v for k, v in d.items() if k != okey}
+    _check_keys(doc, rest, path, {"type"})
+    if "type" not in {norm_key(k) for k in rest}:
+        raise doc.error(path, "an action optimization needs 'type'")
+    tk = next(k for k in rest if norm_key(k) == "type")
+    if str(rest[tk]).replace("_", "-") not in ACTIONS:
+        raise doc.error(
+            (*path, tk),
+            f"unknown action optimization {rest[tk]!r} (expected one of {list(ACTIONS)})",
+        )
+    out = []
+    for i, opt in enumerate(_as_list(doc, d[okey], (*path, okey), "options")):
+        opath = (*path, okey, i)
+        o = _as_dict(doc, opt, opath, "an action optimization option")
+        _check_keys(doc, o, opath, {"target", "condition_on"})
+        merged = {**rest, **o}
+        act = _parse_action(doc, merged, opath)
+        out.append(act)
+    return tuple(out)
+
+
 def _parse_compute(
     doc: MarkedYaml, raw: object, path: tuple[Any, ...]
 ) -> tuple[ComputeOptimization, ...]:
@@ -391,6 +438,94 @@ def _parse_compute(
     return tuple(out)
 
 
+def _parse_target(
+    doc: MarkedYaml, t: object, tpath: tuple[Any, ...], name: str | None = None
+) -> TargetOptimizations:
+    """One target's optimizations: a v0.3 ``targets:`` entry (with its ``name``) or, with
+    ``name`` given, the ``sparse_optimizations`` block of a v0.4 architecture node."""
+    allowed = {"representation_format", "action_optimization", "compute_optimization"}
+    tkeys = _check_keys(
+        doc,
+        _as_dict(doc, t, tpath, "a target"),
+        tpath,
+        allowed | ({"name"} if name is None else set()),
+    )
+    if name is None:
+        if "name" not in tkeys:
+            raise doc.error(tpath, "a target needs a 'name' (a level of the architecture)")
+        name = str(tkeys["name"][1])
+    formats: tuple[DataSpaceFormat, ...] = ()
+    actions: tuple[ActionOptimization, ...] = ()
+    compute: tuple[ComputeOptimization, ...] = ()
+    if "representation_format" in tkeys:
+        k, v = tkeys["representation_format"]
+        formats = _parse_format(doc, v, (*tpath, k))
+    if "action_optimization" in tkeys:
+        k, v = tkeys["action_optimization"]
+        actions = tuple(
+            act
+            for j, a in enumerate(_as_list(doc, v, (*tpath, k), "action optimizations"))
+            for act in _parse_actions(doc, a, (*tpath, k, j))
+        )
+    if "compute_optimization" in tkeys:
+        k, v = tkeys["compute_optimization"]
+        compute = _parse_compute(doc, v, (*tpath, k))
+    return TargetOptimizations(name=name, formats=formats, actions=actions, compute=compute)
+
+
+def nodes_have_sparse_optimizations(nodes: object) -> bool:
+    """Whether any node of a Timeloop v0.4 node list (nested ``nodes:`` lists included) has its
+    own ``sparse_optimizations`` block."""
+    if not isinstance(nodes, list):
+        return False
+    return any(
+        isinstance(n, dict)
+        and (
+            any(norm_key(k) == "sparse_optimizations" for k in n)
+            or nodes_have_sparse_optimizations(n.get("nodes"))
+        )
+        for n in nodes
+    )
+
+
+def node_sparse_optimizations(doc: MarkedYaml) -> SparseOptimizations | None:
+    """The per-node ``sparse_optimizations`` blocks of a Timeloop v0.4 architecture
+    (``architecture: {nodes: [{name, sparse_optimizations: {...}}]}``), one target per node, or
+    ``None`` when no node has one.
+
+    Raises:
+        SpecError: unknown keys, formats or action types (file, line, key path).
+    """
+    data = doc.data
+    if not isinstance(data, dict) or not isinstance(data.get("architecture"), dict):
+        return None
+    nodes = data["architecture"].get("nodes")
+    if not isinstance(nodes, list):
+        return None
+    targets: list[TargetOptimizations] = []
+    # depth-first over nested node lists (``!Parallel``/``!Hierarchical`` hold ``nodes:``)
+    stack: list[tuple[tuple[Any, ...], list[Any]]] = [(("architecture", "nodes"), nodes)]
+    while stack:
+        lpath, lst = stack.pop(0)
+        for i, node in enumerate(lst):
+            if not isinstance(node, dict):
+                continue
+            if isinstance(node.get("nodes"), list):
+                stack.append(((*lpath, i, "nodes"), node["nodes"]))
+            for k, v in node.items():
+                if norm_key(k) != "sparse_optimizations" or v is None:
+                    continue
+                if "name" not in node:
+                    raise doc.error(
+                        (*lpath, i),
+                        "a node with sparse_optimizations needs a 'name' (the level it applies to)",
+                    )
+                targets.append(_parse_target(doc, v, (*lpath, i, k), name=str(node["name"])))
+    if not targets:
+        return None
+    return SparseOptimizations(targets=tuple(targets), source=doc.file)
+
+
 def parse_sparse_optimizations(doc: MarkedYaml, path: tuple[Any, ...] = ()) -> SparseOptimizations:
     """Turn the ``sparse_optimizations`` node at ``path`` of ``doc`` into typed form.
 
@@ -402,44 +537,18 @@ def parse_sparse_optimizations(doc: MarkedYaml, path: tuple[Any, ...] = ()) -> S
         raw = raw[p]
     keys = _check_keys(doc, _as_dict(doc, raw, path, "sparse_optimizations"), path, {"targets"})
     tk, tv = keys.get("targets", ("targets", []))
-    targets = []
-    for i, t in enumerate(_as_list(doc, tv, (*path, tk), "targets")):
-        tpath = (*path, tk, i)
-        tkeys = _check_keys(
-            doc,
-            _as_dict(doc, t, tpath, "a target"),
-            tpath,
-            {"name", "representation_format", "action_optimization", "compute_optimization"},
-        )
-        if "name" not in tkeys:
-            raise doc.error(tpath, "a target needs a 'name' (a level of the architecture)")
-        formats: tuple[DataSpaceFormat, ...] = ()
-        actions: tuple[ActionOptimization, ...] = ()
-        compute: tuple[ComputeOptimization, ...] = ()
-        if "representation_format" in tkeys:
-            k, v = tkeys["representation_format"]
-            formats = _parse_format(doc, v, (*tpath, k))
-        if "action_optimization" in tkeys:
-            k, v = tkeys["action_optimization"]
-            actions = tuple(
-                _parse_action(doc, a, (*tpath, k, j))
-                for j, a in enumerate(_as_list(doc, v, (*tpath, k), "action optimizations"))
-            )
-        if "compute_optimization" in tkeys:
-            k, v = tkeys["compute_optimization"]
-            compute = _parse_compute(doc, v, (*tpath, k))
-        targets.append(
-            TargetOptimizations(
-                name=str(tkeys["name"][1]), formats=formats, actions=actions, compute=compute
-            )
-        )
+    targets = [
+        _parse_target(doc, t, (*path, tk, i))
+        for i, t in enumerate(_as_list(doc, tv, (*path, tk), "targets"))
+    ]
     return SparseOptimizations(targets=tuple(targets), source=doc.file)
 
 
 def load_sparse_optimizations(path: str | Path) -> SparseOptimizations:
     """Load ``sparse_optimizations`` from a YAML file: either a file whose top level holds a
-    ``sparse_optimizations`` key (Sparseloop's ``aggregated_input.yaml``) or one holding the block
-    itself (``targets: [...]``). A file with neither gives an empty (dense) set.
+    ``sparse_optimizations`` key (Sparseloop's ``aggregated_input.yaml``), one holding the block
+    itself (``targets: [...]``), or a Timeloop v0.4 architecture whose ``nodes`` carry their own
+    ``sparse_optimizations`` blocks. A file with none gives an empty (dense) set.
 
     Raises:
         SpecError: unreadable file, bad YAML, or an unknown key/format/action (file:line: key path).
@@ -457,7 +566,8 @@ def load_sparse_optimizations(path: str | Path) -> SparseOptimizations:
             return parse_sparse_optimizations(doc, (k,))
     if "targets" in data:
         return parse_sparse_optimizations(doc, ())
-    return SparseOptimizations(source=doc.file)
+    nodes = node_sparse_optimizations(doc)
+    return nodes if nodes is not None else SparseOptimizations(source=doc.file)
 
 
 def sparse_opts_from_support(arch: Architecture, problem: Problem) -> SparseOptimizations:

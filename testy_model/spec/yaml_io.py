@@ -292,11 +292,33 @@ def load_yaml_with_marks(path: str | Path) -> tuple[Any, Marks]:
     file is missing, unreadable or not valid YAML.
     """
     p = Path(path)
+    return parse_yaml_text(read_utf8(p), str(p))
+
+
+def read_utf8(path: str | Path) -> str:
+    """The text of ``path`` decoded as UTF-8 (YAML's encoding).
+
+    Raises:
+        SpecError: the file cannot be read, or holds bytes that are not UTF-8 (naming the line
+            and column of the first bad byte, 1-based).
+    """
+    p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError(f"cannot read file: {err}", file=str(p)) from None
-    return parse_yaml_text(text, str(p))
+        raw = p.read_bytes()
+    except OSError as err:
+        raise SpecError(f"cannot read file: {err.strerror or err}", file=str(p)) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        col = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise SpecError(
+            f"not UTF-8 text: byte 0x{raw[err.start]:02x} at column {col} cannot be decoded "
+            "(expected a UTF-8 YAML file)",
+            file=str(p),
+            line=line,
+            key_path=TOP_LEVEL,
+        ) from None
 
 
 def line_of(marks: Marks, path: KeyPath) -> int | None:
@@ -312,9 +334,10 @@ def line_of(marks: Marks, path: KeyPath) -> int | None:
 
 def spec_error_at(file: str | None, marks: Marks, path: KeyPath, problem: str) -> SpecError:
     """Build a :class:`SpecError` for ``problem`` at key ``path`` of ``file`` (line from marks)."""
-    return SpecError(
-        problem, file=file, line=line_of(marks, path), key_path=format_path(path) or TOP_LEVEL
-    )
+    line = line_of(marks, path)
+    if line is None and file is not None:
+        line = 1  # an empty document: point at its start
+    return SpecError(problem, file=file, line=line, key_path=format_path(path) or TOP_LEVEL)
 
 
 def warn_at(file: str | None, marks: Marks, path: KeyPath, problem: str) -> None:
