@@ -22,7 +22,8 @@ class SpecError(TestyModelError, ValueError):
     Attributes:
         file: path of the offending file, or ``None`` for in-memory specs.
         line: 1-based line number in ``file`` where the offending node starts, or ``None``.
-        key_path: dotted key path of the offending node, e.g. ``architecture.nodes[3].attributes.depth``.
+        key_path: dotted key path of the offending node, e.g.
+            ``architecture.nodes[3].attributes.depth``.
         problem: the bare description of what is wrong and what was expected.
     """
 

@@ -6,16 +6,17 @@ fix (bad files, bad series) print one line and exit with code 2, never a traceba
 
 from __future__ import annotations
 
-from testy_model.cli.app import app, main
 from testy_model.cli import (  # noqa: F401  (import registers the commands)
     decompose_cmd,
     eval_cmd,
     map_cmd,
+    minilm_cmd,
     network_cmd,
     search_cmd,
     sparseloop_cmd,
     spec_cmd,
     sweep_cmd,
 )
+from testy_model.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -19,7 +19,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-show_app = typer.Typer(help="Show derived properties of an architecture, network, ...", no_args_is_help=True)
+show_app = typer.Typer(
+    help="Show derived properties of an architecture, network, ...", no_args_is_help=True
+)
 app.add_typer(show_app, name="show")
 console = Console()
 err_console = Console(stderr=True)
