@@ -84,11 +84,12 @@ def test_simple_weight_stationary_counts() -> None:
     assert c.reads[0, glb, o] == 3_211_264
     assert c.updates[0, glb, o] == 3_612_672
     assert c.utilisation[0] == pytest.approx(12 / 256)
-    # Energy: Timeloop + Accelergy give 151.67 µJ; ours within 15% (measured: 156.17 µJ, +3.0%).
-    # DRAM and GLB counts match exactly, so the gap lies in the per-action energies (the loader's
-    # 45 nm table, not Accelergy's plug-ins) and the register/scratchpad counts, which
-    # reference.md does not give.
-    assert c.energy_pj[0] == pytest.approx(151.67e6, rel=0.15)
+    # Energy: Timeloop + Accelergy give 151.67 µJ. With the ERT-derived table (registers: read
+    # 0.144 pJ, write 0; GLB 32.38/26.16 pJ per 4-word row; pe_spad 0.68/1.58 pJ; DRAM 128 pJ
+    # per word; MAC 0.315) ours is 151.66 µJ (was 156.17, +3.0%, when register writes cost
+    # 0.144 pJ). The tolerance 1% covers the table's rounding of the ERT (GLB 32.38 vs 32.342,
+    # pe_spad 0.68 vs 0.660 pJ; the GLB alone is ~72 µJ, so 0.1% there is ~0.1 µJ).
+    assert c.energy_pj[0] == pytest.approx(151.67e6, rel=0.01)
 
 
 def test_report_json_contract_on_timeloop_example() -> None:

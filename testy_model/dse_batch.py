@@ -15,7 +15,9 @@ point changes is which candidates fit and what each costs. So, per (structure, l
    (B, 1, ·) against point numbers (1, P, ·):
 
    - level energy  ``E_l = R_l·e_r,l + W_l·e_w,l + MR_l·e_mr,l + MW_l·e_mw,l``  (pJ), where
-     R/W are words read/written at level l over all instances (in the level's words), MR/MW
+     R/W are words read/written at level l over all instances (in the level's words, each
+     tensor's reads, fills and updates per instance rounded up to whole vectors of the shared
+     structure's block size, as ``evaluate_terms`` charges them), MR/MW
      metadata bits, and a metadata energy of 0 falls back to ``e_r / datawidth`` per bit;
    - cycles ``= max(compute, max_l max(RB_l/bw_r,l, WB_l/bw_w,l), TASD-unit cycles)`` with RB/WB
      bits per instance;
@@ -152,9 +154,15 @@ def candidate_features(
     keep[:, 0, :] = True
     tile = cost.dense.tile if cost.dense is not None else np.zeros_like(cost.reads)
     held = (keep * tile * (sm[:, 0] * dw + sm[:, 1])).sum(-1)
+    blk = structure.block_words
+    blk = (blk[0] if blk is not None else np.ones_like(dwl))[:, None]  # (L, 1) words per row
+
+    def charged(x: np.ndarray) -> np.ndarray:  # whole vectors, as evaluate_terms charges them
+        return en.whole_vector_words(x * word_scale, blk) * inst
+
     return CandidateFeatures(
-        read_words=(cost.reads * inst * word_scale).sum(-1),
-        write_words=(writes * inst * word_scale).sum(-1),
+        read_words=charged(cost.reads).sum(-1),
+        write_words=(charged(cost.fills) + charged(cost.updates)).sum(-1),
         md_read_bits=(md_r * inst).sum(-1),
         md_write_bits=(md_w * inst).sum(-1),
         read_bits=(cost.reads * dw + md_r).sum(-1),

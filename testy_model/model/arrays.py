@@ -53,6 +53,9 @@ class ArchArrays:
     #: (P, L) bits of a level's separate metadata storage per instance (metadata_depth ×
     #: metadata_width; 0 = metadata shares the data storage). None = 0 everywhere.
     md_capacity_bits: np.ndarray | None = None
+    #: (P, L) words per row (vector) of each level, width // datawidth (Timeloop's block size);
+    #: energy is charged per whole vector (``energy.whole_vector_words``). None = 1 everywhere.
+    block_words: np.ndarray | None = None
 
     @property
     def points(self) -> int:
@@ -113,6 +116,7 @@ def _one(arch: Architecture) -> dict[str, np.ndarray]:
         "md_capacity_bits": np.array(
             [float(x.metadata_depth) * float(x.metadata_width) for x in lv], dtype=np.float64
         ),
+        "block_words": np.array([float(x.block_size) for x in lv], dtype=np.float64),
         "mac_instances": np.array(float(arch.compute.instances)),
         "mac_energy": np.array(arch.compute.mac_energy),
         "gated_mac_energy": np.array(arch.compute.gated_mac_energy),

@@ -255,9 +255,15 @@ def evaluate_terms(
     word_scale = dw / dwl  # energy per tensor word relative to a level word
     md_r = np.where(aa.md_read_energy > 0, aa.md_read_energy, aa.read_energy / aa.datawidth)
     md_w = np.where(aa.md_write_energy > 0, aa.md_write_energy, aa.write_energy / aa.datawidth)
+    # whole vectors: each tensor's reads, fills and updates per instance round up to rows
+    blk = (aa.block_words if aa.block_words is not None else np.ones_like(aa.datawidth))[:, :, None]
+
+    def charged(x: np.ndarray) -> np.ndarray:
+        return en.whole_vector_words(x * word_scale, blk) * inst
+
     lvl_energy = en.storage_energy(
-        reads=(reads * inst * word_scale).sum(-1),
-        writes=((fills + updates) * inst * word_scale).sum(-1),
+        reads=charged(reads).sum(-1),
+        writes=(charged(fills) + charged(updates)).sum(-1),
         md_read_bits=(md_reads_bits * inst).sum(-1),
         md_write_bits=(md_fills_bits * inst).sum(-1),
         e_read=aa.read_energy,

@@ -23,6 +23,23 @@ def storage_energy(
     return reads * e_read + writes * e_write + md_read_bits * e_md_read + md_write_bits * e_md_write
 
 
+def whole_vector_words(words: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """Words charged when a level moves ``words`` words per instance in ``block``-word vectors.
+
+    Equation (Timeloop: a partly filled vector access costs a whole vector):
+    W_charged = block · ceil(words / block) for block > 1, else ``words`` unchanged (so
+    fractional expected counts of word-wide levels stay continuous). Units: words of the
+    level's datawidth, per instance; apply per tensor and per action (reads, fills, updates).
+    A relative slack of 1e-9 keeps float noise (64.0000000001 words) from adding a vector.
+    Example: 65 words in 32-word vectors -> 32 · ceil(2.03) = 96 words.
+    """
+    w = np.asarray(words, dtype=np.float64)
+    b = np.asarray(block, dtype=np.float64)
+    safe = np.maximum(b, 1.0)
+    rounded = safe * np.ceil(w / safe * (1 - 1e-9) - 1e-12)
+    return np.where(b > 1, np.maximum(rounded, 0.0), w)
+
+
 def mac_energy(
     effective: np.ndarray, slots: np.ndarray, e_mac: np.ndarray, e_gated: np.ndarray
 ) -> np.ndarray:

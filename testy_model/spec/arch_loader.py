@@ -21,9 +21,11 @@ Conversions (units as in :mod:`testy_model.spec.arch`):
   sees exactly the hierarchy of the parallel buffers.
 - Bandwidths: Timeloop gives words/cycle; we store bits/cycle = words/cycle x datawidth.
 - Energies (pJ per word): our ``read_energy``/``write_energy`` attributes when given (a missing
-  write energy equals the read energy), else :mod:`testy_model.spec.energy_table`: DRAM by type
-  per bit x datawidth; depth-1 stores as registers (per bit); other SRAM/RF scaled from the nearest
-  table entry; a non-DRAM level without depth is unbounded and priced as the 16384-row entry.
+  write energy equals the read energy), else :mod:`testy_model.spec.energy_table`, by the
+  estimator class of ``class``/``subclass`` (``energy_table.estimator_class``) at the node of
+  ``technology``: DRAM by type per bit x datawidth; registers per bit (write 0); Accelergy
+  ``smartbuffer_RF`` depth-linear, other SRAM depth^0.78, from the nearest table entry; a
+  non-DRAM level without depth is unbounded and priced as a 16384-row macro.
 - ``datawidth`` missing: inherited from an enclosing container, else 8 bits (warned). ``width``
   missing: ``datawidth x block_size`` (``block_size`` default 1).
 - Compute: a component whose class is ``compute``/``intmac``/``fpmac`` (or ends in ``mac``);
@@ -137,17 +139,28 @@ def _is_compute(cls: str, subclass: str) -> bool:
 
 
 def derive_energies(
-    kind: str, depth: int | None, width: int, datawidth: int, dram_type: str | None
+    kind: str,
+    depth: int | None,
+    width: int,
+    datawidth: int,
+    dram_type: str | None,
+    estimator: str | None = None,
+    node: int = et.DEFAULT_NODE,
 ) -> tuple[float, float, str]:
-    """(read, write) pJ per word and the source name, from the 45 nm table (see module doc)."""
-    if kind == "DRAM":
-        e, src = et.dram_word_energy(dram_type, datawidth)
-        return e, e, src
-    if depth == 1:
-        e = et.register_word_energy(datawidth)
-        return e, e, f"{et.TABLE_SOURCE}, register per bit"
-    r, w, src = et.sram_word_energy(depth if depth is not None else 16384, width, datawidth)
-    return r, w, src
+    """(read, write) pJ per word and the source name, from the built-in table (module doc).
+
+    ``estimator`` is the energy class (:func:`energy_table.estimator_class`); ``None`` infers
+    it from ``kind`` and ``depth`` (DRAM; depth 1 -> register; else SRAM).
+    ``node`` is the process node in nm.
+    """
+    if estimator is None:
+        if kind == "DRAM":
+            estimator = "DRAM"
+        elif depth == 1:
+            estimator = "register"
+        else:
+            estimator = "SRAM"
+    return et.storage_word_energy(estimator, depth, width, datawidth, dram_type, node)
 
 
 def _parse_factors(cur: Cur) -> dict[str, int]:
@@ -290,7 +303,15 @@ def _storage_level(
         write_e = we_cur.num(minimum=0) if we_cur is not None else read_e
         source = "spec"
     else:
-        read_e, write_e, source = derive_energies(kind, depth, width, datawidth, dram_type)
+        read_e, write_e, source = derive_energies(
+            kind,
+            depth,
+            width,
+            datawidth,
+            dram_type,
+            et.estimator_class(cls, subclass, depth),
+            et.node_nm(st.technology),
+        )
     md_cur = _attr(attrs, "metadata_storage_depth")
     mw_cur = _attr(attrs, "metadata_storage_width")
     md = md_cur.int(minimum=0) if md_cur is not None else 0
@@ -304,7 +325,7 @@ def _storage_level(
     elif kind == "DRAM" and mw > 0:
         m_read = m_write = et.dram_word_energy(dram_type, 1)[0]
     else:
-        m_read, m_write = et.metadata_energy_per_bit(md, mw)
+        m_read, m_write = et.metadata_energy_per_bit(md, mw, et.node_nm(st.technology))
     leak = _attr(attrs, "leakage")
     area = _attr(attrs, "area_um2", "area")
     lc, keep, bypass = _constraints(comp.opt("constraints"))
@@ -349,7 +370,9 @@ def _compute_unit(comp: Cur, name: str, attrs: dict[str, Cur], st: _State) -> Co
         instances=st.instances,
         mesh_x=st.mesh_x,
         datawidth=datawidth,
-        mac_energy=me.num(minimum=0) if me is not None else et.mac_energy(datawidth),
+        mac_energy=me.num(minimum=0)
+        if me is not None
+        else et.mac_energy(datawidth, et.node_nm(st.technology)),
         gated_mac_energy=ge.num(minimum=0) if ge is not None else 0.0,
         clock_ghz=clk.num(minimum=0, strict=True) if clk is not None else 1.0,
         leakage=leak.num(minimum=0) if leak is not None else 0.0,
@@ -626,7 +649,15 @@ def _rederive(old: Architecture, new: Architecture) -> Architecture:
                 r = w = per_bit * ln.datawidth
                 src = ln.energy_source
             else:
-                r, w, src = derive_energies(ln.kind, ln.depth, ln.width, ln.datawidth, None)
+                r, w, src = derive_energies(
+                    ln.kind,
+                    ln.depth,
+                    ln.width,
+                    ln.datawidth,
+                    None,
+                    et.estimator_of_source(ln.energy_source),
+                    et.node_nm(new.technology),
+                )
             ln = ln.model_copy(update={"read_energy": r, "write_energy": w, "energy_source": src})
         levels.append(ln)
     if len(new.levels) != len(old.levels):
