@@ -342,6 +342,81 @@ def test_bad_override_names_the_sweep_file_and_point(tmp_path: Path) -> None:
     assert str(sweep) in msg and "levels.Nope.depth=16" in msg and "Buf" in msg
 
 
+def test_arch_for_is_load_arch_with_overrides() -> None:
+    import inspect
+
+    # one implementation: arch_for applies load_arch's overrides to the cached base spec
+    sets = [
+        {"levels.SMEM.depth": 2048, "levels.RF.depth": 64},
+        {"array.pes": 512},
+        {"array.pes": 256, "levels.DRAM.read_bandwidth": 1024},
+    ]
+    for ov in sets:
+        assert dse.arch_for(STC, ov) == load_arch(STC, dse.override_strings(ov))
+    assert "_rederive" not in inspect.getsource(dse)
+
+
+PES_NET = """\
+network:
+  name: pes
+  layers:
+  - name: g
+    gemm: {M: 64, N: 64, K: 64}
+"""
+
+
+def test_sweep_over_pe_count(tmp_path: Path) -> None:
+    (tmp_path / "net.yaml").write_text(PES_NET)
+    sweep = tmp_path / "sweep.yaml"
+    big = 1_000_000  # words/cycle: no bandwidth limit, so the latency is the compute time
+    sweep.write_text(
+        f"""\
+sweep:
+  arch: {STC}
+  grid:
+    array.pes: [256, 512, 1024]
+    levels.DRAM.read_bandwidth: [{big}]
+    levels.DRAM.write_bandwidth: [{big}]
+    levels.SMEM.read_bandwidth: [{big}]
+    levels.SMEM.write_bandwidth: [{big}]
+  networks: [net.yaml]
+"""
+    )
+    df = dse.sweep(sweep, tmp_path / "pes.csv", backend="serial", progress=False)
+    pes = [256, 512, 1024]
+    assert list(df["array.pes"]) == pes
+    assert df["valid"].all()
+    # peak MACs per cycle follow the override (compute and LRF instances scale together)
+    for n in pes:
+        a = dse.arch_for(STC, {"array.pes": n})
+        assert a.peak_macs_per_cycle == n
+        assert a.level("LRF").instances == n
+    # dense GEMM 64 x 64 x 64 = 262,144 MACs; 64 = 2^6 per dimension splits evenly over the
+    # N / 4 PEs under each of the 4 RFs (64, 128, 256: powers of two) -> full utilisation:
+    # cycles = 262,144 / N = 1024, 512, 256; 1 GHz -> 1.024 us, 0.512 us, 0.256 us.
+    np.testing.assert_allclose(df["cycles"], [1024.0, 512.0, 256.0])
+    np.testing.assert_allclose(df["seconds"], [1.024e-6, 0.512e-6, 0.256e-6])
+    # the work does not change with N: MAC energy 262,144 x 0.5608 pJ = 147,010.3552 pJ; SMEM
+    # (4096 rows x 64 words) holds A, B and Z (3 x 4096 words), so DRAM is touched once per
+    # word: (4096 + 4096 reads + 4096 writes) x 64 pJ = 786,432 pJ at every N.
+    np.testing.assert_allclose(df["energy_MAC_pj"], 262_144 * 0.5608)
+    np.testing.assert_allclose(df["energy_DRAM_pj"], 12_288 * 64.0)
+    # more PEs -> more area (MACs and LRFs)
+    assert df["area_mm2"].is_monotonic_increasing
+
+
+def test_sweep_rejects_inconsistent_pe_count(tmp_path: Path) -> None:
+    (tmp_path / "net.yaml").write_text(PES_NET)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"sweep:\n  arch: {STC}\n  grid:\n    array.pes: [256, 258]\n")
+    sweep.write_text(sweep.read_text() + "  networks: [net.yaml]\n")
+    with pytest.raises(SpecError) as err:
+        dse.sweep(sweep, tmp_path / "o.csv", backend="serial", progress=False)
+    msg = str(err.value)
+    # 258 is not a multiple of RF's 4 instances; the message names the valid values
+    assert str(sweep) in msg and "array.pes=258" in msg and "4, 8, 12, 16" in msg
+
+
 def test_bad_sweep_files_give_located_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("sweep:\n  arch: a.yaml\n  objective: speed\n")

@@ -7,6 +7,8 @@ A sweep is described in YAML (or built in Python as a :class:`SweepSpec`)::
       grid:                                      # full factorial over dotted keys ...
         levels.SMEM.depth: [2048, 4096, 8192]
         levels.DRAM.read_bandwidth: [128, 512]   # bits/cycle
+        array.pes: [256, 512, 1024]              # PE-array size: compute + innermost levels'
+                                                 # instances together (arch_loader.scale_pes)
       random:                                    # ... and/or a seeded random sample
         samples: 200
         seed: 0
@@ -81,11 +83,10 @@ from testy_model.model.plan import LayerPlan, Plan
 from testy_model.model.terms import TermFormat, layer_terms
 from testy_model.pareto import pareto, pareto_mask
 from testy_model.spec.arch import Architecture
-from testy_model.spec.arch_loader import load_arch
+from testy_model.spec.arch_loader import apply_arch_overrides, load_arch
 from testy_model.spec.loaders import load_network
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.workload import Density, Layer, Network, Problem
-from testy_model.spec.yaml_io import apply_overrides
 from testy_model.sweep_runner import run_points
 from testy_model.zoo import get_network
 
@@ -266,19 +267,16 @@ def base_arch(path: str | Path) -> Architecture:
 
 
 def arch_for(path: str | Path, overrides: dict[str, Any]) -> Architecture:
-    """The base architecture at ``path`` with the dotted ``overrides`` applied (``load_arch``'s
-    semantics: table-derived energies of a level whose geometry changes are re-derived).
+    """The base architecture at ``path`` with the dotted ``overrides`` applied by
+    :func:`~testy_model.spec.arch_loader.apply_arch_overrides` (``load_arch``'s semantics:
+    table-derived energies of a level whose geometry changes are re-derived). Besides the typed
+    model's own keys, ``array.pes: [256, 512, 1024]`` resizes the PE array (compute instances and
+    the innermost levels' instances together, :func:`~testy_model.spec.arch_loader.scale_pes`).
 
     Raises :class:`SpecError` naming the override and the valid keys."""
     if not overrides:
         return base_arch(path)
-    base = base_arch(path)
-    texts = override_strings(overrides)
-    try:
-        from testy_model.spec.arch_loader import _rederive
-    except ImportError:  # pragma: no cover - the loader's private helper moved: slow path
-        return load_arch(path, texts)
-    return _rederive(base, apply_overrides(base, texts))
+    return apply_arch_overrides(base_arch(path), override_strings(overrides))
 
 
 def structure_key(arch: Architecture) -> str:

@@ -10,7 +10,7 @@ from testy_model.spec.arch import (
     StorageLevel,
     TasdUnit,
 )
-from testy_model.spec.arch_loader import load_arch
+from testy_model.spec.arch_loader import apply_arch_overrides, load_arch
 from testy_model.spec.loaders import load_any, load_network
 from testy_model.spec.mapping import LevelMapping, Mapping
 from testy_model.spec.mapping_loader import load_mapping
@@ -50,6 +50,7 @@ __all__ = [
     "SpecWarning",
     "StorageLevel",
     "TasdUnit",
+    "apply_arch_overrides",
     "apply_overrides",
     "conv2d",
     "gemm",

@@ -34,6 +34,7 @@ Conversions (units as in :mod:`testy_model.spec.arch`):
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,25 +51,14 @@ from testy_model.spec.arch import (
     StorageLevel,
     TasdUnit,
 )
-from testy_model.spec.yaml_io import Cur, Doc, apply_overrides, validation_to_spec_error
-
-#: Top-level blocks other loaders read: silently skipped by ``load_arch``.
-KNOWN_TOP_LEVEL = {
-    "architecture",
-    "sparsity",
-    "tasd_unit",
-    "name",
-    "problem",
-    "mapping",
-    "sparse_optimizations",
-    "compound_components",
-    "constraints",
-    "mapper",
-    "variables",
-    "network",
-    "ERT",
-    "ART",
-}
+from testy_model.spec.yaml_io import (
+    KNOWN_TOP_LEVEL,
+    Cur,
+    Doc,
+    apply_overrides,
+    parse_override,
+    validation_to_spec_error,
+)
 
 _STORAGE_KEYS = {
     "depth",
@@ -566,7 +556,7 @@ def _tasd(cur: Cur | None) -> TasdUnit | None:
         raise validation_to_spec_error(err, cur) from None
 
 
-def warn_unknown_top(root: Cur, known: set[str]) -> None:
+def warn_unknown_top(root: Cur, known: frozenset[str] | set[str]) -> None:
     """At most one summary warning for unknown top-level blocks."""
     if not isinstance(root.value, dict):
         return
@@ -665,13 +655,123 @@ def _rederive(old: Architecture, new: Architecture) -> Architecture:
     return new.model_copy(update={"levels": tuple(levels)})
 
 
+#: The derived override key that resizes the PE array (see :func:`scale_pes`).
+PES_KEY = "array.pes"
+
+
+def _pe_block(arch: Architecture) -> tuple[int, int, int]:
+    """(first scaled level index, instances P above the array, X mesh of that parent).
+
+    The scaled block is the innermost run of levels whose ``instances`` equal the compute
+    unit's; its parent is the level just outside it (P = its instances). When no level has
+    fewer instances than the compute unit (no fan-out anywhere), the block is empty and the
+    parent is the design as a whole (P = 1, X mesh 1)."""
+    old = arch.compute.instances
+    first = len(arch.levels)
+    while first > 0 and arch.levels[first - 1].instances == old:
+        first -= 1
+    if first == 0:
+        return len(arch.levels), 1, 1
+    parent = arch.levels[first - 1]
+    return first, parent.instances, parent.mesh_x
+
+
+def scale_pes(arch: Architecture, pes: object) -> Architecture:
+    """Resize the PE array: the derived override ``array.pes=N`` (N MAC units in all).
+
+    Definition (instances are totals over the whole design, as in :mod:`~testy_model.spec.arch`):
+    let C be the compute unit's instances and the *PE block* the innermost run of storage levels
+    whose instances equal C (in ``stc_2of4_tasd.yaml``: ``LRF``, C = 1024); its parent is the
+    level just outside the block (``RF``, P = 4 instances). Then
+
+    - ``compute.instances = N`` and every level of the PE block gets ``instances = N``
+      (peak MACs per cycle = N);
+    - the fan-out below the parent becomes f = N / P (was C / P), so N must be a positive
+      multiple of P, else :class:`SpecError` naming the valid values;
+    - its X split: the old X fan-out fx = mesh_x(block) / mesh_x(parent) is kept when it
+      divides f (growth goes to Y), else it becomes gcd(f, fx);
+      ``mesh_x = mesh_x(parent) · fx`` for the block and the compute unit.
+
+    With no fan-out anywhere (every level has C instances) the block is empty: only the compute
+    unit scales, P = 1. Table energies do not depend on instances, so none is re-derived.
+    """
+    first, parent_inst, parent_mx = _pe_block(arch)
+    if isinstance(pes, bool) or not isinstance(pes, int) or pes < 1 or pes % parent_inst:
+        if parent_inst == 1:
+            expected = "a positive integer (valid values: 1, 2, 3, ...)"
+        else:
+            parent = arch.levels[first - 1].name
+            multiples = ", ".join(str(parent_inst * k) for k in (1, 2, 3, 4))
+            expected = (
+                f"a positive integer multiple of the {parent_inst} instances of level "
+                f"{parent!r} above the PE array (valid values: {multiples}, ...)"
+            )
+        raise SpecError(
+            f"override {PES_KEY}={pes!r}: expected {expected}",
+            key_path=PES_KEY,
+        )
+    old_mx = arch.compute.mesh_x
+    old_fx = max(1, old_mx // parent_mx)
+    fan = pes // parent_inst
+    fx = old_fx if fan % old_fx == 0 else math.gcd(fan, old_fx)
+    mesh_x = parent_mx * fx
+    levels = tuple(
+        lv.model_copy(update={"instances": pes, "mesh_x": mesh_x}) if i >= first else lv
+        for i, lv in enumerate(arch.levels)
+    )
+    compute = arch.compute.model_copy(update={"instances": pes, "mesh_x": mesh_x})
+    try:
+        return Architecture.model_validate({**dict(arch), "levels": levels, "compute": compute})
+    except ValidationError as err:  # pragma: no cover - the construction keeps divisibility
+        msg = str(err.errors()[0].get("msg", "invalid")).removeprefix("Value error, ")
+        raise SpecError(f"override {PES_KEY}={pes}: {msg}", key_path=PES_KEY) from None
+
+
+def apply_arch_overrides(arch: Architecture, overrides: list[str] | None) -> Architecture:
+    """``arch`` with dotted ``KEY.PATH=VALUE`` overrides applied, as ``load_arch`` does.
+
+    Keys are the typed model's fields (``levels.SMEM.depth=4096``, ``compute.instances=512``,
+    ``sparsity.A.patterns=[1:4,2:4]``; see :func:`~testy_model.spec.yaml_io.apply_overrides`)
+    plus the derived key ``array.pes=N`` (:func:`scale_pes`: compute and PE-block instances
+    together). Overrides apply in order; consecutive plain ones are validated together, so
+    ``compute.instances`` and ``levels.LRF.instances`` may be changed in one go. Afterwards
+    table-derived energies of every level whose geometry (depth, width, datawidth, kind)
+    changed are re-derived from the 45 nm table (pJ per word). Raises :class:`SpecError`.
+    """
+    if not overrides:
+        return arch
+    new: Architecture = arch
+    plain: list[str] = []
+
+    def flush() -> None:
+        nonlocal new
+        if plain:
+            got = apply_overrides(new, plain)
+            if not isinstance(got, Architecture):  # pragma: no cover - keeps the type
+                raise SpecError("overrides did not produce an architecture")
+            new = got
+            plain.clear()
+
+    for text in overrides:
+        parts, value = parse_override(text)
+        if ".".join(parts) == PES_KEY:
+            flush()
+            new = scale_pes(new, value)
+        else:
+            plain.append(text)
+    flush()
+    return _rederive(arch, new)
+
+
 def load_arch(path: str | Path, overrides: list[str] | None = None) -> Architecture:
     """Load a Timeloop-style architecture file (v0.4 ``nodes:`` or v0.3 ``subtree:``, or a
     Sparseloop aggregated input) with our ``sparsity:``/``tasd_unit:`` blocks.
 
     ``overrides`` are dotted ``KEY.PATH=VALUE`` edits on the typed model (``levels.GLB.depth=4096``,
-    ``compute.instances=512``, ``sparsity.A.patterns=[1:4,2:4]``); table-derived energies of a
-    level whose geometry changes are re-derived. Raises :class:`SpecError` on any problem.
+    ``compute.instances=512``, ``sparsity.A.patterns=[1:4,2:4]``) and the derived ``array.pes=N``
+    (PE-array size, :func:`scale_pes`), applied by :func:`apply_arch_overrides`; table-derived
+    energies of a level whose geometry changes are re-derived. Raises :class:`SpecError` on any
+    problem.
     """
     from testy_model.spec.sparseloop import (
         load_sparse_optimizations,
@@ -686,7 +786,9 @@ def load_arch(path: str | Path, overrides: list[str] | None = None) -> Architect
         load_sparse_optimizations(path)  # rejects unknown formats/actions (file:line: key)
     if not overrides:
         return arch
-    new = apply_overrides(arch, overrides)
-    if not isinstance(new, Architecture):  # pragma: no cover - apply_overrides keeps the type
-        raise SpecError("overrides did not produce an architecture", file=str(path))
-    return _rederive(arch, new)
+    try:
+        return apply_arch_overrides(arch, overrides)
+    except SpecError as err:
+        if err.file is not None:
+            raise
+        raise SpecError(err.problem, file=str(path), key_path=err.key_path) from None

@@ -24,22 +24,8 @@ from pydantic import ValidationError
 
 from testy_model.errors import SpecError
 from testy_model.spec.workload import DataSpace, Density, Problem
-from testy_model.spec.yaml_io import Cur, Doc, validation_to_spec_error
+from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL, Cur, Doc, validation_to_spec_error
 
-KNOWN_TOP_LEVEL = {
-    "problem",
-    "architecture",
-    "mapping",
-    "sparse_optimizations",
-    "compound_components",
-    "constraints",
-    "mapper",
-    "variables",
-    "sparsity",
-    "tasd_unit",
-    "ERT",
-    "ART",
-}
 DISTRIBUTIONS = (
     "fixed_structured",
     "fixed-structured",

@@ -30,6 +30,28 @@ from pydantic import BaseModel, ValidationError
 
 from testy_model.errors import SpecError
 
+#: Top-level blocks of the files this package reads (architecture, problem, mapping, sparsity,
+#: TASD unit, network, and the Timeloop/Accelergy blocks other tools use). Each loader reads its
+#: own and skips the others silently; any other top-level key gets one warning.
+KNOWN_TOP_LEVEL: frozenset[str] = frozenset(
+    {
+        "architecture",
+        "sparsity",
+        "tasd_unit",
+        "name",
+        "problem",
+        "mapping",
+        "sparse_optimizations",
+        "compound_components",
+        "constraints",
+        "mapper",
+        "variables",
+        "network",
+        "ERT",
+        "ART",
+    }
+)
+
 KeyPath = tuple[str | int, ...]
 Marks = dict[KeyPath, int]
 
