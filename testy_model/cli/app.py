@@ -23,7 +23,12 @@ show_app = typer.Typer(
     help="Show derived properties of an architecture, network, ...", no_args_is_help=True
 )
 app.add_typer(show_app, name="show")
+#: Width used when output goes to a file or a pipe: rich would otherwise cut tables (numbers
+#: included) at 80 columns.
+PIPE_WIDTH = 200
 console = Console()
+if not console.is_terminal:
+    console = Console(width=PIPE_WIDTH)
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -206,8 +205,7 @@ def search_command(
             remap=remap,
             progress=tick,
         )
-    # piped output (no terminal width to respect): print the tables at full width
-    con = console if console.is_terminal else Console(width=132)
+    con = console  # wide when piped (cli.app.PIPE_WIDTH)
     if not quiet:
         con.print(layer_table(report))
     con.print(totals_table(report))
