@@ -503,3 +503,25 @@ def test_shipped_example_sweeps_load_and_expand() -> None:
     # 5 x 5 x 4 x 2 x 5 grids, one network, one sparsity; the small one 3 x 2 x 2 sparsities
     assert sizes["resnet50_1000"] == 1000 and sizes["bert_base_1000"] == 1000
     assert sizes["resnet50_small"] == 12
+
+
+def test_editing_the_plan_or_arch_recomputes_instead_of_reusing_stale_rows(
+    tmp_path: Path,
+) -> None:
+    """Rows depend on more than a point's own inputs: the plan, the base architecture file, the
+    objective. Re-running into the same output after editing one of them must recompute every
+    point (the rows change), not return the old sweep's rows as done."""
+    sweep = write_small(tmp_path)
+    out = tmp_path / "r.csv"
+    first = dse.sweep(sweep, out, backend="serial", progress=False)
+    assert set(first["plan"]) == {"W=2:4+1:4,A=dense"}
+    sweep.write_text(sweep.read_text().replace("W=2:4+1:4,A=dense", "dense"))
+    second = dse.sweep(sweep, out, backend="serial", progress=False)
+    assert set(second["plan"]) == {"dense"}
+    assert set(first["point_id"]).isdisjoint(second["point_id"])
+    # dense work costs more energy than the 2:4+1:4 plan on 50-80 %-sparse weights at every point
+    assert (second["energy_pj"].to_numpy() > first["energy_pj"].to_numpy()).all()
+    # unchanged inputs keep their ids (resume still works)
+    assert list(dse.sweep(sweep, out, backend="serial", progress=False)["point_id"]) == list(
+        second["point_id"]
+    )

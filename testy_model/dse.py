@@ -195,10 +195,55 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise SpecError(msg, file=str(path), key_path=key) from err
 
 
-def point_id(overrides: dict[str, Any], network: str, weight_sparsity: float) -> str:
-    """Stable 16-hex-digit id of a point: SHA-256 of its canonical JSON inputs."""
+def _file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, or of its path when it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return f"unreadable:{path}"
+
+
+def evaluation_fingerprint(spec: SweepSpec) -> str:
+    """What every row of the sweep depends on besides its own point inputs: the base
+    architecture file's contents, the plan (and a plan file's contents), budget, objective,
+    mapper switch and its seeding limit, and the network parameters.
+
+    It is folded into each ``point_id``, so re-running a sweep after editing any of these
+    recomputes every point instead of silently reusing rows of the old sweep.
+    """
+    plan_path = Path(spec.plan)
+    if not plan_path.is_absolute():
+        plan_path = Path(spec.base_dir) / plan_path
+    plan_file = _file_digest(plan_path) if plan_path.suffix in (".yaml", ".yml") else None
     blob = json.dumps(
-        {"set": overrides, "network": network, "weight_sparsity": weight_sparsity},
+        {
+            "arch": _file_digest(spec.arch_path()),
+            "plan": spec.plan,
+            "plan_file": plan_file,
+            "budget": spec.budget,
+            "objective": spec.objective,
+            "mapper": spec.mapper,
+            "seed_limit": spec.seed_limit,
+            "network_params": spec.network_params,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def point_id(
+    overrides: dict[str, Any], network: str, weight_sparsity: float, fingerprint: str = ""
+) -> str:
+    """Stable 16-hex-digit id of a point: SHA-256 of its canonical JSON inputs and the sweep's
+    :func:`evaluation_fingerprint`."""
+    blob = json.dumps(
+        {
+            "set": overrides,
+            "network": network,
+            "weight_sparsity": weight_sparsity,
+            "fingerprint": fingerprint,
+        },
         sort_keys=True,
         default=str,
     )
@@ -208,6 +253,7 @@ def point_id(overrides: dict[str, Any], network: str, weight_sparsity: float) ->
 def expand_points(spec: SweepSpec) -> list[dict[str, Any]]:
     """All points of the sweep, deterministic order: grid (row-major), then random samples,
     each crossed with networks × weight sparsities. Duplicate points are kept once."""
+    fingerprint = evaluation_fingerprint(spec)
     arch_points: list[dict[str, Any]] = []
     keys = list(spec.grid)
     for combo in itertools.product(*(spec.grid[k] for k in keys)):
@@ -229,7 +275,7 @@ def expand_points(spec: SweepSpec) -> list[dict[str, Any]]:
     for overrides in arch_points:
         for net in spec.networks:
             for ws in spec.weight_sparsity:
-                pid = point_id(overrides, net, ws)
+                pid = point_id(overrides, net, ws, fingerprint)
                 if pid in seen:
                     continue
                 seen.add(pid)
