@@ -25,3 +25,34 @@ def test_piped_tables_keep_whole_numbers() -> None:
     ).stdout
     assert "301,989,888" in out
     assert "…" not in out
+
+
+def test_measured_eval_with_a_relative_network_path(tmp_path) -> None:
+    """Tensor paths in a network file are relative to that file; given the network by a relative
+    path from the repository root, `eval --measured` must find fc1's weights (not a doubled
+    folder) and say it measured that layer."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("plan:\n  default: {weights: '2:8+1:8', activations: dense}\n")
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from testy_model.cli import main; main()",
+            "eval",
+            "--arch",
+            "arch_specs/s2ta_tasd.yaml",
+            "--network",
+            "examples/search/mlp.yaml",
+            "--measured",
+            "--plan",
+            str(plan),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "measured on real tensors for 1 layer(s)" in res.stdout

@@ -270,7 +270,8 @@ def eval_command(
             _dense_mappings(mapping, a, net, plan),
             plan=plan,
             densities_source="measured" if measured else "expected",
-            base_dir=Path(network).parent if network and Path(network).is_file() else None,
+            # tensor paths in a network file are already joined to its folder by the loader
+            base_dir=None,
         )
     console.print(rep.table())
     console.print(
