@@ -272,6 +272,8 @@ def eval_command(
             densities_source="measured" if measured else "expected",
             # tensor paths in a network file are already joined to its folder by the loader
             base_dir=None,
+            # the dense baseline on its own best mapping when the mapper sized tiles for the plan
+            dense_mappings=mapper_mappings(net, a) if mapping == "mapper" and plan else None,
         )
     console.print(rep.table())
     console.print(

@@ -139,6 +139,7 @@ def evaluate(
     densities_source: DensitySource = "expected",
     tensors: MappingABC[str, MappingABC[str, np.ndarray]] | None = None,
     base_dir: str | Path | None = None,
+    dense_mappings: Mappings | None = None,
 ) -> Report:
     """Evaluate every layer of ``network`` on ``arch`` (module docstring; units in ``report``).
 
@@ -152,18 +153,27 @@ def evaluate(
         tensors: real arrays per layer name ``{"weight": arr, "activation": arr}`` for
             ``"measured"`` (else the layers' ``weight_tensor``/``activation_tensor`` files).
         base_dir: directory that relative tensor paths resolve against.
+        dense_mappings: mappings of the dense baseline (same forms as ``mappings``); default:
+            the same mappings as the plan. Give the dense run its own (e.g. the mapper's dense
+            choice) when ``mappings`` were chosen for the plan's terms, so that speed-up and
+            energy ratio compare each configuration on its own best mapping.
     """
     net = as_network(network)
     pl = Plan.coerce(plan)
     aa = arch_arrays(arch)
     n = len(net.layers)
     nests, lts, groups = _prepare(net, arch, mappings, pl, densities_source, tensors, base_dir)
+    dense_nests = (
+        nests
+        if dense_mappings is None
+        else _prepare(net, arch, dense_mappings, Plan.coerce(None), "expected", None, None)[0]
+    )
     fmts = [lt.formats for lt in lts]
     tasd = [lt.tasd_values for lt in lts]
     sources = [lt.sources for lt in lts]
     results: list[LayerResult | None] = [None] * n
     for idx in groups:
-        results_group = _evaluate_group(net, idx, aa, nests, fmts, tasd, pl)
+        results_group = _evaluate_group(net, idx, aa, nests, fmts, tasd, pl, dense_nests)
         for i, r in zip(idx, results_group, strict=True):
             results[i] = dataclasses.replace(r, density_sources=sources[i])
     return Report(
@@ -183,6 +193,7 @@ def _evaluate_group(
     fmts: Sequence[dict[str, list[TermFormat]]],
     tasd: Sequence[float],
     pl: Plan,
+    dense_nests: Sequence[LoopNests],
 ) -> list[LayerResult]:
     prob = net.layers[idx[0]].problem
     batch = stack_nests([nests[i] for i in idx])
@@ -200,7 +211,13 @@ def _evaluate_group(
         bounds=bounds,
         counts=counts,
     )
-    dense = evaluate_terms(prob, aa, batch, {}, bounds=bounds, counts=counts)
+    if dense_nests is nests:
+        dense = evaluate_terms(prob, aa, batch, {}, bounds=bounds, counts=counts)
+    else:
+        dbatch = stack_nests([dense_nests[i] for i in idx])
+        dense = evaluate_terms(
+            prob, aa, dbatch, {}, bounds=bounds, counts=dense_counts(prob, dbatch)
+        )
     out = []
     for row, i in enumerate(idx):
         layer = net.layers[i]
