@@ -152,7 +152,11 @@ def search_command(
     ),
     max_terms: int = typer.Option(3, "--max-terms", help="Longest series considered (1..4)."),
     remap: bool = typer.Option(
-        False, "--remap", help="Map each decomposed layer again for its chosen terms (slower)."
+        True,
+        "--remap/--no-remap",
+        help="After choosing, map each decomposed layer again for its chosen terms (as `eval` "
+        "does), keeping the new mapping where it lowers the objective; --no-remap prices the "
+        "plan on the dense layer's mapping (faster).",
     ),
     set_: list[str] | None = typer.Option(
         None, "--set", help="Architecture override KEY.PATH=VALUE (repeatable)."
