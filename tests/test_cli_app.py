@@ -56,3 +56,35 @@ def test_measured_eval_with_a_relative_network_path(tmp_path) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert "measured on real tensors for 1 layer(s)" in res.stdout
+
+
+def test_map_to_stdout_is_loadable_yaml(tmp_path) -> None:
+    """`testy-model map … > m.yaml` must give a mapping file the loader reads back: the summary
+    line goes to stderr, the YAML to stdout unwrapped."""
+    from pathlib import Path
+
+    from testy_model.spec import gemm, load_arch, load_mapping
+
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from testy_model.cli import main; main()",
+            "map",
+            "--arch",
+            "arch_specs/tc_dense.yaml",
+            "--gemm",
+            "M=64,N=32,K=128",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=True,
+    )
+    assert "cycles" in res.stderr
+    f = tmp_path / "m.yaml"
+    f.write_text(res.stdout)
+    arch = load_arch(root / "arch_specs" / "tc_dense.yaml")
+    mapping = load_mapping(f, arch=arch, problem=gemm(64, 32, 128))
+    assert [lm.target for lm in mapping.levels] == list(arch.level_names)

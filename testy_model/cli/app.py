@@ -30,6 +30,8 @@ console = Console()
 if not console.is_terminal:
     console = Console(width=PIPE_WIDTH)
 err_console = Console(stderr=True)
+if not err_console.is_terminal:
+    err_console = Console(stderr=True, width=PIPE_WIDTH)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

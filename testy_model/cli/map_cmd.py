@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from testy_model.cli.app import app, console, user_errors
+from testy_model.cli.app import app, console, err_console, user_errors
 from testy_model.errors import SpecError
 from testy_model.spec.workload import Density, Problem, gemm
 
@@ -85,7 +85,8 @@ def map_command(
     problem = gemm(m, n, k, densities=_file_densities(arch))
     res = find_mapping(problem, a, objective=objective)  # type: ignore[arg-type]
     dens = ", ".join(f"{t}={d.value:g}" for t, d in problem.densities.items()) or "dense"
-    console.print(
+    # without --out the mapping YAML is the standard output, so the summary goes to stderr
+    (console if out else err_console).print(
         f"GEMM M={m} N={n} K={k} ({dens}) on {a.name}: {res.cycles:,.0f} cycles, "
         f"{res.energy_pj / 1e6:,.4f} µJ, EDP {res.edp:.4g} pJ·s; {res.method} search of "
         f"{res.evaluated} candidates in {res.search_s * 1e3:.1f} ms",
@@ -100,4 +101,4 @@ def map_command(
         Path(out).write_text(text)
         console.print(f"mapping written to {out}", highlight=False)
     else:
-        console.print(text, highlight=False, markup=False)
+        typer.echo(text, nl=not text.endswith("\n"))  # verbatim: no wrapping, loads as YAML
