@@ -88,3 +88,37 @@ def test_map_to_stdout_is_loadable_yaml(tmp_path) -> None:
     arch = load_arch(root / "arch_specs" / "tc_dense.yaml")
     mapping = load_mapping(f, arch=arch, problem=gemm(64, 32, 128))
     assert [lm.target for lm in mapping.levels] == list(arch.level_names)
+
+
+def test_eval_names_plan_terms_that_no_hardware_pattern_runs() -> None:
+    """3:4 fits no pattern of the 2:4 engine (a 4-block may hold 3 > 2 non-zeros), so every
+    layer's weight term runs at dense speed: eval must say so, naming the layers; 2:8 fits
+    2:4 (at most 2 non-zeros in any 4-block) and gets no note."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def run(plan: str) -> str:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from testy_model.cli import main; main()",
+                "eval",
+                "--arch",
+                "arch_specs/stc_2of4.yaml",
+                "--network",
+                "examples/search/mlp.yaml",
+                "--plan",
+                plan,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            check=True,
+        ).stdout
+
+    out = run("W=3:4,A=dense")
+    assert "3 plan term(s) fit no hardware pattern of stc_2of4" in out
+    assert "fc1 weights 3:4" in out
+    assert "fit no hardware pattern" not in run("W=2:8,A=dense")

@@ -185,6 +185,26 @@ def _sparse_report(
     return evaluate_design(cases, network=net.name)
 
 
+def unrunnable_terms(net: Network, arch: Architecture, plan: str | None) -> list[str]:
+    """``"layer operand series"`` for every plan term that fits no hardware pattern of ``arch``
+    (weights on ``sparsity.A``, activations on ``sparsity.B``): such terms run at dense speed."""
+    from testy_model.model.hierarchical import hardware_for
+    from testy_model.model.plan import Plan
+
+    pl = Plan.coerce(plan)
+    out = []
+    for layer in net.layers:
+        lp = pl.for_layer(layer.name)
+        for role, series, support in (
+            ("weights", lp.weights, arch.sparsity.A),
+            ("activations", lp.activations, arch.sparsity.B),
+        ):
+            bad = [str(t) for t in series.terms if hardware_for(t, support) is None]
+            if bad and not all(t.is_dense for t in series.terms):
+                out.append(f"{layer.name} {role} {'+'.join(bad)}")
+    return out
+
+
 def _dense_mappings(
     mapping: str, arch: Architecture, net: Network, plan: str | None
 ) -> Mapping | dict[str, Mapping] | Callable:
@@ -287,6 +307,14 @@ def eval_command(
         console.print(
             f"densities: measured on real tensors for {len(src) - len(closed)} layer(s); "
             f"closed form (expected) where no tensor is attached: {closed or 'none'}"
+        )
+    slow = unrunnable_terms(net, a, plan) if plan else []
+    if slow:
+        shown = ", ".join(slow[:6]) + (f" (+{len(slow) - 6} more)" if len(slow) > 6 else "")
+        console.print(
+            f"note: {len(slow)} plan term(s) fit no hardware pattern of {a.name} and run at "
+            f"dense speed: {shown}",
+            highlight=False,
         )
     invalid = [x.name for x in rep.layers if not x.valid]
     if invalid:
