@@ -122,3 +122,23 @@ def test_eval_names_plan_terms_that_no_hardware_pattern_runs() -> None:
     assert "3 plan term(s) fit no hardware pattern of stc_2of4" in out
     assert "fc1 weights 3:4" in out
     assert "fit no hardware pattern" not in run("W=2:8,A=dense")
+
+
+def test_validate_reads_plan_files(tmp_path) -> None:
+    """`validate` accepts the plan files `search --out` writes, lists their series, and points
+    a bad series at its line and key (5:4 has N > M)."""
+    good = tmp_path / "plan.yaml"
+    good.write_text(
+        "plan:\n  default: {weights: '2:4', activations: dense}\n"
+        "  layers:\n    fc1: {weights: 2:8+1:8, activations: dense}\n"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("plan:\n  default: {weights: '5:4'}\n")
+    cmd = [sys.executable, "-c", "from testy_model.cli import main; main()", "validate"]
+    ok = subprocess.run([*cmd, str(good)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "fc1: W=2:8+1:8, A=dense" in ok.stdout
+    res = subprocess.run([*cmd, str(bad)], capture_output=True, text=True)
+    assert res.returncode == 2
+    assert f"{bad}:2: plan.default.weights" in res.stderr
+    assert "Traceback" not in res.stderr

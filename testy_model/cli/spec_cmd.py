@@ -19,6 +19,28 @@ from testy_model.spec.workload import Network, Problem
 from testy_model.spec.yaml_io import SpecWarning
 
 
+def _is_plan_file(path: str | Path) -> bool:
+    """True for a TASD plan file (top-level ``plan:``, as ``search --out`` writes)."""
+    from testy_model.spec.yaml_io import load_yaml_with_marks
+
+    try:
+        data, _ = load_yaml_with_marks(path)
+    except Exception:  # load_any reports the file's real problem
+        return False
+    return isinstance(data, dict) and set(data) == {"plan"}
+
+
+def _plan_tree(path: str | Path, tree: Tree) -> None:
+    """Validate a plan file (series parse; errors name file, line, key) and list its series."""
+    from testy_model.model.plan import Plan
+
+    plan = Plan.load(path)
+    node = tree.add(f"[green]{escape(str(path))}[/]").add(f"plan: {escape(str(plan))}")
+    node.add(f"default: W={plan.default.weights}, A={plan.default.activations}")
+    for name, lp in plan.layers.items():
+        node.add(f"{escape(name)}: W={lp.weights}, A={lp.activations}")
+
+
 def _fmt_words(x: float) -> str:
     return "unbounded" if x == float("inf") else f"{x:,.0f} words"
 
@@ -76,6 +98,9 @@ def validate(files: list[Path] = typer.Argument(..., help="YAML files to check")
     found: dict[str, object] = {}
     n_warn = 0
     for f in files:
+        if _is_plan_file(f):
+            _plan_tree(f, tree)
+            continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SpecWarning)
             parts = load_any(f)
