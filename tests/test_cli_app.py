@@ -142,3 +142,33 @@ def test_validate_reads_plan_files(tmp_path) -> None:
     assert res.returncode == 2
     assert f"{bad}:2: plan.default.weights" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_eval_takes_zoo_parameters(tmp_path) -> None:
+    """`eval --network bert-base --param seq_len=64`: the Q projection is a GEMM of
+    M=768 out features, N=64 tokens, K=768 in features: 768·64·768 = 37,748,736 MACs."""
+    import json
+
+    out = tmp_path / "r.json"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from testy_model.cli import main; main()",
+            "eval",
+            "--arch",
+            "arch_specs/tc_dense.yaml",
+            "--network",
+            "bert-base",
+            "--param",
+            "seq_len=64",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=__import__("pathlib").Path(__file__).resolve().parents[1],
+    )
+    assert res.returncode == 0, res.stderr
+    layers = {x["name"]: x for x in json.loads(out.read_text())["layers"]}
+    assert layers["encoder.0.attn.q"]["macs"] == 768 * 64 * 768

@@ -59,6 +59,22 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` zoo parameters, values read as YAML scalars (``seq_len=128``)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TestyModelError(f"--param {item!r}: expected KEY=VALUE, e.g. seq_len=128")
+        try:
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise TestyModelError(f"--param {item!r}: cannot read the value {value!r}") from None
+    return out
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="testy-model")

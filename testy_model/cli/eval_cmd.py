@@ -29,7 +29,7 @@ from typing import Annotated
 
 import typer
 
-from testy_model.cli.app import app, console, user_errors
+from testy_model.cli.app import app, console, parse_params, user_errors
 from testy_model.cli.sparseloop_cmd import ArtOption, ErtOption
 from testy_model.errors import SpecError
 from testy_model.spec.arch import Architecture
@@ -59,7 +59,11 @@ def _load_workload(path: str) -> Network:
 
 
 def resolve_network(
-    network: str | None, arch_path: str, weight_sparsity: float | None, sparse: bool
+    network: str | None,
+    arch_path: str,
+    weight_sparsity: float | None,
+    sparse: bool,
+    params: dict | None = None,
 ) -> Network:
     """The workload: a file, a zoo name, or (``network`` omitted) the architecture file's
     ``problem:`` block (with Sparseloop's ``fixed-structured`` densities as N:M when ``sparse``).
@@ -99,10 +103,14 @@ def resolve_network(
                 f"--network {network!r}: no such file and not a zoo network (expected a file "
                 f"or one of {list_networks()})"
             )
-        params = {} if weight_sparsity is None else {"weight_sparsity": weight_sparsity}
-        return get_network(network, **params)
-    if weight_sparsity is not None:
-        raise SpecError("--weight-sparsity applies to zoo networks only (--network ZOO_NAME)")
+        zoo = dict(params or {})
+        if weight_sparsity is not None:
+            zoo["weight_sparsity"] = weight_sparsity
+        return get_network(network, **zoo)
+    if weight_sparsity is not None or params:
+        raise SpecError(
+            "--weight-sparsity and --param apply to zoo networks only (--network ZOO_NAME)"
+        )
     return net
 
 
@@ -232,6 +240,10 @@ def eval_command(
         float | None,
         typer.Option("--weight-sparsity", help="zoo networks: fraction of weights pruned"),
     ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="zoo network parameter KEY=VALUE, e.g. seq_len=384"),
+    ] = None,
     plan: Annotated[
         str | None,
         typer.Option("--plan", help="inline plan 'W=2:8+1:8,A=dense' or a plan YAML file"),
@@ -265,7 +277,7 @@ def eval_command(
     sparse = has_sparse_optimizations(arch) or (
         mapping != "mapper" and Path(mapping).is_file() and bool(load_stream(mapping))
     )
-    net = resolve_network(network, arch, weight_sparsity, sparse)
+    net = resolve_network(network, arch, weight_sparsity, sparse, parse_params(list(param or [])))
     if sparse:
         if plan is not None or measured:
             raise SpecError(

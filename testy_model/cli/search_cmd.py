@@ -12,28 +12,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from testy_model.cli.app import app, console, err_console, user_errors
+from testy_model.cli.app import app, console, err_console, parse_params, user_errors
 from testy_model.errors import SpecError
 from testy_model.search import MODES, OBJECTIVES, SearchReport, plot_search, search
 from testy_model.spec.arch import Architecture
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.workload import Network
-
-
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` zoo parameters, values read as YAML scalars (``seq_len=128``)."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise SpecError(f"--param {item!r}: expected KEY=VALUE, e.g. seq_len=128")
-        try:
-            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise SpecError(f"--param {item!r}: cannot read the value {value!r}") from None
-    return out
 
 
 def load_network_arg(
@@ -181,7 +165,7 @@ def search_command(
     from testy_model.spec.arch_loader import load_arch
 
     a = load_arch(arch, overrides=list(set_ or []))
-    net = load_network_arg(network, weight_sparsity, _parse_params(list(param or [])))
+    net = load_network_arg(network, weight_sparsity, parse_params(list(param or [])))
     m = _mapping_arg(mapping, a)
     with Progress(
         TextColumn("[bold]search"),
