@@ -1125,6 +1125,8 @@ def _structure_signature(ai: ArchIndex) -> tuple:
         ai.t_max,
         ai.s_fix,
         ai.s_max,
+        ai.x_ok,
+        ai.y_ok,
     )
     return (ai.names, ai.perm, *((x.shape, x.tobytes()) for x in arrays))
 

@@ -128,6 +128,9 @@ class ArchIndex:
         t_fix / s_fix: (L, D) int64 fixed temporal / spatial factor (0 = free).
         t_max / s_max: (L, D) int64 upper bound of the factor (``UNBOUNDED`` = none).
         perm: per level, the fixed temporal permutation (inner to outer) or ``()``.
+        x_ok / y_ok: (L, D) bool, dimension d may have a spatial factor above 1 along the X / Y
+            axis of level l's fan-out (False where that axis's constraints fix it to 1; all True
+            without per-axis constraints). See :func:`axis_constraints`.
     """
 
     names: tuple[str, ...]
@@ -144,6 +147,34 @@ class ArchIndex:
     s_fix: np.ndarray
     s_max: np.ndarray
     perm: tuple[tuple[str, ...], ...]
+    x_ok: np.ndarray
+    y_ok: np.ndarray
+
+
+def axis_constraints(
+    c: LevelConstraints, dims: tuple[str, ...]
+) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
+    """(whole-level spatial factor constraints, (D,) X allowed, (D,) Y allowed) of one level.
+
+    Without per-axis constraints (``spatial_factors_x``/``_y`` both None) this is
+    ``(spatial_factors, all True, all True)``. With them, a dimension fixed to 1 on one axis
+    only stays free on the other (Timeloop applies each container's constraints to its own
+    loops): it is dropped from the whole-level dict and marked not allowed on that axis. A
+    dimension fixed to 1 on both axes, and every other entry (fixed factors above 1, upper
+    bounds, entries of the level's own constraints), stay whole-level constraints.
+    """
+    D = len(dims)
+    x_ok, y_ok = np.ones(D, dtype=bool), np.ones(D, dtype=bool)
+    if c.spatial_factors_x is None and c.spatial_factors_y is None:
+        return dict(c.spatial_factors), x_ok, y_ok
+    fx, fy = c.spatial_factors_x or {}, c.spatial_factors_y or {}
+    whole = dict(c.spatial_factors)
+    for i, d in enumerate(dims):
+        one_x, one_y = fx.get(d) == 1, fy.get(d) == 1
+        if whole.get(d) == 1 and (one_x != one_y):
+            del whole[d]
+            x_ok[i], y_ok[i] = not one_x, not one_y
+    return whole, x_ok, y_ok
 
 
 def _bounds_from(
@@ -202,11 +233,16 @@ def index_arch(
     t_max = np.full_like(t_fix, UNBOUNDED)
     s_max = np.full_like(t_fix, UNBOUNDED)
     perms: list[tuple[str, ...]] = []
+    x_ok = np.ones((L, len(dims)), dtype=bool)
+    y_ok = np.ones_like(x_ok)
     for i, lvl in enumerate(arch.levels):
         c = constraints.get(lvl.name, lvl.constraints)
         where = f"levels[{lvl.name}].constraints"
         t_fix[i], t_max[i] = _bounds_from(c.temporal_factors, dims, where + ".temporal")
-        s_fix[i], s_max[i] = _bounds_from(c.spatial_factors, dims, where + ".spatial")
+        whole, x_ok[i], y_ok[i] = axis_constraints(c, dims)
+        if fan_x[i] == 0:  # mesh unknown: per-axis constraints cannot be told apart
+            whole, x_ok[i], y_ok[i] = dict(c.spatial_factors), True, True
+        s_fix[i], s_max[i] = _bounds_from(whole, dims, where + ".spatial")
         perm = tuple(d for d in c.temporal_permutation if d in dims)
         perms.append(perm)
     keep_may = np.array(
@@ -235,6 +271,8 @@ def index_arch(
         s_fix=s_fix,
         s_max=s_max,
         perm=tuple(perms),
+        x_ok=x_ok,
+        y_ok=y_ok,
     )
 
 
@@ -387,11 +425,12 @@ def _subsets(n: int) -> np.ndarray:
 
 def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
     """(B, L) bool: the spatial factors of each level can be split into an X group and a Y group
-    with ``Π_X <= fan_x`` and ``Π_Y <= fan_y`` (always true where the mesh is unknown).
+    with ``Π_X <= fan_x`` and ``Π_Y <= fan_y`` (always true where the mesh is unknown), every
+    X dim allowed along X and every Y dim along Y (``ai.x_ok`` / ``ai.y_ok``).
 
-    Fast path: when ``Π_d spatial <= max(fan_x, fan_y)`` everything fits in one group. The other
-    (candidate, level) pairs are tested in log space over every subset of the dims:
-    ``log Π_X = subset · log f``.
+    Fast path (levels without per-axis constraints): when ``Π_d spatial <= max(fan_x, fan_y)``
+    everything fits in one group. The other (candidate, level) pairs are tested in log space
+    over every subset of the dims: ``log Π_X = subset · log f``.
     """
     out = np.ones(spatial.shape[:-1], dtype=bool)
     levels = np.nonzero((ai.fan_x > 0) & (ai.fanout > 1))[0]
@@ -399,7 +438,10 @@ def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
         return out
     sp = spatial[..., levels, :]
     one_group = np.maximum(ai.fan_x[levels], ai.fan_y[levels])
+    free = np.all(ai.x_ok[levels] & ai.y_ok[levels], axis=-1)  # (l,) no per-axis constraint
     hard = np.prod(sp, axis=-1) > one_group  # (B, l)
+    if not free.all():
+        hard |= ~free
     if not hard.any():
         return out
     rows, lv = np.nonzero(hard)
@@ -412,22 +454,35 @@ def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
     eps = 1e-9
     fx = np.log(np.maximum(ai.fan_x[levels][lv], 1))[:, None] + eps
     fy = np.log(np.maximum(ai.fan_y[levels][lv], 1))[:, None] + eps
+    fit = (x <= fx) & (y <= fy)  # (n, 2^D')
+    if not free.all():
+        # a subset puts dim j in X (sub = 1) or Y (sub = 0); a used dim must be allowed there
+        used = sp[:, dims] > 1  # (n, D')
+        xo = ai.x_ok[levels][lv][:, dims]  # (n, D')
+        yo = ai.y_ok[levels][lv][:, dims]
+        fit &= (used & ~xo).astype(np.float64) @ sub.T == 0  # no used dim in X not allowed
+        fit &= (used & ~yo).astype(np.float64) @ (1 - sub).T == 0  # nor in Y
     sub_out = out[..., levels]
-    sub_out[rows, lv] = np.any((x <= fx) & (y <= fy), axis=-1)
+    sub_out[rows, lv] = np.any(fit, axis=-1)
     out[..., levels] = sub_out
     return out
 
 
 def mesh_split(ai: ArchIndex, level: int, spatial: np.ndarray) -> tuple[list[int], list[int]]:
     """(X dims, Y dims) for one level's (D,) spatial factors: the first subset (in binary order,
-    unit factors excluded) that fits the mesh, else all in X."""
+    unit factors excluded) that fits the mesh and the per-axis constraints, else all in X."""
     used = [d for d in range(spatial.size) if spatial[d] > 1]
     if ai.fan_x[level] == 0:
         return used, []
     for mask in _subsets(len(used)):
         xs = [d for d, m in zip(used, mask, strict=True) if m]
         ys = [d for d, m in zip(used, mask, strict=True) if not m]
-        if np.prod(spatial[xs]) <= ai.fan_x[level] and np.prod(spatial[ys]) <= ai.fan_y[level]:
+        allowed = all(ai.x_ok[level, xs]) and all(ai.y_ok[level, ys])
+        if (
+            allowed
+            and np.prod(spatial[xs]) <= ai.fan_x[level]
+            and np.prod(spatial[ys]) <= ai.fan_y[level]
+        ):
             return xs, ys
     return used, []
 

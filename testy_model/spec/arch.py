@@ -35,6 +35,12 @@ class LevelConstraints(_Frozen):
     ``temporal_factors``/``spatial_factors`` map a dimension to a fixed factor (``K=1``) or an
     upper bound given as a negative number (``M<=8`` is stored as ``-8``).
     Permutations are listed inner to outer, as Timeloop writes them.
+
+    ``spatial_factors_x``/``spatial_factors_y`` (optional, same encoding) are the spatial
+    constraints of the containers that fan out along the mesh's X / Y axis only (Timeloop applies
+    a container's spatial constraints to its own loops); a container fanning out along both axes
+    (or neither) counts for both. ``spatial_factors`` stays their union (the strictest reading,
+    for consumers unaware of the mesh). ``None`` = no per-axis information.
     """
 
     temporal_factors: dict[str, int] = Field(default_factory=dict)
@@ -42,6 +48,8 @@ class LevelConstraints(_Frozen):
     spatial_factors: dict[str, int] = Field(default_factory=dict)
     spatial_permutation: tuple[str, ...] = ()
     spatial_split: int | None = None
+    spatial_factors_x: dict[str, int] | None = None
+    spatial_factors_y: dict[str, int] | None = None
 
 
 class StorageLevel(_Frozen):

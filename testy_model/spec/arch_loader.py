@@ -465,6 +465,17 @@ def _container(node: Cur, st: _State, name: str, spatial: tuple[int, int]) -> No
                     "spatial_factors": {**old.spatial_factors, **sf},
                     "spatial_permutation": sp or old.spatial_permutation,
                     "spatial_split": split if split is not None else old.spatial_split,
+                    # per mesh axis (see LevelConstraints): X-only, Y-only, else both
+                    "spatial_factors_x": (
+                        {**(old.spatial_factors_x or {}), **sf}
+                        if not (my > 1 and mx == 1)
+                        else dict(old.spatial_factors_x or {})
+                    ),
+                    "spatial_factors_y": (
+                        {**(old.spatial_factors_y or {}), **sf}
+                        if not (mx > 1 and my == 1)
+                        else dict(old.spatial_factors_y or {})
+                    ),
                 }
             )
             st.levels[idx] = st.levels[idx].model_copy(update={"constraints": new})
