@@ -204,8 +204,7 @@ def pair_cost(f: CandidateFeatures, aa: ArchArrays, grid: bool) -> PairCost:
     def pa(x: np.ndarray) -> np.ndarray:  # point number -> broadcast shape
         return x[None] if grid else x
 
-    md_r = np.where(aa.md_read_energy > 0, aa.md_read_energy, aa.read_energy / aa.datawidth)
-    md_w = np.where(aa.md_write_energy > 0, aa.md_write_energy, aa.write_energy / aa.datawidth)
+    md_r, md_w = aa.md_energy_per_bit
     level_e = en.storage_energy(
         reads=fe(f.read_words),
         writes=fe(f.write_words),

@@ -58,6 +58,18 @@ class ArchArrays:
     block_words: np.ndarray | None = None
 
     @property
+    def md_energy_per_bit(self) -> tuple[np.ndarray, np.ndarray]:
+        """(read, write) metadata energy, pJ per bit, (P, L): the level's metadata energy,
+        or where that is 0 its data word energy spread over the word, ``e / datawidth``."""
+        md_r = np.where(
+            self.md_read_energy > 0, self.md_read_energy, self.read_energy / self.datawidth
+        )
+        md_w = np.where(
+            self.md_write_energy > 0, self.md_write_energy, self.write_energy / self.datawidth
+        )
+        return md_r, md_w
+
+    @property
     def points(self) -> int:
         """P, the number of design points."""
         return int(self.capacity_bits.shape[0])

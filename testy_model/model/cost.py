@@ -253,8 +253,7 @@ def evaluate_terms(
         axis=-1,
     )
     word_scale = dw / dwl  # energy per tensor word relative to a level word
-    md_r = np.where(aa.md_read_energy > 0, aa.md_read_energy, aa.read_energy / aa.datawidth)
-    md_w = np.where(aa.md_write_energy > 0, aa.md_write_energy, aa.write_energy / aa.datawidth)
+    md_r, md_w = aa.md_energy_per_bit
     # whole vectors: each tensor's reads, fills and updates per instance round up to rows
     blk = (aa.block_words if aa.block_words is not None else np.ones_like(aa.datawidth))[:, :, None]
 
