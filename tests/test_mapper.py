@@ -153,10 +153,9 @@ def test_held_bits_and_words_for_a_compressed_operand() -> None:
     assert held_words(pi, words)[0, 1, 1] == 3  # B is dense
 
 
-def test_mesh_fits_by_hand() -> None:
-    # fan-out 256 as a 16 x 16 mesh: (M=32, K=7) cannot split (32 > 16 either way);
-    # (M=16, K=7) can (X: M 16, Y: K 7); (M=4, N=4, K=4): X {M, N} = 16, Y {K} = 4.
-    arch = Architecture(
+def _mesh_16x16() -> Architecture:
+    """DRAM over 256 one-row buffers arranged 16 x 16, over 256 MACs (for the mesh tests)."""
+    return Architecture(
         levels=(
             StorageLevel(
                 name="D", kind="DRAM", width=8, datawidth=8, read_energy=1, write_energy=1
@@ -174,6 +173,12 @@ def test_mesh_fits_by_hand() -> None:
         ),
         compute=ComputeUnit(instances=256, mesh_x=16),
     )
+
+
+def test_mesh_fits_by_hand() -> None:
+    # fan-out 256 as a 16 x 16 mesh: (M=32, K=7) cannot split (32 > 16 either way);
+    # (M=16, K=7) can (X: M 16, Y: K 7); (M=4, N=4, K=4): X {M, N} = 16, Y {K} = 4.
+    arch = _mesh_16x16()
     p = gemm(32, 4, 7)
     ai = index_arch(arch, p, index_problem(p))
     sp = np.ones((3, 2, 3), dtype=np.int64)
@@ -488,24 +493,7 @@ def test_candidate_hash_matches_row_hash() -> None:
 def test_mesh_fits_fast_path() -> None:
     # 16 x 16 mesh: (2, 1, 4) has product 8 <= 16, so it fits in one group without the subset
     # search; (17, 1, 1) fits nowhere (17 > 16).
-    arch = Architecture(
-        levels=(
-            StorageLevel(
-                name="D", kind="DRAM", width=8, datawidth=8, read_energy=1, write_energy=1
-            ),
-            StorageLevel(
-                name="R",
-                depth=4,
-                width=8,
-                datawidth=8,
-                instances=256,
-                mesh_x=16,
-                read_energy=1,
-                write_energy=1,
-            ),
-        ),
-        compute=ComputeUnit(instances=256, mesh_x=16),
-    )
+    arch = _mesh_16x16()
     p = gemm(17, 4, 7)
     ai = index_arch(arch, p, index_problem(p))
     sp = np.ones((2, 2, 3), dtype=np.int64)
