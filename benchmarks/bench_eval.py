@@ -1,5 +1,5 @@
 """Benchmark: evaluate every layer of ResNet-50 (54 layers: 53 convolutions and the FC, from
-``testy_model.zoo``) with a two-term TASD weight plan on one architecture with fixed mappings,
+``testy_model.graph.zoo``) with a two-term TASD weight plan on one architecture with fixed mappings,
 and the same at 1,000 design points in one batched call.
 
 Prints the median wall time (ms) of ``evaluate(network, arch, mappings, plan)`` (the whole
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from testy_model.graph.zoo import get_network
 from testy_model.mapper import template_mapping
 from testy_model.model import arch_arrays
 from testy_model.model.evaluate import evaluate, evaluate_points
 from testy_model.spec.arch_loader import load_arch
-from testy_model.zoo import get_network
 
 ROOT = Path(__file__).resolve().parents[1]
 

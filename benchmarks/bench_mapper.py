@@ -30,10 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from testy_model import mapper  # noqa: E402
+from testy_model.graph.zoo import get_network  # noqa: E402
+from testy_model.mapper import beam as mapper  # noqa: E402
 from testy_model.spec.arch import Architecture  # noqa: E402
 from testy_model.spec.arch_loader import load_arch  # noqa: E402
-from testy_model.zoo import get_network  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

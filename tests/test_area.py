@@ -2,7 +2,7 @@
 
 import pytest
 
-from testy_model.area import area_breakdown_mm2, level_area_um2, node_scale
+from testy_model.estimators.area import area_breakdown_mm2, level_area_um2, node_scale
 from testy_model.spec.arch import Architecture, ComputeUnit, StorageLevel, TasdUnit
 
 

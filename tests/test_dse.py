@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from testy_model import dse
 from testy_model.cli import app
+from testy_model.dse import explore as dse
 from testy_model.errors import SpecError
 from testy_model.mapper import find_mapping
 from testy_model.model.evaluate import evaluate
@@ -143,9 +143,9 @@ def test_mapper_off_uses_the_representatives_search_only(tmp_path: Path) -> None
 
 
 def test_pair_cost_equals_the_model_at_every_point() -> None:
-    from testy_model import mapper
-    from testy_model.dse_batch import candidate_features, pair_cost
-    from testy_model.mapper_space import index_arch, index_problem
+    from testy_model.dse.batch import candidate_features, pair_cost
+    from testy_model.mapper import beam as mapper
+    from testy_model.mapper.space import index_arch, index_problem
     from testy_model.model.arrays import arch_arrays
     from testy_model.model.cost import evaluate_terms
     from testy_model.spec.workload import Density, Layer, gemm
@@ -237,7 +237,7 @@ def test_shared_mapper_is_no_worse_than_a_search_per_point(tmp_path: Path) -> No
 
 
 def test_search_plan_rows_equal_the_search_at_each_point(tmp_path: Path) -> None:
-    from testy_model.search import search
+    from testy_model.plan_search import search
 
     (tmp_path / "small.yaml").write_text(SMALL_NET)
     spec = dse.SweepSpec(

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from testy_model import mapper
 from testy_model.errors import MappingError
-from testy_model.mapper_io import dump_mapping
-from testy_model.mapper_space import (
+from testy_model.mapper import beam as mapper
+from testy_model.mapper.io import dump_mapping
+from testy_model.mapper.space import (
     _compositions,
     canonical_order_idx,
     canonical_orders,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from testy_model import mapper
 from testy_model.cli import app
+from testy_model.mapper import beam as mapper
 from testy_model.model.cost import evaluate_terms
 from testy_model.model.nest import nests_from_mapping
 from testy_model.spec import gemm

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from testy_model.mapper import find_mapping
-from testy_model.mapper_space import (
+from testy_model.mapper.space import (
     axis_constraints,
     index_arch,
     index_problem,

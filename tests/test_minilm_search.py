@@ -33,7 +33,7 @@ from testy_model.models.search_quality import (
     shortlist,
     totals,
 )
-from testy_model.search import LayerTable
+from testy_model.plan_search import LayerTable
 from testy_model.tasd.pattern import TasdSeries
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from testy_model.model.hierarchical import hardware_for
 from testy_model.model.nest import nests_from_mapping
 from testy_model.model.plan import LayerPlan, Plan
 from testy_model.model.terms import arrives_compliant, kept_densities, layer_terms, nm_kept
-from testy_model.search import closed_form_error, default_mapper, evaluate_candidates, search
+from testy_model.plan_search import closed_form_error, default_mapper, evaluate_candidates, search
 from testy_model.spec import Density, Layer, Network, gemm
 from testy_model.spec.arch import HierarchicalPattern
 from testy_model.spec.arch_loader import load_arch
@@ -158,7 +158,7 @@ def test_stc_study_mapping_is_valid_in_the_model() -> None:
     # words, B tile 1024 x 128 = 131,072 words, 8 b each -> 2,097,152 b (fits exactly); the
     # 2-b metadata of A's 131,072 kept values = 262,144 b sits in the separate metadata storage
     # (8192 x 64 b = 524,288 b). Counting metadata with the data (2,359,296 b) would not fit.
-    from testy_model.sparseloop_study import load_case
+    from testy_model.model.sparseloop_study import load_case
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -207,7 +207,7 @@ def test_hierarchical_candidates_and_metadata_match_the_model() -> None:
 
 
 def test_native_series_uses_hierarchical_patterns() -> None:
-    from testy_model.search import native_series
+    from testy_model.plan_search import native_series
 
     sup = _arch("highlight_tasd.yaml").sparsity.A
     # a 1:16 operand fits 1:4(2:4) (<= 1 non-empty 4-block per 16-group, <= 1 value per block):
@@ -220,7 +220,7 @@ def test_native_series_uses_hierarchical_patterns() -> None:
 
 
 def test_highlight_search_beats_dense_on_resnet50_with_fitting_terms() -> None:
-    from testy_model.zoo import get_network
+    from testy_model.graph.zoo import get_network
 
     arch = _arch("highlight_tasd.yaml")
     net = get_network("resnet50", weight_sparsity=0.8)

@@ -23,7 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from testy_model.cli import app
-from testy_model.sparseloop_study import evaluate_case, parse_reference_stats
+from testy_model.model.sparseloop_study import evaluate_case, parse_reference_stats
 
 STUDY = Path(__file__).resolve().parents[2] / "shared" / "sparseloop_stc_study"
 REF_CASES = sorted(p.parent for p in STUDY.rglob("reference_stats.txt"))
@@ -128,7 +128,7 @@ def test_eval_zoo_network_with_mapper_and_plot(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, args, env=WIDE)
     assert res.exit_code == 0, res.output
     d = json.loads(out.read_text())
-    from testy_model.zoo import get_network
+    from testy_model.graph.zoo import get_network
 
     net = get_network("llama-block")
     assert [x["name"] for x in d["layers"]] == [x.name for x in net.layers]

@@ -5,7 +5,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from testy_model.pareto import pareto, pareto_mask
+from testy_model.dse.pareto import pareto, pareto_mask
 
 
 def brute_force(a: np.ndarray) -> np.ndarray:

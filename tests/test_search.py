@@ -1,4 +1,4 @@
-"""Tests of the layer-wise plan search (:mod:`testy_model.search`), each case derived by hand.
+"""Tests of the layer-wise plan search (:mod:`testy_model.plan_search`), each case derived by hand.
 
 Common engine (``_arch``): DRAM (100 pJ/word, unbounded, unlimited bandwidth) above a Buffer
 (unbounded, 2 pJ read / 3 pJ write per word, unlimited bandwidth), one MAC (1 pJ, gated 0.1 pJ),
@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from testy_model.errors import MappingError, SpecError
+from testy_model.graph.zoo import batched_gemm
 from testy_model.model.plan import LayerPlan
-from testy_model.search import (
+from testy_model.plan_search import (
     LayerTable,
     candidate_error,
     candidates,
@@ -48,7 +49,6 @@ from testy_model.spec import (
     gemm,
 )
 from testy_model.tasd.pattern import NMPattern, TasdSeries
-from testy_model.zoo import batched_gemm
 
 
 def _arch(
@@ -452,7 +452,7 @@ def test_guard_replaces_a_plan_worse_than_a_uniform_one() -> None:
     # mixed plan [2:4, dense] (EDP (0.5+1)(0.5+1) = 2.25), the guard finds the uniform 2:4 plan
     # (EDP 1·1 = 1) within a 0.05 budget; with budget 0 only uniform dense (EDP 4) is feasible,
     # which is worse than 2.25, so the plan stays.
-    from testy_model.search import _guard, _stack, _uniform_matrix
+    from testy_model.plan_search.plan import _guard, _stack, _uniform_matrix
 
     tabs = [
         _table(n, 1, [("dense", "dense", 1, 1, 0.0), ("2:4", "dense", 0.5, 0.5, 0.01)])
@@ -512,7 +512,7 @@ def test_measured_search_agrees_with_the_model_evaluate(tmp_path: Path) -> None:
 def test_plot_has_labelled_stacked_bars() -> None:
     # two layers; the top panel stacks compute + the DRAM/Buffer bandwidth cycles + TASD unit
     # (components with any non-zero value), the bottom one the energy components, in µJ
-    from testy_model.search import plot_search
+    from testy_model.plan_search import plot_search
 
     rep = search(_net(), _arch(), budget=0.3, mappings=_all_at_buffer, max_terms=2)
     fig = plot_search(rep)

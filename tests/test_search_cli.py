@@ -159,7 +159,7 @@ def test_remap_lowers_the_plan_edp_on_a_shipped_engine() -> None:
     # a 256x64x256 GEMM with 0.2-dense weights on the 2:4 engine: the plan is chosen under the
     # mapping of the dense layer; mapped again for the chosen terms, the same plan (same series,
     # same errors) runs at a strictly lower EDP (measured: 16.1 -> 11.5 pJ·s)
-    from testy_model.search import search
+    from testy_model.plan_search import search
     from testy_model.spec import Density, Layer, Network, gemm
     from testy_model.spec.arch_loader import load_arch
 

@@ -18,7 +18,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from testy_model.search import search
+from testy_model.plan_search import search
 from testy_model.spec import (
     Architecture,
     ComputeUnit,

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from testy_model.sparseloop_study import (
+from testy_model.model.sparseloop_study import (
     evaluate_case,
     evaluate_spec,
     load_case,
@@ -209,7 +209,7 @@ def test_dense_counts_agree_with_model_core_up_to_two_conventions(case: Path) ->
     Everything else (reads, fills, updates of every kept tensor) is identical."""
     from testy_model.model import dense_counts, nests_from_mapping
     from testy_model.model.sparse import dense_level_counts
-    from testy_model.sparseloop_study import level_views, mapping_loops
+    from testy_model.model.sparseloop_study import level_views, mapping_loops
 
     c = load_case(case)
     core = dense_counts(c.problem, nests_from_mapping(c.mapping, c.arch, c.problem))

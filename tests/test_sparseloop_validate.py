@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from testy_model.errors import MappingError
-from testy_model.sparseloop_study import load_case
+from testy_model.model.sparseloop_study import load_case
 from testy_model.spec.arch_loader import load_arch
 from testy_model.spec.validate import effective_spatial, validate_mapping
 from testy_model.spec.workload import Density

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from testy_model.estimators import energy_table as et
 from testy_model.model import energy as en
-from testy_model.spec import energy_table as et
 from testy_model.spec.arch import Architecture
 from testy_model.spec.arch_loader import load_arch
 

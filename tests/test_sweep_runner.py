@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from testy_model.sweep_runner import chunked, done_point_ids, parts_dir, run_points
+from testy_model.dse.runner import chunked, done_point_ids, parts_dir, run_points
 
 
 def square_chunk(context: dict, points: list[dict]) -> list[dict]:
@@ -68,7 +68,7 @@ def test_resume_after_kill_recomputes_nothing(tmp_path: Path) -> None:
     script.write_text(
         textwrap.dedent(f"""
         import sys, time
-        from testy_model.sweep_runner import run_points
+        from testy_model.dse.runner import run_points
 
         def slow(ctx, points):
             with open({str(log)!r}, "a") as f:

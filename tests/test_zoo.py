@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from testy_model.cli import app
 from testy_model.errors import SpecError
-from testy_model.zoo import (
+from testy_model.graph.zoo import (
     batched_gemm,
     conv_out,
     describe_network,

@@ -30,11 +30,11 @@ _LAZY: dict[str, str] = {
     "evaluate": "testy_model.model.evaluate",
     "Plan": "testy_model.model.plan",
     "find_mapping": "testy_model.mapper",
-    "search": "testy_model.search",
+    "search": "testy_model.plan_search",
     "sweep": "testy_model.dse",
-    "pareto": "testy_model.pareto",
-    "get_network": "testy_model.zoo",
-    "area_mm2": "testy_model.area",
+    "pareto": "testy_model.dse",
+    "get_network": "testy_model.graph.zoo",
+    "area_mm2": "testy_model.estimators.area",
 }
 
 __all__ = [

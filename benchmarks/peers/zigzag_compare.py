@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from testy_model import mapper  # noqa: E402
+from testy_model.mapper import beam as mapper  # noqa: E402
 from testy_model.spec.arch import Architecture  # noqa: E402
 from testy_model.spec.arch_loader import load_arch  # noqa: E402
 from testy_model.spec.workload import gemm  # noqa: E402

@@ -80,7 +80,7 @@ def resolve_network(
             )
         net = _problem_file_network(arch_path)
         if sparse:
-            from testy_model.sparseloop_study import fixed_structured_to_nm
+            from testy_model.model.sparseloop_study import fixed_structured_to_nm
 
             lay = net.layers[0]
             prob = fixed_structured_to_nm(lay.problem, Path(arch_path))
@@ -89,13 +89,13 @@ def resolve_network(
         net = _load_workload(network)
         if sparse and len(net.layers) == 1:
             # a Timeloop problem file: its fixed_structured densities become N:M, as above
-            from testy_model.sparseloop_study import fixed_structured_to_nm
+            from testy_model.model.sparseloop_study import fixed_structured_to_nm
 
             lay = net.layers[0]
             prob = fixed_structured_to_nm(lay.problem, Path(network))
             net = Network(name=net.name, layers=(Layer(name=lay.name, problem=prob),))
     else:
-        from testy_model.zoo import get_network, list_networks
+        from testy_model.graph.zoo import get_network, list_networks
 
         known = {n.replace("-", "_") for n in list_networks()}
         if network.replace("-", "_").lower() not in known:
@@ -168,7 +168,7 @@ def _sparse_report(
 ):
     """Price ``net`` with the Sparseloop-compatible model (the arch file's
     ``sparse_optimizations``)."""
-    from testy_model.sparseloop_study import evaluate_design, load_case_files
+    from testy_model.model.sparseloop_study import evaluate_design, load_case_files
     from testy_model.spec.arch_loader import load_arch
 
     maps: dict[str, Mapping] | None = None
@@ -269,7 +269,7 @@ def eval_command(
     ] = None,
 ) -> None:
     """Evaluate latency, traffic and energy per layer and in total."""
-    from testy_model.sparseloop_study import has_sparse_optimizations, load_stream
+    from testy_model.model.sparseloop_study import has_sparse_optimizations, load_stream
 
     overrides = list(set_ or [])
     if not Path(arch).is_file():

@@ -71,7 +71,7 @@ def map_command(
 ) -> None:
     """Search a mapping for one GEMM and print its cost."""
     from testy_model.mapper import find_mapping
-    from testy_model.mapper_io import dump_mapping
+    from testy_model.mapper.io import dump_mapping
     from testy_model.spec.arch_loader import load_arch
 
     if objective not in ("edp", "energy", "latency"):

@@ -11,8 +11,8 @@ from rich.table import Table
 
 from testy_model.cli.app import console, show_app, user_errors
 from testy_model.errors import SpecError
+from testy_model.graph.zoo import ZooNetwork, describe_network, list_networks, network_params
 from testy_model.spec.workload import Layer, Network
-from testy_model.zoo import ZooNetwork, describe_network, list_networks, network_params
 
 
 def layer_shape(layer: Layer) -> str:

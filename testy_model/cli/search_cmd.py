@@ -14,7 +14,7 @@ from rich.table import Table
 
 from testy_model.cli.app import app, console, err_console, parse_params, user_errors
 from testy_model.errors import SpecError
-from testy_model.search import MODES, OBJECTIVES, SearchReport, plot_search, search
+from testy_model.plan_search import MODES, OBJECTIVES, SearchReport, plot_search, search
 from testy_model.spec.arch import Architecture
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.workload import Network
@@ -39,7 +39,7 @@ def load_network_arg(
         from testy_model.spec.loaders import load_network
 
         return load_network(path)
-    from testy_model.zoo import get_network, network_params
+    from testy_model.graph.zoo import get_network, network_params
 
     accepted = network_params(name)
     unknown = sorted(k for k in params if k not in accepted)

@@ -38,7 +38,7 @@ def study_command(
 ) -> None:
     """Evaluate a Sparseloop case (actual/gated/skipped per level, cycles, energy)."""
     from testy_model.errors import SpecError
-    from testy_model.sparseloop_study import evaluate_loaded, load_case, parse_reference_stats
+    from testy_model.model.sparseloop_study import evaluate_loaded, load_case, parse_reference_stats
     from testy_model.spec.accelergy import apply_art, apply_ert, load_art, load_ert
 
     d = Path(case_dir)

@@ -111,8 +111,8 @@ def pareto_command(
     top: int = typer.Option(20, help="rows shown in the table"),
 ) -> None:
     """The non-dominated rows (every objective minimised) of a sweep's results."""
-    from testy_model.pareto import pareto
-    from testy_model.sweep_runner import read_table
+    from testy_model.dse.pareto import pareto
+    from testy_model.dse.runner import read_table
 
     if not results.is_file():
         raise SpecError(f"no result table {results}", file=str(results))

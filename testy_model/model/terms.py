@@ -131,7 +131,7 @@ def kept_densities(
     axis: int | None = None,
 ) -> KeptDensities:
     """Kept density of each term of one operand decomposed with ``series``: the one rule the
-    model (:func:`operand_terms`) and the search (``testy_model.search``) share.
+    model (:func:`operand_terms`) and the search (``testy_model.plan_search``) share.
 
     Sources, first that applies: a real ``array`` (greedy decomposition along ``axis``, default
     :func:`reduction_axis`; kept_i = kept non-zeros of term i / values); an ``nm`` density

@@ -3,7 +3,7 @@
 Find the per-layer plan (weight series, activation series) of least network EDP on an engine
 such that the sentence embeddings keep a mean cosine similarity ``>= target`` (0.99, the
 method's 99%-of-quality goal) to the reference model's, using *measured* per-layer quality
-losses instead of the closed-form error proxy of :mod:`testy_model.search`.
+losses instead of the closed-form error proxy of :mod:`testy_model.plan_search`.
 
 Pipeline (:func:`quality_search`):
 
@@ -60,7 +60,7 @@ from testy_model.tasd.pattern import NMPattern, TasdSeries
 
 if TYPE_CHECKING:
     from testy_model.models.minilm import MiniLM
-    from testy_model.search import LayerTable
+    from testy_model.plan_search import LayerTable
 
 DENSE = TasdSeries(())
 LOSS_EVERY = 4
@@ -74,7 +74,7 @@ Log = Callable[[str], None]
 
 def _search_mod() -> Any:
     # the package re-exports the function ``search`` under the module's name: import the module
-    return importlib.import_module("testy_model.search")
+    return importlib.import_module("testy_model.plan_search.plan")
 
 
 # -- quality classes ---------------------------------------------------------------------------
@@ -651,7 +651,7 @@ def plan_cosine(
 def proxy_plan(
     network: Network, arch: Architecture, budget: float, mode: str = "global", max_terms: int = 2
 ) -> Any:
-    """The plan of ``testy_model.search.search`` under its closed-form error budget (the
+    """The plan of ``testy_model.plan_search.search`` under its closed-form error budget (the
     proxy this module replaces), as its ``SearchReport``."""
     return _search_mod().search(network, arch, budget=budget, mode=mode, max_terms=max_terms)
 

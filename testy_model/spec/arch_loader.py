@@ -21,7 +21,7 @@ Conversions (units as in :mod:`testy_model.spec.arch`):
   sees exactly the hierarchy of the parallel buffers.
 - Bandwidths: Timeloop gives words/cycle; we store bits/cycle = words/cycle x datawidth.
 - Energies (pJ per word): our ``read_energy``/``write_energy`` attributes when given (a missing
-  write energy equals the read energy), else :mod:`testy_model.spec.energy_table`, by the
+  write energy equals the read energy), else :mod:`testy_model.estimators.energy_table`, by the
   estimator class of ``class``/``subclass`` (``energy_table.estimator_class``) at the node of
   ``technology``: DRAM by type per bit x datawidth; registers per bit (write 0); Accelergy
   ``smartbuffer_RF`` depth-linear, other SRAM depth^0.78, from the nearest table entry; a
@@ -42,7 +42,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from testy_model.errors import SpecError
-from testy_model.spec import energy_table as et
+from testy_model.estimators import energy_table as et
 from testy_model.spec.arch import (
     Architecture,
     ComputeUnit,

@@ -26,27 +26,28 @@ Every point is one (architecture overrides, network, weight sparsity) triple wit
 row per point: the inputs, cycles, seconds, energy (pJ) by component, EDP (pJ·s) and area (mm²).
 
 Evaluation of a chunk of points (:func:`evaluate_chunk`, the picklable function the
-:mod:`~testy_model.sweep_runner` backends call):
+:mod:`~testy_model.dse.runner` backends call):
 
 1. each point's architecture is the base spec with the point's dotted overrides (the base file is
    read once per worker); points are grouped by *structure* (:func:`structure_key`: everything
    but capacities, bandwidths, energies, leakage, clock and TASD-unit rates);
 2. per (structure, distinct layer shape and operand formats) the candidate mappings are generated
-   once per worker and priced once as :class:`~testy_model.dse_batch.CandidateFeatures`:
+   once per worker and priced once as :class:`~testy_model.dse.batch.CandidateFeatures`:
    the mapper's shared candidates (:func:`testy_model.mapper.candidate_nests`, capacities
    ignored, at most :data:`SHARED_LIMIT`), plus the mapper's own (lighter, :data:`SEED_SEARCH`)
    search result at the first point of each distinct capacity set (:func:`capacity_key`; up to
    ``seed_limit`` sets, else at the structure's smallest and largest capacities,
    :func:`representatives`). Every point then picks, among the candidates of its structure and
    capacity set that fit it, the one with the least objective under its own numbers, all points
-   in one batched pass (:func:`~testy_model.dse_batch.best_candidates`): no per-point search.
+   in one batched pass (:func:`~testy_model.dse.batch.best_candidates`): no per-point search.
    Candidate sets depend only on the point and the whole sweep, never on the chunking;
 3. network totals: layers run one after another, so ``cycles = Σ_layers cycles``,
    ``seconds = cycles / (clock_GHz·10⁹)``, ``energy_pj = Σ_layers energy`` (and per component),
-   ``edp_pj_s = energy_pj · seconds``; ``area_mm2`` from :func:`testy_model.area.area_mm2`.
+   ``edp_pj_s = energy_pj · seconds``; ``area_mm2`` from
+   :func:`testy_model.estimators.area.area_mm2`.
    A point where some layer has no fitting mapping gets ``valid = False`` and NaN costs.
-4. ``plan: search`` runs :func:`testy_model.search.search` per point with the mappings chosen in
-   step 2 for the dense layers (slower: one plan search per point).
+4. ``plan: search`` runs :func:`testy_model.plan_search.search` per point with the mappings
+   chosen in step 2 for the dense layers (slower: one plan search per point).
 
 The result does not depend on the backend or on how points are chunked (tested).
 """
@@ -66,8 +67,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from testy_model.area import area_mm2
-from testy_model.dse_batch import (
+from testy_model.dse.batch import (
     CandidateFeatures,
     best_candidates,
     candidate_features,
@@ -75,20 +75,21 @@ from testy_model.dse_batch import (
     concat_features,
     points_of,
 )
+from testy_model.dse.pareto import pareto, pareto_mask
+from testy_model.dse.runner import run_points
 from testy_model.errors import MappingError, SpecError
+from testy_model.estimators.area import area_mm2
+from testy_model.graph.zoo import get_network
 from testy_model.model.arrays import arch_arrays
 from testy_model.model.cost import OperandTerm
 from testy_model.model.nest import LoopNests, mapping_from_nests, nests_from_mapping, stack_nests
 from testy_model.model.plan import LayerPlan, Plan
 from testy_model.model.terms import TermFormat, layer_terms
-from testy_model.pareto import pareto, pareto_mask
 from testy_model.spec.arch import Architecture
 from testy_model.spec.arch_loader import apply_arch_overrides, load_arch
 from testy_model.spec.loaders import load_network
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.workload import Density, Layer, Network, Problem
-from testy_model.sweep_runner import run_points
-from testy_model.zoo import get_network
 
 __all__ = [
     "RandomSpace",
@@ -569,7 +570,7 @@ def _shared_candidates(skey: str, problem: Problem, arch: Architecture) -> LoopN
     key = (skey, shape_key(problem))
     if key not in _CANDS:
         from testy_model.mapper import candidate_nests, to_nests
-        from testy_model.mapper_space import index_arch, index_problem
+        from testy_model.mapper.space import index_arch, index_problem
 
         cand = candidate_nests(problem, arch, densities={}, limit=SHARED_LIMIT)
         pi = index_problem(problem, {}, {})
@@ -756,7 +757,7 @@ def _search_totals(
     ctx: SweepContext, net: Network, archs: Sequence[Architecture], maps: list[dict[str, Mapping]]
 ) -> _Totals:
     """Per point: the TASD plan search under the chosen dense mappings; the plan's totals."""
-    from testy_model.search import search
+    from testy_model.plan_search import search
 
     p = len(archs)
     nan = np.full(p, np.nan)

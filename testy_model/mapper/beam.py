@@ -2,7 +2,7 @@
 
 Pipeline (:func:`find_mapping`):
 
-1. flatten the problem and architecture to arrays (:mod:`testy_model.mapper_space`) and raise a
+1. flatten the problem and architecture to arrays (:mod:`testy_model.mapper.space`) and raise a
    :class:`MappingError` when not even one word of each kept tensor fits a level;
 2. if the space (factorisations × reuse-distinct loop orders) is at most ``exhaustive_limit``,
    enumerate it, prune by fan-out/constraints/capacity, and cost every survivor;
@@ -20,7 +20,7 @@ Pipeline (:func:`find_mapping`):
    what is found (the same mappings as without it on ResNet-50's distinct layers and five BERT
    GEMMs on every shipped engine): candidates are identified by their canonical form (loop
    orders that agree on each level's non-unit loops cost the same:
-   :func:`~testy_model.mapper_space.order_classes`), so an equivalent of a candidate already
+   :func:`~testy_model.mapper.space.order_classes`), so an equivalent of a candidate already
    seen is neither checked nor costed; and a beam member is expanded once (again only when it
    first leads the beam, for the repair moves), since its valid neighbours are all seen after;
 4. the winner (lowest objective; ties broken by EDP, then energy, then generation order, so the
@@ -47,7 +47,7 @@ from typing import Any, Literal
 import numpy as np
 
 from testy_model.errors import MappingError
-from testy_model.mapper_space import (
+from testy_model.mapper.space import (
     ArchIndex,
     ProblemIndex,
     allowed_orders,
@@ -1188,7 +1188,7 @@ def best_per_point(
     2. the candidates' loop nests (and the model's dense traffic) are computed once;
     3. every (point, valid candidate) pair is priced, ``max_pairs`` pairs per numpy pass:
        ``pricing="features"`` prices the candidates' point-independent traffic features against
-       the points' numbers (:func:`testy_model.dse_batch.pair_cost`: the model's energy and
+       the points' numbers (:func:`testy_model.dse.batch.pair_cost`: the model's energy and
        latency formulas on (candidate, point) grids); ``pricing="model"`` calls the model's
        ``evaluate_terms`` on (pair) rows with each point's ``ArchArrays`` numbers (slower; the
        reference the fast path is tested against);
@@ -1325,7 +1325,7 @@ def _price_features(
 ) -> np.ndarray:
     """Best pool index per point of ``pts`` among ``cols`` (see :func:`best_per_point`, step 3,
     ``features``); -1 where none is valid."""
-    from testy_model import dse_batch as db
+    from testy_model.dse import batch as db
 
     feats = db.candidate_features(
         problem, _take_points(aa, pts[:1]), nests.select(cols), ctx0.terms

@@ -1,0 +1,1 @@
+"""Per-action energy (``energy_table``) and area (``area``) estimators."""
