@@ -65,11 +65,15 @@ def test_tasd_plan_expands_terms_accumulation_and_tasd_unit() -> None:
     e = g.edges["fc2/weights", "fc2/W1A2"]
     # weight term 1 is 2:8 on a dense weight: kept density 2/8 = 0.25, 3 metadata bits.
     assert e["tensor"] == "A" and e["shape"] == (32, 64) and e["word_bits"] == 8
-    assert e["density"] == pytest.approx(0.25) and e["format"] == "2:8+3b"
+    # it runs on the 2:4 hardware in fixed slots: half the values stored, 2 bits per slot
+    assert e["density"] == pytest.approx(0.5) and e["format"] == "2:8+2b"
     # activation term 1 (2:8) of a Bernoulli(0.5) tensor keeps E[min(X,2)]/8, X~Bin(8, 0.5):
-    # P(0)=1/256, P(1)=8/256, P(>=2)=247/256 -> (8 + 2·247)/256/8 = 502/2048 = 0.2451.
+    # P(0)=1/256, P(1)=8/256, P(>=2)=247/256 -> (8 + 2·247)/256/8 = 502/2048 = 0.2451, in
+    # 2:8 slots (a quarter of the values stored); effective MACs = MACs · 2/8 · 502/2048.
     a = g.edges["fc2/tasd", "fc2/W1A1"]
-    assert a["density"] == pytest.approx(502 / 2048)
+    assert a["density"] == pytest.approx(0.25) and a["format"] == "2:8+3b"
+    node = g.nodes["fc2/W1A1"]
+    assert node["effective_macs"] == pytest.approx(32 * 16 * 64 * 0.25 * 502 / 2048)
     # Work of W1·A1: 2:8 fits 2:4 on A (1/2) and 2:8 on B (1/4) -> 1/8 of the dense work.
     assert g.nodes["fc2/W1A1"]["work"] == pytest.approx(0.125)
     assert g.edges["fc2/W2A1", "fc2/acc"]["tensor"] == "Z"

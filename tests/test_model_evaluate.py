@@ -189,10 +189,13 @@ def test_measured_without_tensor_falls_back_to_closed_form_per_layer() -> None:
     assert [x.density_source for x in mea.layers] == ["measured", "expected"]
     assert [x.density_source for x in exp.layers] == ["expected", "expected"]
     assert mea.layers[1].energy_pj == exp.layers[1].energy_pj
-    # fc: DRAM reads of A scale with the kept density (0.5 measured vs 0.27705 expected)
+    # fc: the fixed 2:4 slots move half of A whatever they hold; the effective MACs scale with
+    # the kept density (0.5 measured vs 0.27705 expected)
     a_mea = mea.layers[0].accesses["DRAM"]["A"]["reads"]
     a_exp = exp.layers[0].accesses["DRAM"]["A"]["reads"]
-    assert a_mea / a_exp == pytest.approx(0.5 / 0.27705, rel=1e-3)
+    assert a_mea == a_exp == 8 * 16 / 2
+    eff = mea.layers[0].effective_macs / exp.layers[0].effective_macs
+    assert eff == pytest.approx(0.5 / 0.27705, rel=1e-3)
     assert mea.to_dict()["layers"][1]["density_source"] == "expected"
 
 
@@ -217,15 +220,19 @@ def test_report_outputs(tmp_path) -> None:
 
 def test_structured_operand_keeps_exact_block_counts() -> None:
     # A is exactly 2:4 (Density kind nm). Plan W=1:4+1:4: each 4-block holds exactly 2
-    # non-zeros, term 1 keeps 1, term 2 keeps the other: 1/4 + 1/4 of A's 128 values -> DRAM A
-    # reads 32 + 32 = 64 values, metadata 64·2 bits = 128 bits = 16 words (flat mapping).
+    # non-zeros, term 1 keeps 1, term 2 keeps the other: 1/4 + 1/4 of A's 128 values are kept
+    # (effective MACs 8·8·16/2 = 512). Each 1:4 term runs on the 2:4 hardware in fixed slots:
+    # 2 slots of every 4 values -> DRAM A reads 64 + 64 = 128 values, metadata 128·2 bits =
+    # 256 bits = 32 words (flat mapping).
     prob = gemm(8, 8, 16, name="fc", densities={"A": Density(kind="nm", pattern="2:4")})
     r = evaluate(prob, ARCH, _flat_mapping(8, 8, 16), plan="W=1:4+1:4")
     acc = r.layers[0].accesses["DRAM"]["A"]
-    assert acc["reads"] == 64 and acc["metadata_reads"] == 16
-    # W=1:4 alone keeps exactly half of the non-zeros: 32 values.
+    assert acc["reads"] == 128 and acc["metadata_reads"] == 32
+    assert r.layers[0].effective_macs == 512
+    # W=1:4 alone keeps exactly half of the non-zeros (256 effective MACs) in 64 slots.
     r1 = evaluate(prob, ARCH, _flat_mapping(8, 8, 16), plan="W=1:4")
-    assert r1.layers[0].accesses["DRAM"]["A"]["reads"] == 32
+    assert r1.layers[0].accesses["DRAM"]["A"]["reads"] == 64
+    assert r1.layers[0].effective_macs == 256
 
 
 def test_dense_baseline_uses_its_own_mappings_when_given() -> None:

@@ -106,9 +106,9 @@ def test_hardware_choice_and_work() -> None:
 )
 def test_golden_on_highlight(plan: str, work: float, density: float, bits: float) -> None:
     # GEMM 64x64x64 (262,144 MACs), one MAC, every loop at DRAM: dense compute cycles
-    # T_all = 64^3 = 262,144. The weight term runs at `work` of it; DRAM moves A at the term's
-    # density (DRAM A reads = dense reads x density) plus `bits` metadata bits per kept value,
-    # i.e. metadata words = A reads x bits / 8-bit words.
+    # T_all = 64^3 = 262,144. The weight term runs at `work` of it; DRAM moves A's fixed slots
+    # (DRAM A reads = dense reads x work) plus `bits` metadata bits per slot, i.e. metadata
+    # words = A reads x bits / 8-bit words.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         arch = load_arch(ROOT / "arch_specs" / "highlight.yaml")
@@ -128,6 +128,9 @@ def test_golden_on_highlight(plan: str, work: float, density: float, bits: float
     assert dl.compute_cycles == 262_144
     assert lay.compute_cycles == 262_144 * work
     a, da = lay.accesses["DRAM"]["A"], dl.accesses["DRAM"]["A"]
-    assert a["reads"] == pytest.approx(da["reads"] * density)
+    # fixed slots: the term stores and moves its hardware pattern's slots (density = work),
+    # `bits` per slot; only `density` of the values are non-zero (effective MACs)
+    assert a["reads"] == pytest.approx(da["reads"] * work)
     assert a["metadata_reads"] == pytest.approx(a["reads"] * bits / 8)
+    assert lay.effective_macs == pytest.approx(262_144 * density)
     assert da["metadata_reads"] == 0

@@ -11,7 +11,8 @@ Node attributes (all nodes): ``kind`` (``"input"``, ``"weights"``, ``"tasd_unit"
 ``"term_gemm"``, ``"accumulate"``), ``layer`` (layer name, ``None`` for the network input),
 ``order`` (layer index, for drawing and topological order).
 - ``term_gemm``: ``weight_term``/``activation_term`` (``"2:8"`` or ``"dense"``),
-  ``weight_density``/``activation_density`` (kept fraction of all values), ``work`` (fraction of
+  ``weight_density``/``activation_density`` (stored fraction of all values: the slots of a
+  fixed-slot term), ``work`` (fraction of
   the dense MAC work the engine issues for this pair, Π of the operands' p/q ratios), ``macs``
   (dense MACs of the layer), ``effective_macs`` (``macs`` × both kept densities).
 - ``tasd_unit``: ``series`` (the activation series), ``values`` (activation values examined).
@@ -116,7 +117,7 @@ def build_graph(
                     activation_density=at.density,
                     work=wt.work * at.work,
                     macs=prob.macs,
-                    effective_macs=prob.macs * wt.density * at.density,
+                    effective_macs=prob.macs * wt.kept * at.kept,
                 )
                 edge(wnode, node, wname, wt.density, _fmt(wt))
                 edge(src, node, aname, at.density, _fmt(at))

@@ -53,12 +53,17 @@ class OperandTerm:
         metadata_bits: metadata bits per kept value (0 for dense).
         pattern: the term's N:M pattern (decides the hardware work ratio), or None.
         work: explicit hardware work ratio (overrides the one derived from ``pattern``).
+        nonzero: fraction of the dense tensor's values that are non-zero in this term's slots
+            (effective MACs); ``None`` = ``density``. A fixed-slot N:M term stores and moves
+            ``density`` = p/q of the values (its slots) but only ``nonzero`` of them are
+            non-zero; the issued slots that hold zeros are gated MACs.
     """
 
     density: ArrayLike = 1.0
     metadata_bits: ArrayLike = 0.0
     pattern: NMPattern | None = None
     work: ArrayLike | None = None
+    nonzero: ArrayLike | None = None
 
 
 def nm_term(
@@ -226,7 +231,7 @@ def evaluate_terms(
             for x in ts
         )
         work = work * r
-        eff = eff * scale[-1]
+        eff = eff * sum(_arr(x.density if x.nonzero is None else x.nonzero) for x in ts)
     scale_a = np.stack(np.broadcast_arrays(*scale), axis=-1)  # (B?, T)
     mdb_a = np.stack(np.broadcast_arrays(*mdb), axis=-1)
     if scale_a.ndim == 1:

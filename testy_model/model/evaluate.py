@@ -87,7 +87,8 @@ def _stack_terms(rows: list[list[TermFormat]]) -> list[OperandTerm]:
         dens = np.array([r[i].density if i < len(r) else 0.0 for r in rows])
         bits = np.array([r[i].metadata_bits if i < len(r) else 0.0 for r in rows])
         work = np.array([r[i].work if i < len(r) else 0.0 for r in rows])
-        out.append(OperandTerm(density=dens, metadata_bits=bits, work=work))
+        nz = np.array([r[i].kept if i < len(r) else 0.0 for r in rows])
+        out.append(OperandTerm(density=dens, metadata_bits=bits, work=work, nonzero=nz))
     return out
 
 
@@ -311,8 +312,11 @@ def evaluate_points(
         terms = {
             t: [
                 OperandTerm(
-                    density=x.density[rows], metadata_bits=x.metadata_bits[rows], work=x.work[rows]
-                )  # type: ignore[index]
+                    density=x.density[rows],  # type: ignore[index]
+                    metadata_bits=x.metadata_bits[rows],  # type: ignore[index]
+                    work=x.work[rows],  # type: ignore[index]
+                    nonzero=x.nonzero[rows],  # type: ignore[index]
+                )
                 for x in _stack_terms([fmts[i][t] for i in idx])
             ]
             for t in fmts[idx[0]]

@@ -25,10 +25,14 @@ import numpy as np
 
 from testy_model.errors import SpecError
 from testy_model.model.cost import OperandTerm
-from testy_model.model.hierarchical import term_metadata_bits
+from testy_model.model.hierarchical import (
+    hardware_for,
+    hierarchical_metadata_bits,
+    term_metadata_bits,
+)
 from testy_model.model.latency import work_ratio
 from testy_model.model.plan import LayerPlan
-from testy_model.spec.arch import Architecture, OperandSparsity
+from testy_model.spec.arch import Architecture, HierarchicalPattern, OperandSparsity
 from testy_model.spec.workload import Density, Layer, Problem
 from testy_model.tasd.pattern import NMPattern, TasdSeries
 
@@ -38,22 +42,31 @@ DensitySource = Literal["expected", "measured"]
 
 @dataclass(frozen=True)
 class TermFormat:
-    """One term of one operand: pattern (None = dense), kept density (fraction of all values),
-    metadata bits per kept value, hardware work ratio (fraction of dense MAC work)."""
+    """One term of one operand as the engine stores it: pattern (None = dense), stored density
+    (fraction of all values the term stores and moves: its slots for a fixed-slot format, its
+    kept non-zeros otherwise), metadata bits per stored value, hardware work ratio (fraction of
+    dense MAC work) and ``nonzero``, the fraction of all values that are non-zero in the term
+    (effective MACs; ``None`` = ``density``)."""
 
     pattern: NMPattern | None
     density: float
     metadata_bits: float
     work: float
+    nonzero: float | None = None
 
     @property
     def label(self) -> str:
         """``"2:8"`` or ``"dense"``."""
         return str(self.pattern) if self.pattern is not None else "dense"
 
+    @property
+    def kept(self) -> float:
+        """Non-zero fraction of all values the term keeps (``nonzero``, else ``density``)."""
+        return self.density if self.nonzero is None else self.nonzero
+
     def operand_term(self) -> OperandTerm:
         """The same term as the cost core's :class:`~testy_model.model.cost.OperandTerm`."""
-        return OperandTerm(self.density, self.metadata_bits, self.pattern, self.work)
+        return OperandTerm(self.density, self.metadata_bits, self.pattern, self.work, self.nonzero)
 
 
 def _support_bits(pattern: NMPattern, support: OperandSparsity) -> float:
@@ -61,6 +74,53 @@ def _support_bits(pattern: NMPattern, support: OperandSparsity) -> float:
     ``metadata_bits``, else the hierarchical pattern's bits when the term runs on one, else
     ceil(log2 M)."""
     return term_metadata_bits(pattern, support)
+
+
+def slot_bits(hw: NMPattern | HierarchicalPattern, support: OperandSparsity) -> float:
+    """Metadata bits per fixed slot of hardware pattern ``hw``: the spec's ``metadata_bits``,
+    else ``ceil(log2 q)`` for a flat ``p:q`` (2:4 -> 2 bits: NVIDIA's 2-bit index per kept
+    value), else the hierarchical pattern's ``ceil(log2 Mc)/Nf + ceil(log2 Mf)``. Bits."""
+    if support.metadata_bits is not None:
+        return float(support.metadata_bits)
+    if isinstance(hw, HierarchicalPattern):
+        return hierarchical_metadata_bits(hw)
+    return float(hw.metadata_bits)
+
+
+def term_format(pattern: NMPattern, kept: float, support: OperandSparsity) -> TermFormat:
+    """How the engine stores, moves and multiplies one N:M term of kept density ``kept``
+    (fraction of all values, dimensionless), by the operand's ``support.format``.
+
+    Let ``hw`` be the hardware pattern the term runs on (``model.hierarchical.hardware_for``)
+    and ``s = density(hw)`` (``p/q``, or ``(Nc/Mc)(Nf/Mf)`` hierarchical).
+
+    - ``fixed`` slots, ``hw`` found: stored density ``s`` (p of every q values, whatever they
+      hold), metadata :func:`slot_bits` per slot (so ``s·b`` bits per dense value), work
+      ``latency.work_ratio`` (``s``), non-zero ``kept`` when the engine gates zero slots
+      (``zero_slots: gate``: the issued slots holding zeros are gated MACs), else ``s`` (every
+      slot a full MAC).
+    - ``fixed``, no containing pattern: the term runs dense: stored density 1, no metadata,
+      work 1 (``work_ratio``), non-zero ``kept`` (or 1 without gating).
+    - ``coordinate``: stored density ``kept``, ``term_metadata_bits`` per kept value, work
+      ``work_ratio``.
+    - ``bitmask``: stored density ``kept``, one bit per value of the tensor, i.e. ``1/kept``
+      bits per kept value (0 when nothing is kept), work ``work_ratio``.
+
+    Hand check: a ``1:8`` term of 5 % density on a ``2:4`` engine (fixed) runs on 2:4 and
+    moves 50 % of the words plus 2 bits per kept slot (1 bit per dense value), work 0.5,
+    non-zero 0.05.
+    """
+    work = float(work_ratio(pattern, kept, support))
+    if support.format == "fixed" and not support.unstructured:
+        gate = support.zero_slots == "gate"
+        hw = hardware_for(pattern, support)
+        if hw is None:
+            return TermFormat(pattern, 1.0, 0.0, work, kept if gate else 1.0)
+        s = float(hw.density)
+        return TermFormat(pattern, s, slot_bits(hw, support), work, kept if gate else s)
+    if support.format == "bitmask":
+        return TermFormat(pattern, kept, 1.0 / kept if kept > 0 else 0.0, work)
+    return TermFormat(pattern, kept, _support_bits(pattern, support), work)
 
 
 @lru_cache(maxsize=4096)
@@ -188,15 +248,11 @@ def arrives_compliant(
 def term_formats(
     series: TasdSeries, kept: tuple[float, ...], support: OperandSparsity
 ) -> list[TermFormat]:
-    """Term formats from kept densities: metadata bits (``term_metadata_bits``) and hardware
-    work ratio (``latency.work_ratio``) per term; a dense series is density 1, no metadata,
-    work 1."""
+    """Term formats from kept densities (:func:`term_format`, by the support's storage format);
+    a dense series is density 1, no metadata, work 1."""
     if series.is_dense:
         return [TermFormat(None, 1.0, 0.0, 1.0)]
-    return [
-        TermFormat(p, k, _support_bits(p, support), work_ratio(p, k, support))
-        for p, k in zip(series.terms, kept, strict=True)
-    ]
+    return [term_format(p, float(k), support) for p, k in zip(series.terms, kept, strict=True)]
 
 
 def operand_terms(

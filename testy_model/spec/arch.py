@@ -185,8 +185,14 @@ class OperandSparsity(_Frozen):
         metadata_level: name of the level whose metadata storage holds it (``None`` = alongside
             data).
         action: ``"skip"`` (ineffectual work costs no cycles nor energy) or ``"gate"`` (costs
-            cycles,
-            gated energy).
+            cycles, gated energy).
+        format: how a structured term is stored and moved (``model.terms.term_formats``):
+            ``"fixed"`` N:M slots (a term run on hardware pattern p:q stores, moves and
+            multiplies p of every q values plus metadata per slot, whatever they hold: NVIDIA's
+            compressed 2:4 format), or ``"coordinate"`` / ``"bitmask"`` (actual occupancy, as
+            Sparseloop's CP / B formats: coordinate metadata per kept value, one bit per value).
+        zero_slots: what a fixed slot holding a zero costs at the MAC: ``"gate"`` (the engine
+            gates it: a gated MAC) or ``"compute"`` (a full MAC).
     """
 
     patterns: tuple[NMPattern, ...] = ()
@@ -195,6 +201,8 @@ class OperandSparsity(_Frozen):
     metadata_bits: int | None = Field(default=None, ge=0)
     metadata_level: str | None = None
     action: Literal["skip", "gate"] = "skip"
+    format: Literal["fixed", "coordinate", "bitmask"] = "fixed"
+    zero_slots: Literal["gate", "compute"] = "gate"
 
     @field_validator("patterns", mode="before")
     @classmethod
