@@ -128,18 +128,17 @@ def mapper_mappings(
 
     from testy_model.mapper import find_mapping
     from testy_model.model.plan import Plan
-    from testy_model.model.terms import layer_terms
+    from testy_model.plan_search.pricing import plan_mapping
 
     pl = Plan.coerce(plan)
     out: dict[str, Mapping] = {}
     with Progress(console=console, transient=True) as prog:
         task = prog.add_task("mapping layers", total=len(net.layers))
         for layer in net.layers:
-            dens = None
-            if not sparse:
-                fmts, _ = layer_terms(layer, pl.for_layer(layer.name), arch)
-                dens = {t: [x.operand_term() for x in ts] for t, ts in fmts.items()}
-            out[layer.name] = find_mapping(layer.problem, arch, densities=dens).mapping
+            if sparse:
+                out[layer.name] = find_mapping(layer.problem, arch).mapping
+            else:  # the mapping the search prices the layer's plan on (one rule, shared)
+                out[layer.name] = plan_mapping(layer, arch, pl.for_layer(layer.name))
             prog.advance(task)
     return out
 

@@ -65,15 +65,17 @@ def layer_table(report: SearchReport) -> Table:
         title=f"{report.network} on {report.arch}: {report.mode} budget {report.budget:g}, "
         f"objective {report.objective}"
     )
-    for col in ("layer", "MACs", "weights", "activations", "error", "cycles", "energy (µJ)",
-                "speed-up", "energy ratio"):  # fmt: skip
-        t.add_column(col, justify="left" if col in ("layer", "weights", "activations") else "right")
+    for col in ("layer", "MACs", "weights", "activations", "A slot", "error", "cycles",
+                "energy (µJ)", "speed-up", "energy ratio"):  # fmt: skip
+        left = col in ("layer", "weights", "activations", "A slot")
+        t.add_column(col, justify="left" if left else "right")
     for r in report.rows():
         t.add_row(
             r["layer"],
             f"{r['macs'] / 1e6:,.1f} M",
             r["weights"],
             r["activations"],
+            "act" if r["orientation"] == "activation" else "W",
             f"{r['error']:.4f}",
             f"{r['cycles']:,.0f}",
             f"{r['energy_pj'] / 1e6:,.2f}",
@@ -94,6 +96,7 @@ def totals_table(report: SearchReport) -> Table:
     for label, which in (
         ("dense", "dense"),
         ("structured, no TASD", "native"),
+        ("TASD, weights only (no unit)", "no_unit"),
         ("TASD plan", "plan"),
     ):
         x = report.totals(which)
@@ -135,13 +138,6 @@ def search_command(
         "mapper", "--mapping", help="A mapping YAML used for every layer, or 'mapper'."
     ),
     max_terms: int = typer.Option(3, "--max-terms", help="Longest series considered (1..4)."),
-    remap: bool = typer.Option(
-        True,
-        "--remap/--no-remap",
-        help="After choosing, map each decomposed layer again for its chosen terms (as `eval` "
-        "does), keeping the new mapping where it lowers the objective; --no-remap prices the "
-        "plan on the dense layer's mapping (faster).",
-    ),
     set_: list[str] | None = typer.Option(
         None, "--set", help="Architecture override KEY.PATH=VALUE (repeatable)."
     ),
@@ -190,7 +186,6 @@ def search_command(
             mappings=m,
             max_terms=max_terms,
             layer_cap=layer_cap,
-            remap=remap,
             progress=tick,
         )
     con = console  # wide when piped (cli.app.PIPE_WIDTH)
@@ -204,8 +199,9 @@ def search_command(
         highlight=False,
     )
     con.print(
-        f"{sum(len(t.options) for t in report.tables)} candidates over {len(report.tables)} "
-        f"layers, searched in {time.perf_counter() - t0:.2f} s",
+        f"{report.candidates} candidates over {len(report.tables)} layers ({report.priced} "
+        f"within the error cap priced, each on its own mapping), searched in "
+        f"{time.perf_counter() - t0:.2f} s",
         highlight=False,
     )
     if out is not None:

@@ -35,6 +35,7 @@ from testy_model.model.terms import (
     LayerTerms,
     TermFormat,
     layer_terms_sourced,
+    oriented_arch,
 )
 from testy_model.report import LayerResult, Report
 from testy_model.spec.arch import Architecture
@@ -123,12 +124,12 @@ def _prepare(
     lts: list[LayerTerms] = []
     groups: dict[tuple, list[int]] = {}
     for i, layer in enumerate(net.layers):
+        lp = pl.for_layer(layer.name)
         m = mapping_for(layer, arch, mappings)
-        nests.append(nests_from_mapping(m, arch, layer.problem))
-        lts.append(
-            layer_terms_sourced(layer, pl.for_layer(layer.name), arch, source, tensors, base_dir)
-        )
-        groups.setdefault(_structure_key(layer.problem), []).append(i)
+        seen = oriented_arch(arch, layer.problem, lp.transposed)
+        nests.append(nests_from_mapping(m, seen, layer.problem))
+        lts.append(layer_terms_sourced(layer, lp, arch, source, tensors, base_dir))
+        groups.setdefault((_structure_key(layer.problem), lp.transposed), []).append(i)
     return nests, lts, list(groups.values())
 
 
@@ -174,7 +175,13 @@ def evaluate(
     sources = [lt.sources for lt in lts]
     results: list[LayerResult | None] = [None] * n
     for idx in groups:
-        results_group = _evaluate_group(net, idx, aa, nests, fmts, tasd, pl, dense_nests)
+        lp = pl.for_layer(net.layers[idx[0]].name)
+        aa_g = (
+            arch_arrays(oriented_arch(arch, net.layers[idx[0]].problem, True))
+            if lp.transposed
+            else aa
+        )
+        results_group = _evaluate_group(net, idx, aa_g, nests, fmts, tasd, pl, dense_nests, aa)
         for i, r in zip(idx, results_group, strict=True):
             results[i] = dataclasses.replace(r, density_sources=sources[i])
     return Report(
@@ -195,7 +202,10 @@ def _evaluate_group(
     tasd: Sequence[float],
     pl: Plan,
     dense_nests: Sequence[LoopNests],
+    dense_aa: ArchArrays,
 ) -> list[LayerResult]:
+    """Price one group of same-structure, same-orientation layers (``aa``: the engine as the
+    group's orientation sees it) under the plan, and dense on ``dense_aa`` (the engine as is)."""
     prob = net.layers[idx[0]].problem
     batch = stack_nests([nests[i] for i in idx])
     bounds = np.array(
@@ -213,11 +223,11 @@ def _evaluate_group(
         counts=counts,
     )
     if dense_nests is nests:
-        dense = evaluate_terms(prob, aa, batch, {}, bounds=bounds, counts=counts)
+        dense = evaluate_terms(prob, dense_aa, batch, {}, bounds=bounds, counts=counts)
     else:
         dbatch = stack_nests([dense_nests[i] for i in idx])
         dense = evaluate_terms(
-            prob, aa, dbatch, {}, bounds=bounds, counts=dense_counts(prob, dbatch)
+            prob, dense_aa, dbatch, {}, bounds=bounds, counts=dense_counts(prob, dbatch)
         )
     out = []
     for row, i in enumerate(idx):

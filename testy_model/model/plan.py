@@ -9,14 +9,21 @@ YAML form (``plan.yaml``), reloadable with :meth:`Plan.to_yaml_text`::
       default: {weights: "2:8+1:8", activations: dense}
       layers:
         conv1: {weights: dense}
+        fc: {weights: dense, activations: "2:4", orientation: activation}
 
 A missing series means ``dense``.
+
+**Orientation** (``O=weight|activation`` inline, ``orientation:`` in YAML; default ``weight``):
+which operand sits in the engine's operand-A slot (the structured slot of a single-sided N:M
+engine). ``activation`` is the transposed GEMM ``Zᵀ = B·Aᵀ``: the decomposed activation takes
+the A slot and its patterns, the weight the B slot (dense on a single-sided engine), and every
+level's keep/bypass list swaps the two operands (``model.terms.oriented_arch``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
@@ -32,18 +39,37 @@ class LayerPlan(BaseModel):
 
     weights: TasdSeries = Field(default_factory=TasdSeries)
     activations: TasdSeries = Field(default_factory=TasdSeries)
+    orientation: Literal["weight", "activation"] = "weight"
 
     @field_validator("weights", "activations", mode="before")
     @classmethod
     def _parse(cls, v: object) -> TasdSeries:
         return TasdSeries.parse("dense" if v is None else v)  # type: ignore[arg-type]
 
+    @field_validator("orientation", mode="before")
+    @classmethod
+    def _orient(cls, v: object) -> str:
+        return parse_orientation(str(v))
+
     @field_serializer("weights", "activations")
     def _ser(self, v: TasdSeries) -> str:
         return str(v)
 
     def __str__(self) -> str:
-        return f"W={self.weights},A={self.activations}"
+        o = ",O=activation" if self.transposed else ""
+        return f"W={self.weights},A={self.activations}{o}"
+
+    @property
+    def transposed(self) -> bool:
+        """True for the transposed GEMM (the activation in the engine's A slot)."""
+        return self.orientation == "activation"
+
+    def to_plain(self) -> dict[str, str]:
+        """``{weights, activations}`` plus ``orientation`` when it is not the default."""
+        out = {"weights": str(self.weights), "activations": str(self.activations)}
+        if self.transposed:
+            out["orientation"] = self.orientation
+        return out
 
     @property
     def is_dense(self) -> bool:
@@ -118,14 +144,20 @@ class Plan(BaseModel):
             if not isinstance(node, dict):
                 raise spec_error_at(file, marks, where, "expected {weights: ..., activations: ...}")
             for k in node:
-                if k not in ("weights", "activations"):
+                if k not in ("weights", "activations", "orientation"):
                     raise spec_error_at(
-                        file, marks, (*where, k), "unknown key (expected weights, activations)"
+                        file,
+                        marks,
+                        (*where, k),
+                        "unknown key (expected weights, activations, orientation)",
                     )
-            out = {}
+            out: dict[str, Any] = {}
             for k, v in node.items():
                 try:
-                    out[k] = TasdSeries.parse("dense" if v is None else str(v))
+                    if k == "orientation":
+                        out[k] = parse_orientation(str(v))
+                    else:
+                        out[k] = TasdSeries.parse("dense" if v is None else str(v))
                 except ValueError as err:
                     raise spec_error_at(file, marks, (*where, k), str(err)) from None
             return LayerPlan(**out)
@@ -153,8 +185,8 @@ class Plan(BaseModel):
         """Plain-data form (the YAML form's content)."""
         return {
             "plan": {
-                "default": self.default.model_dump(),
-                "layers": {k: v.model_dump() for k, v in self.layers.items()},
+                "default": self.default.to_plain(),
+                "layers": {k: v.to_plain() for k, v in self.layers.items()},
             }
         }
 
@@ -169,20 +201,37 @@ class Plan(BaseModel):
         return s
 
 
+def parse_orientation(text: str) -> str:
+    """``weight`` or ``activation`` (also ``W``/``A``, any case); ValueError otherwise."""
+    t = text.strip().lower()
+    found = {"weight": "weight", "w": "weight", "activation": "activation", "a": "activation"}
+    if t not in found:
+        raise ValueError(f"orientation {text!r}: expected 'weight' or 'activation'")
+    return found[t]
+
+
 def _parse_assignments(body: str, text: str, base: LayerPlan) -> LayerPlan:
-    vals = {"weights": base.weights, "activations": base.activations}
+    vals: dict[str, Any] = {
+        "weights": base.weights,
+        "activations": base.activations,
+        "orientation": base.orientation,
+    }
     for item in body.split(","):
         item = item.strip()
         if not item:
             continue
         key, sep, val = item.partition("=")
         k = key.strip().upper()
-        if not sep or k not in ("W", "A"):
+        if not sep or k not in ("W", "A", "O"):
             raise SpecError(
-                f"plan {text!r}: {item!r} is not W=SERIES or A=SERIES (e.g. 'W=2:8+1:8,A=dense')"
+                f"plan {text!r}: {item!r} is not W=SERIES, A=SERIES or O=weight|activation "
+                "(e.g. 'W=2:8+1:8,A=dense')"
             )
         try:
-            vals["weights" if k == "W" else "activations"] = TasdSeries.parse(val)
+            if k == "O":
+                vals["orientation"] = parse_orientation(val)
+            else:
+                vals["weights" if k == "W" else "activations"] = TasdSeries.parse(val)
         except ValueError as err:
             raise SpecError(f"plan {text!r}: {err}") from None
     return LayerPlan(**vals)

@@ -315,6 +315,52 @@ def operand_roles(problem: Problem) -> tuple[str, str]:
     return weight, act
 
 
+def operand_supports(
+    arch: Architecture, transposed: bool = False
+) -> tuple[OperandSparsity, OperandSparsity]:
+    """(weight support, activation support): the engine's A and B slots, swapped for the
+    transposed GEMM (the activation in the A slot, ``LayerPlan.orientation == "activation"``)."""
+    a, b = arch.sparsity.A, arch.sparsity.B
+    return (b, a) if transposed else (a, b)
+
+
+def oriented_arch(arch: Architecture, problem: Problem, transposed: bool) -> Architecture:
+    """The engine as the transposed GEMM sees it: operand supports A and B swapped, and in every
+    level's ``keep``/``bypass`` list the problem's weight and activation names swapped (the level
+    that kept the A-slot operand now keeps the activation). ``arch`` itself when not
+    ``transposed`` or when the supports and lists are symmetric."""
+    if not transposed:
+        return arch
+    weight, act = operand_roles(problem)
+    key = (id(arch), weight, act)
+    hit = _ORIENTED.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    out = _transpose(arch, weight, act)
+    if len(_ORIENTED) >= 256:  # bounded memo (holds its key's arch, so the id stays unique)
+        _ORIENTED.pop(next(iter(_ORIENTED)))
+    _ORIENTED[key] = (arch, out)
+    return out
+
+
+_ORIENTED: dict[tuple[int, str, str], tuple[Architecture, Architecture]] = {}
+
+
+def _transpose(arch: Architecture, weight: str, act: str) -> Architecture:
+    swap = {weight: act, act: weight}
+
+    def sw(names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if names is None else tuple(swap.get(n, n) for n in names)
+
+    levels = tuple(
+        lvl.model_copy(update={"keep": sw(lvl.keep), "bypass": sw(lvl.bypass)})
+        for lvl in arch.levels
+    )
+    sparsity = arch.sparsity.model_copy(update={"A": arch.sparsity.B, "B": arch.sparsity.A})
+    new = arch.model_copy(update={"levels": levels, "sparsity": sparsity})
+    return arch if new == arch else new
+
+
 @dataclass(frozen=True)
 class LayerTerms:
     """Everything the cost core needs about one layer's operands under a plan.
@@ -352,9 +398,10 @@ def layer_terms_sourced(
     out: dict[str, list[TermFormat]] = {}
     sources: dict[str, str] = {}
     arrays: dict[str, np.ndarray | None] = {}
+    w_sup, a_sup = operand_supports(arch, plan.transposed)
     for tensor, role, series, support in (
-        (weight, "weight", plan.weights, arch.sparsity.A),
-        (act, "activation", plan.activations, arch.sparsity.B),
+        (weight, "weight", plan.weights, w_sup),
+        (act, "activation", plan.activations, a_sup),
     ):
         dens = prob.densities.get(tensor) or _DENSE
         arr = None

@@ -1,23 +1,28 @@
-"""The layer-wise TASD plan search (the TASDER role): candidates, errors, selection."""
+"""The layer-wise TASD plan search (the TASDER role): candidates, errors, pricing, selection,
+report (one module each) and :func:`search`, the pipeline."""
 
-from testy_model.plan_search.plan import (
+from testy_model.plan_search.candidates import (
     DENSE,
-    MODES,
-    OBJECTIVES,
-    LayerTable,
-    PlanTotals,
-    SearchReport,
-    candidate_error,
     candidates,
-    closed_form_error,
-    combine_errors,
+    native_series,
+    operand_series,
+    orientations,
+)
+from testy_model.plan_search.errors import candidate_error, closed_form_error, combine_errors
+from testy_model.plan_search.plan import MODES, OBJECTIVES, plot_search, search
+from testy_model.plan_search.pricing import (
+    LayerTable,
+    class_mapping,
     default_mapper,
     evaluate_candidates,
-    native_series,
+    plan_mapping,
+    price_candidates,
+)
+from testy_model.plan_search.report import PlanTotals, SearchReport
+from testy_model.plan_search.selection import (
+    brute_force,
     network_objective,
-    operand_series,
-    plot_search,
-    search,
+    select_edp,
     select_global,
     select_per_layer,
     uniform_indices,
@@ -30,8 +35,10 @@ __all__ = [
     "LayerTable",
     "PlanTotals",
     "SearchReport",
+    "brute_force",
     "candidate_error",
     "candidates",
+    "class_mapping",
     "closed_form_error",
     "combine_errors",
     "default_mapper",
@@ -39,8 +46,12 @@ __all__ = [
     "native_series",
     "network_objective",
     "operand_series",
+    "orientations",
+    "plan_mapping",
     "plot_search",
+    "price_candidates",
     "search",
+    "select_edp",
     "select_global",
     "select_per_layer",
     "uniform_indices",
