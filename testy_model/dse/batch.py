@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Mapping as MappingABC
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,9 @@ class CandidateFeatures:
             instances, counted in the level's words (tensor words × tensor bits / level bits).
         md_read_bits / md_write_bits: metadata bits read / written per level, all instances.
         read_bits / write_bits: bits read / written per instance (data + metadata).
-        held_bits: bits each level must hold per instance (compressed tiles + metadata).
+        held_bits: data bits each level must hold per instance (compressed tiles).
+        held_md_bits: metadata bits each level must hold per instance (in the level's separate
+            metadata storage when it has one, else beside the data, as the model checks).
         compute_cycles: cycles of the MAC array (Π temporal factors × work ratio).
         effective_macs / mac_slots: MACs on kept non-zeros / MACs the hardware issues.
         base_valid: fan-out and factorisation valid (capacity is checked per point).
@@ -75,6 +78,7 @@ class CandidateFeatures:
     read_bits: np.ndarray
     write_bits: np.ndarray
     held_bits: np.ndarray
+    held_md_bits: np.ndarray
     compute_cycles: np.ndarray
     effective_macs: np.ndarray
     mac_slots: np.ndarray
@@ -101,6 +105,7 @@ _ARRAYS = (
     "read_bits",
     "write_bits",
     "held_bits",
+    "held_md_bits",
     "compute_cycles",
     "effective_macs",
     "mac_slots",
@@ -153,7 +158,8 @@ def candidate_features(
     keep = nests.keep.copy()
     keep[:, 0, :] = True
     tile = cost.dense.tile if cost.dense is not None else np.zeros_like(cost.reads)
-    held = (keep * tile * (sm[:, 0] * dw + sm[:, 1])).sum(-1)
+    held = (keep * tile * (sm[:, 0] * dw)).sum(-1)
+    held_md = (keep * tile * sm[:, 1]).sum(-1)
     blk = structure.block_words
     blk = (blk[0] if blk is not None else np.ones_like(dwl))[:, None]  # (L, 1) words per row
 
@@ -168,6 +174,7 @@ def candidate_features(
         read_bits=(cost.reads * dw + md_r).sum(-1),
         write_bits=(writes * dw + md_w).sum(-1),
         held_bits=held,
+        held_md_bits=held_md,
         compute_cycles=np.asarray(cost.compute_cycles, dtype=np.float64).copy(),
         effective_macs=np.asarray(cost.effective_macs, dtype=np.float64).copy(),
         mac_slots=np.asarray(cost.mac_slots, dtype=np.float64).copy(),
@@ -175,6 +182,15 @@ def candidate_features(
         tasd_values=float(tasd_values),
         level_names=structure.level_names,
     )
+
+
+def _fits(held: np.ndarray, md: np.ndarray, cap: np.ndarray, aa: ArchArrays, pa: Any) -> np.ndarray:
+    """Capacity rule of the cost core: data (+ metadata where the level has no separate
+    metadata storage) <= capacity, and metadata <= the metadata storage where there is one."""
+    md_cap = pa(aa.md_capacity_bits if aa.md_capacity_bits is not None else np.zeros_like(cap))
+    data_ok = held + np.where(md_cap > 0, 0.0, md) <= cap * (1 + 1e-9)
+    md_ok = np.where(md_cap > 0, md <= md_cap * (1 + 1e-9), True)
+    return (data_ok & md_ok).all(axis=-1)
 
 
 @dataclass(frozen=True)
@@ -240,7 +256,7 @@ def pair_cost(f: CandidateFeatures, aa: ArchArrays, grid: bool) -> PairCost:
         pa(aa.mac_instances),
     )
     total = sum(comps.values())
-    fits = (fe(f.held_bits) <= pa(aa.capacity_bits) * (1 + 1e-9)).all(axis=-1)
+    fits = _fits(fe(f.held_bits), fe(f.held_md_bits), pa(aa.capacity_bits), aa, pa)
     valid = fe(f.base_valid) & fits
     return PairCost(cycles=cycles, energy_pj=total, components=comps, valid=valid)
 
@@ -267,7 +283,7 @@ def best_candidates(
     score = np.full(p, np.inf)
     # candidates that fit none of these points can never be chosen: leave them out (exact)
     cap = aa.capacity_bits.max(axis=0) * (1 + 1e-9)
-    alive = np.flatnonzero(f.base_valid & (f.held_bits <= cap).all(axis=1))
+    alive = np.flatnonzero(f.base_valid & (f.held_bits <= cap).all(axis=1))  # data alone
     if alive.size == 0:
         return best, score
     sub_f = f.take(alive)

@@ -581,7 +581,12 @@ def _shared_candidates(skey: str, problem: Problem, arch: Architecture) -> LoopN
 
 def _terms(fmts: dict[str, list[TermFormat]]) -> dict[str, list[OperandTerm]]:
     return {
-        t: [OperandTerm(density=x.density, metadata_bits=x.metadata_bits, work=x.work) for x in fs]
+        t: [
+            OperandTerm(
+                density=x.density, metadata_bits=x.metadata_bits, work=x.work, nonzero=x.nonzero
+            )
+            for x in fs
+        ]
         for t, fs in fmts.items()
     }
 
