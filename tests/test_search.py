@@ -124,15 +124,30 @@ def test_candidates_activation_options_need_a_tasd_unit() -> None:
     with_unit = candidates(layer, _arch(tasd=True), max_terms=2)
     without = candidates(layer, _arch(tasd=False), max_terms=2)
     # 6 weight series x 6 activation series with the unit; x 1 (dense) without it
+    # (A and B supports are equal here: one orientation)
     assert len(with_unit) == 36 and len(without) == 6
-    assert with_unit[0] == (TasdSeries(()), TasdSeries(()))
-    assert {a for _, a in without} == {TasdSeries(())}
+    assert with_unit[0] == LayerPlan()
+    assert {o.activations for o in without} == {TasdSeries(())}
     # an activation that already is 2:4 runs 2:4 without a unit (no run-time decomposition)
     nm_layer = Layer(
         name="fc", problem=gemm(8, 4, 8, densities={"B": Density(kind="nm", pattern="2:4")})
     )
-    acts = {a for _, a in candidates(nm_layer, _arch(tasd=False), max_terms=2)}
+    acts = {o.activations for o in candidates(nm_layer, _arch(tasd=False), max_terms=2)}
     assert acts == _series(["dense", "2:4"])
+
+
+def test_candidates_of_a_single_sided_engine_include_the_transposed_gemm() -> None:
+    # 2:4 on A only: plain orientation: 6 weight series x dense activation (B has no pattern);
+    # transposed: the activation takes the A slot (6 series) with the weight dense in B, less
+    # the all-dense pair: 6 + 5 = 11 candidates
+    layer = Layer(name="fc", problem=gemm(8, 4, 8))
+    got = candidates(layer, _arch(b_patterns=()), max_terms=2)
+    plain = [o for o in got if o.orientation == "weight"]
+    trans = [o for o in got if o.orientation == "activation"]
+    assert len(plain) == 6 and len(trans) == 5
+    assert {o.activations for o in plain} == {TasdSeries(())}
+    assert {o.weights for o in trans} == {TasdSeries(())}
+    assert LayerPlan(activations="2:4", orientation="activation") in trans
 
 
 def test_candidates_of_a_layer_without_weight() -> None:
@@ -140,7 +155,7 @@ def test_candidates_of_a_layer_without_weight() -> None:
     # B gets the activation options (6 with 2 terms)
     layer = Layer(name="qk", problem=batched_gemm(2, 4, 4, 8, name="qk"))
     got = candidates(layer, _arch(), max_terms=2)
-    assert {w for w, _ in got} == {TasdSeries(())}
+    assert {o.weights for o in got} == {TasdSeries(())}
     assert len(got) == 6
 
 
@@ -449,18 +464,18 @@ def test_measured_conv_layouts(tmp_path: Path) -> None:
 
 def test_guard_replaces_a_plan_worse_than_a_uniform_one() -> None:
     # two layers with options dense (E=1, t=1) and 2:4 (E=0.5, t=0.5, err 0.01). Handed the
-    # mixed plan [2:4, dense] (EDP (0.5+1)(0.5+1) = 2.25), the guard finds the uniform 2:4 plan
-    # (EDP 1·1 = 1) within a 0.05 budget; with budget 0 only uniform dense (EDP 4) is feasible,
-    # which is worse than 2.25, so the plan stays.
-    from testy_model.plan_search.plan import _guard, _stack, _uniform_matrix
+    # mixed plan [2:4, dense] (EDP (0.5+1)(0.5+1) = 2.25), the global-mode guard finds the
+    # uniform 2:4 plan (EDP 1·1 = 1) within a 0.05 budget; with budget 0 only uniform dense
+    # (EDP 4) is feasible, which is worse than 2.25, so the plan stays.
+    from testy_model.plan_search.selection import _guard, _stack, _uniform_matrix
 
     tabs = [
         _table(n, 1, [("dense", "dense", 1, 1, 0.0), ("2:4", "dense", 0.5, 0.5, 0.01)])
         for n in ("a", "b")
     ]
     mixed = np.array([1, 0])
-    assert list(_guard(tabs, _stack(tabs), mixed, 0.05, "layer", "edp")) == [1, 1]
-    assert list(_guard(tabs, _stack(tabs), mixed, 0.0, "layer", "edp")) == [1, 0]
+    assert list(_guard(tabs, _stack(tabs), mixed, 0.05, "edp")) == [1, 1]
+    assert list(_guard(tabs, _stack(tabs), mixed, 0.0, "edp")) == [1, 0]
     # the vectorised uniform plans equal uniform_indices, option by option
     mat = _uniform_matrix(tabs)
     rows = {tuple(r) for r in mat.tolist()}
@@ -526,27 +541,3 @@ def test_plot_has_labelled_stacked_bars() -> None:
         tops += np.array([b.get_height() for b in bars])
     want = np.array([r["energy_pj"] for r in rep.rows()]) / 1e6
     assert tops == pytest.approx(want)
-
-
-def test_remap_keeps_the_choice_and_never_raises_the_objective() -> None:
-    # the mapper re-maps each decomposed layer for its chosen terms; the plan (series, errors)
-    # is unchanged and the network EDP can only fall
-    net = Network(
-        name="r",
-        layers=(
-            Layer(
-                name="fc",
-                problem=gemm(
-                    32, 16, 64, name="fc", densities={"A": Density(kind="bernoulli", density=0.2)}
-                ),
-            ),
-        ),
-    )
-    arch = _arch(tasd=False)
-    base = search(net, arch, budget=0.05)
-    again = search(net, arch, budget=0.05, remap=True)
-    assert again.plan == base.plan
-    assert again.totals("plan").max_error == pytest.approx(base.totals("plan").max_error)
-    assert again.totals("plan").edp_pj_s <= base.totals("plan").edp_pj_s * (1 + 1e-12)
-    assert again.totals("dense").edp_pj_s == pytest.approx(base.totals("dense").edp_pj_s)
-    assert isinstance(again.to_dict()["remapped"], list)
