@@ -64,9 +64,25 @@ def arch_tree(arch: Architecture, tree: Tree) -> None:
         pats = ", ".join(str(p) for p in s.patterns) or "dense only"
         hier = ", ".join(str(h) for h in s.hierarchical)
         node.add(f"sparsity {op}: {pats}{'; hierarchical ' + hier if hier else ''} ({s.action})")
+    for op in ("A", "B"):
+        s = arch.sparsity.operand(op)
+        if s.patterns or s.hierarchical:
+            node.add(f"format {op}: {s.format} (zero slots {s.zero_slots})")
     if arch.tasd_unit is not None:
-        t = arch.tasd_unit
-        node.add(f"TASD unit: {t.count} units, {t.cycles_per_block:g} cycles per {t.block}-block")
+        from testy_model.estimators.area import area_breakdown_mm2
+        from testy_model.estimators.tasd_unit import tasd_unit_numbers
+
+        t = tasd_unit_numbers(arch.tasd_unit, arch.compute.datawidth, arch.technology)
+        share = t.area_mm2 / max(area_breakdown_mm2(arch)["total"] - t.area_mm2, 1e-30)
+        unit = node.add(
+            f"TASD unit: {t.count} units, top-{t.select} of {t.block}-blocks: "
+            f"{t.cycles_per_block:g} cycles per block, {t.energy_per_value:.4g} pJ per value "
+            f"examined, {t.area_mm2:.4g} mm² ({100 * share:.2f} % of the engine); "
+            f"{t.count / t.cycles_per_block * t.block:g} values/cycle hidden"
+            + (f" (derived: {', '.join(t.derived)})" if t.derived else "")
+        )
+        for part, (e, a) in t.cost.parts.items():
+            unit.add(f"{part}: {e:.4g} pJ per value, {a:.4g} µm² per unit")
 
 
 def _problem_tree(p: Problem, tree: Tree) -> None:

@@ -14,8 +14,8 @@ Equations:
               bits = depth·width + metadata_depth·metadata_width
     a_bit(bits) = 5.98 if bits <= 64, 1.4272 if bits <= 65,536, else 0.9934   (µm²/bit at 45 nm)
     A_mac   = instances · 332.25 · (datawidth / 8)
-    A_tasd  = tasd_unit.area_mm2 · 10⁶ when given, else 2 % of the base engine's on-chip area
-              (the method's paper reports about 2 % area for its decomposition units, reference.md)
+    A_tasd  = tasd_unit.area_mm2 · 10⁶ when given, else count × one unit's parts
+              (``estimators.tasd_unit``: comparators, registers, index encoder)
     scaled to another node by (node / 45 nm)², the ideal-scaling rule.
 A level whose ``area_um2`` is set (from a spec or an Accelergy ART) uses that value per instance.
 DRAM is off-chip: area 0.
@@ -33,8 +33,6 @@ SMALL_SRAM_UM2_PER_BIT = 23384.0 / (2048 * 8)
 LARGE_SRAM_UM2_PER_BIT = 2604256.0 / (8192 * 256 + 8192 * 64)
 #: µm² per int8 MAC at 45 nm.
 MAC8_UM2 = 332.25
-#: Fraction of the base engine's area that the TASD units add when no area is given.
-TASD_AREA_FRACTION = 0.02
 
 
 def node_scale(technology: str) -> float:
@@ -75,10 +73,11 @@ def area_breakdown_mm2(arch: Architecture) -> dict[str, float]:
         c.area_um2 if c.area_um2 > 0 else MAC8_UM2 * c.datawidth / 8 * node_scale(arch.technology)
     )
     out["mac"] = c.instances * per_mac / 1e6
-    base = sum(out.values())
-    if arch.tasd_unit is not None:
-        t = arch.tasd_unit
-        out["tasd_unit"] = t.area_mm2 if t.area_mm2 > 0 else TASD_AREA_FRACTION * base
+    if arch.tasd_unit is not None:  # from its parts unless the spec gives it
+        from testy_model.estimators.tasd_unit import tasd_unit_numbers
+
+        t = tasd_unit_numbers(arch.tasd_unit, c.datawidth, arch.technology)
+        out["tasd_unit"] = t.area_mm2
     else:
         out["tasd_unit"] = 0.0
     out["total"] = sum(out.values())

@@ -112,7 +112,9 @@ class ArchArrays:
 def _one(arch: Architecture) -> dict[str, np.ndarray]:
     lv = arch.levels
     n_l = len(lv)
-    tu = arch.tasd_unit or TasdUnit()
+    from testy_model.estimators.tasd_unit import tasd_unit_numbers
+
+    tu = tasd_unit_numbers(arch.tasd_unit or TasdUnit(), arch.compute.datawidth, arch.technology)
     return {
         "capacity_bits": np.array([x.capacity_bits for x in lv], dtype=np.float64),
         "datawidth": np.array([x.datawidth for x in lv], dtype=np.float64),

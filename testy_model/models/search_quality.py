@@ -73,8 +73,7 @@ Log = Callable[[str], None]
 
 
 def _search_mod() -> Any:
-    # the package re-exports the function ``search`` under the module's name: import the module
-    return importlib.import_module("testy_model.plan_search.plan")
+    return importlib.import_module("testy_model.plan_search")
 
 
 # -- quality classes ---------------------------------------------------------------------------
@@ -121,15 +120,16 @@ def minilm_network(model: MiniLM, tokens: int = 128, weight_sparsity: float = 0.
 
 
 def cost_tables(network: Network, arch: Architecture, max_terms: int = 2) -> list[LayerTable]:
-    """Every candidate of every layer with its cost (``search.evaluate_candidates`` under the
-    layer's dense EDP mapping from ``search.default_mapper``; cycles, s, pJ, pJ·s)."""
+    """Every candidate of every layer with its cost (``plan_search.evaluate_candidates``: each
+    candidate on the mapping ``eval`` runs it on, its class mapping; cycles, s, pJ, pJ·s). The
+    plain orientation only (the weight in the engine's A slot): this study's plans are
+    ``(weights, activations)`` pairs."""
     s = _search_mod()
-    return [
-        s.evaluate_candidates(
-            layer, arch, s.default_mapper(layer.problem, arch, "edp"), max_terms=max_terms
-        )
-        for layer in network.layers
-    ]
+    out = []
+    for layer in network.layers:
+        opts = [o for o in s.candidates(layer, arch, max_terms) if not o.transposed]
+        out.append(s.evaluate_candidates(layer, arch, None, opts, max_terms=max_terms))
+    return out
 
 
 def totals(tables: Sequence[LayerTable], idx: Sequence[int]) -> tuple[float, float, float]:

@@ -229,19 +229,29 @@ class SparsitySupport(_Frozen):
 class TasdUnit(_Frozen):
     """On-the-fly activation decomposition unit (top-N of each M-block).
 
+    The numbers left ``None`` are derived from the unit's parts at the architecture's node
+    (``estimators.tasd_unit.tasd_unit_cost``: comparators, registers, index encoder).
+
     Attributes:
         count: units working in parallel.
-        cycles_per_block: cycles one unit spends on one M-block (up to M, reference.md).
-        block: values per block it handles (M of the activation pattern; default 8).
-        energy_per_value: pJ per activation value examined.
-        area_mm2: area of all units together, mm².
+        block: values per block it handles (M of the activation patterns; default 8).
+        select: the most values it keeps per block (N; ``None`` = ``block // 2``).
+        cycles_per_block: cycles one unit spends on one M-block (derived: M, one value a cycle).
+        energy_per_value: pJ per activation value examined (derived from the parts).
+        area_mm2: area of all units together, mm² (derived: count × one unit's parts).
     """
 
     count: int = Field(default=16, ge=1)
-    cycles_per_block: float = Field(default=8.0, gt=0)
     block: int = Field(default=8, ge=1)
-    energy_per_value: float = Field(default=0.05, ge=0)
-    area_mm2: float = Field(default=0.0, ge=0)
+    select: int | None = Field(default=None, ge=1)
+    cycles_per_block: float | None = Field(default=None, gt=0)
+    energy_per_value: float | None = Field(default=None, ge=0)
+    area_mm2: float | None = Field(default=None, ge=0)
+
+    @property
+    def top_n(self) -> int:
+        """N, the most values kept per block (``select``, else ``block // 2``, at least 1)."""
+        return self.select if self.select is not None else max(1, self.block // 2)
 
 
 class Architecture(_Frozen):
