@@ -92,16 +92,21 @@ def _fits(pattern: NMPattern, hw: Hardware) -> bool:
 def hardware_for(pattern: NMPattern | None, support: OperandSparsity) -> Hardware | None:
     """The hardware pattern a term runs on: of the support's flat ``patterns`` and
     ``hierarchical`` patterns that contain ``pattern``, the one of least density (least work);
-    a flat pattern wins a tie. ``None`` (dense) for a dense term or when none contains it."""
+    a tie goes to a flat pattern, then to the smaller block (fewer metadata bits per slot).
+    ``None`` (dense) for a dense term or when none contains it."""
     if pattern is None or pattern.is_dense:
         return None
-    cands: list[tuple[float, int, Hardware]] = [
-        (hw.density, 0, hw) for hw in support.patterns if _fits(pattern, hw)
+    cands: list[tuple[float, int, int, Hardware]] = [
+        (hw.density, 0, hw.m, hw) for hw in support.patterns if _fits(pattern, hw)
     ]
-    cands += [(hw.density, 1, hw) for hw in support.hierarchical if _fits(pattern, hw)]
+    cands += [
+        (hw.density, 1, hw.coarse.m * hw.fine.m, hw)
+        for hw in support.hierarchical
+        if _fits(pattern, hw)
+    ]
     if not cands:
         return None
-    return min(cands, key=lambda c: (c[0], c[1]))[2]
+    return min(cands, key=lambda c: (c[0], c[1], c[2]))[3]
 
 
 def term_metadata_bits(pattern: NMPattern, support: OperandSparsity) -> float:
