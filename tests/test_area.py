@@ -46,9 +46,12 @@ def test_hand_computed_breakdown() -> None:
     assert a["total"] == pytest.approx(2.0834048 + 0.093536 + 0.340224, rel=1e-9)
 
 
-def test_tasd_default_is_two_percent_and_given_area_wins() -> None:
-    base = 2.0834048 + 0.093536 + 0.340224
-    assert area_breakdown_mm2(_arch(TasdUnit()))["tasd_unit"] == pytest.approx(0.02 * base)
+def test_tasd_area_from_its_parts_and_given_area_wins() -> None:
+    # TasdUnit(): 16 units of top-4 over 8-blocks, int8 (c = 3): comparators 4·9 bits · 4.256,
+    # kept list 4·(8+3) bits · 5.98, index encoder 3 bits · 5.98 -> 153.216 + 263.12 + 17.94 =
+    # 434.276 µm² per unit; 16 units 0.006948416 mm²
+    want = 16 * (4 * 9 * 4.256 + 4 * 11 * 5.98 + 3 * 5.98) / 1e6
+    assert area_breakdown_mm2(_arch(TasdUnit()))["tasd_unit"] == pytest.approx(want)
     assert area_breakdown_mm2(_arch(TasdUnit(area_mm2=0.5)))["tasd_unit"] == 0.5
 
 
