@@ -53,7 +53,9 @@ def main() -> None:
     model = MiniLM.load()
     vals = gelu_inputs_of_ffn_down(model, load_sentences())
     total = float(np.sum(vals.astype(np.float64) ** 2))
-    print(f"{vals.size} GELU outputs of 6 layers (real tokens of {len(load_sentences())} sentences)")
+    print(
+        f"{vals.size} GELU outputs of 6 layers (real tokens of {len(load_sentences())} sentences)"
+    )
     print("tau     density(|x|>tau)  rel. Frobenius error of zeroing |x|<=tau")
     for tau in (0.0, 0.005, 0.01, 0.02, 0.05, 0.1):
         keep = np.abs(vals) > tau

@@ -19,7 +19,14 @@ from testy_model.graph.zoo import get_network
 from testy_model.plan_search import search
 from testy_model.spec import load_arch
 
-ENGINES = ("stc_2of4_tasd", "vegeta_tasd", "highlight_tasd", "s2ta_tasd", "ttc_stc", "ttc_vegeta_m8")
+ENGINES = (
+    "stc_2of4_tasd",
+    "vegeta_tasd",
+    "highlight_tasd",
+    "s2ta_tasd",
+    "ttc_stc",
+    "ttc_vegeta_m8",
+)
 NETS = ("resnet50", "bert-base")
 SPARSITY = (0.0, 0.5, 0.8, 0.9)
 
@@ -47,7 +54,7 @@ def main() -> None:
                 g_n = 1 - rep.ratio("native")
                 g_u = 1 - rep.ratio("no_unit")
                 sp = 1 / rep.ratio("dense", "cycles")
-                row = (f"| {eng} | {net_name} | {s:.0%} | {g_n:.1%} | {g_u:.1%} | {sp:.2f}× |")
+                row = f"| {eng} | {net_name} | {s:.0%} | {g_n:.1%} | {g_u:.1%} | {sp:.2f}× |"
                 lines.append(row)
                 print(row, f"({time.perf_counter() - t0:.1f} s)", flush=True)
     text = "\n".join(lines) + "\n"

@@ -60,7 +60,6 @@ from testy_model.spec.workload import (
     gemm,
 )
 
-
 #: Non-zero fraction of post-ReLU conv inputs: 1 − 0.44 (Cnvlutin, ISCA 2016; module docstring).
 RELU_ACT_DENSITY = 0.56
 #: Non-zero fraction of GELU outputs at magnitude threshold 0.02, measured on MiniLM-L6.

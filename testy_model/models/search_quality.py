@@ -652,8 +652,11 @@ def proxy_plan(
     network: Network, arch: Architecture, budget: float, mode: str = "global", max_terms: int = 2
 ) -> Any:
     """The plan of ``testy_model.plan_search.search`` under its closed-form error budget (the
-    proxy this module replaces), as its ``SearchReport``."""
-    return _search_mod().search(network, arch, budget=budget, mode=mode, max_terms=max_terms)
+    proxy this module replaces), as its ``SearchReport`` (plain orientation, as this study's
+    plans)."""
+    return _search_mod().search(
+        network, arch, budget=budget, mode=mode, max_terms=max_terms, orientations=("weight",)
+    )
 
 
 def report_choice(report: Any, tables: Sequence[LayerTable]) -> np.ndarray:
@@ -662,8 +665,10 @@ def report_choice(report: Any, tables: Sequence[LayerTable]) -> np.ndarray:
     for t, (name, lp) in zip(tables, report.plan.layers.items(), strict=True):
         if name != t.name:
             raise TestyModelError(f"layer order differs: {name!r} vs {t.name!r}")
-        i = t.index(lp.weights, lp.activations)
-        out.append(t.dense if i is None else i)
+        i = t.index(lp.weights, lp.activations, lp.orientation)
+        if i is None:
+            raise TestyModelError(f"layer {name!r}: option {lp} is not among the candidates")
+        out.append(i)
     return np.array(out, dtype=np.int64)
 
 

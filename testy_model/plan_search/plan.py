@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from testy_model.errors import SpecError
+from testy_model.plan_search.candidates import candidates
 from testy_model.plan_search.pricing import MapperFn, price_candidates
 from testy_model.plan_search.report import SearchReport
 from testy_model.plan_search.selection import select_global, select_per_layer
@@ -76,6 +77,7 @@ def search(
     max_terms: int = 3,
     layer_cap: float = 1.0,
     progress: Progress | None = None,
+    orientations: tuple[str, ...] = ("weight", "activation"),
 ) -> SearchReport:
     """Search a per-layer TASD plan of ``network`` on ``arch`` (module docstring).
 
@@ -93,6 +95,8 @@ def search(
         max_terms: longest series considered (1..3 recommended).
         layer_cap: in ``global`` mode, the largest error any one layer may take (1 = no cap).
         progress: called as ``progress(done, total, layer)`` after each layer.
+        orientations: the orientations considered (``weight``: the weight in the engine's A
+            slot; ``activation``: the transposed GEMM, on single-sided engines).
 
     Raises:
         SpecError: bad budget/mode/objective, a layer missing from a mapping dict.
@@ -112,7 +116,10 @@ def search(
     n = len(network.layers)
     for k, layer in enumerate(network.layers):
         m = _layer_mapping(layer.name, layer.problem, arch, mappings, objective)
-        tables.append(price_candidates(layer, arch, m, max_terms=max_terms, error_cap=error_cap))
+        opts = [o for o in candidates(layer, arch, max_terms) if o.orientation in orientations]
+        tables.append(
+            price_candidates(layer, arch, m, opts, max_terms=max_terms, error_cap=error_cap)
+        )
         if progress is not None:
             progress(k + 1, n, layer.name)
     if mode == "layer":
