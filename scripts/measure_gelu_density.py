@@ -17,7 +17,7 @@ from testy_model.models.minilm import gelu
 def gelu_inputs_of_ffn_down(model: MiniLM, sentences: list[str]) -> np.ndarray:
     """All real-token GELU outputs of every layer's intermediate.dense (flattened)."""
     states = model._dense_states(sentences, 32)
-    ids, mask = model.tokenize(sentences)
+    _, mask = model.tokenize(sentences)
     out = []
     for bi, idx in enumerate(model._batches(sentences, 32)):
         width = int(mask[idx].sum(axis=1).max())
@@ -26,15 +26,11 @@ def gelu_inputs_of_ffn_down(model: MiniLM, sentences: list[str]) -> np.ndarray:
         for i in range(model.config.layers):
             x = states[bi][i]
             captured = {}
-
-            class Spy(MiniLM):  # reads the block's FFN input without changing it
-                pass
-
-            p = f"layer.{i}."
             names = [n for n, _ in model.linear_layers()]
             weights = {n: model.w[f"encoder.{n}.weight"] for n in names}
             orig = model._linear
 
+            # reads the block's FFN input without changing it
             def spy(inp, name, w, act, orig=orig, captured=captured):
                 if name.endswith("intermediate.dense"):
                     captured["inter"] = gelu(orig(inp, name, w, act))
