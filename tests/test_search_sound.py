@@ -4,6 +4,7 @@ worse plan (budget, patterns, a TASD unit, more terms)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -266,3 +267,21 @@ def test_api_and_cli_defaults_agree() -> None:
         assert api[name].default == cli[name].default.default, name
     # the CLI's `--mapping mapper` is the API's mappings=None: each candidate on its mapping
     assert api["mappings"].default is None and cli["mapping"].default.default == "mapper"
+
+
+def test_activation_budget_bounds_each_operand() -> None:
+    # one layer, options (weight error, activation error): dense (0, 0), W (0.04, 0),
+    # A (0, 0.4), WA (0.04, 0.4) with EDP falling in that order. budget 0.05 alone (combined
+    # error 1 − (1 − e_w)(1 − e_a)) admits only dense and W; with activation_budget 0.5 the
+    # weight keeps 0.05 and the activation may lose 0.4: WA
+    from testy_model.plan_search.selection import select_per_layer
+
+    t = _table("l", [(1.0, 1.0, 0.0), (0.9, 0.9, 0.04), (0.8, 0.8, 0.4), (0.5, 0.5, 0.424)])
+    t = dataclasses.replace(
+        t,
+        weight_error=np.array([0.0, 0.04, 0.0, 0.04]),
+        activation_error=np.array([0.0, 0.0, 0.4, 0.4]),
+    )
+    assert list(select_per_layer([t], 0.05, "edp")) == [1]
+    allow = (t.weight_error <= 0.05) & (t.activation_error <= 0.5)
+    assert list(select_per_layer([t], float("inf"), "edp", allow=allow[None, :])) == [3]

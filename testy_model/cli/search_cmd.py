@@ -62,8 +62,13 @@ def _mapping_arg(mapping: str, arch: Architecture) -> Mapping | None:
 def layer_table(report: SearchReport) -> Table:
     """Rich table: one row per layer with the chosen series, error, cycles, energy, speed-up."""
     t = Table(
-        title=f"{report.network} on {report.arch}: {report.mode} budget {report.budget:g}, "
-        f"objective {report.objective}"
+        title=f"{report.network} on {report.arch}: {report.mode} budget {report.budget:g}"
+        + (
+            f" (activations {report.activation_budget:g})"
+            if report.activation_budget is not None
+            else ""
+        )
+        + f", objective {report.objective}"
     )
     for col in ("layer", "MACs", "weights", "activations", "A slot", "error", "cycles",
                 "energy (µJ)", "speed-up", "energy ratio"):  # fmt: skip
@@ -129,6 +134,11 @@ def search_command(
     budget: float = typer.Option(
         0.05, "--budget", "-b", help="Error budget: per layer (layer mode) or MAC-weighted mean."
     ),
+    activation_budget: float | None = typer.Option(
+        None,
+        "--activation-budget",
+        help="Layer mode: a separate error budget for activations (weights keep --budget).",
+    ),
     mode: str = typer.Option("layer", "--mode", help="layer | global."),
     layer_cap: float = typer.Option(
         1.0, "--layer-cap", help="Global mode: the largest error any one layer may take."
@@ -187,6 +197,7 @@ def search_command(
             max_terms=max_terms,
             layer_cap=layer_cap,
             progress=tick,
+            activation_budget=activation_budget,
         )
     con = console  # wide when piped (cli.app.PIPE_WIDTH)
     if not quiet:

@@ -78,6 +78,7 @@ def search(
     layer_cap: float = 1.0,
     progress: Progress | None = None,
     orientations: tuple[str, ...] = ("weight", "activation"),
+    activation_budget: float | None = None,
 ) -> SearchReport:
     """Search a per-layer TASD plan of ``network`` on ``arch`` (module docstring).
 
@@ -97,6 +98,10 @@ def search(
         progress: called as ``progress(done, total, layer)`` after each layer.
         orientations: the orientations considered (``weight``: the weight in the engine's A
             slot; ``activation``: the transposed GEMM, on single-sided engines).
+        activation_budget: layer mode only: a separate budget for the activation's error; a
+            layer's option is then feasible when its weight error is ``<= budget`` and its
+            activation error ``<= activation_budget`` (None: their combined error
+            ``1 − (1 − e_w)(1 − e_a) <= budget``).
 
     Raises:
         SpecError: bad budget/mode/objective, a layer missing from a mapping dict.
@@ -111,7 +116,12 @@ def search(
         raise SpecError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
     if not network.layers:
         raise SpecError(f"network {network.name!r} has no layers")
+    ab = None if activation_budget is None else _as_float(activation_budget, "activation_budget")
+    if ab is not None and mode != "layer":
+        raise SpecError("activation_budget applies to layer mode only")
     error_cap = b if mode == "layer" else cap
+    if ab is not None:  # the largest combined error a feasible option can have
+        error_cap = 1.0 - (1.0 - b) * (1.0 - ab)
     tables = []
     n = len(network.layers)
     for k, layer in enumerate(network.layers):
@@ -122,15 +132,23 @@ def search(
         )
         if progress is not None:
             progress(k + 1, n, layer.name)
-    if mode == "layer":
-        idx = select_per_layer(tables, b, objective)
-    else:
-        idx = select_global(tables, b, objective, layer_cap=cap)
     width = max(len(t.options) for t in tables)
+    allow = np.zeros((len(tables), width), dtype=bool)
     no_rt = np.zeros((len(tables), width), dtype=bool)
     for i, t in enumerate(tables):
-        no_rt[i, : len(t.options)] = ~t.runtime if t.runtime is not None else True
-    no_unit = select_per_layer(tables, b if mode == "layer" else 0.0, objective, allow=no_rt)
+        c = len(t.options)
+        allow[i, :c] = True
+        if ab is not None:
+            allow[i, :c] = (t.weight_error <= b + 1e-12) & (t.activation_error <= ab + 1e-12)
+        no_rt[i, :c] = ~t.runtime if t.runtime is not None else True
+    lb = b if ab is None else float("inf")  # with split budgets, `allow` holds feasibility
+    if mode == "layer":
+        idx = select_per_layer(tables, lb, objective, allow=allow)
+    else:
+        idx = select_global(tables, b, objective, layer_cap=cap)
+    no_unit = select_per_layer(
+        tables, lb if mode == "layer" else 0.0, objective, allow=allow & no_rt
+    )
     return SearchReport(
         network=network.name,
         arch=arch.name,
@@ -143,6 +161,7 @@ def search(
         native=np.array([t.native for t in tables], dtype=np.int64),
         no_unit=no_unit,
         search_s=time.perf_counter() - t0,
+        activation_budget=ab,
     )
 
 

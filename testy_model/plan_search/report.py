@@ -60,6 +60,7 @@ class SearchReport:
     native: np.ndarray
     no_unit: np.ndarray | None = None
     search_s: float = 0.0
+    activation_budget: float | None = None
 
     def _idx(self, which: str) -> np.ndarray:
         if which not in WHICH:
@@ -144,6 +145,7 @@ class SearchReport:
             "objective": self.objective,
             "mode": self.mode,
             "budget": self.budget,
+            "activation_budget": self.activation_budget,
             "totals": {w: self.totals(w).to_dict() for w in which},
             "ratios": {
                 "edp_vs_dense": self.ratio("dense"),
