@@ -10,7 +10,8 @@ per layer.
 Node attributes (all nodes): ``kind`` (``"input"``, ``"weights"``, ``"tasd_unit"``,
 ``"term_gemm"``, ``"accumulate"``), ``layer`` (layer name, ``None`` for the network input),
 ``order`` (layer index, for drawing and topological order).
-- ``term_gemm``: ``weight_term``/``activation_term`` (``"2:8"`` or ``"dense"``),
+- ``term_gemm``: ``orientation`` (which operand is in the engine's A slot, ``model.plan``),
+  ``weight_term``/``activation_term`` (``"2:8"`` or ``"dense"``),
   ``weight_density``/``activation_density`` (stored fraction of all values: the slots of a
   fixed-slot term), ``work`` (fraction of
   the dense MAC work the engine issues for this pair, Π of the operands' p/q ratios), ``macs``
@@ -111,6 +112,7 @@ def build_graph(
                     kind="term_gemm",
                     layer=layer.name,
                     order=order,
+                    orientation=lp.orientation,
                     weight_term=wt.label,
                     activation_term=at.label,
                     weight_density=wt.density,
