@@ -265,3 +265,18 @@ def test_cli_eval_accepts_the_orientation(tmp_path) -> None:
         cycles[plan] = json.loads(js.read_text())["layers"][0]["cycles"]
     assert cycles["W=dense,A=2:4"] >= 16_384
     assert cycles["W=dense,A=2:4,O=activation"] < cycles["W=dense,A=2:4"]
+
+
+def test_gelu_threshold_option_sets_the_measured_density() -> None:
+    from testy_model.errors import SpecError
+    from testy_model.graph.zoo import GELU_THRESHOLDS, get_network
+
+    # the FFN down-projection reads the GELU output: its B density is the measured non-zero
+    # fraction at the threshold (0.7810 at τ = 0.05); other activations stay dense
+    net = get_network("bert-base", gelu_threshold=0.05)
+    down = next(x for x in net.layers if x.name.endswith("mlp.down"))
+    assert down.problem.density("B").value == GELU_THRESHOLDS[0.05][0] == 0.7810
+    up = next(x for x in net.layers if x.name.endswith("mlp.up"))
+    assert up.problem.density("B").value == 1.0
+    with pytest.raises(SpecError, match="measured for"):
+        get_network("bert-base", gelu_threshold=0.03)

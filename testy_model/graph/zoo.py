@@ -38,7 +38,9 @@ density ``1 − s``. Activation densities are the fraction of non-zero inputs:
   measured on MiniLM-L6's real GELU outputs (``scripts/measure_gelu_density.py``, 260 shipped
   sentences, 33.9 M values: density 0.9986 at τ = 0, 0.9315 at 0.01, 0.8903 at 0.02, 0.7810 at
   0.05; zeroing |x| <= 0.02 costs a relative Frobenius error of 0.013 of the tensor); pass
-  1.0 for exact zeros only. Every other activation (after LayerNorm, softmax) is dense.
+  1.0 for exact zeros only, or ``gelu_threshold`` = one of the measured τ
+  (:data:`GELU_THRESHOLDS`, :func:`gelu_density`). Every other activation (after LayerNorm,
+  softmax) is dense.
 """
 
 from __future__ import annotations
@@ -64,6 +66,30 @@ from testy_model.spec.workload import (
 RELU_ACT_DENSITY = 0.56
 #: Non-zero fraction of GELU outputs at magnitude threshold 0.02, measured on MiniLM-L6.
 GELU_ACT_DENSITY = 0.89
+#: The paper's magnitude threshold made explicit: τ -> (fraction of MiniLM-L6's GELU outputs with
+#: |x| > τ, relative Frobenius error of zeroing the others), measured by
+#: ``scripts/measure_gelu_density.py`` (260 shipped sentences, 33.9 M values).
+GELU_THRESHOLDS: dict[float, tuple[float, float]] = {
+    0.0: (0.9986, 0.0),
+    0.005: (0.9556, 0.0019),
+    0.01: (0.9315, 0.0050),
+    0.02: (0.8903, 0.0130),
+    0.05: (0.7810, 0.0480),
+    0.1: (0.5989, 0.1366),
+}
+
+
+def gelu_density(threshold: float) -> float:
+    """Density of GELU outputs when values with ``|x| <= threshold`` count as zeros (the TASD
+    paper's magnitude threshold), from :data:`GELU_THRESHOLDS` (measured; the thresholding
+    itself costs the relative Frobenius error listed there, which the search's budget does not
+    see). :class:`SpecError` for a threshold that was not measured."""
+    if threshold not in GELU_THRESHOLDS:
+        raise SpecError(
+            f"gelu_threshold {threshold}: measured for {sorted(GELU_THRESHOLDS)} only "
+            "(scripts/measure_gelu_density.py)"
+        )
+    return GELU_THRESHOLDS[threshold][0]
 
 
 class ZooNetwork(BaseModel):
@@ -353,6 +379,7 @@ def bert_base(
     batch: int = 1,
     weight_sparsity: float = 0.0,
     gelu_act_density: float = GELU_ACT_DENSITY,
+    gelu_threshold: float | None = None,
     vocab_size: int = 30522,
     max_positions: int = 512,
     type_vocab: int = 2,
@@ -362,8 +389,11 @@ def bert_base(
     Embeddings (word ``vocab_size``·768, position ``max_positions``·768, token type
     ``type_vocab``·768, LayerNorm 2·768) count in ``other_params``; the pooler (768->768 on the
     first token of each sequence, N = batch) is a GEMM layer. No pre-training heads.
+    ``gelu_threshold`` (when given) sets ``gelu_act_density`` to :func:`gelu_density`.
     """
     _check_positive(seq_len=seq_len, batch=batch, vocab_size=vocab_size)
+    if gelu_threshold is not None:
+        gelu_act_density = gelu_density(gelu_threshold)
     if seq_len > max_positions:
         raise SpecError(f"seq_len {seq_len} exceeds the {max_positions} position embeddings")
     hidden = 768
@@ -385,14 +415,18 @@ def vit_b16(
     num_classes: int = 1000,
     weight_sparsity: float = 0.0,
     gelu_act_density: float = GELU_ACT_DENSITY,
+    gelu_threshold: float | None = None,
 ) -> ZooNetwork:
     """ViT-B/16 (Dosovitskiy et al., ICLR 2021): 16×16 patches, 12 layers, hidden 768, 12 heads,
     MLP 3072, a class token, learned position embeddings, final LayerNorm and a linear head.
 
     The patch embedding is a 16×16/16 conv (3->768, bias); tokens per image
     ``T = (image_size/16)² + 1`` (class token). The head reads the class token (N = batch).
+    ``gelu_threshold`` (when given) sets ``gelu_act_density`` to :func:`gelu_density`.
     """
     _check_positive(image_size=image_size, batch=batch, num_classes=num_classes)
+    if gelu_threshold is not None:
+        gelu_act_density = gelu_density(gelu_threshold)
     if image_size % 16:
         raise SpecError(f"image_size {image_size} is not a multiple of the 16-pixel patch")
     hidden = 768
