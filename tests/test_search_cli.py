@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -111,19 +110,17 @@ def test_search_missing_arch_file(net_file: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_readme_main_command_under_ten_seconds() -> None:
-    # README's main command, in a fresh interpreter (imports, mapper and search included)
-    t0 = time.perf_counter()
+def test_readme_main_command_runs() -> None:
+    # README's main command, in a fresh interpreter (imports, mapper and search included); its
+    # time is measured by benchmarks/bench_search.py (no wall-clock assertions in tests)
     proc = subprocess.run(
         [sys.executable, "-c", "from testy_model.cli import main; main()", "search",
          "--arch", str(ARCH),
          "--network", "resnet50", "--weight-sparsity", "0.8", "--budget", "0.05"],
         capture_output=True, text=True, check=False, cwd=ROOT,
     )  # fmt: skip
-    wall = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr
     assert "layer4.2.conv3" in proc.stdout and "EDP ratio of the TASD plan" in proc.stdout
-    assert wall < 10.0, wall
 
 
 def test_search_set_override_adds_activation_options(net_file: Path, tmp_path: Path) -> None:

@@ -139,6 +139,12 @@ def search_command(
         "--activation-budget",
         help="Layer mode: a separate error budget for activations (weights keep --budget).",
     ),
+    error_metric: str = typer.Option(
+        "count",
+        "--error-metric",
+        help="Closed-form error units: count (fraction of non-zeros dropped) | l2 (relative "
+        "Frobenius error of a Gaussian operand, as measured on real tensors).",
+    ),
     mode: str = typer.Option("layer", "--mode", help="layer | global."),
     layer_cap: float = typer.Option(
         1.0, "--layer-cap", help="Global mode: the largest error any one layer may take."
@@ -198,6 +204,7 @@ def search_command(
             layer_cap=layer_cap,
             progress=tick,
             activation_budget=activation_budget,
+            error_metric=error_metric,
         )
     con = console  # wide when piped (cli.app.PIPE_WIDTH)
     if not quiet:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 
@@ -24,11 +25,70 @@ from testy_model.spec.arch import OperandSparsity
 from testy_model.spec.workload import Density, Layer
 from testy_model.tasd.pattern import TasdSeries
 
+ErrorMetric = Literal["count", "l2"]
+ERROR_METRICS: tuple[str, ...] = ("count", "l2")
+#: grid of the half-normal order-statistic integrals (:func:`half_normal_order_moments`)
+_GRID = np.linspace(0.0, 12.0, 24001)
+
+
+@lru_cache(maxsize=64)
+def half_normal_order_moments(n: int) -> tuple[float, ...]:
+    """``E[Y²_(j:n)]`` for j = 1..n: the mean square of the j-th smallest of ``n`` iid
+    half-normal magnitudes ``Y = |Z|``, ``Z ~ N(0, 1)`` (dimensionless).
+
+    Equation: ``E[Y²_(j:n)] = ∫ y² · n!/((j−1)!(n−j)!) · F(y)^{j−1} (1 − F(y))^{n−j} f(y) dy``
+    with ``F(y) = erf(y/√2)``, ``f(y) = √(2/π)·e^{−y²/2}``, by the trapezoid rule on [0, 12]
+    (24,001 points). They sum to ``n`` (``E[Y²] = 1``). Hand check: ``n = 2, j = 1``:
+    ``E[min(|Z1|, |Z2|)²] = 1 − 2/π = 0.36338``.
+    """
+    from math import comb, erf
+
+    y = _GRID
+    cdf = np.array([erf(v) for v in y / np.sqrt(2.0)])
+    pdf = np.sqrt(2.0 / np.pi) * np.exp(-0.5 * y * y)
+    out = []
+    for j in range(1, n + 1):
+        w = j * comb(n, j) * cdf ** (j - 1) * (1.0 - cdf) ** (n - j) * pdf
+        out.append(float(np.trapezoid(y * y * w, y)))
+    return tuple(out)
+
+
+def l2_closed_form_error(series: TasdSeries, density: Density) -> float | None:
+    """Expected relative Frobenius error ``sqrt(E‖R‖² / E‖A‖²)`` of ``series`` on an operand
+    whose non-zeros have iid half-normal magnitudes (a Gaussian tensor's), the units of the
+    measured ``‖R‖/‖A‖`` (dimensionless); None for a series mixing block sizes.
+
+    With ``K = Σ N_i`` (the greedy terms keep the K largest magnitudes of each M-block) and
+    ``X`` the non-zeros of a block (``Binomial(M, d)``; exactly ``n·M/m`` for an ``nm``
+    operand): ``E‖R‖² = Σ_x P(X = x) Σ_{j ≤ x−K} E[Y²_(j:x)]`` per block
+    (:func:`half_normal_order_moments`) and ``E‖A‖² = M·d``. Hand check: ``1:2`` on a dense
+    operand: ``sqrt((1 − 2/π)/2) = 0.42626``.
+    """
+    ms = {t.m for t in series.terms}
+    if len(ms) != 1:
+        return None
+    m = ms.pop()
+    k = sum(t.n for t in series.terms)
+    d = float(density.value)
+    if density.kind == "nm" and density.pattern is not None and m % density.pattern.m == 0:
+        probs = {density.pattern.n * m // density.pattern.m: 1.0}
+    else:
+        from math import comb
+
+        probs = {x: comb(m, x) * d**x * (1 - d) ** (m - x) for x in range(m + 1)}
+    dropped = sum(p * sum(half_normal_order_moments(x)[: x - k]) for x, p in probs.items() if x > k)
+    return float(np.sqrt(dropped / (m * d)))
+
 
 def closed_form_error(
-    series: TasdSeries, density: Density, tensor_size: int | None = None
+    series: TasdSeries,
+    density: Density,
+    tensor_size: int | None = None,
+    metric: ErrorMetric = "count",
 ) -> float:
-    """Expected fraction of the operand's non-zeros that ``series`` drops (dimensionless).
+    """Expected fraction of the operand's non-zeros that ``series`` drops (dimensionless), or
+    with ``metric="l2"`` its expected relative Frobenius error (:func:`l2_closed_form_error`;
+    the count for a series mixing block sizes).
 
     Equation: ``e = 1 − Σ_i kept_i / d`` with ``kept_i`` the kept density of term i from
     :func:`testy_model.model.terms.kept_densities`, the rule the model prices (Bernoulli
@@ -43,6 +103,10 @@ def closed_form_error(
     """
     if series.is_dense or density.value <= 0.0:
         return 0.0
+    if metric == "l2":
+        e = l2_closed_form_error(series, density)
+        if e is not None:
+            return e
     kept = kept_densities(series, density, tensor_size=tensor_size).kept
     return float(max(0.0, 1.0 - sum(kept) / density.value))
 
@@ -96,35 +160,35 @@ def layer_operands(layer: Layer) -> dict[str, Operand]:
 
 
 def terms_and_error(
-    op: Operand, series: TasdSeries, support: OperandSparsity
+    op: Operand, series: TasdSeries, support: OperandSparsity, metric: ErrorMetric = "count"
 ) -> tuple[list[OperandTerm], float]:
     """Terms of ``op`` under ``series`` on the slot ``support``, and its error (closed-form
-    results cached across layers: a function of (series, density, support, size))."""
+    results cached across layers: a function of (series, density, support, size, metric))."""
     if op.array is None:
         size = op.size if op.density.kind == "hypergeometric" else 1
-        return _closed_terms(series, op.density, support, size)
-    return _terms_and_error_uncached(op, series, support)
+        return _closed_terms(series, op.density, support, size, metric)
+    return _terms_and_error_uncached(op, series, support, metric)
 
 
 @lru_cache(maxsize=65536)
 def _closed_terms(
-    series: TasdSeries, density: Density, support: OperandSparsity, size: int
+    series: TasdSeries, density: Density, support: OperandSparsity, size: int, metric: str
 ) -> tuple[list[OperandTerm], float]:
-    return _terms_and_error_uncached(Operand("x", density, size), series, support)
+    return _terms_and_error_uncached(Operand("x", density, size), series, support, metric)  # type: ignore[arg-type]
 
 
 def _terms_and_error_uncached(
-    op: Operand, series: TasdSeries, support: OperandSparsity
+    op: Operand, series: TasdSeries, support: OperandSparsity, metric: ErrorMetric = "count"
 ) -> tuple[list[OperandTerm], float]:
     """Terms (``model.terms.term_formats``) and error: on an array, the decomposition's
-    ``||R||_F / ||A||_F``; else :func:`closed_form_error`."""
+    ``||R||_F / ||A||_F``; else :func:`closed_form_error` under ``metric``."""
     kd = kept_densities(series, op.density, tensor_size=op.size, array=op.array, axis=op.axis)
     if series.is_dense:
         err = 0.0
     elif kd.rel_error is not None:
         err = kd.rel_error
     else:
-        err = closed_form_error(series, op.density, op.size)
+        err = closed_form_error(series, op.density, op.size, metric)
     return [f.operand_term() for f in term_formats(series, kd.kept, support)], err
 
 
@@ -139,6 +203,7 @@ def candidate_error(
     weights: str,
     activations: str,
     orientation: str = "weight",
+    metric: ErrorMetric = "count",
 ) -> float:
     """Error of one candidate of ``layer`` on ``arch`` (closed form or measured, combined)."""
     from testy_model.model.terms import operand_supports
@@ -147,6 +212,6 @@ def candidate_error(
     w, a = TasdSeries.parse(weights), TasdSeries.parse(activations)
     weight, act = roles(layer.problem)
     w_sup, a_sup = operand_supports(arch, orientation == "activation")  # type: ignore[arg-type]
-    e_w = terms_and_error(ops[weight], w, w_sup)[1] if weight is not None else 0.0
-    e_a = terms_and_error(ops[act], a, a_sup)[1]
+    e_w = terms_and_error(ops[weight], w, w_sup, metric)[1] if weight is not None else 0.0
+    e_a = terms_and_error(ops[act], a, a_sup, metric)[1]
     return float(combine_errors(e_w, e_a))

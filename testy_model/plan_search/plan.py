@@ -26,6 +26,7 @@ import numpy as np
 
 from testy_model.errors import SpecError
 from testy_model.plan_search.candidates import candidates
+from testy_model.plan_search.errors import ERROR_METRICS
 from testy_model.plan_search.pricing import MapperFn, price_candidates
 from testy_model.plan_search.report import SearchReport
 from testy_model.plan_search.selection import select_global, select_per_layer
@@ -79,6 +80,7 @@ def search(
     progress: Progress | None = None,
     orientations: tuple[str, ...] = ("weight", "activation"),
     activation_budget: float | None = None,
+    error_metric: str = "count",
 ) -> SearchReport:
     """Search a per-layer TASD plan of ``network`` on ``arch`` (module docstring).
 
@@ -102,6 +104,9 @@ def search(
             layer's option is then feasible when its weight error is ``<= budget`` and its
             activation error ``<= activation_budget`` (None: their combined error
             ``1 − (1 − e_w)(1 − e_a) <= budget``).
+        error_metric: units of the closed-form error: ``count`` (expected fraction of
+            non-zeros dropped) or ``l2`` (expected relative Frobenius error of a Gaussian
+            operand, the units of the error measured on real tensors).
 
     Raises:
         SpecError: bad budget/mode/objective, a layer missing from a mapping dict.
@@ -116,6 +121,10 @@ def search(
         raise SpecError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
     if not network.layers:
         raise SpecError(f"network {network.name!r} has no layers")
+    if error_metric not in ERROR_METRICS:
+        raise SpecError(
+            f"error_metric {error_metric!r}: expected one of {', '.join(ERROR_METRICS)}"
+        )
     ab = None if activation_budget is None else _as_float(activation_budget, "activation_budget")
     if ab is not None and mode != "layer":
         raise SpecError("activation_budget applies to layer mode only")
@@ -128,7 +137,15 @@ def search(
         m = _layer_mapping(layer.name, layer.problem, arch, mappings, objective)
         opts = [o for o in candidates(layer, arch, max_terms) if o.orientation in orientations]
         tables.append(
-            price_candidates(layer, arch, m, opts, max_terms=max_terms, error_cap=error_cap)
+            price_candidates(
+                layer,
+                arch,
+                m,
+                opts,
+                max_terms=max_terms,
+                error_cap=error_cap,
+                error_metric=error_metric,  # type: ignore[arg-type]
+            )
         )
         if progress is not None:
             progress(k + 1, n, layer.name)

@@ -39,6 +39,7 @@ from testy_model.model.terms import (
 )
 from testy_model.plan_search.candidates import DENSE, candidates, roles
 from testy_model.plan_search.errors import (
+    ErrorMetric,
     Operand,
     combine_errors,
     layer_operands,
@@ -171,7 +172,11 @@ class _Priced:
 
 
 def _candidate_inputs(
-    layer: Layer, arch: Architecture, opts: Sequence[LayerPlan], ops: dict[str, Operand]
+    layer: Layer,
+    arch: Architecture,
+    opts: Sequence[LayerPlan],
+    ops: dict[str, Operand],
+    metric: ErrorMetric = "count",
 ) -> _Priced:
     """Terms, errors and TASD-unit values of every option (no pricing)."""
     weight, act = roles(layer.problem)
@@ -181,13 +186,13 @@ def _candidate_inputs(
     for c, o in enumerate(opts):
         w_sup, a_sup = operand_supports(arch, o.transposed)
         if weight is not None:
-            tw, e_w[c] = terms_and_error(ops[weight], o.weights, w_sup)
+            tw, e_w[c] = terms_and_error(ops[weight], o.weights, w_sup, metric)
             per[weight].append(tw)
         elif not o.weights.is_dense:
             raise SpecError(
                 f"layer {layer.name!r} has no weight operand; its weight series must be dense"
             )
-        ta, e_a[c] = terms_and_error(ops[act], o.activations, a_sup)
+        ta, e_a[c] = terms_and_error(ops[act], o.activations, a_sup, metric)
         per[act].append(ta)
         oa = ops[act]
         if not o.activations.is_dense and not arrives_compliant(
@@ -254,6 +259,7 @@ def price_candidates(
     max_terms: int = 3,
     error_cap: float = float("inf"),
     require_dense: bool = True,
+    error_metric: ErrorMetric = "count",
 ) -> LayerTable:
     """Error and cost of every candidate of ``layer`` (module docstring).
 
@@ -261,7 +267,8 @@ def price_candidates(
     rule). Candidates whose error exceeds ``error_cap`` are not priced (invalid, infinite cost);
     dense and the no-TASD option always are. Candidates a mapping cannot hold (compressed tiles
     plus metadata over a level's capacity) are invalid. Raises :class:`MappingError` when the
-    dense option itself is invalid, unless ``require_dense`` is False.
+    dense option itself is invalid, unless ``require_dense`` is False. ``error_metric``: the
+    closed form's units (``plan_search.errors.closed_form_error``).
     """
     prob = layer.problem
     opts = list(options) if options is not None else candidates(layer, arch, max_terms)
@@ -275,7 +282,7 @@ def price_candidates(
     )
     if nat not in opts:
         opts.append(nat)
-    inp = _candidate_inputs(layer, arch, opts, ops)
+    inp = _candidate_inputs(layer, arch, opts, ops, error_metric)
     error = combine_errors(inp.e_w, inp.e_a)
     todo = error <= error_cap + 1e-12
     todo[opts.index(LayerPlan())] = todo[opts.index(nat)] = True
