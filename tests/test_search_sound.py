@@ -285,3 +285,50 @@ def test_activation_budget_bounds_each_operand() -> None:
     assert list(select_per_layer([t], 0.05, "edp")) == [1]
     allow = (t.weight_error <= 0.05) & (t.activation_error <= 0.5)
     assert list(select_per_layer([t], float("inf"), "edp", allow=allow[None, :])) == [3]
+
+
+def test_l2_closed_form_error_by_hand() -> None:
+    # two half-normal magnitudes: E[min²] = 1 − 2/π, E[max²] = 1 + 2/π (they sum to 2)
+    import math
+
+    from testy_model.plan_search.errors import (
+        closed_form_error,
+        half_normal_order_moments,
+        l2_closed_form_error,
+    )
+    from testy_model.tasd.pattern import TasdSeries
+
+    lo, hi = half_normal_order_moments(2)
+    assert lo == pytest.approx(1 - 2 / math.pi, abs=1e-9)
+    assert hi == pytest.approx(1 + 2 / math.pi, abs=1e-9)
+    assert sum(half_normal_order_moments(8)) == pytest.approx(8.0, abs=1e-9)
+    # 1:2 on a dense operand drops the smaller of each pair: sqrt((1 − 2/π)/2)
+    got = l2_closed_form_error(TasdSeries.parse("1:2"), Density())
+    assert got == pytest.approx(math.sqrt((1 - 2 / math.pi) / 2), abs=1e-9)
+    # 1:2 at density 1/2: a pair holds 2 non-zeros with probability 1/4 and then drops its
+    # smaller: E‖R‖² = (1 − 2/π)/4 per pair, E‖A‖² = 2·(1/2) = 1
+    half = Density(kind="bernoulli", density=0.5)
+    assert closed_form_error(TasdSeries.parse("1:2"), half, metric="l2") == pytest.approx(
+        math.sqrt((1 - 2 / math.pi) / 4), abs=1e-9
+    )
+    # a series mixing block sizes falls back to the count
+    mixed = TasdSeries.parse("2:4+1:8")
+    assert l2_closed_form_error(mixed, half) is None
+    assert closed_form_error(mixed, half, metric="l2") == closed_form_error(mixed, half)
+
+
+def test_search_error_metric_option(tmp_path: Path) -> None:
+    net = _small(0.5, 1.0)
+    arch = _arch(("2:4",), True)
+    count = search(net, arch, budget=0.3, mappings=_at_buffer, max_terms=1)
+    l2 = search(net, arch, budget=0.3, mappings=_at_buffer, max_terms=1, error_metric="l2")
+    # 2:4 on a Bernoulli(0.5) weight: count error 0.1875 (closed_form_error's hand check), l2
+    # error 0.2016 (both within 0.3); the two searches price the same candidates
+    t = count.tables[0]
+    i = t.index("2:4", "dense")
+    assert t.weight_error[i] == pytest.approx(0.1875)
+    assert l2.tables[0].weight_error[i] > t.weight_error[i]
+    from testy_model.errors import SpecError
+
+    with pytest.raises(SpecError, match="error_metric"):
+        search(net, arch, error_metric="bits")
