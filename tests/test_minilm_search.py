@@ -261,7 +261,7 @@ def test_searched_plan_meets_target_on_held_out_and_beats_uniform_plans(
     # every uniform plan (one series pair on all 36 layers) that meets 0.99 on the held-out
     # sentences has a higher EDP; those at or below the plan's EDP were measured and fail
     df = check_uniform(model, held, res.tables, plan_edp)
-    assert len(df) > 3
+    assert len(df) >= 3
     cheaper = df[df.edp_pj_s <= plan_edp]
     assert len(cheaper) >= 1
     assert cheaper.measured.all() and not cheaper.meets.any(), cheaper
