@@ -33,6 +33,12 @@ def main() -> None:
             f"{p.rho_frobenius.median():.3f} | {allr.rho_closed_form:.3f} | "
             f"{allr.rho_frobenius:.3f} |"
         )
+    w = t[t.operand == "weight"]
+    ratio = w.frobenius / w.closed_form_l2
+    print(
+        f"\nweights: measured Frobenius / Gaussian closed form (l2): median {ratio.median():.3f}, "
+        f"min {ratio.min():.3f}, max {ratio.max():.3f} over {len(w)} (layer, class)"
+    )
     print("\nloss of one class across layers (min / median / max), closed-form error:")
     print("| operand | class | closed-form error | layers | loss min | median | max |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")

@@ -7,6 +7,8 @@ sentence embeddings when only that layer's operand is approximated by ``K:M``), 
 - ``closed_form``: the search's closed-form error, the expected fraction of the operand's
   non-zeros dropped (``plan_search.closed_form_error``); for a dense operand under ``K:M`` it is
   ``1 − K/M``, the same in every layer;
+- ``closed_form_l2``: the same in Frobenius units (``error_metric="l2"``: a Gaussian operand's
+  expected ``||R||/||A||``);
 - ``frobenius``: for weights, the measured relative Frobenius error ``||R||_F / ||W||_F`` of the
   greedy decomposition of the real weight (what the search uses when a layer names its tensor);
 - ``loss``: the measured cosine loss (dimensionless).
@@ -66,6 +68,9 @@ def error_table(model: MiniLM, cache: LossCache, weight_sparsity: float = 0.0) -
                 "class": cls,
                 "closed_form": closed_form_error(
                     series, dens if operand == "weight" else Density()
+                ),
+                "closed_form_l2": closed_form_error(
+                    series, dens if operand == "weight" else Density(), metric="l2"
                 ),
                 "frobenius": frob,
                 "loss": float(loss),
