@@ -133,7 +133,10 @@ def search(
         error_cap = 1.0 - (1.0 - b) * (1.0 - ab)
     tables = []
     n = len(network.layers)
+    total_macs = float(sum(x.problem.macs for x in network.layers))
     for k, layer in enumerate(network.layers):
+        if mode == "global":  # one layer alone may add at most budget / (its MAC share)
+            error_cap = min(cap, b * total_macs / max(layer.problem.macs, 1))
         m = _layer_mapping(layer.name, layer.problem, arch, mappings, objective)
         opts = [o for o in candidates(layer, arch, max_terms) if o.orientation in orientations]
         tables.append(
