@@ -38,8 +38,9 @@ import numpy as np
 THRESHOLD_FRACTION = 0.33
 #: Velocity-saturation index α of the alpha-power law (module docstring).
 ALPHA = 1.3
-#: Bisection steps in :func:`supply_ratio` (the bracket halves each step).
-_STEPS = 200
+#: Bisection steps in :func:`supply_ratio` (the bracket halves each step: 2^-64 of it is below
+#: double precision).
+_STEPS = 64
 
 
 def _g(v: np.ndarray) -> np.ndarray:
@@ -47,9 +48,31 @@ def _g(v: np.ndarray) -> np.ndarray:
     return np.maximum(v - THRESHOLD_FRACTION, 0.0) ** ALPHA / v
 
 
+def _g1(v: float) -> float:
+    """g of one float (:func:`_g`)."""
+    return max(v - THRESHOLD_FRACTION, 0.0) ** ALPHA / v
+
+
 def clock_ratio(v: float | np.ndarray) -> np.ndarray:
     """f / f_nom reached at supply ratio v = V / V_nom: ``g(v) / g(1)`` (module docstring)."""
-    return _g(np.asarray(v, dtype=np.float64)) / _g(np.array(1.0))
+    return _g(np.asarray(v, dtype=np.float64)) / _g1(1.0)
+
+
+def _solve(ratio: float) -> float:
+    """v > θ with g(v) = ratio·g(1), by bisection on a bracket grown until it holds v."""
+    if ratio == 1.0:
+        return 1.0
+    target = ratio * _g1(1.0)
+    lo, hi = THRESHOLD_FRACTION, 1.0
+    while _g1(hi) < target:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(_STEPS):
+        mid = 0.5 * (lo + hi)
+        if _g1(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
 
 
 def supply_ratio(
@@ -62,17 +85,9 @@ def supply_ratio(
     """
     f = np.asarray(clock_ghz, dtype=np.float64)
     f0 = np.asarray(nominal_clock_ghz, dtype=np.float64)
-    target = (f / f0) * _g(np.array(1.0))
-    lo = np.full(target.shape, THRESHOLD_FRACTION)
-    hi = np.ones(target.shape)
-    while np.any(_g(hi) < target):
-        hi = np.where(_g(hi) < target, 2.0 * hi, hi)
-    for _ in range(_STEPS):
-        mid = 0.5 * (lo + hi)
-        below = _g(mid) < target
-        lo = np.where(below, mid, lo)
-        hi = np.where(below, hi, mid)
-    return np.where(f == f0, 1.0, 0.5 * (lo + hi))
+    ratio = f / f0
+    flat = [_solve(float(r)) for r in np.ravel(ratio)]
+    return np.asarray(flat, dtype=np.float64).reshape(ratio.shape)
 
 
 def energy_factors(
