@@ -660,35 +660,40 @@ def arch_from_doc(doc: Doc) -> Architecture:
 
 
 def _rederive(old: Architecture, new: Architecture) -> Architecture:
-    """Re-derive table energies of levels whose geometry an override changed."""
+    """Re-derive the estimated energies an override made stale: a level's data energies when
+    its geometry (depth, width, datawidth, kind) or the process node changed, the MAC energy
+    when the node or the multiplier width changed. Energies written in the spec or taken from
+    an ERT (``energy_source`` not the estimators'), or changed by the override itself, stay.
+    (Estimated metadata energies are kept as loaded.)"""
+    node = node_nm(new.technology)
+    moved = node != node_nm(old.technology)
     levels = []
     for lo, ln in zip(old.levels, new.levels, strict=False):
         geom = (lo.depth, lo.width, lo.datawidth, lo.kind)
         same_e = (lo.read_energy, lo.write_energy) == (ln.read_energy, ln.write_energy)
-        if (
-            ln.energy_source.startswith(et.TABLE_SOURCE)
-            and same_e
-            and geom != (ln.depth, ln.width, ln.datawidth, ln.kind)
-        ):
+        changed = moved or geom != (ln.depth, ln.width, ln.datawidth, ln.kind)
+        if ln.energy_source.startswith(et.TABLE_SOURCE) and same_e and changed:
             if ln.kind == "DRAM":
                 per_bit = lo.read_energy / lo.datawidth
                 r = w = per_bit * ln.datawidth
                 src = ln.energy_source
             else:
                 r, w, src = derive_energies(
-                    ln.kind,
-                    ln.depth,
-                    ln.width,
-                    ln.datawidth,
-                    None,
-                    ln.estimator,
-                    node_nm(new.technology),
+                    ln.kind, ln.depth, ln.width, ln.datawidth, None, ln.estimator, node
                 )
             ln = ln.model_copy(update={"read_energy": r, "write_energy": w, "energy_source": src})
         levels.append(ln)
     if len(new.levels) != len(old.levels):
         return new
-    return new.model_copy(update={"levels": tuple(levels)})
+    c_old, c = old.compute, new.compute
+    width = c.multiplier_width or c.datawidth
+    if (
+        c.energy_source == et.TABLE_SOURCE
+        and c.mac_energy == c_old.mac_energy
+        and (moved or width != (c_old.multiplier_width or c_old.datawidth))
+    ):
+        c = c.model_copy(update={"mac_energy": et.mac_energy(width, node, c.estimator)})
+    return new.model_copy(update={"levels": tuple(levels), "compute": c})
 
 
 #: The derived override key that resizes the PE array (see :func:`scale_pes`).
@@ -729,7 +734,7 @@ def scale_pes(arch: Architecture, pes: object) -> Architecture:
       ``mesh_x = mesh_x(parent) · fx`` for the block and the compute unit.
 
     With no fan-out anywhere (every level has C instances) the block is empty: only the compute
-    unit scales, P = 1. Table energies do not depend on instances, so none is re-derived.
+    unit scales, P = 1. Estimated energies do not depend on instances, so none is re-derived.
     """
     first, parent_inst, parent_mx = _pe_block(arch)
     if isinstance(pes, bool) or not isinstance(pes, int) or pes < 1 or pes % parent_inst:
@@ -771,9 +776,9 @@ def apply_arch_overrides(arch: Architecture, overrides: list[str] | None) -> Arc
     plus the derived key ``array.pes=N`` (:func:`scale_pes`: compute and PE-block instances
     together). Overrides apply in order; consecutive plain ones are validated together, so
     ``compute.instances`` and ``levels.LRF.instances`` may be changed in one go. Afterwards
-    table-derived energies of every level whose geometry (depth, width, datawidth, kind)
-    changed are re-derived by the same estimator class (pJ per word). Raises
-    :class:`SpecError`.
+    estimated energies of every level whose geometry (depth, width, datawidth, kind) changed,
+    and of every level and the MAC when ``technology`` changed, are re-derived by the same
+    estimator class (pJ per word; :func:`_rederive`). Raises :class:`SpecError`.
     """
     if not overrides:
         return arch
@@ -806,8 +811,9 @@ def load_arch(path: str | Path, overrides: list[str] | None = None) -> Architect
 
     ``overrides`` are dotted ``KEY.PATH=VALUE`` edits on the typed model (``levels.GLB.depth=4096``,
     ``compute.instances=512``, ``sparsity.A.patterns=[1:4,2:4]``) and the derived ``array.pes=N``
-    (PE-array size, :func:`scale_pes`), applied by :func:`apply_arch_overrides`; table-derived
-    energies of a level whose geometry changes are re-derived. Raises :class:`SpecError` on any
+    (PE-array size, :func:`scale_pes`), applied by :func:`apply_arch_overrides`; estimated
+    energies of a level whose geometry changes (or of every level, when ``technology`` does) are
+    re-derived. Raises :class:`SpecError` on any
     problem.
     """
     from testy_model.spec.sparseloop import (
