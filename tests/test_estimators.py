@@ -420,10 +420,8 @@ def test_clock_above_nominal_scales_the_energies_the_model_reads(tmp_path: Path)
     assert fast.leakage[0, smem] == pytest.approx(2.0 * v / 1.4, rel=1e-6)
     assert fast.mac_leakage[0] == pytest.approx(0.5 * v / 1.4, rel=1e-6)
     # the same operating point written in the spec: clock 1.4 GHz, nominal 1.0 GHz
-    text = spec.read_text().replace(
-        "clock_ghz: 1.0 ", "clock_ghz: 1.4\n      nominal_clock_ghz: 1.0 ", 1
-    )
-    assert "nominal_clock_ghz" in text
+    text = spec.read_text().replace("      clock_ghz: 1.0 ", "      clock_ghz: 1.4 ", 1)
+    assert "clock_ghz: 1.4" in text and "nominal_clock_ghz: 1.0" in text
     (tmp_path / "fast.yaml").write_text(text)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
