@@ -333,6 +333,38 @@ class Report:
         """Energy / dense energy of the whole network."""
         return self.energy_pj / self.dense_energy_pj if self.dense_energy_pj else float("nan")
 
+    def graph_summary(self, k: int = 5) -> list[str]:
+        """Plain-text lines on the graph's non-GEMM operators, the tensors between operators,
+        fusion, skipped operators and the operators that dominate energy (for the CLI)."""
+        lines = []
+        if self.operators:
+            kinds: dict[str, int] = {}
+            for x in self.operators:
+                kinds[x.op] = kinds.get(x.op, 0) + 1
+            text = ", ".join(f"{n} {c}" for n, c in sorted(kinds.items(), key=lambda i: -i[1]))
+            lines.append(
+                f"non-GEMM operators: {len(self.operators)} ({text}): "
+                f"{self.non_gemm_energy_pj / 1e6:,.3f} µJ ({self.non_gemm_energy_share:.1%} of "
+                f"energy), {self.non_gemm_cycles:,.0f} cycles ({self.non_gemm_cycles_share:.1%})"
+            )
+        if self.tensors:
+            lines.append(
+                f"between-layer tensors: {len(self.tensors)}; DRAM traffic "
+                f"{self.between_layer_dram_words:,.0f} words, "
+                f"{self.between_layer_dram_energy_pj / 1e6:,.3f} µJ"
+            )
+        f = self.fusion
+        if f.policy != "none":
+            lines.append(
+                f"fusion {f.policy} into {f.level}: {f.resident_tensors} tensor(s) stay on chip; "
+                f"DRAM energy −{f.dram_energy_saved_pj / 1e6:,.3f} µJ"
+            )
+        if self.skipped_operators:
+            lines.append(f"skipped (counted as traffic only): {', '.join(self.skipped_operators)}")
+        top = ", ".join(f"{n} {share:.1%}" for n, share in self.dominant(k))
+        lines.append(f"operators that dominate energy: {top}")
+        return lines
+
     def layer(self, name: str) -> LayerResult:
         """The result of layer ``name``."""
         for x in self.layers:

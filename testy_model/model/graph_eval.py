@@ -331,3 +331,21 @@ def _operator_results(
             )
         )
     return tuple(out)
+
+
+def price_operators(
+    network: Network | nx.DiGraph, arch: Architecture
+) -> tuple[OperatorResult, ...]:
+    """The non-GEMM operators of ``network`` priced alone (no fusion): they do not depend on the
+    plan, so a plan search reports them beside its layers (``cli.search_cmd``)."""
+    g = as_graph(network)
+    aa = arch_arrays(arch)
+    names, traffic = operator_traffic(g, operand_reads(g), len(arch.levels))
+    cost = operator_costs(traffic, aa)
+    run = _Run(
+        layers={}, op_names=names, op_cycles=cost.cycles[0], op_seconds=cost.seconds[0],
+        op_energy=cost.energy_pj[0],
+        op_components={k: v[0] for k, v in cost.energy_by_component.items()},
+        traffic=traffic, residency=fu.Residency(None, frozenset(), {}),
+    )  # fmt: skip
+    return _operator_results(g, run, run, aa)
