@@ -168,8 +168,8 @@ class _Writer:
             self.out[name] = (name, (b["N"], b["M"]))
         elif prob.shape_name == "bgemm_ABZ":
             a = self.adapt(srcs[0], (b["G"], b["M"], b["K"]), name, role="A")
-            seq_last = _tokens(self.out[srcs[1]][1]) % b["N"] == 0 and b["N"] != b["K"]
-            bb = self.adapt(srcs[1], (b["G"], b["K"], b["N"]), name, seq_last=seq_last)
+            bb = self.adapt(srcs[1], (b["G"], b["K"], b["N"]), name,
+                            seq_last=_keys_last(self.out[srcs[1]][1], b["N"], b["K"]))  # fmt: skip
             self.node("MatMul", [a, bb], name, out=name)
             self.out[name] = (name, (b["G"], b["M"], b["N"]))
         else:
@@ -213,8 +213,15 @@ class _Writer:
         self.out[op.name] = (op.name, op.shape)
 
 
-def _tokens(shape: Shape) -> int:
-    return shape[0] if len(shape) == 2 else -1
+def _keys_last(shape: Shape, n: int, k: int) -> bool:
+    """Whether a token-major (T, F) tensor feeding an attention product's B operand (G, K, N)
+    puts the tokens on N (keys of ``Q·Kᵀ``: N = tokens, K = head_dim) rather than on K (values of
+    ``A·V``): tokens divisible by N and features by K. Either layout has the same values when
+    both fit (N = K)."""
+    if len(shape) != 2:
+        return False
+    tokens, feat = shape
+    return tokens % n == 0 and feat % k == 0
 
 
 def _pads(size: int, out: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:

@@ -295,8 +295,10 @@ def evaluate_report_dict(*args: Any, **kwargs: Any) -> dict[str, Any]:
 class PointCosts:
     """Costs of one network at P design points (arrays; units as in ``report``).
 
-    ``cycles``/``energy_pj``/``valid`` are (P, layers) in network order; ``total_cycles``,
-    ``total_energy_pj``, ``total_seconds`` and ``edp_pj_s`` are (P,).
+    ``cycles``/``energy_pj``/``valid`` are (P, layers) in network order; ``operator_cycles``/
+    ``operator_energy_pj`` (P, operators) the network's non-GEMM operators (no fusion, execution
+    order); ``total_cycles``, ``total_energy_pj``, ``total_seconds`` and ``edp_pj_s`` are (P,)
+    and include them.
     """
 
     layer_names: tuple[str, ...]
@@ -307,6 +309,9 @@ class PointCosts:
     total_seconds: np.ndarray
     total_energy_pj: np.ndarray
     edp_pj_s: np.ndarray
+    operator_names: tuple[str, ...] = ()
+    operator_cycles: np.ndarray | None = None
+    operator_energy_pj: np.ndarray | None = None
 
 
 def evaluate_points(
@@ -371,9 +376,10 @@ def evaluate_points(
         cycles[:, cols] = cost.cycles.reshape(g, p).T
         energy[:, cols] = cost.energy_pj.reshape(g, p).T
         valid[:, cols] = cost.valid.reshape(g, p).T
-    tot_c = cycles.sum(axis=1)
-    secs = (cycles / (points.clock_ghz[:, None] * 1e9)).sum(axis=1)
-    tot_e = energy.sum(axis=1)
+    ops = _operator_points(net, points)
+    tot_c = cycles.sum(axis=1) + ops[1].sum(axis=1)
+    secs = tot_c / points.clock_ghz / 1e9
+    tot_e = energy.sum(axis=1) + ops[2].sum(axis=1)
     return PointCosts(
         layer_names=tuple(x.name for x in net.layers),
         cycles=cycles,
@@ -383,4 +389,26 @@ def evaluate_points(
         total_seconds=secs,
         total_energy_pj=tot_e,
         edp_pj_s=tot_e * secs,
+        operator_names=ops[0],
+        operator_cycles=ops[1],
+        operator_energy_pj=ops[2],
     )
+
+
+def _operator_points(
+    net: Network, points: ArchArrays
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Names, (P, n) cycles and (P, n) energy of the network's non-GEMM operators at every
+    design point (``model.elementwise``; tensors through the outermost level)."""
+    p = points.points
+    if not net.operators:
+        return (), np.zeros((p, 0)), np.zeros((p, 0))
+    from testy_model.graph.dataflow import as_graph, operand_reads
+    from testy_model.model.elementwise import operator_costs
+    from testy_model.model.graph_eval import operator_traffic
+
+    g = as_graph(net)
+    names, traffic = operator_traffic(g, operand_reads(g), len(points.level_names))
+    cost = operator_costs(traffic, points)
+    shape = (p, len(names))
+    return tuple(names), np.broadcast_to(cost.cycles, shape), np.broadcast_to(cost.energy_pj, shape)
