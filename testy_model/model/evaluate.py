@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -284,11 +283,6 @@ def _evaluate_group(
             )
         )
     return out
-
-
-def evaluate_report_dict(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """``evaluate(...).to_dict()`` (convenience for scripts)."""
-    return evaluate(*args, **kwargs).to_dict()
 
 
 @dataclass(frozen=True)
