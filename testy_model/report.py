@@ -77,6 +77,8 @@ class LayerResult:
     #: bandwidth cycles of each level and of the TASD unit (the terms of the latency max)
     level_cycles: dict[str, float] = field(default_factory=dict)
     tasd_cycles: float = 0.0
+    #: the problem's shape (``conv2D``, ``gemm_ABZ``, ``bgemm_ABZ``, ...), "" when unknown
+    kind: str = ""
 
     @property
     def density_source(self) -> str:
@@ -363,7 +365,21 @@ class Report:
             lines.append(f"skipped (counted as traffic only): {', '.join(self.skipped_operators)}")
         top = ", ".join(f"{n} {share:.1%}" for n, share in self.dominant(k))
         lines.append(f"operators that dominate energy: {top}")
+        if self.operators:
+            kinds = ", ".join(f"{n} {v:.1%}" for n, v in self.energy_by_kind()[:k])
+            lines.append(f"energy by operator kind: {kinds}")
         return lines
+
+    def energy_by_kind(self) -> list[tuple[str, float]]:
+        """Share of the total energy per operator kind (a layer's problem shape, ``conv2D``,
+        ``gemm_ABZ``, ``bgemm_ABZ``, or an operator's kind), largest first."""
+        total = self.energy_pj or 1.0
+        out: dict[str, float] = {}
+        for x in self.layers:
+            out[x.kind or "layer"] = out.get(x.kind or "layer", 0.0) + x.energy_pj
+        for o in self.operators:
+            out[o.op] = out.get(o.op, 0.0) + o.energy_pj
+        return sorted(((k, v / total) for k, v in out.items()), key=lambda r: (-r[1], r[0]))
 
     def layer(self, name: str) -> LayerResult:
         """The result of layer ``name``."""

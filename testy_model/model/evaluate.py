@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -280,6 +281,7 @@ def _evaluate_group(
                     for li, lvl in enumerate(cost.level_names)
                 },
                 tasd_cycles=float(cost.tasd_cycles[row]),
+                kind=layer.problem.shape_name,
             )
         )
     return out
