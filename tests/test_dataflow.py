@@ -370,6 +370,9 @@ def test_report_json_keeps_the_contract_and_adds_graph_fields(tmp_path: Path) ->
     assert d["fusion"]["policy"] == "fit" and d["fusion"]["level"] == "Buf"
     assert math.isclose(d["total"]["energy_pj"], rep.gemm_energy_pj + rep.non_gemm_energy_pj)
     assert rep.dominant(1)[0][0] in {"fc1", "fc2", "relu"}
+    kinds = dict(rep.energy_by_kind())
+    assert set(kinds) == {"gemm_ABZ", "relu"} and sum(kinds.values()) == pytest.approx(1.0)
+    assert kinds["relu"] == pytest.approx(rep.non_gemm_energy_share)
 
 
 def test_design_points_include_the_operators() -> None:

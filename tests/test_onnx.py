@@ -353,3 +353,41 @@ def test_show_network_onnx_and_plot(tmp_path: Path) -> None:
                                    "W=2:4;qk:W=dense"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert png.stat().st_size > 10_000 and "other operators: 6" in res.output
+
+
+def test_gemm_epilogues_fold_into_their_layer(tmp_path: Path) -> None:
+    # x (4×8) → MatMul W1 (8×16) → Add bias (16) → Relu → MatMul W2 (16×8) → Div by √8 → y.
+    # The bias and the scale act on a layer's own output, its only reader: folded (no operator).
+    # In the second model the first MatMul's output is also a network output: its bias add is
+    # then a priced operator (its input must be written out anyway).
+    rng = np.random.default_rng(1)
+
+    def model(expose: bool):
+        nodes = [
+            oh.make_node("MatMul", ["x", "w1"], ["h"], name="fc1"),
+            oh.make_node("Add", ["h", "b1"], ["hb"], name="bias"),
+            oh.make_node("Relu", ["hb"], ["r"], name="relu"),
+            oh.make_node("MatMul", ["r", "w2"], ["z"], name="fc2"),
+            oh.make_node("Div", ["z", "scale"], ["y"], name="scale"),
+        ]
+        inits = [
+            nh.from_array(rng.standard_normal((8, 16)).astype(np.float32), "w1"),
+            nh.from_array(rng.standard_normal(16).astype(np.float32), "b1"),
+            nh.from_array(rng.standard_normal((16, 8)).astype(np.float32), "w2"),
+            nh.from_array(np.array(np.sqrt(8.0), dtype=np.float32), "scale"),
+        ]
+        outs = [oh.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])]
+        if expose:
+            outs.append(oh.make_tensor_value_info("h", TensorProto.FLOAT, [4, 16]))
+        g = oh.make_graph(nodes, "mlp", [oh.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+                          outs, inits)  # fmt: skip
+        return oh.make_model(g, opset_imports=[oh.make_opsetid("", 17)])
+
+    net = load(save(model(False), tmp_path / "a.onnx"))
+    assert [o.name for o in net.operators] == ["x", "relu"]
+    assert next(o for o in net.operators if o.name == "relu").inputs == ("fc1",)
+    assert net.outputs == ("fc2",)
+    exposed = load(save(model(True), tmp_path / "b.onnx"))
+    bias = next(o for o in exposed.operators if o.name == "bias")
+    assert (bias.op, bias.inputs, bias.constant_words) == ("add", ("fc1",), 16)
+    assert set(exposed.outputs) == {"fc1", "fc2"}

@@ -161,8 +161,6 @@ def _residency(
     level: str | None,
 ) -> fu.Residency:
     """Step 4: the residency of every tensor under ``policy`` (``model.fusion``)."""
-    if policy not in fu.POLICIES:
-        raise SpecError(f"fusion {policy!r}: expected one of {', '.join(fu.POLICIES)}")
     if policy == "none":
         return fu.Residency(None, frozenset(), {})
     from testy_model.model.evaluate import mapping_for
@@ -251,6 +249,8 @@ def evaluate_graph(
     level), see ``model.fusion``."""
     from testy_model.model.evaluate import evaluate_layers
 
+    if fusion not in fu.POLICIES:
+        raise SpecError(f"fusion {fusion!r}: expected one of {', '.join(fu.POLICIES)}")
     g = as_graph(network)
     net: Network = g.graph["network"]
     pl = Plan.coerce(plan)
@@ -265,7 +265,7 @@ def evaluate_graph(
     base = _price(g, reads, plan_layers, arch, aa, none)
     run = base
     dense = None
-    if fusion != "none" or fusion_level is not None:
+    if fusion != "none":
         res = _residency(g, reads, arch, mappings, fusion, fusion_level)
         run = _price(g, reads, plan_layers, arch, aa, res)
         dense_rep = evaluate_layers(net, arch, dense_mappings or mappings, None)

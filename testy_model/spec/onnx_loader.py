@@ -15,8 +15,10 @@ node becomes a layer, an operator, or nothing:
     N = the other operand's rows: tokens × batch dimensions);
   * ``MatMul``/``Gemm`` of two run-time operands (attention's ``Q·Kᵀ`` and ``A·V``, batched over
     broadcast leading dimensions G) → ``bgemm(G, M, N, K)`` without a weight;
-  * biases are part of the GEMM's output write (not priced apart); ``BatchNormalization`` right
-    after a convolution or GEMM (its only reader) is folded into it.
+  * epilogues are part of the GEMM's output write (not priced apart): on a layer's own output,
+    when it is the only reader, a ``BatchNormalization``, an ``Add``/``Sub`` of a constant bias
+    (one value, or one per output channel or feature) or a ``Mul``/``Div`` by a constant
+    scalar (attention's 1/√d) is folded into the layer.
 
 - **Operators** (``model.elementwise``): ``Add``/``Sub``/``Mul``/``Div``, ``Relu``, ``Sigmoid``,
   ``Tanh``, ``Gelu`` (opset 20, and the Erf pattern), SiLU (``x·sigmoid(x)``), ``Softmax``/
@@ -66,7 +68,8 @@ POINTWISE = frozenset((
     "Sin", "Cos", "Softplus", "Softsign", "Elu", "Selu", "Celu", "LeakyRelu", "PRelu", "Clip",
     "HardSigmoid", "HardSwish", "Mish", "Pow", "Max", "Min", "Mean", "Sum", "Where", "Equal",
     "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Not", "And", "Or", "Xor", "IsNaN",
-    "IsInf", "Mod", "BitShift", "Trilu", "ThresholdedRelu", "Shrink",
+    "IsInf", "Mod", "BitShift", "Trilu", "ThresholdedRelu", "Shrink", "Resize", "Upsample",
+    "QuantizeLinear", "DequantizeLinear",
 ))  # fmt: skip
 _KINDS: dict[str, str] = {
     "Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Relu": "relu",
@@ -84,6 +87,7 @@ _VIEWS = frozenset((
     "CastLike", "Expand", "Slice", "Pad", "Tile", "DepthToSpace", "SpaceToDepth",
 ))  # fmt: skip
 _GEMMS = frozenset({"Conv", "Gemm", "MatMul"})
+_EPILOGUES = frozenset({"BatchNormalization", "Add", "Sub", "Mul", "Div"})
 
 
 def _density(w: Const | None) -> Density | None:
@@ -113,6 +117,7 @@ class _Converter:
         self.order: list[str] = []
         self.weights: dict[str, tuple[Const, bool]] = {}
         self.readers: dict[str, int] = {}
+        self.layer_out: dict[str, str] = {}  # layer -> the ONNX tensor holding its output
 
     # -- helpers ---------------------------------------------------------------------------
     def err(self, node: Node, problem: str) -> SpecError:
@@ -192,7 +197,7 @@ class _Converter:
         op = n.op_type
         if op in _GEMMS:
             {"Conv": self.conv, "Gemm": self.gemm, "MatMul": self.matmul}[op](n)
-        elif op == "BatchNormalization" and self.fold_bn(n):
+        elif op in _EPILOGUES and self.fold_epilogue(n):
             return
         elif op in _KINDS or op in POINTWISE or op.startswith("Reduce"):
             kind = _KINDS.get(op, "reduce" if op.startswith("Reduce") else "pointwise")
@@ -236,16 +241,33 @@ class _Converter:
             if o:
                 self.node_of[o] = name
 
-    def fold_bn(self, n: Node) -> bool:
-        """Fold a BatchNormalization into the GEMM layer it reads when it is its only reader."""
-        x = n.inputs[0]
+    def fold_epilogue(self, n: Node) -> bool:
+        """Fold a BatchNormalization, bias or scale on a GEMM layer's own output into the layer
+        when it is that output's only reader (module docstring)."""
+        ins = [i for i in n.inputs if i]
+        runtime = [i for i in ins if not self.is_static(i)]
+        if len(runtime) != 1:
+            return False
+        x = runtime[0]
         prod = self.node_of.get(x)
-        if prod is None or self.readers.get(x, 0) != 1 or x in self.og.outputs:
+        if prod is None or self.layer_out.get(prod) != x or self.readers.get(x, 0) != 1:
             return False
-        if not any(layer.name == prod for layer in self.layers):
+        if x in self.og.outputs:
             return False
+        if n.op_type != "BatchNormalization":
+            if n.op_type in ("Sub", "Div") and ins[0] != x:
+                return False  # c − x or c / x is not an epilogue of x
+            size = self.const_size(next(i for i in ins if i != x), n)
+            out = self.shape(x, n)
+            channels = {1, out[-1] if out else 1} | ({out[1]} if len(out) == 4 else set())
+            if size not in (channels if n.op_type in ("Add", "Sub") else {1}):
+                return False
         self.node_of[n.outputs[0]] = prod
+        self.layer_out[prod] = n.outputs[0]
         return True
+
+    def const_size(self, t: str, node: Node) -> int:
+        return int(np.prod(self.shape(t, node), dtype=np.int64))
 
     def view(self, n: Node) -> None:
         runtime = [i for i in n.inputs if i and not self.is_static(i)]
@@ -298,6 +320,7 @@ class _Converter:
         self.layers.append(Layer(name=name, problem=prob, inputs=inputs, weight_tensor=ref))
         self.order.append(name)
         self.node_of[n.outputs[0]] = name
+        self.layer_out[name] = n.outputs[0]
 
     def weight(self, n: Node, t: str) -> Const | None:
         """A constant weight's value; None (dense, with a warning) when it is computed at load
