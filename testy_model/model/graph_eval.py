@@ -268,9 +268,17 @@ def evaluate_graph(
     if fusion != "none":
         res = _residency(g, reads, arch, mappings, fusion, fusion_level)
         run = _price(g, reads, plan_layers, arch, aa, res)
-        dense_rep = evaluate_layers(net, arch, dense_mappings or mappings, None)
-        dres = _residency(g, reads, arch, dense_mappings or mappings, fusion, fusion_level)
-        dense = _price(g, reads, {x.name: x for x in dense_rep.layers}, arch, aa, dres)
+        same_maps = dense_mappings is None or dense_mappings is mappings
+        if same_maps and pl == Plan.dense():
+            dense = run  # the plan is dense: its run is the baseline
+        else:
+            dense_rep = evaluate_layers(net, arch, dense_mappings or mappings, None)
+            dres = (
+                res
+                if same_maps
+                else _residency(g, reads, arch, dense_mappings, fusion, fusion_level)
+            )
+            dense = _price(g, reads, {x.name: x for x in dense_rep.layers}, arch, aa, dres)
     layers = tuple(_with_dense(run.layers[x.name], dense) for x in per_layer.layers)
     ops = _operator_results(g, run, dense or run, aa)
     dram = arch.levels[0].name
