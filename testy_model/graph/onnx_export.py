@@ -204,7 +204,7 @@ class _Writer:
             self.out[op.name] = (op.name, (rows + math.prod(xs) // feat, feat))
             return
         if op.op == "concat":
-            ins = [self.adapt(s, (-1,), op.name) if False else self.out[s][0] for s in srcs]
+            ins = [self.out[s][0] for s in srcs]
             self.node("Concat", ins, op.name, out=op.name, axis=0)
             self.out[op.name] = (op.name, (sum(math.prod(self.out[s][1]) for s in srcs),))
             return
