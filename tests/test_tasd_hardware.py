@@ -116,17 +116,22 @@ def test_fixed_slot_traffic_and_macs_in_the_model() -> None:
 
 def test_tasd_unit_cost_by_hand() -> None:
     # top-2 of 4-blocks, int8, 45 nm (c = ceil(log2 4) = 2):
-    # comparators 2·(8+1) = 18 bits: 18·0.21/32 = 0.118125 pJ, 18·4.256 = 76.608 µm²
-    # kept list 2 entries of 8+2 bits: one write per value 10·0.009 = 0.09 pJ, 20·5.98 = 119.6 µm²
-    # index encoder 2 bits: 2·0.009 = 0.018 pJ, 2·5.98 = 11.96 µm²
+    # comparators 2·(8+1) = 18 bits: 18 · 0.21/32 pJ at 40 nm, brought to 45 nm by the node
+    #   rule S_E(45)/S_E(40) = 1/S_E(40); 18·4.256 = 76.608 µm²
+    # kept list: one write per value of an 8+2-bit register, 10·0.004683396 pJ (the register
+    #   estimator's write fit); 2 entries of 10 bits at 3.228057 µm² per bit = 64.56114 µm²
+    # index encoder: 2 bits, 2·0.004683396 pJ, 2·3.228057 = 6.456114 µm²
+    from testy_model.estimators.node import area_scale, energy_scale
+
     c = tasd_unit_cost(2, 4, 8)
     assert c.cycles_per_block == 4
-    assert c.energy_per_value == pytest.approx(0.118125 + 0.09 + 0.018)
-    assert c.area_um2 == pytest.approx(76.608 + 119.6 + 11.96)
-    # at 22 nm: energy x 22/45, area x (22/45)^2
+    e_cmp = 18 * 0.21 / 32 / energy_scale(40.0)
+    assert c.energy_per_value == pytest.approx(e_cmp + 10 * 0.004683396 + 2 * 0.004683396)
+    assert c.area_um2 == pytest.approx(76.608 + 64.56114 + 6.456114)
+    # at 22 nm every part scales by the node rules: energy S_E(22), area S_A(22)
     c22 = tasd_unit_cost(2, 4, 8, "22nm")
-    assert c22.energy_per_value == pytest.approx(c.energy_per_value * 22 / 45)
-    assert c22.area_um2 == pytest.approx(c.area_um2 * (22 / 45) ** 2)
+    assert c22.energy_per_value == pytest.approx(c.energy_per_value * energy_scale(22.0))
+    assert c22.area_um2 == pytest.approx(c.area_um2 * area_scale(22.0))
 
 
 def test_tasd_unit_count_trades_area_for_hidden_cycles() -> None:

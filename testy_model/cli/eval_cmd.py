@@ -19,6 +19,11 @@
   ``fills_split``, ``updates_split``).
 - ``--ert``/``--art``: Accelergy energy/area tables overriding the architecture's numbers.
 - ``--plot``: per-layer stacked bars of energy by component (µJ) and latency (cycles).
+- ``--network model.onnx``: an ONNX model (``spec.onnx_loader``; ``--skip-unknown`` counts
+  operators it cannot price as traffic only). Every network is priced as a graph
+  (``model.graph_eval``): the non-GEMM operators and the tensors between operators are summed
+  with the layers; ``--fusion fit`` keeps tensors that fit in ``--fusion-level`` on chip
+  (``model.fusion``).
 """
 
 from __future__ import annotations
@@ -46,9 +51,14 @@ def _problem_file_network(path: str) -> Network:
     return Network(name=Path(path).stem, layers=(Layer(name=name, problem=prob),))
 
 
-def _load_workload(path: str) -> Network:
-    """A network file, or a Timeloop ``problem:`` file as a one-layer network."""
+def _load_workload(path: str, skip_unknown: bool = False) -> Network:
+    """A network file (YAML or ONNX), or a Timeloop ``problem:`` file as a one-layer network."""
     from testy_model.spec.yaml_io import load_yaml_with_marks
+
+    if Path(path).suffix.lower() == ".onnx":
+        from testy_model.spec.loaders import load_network
+
+        return load_network(path, skip_unknown=skip_unknown)
 
     data, _ = load_yaml_with_marks(path)
     if isinstance(data, dict) and "problem" in data and "network" not in data:
@@ -64,6 +74,7 @@ def resolve_network(
     weight_sparsity: float | None,
     sparse: bool,
     params: dict | None = None,
+    skip_unknown: bool = False,
 ) -> Network:
     """The workload: a file, a zoo name, or (``network`` omitted) the architecture file's
     ``problem:`` block (with Sparseloop's ``fixed-structured`` densities as N:M when ``sparse``).
@@ -86,7 +97,7 @@ def resolve_network(
             prob = fixed_structured_to_nm(lay.problem, Path(arch_path))
             net = Network(name=net.name, layers=(Layer(name=lay.name, problem=prob),))
     elif Path(network).is_file():
-        net = _load_workload(network)
+        net = _load_workload(network, skip_unknown)
         if sparse and len(net.layers) == 1:
             # a Timeloop problem file: its fixed_structured densities become N:M, as above
             from testy_model.model.sparseloop_study import fixed_structured_to_nm
@@ -266,6 +277,26 @@ def eval_command(
     plot_out: Annotated[
         str | None, typer.Option("--plot", help="write per-layer latency/energy bars (PNG)")
     ] = None,
+    fusion: Annotated[
+        str,
+        typer.Option(
+            "--fusion",
+            help="none: tensors between operators go through DRAM; fit: one that fits stays in "
+            "the on-chip --fusion-level",
+        ),
+    ] = "none",
+    fusion_level: Annotated[
+        str | None,
+        typer.Option(
+            "--fusion-level", help="on-chip level for --fusion fit (default: DRAM's child)"
+        ),
+    ] = None,
+    skip_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unknown", help="ONNX: count operators that cannot be priced as traffic only"
+        ),
+    ] = False,
 ) -> None:
     """Evaluate latency, traffic and energy per layer and in total."""
     from testy_model.model.sparseloop_study import has_sparse_optimizations, load_stream
@@ -276,12 +307,14 @@ def eval_command(
     sparse = has_sparse_optimizations(arch) or (
         mapping != "mapper" and Path(mapping).is_file() and bool(load_stream(mapping))
     )
-    net = resolve_network(network, arch, weight_sparsity, sparse, parse_params(list(param or [])))
+    params = parse_params(list(param or []))
+    net = resolve_network(network, arch, weight_sparsity, sparse, params, skip_unknown)
     if sparse:
-        if plan is not None or measured:
+        if plan is not None or measured or fusion != "none":
             raise SpecError(
-                "--plan/--measured do not apply to Sparseloop inputs (sparse_optimizations / "
-                "stream: mapping); their densities and optimizations come from the files",
+                "--plan/--measured/--fusion do not apply to Sparseloop inputs "
+                "(sparse_optimizations / stream: mapping); their densities and optimizations come "
+                "from the files",
                 file=arch,
             )
         rep = _sparse_report(arch, mapping, net, ert, art, overrides)
@@ -305,6 +338,8 @@ def eval_command(
             base_dir=None,
             # the dense baseline on its own best mapping when the mapper sized tiles for the plan
             dense_mappings=mapper_mappings(net, a) if mapping == "mapper" and plan else None,
+            fusion=fusion,
+            fusion_level=fusion_level,
         )
     console.print(rep.table())
     console.print(
@@ -312,6 +347,9 @@ def eval_command(
         f"EDP {rep.edp_pj_s:.4g} pJ·s; speed-up {rep.speedup:.3f}×, energy ratio "
         f"{rep.energy_ratio:.3f} vs dense"
     )
+    if not sparse:
+        for line in rep.graph_summary():
+            console.print(line, highlight=False)
     if measured and not sparse:
         src = {x.name: x.density_source for x in rep.layers}
         closed = [n for n, v in src.items() if v != "measured"]

@@ -1,5 +1,7 @@
-"""``testy-model show network NAME``: the layers of a zoo network (or network file) with their
-shapes, dense MACs and parameters, and the totals."""
+"""``testy-model show network NAME|FILE [--plot graph.png [--plan plan.yaml]]``: the layers of a
+zoo network, network YAML or ONNX model with their shapes, dense MACs and parameters, its other
+operators, the totals, and (``--plot``) a drawing of its dataflow graph with the GEMM layers
+coloured by their series under ``--plan`` (``graph.draw.plot_network``)."""
 
 from __future__ import annotations
 
@@ -52,16 +54,14 @@ def _fmt_count(x: float) -> str:
 
 def _load(name: str, params: dict[str, Any]) -> tuple[Network, ZooNetwork | None]:
     path = Path(name)
-    if path.suffix.lower() in (".yaml", ".yml"):
+    if path.suffix.lower() in (".yaml", ".yml", ".onnx"):
         if params:
             raise SpecError(
                 f"options {', '.join(sorted(params))} apply to zoo networks only", file=name
             )
-        try:
-            from testy_model.spec.yaml_io import load_network  # type: ignore[attr-defined]
-        except ImportError:
-            raise SpecError("network files are not supported yet", file=name) from None
-        return load_network(path), None
+        from testy_model.spec.loaders import load_network
+
+        return load_network(path, skip_unknown=True), None
     accepted = network_params(name)
     unused = sorted(k for k in params if k not in accepted)
     if unused:
@@ -97,6 +97,12 @@ def show_network(
     heads: int | None = typer.Option(None, "--heads", help="Llama block: attention heads."),
     kv_heads: int | None = typer.Option(None, "--kv-heads", help="Llama block: KV heads."),
     mlp: int | None = typer.Option(None, "--mlp", help="Llama block: MLP (intermediate) size."),
+    plot: str | None = typer.Option(
+        None, "--plot", help="Draw the dataflow graph to this PNG (layers coloured by series)."
+    ),
+    plan: str | None = typer.Option(
+        None, "--plan", help="With --plot: a plan (YAML from search --out, or inline)."
+    ),
 ) -> None:
     """Print the layers of a network: shapes, dense MACs, parameters, densities, and totals."""
     given = {
@@ -142,8 +148,23 @@ def show_network(
     console.print(table)
     console.print(f"layers (GEMM): {len(network.layers)}")
     console.print(f"total MACs: {network.macs:,} ({_fmt_count(network.macs)}MACs)")
+    kinds: dict[str, int] = {}
+    for op in network.operators:
+        kinds[op.op] = kinds.get(op.op, 0) + 1
+    if kinds:
+        text = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda i: -i[1]))
+        console.print(f"other operators: {len(network.operators)} ({text})", highlight=False)
     if zoo is not None:
         console.print(f"GEMM params: {zoo.gemm_params:,}")
         other = ", ".join(f"{k} {v:,}" for k, v in zoo.other_params.items())
         console.print(f"other params: {sum(zoo.other_params.values()):,} ({other})")
         console.print(f"total params: {zoo.total_params:,} ({_fmt_count(zoo.total_params)})")
+    if plan is not None and plot is None:
+        raise SpecError("--plan colours the drawing: give --plot FILE.png too")
+    if plot is not None:
+        from testy_model.graph.draw import plot_network
+        from testy_model.model.plan import Plan
+
+        fig = plot_network(network, Plan.coerce(plan) if plan is not None else None)
+        fig.savefig(plot, dpi=120)
+        console.print(f"graph drawn to {plot}", highlight=False)

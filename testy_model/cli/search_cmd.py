@@ -29,7 +29,7 @@ def load_network_arg(
     if weight_sparsity is not None:
         params["weight_sparsity"] = weight_sparsity
     path = Path(name)
-    if path.suffix.lower() in (".yaml", ".yml"):
+    if path.suffix.lower() in (".yaml", ".yml", ".onnx"):
         if params:
             raise SpecError(
                 f"{', '.join('--' + k.replace('_', '-') for k in sorted(params))}: only for zoo "
@@ -116,6 +116,27 @@ def totals_table(report: SearchReport) -> Table:
             f"{x.edp_pj_s / native.edp_pj_s:.3f}",
         )
     return t
+
+
+def dominant_lines(net: Network, arch: Architecture, report: SearchReport, k: int = 5) -> list[str]:
+    """The operators that dominate the plan's energy (its layers, and the non-GEMM operators of
+    the network's graph priced without fusion, which no plan changes), and their share."""
+    from testy_model.model.graph_eval import price_operators
+
+    ops = price_operators(net, arch)
+    rows = [(r["layer"], float(r["energy_pj"])) for r in report.rows()]
+    rows += [(o.name, o.energy_pj) for o in ops]
+    total = sum(v for _, v in rows) or 1.0
+    rows.sort(key=lambda r: (-r[1], r[0]))
+    top = ", ".join(f"{n} {v / total:.1%}" for n, v in rows[:k])
+    lines = [f"operators that dominate energy (plan + non-GEMM): {top}"]
+    if ops:
+        e = sum(o.energy_pj for o in ops)
+        lines.append(
+            f"non-GEMM operators ({len(ops)}, not part of the plan, unfused): {e / 1e6:,.1f} µJ, "
+            f"{e / total:.1%} of the plan's energy with them; the totals above are the layers'"
+        )
+    return lines
 
 
 @app.command("search")
@@ -222,6 +243,8 @@ def search_command(
         f"{time.perf_counter() - t0:.2f} s",
         highlight=False,
     )
+    for line in dominant_lines(net, a, report):
+        con.print(line, highlight=False)
     if out is not None:
         out.write_text(report.plan.to_yaml_text(), encoding="utf-8")
         console.print(f"plan written to {out}", highlight=False)

@@ -18,16 +18,17 @@ with ``w`` the activation word width, ``N`` the largest ``n`` of the patterns it
     area              = N·(w+1)·a_cmp + N·(w + c)·a_reg + c·a_reg    (µm²)
 
 with ``c = ceil(log2 M)``: every value is compared with the N kept entries, written into the
-kept list at most once, and counted. Constants (45 nm; scaled to another node by the ideal
-rules, energy ∝ node, area ∝ node²):
+kept list at most once, and counted. Constants (per bit, at 45 nm unless noted; every one scaled
+to the architecture's node by the estimators' node rules, ``estimators.node``: energy
+``S_E(node)``, area ``S_A(node)``, Stillmaker & Baas 2017):
 
-- ``e_reg`` = 0.009 pJ per register bit (reference.md, Accelergy's 16-b register, 0.144 pJ);
-- ``e_cmp`` = 0.21 pJ / 32 bits = 0.00656 pJ per comparator bit (reference.md, Aladdin's 40 nm
-  32-b adder: a magnitude comparator is a subtractor);
-- ``a_reg`` = 5.98 µm² per register bit (``estimators.area.REGISTER_UM2_PER_BIT``, from the
-  Sparseloop STC study's ART: the 16-bit LRF, 95.68 µm²);
-- ``a_cmp`` = 4.256 µm² per comparator bit (one full-adder cell, FA_X1 of the NanGate 45 nm
-  Open Cell Library).
+- ``e_reg``, ``a_reg``: the built-in register estimator (``estimators.energy`` write action and
+  ``estimators.area``, fits through Accelergy's ``aladdin_register`` values): 0.004683 pJ and
+  3.228 µm² per bit;
+- ``e_cmp`` = 0.21 pJ / 32 bits at 40 nm (reference.md, Aladdin's 32-b adder: a magnitude
+  comparator is a subtractor), brought to the node by ``S_E(node) / S_E(40 nm)``;
+- ``a_cmp`` = 4.256 µm² per comparator bit (one full-adder cell, FA_X1 of the NanGate 45 nm Open
+  Cell Library).
 
 A unit count ``k`` decomposes ``k`` values per cycle, so ``V`` activation values take
 ``ceil(V/M)·M/k`` cycles (``model.latency.tasd_unit_cycles``), hidden under the compute cycles
@@ -39,12 +40,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from testy_model.estimators.area import REGISTER_UM2_PER_BIT, node_scale
-from testy_model.estimators.energy_table import REGISTER_PJ_PER_BIT, node_nm
+from testy_model.estimators.area import area
+from testy_model.estimators.energy import energy_per_action
+from testy_model.estimators.node import area_scale, check_node, energy_scale, node_nm
 from testy_model.spec.arch import TasdUnit
 
-#: pJ per comparator bit at 45 nm: Aladdin's 32-b adder, 0.21 pJ (reference.md) / 32.
-COMPARATOR_PJ_PER_BIT = 0.21 / 32
+#: pJ per comparator bit at 40 nm: Aladdin's 32-b adder, 0.21 pJ (reference.md) / 32.
+COMPARATOR_PJ_PER_BIT_40NM = 0.21 / 32
 #: µm² per comparator bit at 45 nm: one full-adder cell (NanGate 45 nm Open Cell Library FA_X1).
 COMPARATOR_UM2_PER_BIT = 4.256
 
@@ -66,26 +68,30 @@ def tasd_unit_cost(
     """Cost of one top-``select`` unit over ``block``-value blocks of ``datawidth``-bit values
     at ``technology`` (equations and constants in the module docstring).
 
-    Hand check (2:4 engine, int8, 45 nm): c = 2; energy = 2·9·0.0065625 + 10·0.009 + 2·0.009 =
-    0.118125 + 0.09 + 0.018 = 0.226125 pJ per value; area = 2·9·4.256 + 2·10·5.98 + 2·5.98 =
-    76.608 + 119.6 + 11.96 = 208.168 µm²; 4 cycles per block.
+    Hand check (2:4 engine, int8, 45 nm; c = 2): energy = 2·9·0.0065625·S_E(45)/S_E(40) +
+    0.004683396·10 + 0.004683396·2 pJ per value; area = 2·9·4.256 + 2·10·3.228057 +
+    2·3.228057 = 76.608 + 64.56114 + 6.456114 = 147.625254 µm²; 4 cycles per block.
     """
     if select < 1 or block < 1 or datawidth < 1:
         raise ValueError(f"select {select}, block {block}, datawidth {datawidth}: expected >= 1")
     c = math.ceil(math.log2(block)) if block > 1 else 0
-    e_scale = node_nm(technology) / 45.0
-    a_scale = node_scale(technology)
+    nm = check_node(node_nm(technology))
     cmp_bits = select * (datawidth + 1)
+    e_cmp = COMPARATOR_PJ_PER_BIT_40NM * energy_scale(nm) / energy_scale(40.0)
+    a_cmp = COMPARATOR_UM2_PER_BIT * area_scale(nm)
+
+    def reg(bits: int) -> tuple[float, float]:  # (pJ per write, µm²) of a `bits`-bit register
+        if bits < 1:
+            return 0.0, 0.0
+        e = energy_per_action("register", width=bits, node=nm, action="write")
+        return e, area("register", width=bits, node=nm)
+
+    kept_e, kept_a = reg(datawidth + c)
+    idx_e, idx_a = reg(c)
     parts = {
-        "comparators": (
-            cmp_bits * COMPARATOR_PJ_PER_BIT * e_scale,
-            cmp_bits * COMPARATOR_UM2_PER_BIT * a_scale,
-        ),
-        "kept registers": (
-            (datawidth + c) * REGISTER_PJ_PER_BIT * e_scale,
-            select * (datawidth + c) * REGISTER_UM2_PER_BIT * a_scale,
-        ),
-        "index encoder": (c * REGISTER_PJ_PER_BIT * e_scale, c * REGISTER_UM2_PER_BIT * a_scale),
+        "comparators": (cmp_bits * e_cmp, cmp_bits * a_cmp),
+        "kept registers": (kept_e, select * kept_a),
+        "index encoder": (idx_e, idx_a),
     }
     return TasdUnitCost(
         cycles_per_block=float(block),

@@ -22,15 +22,18 @@ import numpy as np
 from testy_model.errors import SpecError
 
 _SUFFIXES = (".npy", ".npz", ".safetensors")
-_REF_RE = re.compile(r"^(?P<path>.*?\.(?:npy|npz|safetensors))(?::(?P<key>.+))?$", re.IGNORECASE)
+_REF_RE = re.compile(
+    r"^(?P<path>.*?\.(?:npy|npz|safetensors|onnx))(?::(?P<key>.+))?$", re.IGNORECASE
+)
 
 
 def parse_tensor_ref(ref: str) -> tuple[str, str | None]:
     """Split a tensor reference ``"PATH"`` or ``"PATH:KEY"`` into ``(path, key)``.
 
-    The path must end in ``.npy``, ``.npz`` or ``.safetensors``; everything after the first
-    ``:`` that follows that suffix is the key (``"w.npz:layer1.weight"`` ->
-    ``("w.npz", "layer1.weight")``).
+    The path must end in ``.npy``, ``.npz``, ``.safetensors`` or ``.onnx``; everything after
+    the first ``:`` that follows that suffix is the key (``"w.npz:layer1.weight"`` ->
+    ``("w.npz", "layer1.weight")``). For an ONNX model the key is a GEMM layer's name and the
+    array its weight (``spec.onnx_loader.onnx_weight``).
     """
     match = _REF_RE.match(ref.strip())
     if match is None:
@@ -48,6 +51,12 @@ def load_tensor_ref(ref: str, base_dir: str | os.PathLike[str] | None = None) ->
     full = Path(path)
     if base_dir is not None and not full.is_absolute():
         full = Path(base_dir) / full
+    if full.suffix.lower() == ".onnx":
+        from testy_model.spec.onnx_loader import onnx_weight
+
+        if not key:
+            raise SpecError("an ONNX tensor reference needs a layer name: MODEL.onnx:LAYER")
+        return onnx_weight(full, key)
     return load_tensor(full, key)
 
 
