@@ -6,7 +6,7 @@ A sweep is described in YAML (or built in Python as a :class:`SweepSpec`)::
       arch: ../arch_specs/stc_2of4_tasd.yaml     # base architecture, relative to this file
       grid:                                      # full factorial over dotted keys ...
         levels.SMEM.depth: [2048, 4096, 8192]
-        levels.DRAM.read_bandwidth: [128, 512]   # bits/cycle
+        levels.DRAM.read_bandwidth: [16, 64]     # words/cycle, as in architecture files
         array.pes: [256, 512, 1024]              # PE-array size: compute + innermost levels'
                                                  # instances together (arch_loader.scale_pes)
       random:                                    # ... and/or a seeded random sample
@@ -64,8 +64,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from testy_model.dse.batch import (
     CandidateFeatures,
@@ -89,6 +88,7 @@ from testy_model.spec.arch import Architecture
 from testy_model.spec.arch_loader import apply_arch_overrides, load_arch
 from testy_model.spec.loaders import load_network
 from testy_model.spec.mapping import Mapping
+from testy_model.spec.sweep_spec import RandomSpace, SweepSpec, load_sweep
 from testy_model.spec.workload import Density, Layer, Network, Problem
 
 __all__ = [
@@ -108,92 +108,6 @@ __all__ = [
     "structure_key",
     "sweep",
 ]
-
-
-class RandomSpace(BaseModel):
-    """A seeded random sample of ``samples`` points, each key drawn uniformly from its list."""
-
-    model_config = ConfigDict(extra="forbid")
-    samples: int = Field(ge=1)
-    seed: int = 0
-    space: dict[str, list[Any]]
-
-
-class SweepSpec(BaseModel):
-    """What to sweep (see the module docstring for the YAML form)."""
-
-    model_config = ConfigDict(extra="forbid")
-    arch: str
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
-    random: RandomSpace | None = None
-    networks: list[str] = Field(default_factory=lambda: ["resnet50"])
-    network_params: dict[str, Any] = Field(default_factory=dict)
-    weight_sparsity: list[float] = Field(default_factory=lambda: [0.0])
-    plan: str = "dense"
-    budget: float = Field(default=0.05, ge=0)
-    objective: str = "edp"
-    mapper: bool = True
-    seed_limit: int = Field(default=64, ge=0)
-    base_dir: str = "."
-    source: str | None = None
-
-    @field_validator("grid")
-    @classmethod
-    def _non_empty_lists(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        for key, values in v.items():
-            if not values:
-                raise ValueError(f"grid key {key!r} has an empty list of values")
-        return v
-
-    @field_validator("weight_sparsity")
-    @classmethod
-    def _sparsity_range(cls, v: list[float]) -> list[float]:
-        for s in v:
-            if not 0.0 <= s < 1.0:
-                raise ValueError(f"weight sparsity {s} is outside [0, 1)")
-        return v
-
-    @field_validator("objective")
-    @classmethod
-    def _objective(cls, v: str) -> str:
-        if v not in ("edp", "energy", "latency"):
-            raise ValueError(f"objective {v!r} is not one of edp, energy, latency")
-        return v
-
-    def arch_path(self) -> Path:
-        """The base architecture file, resolved against ``base_dir``."""
-        p = Path(self.arch)
-        return p if p.is_absolute() else Path(self.base_dir) / p
-
-
-def load_sweep(path: str | Path) -> SweepSpec:
-    """Load a sweep YAML file (``sweep:`` at the top level); errors name the file and key."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise SpecError(f"cannot read sweep file: {err.strerror}", file=str(path)) from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise SpecError(
-            f"YAML syntax error: {getattr(err, 'problem', err)}",
-            file=str(path),
-            line=None if mark is None else mark.line + 1,
-        ) from err
-    if not isinstance(data, dict) or not isinstance(data.get("sweep"), dict):
-        raise SpecError("expected a mapping with a top-level 'sweep:' block", file=str(path))
-    body = dict(data["sweep"])
-    body.setdefault("base_dir", str(path.parent))
-    body.setdefault("source", str(path))
-    try:
-        return SweepSpec.model_validate(body)
-    except ValidationError as err:
-        first = err.errors()[0]
-        key = "sweep." + ".".join(str(x) for x in first["loc"])
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        raise SpecError(msg, file=str(path), key_path=key) from err
 
 
 def _file_digest(path: Path) -> str:

@@ -56,6 +56,7 @@ from testy_model.spec.yaml_io import (
     Cur,
     Doc,
     apply_overrides,
+    did_you_mean,
     parse_override,
     validation_to_spec_error,
 )
@@ -99,6 +100,67 @@ _COMPUTE_KEYS = {
     "meshY",
     "technology",
 }
+#: Attributes Timeloop and Accelergy define for their own use (port and bank counts, cluster
+#: sizes, FIFO depths, plug-in widths ...): accepted without a warning, not used by this model.
+TIMELOOP_ATTRIBUTES = frozenset(
+    {
+        "cluster-size",
+        "cluster_size",
+        "n_banks",
+        "n_rdwr_ports",
+        "n_rd_ports",
+        "n_wr_ports",
+        "nports",
+        "num_ports",
+        "num-ports",
+        "num-banks",
+        "num_banks",
+        "ports",
+        "banks",
+        "adder_width",
+        "multiplier_width",
+        "control_queue_depth",
+        "update_fifo_depth",
+        "metadata_datawidth",
+        "metadata_counter_width",
+        "compression_supported",
+        "decompression_supported",
+        "multiple-buffering",
+        "multiple_buffering",
+        "min-utilization",
+        "min_utilization",
+        "network-word-bits",
+        "network_word_bits",
+        "latency",
+        "global_cycle_seconds",
+        "action_latency_cycles",
+        "cycle_seconds",
+        "n_instances",
+        "memory_width",
+        "memory_depth",
+        "allow_overbooking",
+    }
+)
+#: Component classes of storage (Timeloop's and Accelergy's primitive classes; compared without
+#: case). A class named in the file's ``compound_components`` is accepted too.
+STORAGE_CLASSES = frozenset(
+    {
+        "dram",
+        "sram",
+        "storage",
+        "regfile",
+        "register",
+        "aladdin_register",
+        "reg_storage",
+        "smartbuffer",
+        "smartbuffer_sram",
+        "smartbuffer_rf",
+        "smartbuffer_metadata",
+    }
+)
+#: Component classes of compute (besides any class ending in ``mac``).
+COMPUTE_CLASSES = frozenset({"compute", "intmac", "fpmac", "mac"})
+
 _REPL_RE = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
 
 
@@ -113,6 +175,7 @@ class _State:
     computes: list[tuple[Cur, ComputeUnit]] = field(default_factory=list)
     container_parents: dict[str, str] = field(default_factory=dict)
     technology: str | None = None
+    compound_classes: frozenset[str] = frozenset()
 
 
 def _attr(attrs: dict[str, Cur], *names: str) -> Cur | None:
@@ -126,6 +189,28 @@ def _attr(attrs: dict[str, Cur], *names: str) -> Cur | None:
 def _is_compute(cls: str, subclass: str) -> bool:
     c, s = cls.lower(), subclass.lower()
     return c in {"compute", "intmac", "fpmac", "mac"} or c.endswith("mac") or s.endswith("mac")
+
+
+def _check_class(comp: Cur, cls: str, st: _State) -> None:
+    """A component's ``class`` must be a known storage or compute class (or a compound component
+    of the file): a misspelt class would otherwise be priced as an SRAM."""
+    if not cls:
+        raise comp.error(
+            "missing 'class'; expected a storage class (DRAM, SRAM, regfile, storage, "
+            "smartbuffer_SRAM, ...) or a compute class (intmac, compute, fpmac)"
+        )
+    low = cls.lower()
+    if low in STORAGE_CLASSES or low in COMPUTE_CLASSES or low.endswith("mac"):
+        return
+    if low in st.compound_classes:
+        return
+    known = sorted({*STORAGE_CLASSES, *COMPUTE_CLASSES} | set(st.compound_classes))
+    canon = {k.lower(): k for k in ("DRAM", "SRAM", "smartbuffer_SRAM", "smartbuffer_RF")}
+    shown = [canon.get(k, k) for k in known]
+    raise comp.child("class").error(
+        f"unknown component class {cls!r}{did_you_mean(cls, shown)}; known classes: "
+        f"{', '.join(shown)} (or a compound component defined in the file)"
+    )
 
 
 def derive_energies(
@@ -377,7 +462,7 @@ def _attributes(node: Cur, st: _State, keys: set[str], own_only: bool = False) -
     a = node.opt("attributes")
     if a is not None:
         a.as_map()
-        a.warn_unused(keys)
+        a.warn_unused(keys, silent=TIMELOOP_ATTRIBUTES)
         for k, c in a.items():
             merged[k] = c
     return merged
@@ -396,6 +481,7 @@ def _component(comp: Cur, st: _State, v03: bool) -> None:
     name = comp.req("name").str()
     cls = comp.opt("class").str() if comp.opt("class") is not None else ""
     subclass = comp.opt("subclass").str() if comp.opt("subclass") is not None else ""
+    _check_class(comp, cls, st)
     compute = _is_compute(cls, subclass)
     comp.warn_unused(
         {"name", "class", "subclass", "attributes", "constraints", "spatial", "required_actions"},
@@ -503,8 +589,7 @@ def _walk_v04(nodes: Cur, st: _State) -> None:
             if tag == "Parallel":
                 for sub in node.req("nodes").as_list().elems():
                     sub_tag = getattr(sub.value, "tag", "Component")
-                    if sub_tag == "Nothing":
-                        sub.warn("!Nothing placeholder is not used by the model (ignored)")
+                    if sub_tag == "Nothing":  # Timeloop's placeholder: nothing to model
                         continue
                     _component(sub, st, v03=False)
             else:
@@ -514,8 +599,8 @@ def _walk_v04(nodes: Cur, st: _State) -> None:
             _container(node, st, node.req("name").str(), _mesh(node.opt("spatial")))
         elif tag == "Component":
             _component(node, st, v03=False)
-        elif tag == "Nothing":
-            node.warn("!Nothing placeholder is not used by the model (ignored)")
+        elif tag == "Nothing":  # Timeloop's placeholder: nothing to model
+            pass
         else:
             raise node.error(
                 f"unknown node kind !{tag}; expected !Container, !Component, !Parallel, "
@@ -576,6 +661,21 @@ def warn_unknown_top(root: Cur, known: frozenset[str] | set[str]) -> None:
         root.child(unknown[0]).warn(f"top-level blocks {unknown} are not used (ignored)")
 
 
+def _compound_classes(root: Cur) -> frozenset[str]:
+    """Lower-case names of the compound components a file defines (``compound_components:``
+    with ``classes:`` or a list of ``{name: ...}``)."""
+    cc = root.opt("compound_components")
+    if cc is None:
+        return frozenset()
+    body = cc.value.get("classes", cc.value) if isinstance(cc.value, dict) else cc.value
+    names = set()
+    if isinstance(body, list):
+        for item in body:
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                names.add(item["name"].lower())
+    return frozenset(names)
+
+
 def design_name(file: str) -> str:
     """A design's default name: the file stem, or the folder name for generic stems
     (``arch.yaml``, ``aggregated_input.yaml``)."""
@@ -592,7 +692,7 @@ def arch_from_doc(doc: Doc) -> Architecture:
         raise root.error("expected a mapping with an 'architecture' block")
     a = root.req("architecture").as_map()
     warn_unknown_top(root, KNOWN_TOP_LEVEL)
-    st = _State()
+    st = _State(compound_classes=_compound_classes(root))
     if a.has("nodes"):
         a.warn_unused({"nodes", "version"})
         _walk_v04(a.req("nodes"), st)
@@ -791,6 +891,7 @@ def load_arch(path: str | Path, overrides: list[str] | None = None) -> Architect
 
     doc = Doc.load(path)
     arch = arch_from_doc(doc)
+    doc.report_unused()
     archi = doc.data.get("architecture") if isinstance(doc.data, dict) else None
     nodes = archi.get("nodes") if isinstance(archi, dict) else None
     if nodes_have_sparse_optimizations(nodes) or doc.root().has("sparse_optimizations"):

@@ -26,12 +26,12 @@ from pydantic import ValidationError
 
 from testy_model.errors import SpecError
 from testy_model.spec.arch import Architecture
-from testy_model.spec.arch_loader import arch_from_doc, warn_unknown_top
+from testy_model.spec.arch_loader import arch_from_doc
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.mapping_loader import mapping_from_doc
 from testy_model.spec.problem_loader import _density, problem_from_doc
 from testy_model.spec.workload import Density, Layer, Network, Problem, conv2d, gemm
-from testy_model.spec.yaml_io import Cur, Doc, validation_to_spec_error
+from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL, Cur, Doc, validation_to_spec_error
 
 _GEMM_KEYS = ("M", "N", "K")
 _CONV_KEYS = {
@@ -48,10 +48,21 @@ _CONV_KEYS = {
 }
 
 
+#: Keys of one layer of a network file (``inputs``: the names of the layers feeding it).
+LAYER_KEYS = (
+    "name",
+    "gemm",
+    "conv2d",
+    "problem",
+    "densities",
+    "weight_tensor",
+    "activation_tensor",
+    "inputs",
+)
+
+
 def _layer(lc: Cur, base: Path) -> Layer:
-    lc.as_map().warn_unused(
-        {"name", "gemm", "conv2d", "problem", "densities", "weight_tensor", "activation_tensor"}
-    )
+    lc.as_map().reject_unknown(LAYER_KEYS)
     name = lc.req("name").str()
     kinds = [k for k in ("gemm", "conv2d", "problem") if lc.has(k)]
     if len(kinds) != 1:
@@ -65,11 +76,11 @@ def _layer(lc: Cur, base: Path) -> Layer:
     body = lc.child(kind)
     try:
         if kind == "gemm":
-            body.as_map().warn_unused(_GEMM_KEYS)
+            body.as_map().reject_unknown(_GEMM_KEYS, "gemm size")
             m, n, k = (body.req(x).int(minimum=1) for x in _GEMM_KEYS)
             prob = gemm(m, n, k, name=name, densities=dens)
         elif kind == "conv2d":
-            body.as_map().warn_unused(_CONV_KEYS)
+            body.as_map().reject_unknown(_CONV_KEYS, "conv2d size")
             args: dict[str, Any] = {}
             for key, arg in _CONV_KEYS.items():
                 c = body.opt(key)
@@ -80,7 +91,9 @@ def _layer(lc: Cur, base: Path) -> Layer:
             prob = conv2d(name=name, densities=dens, **args)
         else:
             ref = base / body.str()
-            sub = problem_from_doc(Doc.load(ref))
+            sub_doc = Doc.load(ref)
+            sub = problem_from_doc(sub_doc)
+            sub_doc.report_unused()
             prob = sub.model_copy(update={"name": name, "densities": {**sub.densities, **dens}})
             Problem.model_validate(prob.model_dump())
     except ValidationError as err:
@@ -105,8 +118,8 @@ def network_from_doc(doc: Doc) -> Network:
     if not root.is_map():
         raise root.error("expected a mapping with a 'network' block")
     net = root.req("network").as_map()
-    warn_unknown_top(root, {"network"})
-    net.warn_unused({"name", "layers"})
+    root.reject_unknown(KNOWN_TOP_LEVEL, "top-level block")
+    net.reject_unknown(("name", "layers"))
     base = Path(doc.file).parent
     layers = []
     for lc in net.req("layers").as_list(allow_none=False).elems():
@@ -126,8 +139,12 @@ def network_from_doc(doc: Doc) -> Network:
 
 
 def load_network(path: str | Path) -> Network:
-    """Load a network YAML file (format in the module docstring). Raises :class:`SpecError`."""
-    return network_from_doc(Doc.load(path))
+    """Load a network YAML file (format in the module docstring). Unknown keys are errors with
+    a "did you mean" suggestion. Raises :class:`SpecError`."""
+    doc = Doc.load(path)
+    net = network_from_doc(doc)
+    doc.report_unused()
+    return net
 
 
 def load_any(path: str | Path) -> dict[str, Architecture | Problem | Mapping | Network]:

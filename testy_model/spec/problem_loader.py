@@ -238,4 +238,7 @@ def load_problem(path: str | Path) -> Problem:
 
     Raises :class:`SpecError` naming file, line and key path on any problem.
     """
-    return problem_from_doc(Doc.load(path))
+    doc = Doc.load(path)
+    prob = problem_from_doc(doc)
+    doc.report_unused()
+    return prob
