@@ -24,38 +24,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from testy_model.cli.app import app, console, parse_params, user_errors
+from testy_model.cli.outputs import check_outputs, save_figure
 from testy_model.cli.sparseloop_cmd import ArtOption, ErtOption
-from testy_model.errors import SpecError
 from testy_model.spec.arch import Architecture
 from testy_model.spec.mapping import Mapping
-from testy_model.spec.workload import Layer, Network
-
-
-def _problem_file_network(path: str) -> Network:
-    """A Timeloop ``problem:`` file as a one-layer network."""
-    from testy_model.spec.problem_loader import load_problem
-
-    prob = load_problem(path)
-    name = Path(path).stem if prob.name in ("", "problem") else prob.name
-    return Network(name=Path(path).stem, layers=(Layer(name=name, problem=prob),))
-
-
-def _load_workload(path: str) -> Network:
-    """A network file, or a Timeloop ``problem:`` file as a one-layer network."""
-    from testy_model.spec.yaml_io import load_yaml_with_marks
-
-    data, _ = load_yaml_with_marks(path)
-    if isinstance(data, dict) and "problem" in data and "network" not in data:
-        return _problem_file_network(path)
-    from testy_model.spec.loaders import load_network
-
-    return load_network(path)
+from testy_model.spec.workload import Network
 
 
 def resolve_network(
@@ -65,53 +43,11 @@ def resolve_network(
     sparse: bool,
     params: dict | None = None,
 ) -> Network:
-    """The workload: a file, a zoo name, or (``network`` omitted) the architecture file's
-    ``problem:`` block (with Sparseloop's ``fixed-structured`` densities as N:M when ``sparse``).
-    """
-    if network is None:
-        from testy_model.spec.yaml_io import load_yaml_with_marks
+    """The workload (see :func:`testy_model.spec.inputs.resolve_network`, the one reading every
+    command shares)."""
+    from testy_model.spec.inputs import resolve_network as _resolve
 
-        data, _ = load_yaml_with_marks(arch_path)
-        if not (isinstance(data, dict) and "problem" in data):
-            raise SpecError(
-                "no --network given and the architecture file holds no 'problem:' block "
-                "(expected --network FILE|ZOO_NAME)",
-                file=arch_path,
-            )
-        net = _problem_file_network(arch_path)
-        if sparse:
-            from testy_model.model.sparseloop_study import fixed_structured_to_nm
-
-            lay = net.layers[0]
-            prob = fixed_structured_to_nm(lay.problem, Path(arch_path))
-            net = Network(name=net.name, layers=(Layer(name=lay.name, problem=prob),))
-    elif Path(network).is_file():
-        net = _load_workload(network)
-        if sparse and len(net.layers) == 1:
-            # a Timeloop problem file: its fixed_structured densities become N:M, as above
-            from testy_model.model.sparseloop_study import fixed_structured_to_nm
-
-            lay = net.layers[0]
-            prob = fixed_structured_to_nm(lay.problem, Path(network))
-            net = Network(name=net.name, layers=(Layer(name=lay.name, problem=prob),))
-    else:
-        from testy_model.graph.zoo import get_network, list_networks
-
-        known = {n.replace("-", "_") for n in list_networks()}
-        if network.replace("-", "_").lower() not in known:
-            raise SpecError(
-                f"--network {network!r}: no such file and not a zoo network (expected a file "
-                f"or one of {list_networks()})"
-            )
-        zoo = dict(params or {})
-        if weight_sparsity is not None:
-            zoo["weight_sparsity"] = weight_sparsity
-        return get_network(network, **zoo)
-    if weight_sparsity is not None or params:
-        raise SpecError(
-            "--weight-sparsity and --param apply to zoo networks only (--network ZOO_NAME)"
-        )
-    return net
+    return _resolve(network, arch_path, weight_sparsity, sparse, params)
 
 
 def mapper_mappings(
@@ -142,20 +78,6 @@ def mapper_mappings(
             out[layer.name] = find_mapping(layer.problem, arch, densities=dens).mapping
             prog.advance(task)
     return out
-
-
-def _file_mapping(path: str, arch: Architecture, net: Network) -> Mapping:
-    from testy_model.spec.mapping_loader import load_mapping
-
-    problem = net.layers[0].problem if len(net.layers) == 1 else None
-    m = load_mapping(path, arch=arch, problem=problem)
-    if problem is not None:
-        from testy_model.spec.validate import validate_mapping
-
-        # a mapping file given for one layer must fit it: a user error (file:line), not a
-        # priced-but-invalid result
-        validate_mapping(m, arch, problem)
-    return m
 
 
 def _sparse_report(
@@ -214,11 +136,11 @@ def unrunnable_terms(net: Network, arch: Architecture, plan: str | None) -> list
 
 
 def _dense_mappings(
-    mapping: str, arch: Architecture, net: Network, plan: str | None
+    mapping: Mapping | None, arch: Architecture, net: Network, plan: str | None
 ) -> Mapping | dict[str, Mapping] | Callable:
-    if mapping == "mapper":
+    if mapping is None:
         return mapper_mappings(net, arch, plan)
-    return _file_mapping(mapping, arch, net)
+    return mapping
 
 
 @app.command("eval")
@@ -267,39 +189,42 @@ def eval_command(
     plot_out: Annotated[
         str | None, typer.Option("--plot", help="write per-layer latency/energy bars (PNG)")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace output files that already exist")
+    ] = False,
 ) -> None:
     """Evaluate latency, traffic and energy per layer and in total."""
-    from testy_model.model.sparseloop_study import has_sparse_optimizations, load_stream
+    from testy_model.spec.inputs import load_run
 
     overrides = list(set_ or [])
-    if not Path(arch).is_file():
-        raise SpecError("no such file (expected an architecture YAML)", file=arch)
-    sparse = has_sparse_optimizations(arch) or (
-        mapping != "mapper" and Path(mapping).is_file() and bool(load_stream(mapping))
+    outputs = check_outputs(
+        {"--json": json_out, "--csv": csv_out, "--plot": plot_out},
+        inputs=[arch, network, mapping, plan, ert, art],
+        force=force,
     )
-    net = resolve_network(network, arch, weight_sparsity, sparse, parse_params(list(param or [])))
+    # one reading of every file, shared with validate/map/search/study (spec.inputs)
+    run = load_run(
+        arch,
+        network=network,
+        mapping=mapping,
+        ert=ert,
+        art=art,
+        plan=plan,
+        overrides=overrides,
+        weight_sparsity=weight_sparsity,
+        params=parse_params(list(param or [])),
+        measured=measured,
+    )
+    net, a, sparse = run.network, run.design.arch, run.sparse
     if sparse:
-        if plan is not None or measured:
-            raise SpecError(
-                "--plan/--measured do not apply to Sparseloop inputs (sparse_optimizations / "
-                "stream: mapping); their densities and optimizations come from the files",
-                file=arch,
-            )
         rep = _sparse_report(arch, mapping, net, ert, art, overrides)
     else:
         from testy_model.model.evaluate import evaluate
-        from testy_model.spec.accelergy import apply_art, apply_ert, load_art, load_ert
-        from testy_model.spec.arch_loader import load_arch
 
-        a = load_arch(arch, overrides=overrides)
-        if ert is not None:
-            a = apply_ert(a, load_ert(ert))
-        if art is not None:
-            a = apply_art(a, load_art(art))
         rep = evaluate(
             net,
             a,
-            _dense_mappings(mapping, a, net, plan),
+            _dense_mappings(run.mapping, a, net, plan),
             plan=plan,
             densities_source="measured" if measured else "expected",
             # tensor paths in a network file are already joined to its folder by the loader
@@ -333,10 +258,11 @@ def eval_command(
         console.print(
             f"[yellow]warning:[/] mapping invalid (capacity, fan-out or factors) for {invalid}"
         )
-    if json_out:
-        rep.to_json(json_out)
-    if csv_out:
-        rep.to_frame().to_csv(csv_out, index=False)
-    if plot_out:
-        fig = rep.plot_breakdown()
-        fig.savefig(plot_out, dpi=120)
+    if "--json" in outputs:
+        rep.to_json(outputs["--json"])
+    if "--csv" in outputs:
+        rep.to_frame().to_csv(outputs["--csv"], index=False)
+    if "--plot" in outputs:
+        save_figure(rep.plot_breakdown(), outputs["--plot"])
+    for opt, path in outputs.items():
+        console.print(f"{opt}: written to {path}", highlight=False)

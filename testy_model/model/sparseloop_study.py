@@ -213,6 +213,12 @@ def load_case_files(
                 f"(expected one of {sorted(known)})",
                 file=str(agg),
             )
+    if map_path is not None:
+        # the mapping file must fit, with the design's spatial skipping: the same check
+        # validate and eval make (spec.inputs), never a priced-but-invalid result
+        from testy_model.spec.validate import validate_mapping
+
+        validate_mapping(mapping, arch, prob, opts)
     ert = load_ert(ert_path) if ert_path is not None else None
     art = load_art(art_path) if art_path is not None else None
     if ert is not None:

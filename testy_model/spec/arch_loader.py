@@ -838,21 +838,51 @@ def scale_pes(arch: Architecture, pes: object) -> Architecture:
         raise SpecError(f"override {PES_KEY}={pes}: {msg}", key_path=PES_KEY) from None
 
 
+#: Level fields given in words per cycle in files and overrides (stored in bits per cycle).
+BANDWIDTH_FIELDS = ("read_bandwidth", "write_bandwidth")
+
+
+def _bandwidth_override(arch: Architecture, parts: list[str], value: object, text: str) -> str:
+    """The override ``levels.L.read_bandwidth=V`` (V in words/cycle, the file's unit) as the
+    typed model's bits/cycle: ``V · datawidth(L)``; ``null`` keeps it unlimited."""
+    head = parts[1]
+    names = [lv.name for lv in arch.levels]
+    if head in names:
+        level = arch.levels[names.index(head)]
+    elif head.lstrip("-").isdigit() and -len(names) <= int(head) < len(names):
+        level = arch.levels[int(head)]
+    else:
+        raise SpecError(
+            f"override {text!r}: no level {head!r}{did_you_mean(head, names)}; levels are {names}"
+        )
+    if value is None:
+        return f"levels.{level.name}.{parts[2]}=null"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise SpecError(
+            f"override {text!r}: expected a bandwidth > 0 in words/cycle (or null for unlimited)"
+        )
+    return f"levels.{level.name}.{parts[2]}={float(value) * level.datawidth!r}"
+
+
 def apply_arch_overrides(arch: Architecture, overrides: list[str] | None) -> Architecture:
     """``arch`` with dotted ``KEY.PATH=VALUE`` overrides applied, as ``load_arch`` does.
 
     Keys are the typed model's fields (``levels.SMEM.depth=4096``, ``compute.instances=512``,
     ``sparsity.A.patterns=[1:4,2:4]``; see :func:`~testy_model.spec.yaml_io.apply_overrides`)
     plus the derived key ``array.pes=N`` (:func:`scale_pes`: compute and PE-block instances
-    together). Overrides apply in order; consecutive plain ones are validated together, so
-    ``compute.instances`` and ``levels.LRF.instances`` may be changed in one go. Afterwards
-    table-derived energies of every level whose geometry (depth, width, datawidth, kind)
-    changed are re-derived from the 45 nm table (pJ per word). Raises :class:`SpecError`.
+    together). Bandwidths (``levels.L.read_bandwidth`` / ``write_bandwidth``) are in **words per
+    cycle**, the unit of architecture files, converted with the level's datawidth (after every
+    other override, so a datawidth set in the same call counts). Overrides apply in order;
+    consecutive plain ones are validated together, so ``compute.instances`` and
+    ``levels.LRF.instances`` may be changed in one go. Afterwards table-derived energies of every
+    level whose geometry (depth, width, datawidth, kind) changed are re-derived from the 45 nm
+    table (pJ per word). Raises :class:`SpecError`.
     """
     if not overrides:
         return arch
     new: Architecture = arch
     plain: list[str] = []
+    bandwidths: list[tuple[list[str], object, str]] = []
 
     def flush() -> None:
         nonlocal new
@@ -868,9 +898,14 @@ def apply_arch_overrides(arch: Architecture, overrides: list[str] | None) -> Arc
         if ".".join(parts) == PES_KEY:
             flush()
             new = scale_pes(new, value)
+        elif len(parts) == 3 and parts[0] == "levels" and parts[2] in BANDWIDTH_FIELDS:
+            bandwidths.append((parts, value, text))
         else:
             plain.append(text)
     flush()
+    if bandwidths:
+        plain.extend(_bandwidth_override(new, p, v, t) for p, v, t in bandwidths)
+        flush()
     return _rederive(arch, new)
 
 
