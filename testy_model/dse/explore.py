@@ -88,7 +88,7 @@ from testy_model.spec.arch import Architecture
 from testy_model.spec.arch_loader import apply_arch_overrides, load_arch
 from testy_model.spec.loaders import load_network
 from testy_model.spec.mapping import Mapping
-from testy_model.spec.sweep_spec import RandomSpace, SweepSpec, load_sweep
+from testy_model.spec.sweep_spec import RandomSpace, SweepSpec, load_sweep, sweep_key_error
 from testy_model.spec.workload import Density, Layer, Network, Problem
 
 __all__ = [
@@ -217,12 +217,17 @@ def override_strings(overrides: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 _BASE_ARCH: dict[str, Architecture] = {}
+#: Most entries any per-process cache of this module holds (it is emptied when full).
+CACHE_LIMIT = 4096
 
 
 def base_arch(path: str | Path) -> Architecture:
-    """The base architecture file, loaded once per process."""
-    key = str(Path(path).resolve())
+    """The base architecture file, loaded once per process and content (an edited file is read
+    again, never served stale from the cache)."""
+    key = str(Path(path).resolve()) + ":" + _file_digest(Path(path))
     if key not in _BASE_ARCH:
+        if len(_BASE_ARCH) >= CACHE_LIMIT:
+            _BASE_ARCH.clear()
         _BASE_ARCH[key] = load_arch(path)
     return _BASE_ARCH[key]
 
@@ -332,6 +337,8 @@ def prepare(spec: SweepSpec, points: Sequence[dict[str, Any]] | None = None) -> 
     that results do not depend on how points are chunked."""
     pts = expand_points(spec) if points is None else points
     path = str(spec.arch_path())
+    if not spec.arch_path().is_file():
+        raise sweep_key_error(spec, "arch", f"architecture file {path!r} does not exist")
     groups: dict[str, list[Architecture]] = {}
     caps: dict[str, Architecture] = {}
     seen: set[str] = set()
@@ -343,10 +350,12 @@ def prepare(spec: SweepSpec, points: Sequence[dict[str, Any]] | None = None) -> 
         try:
             a = arch_for(path, p["set"])
         except SpecError as err:
-            raise SpecError(
+            if err.file is not None and err.file != spec.source:
+                raise  # the base architecture file itself is bad: its own file and line
+            raise sweep_key_error(
+                spec,
+                "grid" if spec.grid else "random",
                 f"point {override_strings(p['set'])}: {err.problem}",
-                file=spec.source or err.file or path,
-                key_path="sweep.grid" if spec.grid else "sweep.random",
             ) from None
         groups.setdefault(structure_key(a), []).append(a)
         caps.setdefault(capacity_key(a), a)
@@ -358,20 +367,30 @@ def prepare(spec: SweepSpec, points: Sequence[dict[str, Any]] | None = None) -> 
         if net.endswith((".yaml", ".yml")):
             f = Path(net) if Path(net).is_absolute() else Path(spec.base_dir) / net
             files[net] = str(f)
+            if not f.is_file():
+                raise sweep_key_error(spec, "networks", f"network file {str(f)!r} does not exist")
             load_network(f)  # fail early, naming the file
         else:
             try:
                 get_network(net, **spec.network_params)
             except SpecError as err:
-                raise SpecError(err.problem, file=spec.source, key_path="sweep.networks") from None
+                raise sweep_key_error(spec, "networks", err.problem) from None
     plan = spec.plan
     if plan.endswith((".yaml", ".yml")) and not Path(plan).is_absolute():
         plan = str(Path(spec.base_dir) / plan)
     if plan not in ("dense", "search"):
         try:
-            _plan(plan)  # fail early on a bad plan
+            pl = _plan(plan)  # fail early on a bad plan
+            for net in spec.networks:
+                names = [
+                    x.name
+                    for x in network_for(files.get(net, net), 0.0, spec.network_params).layers
+                ]
+                pl.check_layers(names)
         except SpecError as err:
-            raise SpecError(str(err), file=spec.source, key_path="sweep.plan") from None
+            if err.file is not None and err.file != spec.source:
+                raise  # a plan file: its own file and line
+            raise sweep_key_error(spec, "plan", err.problem) from None
     return SweepContext(
         arch=path,
         network_params=dict(spec.network_params),
@@ -423,8 +442,11 @@ def network_for(name: str, weight_sparsity: float, params: dict[str, Any]) -> Ne
 
     A name ending in ``.yaml``/``.yml`` is a network file (``load_network``); a weight sparsity
     s > 0 then sets every weight's density to ``bernoulli(1 − s)``, s = 0 keeps the file's."""
-    key = (name, weight_sparsity, json.dumps(params, sort_keys=True, default=str))
+    digest = _file_digest(Path(name)) if name.endswith((".yaml", ".yml")) else ""
+    key = (name, digest, weight_sparsity, json.dumps(params, sort_keys=True, default=str))
     if key not in _NETWORKS:
+        if len(_NETWORKS) >= CACHE_LIMIT:
+            _NETWORKS.clear()
         if name.endswith((".yaml", ".yml")):
             net = load_network(name)
             if weight_sparsity > 0:
@@ -704,6 +726,9 @@ def evaluate_chunk(ctx: SweepContext, points: list[dict[str, Any]]) -> list[dict
     Top-level and picklable; it keeps per-process caches (base architecture, networks, candidate
     features) across the chunks a worker receives.
     """
+    for cache in (_CANDS, _FEATS):
+        if len(cache) >= CACHE_LIMIT:  # bounded: a long-lived worker never grows without end
+            cache.clear()
     plan = Plan() if ctx.plan in ("dense", "search") else _plan(ctx.plan)
     archs = [arch_for(ctx.arch, pt["set"]) for pt in points]
     groups: dict[tuple, list[int]] = {}

@@ -192,6 +192,30 @@ def resolve_network(
     return net
 
 
+def check_sparse_tensors(opts: SparseOptimizations, network: Network, file: str) -> None:
+    """Every data space a ``sparse_optimizations`` block names (formats, action targets and
+    conditions) must be a tensor of every layer it prices.
+
+    Raises:
+        SpecError: naming the file, the target level and the tensors the layer has.
+    """
+    for layer in network.layers:
+        tensors = layer.problem.tensor_names
+        for t in opts.targets:
+            named = [f.name for f in t.formats]
+            for act in t.actions:
+                named += [act.target, *act.condition_on]
+            for ds in named:
+                if ds not in tensors:
+                    raise SpecError(
+                        f"sparse_optimizations target {t.name!r} names data space {ds!r}, which "
+                        f"layer {layer.name!r} does not have{did_you_mean(ds, tensors)} (its "
+                        f"tensors: {', '.join(tensors)})",
+                        file=file,
+                        key_path="sparse_optimizations",
+                    )
+
+
 def load_file_mapping(path: str | Path, design: Design, network: Network | None = None) -> Mapping:
     """A mapping file loaded against the architecture (targets checked against its levels) and,
     for a one-layer workload, validated against that layer's problem with the design's spatial
@@ -291,8 +315,10 @@ def load_run(
             "stream: mapping); their densities and optimizations come from the files",
             file=str(arch_path),
         )
-    net = resolve_network(network, arch_path, weight_sparsity, sparse, params)
     design = load_design(arch_path, overrides, ert, art)
+    net = resolve_network(network, arch_path, weight_sparsity, sparse, params)
+    if design.sparse_opts is not None:
+        check_sparse_tensors(design.sparse_opts, net, str(arch_path))
     mp = load_file_mapping(mapping, design, net) if mapping != MAPPER else None
     pl = load_plan(plan, net)
     return RunInputs(design=design, network=net, mapping=mp, plan=pl, sparse=sparse)

@@ -151,7 +151,8 @@ def load_any(path: str | Path) -> dict[str, Architecture | Problem | Mapping | N
     """Load every part a file holds, detected by its top-level keys.
 
     Returns a dict with some of the keys ``"arch"``, ``"problem"``, ``"mapping"``, ``"network"``,
-    ``"ert"``, ``"art"`` (Accelergy tables).
+    ``"ert"``, ``"art"`` (Accelergy tables), ``"sparse_opts"`` (a file holding only
+    ``sparse_optimizations``). Unused keys are reported in one warning line for the file.
     An aggregated Sparseloop input yields arch and problem (and mapping when present), and the
     mapping is then loaded against them. Raises :class:`SpecError` when nothing is recognised.
     """
@@ -174,7 +175,11 @@ def load_any(path: str | Path) -> dict[str, Architecture | Problem | Mapping | N
     if root.has("network"):
         out["network"] = network_from_doc(doc)
     if root.has("architecture") or root.has("sparse_optimizations"):
-        check_sparse_optimizations(path)
+        from testy_model.spec.sparseloop import load_sparse_optimizations
+
+        opts = load_sparse_optimizations(path)  # rejects unknown formats, actions, keys
+        if not root.has("architecture"):
+            out["sparse_opts"] = opts  # type: ignore[assignment]
     if root.has("ERT") or root.has("ART"):
         from testy_model.spec.accelergy import load_art, load_ert
 
@@ -185,8 +190,10 @@ def load_any(path: str | Path) -> dict[str, Architecture | Problem | Mapping | N
     if not out:
         raise root.error(
             f"cannot tell what this file is: top-level keys {sorted(root.value)}; expected "
-            "'architecture', 'problem', 'mapping', 'network', 'ERT' or 'ART'"
+            "'architecture', 'problem', 'mapping', 'network', 'sparse_optimizations', 'ERT', "
+            "'ART', 'plan' or 'sweep'"
         )
+    doc.report_unused()
     return out
 
 

@@ -76,7 +76,7 @@ MAX_SCALAR_CHARS = 65_536
 #: Deepest nesting of mappings and sequences (PyYAML's composer recurses once per level).
 MAX_DEPTH = 64
 #: Most nodes one document may hold before aliases are expanded.
-MAX_NODES = 200_000
+MAX_NODES = 100_000
 #: Most nodes reachable through aliases (``*name``), counting every expansion: an alias bomb
 #: (nested aliases that expand to billions of nodes) is refused while it is being composed.
 MAX_ALIAS_NODES = 10_000
