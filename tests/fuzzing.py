@@ -153,7 +153,7 @@ def kinds(tmp: Path) -> list[Kind]:
                     "--json",
                     str(o / "r.json"),
                 ],
-            ],  # fmt: skip
+            ],
         ),
         Kind(
             "arch_v03",
@@ -169,7 +169,7 @@ def kinds(tmp: Path) -> list[Kind]:
                     "--json",
                     str(o / "r.json"),
                 ],
-            ],  # fmt: skip
+            ],
         ),
         Kind(
             "arch_v04",
@@ -185,7 +185,7 @@ def kinds(tmp: Path) -> list[Kind]:
                     "--json",
                     str(o / "r.json"),
                 ],
-            ],  # fmt: skip
+            ],
         ),
         Kind(
             "arch_ours",
@@ -203,7 +203,7 @@ def kinds(tmp: Path) -> list[Kind]:
                     "--json",
                     str(o / "r.json"),
                 ],
-            ],  # fmt: skip
+            ],
         ),
         Kind(
             "problem",
@@ -229,7 +229,7 @@ def kinds(tmp: Path) -> list[Kind]:
                     "--json",
                     str(o / "r.json"),
                 ],
-            ],  # fmt: skip
+            ],
         ),
         Kind(
             "mapping_sparseloop",
@@ -253,7 +253,7 @@ def kinds(tmp: Path) -> list[Kind]:
                     "--json",
                     str(o / "r.json"),
                 ],
-            ],  # fmt: skip
+            ],
             region="sparse_optimizations:",
         ),
         Kind(
@@ -276,7 +276,7 @@ def kinds(tmp: Path) -> list[Kind]:
                         str(o / "r.json"),
                     ]
                 ),
-            ],  # fmt: skip
+            ],
         ),
         Kind(
             "art",
@@ -293,7 +293,7 @@ def kinds(tmp: Path) -> list[Kind]:
                         str(o / "r.json"),
                     ]
                 ),
-            ],  # fmt: skip
+            ],
         ),
         Kind(
             "network",
@@ -319,7 +319,7 @@ def kinds(tmp: Path) -> list[Kind]:
                     "--json",
                     str(o / "r.json"),
                 ],
-            ],  # fmt: skip
+            ],
         ),
         Kind(
             "sweep",
@@ -335,7 +335,7 @@ def kinds(tmp: Path) -> list[Kind]:
                     "serial",
                     "--no-progress",
                 ],
-            ],  # fmt: skip
+            ],
         ),
     ]
 
@@ -366,8 +366,20 @@ _KEY_RE = re.compile(r"(?m)^[ \t-]*([A-Za-z_][\w-]*):")
 def mutate(text: str, rng: random.Random, region: str | None = None) -> tuple[str, str]:
     """One mutant of ``text`` (and the name of the operator used)."""
     lo = max(0, text.find(region)) if region and region in text else 0
-    op = rng.choice(["bytes", "bytes", "value", "value", "value", "dupline", "delline", "key",
-                     "append", "indent"])  # fmt: skip
+    op = rng.choice(
+        [
+            "bytes",
+            "bytes",
+            "value",
+            "value",
+            "value",
+            "dupline",
+            "delline",
+            "key",
+            "append",
+            "indent",
+        ]
+    )
     if op == "bytes":
         for _ in range(rng.randint(1, 4)):
             i = rng.randint(lo, len(text))
@@ -407,17 +419,83 @@ def mutate(text: str, rng: random.Random, region: str | None = None) -> tuple[st
 # generated documents
 # --------------------------------------------------------------------------------------------
 VOCAB = [
-    "architecture", "nodes", "subtree", "local", "name", "class", "attributes", "depth", "width",
-    "datawidth", "spatial", "meshX", "meshY", "constraints", "dataspace", "keep", "bypass",
-    "sparsity", "A", "B", "patterns", "tasd_unit", "count", "problem", "shape", "dimensions",
-    "data_spaces", "projection", "instance", "densities", "density", "distribution", "mapping",
-    "target", "type", "factors", "permutation", "split", "M", "K", "N", "network", "layers",
-    "gemm", "conv2d", "stride", "read_bandwidth", "ERT", "ART", "tables", "actions", "energy",
-    "area", "plan", "default", "weights", "activations", "sweep", "arch", "grid", "networks",
-    "sparse_optimizations", "targets", "representation-format", "action-optimization",
-]  # fmt: skip
-TOPS = ["architecture", "problem", "mapping", "network", "ERT", "ART", "plan", "sweep",
-        "sparse_optimizations"]  # fmt: skip
+    "architecture",
+    "nodes",
+    "subtree",
+    "local",
+    "name",
+    "class",
+    "attributes",
+    "depth",
+    "width",
+    "datawidth",
+    "spatial",
+    "meshX",
+    "meshY",
+    "constraints",
+    "dataspace",
+    "keep",
+    "bypass",
+    "sparsity",
+    "A",
+    "B",
+    "patterns",
+    "tasd_unit",
+    "count",
+    "problem",
+    "shape",
+    "dimensions",
+    "data_spaces",
+    "projection",
+    "instance",
+    "densities",
+    "density",
+    "distribution",
+    "mapping",
+    "target",
+    "type",
+    "factors",
+    "permutation",
+    "split",
+    "M",
+    "K",
+    "N",
+    "network",
+    "layers",
+    "gemm",
+    "conv2d",
+    "stride",
+    "read_bandwidth",
+    "ERT",
+    "ART",
+    "tables",
+    "actions",
+    "energy",
+    "area",
+    "plan",
+    "default",
+    "weights",
+    "activations",
+    "sweep",
+    "arch",
+    "grid",
+    "networks",
+    "sparse_optimizations",
+    "targets",
+    "representation-format",
+    "action-optimization",
+]
+TOPS = [
+    "architecture",
+    "problem",
+    "mapping",
+    "network",
+    "ERT",
+    "ART",
+    "plan",
+    "sweep",
+    "sparse_optimizations",
+]
 
 
 def generated(rng: random.Random) -> str:
@@ -427,7 +505,7 @@ def generated(rng: random.Random) -> str:
     def node(depth: int) -> str:
         r = rng.random()
         if depth > 3 or r < 0.4:
-            return rng.choice(HOSTILE[:30] + ["DRAM", "intmac", "temporal", "K=2 M1", "8", "A"])
+            return rng.choice([*HOSTILE[:30], "DRAM", "intmac", "temporal", "K=2 M1", "8", "A"])
         if r < 0.7:
             items = [node(depth + 1) for _ in range(rng.randint(0, 4))]
             return "[" + ", ".join(items) + "]"

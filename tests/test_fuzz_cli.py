@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import fuzzing
+import pytest
 
 #: Mutants per kind in the default run (quick) and in the slow run (CI): 14 kinds plus as many
 #: generated documents, so the slow run checks 15 x 160 = 2,400 inputs.
