@@ -142,11 +142,9 @@ def term_nodes(g: nx.DiGraph, layer: str | None = None) -> list[str]:
 
 
 def draw_graph(g: nx.DiGraph, ax: Any = None) -> Any:
-    """Draw the graph left to right by layer (matplotlib); returns the figure."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    """Draw the graph left to right by layer (matplotlib); returns the figure (no pyplot, no
+    backend change)."""
+    from matplotlib.figure import Figure
 
     for _, d in g.nodes(data=True):
         d["_col"] = 2 * (d["order"] + 1) + (
@@ -156,7 +154,8 @@ def draw_graph(g: nx.DiGraph, ax: Any = None) -> Any:
     for _, d in g.nodes(data=True):
         del d["_col"]
     if ax is None:
-        fig, ax = plt.subplots(figsize=(max(6.0, g.number_of_nodes() * 0.4), 4))
+        fig = Figure(figsize=(max(6.0, g.number_of_nodes() * 0.4), 4))
+        ax = fig.subplots()
     else:
         fig = ax.figure
     colours = {
