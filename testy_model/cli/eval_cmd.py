@@ -164,7 +164,9 @@ def eval_command(
     ] = None,
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", help="zoo network parameter KEY=VALUE, e.g. seq_len=384"),
+        typer.Option(
+            "--param", metavar="KEY=VALUE", help="zoo network parameter, e.g. seq_len=384"
+        ),
     ] = None,
     plan: Annotated[
         str | None,
@@ -174,7 +176,11 @@ def eval_command(
     art: ArtOption = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="architecture override KEY.PATH=VALUE (repeatable)"),
+        typer.Option(
+            "--set",
+            metavar="KEY.PATH=VALUE",
+            help="architecture override (repeatable; bandwidths in words/cycle, as in the file)",
+        ),
     ] = None,
     measured: Annotated[
         bool,

@@ -24,6 +24,8 @@ Faults (every rule below is tested):
 - **Workers never outlive the sweep.** Local pool workers ask the kernel to kill them when their
   parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``) and also watch the parent's pid, so a
   ``kill -9`` of the sweep leaves no process behind.
+- **Cores are not oversubscribed.** One worker per core given to this process
+  (``os.sched_getaffinity``), each with one BLAS thread.
 - **Ctrl-C stops at once.** Workers ignore SIGINT; on an interrupt the parent kills its workers
   (no waiting for the chunks in flight) and re-raises :class:`KeyboardInterrupt`; every batch
   written so far stays in ``<out>.parts/`` for the re-run.
@@ -159,8 +161,13 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent(parent: int) -> None:
     """Worker initializer: be killed when ``parent`` dies (``prctl`` on Linux, plus a watchdog
-    thread everywhere), ignore SIGINT (the parent handles Ctrl-C)."""
+    thread everywhere), ignore SIGINT (the parent handles Ctrl-C), and run BLAS on one thread
+    (the pool already has one worker per core: more threads would oversubscribe them)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(Exception):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             libc = ctypes.CDLL(None, use_errno=True)
