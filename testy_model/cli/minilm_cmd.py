@@ -23,16 +23,6 @@ from testy_model.errors import TestyModelError
 minilm_app = typer.Typer(help="The real-model case: all-MiniLM-L6-v2 (needs the models extra).")
 app.add_typer(minilm_app, name="minilm")
 
-SHIPPED_CACHE = Path(__file__).resolve().parents[1] / "data" / "minilm_losses.csv"
-"""Per-layer losses measured once on the shipped sentences (reused; re-measured if stale)."""
-
-
-def user_cache() -> Path:
-    """Where measured losses are kept between runs by default:
-    ``$XDG_CACHE_HOME/testy-model/minilm_losses.csv`` (``~/.cache/...`` without the variable)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "testy-model" / "minilm_losses.csv"
-
 
 @contextmanager
 def _phase(text: str) -> Iterator[None]:
@@ -81,11 +71,12 @@ def minilm_search(
     from testy_model.model.plan import LayerPlan, Plan
     from testy_model.models import MiniLM, load_sentences, split_sentences
     from testy_model.models.search_quality import (
-        LossCache,
         cost_tables,
         minilm_network,
+        open_loss_cache,
         plan_cosine,
         quality_search,
+        user_loss_cache,
     )
     from testy_model.spec.inputs import load_design
 
@@ -96,7 +87,7 @@ def minilm_search(
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if not 1 <= threads <= (cores or 1):
         raise TestyModelError(f"--threads {threads}: expected 1..{cores} (the cores given)")
-    cache_path = cache if cache is not None else user_cache()
+    cache_path = cache if cache is not None else user_loss_cache()
     outputs = check_outputs({"--out": out, "--json": json_out}, inputs=[arch, cache_path])
     a = load_design(arch).arch
     t0 = time.perf_counter()
@@ -104,8 +95,7 @@ def minilm_search(
         with _phase("loading all-MiniLM-L6-v2 and the sentences"):
             model = MiniLM.load()
             search_s, held_s = split_sentences(load_sentences())
-            start = cache_path if cache_path.is_file() else SHIPPED_CACHE
-            loss_cache = LossCache.load(start)
+            loss_cache, cache_path = open_loss_cache(cache_path)
             n_known = len(loss_cache.entries)
         with _phase(f"pricing every candidate series of 36 layers on {a.name}"):
             net = minilm_network(model, weight_sparsity=weight_sparsity)
@@ -117,7 +107,6 @@ def minilm_search(
                 log=lambda m: err_console.print("  " + m, highlight=False),
             )  # fmt: skip
         if keep_losses and len(loss_cache.entries) > n_known:
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
             loss_cache.save(cache_path)
             err_console.print(
                 f"{len(loss_cache.entries) - n_known} measured losses kept in {cache_path}",
