@@ -135,6 +135,32 @@ def unrunnable_terms(net: Network, arch: Architecture, plan: str | None) -> list
     return out
 
 
+def ragged_terms(net: Network, plan: str | None) -> list[str]:
+    """``"layer operand L=…, M=…"`` for every plan term whose block size M does not divide the
+    length L of the operand's reduction axis (the product of the reduction dimensions indexing
+    it: K of a GEMM, C·R·S of a convolution): the last block of each row is partial."""
+    from testy_model.model.plan import Plan
+    from testy_model.model.terms import operand_roles
+
+    pl = Plan.coerce(plan)
+    out = []
+    for layer in net.layers:
+        prob = layer.problem
+        lp = pl.for_layer(layer.name)
+        weight, act = operand_roles(prob)
+        for role, tensor, series in (("weights", weight, lp.weights), ("activations", act,
+                                                                      lp.activations)):  # fmt: skip
+            dims = [d for d in prob.dimensions if d in prob.reduction_dims()]
+            length = 1
+            for d in dims:
+                if d in prob.relevant(tensor):
+                    length *= prob.bounds[d]
+            ms = sorted({t.m for t in series.terms if length % t.m})
+            if ms:
+                out.append(f"{layer.name} {role} L={length}, M={'/'.join(map(str, ms))}")
+    return out
+
+
 def _dense_mappings(
     mapping: Mapping | None, arch: Architecture, net: Network, plan: str | None
 ) -> Mapping | dict[str, Mapping] | Callable:
@@ -257,6 +283,15 @@ def eval_command(
         console.print(
             f"note: {len(slow)} plan term(s) fit no hardware pattern of {a.name} and run at "
             f"dense speed: {shown}",
+            highlight=False,
+        )
+    ragged = ragged_terms(net, plan) if plan else []
+    if ragged:
+        shown = ", ".join(ragged[:6]) + (f" (+{len(ragged) - 6} more)" if len(ragged) > 6 else "")
+        console.print(
+            f"note: {len(ragged)} plan operand(s) have a reduction axis that is not a multiple "
+            f"of the pattern's M, so each row ends in a partial block (decompositions pad it "
+            f"with zeros, the closed form prorates per value): {shown}",
             highlight=False,
         )
     invalid = [x.name for x in rep.layers if not x.valid]

@@ -271,7 +271,11 @@ def storage_word_energy(
     """(read, write) pJ per word and the source, by estimator class (module docstring).
 
     A non-DRAM level without depth is unbounded and priced as a 16384-row macro.
+
+    Raises:
+        ValueError: a depth (when given), width or datawidth below 1, naming it.
     """
+    _check_sizes(depth=depth, width=width, datawidth=datawidth)
     if estimator == "DRAM":
         e, src = dram_word_energy(dram_type, datawidth)
         return e, e, src
@@ -285,6 +289,13 @@ def storage_word_energy(
     if estimator == "RF":
         return rf_word_energy(d, width, datawidth, node)
     return sram_word_energy(d, width, datawidth, node)
+
+
+def _check_sizes(**sizes: int | None) -> None:
+    """Every size given must be an integer >= 1 (``None``: not given / unbounded)."""
+    for name, v in sizes.items():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} {v!r}: expected an integer >= 1")
 
 
 def metadata_energy_per_bit(
@@ -310,4 +321,5 @@ def mac_energy(datawidth: int, node: int = DEFAULT_NODE) -> float:
     its operand widths, which dominates the MAC). 8 bits: 0.315 pJ at 45 nm, 0.207692 at 65 nm;
     a node without an entry uses 45 nm.
     """
+    _check_sizes(datawidth=datawidth)
     return INT8_MAC_PJ.get(node, INT8_MAC_PJ[DEFAULT_NODE]) * (datawidth / 8) ** 2

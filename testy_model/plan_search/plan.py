@@ -270,7 +270,7 @@ def _operand(layer: Layer, tensor: str, support: OperandSparsity, ref: str | Non
     if ref is not None:
         from testy_model.spec.tensors import load_tensor_ref
 
-        raw = load_tensor_ref(ref)
+        raw = load_tensor_ref(ref, layer=layer.name)
         arr, axis = _decompose_axis(prob, tensor, raw)
     return _Operand(tensor, prob.density(tensor), support, prob.full_size(tensor), arr, axis)
 
