@@ -21,7 +21,8 @@ Limits (hostile input is refused in one line naming the limit, before any arithm
 at most :data:`MAX_FILE_BYTES`, nesting of at most :data:`MAX_DEPTH` levels, at most
 :data:`MAX_NODES` nodes, at most :data:`MAX_ALIAS_NODES` nodes reached through aliases (counted
 while composing, so an alias bomb never expands), scalars of at most :data:`MAX_SCALAR_CHARS`
-characters, integers within ±:data:`MAX_INT` and finite floats within ±:data:`MAX_FLOAT`.
+characters, integers within ±:data:`MAX_INT`, and floats that are finite, within
+±:data:`MAX_FLOAT` and, unless 0, at least :data:`MIN_FLOAT` in magnitude.
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ MAX_ALIAS_NODES = 10_000
 MAX_INT = 2**53
 #: Largest float magnitude; NaN and infinities are refused too.
 MAX_FLOAT = 1e18
+#: Smallest non-zero float magnitude (1 / MAX_FLOAT): its reciprocal (a bandwidth divides a word
+#: count) stays finite, and no subnormal number reaches the model.
+MIN_FLOAT = 1e-18
 #: Key path shown for problems with the document as a whole.
 TOP_LEVEL = "(top level)"
 
@@ -234,6 +238,8 @@ def number_problem(value: object) -> str | None:
             return "expected a finite number (NaN and infinities are refused)"
         if abs(value) > MAX_FLOAT:
             return f"expected a number within ±{MAX_FLOAT:g} (the limit on numbers in a file)"
+        if 0 < abs(value) < MIN_FLOAT:
+            return f"expected 0 or a magnitude of at least {MIN_FLOAT:g} (the limit in a file)"
     return None
 
 
