@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from testy_model.cli.app import app, console, show_app, user_errors
+from testy_model.errors import SpecError
 from testy_model.spec.arch import Architecture
 from testy_model.spec.loaders import load_any
 from testy_model.spec.mapping import Mapping
@@ -145,54 +146,48 @@ def _run_files(kinds: dict[str, list[Path]]) -> dict[str, Path | None]:
 
 @app.command("validate")
 @user_errors
-def validate(files: list[Path] = typer.Argument(..., help="YAML files to check")) -> None:
+def validate(
+    files: list[Path] = typer.Argument(None, help="YAML files to check (kind detected)"),
+    arch: str | None = typer.Option(None, "--arch", help="architecture YAML, as eval takes it"),
+    network: str | None = typer.Option(
+        None, "--network", help="network or problem YAML, or zoo name, as eval takes it"
+    ),
+    mapping: str | None = typer.Option(None, "--mapping", help="mapping YAML, as eval takes it"),
+    ert: str | None = typer.Option(None, "--ert", help="Accelergy ERT.yaml, as eval takes it"),
+    art: str | None = typer.Option(None, "--art", help="Accelergy ART.yaml, as eval takes it"),
+    plan: str | None = typer.Option(None, "--plan", help="plan (inline or file), as eval"),
+) -> None:
     """Check input files (architectures, problems, mappings, networks, ERT/ART tables, plans,
-    sweeps) and print what they hold.
+    sweeps, sparse_optimizations) and print what they hold.
 
     Files that form one run (an architecture, and a problem or network, a mapping, ERT, ART,
     plan) are read and checked together exactly as ``eval`` reads them (the same functions), so
-    ``validate`` accepts what ``eval`` accepts, with the same messages. A mapping given with an
-    architecture alone has its targets checked against the architecture's levels.
+    ``validate`` accepts what ``eval`` accepts, with the same messages. Their roles are detected
+    from their top-level keys, or given with eval's own options (``--arch``, ``--network`` ...).
+    A mapping given with an architecture alone has its targets checked against its levels.
     """
-    from testy_model.spec.inputs import load_design, load_file_mapping, load_run
-
+    files = list(files or [])
+    if not files and arch is None:
+        raise SpecError("nothing to check: give YAML files or --arch (see --help)")
     kinds: dict[str, list[Path]] = {}
     for f in files:
         for kind in file_kinds(f) or ["unknown"]:
             kinds.setdefault(kind, []).append(f)
-    run = _run_files(kinds)
+    detected = _run_files(kinds)
+    given = {"arch": arch, "network": network, "mapping": mapping, "ert": ert, "art": art}
+    run: dict[str, str | None] = {
+        k: (v if v is not None else (None if detected[k] is None else str(detected[k])))
+        for k, v in given.items()
+    }
+    run["plan"] = (
+        plan if plan is not None else (None if detected["plan"] is None else str(detected["plan"]))
+    )
     tree = Tree("validated")
-    used: set[Path] = set()
-    arch = run["arch"]
-    if arch is not None:
-        has_workload = run["network"] is not None or "problem" in file_kinds(arch)
-        sub = tree.add(f"[green]{escape(str(arch))}[/]")
-        if has_workload:
-            r = load_run(
-                str(arch),
-                network=None if run["network"] is None else str(run["network"]),
-                mapping="mapper" if run["mapping"] is None else str(run["mapping"]),
-                ert=run["ert"],
-                art=run["art"],
-                plan=None if run["plan"] is None else str(run["plan"]),
-            )
-            design, net, mapping = r.design, r.network, r.mapping
-        else:
-            design = load_design(arch, (), run["ert"], run["art"])
-            net = None
-            mapping = (
-                load_file_mapping(run["mapping"], design) if run["mapping"] is not None else None
-            )
-        arch_tree(design.arch, sub)
-        used.update(p for p in run.values() if p is not None)
-        if net is not None:
-            _network_tree(net, sub)
-        if mapping is not None:
-            _mapping_tree(mapping, sub)
-            what = "architecture and problem" if net is not None else "architecture's levels"
-            tree.add(f"[green]mapping fits the {what}: {escape(str(run['mapping']))}[/]")
+    if run["arch"] is not None:
+        _run_tree(run, tree)
+    used = {str(p) for p in run.values() if p is not None} if run["arch"] is not None else set()
     for f in files:
-        if f in used:
+        if str(f) in used:
             continue
         fk = file_kinds(f)
         if "sweep" in fk:
@@ -202,6 +197,43 @@ def validate(files: list[Path] = typer.Argument(..., help="YAML files to check")
         else:
             _file_tree(f, tree)
     console.print(tree)
+
+
+def _run_tree(run: dict[str, str | None], tree: Tree) -> None:
+    """Load one run's files as eval does (``spec.inputs.load_run``) and show them."""
+    from testy_model.spec.inputs import load_design, load_file_mapping, load_run
+
+    arch = run["arch"]
+    assert arch is not None
+    sub = tree.add(f"[green]{escape(arch)}[/]")
+    has_workload = run["network"] is not None or (
+        Path(arch).is_file() and "problem" in file_kinds(arch)
+    )
+    if has_workload:
+        r = load_run(
+            arch,
+            network=run["network"],
+            mapping=run["mapping"] or "mapper",
+            ert=run["ert"],
+            art=run["art"],
+            plan=run["plan"],
+        )
+        design, net, mp = r.design, r.network, r.mapping
+    else:
+        design = load_design(arch, (), run["ert"], run["art"])
+        net = None
+        mp = load_file_mapping(run["mapping"], design) if run["mapping"] is not None else None
+        if run["plan"] is not None:
+            from testy_model.spec.inputs import load_plan
+
+            load_plan(run["plan"])
+    arch_tree(design.arch, sub)
+    if net is not None:
+        _network_tree(net, sub)
+    if mp is not None:
+        _mapping_tree(mp, sub)
+        what = "architecture and problem" if net is not None else "architecture's levels"
+        tree.add(f"[green]mapping fits the {what}: {escape(str(run['mapping']))}[/]")
 
 
 def _network_tree(net: Network, tree: Tree) -> None:
