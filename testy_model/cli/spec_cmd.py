@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
@@ -262,6 +263,12 @@ def _file_tree(f: Path, tree: Tree) -> None:
             sub.add(f"{type(obj).__name__} ({len(getattr(obj, 'actions', {}) or {})} entries)")
 
 
+def _short_source(source: str) -> str:
+    """An energy source with file paths cut to file names (``ERT /a/b/ERT.yaml`` -> ``ERT
+    ERT.yaml``)."""
+    return re.sub(r"\S*/", "", source)
+
+
 @show_app.command("arch")
 @user_errors
 def show_arch(
@@ -303,12 +310,12 @@ def show_arch(
             str(arch.fanout(i)),
             "-" if lvl.read_bandwidth is None else f"{lvl.read_bandwidth / lvl.datawidth:g}",
             f"{lvl.read_energy:.4g}/{lvl.write_energy:.4g}",
-            lvl.energy_source,
+            _short_source(lvl.energy_source),
         )
     c = arch.compute
     table.add_row(
         c.name, "compute", str(c.instances), "-", "-", "-", f"{c.mac_energy:.4g}/MAC",
-        c.energy_source,
+        _short_source(c.energy_source),
     )  # fmt: skip
     console.print(table)
     tree = Tree("summary")
