@@ -67,6 +67,26 @@ def test_number_past_range_is_refused_before_arithmetic(tmp_path: Path, value: s
     assert str(f) in msg and "problem.instance.K" in msg
 
 
+def test_null_density_in_a_sparseloop_input_is_read_one_way(tmp_path: Path) -> None:
+    """``density: null`` in the study's aggregated input (a TypeError in eval before) means "not
+    given", so A is dense: its SMEM tile (262,144 words, no longer halved by the 2:4 density)
+    plus B's 131,072 exceed the 262,144-word SMEM, and eval, study and validate all say so."""
+    case = tmp_path / "case"
+    case.mkdir()
+    text = (STUDY / "aggregated_input.yaml").read_text()
+    assert "        density: 0.5\n" in text
+    (case / "aggregated_input.yaml").write_text(
+        text.replace("        density: 0.5\n", "        density: null\n")
+    )
+    for name in ("map.yaml", "ERT.yaml", "ART.yaml"):
+        (case / name).write_text((STUDY / name).read_text())
+    agg = case / "aggregated_input.yaml"
+    e = one_error(*run("eval", "--arch", agg, "--mapping", case / "map.yaml")[::2])
+    s = one_error(*run("study", case)[::2])
+    v = one_error(*run("validate", agg, case / "map.yaml")[::2])
+    assert e == s == v and "tiles need 393216 words (A 262144, B 131072)" in e
+
+
 def test_null_dimension_bound_is_one_line(tmp_path: Path) -> None:
     f = tmp_path / "p.yaml"
     f.write_text(GEMM.read_text().replace("K: 1024", "K: null"))

@@ -19,6 +19,11 @@
   ``fills_split``, ``updates_split``).
 - ``--ert``/``--art``: Accelergy energy/area tables overriding the architecture's numbers.
 - ``--plot``: per-layer stacked bars of energy by component (µJ) and latency (cycles).
+- ``--network model.onnx``: an ONNX model (``spec.onnx_loader``; ``--skip-unknown`` counts
+  operators it cannot price as traffic only). Every network is priced as a graph
+  (``model.graph_eval``): the non-GEMM operators and the tensors between operators are summed
+  with the layers; ``--fusion fit`` keeps tensors that fit in ``--fusion-level`` on chip
+  (``model.fusion``).
 """
 
 from __future__ import annotations
@@ -42,12 +47,13 @@ def resolve_network(
     weight_sparsity: float | None,
     sparse: bool,
     params: dict | None = None,
+    skip_unknown: bool = False,
 ) -> Network:
     """The workload (see :func:`testy_model.spec.inputs.resolve_network`, the one reading every
     command shares)."""
     from testy_model.spec.inputs import resolve_network as _resolve
 
-    return _resolve(network, arch_path, weight_sparsity, sparse, params)
+    return _resolve(network, arch_path, weight_sparsity, sparse, params, skip_unknown)
 
 
 def mapper_mappings(
@@ -224,6 +230,26 @@ def eval_command(
     force: Annotated[
         bool, typer.Option("--force", help="replace output files that already exist")
     ] = False,
+    fusion: Annotated[
+        str,
+        typer.Option(
+            "--fusion",
+            help="none: tensors between operators go through DRAM; fit: one that fits stays in "
+            "the on-chip --fusion-level",
+        ),
+    ] = "none",
+    fusion_level: Annotated[
+        str | None,
+        typer.Option(
+            "--fusion-level", help="on-chip level for --fusion fit (default: DRAM's child)"
+        ),
+    ] = None,
+    skip_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unknown", help="ONNX: count operators that cannot be priced as traffic only"
+        ),
+    ] = False,
 ) -> None:
     """Evaluate latency, traffic and energy per layer and in total."""
     from testy_model.spec.inputs import load_run
@@ -246,6 +272,8 @@ def eval_command(
         weight_sparsity=weight_sparsity,
         params=parse_params(list(param or [])),
         measured=measured,
+        fusion=fusion != "none",
+        skip_unknown=skip_unknown,
     )
     net, a, sparse = run.network, run.design.arch, run.sparse
     if sparse:
@@ -263,6 +291,8 @@ def eval_command(
             base_dir=None,
             # the dense baseline on its own best mapping when the mapper sized tiles for the plan
             dense_mappings=mapper_mappings(net, a) if mapping == "mapper" and plan else None,
+            fusion=fusion,
+            fusion_level=fusion_level,
         )
     console.print(rep.table())
     console.print(
@@ -270,6 +300,9 @@ def eval_command(
         f"EDP {rep.edp_pj_s:.4g} pJ·s; speed-up {rep.speedup:.3f}×, energy ratio "
         f"{rep.energy_ratio:.3f} vs dense"
     )
+    if not sparse:
+        for line in rep.graph_summary():
+            console.print(line, highlight=False)
     if measured and not sparse:
         src = {x.name: x.density_source for x in rep.layers}
         closed = [n for n, v in src.items() if v != "measured"]

@@ -1,5 +1,7 @@
-"""``testy-model show network NAME``: the layers of a zoo network (or network file) with their
-shapes, dense MACs and parameters, and the totals."""
+"""``testy-model show network NAME|FILE [--plot graph.png [--plan plan.yaml]]``: the layers of a
+zoo network, network YAML or ONNX model with their shapes, dense MACs and parameters, its other
+operators, the totals, and (``--plot``) a drawing of its dataflow graph with the GEMM layers
+coloured by their series under ``--plan`` (``graph.draw.plot_network``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import typer
 from rich.table import Table
 
 from testy_model.cli.app import console, parse_params, show_app, user_errors
+from testy_model.cli.outputs import check_output, save_figure
 from testy_model.errors import SpecError
 from testy_model.graph.zoo import ZooNetwork, describe_network, list_networks, network_params
 from testy_model.spec.workload import Layer, Network
@@ -52,7 +55,7 @@ def _fmt_count(x: float) -> str:
 
 def _load(name: str, params: dict[str, Any]) -> tuple[Network, ZooNetwork | None]:
     path = Path(name)
-    if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
+    if path.suffix.lower() in (".yaml", ".yml", ".onnx") or path.is_file():
         if params:
             raise SpecError(
                 f"--param/--weight-sparsity ({', '.join(sorted(params))}) apply to zoo networks "
@@ -61,8 +64,8 @@ def _load(name: str, params: dict[str, Any]) -> tuple[Network, ZooNetwork | None
             )
         from testy_model.spec.inputs import require_file, resolve_network
 
-        require_file(path, "a network or problem YAML, or a zoo network name")
-        return resolve_network(str(path), str(path)), None
+        require_file(path, "a network, problem or ONNX file, or a zoo network name")
+        return resolve_network(str(path), str(path), skip_unknown=True), None
     accepted = network_params(name)
     unused = sorted(k for k in params if k not in accepted)
     if unused:
@@ -90,6 +93,13 @@ def show_network(
         help="Zoo network parameter, as in eval and search (repeatable): seq_len, batch, "
         "image_size, act_density, gelu_act_density, mode, hidden, heads, kv_heads, mlp.",
     ),
+    plot: str | None = typer.Option(
+        None, "--plot", help="Draw the dataflow graph to this PNG (layers coloured by series)."
+    ),
+    plan: str | None = typer.Option(
+        None, "--plan", help="With --plot: a plan (YAML from search --out, or inline)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace the --plot file if it exists."),
 ) -> None:
     """Print the layers of a network: shapes, dense MACs, parameters, densities, and totals."""
     params = parse_params(list(param or []))
@@ -124,8 +134,24 @@ def show_network(
     console.print(table)
     console.print(f"layers (GEMM): {len(network.layers)}")
     console.print(f"total MACs: {network.macs:,} ({_fmt_count(network.macs)}MACs)")
+    kinds: dict[str, int] = {}
+    for op in network.operators:
+        kinds[op.op] = kinds.get(op.op, 0) + 1
+    if kinds:
+        text = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda i: -i[1]))
+        console.print(f"other operators: {len(network.operators)} ({text})", highlight=False)
     if zoo is not None:
         console.print(f"GEMM params: {zoo.gemm_params:,}")
         other = ", ".join(f"{k} {v:,}" for k, v in zoo.other_params.items())
         console.print(f"other params: {sum(zoo.other_params.values()):,} ({other})")
         console.print(f"total params: {zoo.total_params:,} ({_fmt_count(zoo.total_params)})")
+    if plan is not None and plot is None:
+        raise SpecError("--plan colours the drawing: give --plot FILE.png too")
+    plot_path = check_output("--plot", plot, [name, plan], force) if plot is not None else None
+    if plot is not None:
+        from testy_model.graph.draw import plot_network
+        from testy_model.model.plan import Plan
+
+        fig = plot_network(network, Plan.coerce(plan) if plan is not None else None)
+        save_figure(fig, plot_path)
+        console.print(f"--plot: graph drawn to {plot_path}", highlight=False)

@@ -16,6 +16,7 @@ from testy_model.cli.app import app, console, err_console, parse_params, user_er
 from testy_model.cli.outputs import check_outputs, save_figure, write_text
 from testy_model.errors import SpecError
 from testy_model.plan_search import MODES, OBJECTIVES, SearchReport, search
+from testy_model.spec.arch import Architecture
 from testy_model.spec.inputs import Design
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.workload import Network
@@ -30,7 +31,7 @@ def load_network_arg(
     if weight_sparsity is not None:
         params["weight_sparsity"] = weight_sparsity
     path = Path(name)
-    if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
+    if path.suffix.lower() in (".yaml", ".yml", ".onnx") or path.is_file():
         if params:
             raise SpecError(
                 f"{', '.join('--' + k.replace('_', '-') for k in sorted(params))}: only for zoo "
@@ -121,6 +122,27 @@ def totals_table(report: SearchReport) -> Table:
             f"{x.edp_pj_s / native.edp_pj_s:.3f}",
         )
     return t
+
+
+def dominant_lines(net: Network, arch: Architecture, report: SearchReport, k: int = 5) -> list[str]:
+    """The operators that dominate the plan's energy (its layers, and the non-GEMM operators of
+    the network's graph priced without fusion, which no plan changes), and their share."""
+    from testy_model.model.graph_eval import price_operators
+
+    ops = price_operators(net, arch)
+    rows = [(r["layer"], float(r["energy_pj"])) for r in report.rows()]
+    rows += [(o.name, o.energy_pj) for o in ops]
+    total = sum(v for _, v in rows) or 1.0
+    rows.sort(key=lambda r: (-r[1], r[0]))
+    top = ", ".join(f"{n} {v / total:.1%}" for n, v in rows[:k])
+    lines = [f"operators that dominate energy (plan + non-GEMM): {top}"]
+    if ops:
+        e = sum(o.energy_pj for o in ops)
+        lines.append(
+            f"non-GEMM operators ({len(ops)}, not part of the plan, unfused): {e / 1e6:,.1f} µJ, "
+            f"{e / total:.1%} of the plan's energy with them; the totals above are the layers'"
+        )
+    return lines
 
 
 @app.command("search")
@@ -241,6 +263,8 @@ def search_command(
         f"layers, searched in {time.perf_counter() - t0:.2f} s",
         highlight=False,
     )
+    for line in dominant_lines(net, a, report):
+        con.print(line, highlight=False)
     if "--out" in outputs:
         write_text(outputs["--out"], report.plan.to_yaml_text())
         console.print(f"--out: plan written to {outputs['--out']}", highlight=False)

@@ -202,12 +202,19 @@ def expand_points(spec: SweepSpec) -> list[dict[str, Any]]:
 
 def override_strings(overrides: dict[str, Any]) -> list[str]:
     """``{"levels.GLB.depth": 4096}`` -> ``["levels.GLB.depth=4096"]`` (lists as YAML flow)."""
+    def scalar(v: Any) -> str:  # YAML spelling: null, true/false, numbers and strings as is
+        if v is None:
+            return "null"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return str(v)
+
     out = []
     for key, value in overrides.items():
         if isinstance(value, (list, tuple)):
-            text = "[" + ",".join(str(v) for v in value) + "]"
+            text = "[" + ",".join(scalar(v) for v in value) + "]"
         else:
-            text = str(value)
+            text = scalar(value)
         out.append(f"{key}={text}")
     return out
 

@@ -28,7 +28,6 @@ from testy_model.spec.accelergy import (
     EnergyTable,
     apply_art,
     apply_ert,
-    check_same_component_names,
     load_art,
     load_ert,
 )
@@ -120,8 +119,6 @@ def load_design(
                 )
     ert_t = load_ert(require_file(ert, "an Accelergy ERT")) if ert is not None else None
     art_t = load_art(require_file(art, "an Accelergy ART")) if art is not None else None
-    if ert_t is not None and art_t is not None:
-        check_same_component_names(ert_t, art_t)
     if ert_t is not None:
         arch = apply_ert(arch, ert_t)
     if art_t is not None:
@@ -146,8 +143,10 @@ def resolve_network(
     weight_sparsity: float | None = None,
     sparse: bool = False,
     params: dict[str, Any] | None = None,
+    skip_unknown: bool = False,
 ) -> Network:
-    """The workload of a run (module docstring, step 2): a network file, a Timeloop problem file,
+    """The workload of a run (module docstring, step 2): a network file, an ONNX model
+    (``skip_unknown``: operators it cannot price count as traffic only), a Timeloop problem file,
     a zoo name (``weight_sparsity`` and ``params`` apply to zoo networks only), or, with
     ``network`` omitted, the architecture file's own ``problem:`` block.
 
@@ -163,6 +162,10 @@ def resolve_network(
                 file=str(arch_path),
             )
         net = _problem_file_network(arch_path, sparse)
+    elif Path(network).is_file() and Path(network).suffix.lower() == ".onnx":
+        from testy_model.spec.loaders import load_network
+
+        net = load_network(network, skip_unknown=skip_unknown)
     elif Path(network).is_file():
         data, _ = load_yaml_with_marks(network)
         if isinstance(data, dict) and "problem" in data and "network" not in data:
@@ -298,6 +301,8 @@ def load_run(
     weight_sparsity: float | None = None,
     params: dict[str, Any] | None = None,
     measured: bool = False,
+    fusion: bool = False,
+    skip_unknown: bool = False,
 ) -> RunInputs:
     """Load and check every input of an evaluation, in the order of the module docstring.
 
@@ -309,14 +314,14 @@ def load_run(
     sparse = file_has_sparse_optimizations(arch_path) or (
         mapping != MAPPER and mapping_has_stream(mapping)
     )
-    if sparse and (plan is not None or measured):
+    if sparse and (plan is not None or measured or fusion):
         raise SpecError(
-            "--plan/--measured do not apply to Sparseloop inputs (sparse_optimizations / "
-            "stream: mapping); their densities and optimizations come from the files",
+            "--plan/--measured/--fusion do not apply to Sparseloop inputs (sparse_optimizations "
+            "/ stream: mapping); their densities and optimizations come from the files",
             file=str(arch_path),
         )
     design = load_design(arch_path, overrides, ert, art)
-    net = resolve_network(network, arch_path, weight_sparsity, sparse, params)
+    net = resolve_network(network, arch_path, weight_sparsity, sparse, params, skip_unknown)
     if design.sparse_opts is not None:
         check_sparse_tensors(design.sparse_opts, net, str(arch_path))
     mp = load_file_mapping(mapping, design, net) if mapping != MAPPER else None

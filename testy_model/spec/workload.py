@@ -195,6 +195,13 @@ class Problem(_Frozen):
             size *= sum(self.coef(c) * (tile.get(d, 1) - 1) for d, c in rank) + 1
         return size
 
+    def shape_of(self, tensor: str) -> tuple[int, ...]:
+        """Extent of each rank of ``tensor`` over the full problem (words along each rank)."""
+        return tuple(
+            sum(self.coef(c) * (self.bounds[d] - 1) for d, c in rank) + 1
+            for rank in self.data_space(tensor).projection
+        )
+
     def full_size(self, tensor: str) -> int:
         """Words of ``tensor`` for the whole problem (``tile_size`` at full bounds)."""
         return self.tile_size(tensor, self.bounds)
@@ -309,27 +316,136 @@ def conv2d(
 
 
 class Layer(_Frozen):
-    """A named layer of a network: its problem, plus optional real tensors for its operands."""
+    """A named GEMM-like layer of a network: its problem, optional real tensors for its operands,
+    and (in a graph) the producers of its run-time operands.
+
+    ``inputs`` names, in the order of ``problem.inputs`` without the weight, the layer or
+    operator producing each run-time operand (a convolution: ``Inputs``; a GEMM: ``B``; an
+    attention product without weight: ``A`` then ``B``). ``None``: the previous layer of the
+    network (a chain; the first layer reads the network's input).
+    """
 
     name: str
     problem: Problem
-    weight_tensor: str | None = None  # path[:key] of the weight array (.npy/.npz/.safetensors)
+    weight_tensor: str | None = None  # path[:key] of the weight array (.npy/.npz/.onnx, ...)
     activation_tensor: str | None = None
+    inputs: tuple[str, ...] | None = None
+
+    @property
+    def operands(self) -> tuple[str, ...]:
+        """The run-time operands, in the order ``inputs`` names their producers."""
+        return tuple(t for t in self.problem.inputs if t != self.problem.weight)
+
+
+#: Non-GEMM operator kinds (their element-wise work is in ``testy_model.model.elementwise``).
+#: ``input`` is a network input (in DRAM, no producer); ``view`` (reshape, transpose, flatten,
+#: squeeze, slice, expand, identity) and ``concat`` are free: their consumers read the producers'
+#: tensors; ``unknown`` is an operator counted as traffic only (``--skip-unknown``).
+OperatorKind = Literal[
+    "input",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "relu",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "tanh",
+    "pointwise",
+    "softmax",
+    "layernorm",
+    "rmsnorm",
+    "batchnorm",
+    "maxpool",
+    "avgpool",
+    "globalavgpool",
+    "reduce",
+    "gather",
+    "concat",
+    "view",
+    "unknown",
+]
+
+
+class Operator(_Frozen):
+    """A non-GEMM operator of a network graph.
+
+    Attributes:
+        name: unique among the network's layers and operators.
+        op: the kind (:data:`OperatorKind`).
+        inputs: producers (layers, operators or network inputs) of its run-time operands.
+        shape: shape of its output tensor (values); ``words`` is their product.
+        window: values per pooling window (kernel height × width), 1 otherwise.
+        constant_words: values of constant operands it reads (bias, LayerNorm γ/β, tables).
+        source: where it came from (the ONNX operator types it replaces), for reports.
+    """
+
+    name: str
+    op: OperatorKind
+    inputs: tuple[str, ...] = ()
+    shape: tuple[int, ...]
+    window: int = Field(default=1, ge=1)
+    constant_words: int = Field(default=0, ge=0)
+    source: str | None = None
+
+    @field_validator("shape")
+    @classmethod
+    def _shape(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(int(x) < 1 for x in v):
+            raise ValueError(f"shape {list(v)} has a dimension < 1")
+        return v
+
+    @property
+    def words(self) -> int:
+        """Values in the output tensor: Π shape."""
+        return math.prod(self.shape)
 
 
 class Network(_Frozen):
-    """An ordered list of layers (run in order)."""
+    """GEMM-like layers in execution order, and (for a graph) the other operators.
+
+    ``layers`` keep their order (search, sweeps and reports iterate them); ``operators`` are the
+    non-GEMM nodes (inputs, element-wise, normalisation, pooling, views); ``outputs`` names the
+    nodes whose tensors leave the network (default: those nothing consumes); ``order`` is the
+    execution order of all of them (a topological order; default in ``graph.dataflow``). A
+    network without operators whose layers name no inputs is a chain.
+    """
 
     name: str = "network"
     layers: tuple[Layer, ...]
+    operators: tuple[Operator, ...] = ()
+    outputs: tuple[str, ...] = ()
+    order: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> Network:
-        names = [layer.name for layer in self.layers]
+        names = [layer.name for layer in self.layers] + [op.name for op in self.operators]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise ValueError(f"duplicate layer names {sorted(dup)}")
+            raise ValueError(f"duplicate layer/operator names {sorted(dup)}")
+        known = set(names)
+        for node in (*self.layers, *self.operators):
+            missing = [i for i in (node.inputs or ()) if i not in known]
+            if missing:
+                raise ValueError(f"{node.name!r} reads unknown inputs {missing}")
+        for layer in self.layers:
+            if layer.inputs is not None and len(layer.inputs) != len(layer.operands):
+                raise ValueError(
+                    f"layer {layer.name!r} names {len(layer.inputs)} inputs for its "
+                    f"{len(layer.operands)} run-time operands {list(layer.operands)}"
+                )
+        bad = [o for o in self.outputs if o not in known]
+        if bad:
+            raise ValueError(f"outputs {bad} are not layers or operators")
+        if self.order and sorted(self.order) != sorted(names):
+            raise ValueError("order must list every layer and operator exactly once")
         return self
+
+    @property
+    def is_graph(self) -> bool:
+        """True when the network has operators or its layers name their inputs."""
+        return bool(self.operators) or any(x.inputs is not None for x in self.layers)
 
     @property
     def macs(self) -> int:
