@@ -197,3 +197,33 @@ def test_ctrl_c_stops_at_once_and_keeps_every_finished_point(tmp_path: Path) -> 
     clear_caches()
     table = sweep(sweep_file, out, backend="serial", progress=False)
     assert len(table) == 16 and table["valid"].all()
+
+
+def _square(context: int, points: list[dict]) -> list[dict]:
+    """Row per point: y = context · x² (a known function, so rows can be checked exactly)."""
+    return [{"point_id": p["point_id"], "x": p["x"], "y": context * p["x"] ** 2} for p in points]
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not a table"])
+def test_unreadable_part_is_reported_and_recomputed(tmp_path: Path, damage: str) -> None:
+    """A part emptied, truncated or overwritten by a crash outside the runner used to stop every
+    resume ("Parquet magic bytes not found"); now one warning line names it and its points are
+    computed again, so the table equals an undamaged run."""
+    from testy_model.dse.runner import run_points
+
+    pts = [{"point_id": f"p{i:03d}", "x": i} for i in range(20)]
+    out = tmp_path / "r.parquet"
+    first = run_points(pts, _square, 3, out, backend="serial", chunk_size=4, progress=False)
+    parts = sorted(parts_dir(out).glob("chunk-*.parquet"))
+    data = parts[2].read_bytes()
+    parts[2].write_bytes({"empty": b"", "truncated": data[: len(data) // 2],
+                          "not a table": b"hello"}[damage])  # fmt: skip
+    (parts_dir(out) / "chunk-0000004-0000007.parquet.123.456.tmp").write_bytes(b"half")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = run_points(pts, _square, 3, out, backend="serial", chunk_size=4, progress=False)
+    notes = [str(w.message) for w in caught if issubclass(w.category, SweepWarning)]
+    assert len(notes) == 1 and parts[2].name in notes[0] and "\n" not in notes[0]
+    pd.testing.assert_frame_equal(again, first)
+    assert list(again["y"]) == [3 * i * i for i in range(20)]
+    assert not list(parts_dir(out).glob("*.tmp"))
