@@ -202,6 +202,7 @@ def expand_points(spec: SweepSpec) -> list[dict[str, Any]]:
 
 def override_strings(overrides: dict[str, Any]) -> list[str]:
     """``{"levels.GLB.depth": 4096}`` -> ``["levels.GLB.depth=4096"]`` (lists as YAML flow)."""
+
     def scalar(v: Any) -> str:  # YAML spelling: null, true/false, numbers and strings as is
         if v is None:
             return "null"

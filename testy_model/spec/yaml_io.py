@@ -27,7 +27,9 @@ characters, integers within ±:data:`MAX_INT`, and floats that are finite, withi
 
 from __future__ import annotations
 
+import copy
 import difflib
+import hashlib
 import math
 import re
 import stat
@@ -483,7 +485,23 @@ def load_yaml_with_marks(path: str | Path) -> tuple[Any, Marks]:
     file is missing, unreadable or not valid YAML.
     """
     p = Path(path)
-    return parse_yaml_text(read_utf8(p), str(p))
+    text = read_utf8(p)
+    key = (str(p), hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest())
+    if key in _PARSED:
+        data, marks = _PARSED[key]
+        return copy.deepcopy(data), dict(marks)
+    data, marks = parse_yaml_text(text, str(p))
+    if len(_PARSED) >= _PARSED_LIMIT:
+        _PARSED.pop(next(iter(_PARSED)))
+    _PARSED[key] = (copy.deepcopy(data), dict(marks))
+    return data, marks
+
+
+#: Files parsed recently, by name and a digest of their text: a run reads its architecture
+#: several times (kind detection, the architecture, its problem, its sparse_optimizations); an
+#: edited file has a new key. Callers get copies. Parsing, not reading, is what costs.
+_PARSED: dict[tuple[str, bytes], tuple[Any, Marks]] = {}
+_PARSED_LIMIT = 16
 
 
 def read_utf8(path: str | Path) -> str:
