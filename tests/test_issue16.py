@@ -319,11 +319,15 @@ def test_ragged_reduction_blocks_are_stated(tmp_path: Path) -> None:
     assert "partial block" in text and "fc weights L=1001, M=8" in text  # 1001 = 125·8 + 1
 
 
-def test_estimator_depth_zero_says_what_is_wrong() -> None:
-    from testy_model.estimators.energy_table import storage_word_energy
+def test_estimator_zero_sizes_say_what_is_wrong() -> None:
+    """A public estimator at depth 0 (or width 0) names the size, never "math domain error" or a
+    bare division by zero."""
+    from testy_model.estimators.energy import storage_word_energy
 
-    with pytest.raises(ValueError, match=r"depth 0: expected an integer >= 1"):
+    with pytest.raises(ValueError, match=r"depth 0: expected positive sizes"):
         storage_word_energy("SRAM", 0, 64, 8)
+    with pytest.raises(ValueError, match=r"width 0 and depth 1024: expected positive sizes"):
+        storage_word_energy("SRAM", 1024, 0, 8)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,15 +21,20 @@ Conversions (units as in :mod:`testy_model.spec.arch`):
   sees exactly the hierarchy of the parallel buffers.
 - Bandwidths: Timeloop gives words/cycle; we store bits/cycle = words/cycle x datawidth.
 - Energies (pJ per word): our ``read_energy``/``write_energy`` attributes when given (a missing
-  write energy equals the read energy), else :mod:`testy_model.estimators.energy_table`, by the
-  estimator class of ``class``/``subclass`` (``energy_table.estimator_class``) at the node of
-  ``technology``: DRAM by type per bit x datawidth; registers per bit (write 0); Accelergy
-  ``smartbuffer_RF`` depth-linear, other SRAM depth^0.78, from the nearest table entry; a
-  non-DRAM level without depth is unbounded and priced as a 16384-row macro.
+  write energy equals the read energy), else :mod:`testy_model.estimators.energy`, by the
+  estimator class of ``class``/``subclass`` (``energy.estimator_class``, recorded in
+  ``StorageLevel.estimator``) at the node of ``technology`` (its nominal supply): DRAM by type
+  per bit x datawidth; SRAM, register file and register by their smooth fits; a non-DRAM level
+  without depth is unbounded and priced as a 16384-row macro. ``technology`` must be a node the
+  estimators read (``"45nm"``, ``"7 nm"``, 45, ``"0.045um"``; 7-180 nm).
 - ``datawidth`` missing: inherited from an enclosing container, else 8 bits (warned). ``width``
   missing: ``datawidth x block_size`` (``block_size`` default 1).
 - Compute: a component whose class is ``compute``/``intmac``/``fpmac`` (or ends in ``mac``);
-  datawidth from ``datawidth`` or ``multiplier_width``; pJ/MAC from ``mac_energy`` or the table.
+  datawidth from ``datawidth`` or ``multiplier_width``; pJ/MAC from ``mac_energy`` or the MAC
+  estimator (integer, or floating point for an ``fpmac`` class) at ``multiplier_width`` (else
+  the datawidth). ``clock_ghz`` (default 1.0) and ``nominal_clock_ghz`` (the clock at which the
+  energies hold; default the ``clock_ghz`` written here, see
+  :class:`~testy_model.spec.arch.ComputeUnit`).
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from testy_model.errors import SpecError
-from testy_model.estimators import energy_table as et
+from testy_model.estimators import energy as et
+from testy_model.estimators.node import DEFAULT_NODE_NM, check_node, node_nm
 from testy_model.spec.arch import (
     Architecture,
     ComputeUnit,
@@ -93,6 +99,7 @@ _COMPUTE_KEYS = {
     "mac_energy",
     "gated_mac_energy",
     "clock_ghz",
+    "nominal_clock_ghz",
     "leakage",
     "area_um2",
     "area",
@@ -220,11 +227,11 @@ def derive_energies(
     datawidth: int,
     dram_type: str | None,
     estimator: str | None = None,
-    node: int = et.DEFAULT_NODE,
+    node: float = DEFAULT_NODE_NM,
 ) -> tuple[float, float, str]:
-    """(read, write) pJ per word and the source name, from the built-in table (module doc).
+    """(read, write) pJ per word and the source name, from the built-in estimators (module doc).
 
-    ``estimator`` is the energy class (:func:`energy_table.estimator_class`); ``None`` infers
+    ``estimator`` is the energy class (:func:`energy.estimator_class`); ``None`` infers
     it from ``kind`` and ``depth`` (DRAM; depth 1 -> register; else SRAM).
     ``node`` is the process node in nm.
     """
@@ -370,6 +377,7 @@ def _storage_level(
 
     type_cur = _attr(attrs, "type")
     dram_type = type_cur.str() if type_cur is not None else None
+    estimator = et.estimator_class(cls, subclass, depth)
     re_cur, we_cur = _attr(attrs, "read_energy"), _attr(attrs, "write_energy")
     if re_cur is not None or we_cur is not None:
         first = re_cur if re_cur is not None else we_cur
@@ -379,13 +387,7 @@ def _storage_level(
         source = "spec"
     else:
         read_e, write_e, source = derive_energies(
-            kind,
-            depth,
-            width,
-            datawidth,
-            dram_type,
-            et.estimator_class(cls, subclass, depth),
-            et.node_nm(st.technology),
+            kind, depth, width, datawidth, dram_type, estimator, node_nm(st.technology)
         )
     md_cur = _attr(attrs, "metadata_storage_depth")
     mw_cur = _attr(attrs, "metadata_storage_width")
@@ -400,7 +402,7 @@ def _storage_level(
     elif kind == "DRAM" and mw > 0:
         m_read = m_write = et.dram_word_energy(dram_type, 1)[0]
     else:
-        m_read, m_write = et.metadata_energy_per_bit(md, mw, et.node_nm(st.technology))
+        m_read, m_write = et.metadata_energy_per_bit(md, mw, node_nm(st.technology))
     leak = _attr(attrs, "leakage")
     area = _attr(attrs, "area_um2", "area")
     lc, keep, bypass = _constraints(comp.opt("constraints"))
@@ -422,38 +424,61 @@ def _storage_level(
             metadata_depth=md,
             metadata_width=mw,
             leakage=leak.num(minimum=0) if leak is not None else 0.0,
-            area_um2=area.num(minimum=0) if area is not None else 0.0,
+            area_um2=area.num(minimum=0) if area is not None else None,
             keep=keep,
             bypass=bypass,
             constraints=lc,
             energy_source=source,
+            estimator=estimator,  # type: ignore[arg-type]
         )
     except ValidationError as err:
         raise validation_to_spec_error(err, comp, {}) from None
 
 
-def _compute_unit(comp: Cur, name: str, attrs: dict[str, Cur], st: _State) -> ComputeUnit:
+def _compute_unit(
+    comp: Cur, name: str, cls: str, subclass: str, attrs: dict[str, Cur], st: _State
+) -> ComputeUnit:
     dw_cur = _attr(attrs, "datawidth", "multiplier_width")
     datawidth = dw_cur.int(minimum=1) if dw_cur is not None else 8
+    mw_cur = _attr(attrs, "multiplier_width")
+    mult = mw_cur.int(minimum=1) if mw_cur is not None else None
     me = _attr(attrs, "mac_energy")
     ge = _attr(attrs, "gated_mac_energy")
     clk = _attr(attrs, "clock_ghz")
+    nclk = _attr(attrs, "nominal_clock_ghz")
     leak = _attr(attrs, "leakage")
     area = _attr(attrs, "area_um2", "area")
-    return ComputeUnit(
-        name=name,
-        instances=st.instances,
-        mesh_x=st.mesh_x,
-        datawidth=datawidth,
-        mac_energy=me.num(minimum=0)
-        if me is not None
-        else et.mac_energy(datawidth, et.node_nm(st.technology)),
-        gated_mac_energy=ge.num(minimum=0) if ge is not None else 0.0,
-        clock_ghz=clk.num(minimum=0, strict=True) if clk is not None else 1.0,
-        leakage=leak.num(minimum=0) if leak is not None else 0.0,
-        area_um2=area.num(minimum=0) if area is not None else 0.0,
-        energy_source="spec" if me is not None else et.TABLE_SOURCE,
-    )
+    estimator = et.mac_class(cls, subclass)
+    node = node_nm(st.technology)
+    try:
+        return ComputeUnit(
+            name=name,
+            instances=st.instances,
+            mesh_x=st.mesh_x,
+            datawidth=datawidth,
+            mac_energy=me.num(minimum=0)
+            if me is not None
+            else et.mac_energy(mult or datawidth, node, estimator),
+            gated_mac_energy=ge.num(minimum=0) if ge is not None else 0.0,
+            clock_ghz=clk.num(minimum=0, strict=True) if clk is not None else 1.0,
+            nominal_clock_ghz=nclk.num(minimum=0, strict=True) if nclk is not None else None,
+            leakage=leak.num(minimum=0) if leak is not None else 0.0,
+            area_um2=area.num(minimum=0) if area is not None else None,
+            energy_source="spec" if me is not None else et.TABLE_SOURCE,
+            estimator=estimator,  # type: ignore[arg-type]
+            multiplier_width=mult,
+        )
+    except ValidationError as err:
+        raise validation_to_spec_error(err, comp, {}) from None
+
+
+def _technology(cur: Cur) -> str:
+    """A ``technology`` attribute, checked by the estimators' node parser (7-180 nm)."""
+    try:
+        check_node(node_nm(cur.value))
+    except SpecError as err:
+        raise cur.error(err.problem) from None
+    return cur.str()
 
 
 def _attributes(node: Cur, st: _State, keys: set[str], own_only: bool = False) -> dict[str, Cur]:
@@ -514,11 +539,11 @@ def _component(comp: Cur, st: _State, v03: bool) -> None:
             st.mesh_x = mesh_x
     tech = _attr(attrs, "technology")
     if tech is not None and st.technology is None:
-        st.technology = tech.str()
+        st.technology = _technology(tech)
     if compute:
         if comp.opt("constraints") is not None:
             comp.child("constraints").warn("constraints on a compute unit are not used")
-        st.computes.append((comp, _compute_unit(comp, name, attrs, st)))
+        st.computes.append((comp, _compute_unit(comp, name, cls, subclass, attrs, st)))
         return
     if name in {x.name for x in st.levels}:
         raise comp.child("name").error(f"duplicate level name {name!r}; level names must be unique")
@@ -570,7 +595,7 @@ def _container(node: Cur, st: _State, name: str, spatial: tuple[int, int]) -> No
         attrs.as_map()
         for k, c in attrs.items():
             if k == "technology" and st.technology is None:
-                st.technology = c.str()
+                st.technology = _technology(c)
             st.inherited[k] = c
 
 
@@ -735,35 +760,40 @@ def arch_from_doc(doc: Doc) -> Architecture:
 
 
 def _rederive(old: Architecture, new: Architecture) -> Architecture:
-    """Re-derive table energies of levels whose geometry an override changed."""
+    """Re-derive the estimated energies an override made stale: a level's data energies when
+    its geometry (depth, width, datawidth, kind) or the process node changed, the MAC energy
+    when the node or the multiplier width changed. Energies written in the spec or taken from
+    an ERT (``energy_source`` not the estimators'), or changed by the override itself, stay.
+    (Estimated metadata energies are kept as loaded.)"""
+    node = node_nm(new.technology)
+    moved = node != node_nm(old.technology)
     levels = []
     for lo, ln in zip(old.levels, new.levels, strict=False):
         geom = (lo.depth, lo.width, lo.datawidth, lo.kind)
         same_e = (lo.read_energy, lo.write_energy) == (ln.read_energy, ln.write_energy)
-        if (
-            ln.energy_source.startswith(et.TABLE_SOURCE)
-            and same_e
-            and geom != (ln.depth, ln.width, ln.datawidth, ln.kind)
-        ):
+        changed = moved or geom != (ln.depth, ln.width, ln.datawidth, ln.kind)
+        if ln.energy_source.startswith(et.TABLE_SOURCE) and same_e and changed:
             if ln.kind == "DRAM":
                 per_bit = lo.read_energy / lo.datawidth
                 r = w = per_bit * ln.datawidth
                 src = ln.energy_source
             else:
                 r, w, src = derive_energies(
-                    ln.kind,
-                    ln.depth,
-                    ln.width,
-                    ln.datawidth,
-                    None,
-                    et.estimator_of_source(ln.energy_source),
-                    et.node_nm(new.technology),
+                    ln.kind, ln.depth, ln.width, ln.datawidth, None, ln.estimator, node
                 )
             ln = ln.model_copy(update={"read_energy": r, "write_energy": w, "energy_source": src})
         levels.append(ln)
     if len(new.levels) != len(old.levels):
         return new
-    return new.model_copy(update={"levels": tuple(levels)})
+    c_old, c = old.compute, new.compute
+    width = c.multiplier_width or c.datawidth
+    if (
+        c.energy_source == et.TABLE_SOURCE
+        and c.mac_energy == c_old.mac_energy
+        and (moved or width != (c_old.multiplier_width or c_old.datawidth))
+    ):
+        c = c.model_copy(update={"mac_energy": et.mac_energy(width, node, c.estimator)})
+    return new.model_copy(update={"levels": tuple(levels), "compute": c})
 
 
 #: The derived override key that resizes the PE array (see :func:`scale_pes`).
@@ -804,7 +834,7 @@ def scale_pes(arch: Architecture, pes: object) -> Architecture:
       ``mesh_x = mesh_x(parent) · fx`` for the block and the compute unit.
 
     With no fan-out anywhere (every level has C instances) the block is empty: only the compute
-    unit scales, P = 1. Table energies do not depend on instances, so none is re-derived.
+    unit scales, P = 1. Estimated energies do not depend on instances, so none is re-derived.
     """
     first, parent_inst, parent_mx = _pe_block(arch)
     if isinstance(pes, bool) or not isinstance(pes, int) or pes < 1 or pes % parent_inst:
@@ -874,9 +904,10 @@ def apply_arch_overrides(arch: Architecture, overrides: list[str] | None) -> Arc
     cycle**, the unit of architecture files, converted with the level's datawidth (after every
     other override, so a datawidth set in the same call counts). Overrides apply in order;
     consecutive plain ones are validated together, so ``compute.instances`` and
-    ``levels.LRF.instances`` may be changed in one go. Afterwards table-derived energies of every
-    level whose geometry (depth, width, datawidth, kind) changed are re-derived from the 45 nm
-    table (pJ per word). Raises :class:`SpecError`.
+    ``levels.LRF.instances`` may be changed in one go. Afterwards estimated energies of every
+    level whose geometry (depth, width, datawidth, kind) changed, and of every level and the MAC
+    when ``technology`` changed, are re-derived by the same estimator class (pJ per word;
+    :func:`_rederive`). Raises :class:`SpecError`.
     """
     if not overrides:
         return arch
@@ -915,8 +946,9 @@ def load_arch(path: str | Path, overrides: list[str] | None = None) -> Architect
 
     ``overrides`` are dotted ``KEY.PATH=VALUE`` edits on the typed model (``levels.GLB.depth=4096``,
     ``compute.instances=512``, ``sparsity.A.patterns=[1:4,2:4]``) and the derived ``array.pes=N``
-    (PE-array size, :func:`scale_pes`), applied by :func:`apply_arch_overrides`; table-derived
-    energies of a level whose geometry changes are re-derived. Raises :class:`SpecError` on any
+    (PE-array size, :func:`scale_pes`), applied by :func:`apply_arch_overrides`; estimated
+    energies of a level whose geometry changes (or of every level, when ``technology`` does) are
+    re-derived. Raises :class:`SpecError` on any
     problem.
     """
     from testy_model.spec.sparseloop import (
