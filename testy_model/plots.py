@@ -99,9 +99,10 @@ def breakdown_figure(report: Any) -> Figure:
     ax_t.set_xticks(x)
     ax_t.set_xticklabels(layers, rotation=90, fontsize=7 if len(layers) > 20 else 9)
     ax_t.set_xlabel("layer")
-    for ax in (ax_e, ax_t):
+    for ax, top in ((ax_e, float(bottom.max(initial=0.0))), (ax_t, float(total.max(initial=0.0)))):
         ax.ticklabel_format(axis="y", useOffset=False, style="plain")
-        ax.margins(y=0.08)
+        ax.set_ylim(0, top * 1.08 if top > 0 else 1.0)
+        ax.set_xlim(-0.6, len(layers) - 0.4)
     _title(fig, f"{report.network}: energy and latency per layer", int(width_in * 11))
     return fig
 
@@ -148,7 +149,7 @@ def search_figure(report: Any) -> Figure:
     n = len(report.tables)
     peak = max(sum(v[li] for v in c["energy"].values()) for c in costs.values() for li in range(n))
     unit, div = energy_unit(peak)
-    width_in = max(7.0, 0.75 * n + 4.0)
+    width_in = max(7.0, 0.55 * n + 4.0)
     fig = Figure(figsize=(width_in, 7.5), layout="constrained")
     ax_t, ax_e = fig.subplots(2, 1, sharex=True)
     x = np.arange(n)
@@ -198,9 +199,12 @@ def search_figure(report: Any) -> Figure:
     ]
     ax_e.set_xticks(x)
     ax_e.set_xticklabels(labels, rotation=90 if n > 12 else 0, fontsize=7 if n > 12 else 8)
-    for ax in (ax_t, ax_e):
+    top_t = max(max(c["cycles"]) for c in costs.values())
+    top_e = max(sum(v[li] for v in c["energy"].values()) for c in costs.values() for li in range(n))
+    for ax, top in ((ax_t, top_t), (ax_e, top_e / div)):
         ax.ticklabel_format(axis="y", useOffset=False, style="plain")
-        ax.margins(y=0.08)
+        ax.set_ylim(0, top * 1.08 if top > 0 else 1.0)
+        ax.set_xlim(-0.6, n - 0.4)
     _title(
         fig,
         f"{report.network} on {report.arch}: dense, structured engine without TASD, and the "
