@@ -91,7 +91,7 @@ def breakdown_figure(report: Any) -> Figure:
     ax_e.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", title="component")
     comp = np.array([x_.compute_cycles for x_ in report.layers], dtype=float)
     total = np.array([x_.cycles for x_ in report.layers], dtype=float)
-    ax_t.bar(x, comp, color=colors["MAC"], label="compute", width=0.8)
+    ax_t.bar(x, comp, color=colors["MAC"], label="compute (MAC)", width=0.8)
     ax_t.bar(x, np.maximum(total - comp, 0.0), bottom=comp, color="#BBBBBB", width=0.8,
              label="memory stall (slowest level)", hatch="//", edgecolor="white")  # fmt: skip
     ax_t.set_ylabel("latency (cycles)")
