@@ -261,8 +261,8 @@ def test_cli_eval_accepts_the_orientation(tmp_path) -> None:
     )
     arch = str(SPECS / "stc_2of4_tasd.yaml")
     cycles = {}
-    for plan in ("W=dense,A=2:4", "W=dense,A=2:4,O=activation"):
-        js = tmp_path / "r.json"
+    for k, plan in enumerate(("W=dense,A=2:4", "W=dense,A=2:4,O=activation")):
+        js = tmp_path / f"r{k}.json"
         res = CliRunner().invoke(
             app, ["eval", "--arch", arch, "--network", str(net), "--plan", plan, "--json", str(js)]
         )

@@ -503,45 +503,25 @@ class Report:
         return t
 
     def plot_breakdown(self, ax: Any = None) -> Any:
-        """Per-layer stacked bars; returns the figure.
+        """Per-layer bars; returns the matplotlib figure (no pyplot, no backend change).
 
-        With no ``ax``: two panels sharing the layer axis, ``axes[0]`` energy by component (µJ)
-        and ``axes[1]`` latency (cycles) split into compute cycles and the cycles the slowest
-        level adds beyond them (``cycles − compute_cycles``, memory-bound stall). With ``ax``:
-        the energy panel only, drawn into ``ax``.
+        With no ``ax``: :func:`testy_model.plots.breakdown_figure` (energy by component in µJ/mJ
+        above, latency as compute cycles plus memory stall below, one colour per component).
+        With ``ax``: the energy panel only, drawn into ``ax``.
         """
-        import matplotlib
+        from testy_model.plots import breakdown_figure, component_colors, energy_unit
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
+        if ax is None:
+            return breakdown_figure(self)
         df = self.to_frame().set_index("layer")
         cols = [c for c in df.columns if c.startswith("E_")]
-        data = df[cols] / 1e6
+        unit, div = energy_unit(float(df[cols].sum(axis=1).max()) if cols else 1.0)
+        data = df[cols] / div
         data.columns = [c[2:] for c in cols]
-        lat_ax = None
-        if ax is None:
-            fig, (ax, lat_ax) = plt.subplots(
-                2, 1, sharex=True, figsize=(max(4.0, 0.4 * len(df) + 2), 6.0)
-            )
-        else:
-            fig = ax.figure
-        data.plot.bar(stacked=True, ax=ax)
+        colors = component_colors(["MAC", *data.columns])
+        data.plot.bar(stacked=True, ax=ax, color=[colors[c] for c in data.columns])
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-        ax.set_ylabel("energy (µJ)")
+        ax.set_ylabel(f"energy ({unit})")
         ax.set_title(f"{self.network}: energy by component")
-        if lat_ax is not None:
-            import pandas as pd
-
-            comp = [x.compute_cycles for x in self.layers]
-            stall = [max(0.0, x.cycles - x.compute_cycles) for x in self.layers]
-            lat = pd.DataFrame({"compute": comp, "memory stall": stall}, index=df.index)
-            lat.plot.bar(stacked=True, ax=lat_ax)
-            lat_ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-            lat_ax.set_ylabel("latency (cycles)")
-            lat_ax.set_xlabel("layer")
-            lat_ax.set_title(f"{self.network}: latency")
-        else:
-            ax.set_xlabel("layer")
-        fig.tight_layout()
-        return fig
+        ax.set_xlabel("layer")
+        return ax.figure

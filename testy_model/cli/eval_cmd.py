@@ -29,43 +29,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from testy_model.cli.app import app, console, parse_params, user_errors
+from testy_model.cli.outputs import check_outputs, save_figure
 from testy_model.cli.sparseloop_cmd import ArtOption, ErtOption
-from testy_model.errors import SpecError
 from testy_model.spec.arch import Architecture
 from testy_model.spec.mapping import Mapping
-from testy_model.spec.workload import Layer, Network
-
-
-def _problem_file_network(path: str) -> Network:
-    """A Timeloop ``problem:`` file as a one-layer network."""
-    from testy_model.spec.problem_loader import load_problem
-
-    prob = load_problem(path)
-    name = Path(path).stem if prob.name in ("", "problem") else prob.name
-    return Network(name=Path(path).stem, layers=(Layer(name=name, problem=prob),))
-
-
-def _load_workload(path: str, skip_unknown: bool = False) -> Network:
-    """A network file (YAML or ONNX), or a Timeloop ``problem:`` file as a one-layer network."""
-    from testy_model.spec.yaml_io import load_yaml_with_marks
-
-    if Path(path).suffix.lower() == ".onnx":
-        from testy_model.spec.loaders import load_network
-
-        return load_network(path, skip_unknown=skip_unknown)
-
-    data, _ = load_yaml_with_marks(path)
-    if isinstance(data, dict) and "problem" in data and "network" not in data:
-        return _problem_file_network(path)
-    from testy_model.spec.loaders import load_network
-
-    return load_network(path)
+from testy_model.spec.workload import Network
 
 
 def resolve_network(
@@ -76,53 +49,11 @@ def resolve_network(
     params: dict | None = None,
     skip_unknown: bool = False,
 ) -> Network:
-    """The workload: a file, a zoo name, or (``network`` omitted) the architecture file's
-    ``problem:`` block (with Sparseloop's ``fixed-structured`` densities as N:M when ``sparse``).
-    """
-    if network is None:
-        from testy_model.spec.yaml_io import load_yaml_with_marks
+    """The workload (see :func:`testy_model.spec.inputs.resolve_network`, the one reading every
+    command shares)."""
+    from testy_model.spec.inputs import resolve_network as _resolve
 
-        data, _ = load_yaml_with_marks(arch_path)
-        if not (isinstance(data, dict) and "problem" in data):
-            raise SpecError(
-                "no --network given and the architecture file holds no 'problem:' block "
-                "(expected --network FILE|ZOO_NAME)",
-                file=arch_path,
-            )
-        net = _problem_file_network(arch_path)
-        if sparse:
-            from testy_model.model.sparseloop_study import fixed_structured_to_nm
-
-            lay = net.layers[0]
-            prob = fixed_structured_to_nm(lay.problem, Path(arch_path))
-            net = Network(name=net.name, layers=(Layer(name=lay.name, problem=prob),))
-    elif Path(network).is_file():
-        net = _load_workload(network, skip_unknown)
-        if sparse and len(net.layers) == 1:
-            # a Timeloop problem file: its fixed_structured densities become N:M, as above
-            from testy_model.model.sparseloop_study import fixed_structured_to_nm
-
-            lay = net.layers[0]
-            prob = fixed_structured_to_nm(lay.problem, Path(network))
-            net = Network(name=net.name, layers=(Layer(name=lay.name, problem=prob),))
-    else:
-        from testy_model.graph.zoo import get_network, list_networks
-
-        known = {n.replace("-", "_") for n in list_networks()}
-        if network.replace("-", "_").lower() not in known:
-            raise SpecError(
-                f"--network {network!r}: no such file and not a zoo network (expected a file "
-                f"or one of {list_networks()})"
-            )
-        zoo = dict(params or {})
-        if weight_sparsity is not None:
-            zoo["weight_sparsity"] = weight_sparsity
-        return get_network(network, **zoo)
-    if weight_sparsity is not None or params:
-        raise SpecError(
-            "--weight-sparsity and --param apply to zoo networks only (--network ZOO_NAME)"
-        )
-    return net
+    return _resolve(network, arch_path, weight_sparsity, sparse, params, skip_unknown)
 
 
 def mapper_mappings(
@@ -152,20 +83,6 @@ def mapper_mappings(
                 out[layer.name] = plan_mapping(layer, arch, pl.for_layer(layer.name))
             prog.advance(task)
     return out
-
-
-def _file_mapping(path: str, arch: Architecture, net: Network) -> Mapping:
-    from testy_model.spec.mapping_loader import load_mapping
-
-    problem = net.layers[0].problem if len(net.layers) == 1 else None
-    m = load_mapping(path, arch=arch, problem=problem)
-    if problem is not None:
-        from testy_model.spec.validate import validate_mapping
-
-        # a mapping file given for one layer must fit it: a user error (file:line), not a
-        # priced-but-invalid result
-        validate_mapping(m, arch, problem)
-    return m
 
 
 def _sparse_report(
@@ -223,12 +140,38 @@ def unrunnable_terms(net: Network, arch: Architecture, plan: str | None) -> list
     return out
 
 
+def ragged_terms(net: Network, plan: str | None) -> list[str]:
+    """``"layer operand L=…, M=…"`` for every plan term whose block size M does not divide the
+    length L of the operand's reduction axis (the product of the reduction dimensions indexing
+    it: K of a GEMM, C·R·S of a convolution): the last block of each row is partial."""
+    from testy_model.model.plan import Plan
+    from testy_model.model.terms import operand_roles
+
+    pl = Plan.coerce(plan)
+    out = []
+    for layer in net.layers:
+        prob = layer.problem
+        lp = pl.for_layer(layer.name)
+        weight, act = operand_roles(prob)
+        for role, tensor, series in (("weights", weight, lp.weights), ("activations", act,
+                                                                      lp.activations)):  # fmt: skip
+            dims = [d for d in prob.dimensions if d in prob.reduction_dims()]
+            length = 1
+            for d in dims:
+                if d in prob.relevant(tensor):
+                    length *= prob.bounds[d]
+            ms = sorted({t.m for t in series.terms if length % t.m})
+            if ms:
+                out.append(f"{layer.name} {role} L={length}, M={'/'.join(map(str, ms))}")
+    return out
+
+
 def _dense_mappings(
-    mapping: str, arch: Architecture, net: Network, plan: str | None
+    mapping: Mapping | None, arch: Architecture, net: Network, plan: str | None
 ) -> Mapping | dict[str, Mapping] | Callable:
-    if mapping == "mapper":
+    if mapping is None:
         return mapper_mappings(net, arch, plan)
-    return _file_mapping(mapping, arch, net)
+    return mapping
 
 
 @app.command("eval")
@@ -252,7 +195,9 @@ def eval_command(
     ] = None,
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", help="zoo network parameter KEY=VALUE, e.g. seq_len=384"),
+        typer.Option(
+            "--param", metavar="KEY=VALUE", help="zoo network parameter, e.g. seq_len=384"
+        ),
     ] = None,
     plan: Annotated[
         str | None,
@@ -262,7 +207,11 @@ def eval_command(
     art: ArtOption = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="architecture override KEY.PATH=VALUE (repeatable)"),
+        typer.Option(
+            "--set",
+            metavar="KEY.PATH=VALUE",
+            help="architecture override (repeatable; bandwidths in words/cycle, as in the file)",
+        ),
     ] = None,
     measured: Annotated[
         bool,
@@ -277,6 +226,9 @@ def eval_command(
     plot_out: Annotated[
         str | None, typer.Option("--plot", help="write per-layer latency/energy bars (PNG)")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace output files that already exist")
+    ] = False,
     fusion: Annotated[
         str,
         typer.Option(
@@ -299,39 +251,39 @@ def eval_command(
     ] = False,
 ) -> None:
     """Evaluate latency, traffic and energy per layer and in total."""
-    from testy_model.model.sparseloop_study import has_sparse_optimizations, load_stream
+    from testy_model.spec.inputs import load_run
 
     overrides = list(set_ or [])
-    if not Path(arch).is_file():
-        raise SpecError("no such file (expected an architecture YAML)", file=arch)
-    sparse = has_sparse_optimizations(arch) or (
-        mapping != "mapper" and Path(mapping).is_file() and bool(load_stream(mapping))
+    outputs = check_outputs(
+        {"--json": json_out, "--csv": csv_out, "--plot": plot_out},
+        inputs=[arch, network, mapping, plan, ert, art],
+        force=force,
     )
-    params = parse_params(list(param or []))
-    net = resolve_network(network, arch, weight_sparsity, sparse, params, skip_unknown)
+    # one reading of every file, shared with validate/map/search/study (spec.inputs)
+    run = load_run(
+        arch,
+        network=network,
+        mapping=mapping,
+        ert=ert,
+        art=art,
+        plan=plan,
+        overrides=overrides,
+        weight_sparsity=weight_sparsity,
+        params=parse_params(list(param or [])),
+        measured=measured,
+        fusion=fusion != "none",
+        skip_unknown=skip_unknown,
+    )
+    net, a, sparse = run.network, run.design.arch, run.sparse
     if sparse:
-        if plan is not None or measured or fusion != "none":
-            raise SpecError(
-                "--plan/--measured/--fusion do not apply to Sparseloop inputs "
-                "(sparse_optimizations / stream: mapping); their densities and optimizations come "
-                "from the files",
-                file=arch,
-            )
         rep = _sparse_report(arch, mapping, net, ert, art, overrides)
     else:
         from testy_model.model.evaluate import evaluate
-        from testy_model.spec.accelergy import apply_art, apply_ert, load_art, load_ert
-        from testy_model.spec.arch_loader import load_arch
 
-        a = load_arch(arch, overrides=overrides)
-        if ert is not None:
-            a = apply_ert(a, load_ert(ert))
-        if art is not None:
-            a = apply_art(a, load_art(art))
         rep = evaluate(
             net,
             a,
-            _dense_mappings(mapping, a, net, plan),
+            _dense_mappings(run.mapping, a, net, plan),
             plan=plan,
             densities_source="measured" if measured else "expected",
             # tensor paths in a network file are already joined to its folder by the loader
@@ -365,15 +317,25 @@ def eval_command(
             f"dense speed: {shown}",
             highlight=False,
         )
+    ragged = ragged_terms(net, plan) if plan else []
+    if ragged:
+        shown = ", ".join(ragged[:6]) + (f" (+{len(ragged) - 6} more)" if len(ragged) > 6 else "")
+        console.print(
+            f"note: {len(ragged)} plan operand(s) have a reduction axis that is not a multiple "
+            f"of the pattern's M, so each row ends in a partial block (decompositions pad it "
+            f"with zeros, the closed form prorates per value): {shown}",
+            highlight=False,
+        )
     invalid = [x.name for x in rep.layers if not x.valid]
     if invalid:
         console.print(
             f"[yellow]warning:[/] mapping invalid (capacity, fan-out or factors) for {invalid}"
         )
-    if json_out:
-        rep.to_json(json_out)
-    if csv_out:
-        rep.to_frame().to_csv(csv_out, index=False)
-    if plot_out:
-        fig = rep.plot_breakdown()
-        fig.savefig(plot_out, dpi=120)
+    if "--json" in outputs:
+        rep.to_json(outputs["--json"])
+    if "--csv" in outputs:
+        rep.to_frame().to_csv(outputs["--csv"], index=False)
+    if "--plot" in outputs:
+        save_figure(rep.plot_breakdown(), outputs["--plot"])
+    for opt, path in outputs.items():
+        console.print(f"{opt}: written to {path}", highlight=False)

@@ -179,9 +179,9 @@ def storage_word_energy(
     if estimator == "DRAM":
         e, src = dram_word_energy(dram_type, datawidth)
         return e, e, src
-    per = datawidth / width
     r = energy_per_action(estimator, width=width, depth=depth, node=node, action="read")
     w = energy_per_action(estimator, width=width, depth=depth, node=node, action="write")
+    per = datawidth / width  # width >= 1: checked by energy_per_action
     return r * per, w * per, f"{TABLE_SOURCE}, {estimator}"
 
 

@@ -170,7 +170,8 @@ def term_nodes(g: nx.DiGraph, layer: str | None = None) -> list[str]:
 
 
 def draw_graph(g: nx.DiGraph, ax: Any = None) -> Any:
-    """Draw the graph left to right by layer (matplotlib); returns the figure."""
+    """Draw the graph left to right by layer (matplotlib); returns the figure (no pyplot, no
+    backend change)."""
     from matplotlib.figure import Figure
 
     for _, d in g.nodes(data=True):

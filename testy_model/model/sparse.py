@@ -37,6 +37,9 @@ import numpy as np
 
 from testy_model.model.nest import LoopNests, unit_nests
 from testy_model.model.reuse import dense_counts
+from testy_model.spec.problem_loader import (  # one reading, defined by the spec loader
+    fixed_structured_pattern as fixed_structured_pattern,
+)
 from testy_model.spec.sparseloop import DataSpaceFormat, SparseOptimizations
 from testy_model.spec.workload import Density, Problem
 
@@ -106,21 +109,6 @@ def conditional_prob_empty(p_sub: float, p_cond: float) -> float:
     if p_cond >= 1.0:
         return 1.0
     return max(0.0, (p_sub - p_cond) / (1.0 - p_cond))
-
-
-def fixed_structured_pattern(
-    density: float, candidates: Sequence[int] = (4, 8, 2, 3, 16)
-) -> tuple[int, int] | None:
-    """The N:M pattern assumed for Sparseloop's ``fixed-structured`` density ``d``: the first M of
-    ``candidates`` with d·M within 1e-3 of an integer N >= 1 (0.5 -> 2:4, 0.25 -> 1:4,
-    0.3333 -> 1:3). ``None`` for d >= 1 (dense) or when none fits."""
-    if density >= 1.0:
-        return None
-    for m in candidates:
-        n = round(density * m)
-        if n >= 1 and abs(density * m - n) < 1e-3 * m:
-            return n, m
-    return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -106,7 +106,12 @@ def fixed_structured_to_nm(problem: Problem, agg_path: Path) -> Problem:
             continue
         spec_n = {norm_key(k): v for k, v in spec.items()}
         dist = str(spec_n.get("distribution", "")).replace("-", "_")
-        d = float(spec_n.get("density", 1.0))
+        raw = spec_n.get("density")
+        if raw is None:  # not given (as load_problem reads it): dense
+            raw = 1.0
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            continue  # load_problem has already rejected it, naming the line
+        d = float(raw)
         if dist != "fixed_structured" or t not in problem.tensor_names:
             continue
         pat = fixed_structured_pattern(d)
@@ -213,6 +218,12 @@ def load_case_files(
                 f"(expected one of {sorted(known)})",
                 file=str(agg),
             )
+    if map_path is not None:
+        # the mapping file must fit, with the design's spatial skipping: the same check
+        # validate and eval make (spec.inputs), never a priced-but-invalid result
+        from testy_model.spec.validate import validate_mapping
+
+        validate_mapping(mapping, arch, prob, opts)
     ert = load_ert(ert_path) if ert_path is not None else None
     art = load_art(art_path) if art_path is not None else None
     if ert is not None:

@@ -302,7 +302,7 @@ def _array_for(
         return None
     from testy_model.spec.tensors import load_tensor_ref
 
-    return load_tensor_ref(ref, base_dir)
+    return load_tensor_ref(ref, base_dir, layer=layer.name)
 
 
 def operand_roles(problem: Problem) -> tuple[str, str]:

@@ -145,7 +145,7 @@ def operand(layer: Layer, tensor: str, ref: str | None) -> Operand:
     if ref is not None:
         from testy_model.spec.tensors import load_tensor_ref
 
-        arr = np.asarray(load_tensor_ref(ref))
+        arr = np.asarray(load_tensor_ref(ref, layer=layer.name))
         axis = reduction_axis(arr.ndim)
     return Operand(tensor, prob.density(tensor), prob.full_size(tensor), arr, axis)
 

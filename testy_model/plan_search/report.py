@@ -68,6 +68,10 @@ class SearchReport:
         idx = {"plan": self.choice, "dense": self.dense, "native": self.native}.get(which)
         return self.no_unit if idx is None and self.no_unit is not None else idx  # type: ignore[return-value]
 
+    def _entries(self, which: str) -> list[tuple[LayerTable, int]]:
+        """(table, option index) per layer for ``which`` (the plots read the costs this way)."""
+        return [(t, int(i)) for t, i in zip(self.tables, self._idx(which), strict=True)]
+
     def totals(self, which: str = "plan") -> PlanTotals:
         """Totals of ``plan``, ``dense``, ``native`` (no TASD) or ``no_unit``."""
         idx = self._idx(which)

@@ -62,6 +62,7 @@ from testy_model.spec.yaml_io import (
     Cur,
     Doc,
     apply_overrides,
+    did_you_mean,
     parse_override,
     validation_to_spec_error,
 )
@@ -106,6 +107,67 @@ _COMPUTE_KEYS = {
     "meshY",
     "technology",
 }
+#: Attributes Timeloop and Accelergy define for their own use (port and bank counts, cluster
+#: sizes, FIFO depths, plug-in widths ...): accepted without a warning, not used by this model.
+TIMELOOP_ATTRIBUTES = frozenset(
+    {
+        "cluster-size",
+        "cluster_size",
+        "n_banks",
+        "n_rdwr_ports",
+        "n_rd_ports",
+        "n_wr_ports",
+        "nports",
+        "num_ports",
+        "num-ports",
+        "num-banks",
+        "num_banks",
+        "ports",
+        "banks",
+        "adder_width",
+        "multiplier_width",
+        "control_queue_depth",
+        "update_fifo_depth",
+        "metadata_datawidth",
+        "metadata_counter_width",
+        "compression_supported",
+        "decompression_supported",
+        "multiple-buffering",
+        "multiple_buffering",
+        "min-utilization",
+        "min_utilization",
+        "network-word-bits",
+        "network_word_bits",
+        "latency",
+        "global_cycle_seconds",
+        "action_latency_cycles",
+        "cycle_seconds",
+        "n_instances",
+        "memory_width",
+        "memory_depth",
+        "allow_overbooking",
+    }
+)
+#: Component classes of storage (Timeloop's and Accelergy's primitive classes; compared without
+#: case). A class named in the file's ``compound_components`` is accepted too.
+STORAGE_CLASSES = frozenset(
+    {
+        "dram",
+        "sram",
+        "storage",
+        "regfile",
+        "register",
+        "aladdin_register",
+        "reg_storage",
+        "smartbuffer",
+        "smartbuffer_sram",
+        "smartbuffer_rf",
+        "smartbuffer_metadata",
+    }
+)
+#: Component classes of compute (besides any class ending in ``mac``).
+COMPUTE_CLASSES = frozenset({"compute", "intmac", "fpmac", "mac"})
+
 _REPL_RE = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
 
 
@@ -120,6 +182,7 @@ class _State:
     computes: list[tuple[Cur, ComputeUnit]] = field(default_factory=list)
     container_parents: dict[str, str] = field(default_factory=dict)
     technology: str | None = None
+    compound_classes: frozenset[str] = frozenset()
 
 
 def _attr(attrs: dict[str, Cur], *names: str) -> Cur | None:
@@ -133,6 +196,28 @@ def _attr(attrs: dict[str, Cur], *names: str) -> Cur | None:
 def _is_compute(cls: str, subclass: str) -> bool:
     c, s = cls.lower(), subclass.lower()
     return c in {"compute", "intmac", "fpmac", "mac"} or c.endswith("mac") or s.endswith("mac")
+
+
+def _check_class(comp: Cur, cls: str, st: _State) -> None:
+    """A component's ``class`` must be a known storage or compute class (or a compound component
+    of the file): a misspelt class would otherwise be priced as an SRAM."""
+    if not cls:
+        raise comp.error(
+            "missing 'class'; expected a storage class (DRAM, SRAM, regfile, storage, "
+            "smartbuffer_SRAM, ...) or a compute class (intmac, compute, fpmac)"
+        )
+    low = cls.lower()
+    if low in STORAGE_CLASSES or low in COMPUTE_CLASSES or low.endswith("mac"):
+        return
+    if low in st.compound_classes:
+        return
+    known = sorted({*STORAGE_CLASSES, *COMPUTE_CLASSES} | set(st.compound_classes))
+    canon = {k.lower(): k for k in ("DRAM", "SRAM", "smartbuffer_SRAM", "smartbuffer_RF")}
+    shown = [canon.get(k, k) for k in known]
+    raise comp.child("class").error(
+        f"unknown component class {cls!r}{did_you_mean(cls, shown)}; known classes: "
+        f"{', '.join(shown)} (or a compound component defined in the file)"
+    )
 
 
 def derive_energies(
@@ -402,7 +487,7 @@ def _attributes(node: Cur, st: _State, keys: set[str], own_only: bool = False) -
     a = node.opt("attributes")
     if a is not None:
         a.as_map()
-        a.warn_unused(keys)
+        a.warn_unused(keys, silent=TIMELOOP_ATTRIBUTES)
         for k, c in a.items():
             merged[k] = c
     return merged
@@ -421,6 +506,7 @@ def _component(comp: Cur, st: _State, v03: bool) -> None:
     name = comp.req("name").str()
     cls = comp.opt("class").str() if comp.opt("class") is not None else ""
     subclass = comp.opt("subclass").str() if comp.opt("subclass") is not None else ""
+    _check_class(comp, cls, st)
     compute = _is_compute(cls, subclass)
     comp.warn_unused(
         {"name", "class", "subclass", "attributes", "constraints", "spatial", "required_actions"},
@@ -528,8 +614,7 @@ def _walk_v04(nodes: Cur, st: _State) -> None:
             if tag == "Parallel":
                 for sub in node.req("nodes").as_list().elems():
                     sub_tag = getattr(sub.value, "tag", "Component")
-                    if sub_tag == "Nothing":
-                        sub.warn("!Nothing placeholder is not used by the model (ignored)")
+                    if sub_tag == "Nothing":  # Timeloop's placeholder: nothing to model
                         continue
                     _component(sub, st, v03=False)
             else:
@@ -539,8 +624,8 @@ def _walk_v04(nodes: Cur, st: _State) -> None:
             _container(node, st, node.req("name").str(), _mesh(node.opt("spatial")))
         elif tag == "Component":
             _component(node, st, v03=False)
-        elif tag == "Nothing":
-            node.warn("!Nothing placeholder is not used by the model (ignored)")
+        elif tag == "Nothing":  # Timeloop's placeholder: nothing to model
+            pass
         else:
             raise node.error(
                 f"unknown node kind !{tag}; expected !Container, !Component, !Parallel, "
@@ -601,6 +686,21 @@ def warn_unknown_top(root: Cur, known: frozenset[str] | set[str]) -> None:
         root.child(unknown[0]).warn(f"top-level blocks {unknown} are not used (ignored)")
 
 
+def _compound_classes(root: Cur) -> frozenset[str]:
+    """Lower-case names of the compound components a file defines (``compound_components:``
+    with ``classes:`` or a list of ``{name: ...}``)."""
+    cc = root.opt("compound_components")
+    if cc is None:
+        return frozenset()
+    body = cc.value.get("classes", cc.value) if isinstance(cc.value, dict) else cc.value
+    names = set()
+    if isinstance(body, list):
+        for item in body:
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                names.add(item["name"].lower())
+    return frozenset(names)
+
+
 def design_name(file: str) -> str:
     """A design's default name: the file stem, or the folder name for generic stems
     (``arch.yaml``, ``aggregated_input.yaml``)."""
@@ -617,7 +717,7 @@ def arch_from_doc(doc: Doc) -> Architecture:
         raise root.error("expected a mapping with an 'architecture' block")
     a = root.req("architecture").as_map()
     warn_unknown_top(root, KNOWN_TOP_LEVEL)
-    st = _State()
+    st = _State(compound_classes=_compound_classes(root))
     if a.has("nodes"):
         a.warn_unused({"nodes", "version"})
         _walk_v04(a.req("nodes"), st)
@@ -768,22 +868,52 @@ def scale_pes(arch: Architecture, pes: object) -> Architecture:
         raise SpecError(f"override {PES_KEY}={pes}: {msg}", key_path=PES_KEY) from None
 
 
+#: Level fields given in words per cycle in files and overrides (stored in bits per cycle).
+BANDWIDTH_FIELDS = ("read_bandwidth", "write_bandwidth")
+
+
+def _bandwidth_override(arch: Architecture, parts: list[str], value: object, text: str) -> str:
+    """The override ``levels.L.read_bandwidth=V`` (V in words/cycle, the file's unit) as the
+    typed model's bits/cycle: ``V · datawidth(L)``; ``null`` keeps it unlimited."""
+    head = parts[1]
+    names = [lv.name for lv in arch.levels]
+    if head in names:
+        level = arch.levels[names.index(head)]
+    elif head.lstrip("-").isdigit() and -len(names) <= int(head) < len(names):
+        level = arch.levels[int(head)]
+    else:
+        raise SpecError(
+            f"override {text!r}: no level {head!r}{did_you_mean(head, names)}; levels are {names}"
+        )
+    if value is None:
+        return f"levels.{level.name}.{parts[2]}=null"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise SpecError(
+            f"override {text!r}: expected a bandwidth > 0 in words/cycle (or null for unlimited)"
+        )
+    return f"levels.{level.name}.{parts[2]}={float(value) * level.datawidth!r}"
+
+
 def apply_arch_overrides(arch: Architecture, overrides: list[str] | None) -> Architecture:
     """``arch`` with dotted ``KEY.PATH=VALUE`` overrides applied, as ``load_arch`` does.
 
     Keys are the typed model's fields (``levels.SMEM.depth=4096``, ``compute.instances=512``,
     ``sparsity.A.patterns=[1:4,2:4]``; see :func:`~testy_model.spec.yaml_io.apply_overrides`)
     plus the derived key ``array.pes=N`` (:func:`scale_pes`: compute and PE-block instances
-    together). Overrides apply in order; consecutive plain ones are validated together, so
-    ``compute.instances`` and ``levels.LRF.instances`` may be changed in one go. Afterwards
-    estimated energies of every level whose geometry (depth, width, datawidth, kind) changed,
-    and of every level and the MAC when ``technology`` changed, are re-derived by the same
-    estimator class (pJ per word; :func:`_rederive`). Raises :class:`SpecError`.
+    together). Bandwidths (``levels.L.read_bandwidth`` / ``write_bandwidth``) are in **words per
+    cycle**, the unit of architecture files, converted with the level's datawidth (after every
+    other override, so a datawidth set in the same call counts). Overrides apply in order;
+    consecutive plain ones are validated together, so ``compute.instances`` and
+    ``levels.LRF.instances`` may be changed in one go. Afterwards estimated energies of every
+    level whose geometry (depth, width, datawidth, kind) changed, and of every level and the MAC
+    when ``technology`` changed, are re-derived by the same estimator class (pJ per word;
+    :func:`_rederive`). Raises :class:`SpecError`.
     """
     if not overrides:
         return arch
     new: Architecture = arch
     plain: list[str] = []
+    bandwidths: list[tuple[list[str], object, str]] = []
 
     def flush() -> None:
         nonlocal new
@@ -799,9 +929,14 @@ def apply_arch_overrides(arch: Architecture, overrides: list[str] | None) -> Arc
         if ".".join(parts) == PES_KEY:
             flush()
             new = scale_pes(new, value)
+        elif len(parts) == 3 and parts[0] == "levels" and parts[2] in BANDWIDTH_FIELDS:
+            bandwidths.append((parts, value, text))
         else:
             plain.append(text)
     flush()
+    if bandwidths:
+        plain.extend(_bandwidth_override(new, p, v, t) for p, v, t in bandwidths)
+        flush()
     return _rederive(arch, new)
 
 
@@ -823,6 +958,7 @@ def load_arch(path: str | Path, overrides: list[str] | None = None) -> Architect
 
     doc = Doc.load(path)
     arch = arch_from_doc(doc)
+    doc.report_unused()
     archi = doc.data.get("architecture") if isinstance(doc.data, dict) else None
     nodes = archi.get("nodes") if isinstance(archi, dict) else None
     if nodes_have_sparse_optimizations(nodes) or doc.root().has("sparse_optimizations"):

@@ -39,12 +39,12 @@ from pydantic import ValidationError
 
 from testy_model.errors import SpecError
 from testy_model.spec.arch import Architecture
-from testy_model.spec.arch_loader import arch_from_doc, warn_unknown_top
+from testy_model.spec.arch_loader import arch_from_doc
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.mapping_loader import mapping_from_doc
 from testy_model.spec.problem_loader import _density, problem_from_doc
 from testy_model.spec.workload import Density, Layer, Network, Operator, Problem, conv2d, gemm
-from testy_model.spec.yaml_io import Cur, Doc, validation_to_spec_error
+from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL, Cur, Doc, validation_to_spec_error
 
 _GEMM_KEYS = ("M", "N", "K")
 _CONV_KEYS = {
@@ -61,13 +61,28 @@ _CONV_KEYS = {
 }
 
 
+#: Keys of one layer of a network file (``inputs``: the names of the layers feeding it).
+LAYER_KEYS = (
+    "name",
+    "gemm",
+    "conv2d",
+    "problem",
+    "densities",
+    "weight_tensor",
+    "activation_tensor",
+    "inputs",
+)
+#: Keys of one operator (``op:``) entry of a network file.
+OPERATOR_KEYS = ("name", "op", "inputs", "shape", "window", "constant_words")
+
+
 def _names(c: Cur | None) -> tuple[str, ...] | None:
     return None if c is None else tuple(x.str() for x in c.as_list(allow_none=False).elems())
 
 
 def _operator(oc: Cur, prev: str | None, shapes: dict[str, tuple[int, ...]]) -> Operator:
     """An ``op:`` entry: inputs default to the previous entry, shape to the first input's."""
-    oc.as_map().warn_unused({"name", "op", "inputs", "shape", "window", "constant_words"})
+    oc.as_map().reject_unknown(OPERATOR_KEYS)
     name = oc.req("name").str()
     inputs = _names(oc.opt("inputs"))
     op = oc.req("op").str()
@@ -92,10 +107,7 @@ def _operator(oc: Cur, prev: str | None, shapes: dict[str, tuple[int, ...]]) -> 
 
 
 def _layer(lc: Cur, base: Path) -> Layer:
-    lc.as_map().warn_unused(
-        {"name", "gemm", "conv2d", "problem", "densities", "weight_tensor", "activation_tensor",
-         "inputs"}
-    )  # fmt: skip
+    lc.as_map().reject_unknown(LAYER_KEYS)
     name = lc.req("name").str()
     kinds = [k for k in ("gemm", "conv2d", "problem") if lc.has(k)]
     if len(kinds) != 1:
@@ -109,11 +121,11 @@ def _layer(lc: Cur, base: Path) -> Layer:
     body = lc.child(kind)
     try:
         if kind == "gemm":
-            body.as_map().warn_unused(_GEMM_KEYS)
+            body.as_map().reject_unknown(_GEMM_KEYS, "gemm size")
             m, n, k = (body.req(x).int(minimum=1) for x in _GEMM_KEYS)
             prob = gemm(m, n, k, name=name, densities=dens)
         elif kind == "conv2d":
-            body.as_map().warn_unused(_CONV_KEYS)
+            body.as_map().reject_unknown(_CONV_KEYS, "conv2d size")
             args: dict[str, Any] = {}
             for key, arg in _CONV_KEYS.items():
                 c = body.opt(key)
@@ -124,7 +136,9 @@ def _layer(lc: Cur, base: Path) -> Layer:
             prob = conv2d(name=name, densities=dens, **args)
         else:
             ref = base / body.str()
-            sub = problem_from_doc(Doc.load(ref))
+            sub_doc = Doc.load(ref)
+            sub = problem_from_doc(sub_doc)
+            sub_doc.report_unused()
             prob = sub.model_copy(update={"name": name, "densities": {**sub.densities, **dens}})
             Problem.model_validate(prob.model_dump())
     except ValidationError as err:
@@ -150,8 +164,8 @@ def network_from_doc(doc: Doc) -> Network:
     if not root.is_map():
         raise root.error("expected a mapping with a 'network' block")
     net = root.req("network").as_map()
-    warn_unknown_top(root, {"network"})
-    net.warn_unused({"name", "layers"})
+    root.reject_unknown(KNOWN_TOP_LEVEL, "top-level block")
+    net.reject_unknown(("name", "layers"))
     base = Path(doc.file).parent
     entries = list(net.req("layers").as_list(allow_none=False).elems())
     graph = any(e.is_map() and (e.has("op") or e.has("inputs")) for e in entries)
@@ -189,21 +203,26 @@ def network_from_doc(doc: Doc) -> Network:
 
 
 def load_network(path: str | Path, *, skip_unknown: bool = False) -> Network:
-    """Load a network: a YAML file (format in the module docstring) or an ONNX model
-    (``.onnx``, :func:`testy_model.spec.onnx_loader.load_onnx`; ``skip_unknown`` counts
-    operators it cannot price as traffic only). Raises :class:`SpecError`."""
+    """Load a network: a YAML file (format in the module docstring; unknown keys are errors with
+    a "did you mean" suggestion) or an ONNX model (``.onnx``,
+    :func:`testy_model.spec.onnx_loader.load_onnx`; ``skip_unknown`` counts operators it cannot
+    price as traffic only). Raises :class:`SpecError`."""
     if Path(path).suffix.lower() == ".onnx":
         from testy_model.spec.onnx_loader import load_onnx
 
         return load_onnx(path, skip_unknown=skip_unknown)
-    return network_from_doc(Doc.load(path))
+    doc = Doc.load(path)
+    net = network_from_doc(doc)
+    doc.report_unused()
+    return net
 
 
 def load_any(path: str | Path) -> dict[str, Architecture | Problem | Mapping | Network]:
     """Load every part a file holds, detected by its top-level keys.
 
     Returns a dict with some of the keys ``"arch"``, ``"problem"``, ``"mapping"``, ``"network"``,
-    ``"ert"``, ``"art"`` (Accelergy tables).
+    ``"ert"``, ``"art"`` (Accelergy tables), ``"sparse_opts"`` (a file holding only
+    ``sparse_optimizations``). Unused keys are reported in one warning line for the file.
     An aggregated Sparseloop input yields arch and problem (and mapping when present), and the
     mapping is then loaded against them. Raises :class:`SpecError` when nothing is recognised.
     """
@@ -226,7 +245,11 @@ def load_any(path: str | Path) -> dict[str, Architecture | Problem | Mapping | N
     if root.has("network"):
         out["network"] = network_from_doc(doc)
     if root.has("architecture") or root.has("sparse_optimizations"):
-        check_sparse_optimizations(path)
+        from testy_model.spec.sparseloop import load_sparse_optimizations
+
+        opts = load_sparse_optimizations(path)  # rejects unknown formats, actions, keys
+        if not root.has("architecture"):
+            out["sparse_opts"] = opts  # type: ignore[assignment]
     if root.has("ERT") or root.has("ART"):
         from testy_model.spec.accelergy import load_art, load_ert
 
@@ -237,8 +260,10 @@ def load_any(path: str | Path) -> dict[str, Architecture | Problem | Mapping | N
     if not out:
         raise root.error(
             f"cannot tell what this file is: top-level keys {sorted(root.value)}; expected "
-            "'architecture', 'problem', 'mapping', 'network', 'ERT' or 'ART'"
+            "'architecture', 'problem', 'mapping', 'network', 'sparse_optimizations', 'ERT', "
+            "'ART', 'plan' or 'sweep'"
         )
+    doc.report_unused()
     return out
 
 

@@ -173,7 +173,9 @@ def mapping_from_cur(
                 for d, v in f.items():
                     acc.spatial[d] = acc.spatial.get(d, 1) * v if v else 0
         else:
-            e.warn_unused({"target", "type", "keep", "bypass"}, silent={"stream"})
+            e.warn_unused(
+                {"target", "type", "keep", "bypass"}, silent={"stream", "no_link_transfer"}
+            )
             if virtual:
                 continue
             keep = e.opt("keep").str_list() if e.opt("keep") is not None else None
@@ -272,4 +274,7 @@ def load_mapping(
     targets are errors naming the valid ones; with ``problem`` dimension and tensor names are
     checked and factor-0 entries resolved. Raises :class:`SpecError` on any problem.
     """
-    return mapping_from_doc(Doc.load(path), arch, problem)
+    doc = Doc.load(path)
+    mapping = mapping_from_doc(doc, arch, problem)
+    doc.report_unused()
+    return mapping

@@ -2,10 +2,14 @@
 
 Densities (``instance.densities.<tensor>``):
 
-- ``fixed_structured`` / ``fixed-structured`` with our extension key ``pattern: "2:4"`` ->
-  ``Density(kind="nm")``. Without ``pattern`` Timeloop's value alone cannot tell 2:4 from an even
-  50 %: we read it as a **fixed count placed at random** (``hypergeometric``) with that density,
-  the closest of our kinds to Sparseloop's per-tile fixed occupancy. Density 1.0 -> ``dense``.
+- ``fixed_structured`` / ``fixed-structured`` has **one meaning everywhere** (every command, the
+  Sparseloop study included): Sparseloop's fixed-structured density, the same number of
+  non-zeros in every block. With our extension key ``pattern: "2:4"`` the pattern is that one
+  (``Density(kind="nm")``); without it the density d < 1 is read as the N:M pattern of
+  :func:`fixed_structured_pattern` (the first M of 4, 8, 2, 3, 16 with d·M an integer N: 0.5 ->
+  2:4, 0.25 -> 1:4, 0.3333 -> 1:3); a density no such pattern fits is read as ``bernoulli`` with
+  that density (as the Sparseloop study does). ``validate`` shows the pattern it became.
+  Density 1.0 -> ``dense``.
 - ``hypergeometric`` -> ``hypergeometric``; ``uniform``/``bernoulli``/``random`` -> ``bernoulli``.
 - ``banded`` has no equivalent: approximated as ``hypergeometric`` with the same density (warned).
 - our ``tensor`` (``path``, optional ``key``) and ``nm`` (``pattern``) kinds; ``dense``.
@@ -67,6 +71,31 @@ def _projection(cur: Cur) -> tuple[tuple[tuple[str, int | str], ...], ...]:
     return tuple(ranks)
 
 
+def fixed_structured_pattern(
+    density: float, candidates: tuple[int, ...] = (4, 8, 2, 3, 16)
+) -> tuple[int, int] | None:
+    """The N:M pattern of Sparseloop's ``fixed-structured`` density ``d``: the first M of
+    ``candidates`` with d·M within 1e-3·M of an integer N >= 1 (0.5 -> 2:4, 0.25 -> 1:4,
+    0.3333 -> 1:3). ``None`` for d >= 1 (dense) or when none fits."""
+    if density >= 1.0:
+        return None
+    for m in candidates:
+        n = round(density * m)
+        if n >= 1 and abs(density * m - n) < 1e-3 * m:
+            return n, m
+    return None
+
+
+def fixed_structured_density(density: float) -> Density:
+    """The one reading of ``fixed_structured`` without a ``pattern`` (module docstring)."""
+    if density >= 1.0:
+        return Density()
+    pat = fixed_structured_pattern(density)
+    if pat is not None:
+        return Density(kind="nm", pattern=f"{pat[0]}:{pat[1]}")
+    return Density(kind="bernoulli", density=density)
+
+
 def _density(cur: Cur) -> Density:
     cur.as_map().warn_unused({"distribution", "density", "pattern", "kind", "path", "key"})
     kind_cur = cur.opt("distribution", "kind")
@@ -97,6 +126,8 @@ def _density(cur: Cur) -> Density:
             return Density(kind="nm", pattern=pat_cur.str() if pat_cur else None)
         if dist == "dense" or density == 1.0:
             return Density()
+        if dist in ("fixed_structured", "fixed-structured"):
+            return fixed_structured_density(density)
         if dist == "banded":
             cur.warn("banded distribution approximated as hypergeometric with the same density")
         kind = "bernoulli" if dist in ("uniform", "bernoulli", "random") else "hypergeometric"
@@ -238,4 +269,7 @@ def load_problem(path: str | Path) -> Problem:
 
     Raises :class:`SpecError` naming file, line and key path on any problem.
     """
-    return problem_from_doc(Doc.load(path))
+    doc = Doc.load(path)
+    prob = problem_from_doc(doc)
+    doc.report_unused()
+    return prob

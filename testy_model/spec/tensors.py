@@ -44,9 +44,15 @@ def parse_tensor_ref(ref: str) -> tuple[str, str | None]:
     return match.group("path"), match.group("key")
 
 
-def load_tensor_ref(ref: str, base_dir: str | os.PathLike[str] | None = None) -> np.ndarray:
+def load_tensor_ref(
+    ref: str, base_dir: str | os.PathLike[str] | None = None, layer: str | None = None
+) -> np.ndarray:
     """Load the array a reference ``"PATH[:KEY]"`` names; relative paths resolve against
-    ``base_dir`` (e.g. the directory of the network file that holds the reference)."""
+    ``base_dir`` (e.g. the directory of the network file that holds the reference).
+
+    The array must hold at least one value and only finite numbers (checked before any
+    arithmetic); otherwise a :class:`SpecError` names the file, the key and ``layer``.
+    """
     path, key = parse_tensor_ref(ref)
     full = Path(path)
     if base_dir is not None and not full.is_absolute():
@@ -56,8 +62,40 @@ def load_tensor_ref(ref: str, base_dir: str | os.PathLike[str] | None = None) ->
 
         if not key:
             raise SpecError("an ONNX tensor reference needs a layer name: MODEL.onnx:LAYER")
-        return onnx_weight(full, key)
-    return load_tensor(full, key)
+        arr = onnx_weight(full, key)
+        check_tensor_values(arr, str(full), key, f"layer {layer!r}: " if layer else "")
+        return arr
+    where = f"layer {layer!r}: " if layer else ""
+    try:
+        arr = load_tensor(full, key)
+    except SpecError as err:
+        if not layer:
+            raise
+        raise SpecError(where + err.problem, file=err.file, key_path=err.key_path) from None
+    check_tensor_values(arr, str(full), key, where)
+    return arr
+
+
+def check_tensor_values(arr: np.ndarray, file: str, key: str | None, where: str = "") -> None:
+    """Raise :class:`SpecError` when ``arr`` is empty or holds NaN or an infinity (naming the
+    first such value's index)."""
+    if arr.size == 0:
+        raise SpecError(
+            f"{where}the tensor is empty (shape {list(arr.shape)}); expected at least one value",
+            file=file,
+            key_path=key,
+        )
+    if np.issubdtype(arr.dtype, np.inexact):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            what = "NaN" if np.isnan(arr[idx]) else "an infinity"
+            raise SpecError(
+                f"{where}the tensor holds {int(bad.sum()):,} non-finite value(s), {what} first "
+                f"at index {list(idx)}; expected finite numbers",
+                file=file,
+                key_path=key,
+            )
 
 
 def _kind(path: Path) -> str:

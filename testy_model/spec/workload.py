@@ -18,9 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from testy_model.tasd.pattern import NMPattern
 
+#: Largest bound of one dimension, and largest product of all bounds (dense MACs) of one problem:
+#: 2**53 keeps every count exact in a float64 and every product of counts inside an int64.
+MAX_BOUND = 2**31
+MAX_MACS = 2**53
+
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False
+    )
 
 
 class Density(_Frozen):
@@ -107,8 +114,16 @@ class Problem(_Frozen):
         for d in self.dimensions:
             if d not in self.bounds:
                 raise ValueError(f"dimension {d!r} has no bound in the instance")
-            if self.bounds[d] < 1:
-                raise ValueError(f"dimension {d!r} bound must be >= 1, got {self.bounds[d]}")
+            if not 1 <= self.bounds[d] <= MAX_BOUND:
+                raise ValueError(f"dimension {d!r} bound must be in 1..2**31, got {self.bounds[d]}")
+        if math.prod(self.bounds[d] for d in self.dimensions) > MAX_MACS:
+            raise ValueError(
+                f"the bounds multiply to {math.prod(self.bounds.values()):,} MACs; the limit is "
+                "2**53 (about 9.0e15)"
+            )
+        for c, v in self.coefficients.items():
+            if v < 1:
+                raise ValueError(f"coefficient {c!r} (a stride or dilation) must be >= 1, got {v}")
         outs = [ds.name for ds in self.data_spaces if ds.read_write]
         if len(outs) != 1:
             raise ValueError(f"expected exactly one read_write (output) data space, got {outs}")
@@ -116,6 +131,11 @@ class Problem(_Frozen):
         for ds in self.data_spaces:
             for rank in ds.projection:
                 for dim, coef in rank:
+                    if isinstance(coef, int) and coef < 1:
+                        raise ValueError(
+                            f"data space {ds.name!r}: projection coefficient {coef} of {dim!r} "
+                            "must be >= 1"
+                        )
                     if dim not in self.dimensions:
                         raise ValueError(
                             f"data space {ds.name!r} projects unknown dimension {dim!r}"
@@ -124,6 +144,9 @@ class Problem(_Frozen):
                         raise ValueError(
                             f"data space {ds.name!r} uses unknown coefficient {coef!r}"
                         )
+        for t, w in self.datawidths.items():
+            if w < 1:
+                raise ValueError(f"datawidth of {t!r} must be >= 1 bit, got {w}")
         for t in list(self.densities) + list(self.datawidths):
             if t not in names:
                 raise ValueError(f"density/datawidth given for unknown tensor {t!r}")
