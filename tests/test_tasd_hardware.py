@@ -285,3 +285,18 @@ def test_gelu_threshold_option_sets_the_measured_density() -> None:
     assert up.problem.density("B").value == 1.0
     with pytest.raises(SpecError, match="measured for"):
         get_network("bert-base", gelu_threshold=0.03)
+
+
+def test_a_full_fixed_slot_series_maps_with_metadata_apart() -> None:
+    # W=2:4+2:4 on the 2:4 STC fills 4 of 4 slots: the LRF (one 8-bit word, keeps A) holds a
+    # whole word of A plus 2 bits of metadata per slot, 10 bits counted together; the LRF's
+    # separate 1x8-bit metadata storage holds the 2 bits, so the layer maps (as the model
+    # counts capacity) and is valid
+    from testy_model.plan_search.pricing import plan_mapping
+
+    arch = _load("stc_2of4_tasd")
+    layer = Layer(name="g", problem=gemm(128, 64, 256))
+    lp = LayerPlan(weights="2:4+2:4")
+    m = plan_mapping(layer, arch, lp)
+    rep = evaluate(layer, arch, m, Plan(layers={"g": lp}))
+    assert rep.layers[0].valid

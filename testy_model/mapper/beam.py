@@ -862,7 +862,13 @@ def _context(
     terms = operand_terms(problem, arch, densities)
     pi = index_problem(problem, *_scale_md(terms))
     ai = index_arch(arch, problem, pi, constraints)
-    check_feasible(pi, ai, arch)
+    try:
+        check_feasible(pi, ai, arch)
+    except MappingError:
+        # metadata counted with the data overflows a level (e.g. a full fixed-slot series in a
+        # one-word register): hold it in the levels' separate metadata storage, the model's rule
+        ai = index_arch(arch, problem, pi, constraints, md_apart=True)
+        check_feasible(pi, ai, arch)
     orders = canonical_orders(pi, ai.perm)
     allowed = allowed_orders(pi, ai, orders)
     model_arch = None

@@ -149,6 +149,9 @@ class ArchIndex:
     perm: tuple[tuple[str, ...], ...]
     x_ok: np.ndarray
     y_ok: np.ndarray
+    #: (L,) bits of each level's separate metadata storage per instance (0: metadata beside the
+    #: data, counted in ``word_bits``); None = 0 everywhere.
+    md_capacity: np.ndarray | None = None
 
 
 def axis_constraints(
@@ -200,9 +203,12 @@ def index_arch(
     problem: Problem,
     pi: ProblemIndex,
     constraints: dict[str, LevelConstraints] | None = None,
+    md_apart: bool = False,
 ) -> ArchIndex:
     """Flatten ``arch`` for ``problem``; ``constraints`` (level name -> constraints) replace the
-    architecture's own constraints for the named levels."""
+    architecture's own constraints for the named levels. ``md_apart``: metadata of a level with
+    a separate metadata storage is held there (the model's capacity rule, ``md_capacity``)
+    instead of being counted with the data (the default, a conservative space)."""
     dims = tuple(problem.dimensions)
     tensors = tuple(problem.tensor_names)
     constraints = dict(constraints or {})
@@ -256,10 +262,20 @@ def index_arch(
         ],
         dtype=bool,
     ).reshape(L, len(tensors))
+    md_cap = np.array(
+        [
+            float(lvl.metadata_depth * lvl.metadata_width) if md_apart else 0.0
+            for lvl in arch.levels
+        ],
+        dtype=np.float64,
+    )
     return ArchIndex(
         names=arch.level_names,
         capacity=np.array([lvl.capacity_bits for lvl in arch.levels], dtype=np.float64),
-        word_bits=pi.scale * dw + pi.md_bits,
+        # metadata in a level's separate metadata storage takes none of its data capacity
+        # (the model's capacity rule; checked against md_capacity instead)
+        word_bits=pi.scale * dw + (md_cap == 0)[:, None] * pi.md_bits,
+        md_capacity=md_cap,
         datawidth=dw,
         fanout=fanout,
         fan_x=fan_x,
@@ -515,12 +531,17 @@ def capacity_mask(
     pi: ProblemIndex, ai: ArchIndex, temporal: np.ndarray, spatial: np.ndarray, keep: np.ndarray
 ) -> np.ndarray:
     """(B,) bool: for every level both ``Σ_t keep[l,t] · held_bits(t) <= capacity[l]`` (the
-    model's test, metadata included) and ``Σ_t keep[l,t] · held_words(t) · datawidth(l,t) <=
-    capacity[l]`` (``spec.validate``'s test, whole words), words from :func:`tile_words`."""
+    model's test, metadata included unless the level stores it apart, then
+    ``Σ_t keep·words·md_bits_t <= md_capacity[l]``) and
+    ``Σ_t keep[l,t] · held_words(t) · datawidth(l,t) <= capacity[l]`` (``spec.validate``'s
+    test, whole words), words from :func:`tile_words`."""
     words = tile_words(pi, tile_extents(temporal, spatial))
     cap = ai.capacity * (1 + 1e-9)
     ok = np.sum(keep * held_bits(pi, ai, words), axis=-1) <= cap
     ok &= np.sum(keep * held_words(pi, words) * ai.datawidth, axis=-1) <= cap
+    if ai.md_capacity is not None and np.any(ai.md_capacity > 0):  # separate metadata storage
+        md = np.sum(keep * words * pi.md_bits, axis=-1)
+        ok &= (ai.md_capacity == 0) | (md <= ai.md_capacity * (1 + 1e-9))
     return np.all(ok, axis=-1)
 
 
