@@ -93,3 +93,22 @@ def overlapped_latency(compute: np.ndarray, levels: np.ndarray, tasd: np.ndarray
 def serial_latency(compute: np.ndarray, levels: np.ndarray, tasd: np.ndarray) -> np.ndarray:
     """Non-overlapped latency: compute + Σ level bandwidth cycles + TASD unit (cycles)."""
     return compute + levels.sum(axis=-1) + tasd
+
+
+def level_cycles(
+    compute: np.ndarray,
+    read_words: np.ndarray,
+    write_words: np.ndarray,
+    read_bw: np.ndarray,
+    write_bw: np.ndarray,
+    shared_bw: np.ndarray,
+) -> np.ndarray:
+    """Cycles of one level (``BufferLevel::ComputePerformance``): the level slows the compute
+    down by ``min(1, bw / demanded words per cycle)`` for reads, writes and shared bandwidth,
+    so ``cycles = ⌈max(compute, reads/read_bw, writes/write_bw, (reads+writes)/shared_bw)⌉``.
+    Words per instance summed over tensors; bandwidths words/cycle (inf = unlimited)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(np.isinf(read_bw), 0.0, read_words / read_bw)
+        w = np.where(np.isinf(write_bw), 0.0, write_words / write_bw)
+        s = np.where(np.isinf(shared_bw), 0.0, (read_words + write_words) / shared_bw)
+    return np.ceil(np.maximum(np.maximum(compute, r), np.maximum(w, s)) * (1.0 - 1e-12))

@@ -3,11 +3,10 @@
 Densities (``instance.densities.<tensor>``):
 
 - ``fixed_structured`` / ``fixed-structured`` with our extension key ``pattern: "2:4"`` ->
-  ``Density(kind="nm")``. Without ``pattern`` Timeloop's value alone cannot tell 2:4 from an even
-  50 %: we read it as a **fixed count placed at random** (``hypergeometric``) with that density,
-  the closest of our kinds to Sparseloop's per-tile fixed occupancy. Density 1.0 -> ``dense``.
+  ``Density(kind="nm")``; without ``pattern`` -> ``fixed_structured`` (Sparseloop's own model:
+  every tile holds exactly ``density`` of its values). Density 1.0 -> ``dense``.
 - ``hypergeometric`` -> ``hypergeometric``; ``uniform``/``bernoulli``/``random`` -> ``bernoulli``.
-- ``banded`` has no equivalent: approximated as ``hypergeometric`` with the same density (warned).
+- ``banded`` (``band_width``) -> ``banded``.
 - our ``tensor`` (``path``, optional ``key``) and ``nm`` (``pattern``) kinds; ``dense``.
 
 Operands: a GEMM with data spaces A, B, Z gets ``weight="A"``, ``activation="B"``; a convolution
@@ -68,7 +67,9 @@ def _projection(cur: Cur) -> tuple[tuple[tuple[str, int | str], ...], ...]:
 
 
 def _density(cur: Cur) -> Density:
-    cur.as_map().warn_unused({"distribution", "density", "pattern", "kind", "path", "key"})
+    cur.as_map().warn_unused(
+        {"distribution", "density", "pattern", "kind", "path", "key", "band_width"}
+    )
     kind_cur = cur.opt("distribution", "kind")
     dist = kind_cur.str() if kind_cur is not None else None
     dens_cur = cur.opt("density")
@@ -95,10 +96,14 @@ def _density(cur: Cur) -> Density:
             )
         if dist == "nm":
             return Density(kind="nm", pattern=pat_cur.str() if pat_cur else None)
+        if dist == "banded":
+            bw_cur = cur.opt("band_width")
+            bw = bw_cur.int(minimum=0) if bw_cur is not None else 0
+            return Density(kind="banded", density=min(1.0, density), band_width=bw)
         if dist == "dense" or density == 1.0:
             return Density()
-        if dist == "banded":
-            cur.warn("banded distribution approximated as hypergeometric with the same density")
+        if dist.replace("-", "_") == "fixed_structured":
+            return Density(kind="fixed_structured", density=density)
         kind = "bernoulli" if dist in ("uniform", "bernoulli", "random") else "hypergeometric"
         return Density(kind=kind, density=density)  # type: ignore[arg-type]
     except ValidationError as err:

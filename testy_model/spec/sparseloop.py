@@ -3,8 +3,10 @@
 Sparseloop (Timeloop's sparse extension, MICRO 2022) describes what a design does with zeros, per
 storage level ("target"):
 
-- ``representation-format``: per data space, a list of ranks (``rank-application-order``
-  ``inner-to-outer`` by default: the first rank listed is the innermost), each with a format
+- ``representation-format``: per data space, a list of ranks (listed outermost first; the last
+  is Sparseloop's rank 0), matched to the tile's loops from the outer end by default
+  (``rank-application-order: outer-to-inner``, Timeloop v3.0.3's default) or from the inner end
+  (``inner-to-outer``), each with a format
   ``UOP`` (uncompressed offset pairs: one payload offset per coordinate + 1), ``CP`` (coordinate
   payload: one metadata coordinate per non-zero), ``B`` (bitmask: one metadata bit per coordinate),
   ``RLE`` (run length: one run per non-zero) or ``UB`` (uncompressed bitmask), and the word widths
@@ -181,13 +183,13 @@ class DataSpaceFormat(_Frozen):
 
     ``ranks`` are as the file lists them: outermost first, innermost (Sparseloop's "Rank 0")
     last. ``rank_application_order`` says from which end the ranks are matched to the tile's
-    loops when their numbers differ: ``inner-to-outer`` gives each inner loop its own rank and
-    folds the surplus outer loops into the outermost rank; ``outer-to-inner`` the reverse.
+    non-trivial loops (``model.formats.assign_ranks``): ``outer-to-inner`` (Timeloop's default)
+    gives the outermost rank the outermost loop; ``inner-to-outer`` gives rank 0 the innermost.
     """
 
     name: str
     ranks: tuple[RankFormat, ...]
-    rank_application_order: Literal["inner-to-outer", "outer-to-inner"] = "inner-to-outer"
+    rank_application_order: Literal["inner-to-outer", "outer-to-inner"] = "outer-to-inner"
 
     @property
     def ranks_inner_to_outer(self) -> tuple[RankFormat, ...]:
@@ -197,11 +199,17 @@ class DataSpaceFormat(_Frozen):
 
 class ActionOptimization(_Frozen):
     """A gating / skipping / skipping-spatial / position-skipping of ``target``'s accesses at a
-    level, conditioned on the data spaces ``condition_on`` (empty: on the target itself)."""
+    level, conditioned on the data spaces ``condition_on`` (empty: on the target itself).
+
+    ``group``: actions sharing a group are the ``options`` of one ``action-optimization`` entry,
+    of which the model uses the one that saves the most read energy (Timeloop's
+    ``DefineIneffectualReadImpact``); ``None`` = an entry of its own.
+    """
 
     type: ActionType
     target: str
     condition_on: tuple[str, ...] = ()
+    group: int | None = None
 
 
 class ComputeOptimization(_Frozen):
@@ -340,7 +348,7 @@ def _parse_format(
         )
         if "name" not in dkeys:
             raise doc.error(dpath, "a data-space format needs a 'name'")
-        order = "inner-to-outer"
+        order = "outer-to-inner"
         if "rank_application_order" in dkeys:
             ok, ov = dkeys["rank_application_order"]
             order = str(ov).replace("_", "-")
@@ -413,7 +421,7 @@ def _parse_actions(
         _check_keys(doc, o, opath, {"target", "condition_on"})
         merged = {**rest, **o}
         act = _parse_action(doc, merged, opath)
-        out.append(act)
+        out.append(act.model_copy(update={"group": path[-1] if isinstance(path[-1], int) else 0}))
     return tuple(out)
 
 

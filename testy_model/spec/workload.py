@@ -28,16 +28,22 @@ class Density(_Frozen):
 
     kind:
         ``dense`` (density 1); ``bernoulli`` (each value non-zero independently with probability
-        ``density``); ``hypergeometric``/``fixed`` (exactly ``density`` of the values non-zero,
-        placed at random: Sparseloop's ``hypergeometric``); ``nm`` (N:M structured, ``pattern``
-        set; Sparseloop's ``fixed_structured``); ``tensor`` (measured from the array at ``path``).
+        ``density``); ``hypergeometric`` (exactly ``density`` of the values non-zero, placed at
+        random: Sparseloop's ``hypergeometric``); ``fixed_structured`` (Sparseloop's
+        ``fixed-structured``: every tile holds exactly ``density`` of its values, rounded at
+        random); ``banded`` (Sparseloop's ``banded``, ``band_width``); ``nm`` (N:M structured
+        along the reduction axis, ``pattern`` set); ``tensor`` (measured from the array at
+        ``path``). The density models are in ``testy_model.model.density``.
     """
 
-    kind: Literal["dense", "bernoulli", "hypergeometric", "nm", "tensor"] = "dense"
+    kind: Literal[
+        "dense", "bernoulli", "hypergeometric", "fixed_structured", "banded", "nm", "tensor"
+    ] = "dense"
     density: float = Field(default=1.0, ge=0.0, le=1.0)
     pattern: NMPattern | None = None
     path: str | None = None
     key: str | None = None
+    band_width: int = Field(default=0, ge=0)
 
     @field_validator("pattern", mode="before")
     @classmethod

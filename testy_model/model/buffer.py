@@ -1,0 +1,111 @@
+"""Energy and cycles of storage levels and compute from the (sparse) counts, as Timeloop's
+``BufferLevel`` and ``ArithmeticUnits`` price them (``src/model/buffer.cpp``,
+``src/model/arithmetic.cpp``, ``src/model/topology.cpp``).
+
+For every level l and tensor t, per instance (B, L, T) and per action (random / gated / skipped
+× read / fill / update, and the same for metadata):
+
+- data vector accesses ``⌈words / block⌉ · ratio`` (:func:`energy.vector_accesses`);
+- metadata vector accesses ``⌈Σ_rank (units·word bits) / metadata access width⌉``;
+- energy ``Σ_actions vectors · e_action · utilized instances`` (:func:`energy.buffer_energy`).
+
+Cycles: compute ``⌈(actual + gated computes) / utilized MAC units⌉``; each level
+``⌈max(compute, reads/read bw, writes/write bw, (reads + writes)/shared bw)⌉`` with reads =
+actual + gated reads + ⌈metadata read bits / word bits⌉ (writes likewise over fills and
+updates), summed over tensors; the design's cycles are the largest (double-buffered).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from testy_model.model import energy as en
+from testy_model.model import latency as lat
+from testy_model.model.arrays import STORAGE_OPS, ArchArrays, op_index
+
+KINDS = ("reads", "fills", "updates")
+SPLITS = ("random", "gated", "skipped")
+
+
+@dataclass(frozen=True)
+class StageCounts:
+    """What the pricing needs of a sparse (or term) stage, per instance.
+
+    ``counts[kind][split]`` (B, L, T) words; ``md_bits[kind][split]`` (B, L, T) metadata bits;
+    ``utilized`` (B, L, T) average utilized instances; ``ratio`` (B, L, T) vector correction;
+    ``compute[split]`` (B,) computes (all units); ``mac_units`` (B,) utilized MAC units.
+    """
+
+    counts: dict[str, dict[str, np.ndarray]]
+    md_bits: dict[str, dict[str, np.ndarray]]
+    utilized: np.ndarray
+    ratio: np.ndarray
+    compute: dict[str, np.ndarray]
+    mac_units: np.ndarray
+
+
+@dataclass(frozen=True)
+class Priced:
+    """Energy (pJ) per (B, L, T) and of the MACs (B,), cycles (compute (B,), per level (B, L))."""
+
+    energy: np.ndarray
+    mac_energy: np.ndarray
+    compute_cycles: np.ndarray
+    level_cycles: np.ndarray
+
+
+def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Priced:
+    """Energy and cycles of ``st`` on the design points of ``aa`` (module docstring).
+
+    ``word_scale`` (P, L, T) = tensor word bits / level word bits (energy per tensor word
+    relative to a level word, when a problem gives a tensor its own datawidth).
+    """
+    assert aa.op_energy is not None and aa.mac_op_energy is not None
+    blk = aa.block_words if aa.block_words is not None else np.ones_like(aa.datawidth)
+    blk = blk[:, :, None]
+    md_w = aa.md_access_bits if aa.md_access_bits is not None else np.zeros_like(aa.datawidth)
+    md_w = md_w[:, :, None]
+    n_ops = len(STORAGE_OPS)
+    shape = np.broadcast_shapes(st.utilized.shape, blk.shape)
+    vec = np.zeros((*shape, n_ops))
+    for kind in KINDS:
+        for split in SPLITS:
+            words = st.counts[kind][split] * word_scale
+            vec[..., op_index(split, kind)] = en.vector_accesses(words, blk, st.ratio)
+            bits = st.md_bits[kind][split]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mv = np.where(md_w > 0, np.ceil(bits / md_w * (1 - 1e-9) - 1e-12), 0.0)
+            vec[..., op_index(split, kind, metadata=True)] = np.maximum(mv, 0.0)
+    energy = en.buffer_energy(vec, aa.op_energy[:, :, None, :], st.utilized)
+    mac = en.compute_energy(
+        st.compute["random"], st.compute["gated"], st.compute["skipped"], aa.mac_op_energy
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cc = np.ceil(
+            (st.compute["random"] + st.compute["gated"])
+            / np.maximum(st.mac_units, 1e-300)
+            * (1 - 1e-12)
+        )
+    dw = aa.datawidth[:, :, None]
+    scale = st.utilized / np.maximum(st.utilized, 1e-300)  # 1 where utilized
+    rd, wr = np.zeros(shape), np.zeros(shape)
+    for split in ("random", "gated"):
+        rd = rd + st.counts["reads"][split]
+        wr = wr + st.counts["fills"][split] + st.counts["updates"][split]
+        rd = rd + np.ceil(st.md_bits["reads"][split] / dw - 1e-9).clip(min=0)
+        wr = wr + np.ceil(
+            (st.md_bits["fills"][split] + st.md_bits["updates"][split]) / dw - 1e-9
+        ).clip(min=0)
+    rd, wr = (rd * word_scale * scale).sum(-1), (wr * word_scale * scale).sum(-1)
+    shared = aa.shared_bw if aa.shared_bw is not None else np.full_like(aa.read_bw, np.inf)
+    lc = lat.level_cycles(
+        cc[:, None],
+        rd,
+        wr,
+        aa.read_bw / aa.datawidth,
+        aa.write_bw / aa.datawidth,
+        shared / aa.datawidth,
+    )
+    return Priced(energy, mac, cc, lc)
