@@ -35,7 +35,8 @@ class StageCounts:
 
     ``counts[kind][split]`` (B, L, T) words; ``md_bits[kind][split]`` (B, L, T) metadata bits;
     ``utilized`` (B, L, T) average utilized instances; ``ratio`` (B, L, T) vector correction;
-    ``compute[split]`` (B,) computes (all units); ``mac_units`` (B,) utilized MAC units.
+    ``compute[split]`` (B,) computes (all units); ``mac_units`` (B,) utilized MAC units;
+    ``max_instances`` (B, L, T) instances a level needs (X·Y expansion; default: utilized).
     """
 
     counts: dict[str, dict[str, np.ndarray]]
@@ -44,6 +45,7 @@ class StageCounts:
     ratio: np.ndarray
     compute: dict[str, np.ndarray]
     mac_units: np.ndarray
+    max_instances: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
             * (1 - 1e-12)
         )
     dw = aa.datawidth[:, :, None]
-    scale = st.utilized / np.maximum(st.utilized, 1e-300)  # 1 where utilized
+    need = st.utilized if st.max_instances is None else st.max_instances
+    # per-instance accesses of the needed instances spread over the utilized ones
+    scale = np.where(need > 0, st.utilized / np.maximum(need, 1e-300), 1.0)
     rd, wr = np.zeros(shape), np.zeros(shape)
     for split in ("random", "gated"):
         rd = rd + st.counts["reads"][split]
@@ -98,7 +102,9 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
         wr = wr + np.ceil(
             (st.md_bits["fills"][split] + st.md_bits["updates"][split]) / dw - 1e-9
         ).clip(min=0)
-    rd, wr = (rd * word_scale * scale).sum(-1), (wr * word_scale * scale).sum(-1)
+    rd = np.ceil(rd * word_scale * scale * (1 - 1e-12))
+    wr = np.ceil(wr * word_scale * scale * (1 - 1e-12))
+
     shared = aa.shared_bw if aa.shared_bw is not None else np.full_like(aa.read_bw, np.inf)
     lc = lat.level_cycles(
         cc[:, None],

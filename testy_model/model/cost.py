@@ -239,6 +239,7 @@ def price(
             ratio=sc.ratio,
             compute=sc.compute,
             mac_units=sc.mac_units,
+            max_instances=sc.max_instances,
         )
         data_words = sc.capacity
         md_words = sc.md_bits
@@ -284,6 +285,7 @@ def _sparse(
         opts,
         models,
         params,
+        instances_xy(nests),
     )
 
 

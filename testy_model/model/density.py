@@ -70,9 +70,28 @@ def hypergeom_pmf(k: np.ndarray, big_n: np.ndarray, r: np.ndarray, n: np.ndarray
     return np.where(np.isfinite(lp), np.exp(lp), 0.0)
 
 
+_EXACT_DRAWS = 512
+
+
 def hypergeom_empty(big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """``P(0) = C(N−r, n) / C(N, n)`` for n draws from N with r marked (1 when r = 0)."""
-    return hypergeom_pmf(np.zeros_like(np.asarray(n, dtype=np.float64)), big_n, r, n)
+    """``P(0) = C(N−r, n) / C(N, n) = Π_{i<n} (N−r−i)/(N−i)`` for n draws from N with r marked
+    (1 when r = 0). Up to 512 draws the product is taken term by term (as accurate as
+    Timeloop's Boost pdf, which matters where Timeloop rounds up); beyond, via ``lgamma``."""
+    big_n, r, n = np.broadcast_arrays(
+        *(np.asarray(x, dtype=np.float64) for x in (big_n, r, n))
+    )
+    out = hypergeom_pmf(np.zeros_like(n), big_n, r, n)
+    small = (n <= _EXACT_DRAWS) & (n >= 0)
+    if np.any(small):
+        bn, rr, nn = big_n[small], r[small], n[small]
+        prod = np.ones_like(nn)
+        for i in range(int(nn.max()) if nn.size else 0):
+            live = i < nn
+            num = np.maximum(bn - rr - i, 0.0)
+            prod = np.where(live, prod * (num / np.maximum(bn - i, 1.0)), prod)
+        out = out.copy()
+        out[small] = np.where(nn > bn - rr, 0.0, prod)
+    return out
 
 
 @dataclass(frozen=True)

@@ -103,12 +103,25 @@ def level_cycles(
     write_bw: np.ndarray,
     shared_bw: np.ndarray,
 ) -> np.ndarray:
-    """Cycles of one level (``BufferLevel::ComputePerformance``): the level slows the compute
-    down by ``min(1, bw / demanded words per cycle)`` for reads, writes and shared bandwidth,
-    so ``cycles = ⌈max(compute, reads/read_bw, writes/write_bw, (reads+writes)/shared_bw)⌉``.
-    Words per instance summed over tensors; bandwidths words/cycle (inf = unlimited)."""
+    """Cycles of one level (``BufferLevel::ComputePerformance``): with the demanded words per
+    compute cycle ``u = Σ_t words_t / compute`` (reads, writes, and both for shared bandwidth),
+    the level slows the compute down by ``slowdown = min(1, bw / u)`` and takes
+    ``cycles = ⌈compute / slowdown⌉`` — ``⌈max(compute, reads/read_bw, ...)⌉``, evaluated in
+    Timeloop's floating-point order (so its rounding is reproduced).
+
+    ``read_words``/``write_words`` (..., T) words per instance of each tensor; ``compute`` (...);
+    bandwidths words/cycle (inf = unlimited). Returns cycles (...)."""
+    c = np.asarray(compute, dtype=np.float64)
+    ur = np.zeros(np.broadcast_shapes(c.shape, read_words.shape[:-1]))
+    uw = np.zeros_like(ur)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(np.isinf(read_bw), 0.0, read_words / read_bw)
-        w = np.where(np.isinf(write_bw), 0.0, write_words / write_bw)
-        s = np.where(np.isinf(shared_bw), 0.0, (read_words + write_words) / shared_bw)
-    return np.ceil(np.maximum(np.maximum(compute, r), np.maximum(w, s)) * (1.0 - 1e-12))
+        for t in range(read_words.shape[-1]):
+            ur = ur + read_words[..., t] / c
+            uw = uw + write_words[..., t] / c
+        slow = np.ones_like(ur)
+        slow = np.where(read_bw < ur, np.minimum(slow, read_bw / ur), slow)
+        slow = np.where(write_bw < uw, np.minimum(slow, write_bw / uw), slow)
+        slow = np.where(shared_bw < uw + ur, np.minimum(slow, shared_bw / (uw + ur)), slow)
+        cyc = np.ceil(c / slow)
+    return np.where(c > 0, cyc, 0.0)
+

@@ -160,6 +160,7 @@ class SpatialSkip:
     ratio: np.ndarray
     p: np.ndarray
     mask: np.ndarray
+    max_instances: np.ndarray
 
 
 def _fiber_elements(
@@ -201,6 +202,7 @@ def spatial_skipping(
     rel = {t: projection_matrix(problem, t).any(axis=0) for t in tensors}
     ratio = np.ones((n_b, n_l + 1, n_t))
     mask = np.zeros((n_b, n_l, n_t), bool)
+    need = np.ones((n_b, n_l + 1, n_t))
     for b in range(n_b):
         for ti, t in enumerate(tensors):
             # child index j: storage level j, or the compute (j = n_l); ratio of j's parent fan-out
@@ -239,8 +241,9 @@ def spatial_skipping(
             stop[1:] = mask[b, :, ti]  # a child of a spatially skipping level starts anew
             _propagate(avg, mx, dm, stop, n_l, shifted=True)
             ratio[b, :, ti] = avg
+            need[b, :, ti] = mx.prod(axis=1)
     p = 1.0 - ratio[:, 1:, :]
-    return SpatialSkip(ratio, np.where(mask, p, 0.0), mask)
+    return SpatialSkip(ratio, np.where(mask, p, 0.0), mask, need)
 
 
 def _propagate(

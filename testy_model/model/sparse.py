@@ -87,6 +87,7 @@ class SparseCounts:
     ratio: np.ndarray = field(default_factory=lambda: np.ones(1))
     capacity: np.ndarray = field(default_factory=lambda: np.zeros(1))
     mac_units: np.ndarray = field(default_factory=lambda: np.ones(1))
+    max_instances: np.ndarray = field(default_factory=lambda: np.ones(1))
 
 
 def _holder_above(held: np.ndarray) -> np.ndarray:
@@ -145,7 +146,7 @@ def _layouts(
                 d = int(table.dim[b, k])
                 key.append((d, float(table.bound[b, k] * dim_size[d])))
                 dim_size[d] = 1.0
-            if first >= n_r:
+            if first > n_r:
                 first_ok[b] = False
                 continue
             members, anchors, good = assign_ranks(tuple(key), ranks, i2o, first)
@@ -278,6 +279,7 @@ def sparse_counts(
         problem, dense, table, level_names, opts, models, params, occupancy, parent
     )
     mac_units = dense.mac_units.astype(np.float64)
+    need = np.broadcast_to(dense.instances[:, :, None], shape).copy()
     spatial_acts: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
     for li, name in enumerate(level_names):
         for a in opts.target(name).actions:
@@ -290,12 +292,13 @@ def sparse_counts(
         mac_units = (dense.mac_units[:, None] * ss.ratio[:, n_l, :]).max(axis=1)
         saf.spatial = ss.mask
         saf.p_spatial = ss.p
+        need = ss.max_instances[:, :n_l, :]
     n_ranks = np.zeros((n_l, n_t), dtype=np.int64)
     for ti in range(n_t):
         for li, rs in ranks_of[ti].items():
             n_ranks[li, ti] = len(rs)
     counts, fmt_s, left = _combine(problem, dense, density, has_md, fmt, saf, out_idx, n_ranks)
-    compute = _compute_split(problem, dense, density, has_md, left, opts, compute_name)
+    compute = _compute_split(problem, dense, density, has_md, left, opts, compute_name, models)
     fmt_bits = _format_bits(fmt_s, ranks_of, n_l)
     return SparseCounts(
         counts,
@@ -309,9 +312,10 @@ def sparse_counts(
         ok,
         has_md,
         comp,
-        ratio,
-        capacity,
-        dense.mac_units.astype(np.float64),
+        ratio=ratio,
+        capacity=capacity,
+        mac_units=mac_units,
+        max_instances=need,
     )
 
 
@@ -512,7 +516,7 @@ def _local_saf(counts, fmts, mx, mxf, dense, saf, m, ti, rows, p, is_out, n_rank
         return
     kind = np.where(saf.gate[:, m, ti], "gated", "skipped")
     x = mx["reads"][:, m, ti]
-    d_r = np.ceil(x * p - 1e-9) if is_out else np.floor(x * p + 1e-9)
+    d_r = np.ceil(x * p) if is_out else np.floor(x * p + 1e-9)
     u = mx["updates"][:, m, ti]
     d_u = np.floor(u * p + 1e-9)
     for split in ("gated", "skipped"):
@@ -548,8 +552,11 @@ def _compute_split(
     left: tuple[np.ndarray, np.ndarray, np.ndarray],
     opts: SparseOptimizations,
     compute_name: str,
+    models: dict[str, DensityModel],
 ) -> dict[str, np.ndarray]:
-    """Actual / gated / skipped computes of two-operand MACs (module step 5)."""
+    """Actual / gated / skipped computes of two-operand MACs (module step 5). An operand's
+    density is its model's expected occupancy of one value (``GetExpectedOperandDensities``),
+    its metadata that of its innermost holder."""
     assert dense.held is not None
     total, gs, gs_p = left
     inputs = [problem.tensor_names.index(t) for t in problem.inputs]
@@ -563,7 +570,8 @@ def _compute_split(
         # the innermost holder's density and metadata (Timeloop scans from the innermost level)
         held = dense.held[:, :, ti]
         inner = n_l - 1 - np.argmax(held[:, ::-1], axis=1)
-        d = np.round(density[np.arange(n_b), inner, ti] * 1e6) / 1e6
+        one = float(models[problem.tensor_names[ti]].expected_occupancy(np.array(1.0)))
+        d = np.full(n_b, np.round(one * 1e6) / 1e6)
         md = has_md[inner, ti]
         states.append((d, md))
     if len(states) < 2:

@@ -67,6 +67,12 @@ def _projection(cur: Cur) -> tuple[tuple[tuple[str, int | str], ...], ...]:
 
 
 def _density(cur: Cur) -> Density:
+    if isinstance(cur.value, (int, float)) and not isinstance(cur.value, bool):
+        # Timeloop: a bare number is a fixed-structured density (Workload::Parse)
+        d = cur.num(minimum=0)
+        if d > 1:
+            raise cur.error(f"expected a density between 0 and 1, got {d}")
+        return Density() if d >= 1.0 else Density(kind="fixed_structured", density=d)
     cur.as_map().warn_unused(
         {"distribution", "density", "pattern", "kind", "path", "key", "band_width"}
     )
@@ -154,10 +160,13 @@ def problem_from_cur(p: Cur, name: str) -> Problem:
     inst = p.req("instance").as_map()
     bounds: dict[str, int] = {}
     densities: dict[str, Density] = {}
+    common: Density | None = None
     for k, c in inst.items():
         if k == "densities":
             for t, dc in c.as_map().items():
                 densities[t] = _density(dc)
+        elif k == "commonDensity":
+            common = _density(c)
         elif k in dims:
             bounds[k] = c.int(minimum=1)
         elif k in coefs:
@@ -168,6 +177,8 @@ def problem_from_cur(p: Cur, name: str) -> Problem:
         if d not in bounds:
             raise inst.error(f"dimension {d!r} has no bound; expected '{d}: <integer >= 1>'")
     names = [ds.name for ds in spaces]
+    if common is not None and not densities:
+        densities = {t: common for t in names}
     for t, _ in densities.items():
         if t not in names:
             raise (
