@@ -293,7 +293,12 @@ def negatives(results: list[dict[str, Any]], out: Path, per_kind: int) -> list[d
     from oracle.ours import OursError, evaluate_case
 
     rows = []
-    valid = [r["id"] for r in results if r["status"] == "compared"]
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for r in results:
+        if r["status"] == "compared":
+            by_kind[r["kind"]].append(r["id"])
+    # round-robin over kinds, so sparse cases get broken too
+    valid = [c for group in zip(*(v[::-1] for v in by_kind.values())) for c in group]
     for how in gen.NEGATIVE_KINDS:
         made = 0
         for cid in valid:
@@ -305,6 +310,11 @@ def negatives(results: list[dict[str, Any]], out: Path, per_kind: int) -> list[d
             except ValueError:
                 continue
             run = run_timeloop(dst)
+            msg = run.message.splitlines()[-1] if run.message else "ok"
+            (dst / "expected.json").write_text(
+                json.dumps({"how": how, "timeloop_rc": run.rc, "timeloop_message": msg}, indent=1)
+                + "\n"
+            )
             try:
                 mine = evaluate_case(dst)
                 ours = f"evaluated ({mine.cycles:g} cycles)"
@@ -314,13 +324,7 @@ def negatives(results: list[dict[str, Any]], out: Path, per_kind: int) -> list[d
             except Exception as err:
                 ours = f"crashed: {type(err).__name__}: {err}"
             rows.append(
-                {
-                    "case": dst.name,
-                    "how": how,
-                    "timeloop_rc": run.rc,
-                    "timeloop": run.message.splitlines()[-1] if run.message else "ok",
-                    "ours": ours,
-                }
+                {"case": dst.name, "how": how, "timeloop_rc": run.rc, "timeloop": msg, "ours": ours}
             )
             made += 1
     (out / "negatives.json").write_text(json.dumps(rows, indent=1))
@@ -352,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--record", type=Path, help="copy cases (inputs + timeloop.json) here")
     ap.add_argument("--record-n", type=int, help="how many cases to record (balanced)")
     ap.add_argument("--negatives", type=int, default=0, help="negative cases per way of breaking")
+    ap.add_argument(
+        "--record-negatives", type=Path, help="copy the negative cases Timeloop refuses here"
+    )
     ap.add_argument("--case", type=Path, help="rerun one case folder side by side")
     a = ap.parse_args(argv)
     if a.case is not None:
@@ -375,6 +382,21 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             tl = f"timeloop rc {r['timeloop_rc']} ({r['timeloop']})"
             print(f"{r['case']}: {tl}; ours {r['ours']}")
+    if a.negatives and a.record_negatives is not None:
+        a.record_negatives.mkdir(parents=True, exist_ok=True)
+        n_rec = 0
+        for r in rows:
+            if r["timeloop_rc"] == 0:
+                continue
+            src, dst = a.out / "negatives" / r["case"], a.record_negatives / r["case"]
+            if dst.exists():
+                shutil.rmtree(dst)
+            dst.mkdir(parents=True)
+            for name in (*INPUTS, "inputs.txt", "case.json", "expected.json"):
+                if (src / name).is_file():
+                    shutil.copy2(src / name, dst / name)
+            n_rec += 1
+        print(f"recorded {n_rec} negative cases into {a.record_negatives}")
     if a.record is not None:
         chosen = record(results, a.out, a.record, a.record_n)
         print(f"recorded {len(chosen)} cases into {a.record}")

@@ -80,18 +80,20 @@ def _invocation(case_dir: Path, work: Path) -> tuple[list[str], Path]:
     return args, out
 
 
-def evaluate_case(case_dir: str | Path) -> RunStats:
+def evaluate_case(case_dir: str | Path, workdir: str | Path | None = None) -> RunStats:
     """Evaluate the case in ``case_dir`` with this project; the result as :class:`RunStats`
     (level-wide totals; ``per_instance`` left None: the JSON contract gives totals only).
 
-    Raises :class:`OursError` with the project's message when it rejects the case.
+    Scratch files (the aggregated input, the JSON report) go to a fresh folder under
+    ``workdir`` (a temporary folder when None). Raises :class:`OursError` with the project's
+    message when it rejects the case.
     """
     from typer.testing import CliRunner
 
     from testy_model.cli import app
 
     case_dir = Path(case_dir)
-    with tempfile.TemporaryDirectory(prefix="oracle_ours_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="oracle_ours_", dir=workdir) as tmp:
         args, out = _invocation(case_dir, Path(tmp))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

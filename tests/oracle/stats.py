@@ -57,10 +57,18 @@ class StatsParseError(ValueError):
 
 
 def _num(text: str) -> float | None:
-    """The leading number of a printed value (``"0.54 pJ"`` -> 0.54); ``-``/empty -> None."""
+    """The leading number of a printed value (``"0.54 pJ"`` -> 0.54); ``-``/empty -> None.
+
+    Integers of 2**63 or more are uint64 counts that wrapped below zero inside Timeloop (e.g.
+    ``Gated scalar reads : 18446744073709551612``): they are returned as the negative value
+    they stand for (-4), which :mod:`oracle.compare` reports as ``timeloop_invalid``.
+    """
     tok = text.strip().split()
     if not tok or tok[0] == "-":
         return None
+    if tok[0].isdigit():
+        n = int(tok[0])
+        return float(n - 2**64) if n >= 2**63 else float(n)
     try:
         return float(tok[0])
     except ValueError:
