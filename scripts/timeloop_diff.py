@@ -37,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from oracle import gen  # noqa: E402
+from oracle.classify import CLASSES, classify_case  # noqa: E402
 from oracle.compare import (  # noqa: E402
     BUCKETS,
     CaseComparison,
@@ -118,11 +119,13 @@ def _one_case(args: tuple[int, str, int, str]) -> dict[str, Any]:
     mine.to_json(folder / "ours.json")
     cmp = compare(st, mine, case=folder.name, kind=kind)
     (folder / "diff.json").write_text(json.dumps(cmp.to_dict(), indent=1, default=_inf))
+    causes = classify_case(cmp, folder, [lv.name for lv in st.levels])
     return {
         "id": folder.name,
         "kind": kind,
         "status": "compared",
         "comparison": cmp.to_dict(),
+        "causes": causes,
         "timeloop_runs": runs,
         "seconds": {"timeloop": t_tl, "ours": t_ours},
         "meta": case.meta,
@@ -198,6 +201,14 @@ def write_report(results: list[dict[str, Any]], out: Path, argv: list[str]) -> d
                 ],
             }
         )
+    causes = {r["id"]: r.get("causes", {}) for r in results if r["status"] == "compared"}
+    beyond = {cid: c for cid, c in causes.items() if c}
+    class_cases: dict[str, list[str]] = defaultdict(list)
+    for cid, c in sorted(beyond.items()):
+        for cls in c:
+            class_cases[cls].append(cid)
+    for pc in per_case:
+        pc["causes"] = causes.get(pc["case"], {})
     secs = [r["seconds"] for r in results if "seconds" in r]
     report = {
         "command": " ".join(argv),
@@ -205,6 +216,8 @@ def write_report(results: list[dict[str, Any]], out: Path, argv: list[str]) -> d
         "summary": summary,
         "errors": errors,
         "cases": per_case,
+        "cases_beyond_1pct": len(beyond),
+        "classes": {k: sorted(v) for k, v in sorted(class_cases.items(), key=lambda x: -len(x[1]))},
         "mean_seconds": {
             "timeloop": sum(s["timeloop"] for s in secs) / max(1, len(secs)),
             "ours": sum(s["ours"] for s in secs) / max(1, len(secs)),
@@ -245,14 +258,26 @@ def report_markdown(report: dict[str, Any]) -> str:
         lines += ["## Cases not compared", ""]
         lines += [f"- `{e['id']}` {e['status']}: {e['error'][:300]}" for e in report["errors"]]
         lines.append("")
-    lines += ["## Cases beyond tolerance (worst 8 quantities each)", ""]
+    lines += [
+        "## Causes of the cases beyond 1 %",
+        "",
+        f"{report['cases_beyond_1pct']} cases have a quantity beyond 1 % (or missing). Classes "
+        "(`tests/oracle/classify.py`; a case can have several):",
+        "",
+        "| class | cases | what |",
+        "| --- | ---: | --- |",
+    ]
+    for cls, ids in report["classes"].items():
+        lines.append(f"| `{cls}` | {len(ids)} | {CLASSES.get(cls, '')} |")
+    lines += ["", "## Cases beyond tolerance (worst 8 quantities each)", ""]
     for c in report["cases"]:
         if not c["beyond_tolerance"]:
             continue
         qs = ", ".join(
             f"`{q['name']}` {_fmt(q['timeloop'])} vs {_fmt(q['ours'])}" for q in c["quantities"][:8]
         )
-        lines.append(f"- `{c['case']}` ({c['beyond_tolerance']}): {qs}")
+        why = ", ".join(sorted(c.get("causes", {})))
+        lines.append(f"- `{c['case']}` ({c['beyond_tolerance']}; {why}): {qs}")
     return "\n".join(lines) + "\n"
 
 
@@ -298,7 +323,7 @@ def negatives(results: list[dict[str, Any]], out: Path, per_kind: int) -> list[d
         if r["status"] == "compared":
             by_kind[r["kind"]].append(r["id"])
     # round-robin over kinds, so sparse cases get broken too
-    valid = [c for group in zip(*(v[::-1] for v in by_kind.values())) for c in group]
+    valid = [c for group in zip(*(v[::-1] for v in by_kind.values()), strict=False) for c in group]
     for how in gen.NEGATIVE_KINDS:
         made = 0
         for cid in valid:
@@ -331,6 +356,28 @@ def negatives(results: list[dict[str, Any]], out: Path, per_kind: int) -> list[d
     return rows
 
 
+def write_minimal(dest: Path) -> int:
+    """Write every minimal case (``oracle.minimal``) with Timeloop's parsed outputs."""
+    from oracle.minimal import all_minimal
+
+    n = 0
+    for cls, cases in all_minimal().items():
+        for name, case in cases.items():
+            folder = dest / cls / name
+            if folder.exists():
+                shutil.rmtree(folder)
+            case.write(folder)
+            run = run_timeloop(folder)
+            if run.stats is None:
+                print(f"{cls}/{name}: timeloop-model failed: {run.message}", file=sys.stderr)
+                return 1
+            add_format_bits(run.stats, format_word_bits(folder))
+            run.stats.to_json(folder / "timeloop.json")
+            n += 1
+    print(f"wrote {n} minimal cases into {dest}")
+    return 0
+
+
 def one_case(case_dir: Path) -> int:
     """Side-by-side table of one case folder."""
     from oracle.ours import evaluate_case
@@ -360,9 +407,16 @@ def main(argv: list[str] | None = None) -> int:
         "--record-negatives", type=Path, help="copy the negative cases Timeloop refuses here"
     )
     ap.add_argument("--case", type=Path, help="rerun one case folder side by side")
+    ap.add_argument(
+        "--write-minimal",
+        type=Path,
+        help="write the minimal cases of oracle.minimal (inputs + timeloop.json) here",
+    )
     a = ap.parse_args(argv)
     if a.case is not None:
         return one_case(a.case)
+    if a.write_minimal is not None:
+        return write_minimal(a.write_minimal)
     kinds = list(gen.KINDS) if a.kinds == "all" else a.kinds.split(",")
     bad = [k for k in kinds if k not in gen.KINDS]
     if bad:
