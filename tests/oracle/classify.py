@@ -40,6 +40,8 @@ CLASSES: dict[str, str] = {
     "(PropagateImpactOfExplicitlyOptimizedRead)",
     "spatial_skipping": "skipping-spatial: Timeloop's spatial-expansion reduction",
     "format_metadata": "metadata/payload units per rank of a representation format",
+    "metadata_parent_elision": "a level below a level holding the tensor with metadata reads and "
+    "fills only non-empty tiles (algorithmic counts x P(tile non-empty))",
     "cycles_from_compute": "cycles follow a different count of actual + gated computes",
     "cycles_bandwidth": "bandwidth throttling: Timeloop's per-level demand (ceil per instance, "
     "gated accesses and format bits included)",
@@ -179,9 +181,15 @@ def _label(d: QuantityDiff, shape: CaseShape, kind_of_case: str, cmp: CaseCompar
     if parts[0] == "compute":
         return "compute_optimization" if shape.compute_opt or shape.actions else "unexplained"
     if parts[0] == "cycles":
-        comp = next((x for x in cmp.diffs if x.name == "compute.actual"), None)
-        if comp is not None and not comp.within_tolerance:
+        comp = {x.name: x for x in cmp.diffs if x.name.startswith("compute.")}
+        actual, gated = comp.get("compute.actual"), comp.get("compute.gated")
+        alg = comp.get("compute.algorithmic")
+        if actual is not None and not actual.within_tolerance:
             return "cycles_from_compute"
+        if gated is not None and gated.timeloop:
+            return "cycles_from_compute"  # gated computes take cycles
+        if actual is not None and alg is not None and (actual.timeloop or 0) < (alg.timeloop or 0):
+            return "cycles_from_compute"  # only actual + gated computes take cycles
         return "cycles_bandwidth" if shape.bandwidth else "unexplained"
     if parts[0] == "energy_pj" or (len(parts) == 2 and parts[1] == "energy_pj"):
         level = parts[0] if len(parts) == 2 else None
@@ -224,6 +232,10 @@ def _label(d: QuantityDiff, shape: CaseShape, kind_of_case: str, cmp: CaseCompar
         if lv_acts:
             return "skip_gate_granularity"
         return "action_propagation"
+    if kind in ("reads", "fills") and (level, tensor) not in shape.formats and more:
+        outer = shape.levels[shape.levels.index(level) + 1 :] if level in shape.levels else []
+        if any((lv, tensor) in shape.formats for lv in outer):
+            return "metadata_parent_elision"
     inner = shape.innermost_keeper(tensor)
     if shape.spatial_to_mac and inner == level and kind in ("reads", "updates"):
         return "mac_operand_reuse"

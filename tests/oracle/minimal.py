@@ -474,6 +474,41 @@ def vector_rounding() -> dict[str, Case]:
     }
 
 
+def metadata_parent_elision() -> dict[str, Case]:
+    """A (fixed-structured 0.25) with one UOP rank at DRAM (metadata, not compressed) and a
+    1-element A tile at the Buffer (K1 Buffer, K48 DRAM): Timeloop's Buffer A fills and reads,
+    *algorithmic ones included*, are 12 = 48 x P(a 1-element tile is non-empty); DRAM's actual
+    reads are 48 - floor(48 x 0.75) = 12 (storage-optimization-combiner.cpp
+    ProcessDataReprImpactOnStorageAccesses). Counting the Buffer densely gives 48."""
+    inst = {"M": 1, "N": 1, "K": 48}
+    inst["densities"] = {"A": {"distribution": "fixed-structured", "density": 0.25}}
+    opt = {
+        "targets": [
+            {
+                "name": "DRAM",
+                "representation-format": {
+                    "data-spaces": [{"name": "A", "ranks": [{"format": "UOP"}]}]
+                },
+            }
+        ]
+    }
+    mapping = [
+        _dt("Buffer", ["A", "B"], _ALL),
+        _dt("DRAM", _ALL, _ALL),
+        _loop("Buffer", "temporal", "M1 N1 K1", "KNM"),
+        _loop("DRAM", "temporal", "M1 N1 K48", "KNM"),
+    ]
+    buf = {**_BUF, "decompression_supported": True}
+    return {
+        "uop_parent_scalar_child": _case(
+            "metadata_parent_elision",
+            "sparse_format",
+            "DRAM A UOP, Buffer A tile of 1: Buffer A fills/reads 12 (not 48)",
+            _sparse_gemm(inst, opt, buf, mapping),
+        )
+    }
+
+
 def all_minimal() -> dict[str, dict[str, Case]]:
     """``{class: {case: Case}}`` of every minimal case."""
     return {
@@ -485,4 +520,5 @@ def all_minimal() -> dict[str, dict[str, Case]]:
         "format_metadata": format_metadata(),
         "cycles_bandwidth": cycles_bandwidth(),
         "vector_rounding": vector_rounding(),
+        "metadata_parent_elision": metadata_parent_elision(),
     }
