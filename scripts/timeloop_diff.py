@@ -380,10 +380,14 @@ def write_minimal(dest: Path) -> int:
 
 def one_case(case_dir: Path) -> int:
     """Side-by-side table of one case folder."""
-    from oracle.ours import evaluate_case
+    from oracle.ours import OursError, evaluate_case
 
     st = timeloop_stats(case_dir)
-    mine = evaluate_case(case_dir)
+    try:
+        mine = evaluate_case(case_dir)
+    except OursError as err:
+        print(f"testy-model refused the case: {err}")
+        return 2
     print(side_by_side(st, mine))
     cmp = compare(st, mine, case=case_dir.name)
     n_bad = len(cmp.failures)

@@ -78,6 +78,9 @@ class Problem:
     dims: dict[str, int]
     coeffs: dict[str, int] = field(default_factory=dict)
     densities: dict[str, tuple[str, float]] = field(default_factory=dict)
+    #: write fixed-structured densities as bare numbers (``A: 0.5``), which Timeloop reads as
+    #: fixed-structured (``workload.cpp``: a non-map density gets the default distribution)
+    bare_densities: bool = False
 
     @property
     def tensors(self) -> list[str]:
@@ -150,7 +153,12 @@ class Problem:
         inst.update(self.coeffs)
         if self.densities:
             inst["densities"] = {
-                t: {"distribution": dist, "density": d} for t, (dist, d) in self.densities.items()
+                t: (
+                    d
+                    if self.bare_densities and dist == "fixed-structured"
+                    else {"distribution": dist, "density": d}
+                )
+                for t, (dist, d) in self.densities.items()
             }
         return {"problem": {"shape": shape, "instance": inst}}
 
@@ -804,6 +812,8 @@ def generate(seed: int, kind: str) -> Case:
     spec = SparseSpec()
     if sparse:
         prob.densities = random_densities(rng, prob)
+        # a separate stream, so that this choice leaves every other draw of the case unchanged
+        prob.bare_densities = random.Random(f"bare:{kind}:{seed}").random() < 0.08
         if kind == "sparse_format" or rng.random() < 0.6:
             spec.formats = random_formats(rng, prob, arch, maps)
         if kind != "sparse_format" or rng.random() < 0.5:
