@@ -341,121 +341,133 @@ class _TensorBuilder:
         return ts
 
 
+class _SummaryParser:
+    """The ``Summary Stats`` section: ``Key: value`` and ``Key = value`` lines, and the
+    ``fJ/Compute`` / ``fJ/Algorithmic-Compute`` tables (name = value lines up to a blank one)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+        self.fj: dict[str, dict[str, float]] = {}
+        self._table: str | None = None
+
+    def feed(self, line: str) -> None:
+        stripped = line.strip()
+        if stripped.startswith("fJ/"):
+            self._table = stripped
+            self.fj[stripped] = {}
+            return
+        if not stripped:
+            self._table = None
+            return
+        m = _SUMMARY_EQ_RE.match(line)
+        if self._table is not None:
+            if m:
+                self.fj[self._table][m.group(1)] = float(m.group(2))
+            return
+        if m and ":" not in line:
+            self.values[m.group(1)] = float(m.group(2))
+            return
+        kv = _KV_RE.match(line)
+        if kv and (v := _num(kv.group(3))) is not None:
+            self.values[kv.group(2)] = v
+
+
+class _LevelsParser:
+    """The ``Buffer and Arithmetic Levels`` section: ``Level n`` / ``=== name ===`` headers,
+    SPECS and STATS key-value lines, data-space blocks and their per-rank lines."""
+
+    def __init__(self) -> None:
+        self.levels: list[LevelStats] = []
+        self.compute: ComputeStats | None = None
+        self.sparse = False
+        self._index: int | None = None
+        self._cur: LevelStats | ComputeStats | None = None
+        self._tensor: _TensorBuilder | None = None
+        self._in_stats = False
+
+    def close_tensor(self) -> None:
+        if self._tensor is not None and isinstance(self._cur, LevelStats):
+            ts = self._tensor.finish()
+            self._cur.tensors[ts.name] = ts
+        self._tensor = None
+
+    def _header(self, stripped: str) -> bool:
+        if m := _LEVEL_RE.match(stripped):
+            self.close_tensor()
+            self._index, self._cur, self._in_stats = int(m.group(1)), None, False
+            return True
+        if m := _NAME_RE.match(stripped):
+            self.close_tensor()
+            if self._index == 0:
+                self.compute = ComputeStats(name=m.group(1))
+                self._cur = self.compute
+            else:
+                self._cur = LevelStats(name=m.group(1), index=self._index)
+                self.levels.append(self._cur)
+            self._in_stats = False
+            return True
+        if self._cur is not None and stripped in ("STATS", "SPECS", "MAPPING"):
+            self.close_tensor()
+            self._in_stats = stripped == "STATS"
+            return True
+        return False
+
+    def feed(self, line: str) -> None:
+        stripped = line.strip()
+        if self._header(stripped) or self._cur is None:
+            return
+        if m := _RANK_RE.match(line):
+            if self._tensor is not None:
+                self._tensor.rank(int(m.group(1)), float(m.group(2)), float(m.group(3)))
+            return
+        if stripped.startswith("Breakdown") or not stripped:
+            return
+        if isinstance(self._cur, LevelStats) and self._in_stats and (m := _DS_RE.match(line)):
+            self.close_tensor()
+            self._tensor = _TensorBuilder(m.group(1))
+            return
+        kv = _KV_RE.match(line)
+        if kv is None:
+            # a key without ':' (its per-rank values follow on the next lines)
+            if self._tensor is not None:
+                self._tensor.kv(stripped, "")
+            return
+        key, value = kv.group(2), kv.group(3)
+        if self._tensor is not None:
+            self._tensor.kv(key, value)
+            self.sparse |= bool(_SPARSE_RE.match(key))
+            return
+        _level_kv(self._cur, key, value, self._in_stats)
+        if isinstance(self._cur, ComputeStats) and key.startswith("Actual Computes"):
+            self.sparse = True
+
+
 def parse_stats(text: str, source: str = "timeloop-v3.0.3") -> RunStats:
     """Parse the text of a v3.0.3 ``timeloop-model.stats.txt``.
 
     Raises :class:`StatsParseError` when the summary (cycles, computes, fJ/Compute total) is
     missing: a truncated or foreign file.
     """
-    lines = text.splitlines()
-    levels: list[LevelStats] = []
-    compute: ComputeStats | None = None
-    cur_level_idx: int | None = None
-    cur: LevelStats | ComputeStats | None = None
-    tensor: _TensorBuilder | None = None
+    levels, summary = _LevelsParser(), _SummaryParser()
     section = "levels"
-    in_stats = False
-    summary: dict[str, float] = {}
-    fj: dict[str, dict[str, float]] = {}
-    fj_table: str | None = None
-    sparse = False
-
-    def close_tensor() -> None:
-        nonlocal tensor
-        if tensor is not None and isinstance(cur, LevelStats):
-            ts = tensor.finish()
-            cur.tensors[ts.name] = ts
-        tensor = None
-
-    for raw in lines:
-        line = raw.rstrip("\n")
+    for line in text.splitlines():
         stripped = line.strip()
-        if section in ("levels",) and stripped in ("Networks", "Operational Intensity Stats"):
-            close_tensor()
+        if section == "levels" and stripped in ("Networks", "Operational Intensity Stats"):
+            levels.close_tensor()
             section = "networks"
-            continue
-        if stripped == "Summary Stats":
-            close_tensor()
+        elif stripped == "Summary Stats":
+            levels.close_tensor()
             section = "summary"
-            continue
-        if section == "networks":
-            continue
-        if section == "summary":
-            if stripped.startswith("fJ/"):
-                fj_table = stripped
-                fj[fj_table] = {}
-                continue
-            if not stripped:
-                fj_table = None
-                continue
-            if fj_table is not None:
-                m = _SUMMARY_EQ_RE.match(line)
-                if m:
-                    fj[fj_table][m.group(1)] = float(m.group(2))
-                continue
-            m = _SUMMARY_EQ_RE.match(line)
-            if m and ":" not in line:
-                summary[m.group(1)] = float(m.group(2))
-                continue
-            kv = _KV_RE.match(line)
-            if kv:
-                v = _num(kv.group(3))
-                if v is not None:
-                    summary[kv.group(2)] = v
-            continue
-        # ---- levels section ----
-        if m := _LEVEL_RE.match(stripped):
-            close_tensor()
-            cur_level_idx = int(m.group(1))
-            cur = None
-            in_stats = False
-            continue
-        if m := _NAME_RE.match(stripped):
-            close_tensor()
-            if cur_level_idx == 0:
-                compute = ComputeStats(name=m.group(1))
-                cur = compute
-            else:
-                cur = LevelStats(name=m.group(1), index=cur_level_idx)
-                levels.append(cur)
-            in_stats = False
-            continue
-        if cur is None:
-            continue
-        if stripped in ("STATS", "SPECS", "MAPPING"):
-            close_tensor()
-            in_stats = stripped == "STATS"
-            continue
-        if m := _RANK_RE.match(line):
-            if tensor is not None:
-                tensor.rank(int(m.group(1)), float(m.group(2)), float(m.group(3)))
-            continue
-        if stripped.startswith("Breakdown") or not stripped:
-            continue
-        if isinstance(cur, LevelStats) and in_stats and (m := _DS_RE.match(line)):
-            close_tensor()
-            tensor = _TensorBuilder(m.group(1))
-            continue
-        kv = _KV_RE.match(line)
-        if kv is None:
-            # a key without ':' (its per-rank values follow on the next lines)
-            if tensor is not None:
-                tensor.kv(stripped, "")
-            continue
-        key, value = kv.group(2), kv.group(3)
-        if tensor is not None:
-            tensor.kv(key, value)
-            if _SPARSE_RE.match(key):
-                sparse = True
-            continue
-        _level_kv(cur, key, value, in_stats)
-        if isinstance(cur, ComputeStats) and key.startswith("Actual Computes"):
-            sparse = True
-    close_tensor()
-
-    if "Cycles" not in summary:
+        elif section == "summary":
+            summary.feed(line)
+        elif section == "levels":
+            levels.feed(line)
+    levels.close_tensor()
+    if "Cycles" not in summary.values:
         raise StatsParseError("no 'Cycles:' in the Summary Stats section (truncated file?)")
-    return _assemble(levels, compute, summary, fj, sparse, source)
+    return _assemble(
+        levels.levels, levels.compute, summary.values, summary.fj, levels.sparse, source
+    )
 
 
 def _level_kv(cur: LevelStats | ComputeStats, key: str, value: str, in_stats: bool) -> None:
