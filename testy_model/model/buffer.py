@@ -46,6 +46,7 @@ class StageCounts:
     compute: dict[str, np.ndarray]
     mac_units: np.ndarray
     max_instances: np.ndarray | None = None
+    position_util: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -240,6 +240,7 @@ def price(
             compute=sc.compute,
             mac_units=sc.mac_units,
             max_instances=sc.max_instances,
+            position_util=sc.position_util,
         )
         data_words = sc.capacity
         md_words = sc.md_bits

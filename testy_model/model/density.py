@@ -77,9 +77,7 @@ def hypergeom_empty(big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarr
     """``P(0) = C(N−r, n) / C(N, n) = Π_{i<n} (N−r−i)/(N−i)`` for n draws from N with r marked
     (1 when r = 0). Up to 512 draws the product is taken term by term (as accurate as
     Timeloop's Boost pdf, which matters where Timeloop rounds up); beyond, via ``lgamma``."""
-    big_n, r, n = np.broadcast_arrays(
-        *(np.asarray(x, dtype=np.float64) for x in (big_n, r, n))
-    )
+    big_n, r, n = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (big_n, r, n)))
     out = hypergeom_pmf(np.zeros_like(n), big_n, r, n)
     small = (n <= _EXACT_DRAWS) & (n >= 0)
     if np.any(small):

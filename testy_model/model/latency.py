@@ -124,4 +124,3 @@ def level_cycles(
         slow = np.where(shared_bw < uw + ur, np.minimum(slow, shared_bw / (uw + ur)), slow)
         cyc = np.ceil(c / slow)
     return np.where(c > 0, cyc, 0.0)
-

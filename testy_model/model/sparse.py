@@ -88,6 +88,7 @@ class SparseCounts:
     capacity: np.ndarray = field(default_factory=lambda: np.zeros(1))
     mac_units: np.ndarray = field(default_factory=lambda: np.ones(1))
     max_instances: np.ndarray = field(default_factory=lambda: np.ones(1))
+    position_util: np.ndarray = field(default_factory=lambda: np.ones(1))
 
 
 def _holder_above(held: np.ndarray) -> np.ndarray:
@@ -298,7 +299,11 @@ def sparse_counts(
         for li, rs in ranks_of[ti].items():
             n_ranks[li, ti] = len(rs)
     counts, fmt_s, left = _combine(problem, dense, density, has_md, fmt, saf, out_idx, n_ranks)
-    compute = _compute_split(problem, dense, density, has_md, left, opts, compute_name, models)
+    pos_skip = _position_skipped(problem, level_names, opts)
+    compute = _compute_split(
+        problem, dense, density, has_md, left, opts, compute_name, models, pos_skip
+    )
+    pos_util = _position_utilization(problem, dense, table, models, pos_skip)
     fmt_bits = _format_bits(fmt_s, ranks_of, n_l)
     return SparseCounts(
         counts,
@@ -316,6 +321,7 @@ def sparse_counts(
         capacity=capacity,
         mac_units=mac_units,
         max_instances=need,
+        position_util=pos_util,
     )
 
 
@@ -348,12 +354,18 @@ def _saf_probabilities(
     n_b = shape[0]
     st = SafState(*(np.zeros(shape, bool) for _ in range(3)), np.zeros(shape), np.zeros(shape))
     rows = np.arange(n_b)
+
+    def comp_at(name: str, a: object) -> bool:
+        f = opts.target(name).format_of(a.target)  # type: ignore[attr-defined]
+        return f is not None and any(r.format in ("CP", "B", "RLE") for r in f.ranks)
+
     for kind in ("gating", "skipping"):
         for li, name in enumerate(level_names):
             acts = [
                 a
                 for a in opts.target(name).actions
-                if a.type == kind or (kind == "skipping" and a.type == "position-skipping")
+                if a.type == kind
+                or (kind == "skipping" and a.type == "position-skipping" and not comp_at(name, a))
             ]
             groups: dict[object, list] = {}
             for i, a in enumerate(acts):
@@ -553,6 +565,7 @@ def _compute_split(
     opts: SparseOptimizations,
     compute_name: str,
     models: dict[str, DensityModel],
+    pos_skip: dict[int, tuple[int, bool]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Actual / gated / skipped computes of two-operand MACs (module step 5). An operand's
     density is its model's expected occupancy of one value (``GetExpectedOperandDensities``),
@@ -574,14 +587,24 @@ def _compute_split(
         d = np.full(n_b, np.round(one * 1e6) / 1e6)
         md = has_md[inner, ti]
         states.append((d, md))
+    pos = pos_skip or {}
+    for ti, (d, _md) in zip(inputs[:2], list(states), strict=False):
+        if pos.get(ti, (0, False))[1]:  # compressed: no storage skipping removed its zeros
+            total = total - np.floor(total * (1.0 - d) + 1e-9)
     if len(states) < 2:
         return {"random": total, "gated": np.zeros(n_b), "skipped": np.zeros(n_b)}
     (da, ma), (db, mb) = states
-    a_gs, b_gs = gs[:, inputs[0]], gs[:, inputs[1]]
+    a_gs = gs[:, inputs[0]] & (inputs[0] not in pos)
+    b_gs = gs[:, inputs[1]] & (inputs[1] not in pos)
     pa, pb = gs_p[:, inputs[0]], gs_p[:, inputs[1]]
     # condition an operand on the other's non-empty probability when the other is optimized
     da_c = np.where(b_gs, da / np.maximum(1.0 - pb, 1e-300), da)
     db_c = np.where(a_gs, db / np.maximum(1.0 - pa, 1e-300), db)
+    # position-skipped operands only ever reach the compute at non-zero positions
+    if inputs[0] in pos:
+        da_c, ma = np.ones(n_b), True
+    if inputs[1] in pos:
+        db_c, mb = np.ones(n_b), True
     a = _operand_states(da_c, ma)
     b = _operand_states(db_c, mb)
     enz_enz = a[0] * b[0]
@@ -619,3 +642,52 @@ def _format_bits(
             for r, spec in enumerate(rs):
                 wb[li, ti, r] = (spec.md_bits, spec.pl_bits)
     return {k: {s: (v * wb[None]).sum(axis=(3, 4)) for s, v in fmt[k].items()} for k in fmt}
+
+
+def _position_skipped(
+    problem: Problem, level_names: tuple[str, ...], opts: SparseOptimizations
+) -> dict[int, tuple[int, bool]]:
+    """Operands with a ``position-skipping`` (Sparseloop 2022: skipping the operand's own
+    zeros): tensor index -> (level, whether the level keeps it compressed)."""
+    out: dict[int, tuple[int, bool]] = {}
+    for li, name in enumerate(level_names):
+        tgt = opts.target(name)
+        for a in tgt.actions:
+            if a.type != "position-skipping" or a.target not in problem.tensor_names:
+                continue
+            f = tgt.format_of(a.target)
+            comp = f is not None and any(r.format in ("CP", "B", "RLE") for r in f.ranks)
+            out[problem.tensor_names.index(a.target)] = (li, comp)
+    return out
+
+
+def _position_utilization(
+    problem: Problem,
+    dense: DenseCounts,
+    table: LoopTable,
+    models: dict[str, DensityModel],
+    pos_skip: dict[int, tuple[int, bool]],
+) -> np.ndarray:
+    """(B,) fraction of the MACs a position-skipping fan-out keeps busy (Sparseloop's
+    position-space tiling): the non-zeros of t's tile at the skipping level are dealt to the
+    S_t instances below it (S_t = Π spatial factors indexing t), taking ⌈occ/S_t⌉ rounds, so
+    ``u_t = E[occ / (⌈occ/S_t⌉·S_t) | occ > 0]`` and ``u = Π_t u_t``; compute cycles divide by u.
+    """
+    n_b = dense.reads.shape[0]
+    util = np.ones(n_b)
+    for ti, (li, _comp) in pos_skip.items():
+        t = problem.tensor_names[ti]
+        rel = projection_matrix(problem, t).any(axis=0)
+        slots = [k for k in table.level_slots(li) if table.spatial[k]]
+        fan = np.ones(n_b)
+        for k in slots:
+            fan *= np.where(rel[table.dim[:, k]], table.bound[:, k], 1.0)
+        tile = dense.tile[:, li, ti]
+        occ, p = models[t].support(np.maximum(tile, 1.0))
+        live = (occ >= 1) & (p > 0)
+        rounds = np.ceil(occ / fan[:, None]) * fan[:, None]
+        frac = np.where(live, occ / np.where(live, rounds, 1.0), 0.0)
+        mass = np.where(live, p, 0.0).sum(axis=-1)
+        u = np.where(mass > 0, (frac * p).sum(axis=-1) / np.where(mass > 0, mass, 1.0), 1.0)
+        util *= np.where(fan >= 2, u, 1.0)
+    return util
