@@ -34,7 +34,7 @@ GEMM = """problem:
     ("density", "kind", "value"),
     [
         ("{distribution: fixed-structured, density: 0.5, pattern: '2:4'}", "nm", 0.5),
-        ("{distribution: fixed_structured, density: 0.5}", "hypergeometric", 0.5),
+        ("{distribution: fixed_structured, density: 0.5}", "fixed_structured", 0.5),
         ("{distribution: fixed-structured, density: 1.0}", "dense", 1.0),
         ("{distribution: hypergeometric, density: 0.25}", "hypergeometric", 0.25),
         ("{distribution: uniform, density: 0.3}", "bernoulli", 0.3),
@@ -51,12 +51,14 @@ def test_densities(tmp_path: Path, density: str, kind: str, value: float) -> Non
     assert p.macs == 8 * 4 * 16
 
 
-def test_banded_warns(tmp_path: Path) -> None:
+def test_banded_is_sparseloops_model(tmp_path: Path) -> None:
+    # Sparseloop's banded distribution is a density model of the cost core (model.density)
     f = tmp_path / "p.yaml"
-    f.write_text(GEMM.format(a="{distribution: banded, density: 0.4}"))
-    with pytest.warns(SpecWarning, match="banded"):
+    f.write_text(GEMM.format(a="{distribution: banded, density: 0.4, band_width: 2}"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpecWarning)
         p = load_problem(f)
-    assert p.density("A").kind == "hypergeometric"
+    assert p.density("A").kind == "banded" and p.density("A").band_width == 2
 
 
 def test_layer_shapes_mm() -> None:

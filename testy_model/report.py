@@ -11,9 +11,12 @@ JSON contract (stable; :meth:`Report.to_json`)::
                  "accesses": {LEVEL: {TENSOR: {"reads", "fills", "updates",
                                                "metadata_reads"}}}}]}
 
-Sparseloop inputs (``testy-model eval`` on an architecture with ``sparse_optimizations``) add,
-beside each of ``reads``/``fills``/``updates`` (which are then the *actual* accesses), a
-``reads_split``/``fills_split``/``updates_split`` ``{"actual", "gated", "skipped"}``.
+``conventions`` (top level) names the counting conventions (``timeloop`` or
+``sparseloop-2022``). Layers priced by the sparse stage (Sparseloop ``sparse_optimizations``, or
+an engine's ``sparsity:`` support) add, beside each of ``reads``/``fills``/``updates`` (which
+are then the *actual* accesses), a ``reads_split``/``fills_split``/``updates_split``
+``{"actual", "gated", "skipped"}``, and a layer-level ``compute_split`` ``{"actual", "gated",
+"skipped"}`` (MACs).
 
 Units: cycles of the accelerator clock; seconds; energy in pJ; EDP in pJ·s. ``accesses`` are
 totals over the level's used instances, in words of the tensor's datawidth (metadata converted
@@ -55,6 +58,7 @@ class LayerResult:
     valid: bool
     terms: tuple[str, ...] = field(default=())
     density_sources: dict[str, str] = field(default_factory=dict)
+    compute_split: dict[str, float] | None = None
 
     @property
     def density_source(self) -> str:
@@ -99,6 +103,7 @@ class LayerResult:
             "density_sources": dict(self.density_sources),
             "energy_by_component": dict(self.energy_by_component),
             "accesses": self.accesses,
+            **({"compute_split": dict(self.compute_split)} if self.compute_split else {}),
         }
 
 
@@ -111,6 +116,7 @@ class Report:
     plan: str
     clock_ghz: float
     layers: tuple[LayerResult, ...]
+    conventions: str = "timeloop"
 
     @property
     def cycles(self) -> float:
@@ -165,6 +171,7 @@ class Report:
             "network": self.network,
             "arch": self.arch,
             "plan": self.plan,
+            "conventions": self.conventions,
             "total": {
                 "cycles": self.cycles,
                 "seconds": self.seconds,

@@ -1,16 +1,14 @@
 """The one adapter that evaluates a case folder with this project: :func:`evaluate_case`.
 
-Today it calls the project's command line as a user would for a Timeloop case (in-process,
-through typer's ``CliRunner`` on :data:`testy_model.cli.app`, so hundreds of cases run fast)::
+It calls the project's command line as a user would for a Timeloop case (in-process, through
+typer's ``CliRunner`` on :data:`testy_model.cli.app`, so hundreds of cases run fast), with
+Timeloop's own invocation::
 
-    testy-model eval --arch AGG.yaml --mapping map.yaml --ert ERT.yaml --art ART.yaml \
-        --json OUT.json [--conventions timeloop]
+    testy-model eval arch.yaml problem.yaml [sparse_opt.yaml] map.yaml ERT.yaml ART.yaml \
+        --json OUT.json --conventions timeloop
 
-where ``AGG.yaml`` is arch.yaml + problem.yaml (+ sparse_opt.yaml) concatenated; and reads the
-JSON report (README "Machine-readable report": per-level accesses are totals over instances,
-sparse inputs add ``reads_split``...). ``--conventions timeloop`` is passed when the command
-has that option. When the CLI accepts Timeloop's own invocation (``testy-model eval
-FILE...``), change :func:`_invocation` only.
+and reads the JSON report (README "Machine-readable report": per-level accesses are totals over
+instances, sparse inputs add ``reads_split``...).
 """
 
 from __future__ import annotations
@@ -62,19 +60,11 @@ def case_inputs(case_dir: Path) -> dict[str, Path]:
 
 
 def _invocation(case_dir: Path, work: Path) -> tuple[list[str], Path]:
-    """The ``testy-model`` arguments for one case and the JSON file they write."""
+    """The ``testy-model`` arguments for one case and the JSON file they write: Timeloop's own
+    invocation (the case's input files, in ``inputs.txt`` order, merged by top-level key)."""
     files = case_inputs(case_dir)
-    agg = work / f"{case_dir.name}.agg.yaml"
-    agg.write_text(
-        "\n".join(files[k].read_text() for k in ("arch", "problem", "sparse_opt") if k in files)
-    )
     out = work / "ours.json"
-    args = ["eval", "--arch", str(agg), "--mapping", str(files["map"])]
-    if "ERT" in files:
-        args += ["--ert", str(files["ERT"])]
-    if "ART" in files:
-        args += ["--art", str(files["ART"])]
-    args += ["--json", str(out)]
+    args = ["eval", *(str(p) for p in files.values()), "--json", str(out)]
     if "--conventions" in _eval_options():
         args += ["--conventions", "timeloop"]
     return args, out

@@ -1,22 +1,33 @@
 """``testy-model eval``: cost of a network (or one Timeloop/Sparseloop problem) on an architecture.
 
-    testy-model eval --arch A.yaml [--mapping M.yaml | --mapping mapper]
+    testy-model eval [FILE ...] [--arch A.yaml] [--mapping M.yaml | --mapping mapper]
                      [--network N.yaml | --network problem.yaml | --network ZOO_NAME]
+                     [--conventions timeloop|sparseloop-2022]
                      [--weight-sparsity S] [--plan "W=2:8+1:8,A=dense" | --plan plan.yaml]
                      [--ert ERT.yaml] [--art ART.yaml] [--set KEY=VAL ...] [--measured]
                      [--json F] [--csv F] [--plot F.png]
 
+- ``FILE ...``: Timeloop's invocation (``timeloop-model arch.yaml prob.yaml map.yaml ...``):
+  any number of YAML files holding ``architecture``, ``problem``, ``mapping``,
+  ``sparse_optimizations``, ``ERT``, ``ART`` blocks, merged by their top-level keys (a key in
+  two files is an error naming both; ``spec.timeloop_inputs``). The named options add files to
+  the same merge: ``--arch`` (an architecture file, possibly aggregated with the problem and
+  ``sparse_optimizations``), ``--mapping`` (a mapping file), ``--network`` when it names a
+  Timeloop ``problem:`` file, ``--ert``/``--art``.
 - ``--network``: a network YAML, a Timeloop ``problem:`` file (one layer), or a zoo name
   (``resnet50``, ``bert_base``, ...; ``--weight-sparsity`` prunes its weights). Omitted: the
-  problem of the architecture file (a Timeloop/Sparseloop aggregated input holds one).
-- ``--mapping``: a Timeloop mapping file applied to every layer, or ``mapper`` (the default)
-  to let the analytical mapper choose one per layer (a progress bar counts the layers).
-- Sparseloop inputs (an architecture file holding ``sparse_optimizations``, or a mapping file
-  with the artifact's ``stream:`` lists) are priced by the Sparseloop-compatible model
-  (``sparseloop_study``, the artifact's counting conventions; an absent ``sparse_optimizations``
-  block means dense): the same numbers as ``testy-model study`` on the same files, with the
-  actual/gated/skipped split of every access kind added to the JSON (``reads_split``,
-  ``fills_split``, ``updates_split``).
+  problem of the input files.
+- ``--mapping``: a Timeloop mapping file applied to every layer, or ``mapper`` to let the
+  analytical mapper choose one per layer (a progress bar counts the layers). Omitted: the
+  mapping of the input files, else the mapper.
+- ``--conventions``: ``timeloop`` (default; v3.0.3) or ``sparseloop-2022`` (the MICRO 2022
+  artifact: tensors in a mapping's ``stream:`` lists and first output fills counted). Never
+  inferred from the files.
+- Every layer is priced by the one cost core (``model.cost.price``): with the files'
+  ``sparse_optimizations`` when they hold any (the sparse stage; the JSON then carries the
+  actual/gated/skipped split of every access kind, ``reads_split``/``fills_split``/
+  ``updates_split``, and ``compute_split``), else with the plan's terms, or with the engine's
+  ``sparsity:`` support for operands whose densities it can exploit.
 - ``--ert``/``--art``: Accelergy energy/area tables overriding the architecture's numbers.
 - ``--plot``: per-layer stacked bars of energy by component (µJ) and latency (cycles).
 """
@@ -24,76 +35,60 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from testy_model.cli.app import app, console, parse_params, user_errors
-from testy_model.cli.sparseloop_cmd import ArtOption, ErtOption
+from testy_model.cli.options import ArtOption, ConventionsOption, ErtOption
 from testy_model.errors import SpecError
 from testy_model.spec.arch import Architecture
+from testy_model.spec.conventions import Conventions
 from testy_model.spec.mapping import Mapping
-from testy_model.spec.workload import Layer, Network
+from testy_model.spec.sparseloop import SparseOptimizations
+from testy_model.spec.workload import Layer, Network, Problem
 
 
-def _problem_file_network(path: str) -> Network:
-    """A Timeloop ``problem:`` file as a one-layer network."""
-    from testy_model.spec.problem_loader import load_problem
-
-    prob = load_problem(path)
-    name = Path(path).stem if prob.name in ("", "problem") else prob.name
-    return Network(name=Path(path).stem, layers=(Layer(name=name, problem=prob),))
+def _problem_network(problem: Problem, path: Path) -> Network:
+    """A Timeloop ``problem:`` as a one-layer network named after its file."""
+    name = path.stem if problem.name in ("", "problem") else problem.name
+    return Network(name=path.stem, layers=(Layer(name=name, problem=problem),))
 
 
-def _load_workload(path: str) -> Network:
-    """A network file, or a Timeloop ``problem:`` file as a one-layer network."""
+def _has_problem_block(path: str) -> bool:
     from testy_model.spec.yaml_io import load_yaml_with_marks
 
     data, _ = load_yaml_with_marks(path)
-    if isinstance(data, dict) and "problem" in data and "network" not in data:
-        return _problem_file_network(path)
-    from testy_model.spec.loaders import load_network
-
-    return load_network(path)
+    return isinstance(data, dict) and "problem" in data and "network" not in data
 
 
 def resolve_network(
     network: str | None,
-    arch_path: str,
+    files_problem: Problem | None,
+    problem_file: Path | None,
     weight_sparsity: float | None,
-    sparse: bool,
     params: dict | None = None,
 ) -> Network:
-    """The workload: a file, a zoo name, or (``network`` omitted) the architecture file's
-    ``problem:`` block (with Sparseloop's ``fixed-structured`` densities as N:M when ``sparse``).
-    """
-    if network is None:
-        from testy_model.spec.yaml_io import load_yaml_with_marks
+    """The workload: a network file, a Timeloop problem file (its ``problem:`` block), a zoo
+    name, or (``network`` omitted) the input files' ``problem:`` block; a problem is a one-layer
+    network."""
+    if network is not None and Path(network).is_file() and _has_problem_block(network):
+        from testy_model.spec.problem_loader import load_problem
 
-        data, _ = load_yaml_with_marks(arch_path)
-        if not (isinstance(data, dict) and "problem" in data):
+        net = _problem_network(load_problem(network), Path(network))
+    elif network is None:
+        if files_problem is None or problem_file is None:
             raise SpecError(
-                "no --network given and the architecture file holds no 'problem:' block "
-                "(expected --network FILE|ZOO_NAME)",
-                file=arch_path,
+                "no --network given and none of the input files holds a 'problem:' block "
+                "(expected --network FILE|ZOO_NAME or a Timeloop problem file)"
             )
-        net = _problem_file_network(arch_path)
-        if sparse:
-            from testy_model.model.sparseloop_study import fixed_structured_to_nm
-
-            lay = net.layers[0]
-            prob = fixed_structured_to_nm(lay.problem, Path(arch_path))
-            net = Network(name=net.name, layers=(Layer(name=lay.name, problem=prob),))
+        net = _problem_network(files_problem, problem_file)
     elif Path(network).is_file():
-        net = _load_workload(network)
-        if sparse and len(net.layers) == 1:
-            # a Timeloop problem file: its fixed_structured densities become N:M, as above
-            from testy_model.model.sparseloop_study import fixed_structured_to_nm
+        from testy_model.spec.loaders import load_network
 
-            lay = net.layers[0]
-            prob = fixed_structured_to_nm(lay.problem, Path(network))
-            net = Network(name=net.name, layers=(Layer(name=lay.name, problem=prob),))
+        net = load_network(network)
     else:
         from testy_model.graph.zoo import get_network, list_networks
 
@@ -144,53 +139,18 @@ def mapper_mappings(
     return out
 
 
-def _file_mapping(path: str, arch: Architecture, net: Network) -> Mapping:
+def _file_mapping(path: str, arch: Architecture, net: Network, validate: bool = True) -> Mapping:
     from testy_model.spec.mapping_loader import load_mapping
 
     problem = net.layers[0].problem if len(net.layers) == 1 else None
     m = load_mapping(path, arch=arch, problem=problem)
-    if problem is not None:
+    if problem is not None and validate:
         from testy_model.spec.validate import validate_mapping
 
         # a mapping file given for one layer must fit it: a user error (file:line), not a
         # priced-but-invalid result
         validate_mapping(m, arch, problem)
     return m
-
-
-def _sparse_report(
-    arch_path: str,
-    mapping: str,
-    net: Network,
-    ert: str | None,
-    art: str | None,
-    overrides: list[str],
-):
-    """Price ``net`` with the Sparseloop-compatible model (the arch file's
-    ``sparse_optimizations``)."""
-    from testy_model.model.sparseloop_study import evaluate_design, load_case_files
-    from testy_model.spec.arch_loader import load_arch
-
-    maps: dict[str, Mapping] | None = None
-    if mapping == "mapper":
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            maps = mapper_mappings(net, load_arch(arch_path, overrides=overrides), sparse=True)
-    cases = []
-    for layer in net.layers:
-        case = load_case_files(
-            arch_path,
-            None if maps is not None else mapping,
-            ert_path=ert,
-            art_path=art,
-            overrides=overrides,
-            problem=layer.problem,
-            mapping=maps[layer.name] if maps is not None else None,
-        )
-        cases.append((layer.name, case))
-    return evaluate_design(cases, network=net.name)
 
 
 def unrunnable_terms(net: Network, arch: Architecture, plan: str | None) -> list[str]:
@@ -213,29 +173,114 @@ def unrunnable_terms(net: Network, arch: Architecture, plan: str | None) -> list
     return out
 
 
-def _dense_mappings(
-    mapping: str, arch: Architecture, net: Network, plan: str | None
-) -> Mapping | dict[str, Mapping] | Callable:
-    if mapping == "mapper":
-        return mapper_mappings(net, arch, plan)
-    return _file_mapping(mapping, arch, net)
+@dataclass(frozen=True)
+class EvalInputs:
+    """What ``eval``'s files and options describe: the architecture (ERT/ART applied), the
+    workload, the mappings (a file's, or the mapper's), the Sparseloop optimizations (None when
+    the files hold none) and the file holding each block."""
+
+    arch: Architecture
+    network: Network
+    mappings: Mapping | dict[str, Mapping] | None
+    sparse: SparseOptimizations | None
+    files: dict[str, Path]
+
+
+def load_eval_inputs(
+    files: list[str],
+    arch: str | None,
+    mapping: str | None,
+    network: str | None,
+    ert: str | None,
+    art: str | None,
+    overrides: list[str],
+    weight_sparsity: float | None = None,
+    params: dict | None = None,
+) -> EvalInputs:
+    """Merge the positional files and the named options the way ``timeloop-model`` merges its
+    inputs (module docstring); ``mappings`` is None when the mapper is to choose them."""
+    from testy_model.spec.timeloop_inputs import load_timeloop_files
+
+    paths: list[str] = list(files)
+    if arch is not None:
+        if not Path(arch).is_file():
+            raise SpecError("no such file (expected an architecture YAML)", file=arch)
+        paths.append(arch)
+    if mapping not in (None, "mapper"):
+        if not Path(mapping).is_file():
+            raise SpecError("no such file (expected a mapping YAML or 'mapper')", file=mapping)
+        paths.append(mapping)
+    paths += [x for x in (ert, art) if x is not None]
+    if not paths:
+        raise SpecError(
+            "no input files (expected Timeloop YAML files, e.g. arch.yaml prob.yaml map.yaml, "
+            "or --arch A.yaml)"
+        )
+    seen: dict[Path, str] = {}
+    for x in paths:
+        seen.setdefault(Path(x).resolve(), x)
+    ti = load_timeloop_files(list(seen.values()), overrides)
+    net = resolve_network(network, ti.problem, ti.files.get("problem"), weight_sparsity, params)
+    own_problem = ti.problem is not None and net.layers[0].problem is ti.problem
+    maps: Mapping | dict[str, Mapping] | None = None
+    # a sparse_optimizations block, even an empty one, runs the sparse stage (Timeloop then
+    # prints the actual/gated/skipped splits)
+    sparse = ti.sparse if "sparse_optimizations" in ti.files or not ti.sparse.is_dense else None
+    if mapping != "mapper" and "mapping" in ti.files:
+        if own_problem and ti.mapping is not None:
+            maps = ti.mapping
+        else:
+            maps = _file_mapping(str(ti.files["mapping"]), ti.arch, net, validate=False)
+    return EvalInputs(ti.arch, net, maps, sparse, ti.files)
+
+
+def _check_file_mapping(inp: EvalInputs, plan: str | None) -> None:
+    """A mapping file given for one layer priced by the term stage must fit it (capacity,
+    fan-out, factors): a user error at the file's line, not a priced-but-invalid result. With
+    Sparseloop optimizations the tiles' compressed sizes and the spatially skipped instances
+    decide (the cost core's ``valid``, a warning)."""
+    from testy_model.model.evaluate import layer_sparse_opts
+
+    if len(inp.network.layers) != 1 or not isinstance(inp.mappings, Mapping):
+        return
+    layer = inp.network.layers[0]
+    if layer_sparse_opts(layer, inp.arch, plan is None, inp.sparse) is None:
+        from testy_model.spec.validate import validate_mapping
+
+        validate_mapping(inp.mappings, inp.arch, layer.problem)
 
 
 @app.command("eval")
 @user_errors
 def eval_command(
-    arch: Annotated[str, typer.Option("--arch", help="architecture YAML (Timeloop style)")],
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Timeloop input YAML files (architecture, problem, mapping, "
+            "sparse_optimizations, ERT, ART), merged by their top-level keys",
+            show_default=False,
+        ),
+    ] = None,
+    arch: Annotated[
+        str | None, typer.Option("--arch", help="architecture YAML (Timeloop style)")
+    ] = None,
     mapping: Annotated[
-        str, typer.Option("--mapping", help="mapping YAML for every layer, or 'mapper'")
-    ] = "mapper",
+        str | None,
+        typer.Option(
+            "--mapping",
+            help="mapping YAML for every layer, or 'mapper' (default: the input files' "
+            "mapping, else the mapper)",
+        ),
+    ] = None,
     network: Annotated[
         str | None,
         typer.Option(
             "--network",
-            help="network YAML, Timeloop problem YAML or zoo name (default: the arch file's "
+            help="network YAML, Timeloop problem YAML or zoo name (default: the input files' "
             "problem)",
         ),
     ] = None,
+    conventions: ConventionsOption = "timeloop",
     weight_sparsity: Annotated[
         float | None,
         typer.Option("--weight-sparsity", help="zoo networks: fraction of weights pruned"),
@@ -269,51 +314,60 @@ def eval_command(
     ] = None,
 ) -> None:
     """Evaluate latency, traffic and energy per layer and in total."""
-    from testy_model.model.sparseloop_study import has_sparse_optimizations, load_stream
+    from testy_model.model.evaluate import evaluate
 
-    overrides = list(set_ or [])
-    if not Path(arch).is_file():
-        raise SpecError("no such file (expected an architecture YAML)", file=arch)
-    sparse = has_sparse_optimizations(arch) or (
-        mapping != "mapper" and Path(mapping).is_file() and bool(load_stream(mapping))
+    conv = Conventions.parse(conventions)
+    inp = load_eval_inputs(
+        list(files or []),
+        arch,
+        mapping,
+        network,
+        ert,
+        art,
+        list(set_ or []),
+        weight_sparsity,
+        parse_params(list(param or [])),
     )
-    net = resolve_network(network, arch, weight_sparsity, sparse, parse_params(list(param or [])))
-    if sparse:
-        if plan is not None or measured:
-            raise SpecError(
-                "--plan/--measured do not apply to Sparseloop inputs (sparse_optimizations / "
-                "stream: mapping); their densities and optimizations come from the files",
-                file=arch,
-            )
-        rep = _sparse_report(arch, mapping, net, ert, art, overrides)
-    else:
-        from testy_model.model.evaluate import evaluate
-        from testy_model.spec.accelergy import apply_art, apply_ert, load_art, load_ert
-        from testy_model.spec.arch_loader import load_arch
-
-        a = load_arch(arch, overrides=overrides)
-        if ert is not None:
-            a = apply_ert(a, load_ert(ert))
-        if art is not None:
-            a = apply_art(a, load_art(art))
-        rep = evaluate(
-            net,
-            a,
-            _dense_mappings(mapping, a, net, plan),
-            plan=plan,
-            densities_source="measured" if measured else "expected",
-            # tensor paths in a network file are already joined to its folder by the loader
-            base_dir=None,
-            # the dense baseline on its own best mapping when the mapper sized tiles for the plan
-            dense_mappings=mapper_mappings(net, a) if mapping == "mapper" and plan else None,
+    a, net, sparse = inp.arch, inp.network, inp.sparse
+    where = inp.files.get("sparse_optimizations", inp.files["architecture"])
+    if sparse is not None and (plan is not None or measured):
+        raise SpecError(
+            "--plan/--measured do not apply to Sparseloop inputs (sparse_optimizations); "
+            "their densities and optimizations come from the files",
+            file=str(where),
         )
+    maps: Mapping | dict[str, Mapping] | Callable
+    if inp.mappings is not None:
+        maps = inp.mappings
+        _check_file_mapping(inp, plan)
+    elif sparse is not None:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            maps = mapper_mappings(net, a, sparse=True)
+    else:
+        maps = mapper_mappings(net, a, plan)
+    rep = evaluate(
+        net,
+        a,
+        maps,
+        plan=plan,
+        densities_source="measured" if measured else "expected",
+        # tensor paths in a network file are already joined to its folder by the loader
+        base_dir=None,
+        # the dense baseline on its own best mapping when the mapper sized tiles for the plan
+        dense_mappings=mapper_mappings(net, a) if inp.mappings is None and plan else None,
+        sparse=sparse,
+        conventions=conv,
+    )
     console.print(rep.table())
     console.print(
         f"total: {rep.cycles:,.0f} cycles, {rep.seconds:.6g} s, {rep.energy_pj / 1e6:,.3f} µJ, "
         f"EDP {rep.edp_pj_s:.4g} pJ·s; speed-up {rep.speedup:.3f}×, energy ratio "
-        f"{rep.energy_ratio:.3f} vs dense"
+        f"{rep.energy_ratio:.3f} vs dense ({conv.value} conventions)"
     )
-    if measured and not sparse:
+    if measured:
         src = {x.name: x.density_source for x in rep.layers}
         closed = [n for n, v in src.items() if v != "measured"]
         console.print(

@@ -256,7 +256,61 @@ class ArchArrays:
                 if v.ndim == 2 and v.shape[1] == 1:
                     shape = (p, len(self.level_names))
                 out[f.name] = np.broadcast_to(v, shape).astype(np.float64)
-        return dataclasses.replace(new, **out)  # type: ignore[arg-type]
+        res = dataclasses.replace(new, **out)  # type: ignore[arg-type]
+        return _rederive_actions(self, res, set(arrays))
+
+
+def _rederive_actions(old: ArchArrays, new: ArchArrays, given: set[str]) -> ArchArrays:
+    """After :meth:`ArchArrays.replace`: the per-action energies follow the per-word ones that
+    changed (a read energy ×2 doubles the random-read action), unless the actions were given.
+
+    Each derived action scales by new / old of its per-word (per-bit) energy; where the old one
+    was 0 it becomes the new energy × block (metadata: × metadata access bits). The MAC actions
+    follow ``mac_energy`` and ``gated_mac_energy`` the same way."""
+    if new.op_energy is None or "op_energy" in given:
+        return new
+    p = new.points
+    op = np.broadcast_to(new.op_energy, (p, *new.op_energy.shape[1:])).copy()
+    blk = new.block_words if new.block_words is not None else np.ones_like(new.datawidth)
+    mdb = new.md_access_bits if new.md_access_bits is not None else np.zeros_like(new.datawidth)
+    old_md, new_md = old.md_energy_per_bit, new.md_energy_per_bit
+    pairs = (
+        (old.read_energy, new.read_energy, blk, ("random_read",)),
+        (old.write_energy, new.write_energy, blk, ("random_fill", "random_update")),
+        (old_md[0], new_md[0], mdb, ("random_metadata_read",)),
+        (old_md[1], new_md[1], mdb, ("random_metadata_fill", "random_metadata_update")),
+    )
+    names = list(STORAGE_OPS)
+    changed = False
+    for before, after, unit, ops in pairs:
+        b = np.broadcast_to(before, after.shape)
+        if np.array_equal(b, after):
+            continue
+        changed = True
+        for o in ops:
+            i = names.index(o)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                op[:, :, i] = np.where(b != 0, op[:, :, i] * after / b, after * unit)
+    mac = new.mac_op_energy
+    if mac is not None and "mac_op_energy" not in given:
+        mac = (
+            np.broadcast_to(mac, (p, mac.shape[-1])).copy()
+            if mac.ndim == 2
+            else np.tile(mac, (p, 1))
+        )
+        for col, before, after in (
+            (0, old.mac_energy, new.mac_energy),
+            (1, old.gated_mac_energy, new.gated_mac_energy),
+        ):
+            b = np.broadcast_to(before, after.shape)
+            if np.array_equal(b, after):
+                continue
+            changed = True
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mac[:, col] = np.where(b != 0, mac[:, col] * after / b, after)
+    if not changed:
+        return new
+    return dataclasses.replace(new, op_energy=op, mac_op_energy=mac)
 
 
 def _fanout_x(arch: Architecture, index: int) -> float:

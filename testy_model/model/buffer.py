@@ -64,12 +64,15 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
 
     ``word_scale`` (P, L, T) = tensor word bits / level word bits (energy per tensor word
     relative to a level word, when a problem gives a tensor its own datawidth).
+
+    Shapes broadcast: the counts (..., L, T) against the arrays of ``aa`` (..., L) — e.g. B
+    candidates (B, 1, L, T) at P points (1, P, L) for a (B, P) grid (``dse.batch``).
     """
     assert aa.op_energy is not None and aa.mac_op_energy is not None
     blk = aa.block_words if aa.block_words is not None else np.ones_like(aa.datawidth)
-    blk = blk[:, :, None]
+    blk = blk[..., None]
     md_w = aa.md_access_bits if aa.md_access_bits is not None else np.zeros_like(aa.datawidth)
-    md_w = md_w[:, :, None]
+    md_w = md_w[..., None]
     n_ops = len(STORAGE_OPS)
     shape = np.broadcast_shapes(st.utilized.shape, blk.shape)
     vec = np.zeros((*shape, n_ops))
@@ -81,7 +84,7 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
             with np.errstate(divide="ignore", invalid="ignore"):
                 mv = np.where(md_w > 0, np.ceil(bits / md_w * (1 - 1e-9) - 1e-12), 0.0)
             vec[..., op_index(split, kind, metadata=True)] = np.maximum(mv, 0.0)
-    energy = en.buffer_energy(vec, aa.op_energy[:, :, None, :], st.utilized)
+    energy = en.buffer_energy(vec, aa.op_energy[..., None, :], st.utilized)
     mac = en.compute_energy(
         st.compute["random"], st.compute["gated"], st.compute["skipped"], aa.mac_op_energy
     )
@@ -91,7 +94,7 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
             / np.maximum(st.mac_units, 1e-300)
             * (1 - 1e-12)
         )
-    dw = aa.datawidth[:, :, None]
+    dw = aa.datawidth[..., None]
     need = st.utilized if st.max_instances is None else st.max_instances
     # per-instance accesses of the needed instances spread over the utilized ones
     scale = np.where(need > 0, st.utilized / np.maximum(need, 1e-300), 1.0)
@@ -108,7 +111,7 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
 
     shared = aa.shared_bw if aa.shared_bw is not None else np.full_like(aa.read_bw, np.inf)
     lc = lat.level_cycles(
-        cc[:, None],
+        cc[..., None],
         rd,
         wr,
         aa.read_bw / aa.datawidth,

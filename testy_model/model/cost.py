@@ -64,7 +64,10 @@ class NestCost:
     convention); ``splits[kind][split]`` gives actual (``random``), ``gated`` and ``skipped``;
     ``metadata_reads``/``metadata_fills`` are metadata bits / datawidth; ``utilized`` the average
     utilized instances per level and tensor (``*_total`` multiply them in); ``compute_split`` the
-    actual / gated / skipped computes.
+    actual / gated / skipped computes; ``energy_by_tensor`` (B, L, T) pJ; ``level_demand_cycles``
+    (B, L) each level's bandwidth cycles (``level_cycles`` keeps only those above the compute);
+    ``stage`` the counts that were priced and ``word_scale`` (P, L, T) tensor / level word bits
+    (``buffer.price_counts(aa, stage, word_scale)`` prices them at other design points).
     """
 
     reads: np.ndarray
@@ -98,6 +101,9 @@ class NestCost:
     compute_split: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     sparse: SparseCounts | None = field(default=None, repr=False)
     energy_by_tensor: np.ndarray | None = field(default=None, repr=False)
+    level_demand_cycles: np.ndarray | None = field(default=None, repr=False)
+    stage: StageCounts | None = field(default=None, repr=False)
+    word_scale: np.ndarray | None = field(default=None, repr=False)
 
     def _util(self) -> np.ndarray:
         if self.utilized is not None:
@@ -230,7 +236,7 @@ def price(
     )
     out_idx = problem.tensor_names.index(problem.output)
     sc: SparseCounts | None = None
-    if sparse is not None and not sparse.is_dense:
+    if sparse is not None:
         sc = _sparse(problem, aa, nests, cnt, sparse, densities)
         stage = StageCounts(
             counts=sc.counts,
@@ -326,7 +332,27 @@ def _assemble(
     comps["TASD_unit"] = e_tasd
     comps["leakage"] = e_leak * np.ones_like(cycles)
     total = sum(comps.values())
-    valid_fanout = fanout_ok(problem, aa, nests)
+    if sc is None:
+        valid_fanout = fanout_ok(problem, aa, nests)
+    else:
+        # Timeloop's check after spatial skipping (buffer.cpp / arithmetic.cpp ``Evaluate``: the
+        # mapped instances of each level, reduced where children get no work, fit the hardware)
+        need_l = np.asarray(sc.max_instances).max(axis=-1)
+        need_c = sc.mac_need if sc.mac_need is not None else cnt.mac_units
+        valid_fanout = (need_l <= aa.instances * (1 + 1e-9)).all(axis=1) & (
+            need_c <= aa.mac_instances * (1 + 1e-9)
+        )
+        if sc.need_xy is not None and aa.fanout_x is not None:
+            # storage-gs-analyzer.cpp ``SummarizeAndPropagateSpatialCapacityReduction``: per
+            # tensor, fan-out X (Y) of level l = needed X (Y) of its child / its own, truncated
+            # to an integer, within the hardware's fan-out X (Y)
+            nx = sc.need_xy
+            fan = np.floor(nx[:, 1:] / np.maximum(nx[:, :-1], 1e-300) * (1 + 1e-12))
+            hx = aa.fanout_x[:, :, None]
+            hy = (aa.fanout / aa.fanout_x)[:, :, None]
+            valid_fanout = valid_fanout & (
+                (fan[..., 0] <= hx * (1 + 1e-9)) & (fan[..., 1] <= hy * (1 + 1e-9))
+            ).all(axis=(1, 2))
     keep = nests.keep.copy()
     keep[:, 0, :] = True
     md_cap = aa.md_capacity_bits if aa.md_capacity_bits is not None else np.zeros(1)
@@ -383,4 +409,7 @@ def _assemble(
         compute_split=stage.compute,
         sparse=sc,
         energy_by_tensor=pr.energy,
+        level_demand_cycles=pr.level_cycles,
+        stage=stage,
+        word_scale=dw / dwl,
     )

@@ -66,17 +66,64 @@ def log_comb(n: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def hypergeom_pmf(k: np.ndarray, big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarray:
     """``P(k) = C(r, k)·C(N−r, n−k) / C(N, n)`` (0 outside the support)."""
-    lp = log_comb(r, k) + log_comb(big_n - r, n - k) - log_comb(big_n, n)
+    with np.errstate(invalid="ignore"):  # −inf − (−inf) outside the support: 0 below
+        lp = log_comb(r, k) + log_comb(big_n - r, n - k) - log_comb(big_n, n)
     return np.where(np.isfinite(lp), np.exp(lp), 0.0)
 
 
 _EXACT_DRAWS = 512
+#: Boost's ``max_factorial<long double>``: up to this population Boost evaluates the
+#: hypergeometric pdf from its table of factorials in 80-bit long double
+#: (``hypergeometric_pdf_factorial_imp``)
+_BOOST_MAX_FACTORIAL = 1754
+_HAS_LONG_DOUBLE = np.finfo(np.longdouble).nmant >= 63
+
+
+@lru_cache(maxsize=4096)
+def _factorial_ld(i: int) -> np.longdouble:
+    """``i!`` correctly rounded to long double (Boost's ``unchecked_factorial`` table)."""
+    return np.longdouble(str(math.factorial(i)))
+
+
+@lru_cache(maxsize=1 << 16)
+def boost_hypergeom_pdf(x: int, r: int, n: int, big_n: int) -> float:
+    """``P(x)`` of the hypergeometric distribution exactly as Boost computes it for
+    ``N <= 1754`` (``boost/math/distributions/detail/hypergeometric_pdf.hpp``,
+    ``hypergeometric_pdf_factorial_imp``: the factorials multiplied and divided alternately in
+    long double so the running value stays near 1, then narrowed to double). Timeloop's
+    ``HypergeometricDistribution::GetProbability`` calls it; its last bits decide where Timeloop
+    floors ``count × probability``."""
+    if x > r or x > n or n - x > big_n - r:
+        return 0.0
+    f = _factorial_ld
+    res = f(n)
+    num = (f(r), f(big_n - n), f(big_n - r))
+    den = (f(big_n), f(x), f(n - x), f(r - x), f(big_n - n - r + x))
+    i = j = 0
+    while i < 3 or j < 5:
+        while j < 5 and (res >= 1 or i >= 3):
+            res /= den[j]
+            j += 1
+        while i < 3 and (res <= 1 or j >= 5):
+            res *= num[i]
+            i += 1
+    return float(min(max(res, 0.0), 1.0))
+
+
+def _boost_region(big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Where Boost's factorial path applies (integer arguments, N <= 1754, long double)."""
+    if not _HAS_LONG_DOUBLE:
+        return np.zeros(np.shape(n), bool)
+    integral = (big_n == np.round(big_n)) & (r == np.round(r)) & (n == np.round(n))
+    return integral & (big_n <= _BOOST_MAX_FACTORIAL) & (n >= 0) & (r >= 0) & (n <= big_n)
 
 
 def hypergeom_empty(big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """``P(0) = C(N−r, n) / C(N, n) = Π_{i<n} (N−r−i)/(N−i)`` for n draws from N with r marked
-    (1 when r = 0). Up to 512 draws the product is taken term by term (as accurate as
-    Timeloop's Boost pdf, which matters where Timeloop rounds up); beyond, via ``lgamma``."""
+    """``P(0) = C(N−r, n) / C(N, n)`` for n draws from N with r marked (1 when r = 0).
+
+    For N <= 1754 Boost's own arithmetic (:func:`boost_hypergeom_pdf`, bit for bit what
+    Timeloop gets); otherwise up to 512 draws the product ``Π_{i<n} (N−r−i)/(N−i)`` term by
+    term, beyond via ``lgamma``."""
     big_n, r, n = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (big_n, r, n)))
     out = hypergeom_pmf(np.zeros_like(n), big_n, r, n)
     small = (n <= _EXACT_DRAWS) & (n >= 0)
@@ -89,6 +136,13 @@ def hypergeom_empty(big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarr
             prod = np.where(live, prod * (num / np.maximum(bn - i, 1.0)), prod)
         out = out.copy()
         out[small] = np.where(nn > bn - rr, 0.0, prod)
+    boost = _boost_region(big_n, r, n)
+    if np.any(boost):
+        out = out.copy()
+        out[boost] = [
+            boost_hypergeom_pdf(0, int(a), int(c), int(b))
+            for b, a, c in zip(big_n[boost], r[boost], n[boost], strict=True)
+        ]
     return out
 
 
@@ -215,6 +269,17 @@ class DensityModel:
         prob = np.where(valid, prob, 0.0)
         total = prob.sum(axis=-1, keepdims=True)
         prob = np.where(total > 0, prob / np.where(total > 0, total, 1.0), prob)
+        if self.kind == "hypergeometric":
+            # Boost's values where it uses its factorial table (not normalised: Timeloop sums
+            # the pdf as Boost returns it)
+            rr = np.full_like(s, float(r))
+            exact = _boost_region(big_n, rr, s)
+            for idx in zip(*np.nonzero(exact), strict=True):
+                row = occ[idx]
+                prob[idx] = [
+                    boost_hypergeom_pdf(int(k), int(r), int(s[idx]), int(big_n[idx])) if ok else 0.0
+                    for k, ok in zip(row, valid[idx], strict=True)
+                ]
         return np.where(valid, occ, 0.0), prob
 
     def _nm_partial(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -259,8 +324,8 @@ def _nm_pmf(size: int, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
         return np.array([size * n / m]), np.array([1.0])
     rows = 1
     e = size
-    k = np.arange(min(n, e) + 1, dtype=np.float64)
-    one = hypergeom_pmf(k, float(m), float(n), float(e))
+    den = math.comb(m, e)
+    one = np.array([math.comb(n, k) * math.comb(m - n, e - k) / den for k in range(min(n, e) + 1)])
     pmf = one
     for _ in range(rows - 1):
         pmf = np.convolve(pmf, one)

@@ -82,7 +82,7 @@ def loop_table(nests: LoopNests, arch_spatial: np.ndarray) -> LoopTable:
 def instances_xy(nests: LoopNests) -> np.ndarray:
     """(B, L+1, 2) X and Y instances of every level (Π of the X / Y spatial factors of the
     levels above) and, at index L, of the compute."""
-    n_b, n_l, n_d = nests.temporal.shape
+    n_b, n_l, _ = nests.temporal.shape
     pos = nests.spatial_positions()
     is_x = pos < nests.x_split()[:, :, None]
     spa = nests.spatial.astype(np.float64)

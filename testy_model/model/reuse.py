@@ -231,6 +231,24 @@ def _mesh_links(
     return int(linked.sum()), rho
 
 
+def _mesh_links_row(row: np.ndarray, n_d: int) -> tuple[int, int]:
+    """:func:`_mesh_links` of one packed row (radix (D), offsets (D·R), h_size, delta (R),
+    no-multicast flag), as :func:`_spatial_content` packs them."""
+    n_r = (len(row) - n_d - 2) // (n_d + 1)
+    radix = row[:n_d]
+    offs = row[n_d : n_d + n_d * n_r].reshape(n_d, n_r)
+    h_size = int(row[n_d + n_d * n_r])
+    delta = row[n_d + n_d * n_r + 1 : n_d + n_d * n_r + 1 + n_r]
+    keep = radix >= 2
+    return _mesh_links(
+        tuple(int(x) for x in radix[keep]),
+        tuple(tuple(float(x) for x in v) for v in offs[keep]),
+        h_size,
+        tuple(float(x) for x in delta),
+        not bool(row[-1]),
+    )
+
+
 @lru_cache(maxsize=4096)
 def _distinct_translations(vectors: tuple[tuple[float, ...], ...], counts: tuple[int, ...]) -> int:
     """Number of distinct points ``Σ_k i_k·v_k`` for ``0 <= i_k < counts[k]`` (enumerated)."""
@@ -344,15 +362,25 @@ def _spatial_content(
     lam = np.where(simple, f_all[:, None], lam)
     rho = np.where(simple, 0.0, rho)
     hard = check & ~simple & ~((g == 1) & ~no_multicast)[:, None]
-    for b, k in zip(*np.nonzero(hard), strict=True):
-        keep = radix[b] >= 2
-        lam[b, k], rho[b, k] = _mesh_links(
-            tuple(int(x) for x in radix[b][keep]),
-            tuple(tuple(float(x) for x in v) for v in offset[b][keep]),
-            int(h_size[b]),
-            tuple(float(x) for x in delta[b, k]),
-            not bool(no_multicast[b]),
+    hb, hk = np.nonzero(hard)
+    if hb.size:
+        # one enumeration per distinct (fan-out, step) among the rows (a mapper batch repeats
+        # a handful of spatial structures thousands of times)
+        n_d = radix.shape[1]
+        key = np.concatenate(
+            [
+                radix[hb],
+                offset[hb].reshape(len(hb), -1),
+                h_size[hb, None],
+                delta[hb, hk],
+                no_multicast[hb, None].astype(np.float64),
+            ],
+            axis=1,
         )
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        res = np.array([_mesh_links_row(u, n_d) for u in uniq], dtype=np.float64)
+        lam[hb, hk] = res[inv.reshape(-1), 0]
+        rho[hb, hk] = res[inv.reshape(-1), 1]
     link = check & (rho < g[:, None])
     reads = np.where(link, rho, g[:, None]) * size
     deliv = np.where(link, f_all[:, None] - lam, f_all[:, None]) * size
@@ -427,7 +455,9 @@ def dense_counts(
         lv = _level_traffic(proj, nests, ext, tw, spans, fan, masks)
         entering[:, :, ti] = lv[0]
         cols = _collapse(lv, keep[:, :, ti], fan[0], instances)
-        part = compulsory[ti] / np.concatenate(
+        # the row's own tensor size (its outermost tile: rows of one batch may be layers of
+        # different bounds sharing one structure)
+        part = tw[:, 0][:, None] / np.concatenate(
             [np.ones((n_b, 1)), np.cumprod(fan[1][:, :-1], axis=1)], axis=1
         )
         r, f, u, dist = _assign(

@@ -155,12 +155,15 @@ class SpatialSkip:
     """Spatial skipping, per B row: ``ratio`` (B, L+1, T) the average fraction of the children
     of level j−1 that get work (index j = the child: storage level j, or L = the compute; 1 for
     j = 0); ``p`` (B, L, T) the probability that level l's deliveries of t are skipped
-    (``1 − ratio[l+1]``, where the level skips spatially); ``mask`` (B, L, T) those levels."""
+    (``1 − ratio[l+1]``, where the level skips spatially); ``mask`` (B, L, T) those levels;
+    ``max_instances`` (B, L+1, T) and ``max_xy`` (B, L+1, T, 2) the instances (X·Y; X and Y)
+    each level needs for each tensor after the reductions."""
 
     ratio: np.ndarray
     p: np.ndarray
     mask: np.ndarray
     max_instances: np.ndarray
+    max_xy: np.ndarray
 
 
 def _fiber_elements(
@@ -203,6 +206,7 @@ def spatial_skipping(
     ratio = np.ones((n_b, n_l + 1, n_t))
     mask = np.zeros((n_b, n_l, n_t), bool)
     need = np.ones((n_b, n_l + 1, n_t))
+    need_xy = np.ones((n_b, n_l + 1, n_t, 2))
     for b in range(n_b):
         for ti, t in enumerate(tensors):
             # child index j: storage level j, or the compute (j = n_l); ratio of j's parent fan-out
@@ -239,11 +243,12 @@ def spatial_skipping(
                     mask[b, lvl, ti] = True
             stop = np.zeros(n_l + 1, bool)
             stop[1:] = mask[b, :, ti]  # a child of a spatially skipping level starts anew
-            _propagate(avg, mx, dm, stop, n_l, shifted=True)
+            _propagate(avg, mx, dm, stop, n_l)
             ratio[b, :, ti] = avg
             need[b, :, ti] = mx.prod(axis=1)
+            need_xy[b, :, ti] = mx
     p = 1.0 - ratio[:, 1:, :]
-    return SpatialSkip(ratio, np.where(mask, p, 0.0), mask, need)
+    return SpatialSkip(ratio, np.where(mask, p, 0.0), mask, need, need_xy)
 
 
 def _propagate(
@@ -252,11 +257,10 @@ def _propagate(
     dm: np.ndarray,
     stop: np.ndarray,
     n_l: int,
-    shifted: bool = False,
 ) -> None:
     """Outer to inner: a child j whose needed X/Y instances dropped (``mx_j != dm_j``) passes
-    its fraction to the deeper children until one in ``stop`` (in place). ``shifted``: the stop
-    mask marks the level whose fan-out skips (Summarize's ``spatial_skip`` check)."""
+    its fraction to the deeper children until one in ``stop`` (in place; in Summarize's
+    ``spatial_skip`` check the mask marks the children of a spatially skipping level)."""
     for j in range(0, n_l):
         red = mx[j] / np.maximum(dm[j], 1e-300)
         if np.allclose(red, 1.0):
@@ -264,8 +268,7 @@ def _propagate(
         dm[j] = mx[j].copy()
         cross = False
         for k in range(j + 1, n_l + 1):
-            check = k if not shifted else k
-            if stop[check]:
+            if stop[k]:
                 cross = True
             if not cross:
                 avg[k] *= avg[j]

@@ -88,6 +88,8 @@ class SparseCounts:
     capacity: np.ndarray = field(default_factory=lambda: np.zeros(1))
     mac_units: np.ndarray = field(default_factory=lambda: np.ones(1))
     max_instances: np.ndarray = field(default_factory=lambda: np.ones(1))
+    mac_need: np.ndarray | None = None
+    need_xy: np.ndarray | None = None
     position_util: np.ndarray = field(default_factory=lambda: np.ones(1))
 
 
@@ -187,6 +189,10 @@ def _occupancy(
         cond[:, None], np.where(occ == 0, 0.0, p / np.where(cond, 1 - p0, 1.0)[:, None]), p
     )
     exp_occ = (p * occ).sum(axis=-1)
+    if model.kind == "nm":
+        # this project's model: no float excess over a full tile (Timeloop's own models keep
+        # their noise, which its floors then see)
+        exp_occ = np.minimum(exp_occ, np.maximum(tile, 1.0))
     dens = exp_occ / np.maximum(tile, 1.0)
     if layout is None:
         z = np.zeros((tile.shape[0], 0))
@@ -281,6 +287,8 @@ def sparse_counts(
     )
     mac_units = dense.mac_units.astype(np.float64)
     need = np.broadcast_to(dense.instances[:, :, None], shape).copy()
+    mac_need = dense.mac_units.astype(np.float64)
+    need_xy = None if inst_xy is None else np.repeat(inst_xy[:, :, None, :], n_t, axis=2)
     spatial_acts: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
     for li, name in enumerate(level_names):
         for a in opts.target(name).actions:
@@ -294,6 +302,8 @@ def sparse_counts(
         saf.spatial = ss.mask
         saf.p_spatial = ss.p
         need = ss.max_instances[:, :n_l, :]
+        mac_need = ss.max_instances[:, n_l, :].max(axis=1)
+        need_xy = ss.max_xy
     n_ranks = np.zeros((n_l, n_t), dtype=np.int64)
     for ti in range(n_t):
         for li, rs in ranks_of[ti].items():
@@ -322,6 +332,8 @@ def sparse_counts(
         mac_units=mac_units,
         max_instances=need,
         position_util=pos_util,
+        mac_need=mac_need,
+        need_xy=need_xy,
     )
 
 
@@ -446,7 +458,7 @@ def _combine(
     mx = {}
     for k in KINDS:
         x = getattr(dense, k).astype(np.float64)
-        red = x - np.floor(x * (1.0 - density) + 1e-9)
+        red = x - np.floor(x * (1.0 - density))
         if k == "updates":
             red[:, :, [i for i in range(n_t) if i != out_idx]] = x[
                 :, :, [i for i in range(n_t) if i != out_idx]
@@ -473,11 +485,11 @@ def _combine(
                 a = active[:, None]
                 for k in KINDS:
                     x = mx[k][:, m, ti]
-                    mx[k][:, m, ti] = np.where(active, x - np.floor(x * p + 1e-9), x)
+                    mx[k][:, m, ti] = np.where(active, x - np.floor(x * p), x)
                 if has_md[m, ti] and n_ranks[li, ti] == 1:
                     for k in ("fills", "reads"):
                         x = mxf[k][:, m, ti, 0, :]
-                        mxf[k][:, m, ti, 0, :] = np.where(a, x - np.floor(x * p[:, None] + 1e-9), x)
+                        mxf[k][:, m, ti, 0, :] = np.where(a, x - np.floor(x * p[:, None]), x)
                 local = active & any_saf[:, m, ti]
                 if local.any():
                     p_m = np.where(saf.spatial[:, m, ti], saf.p_spatial[:, m, ti], saf.p[:, m, ti])
@@ -496,7 +508,7 @@ def _combine(
                 _local_saf(counts, fmts, mx, mxf, dense, saf, li, ti, apply, p, is_out, n_ranks)
                 done[:, li, ti] |= fin
             if not is_out:
-                computes = np.where(active, computes - np.floor(computes * p + 1e-9), computes)
+                computes = np.where(active, computes - np.floor(computes * p), computes)
                 gs[:, ti] |= active
                 gs_p[:, ti] = np.where(active, np.round(p * 1e6) / 1e6, gs_p[:, ti])
     plain = ~(saf.gate | saf.skip)
@@ -528,9 +540,9 @@ def _local_saf(counts, fmts, mx, mxf, dense, saf, m, ti, rows, p, is_out, n_rank
         return
     kind = np.where(saf.gate[:, m, ti], "gated", "skipped")
     x = mx["reads"][:, m, ti]
-    d_r = np.ceil(x * p) if is_out else np.floor(x * p + 1e-9)
+    d_r = np.ceil(x * p) if is_out else np.floor(x * p)
     u = mx["updates"][:, m, ti]
-    d_u = np.floor(u * p + 1e-9)
+    d_u = np.floor(u * p)
     for split in ("gated", "skipped"):
         sel = rows & (kind == split)
         counts["reads"][split][:, m, ti] += np.where(sel, d_r, 0.0)
@@ -548,7 +560,7 @@ def _local_saf(counts, fmts, mx, mxf, dense, saf, m, ti, rows, p, is_out, n_rank
     use = rows[:, None] & (r_idx[None, :] < n_child[:, None])
     for k in ("reads", "updates"):
         cur = fmts[k]["random"][:, m, ti]
-        delta = np.floor(cur * p[:, None, None] + 1e-9)
+        delta = np.floor(cur * p[:, None, None])
         delta = np.where(use[..., None], delta, 0.0)
         fmts[k]["random"][:, m, ti] = cur - delta
         for split in ("gated", "skipped"):

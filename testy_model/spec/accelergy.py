@@ -180,7 +180,9 @@ def apply_ert(arch: Architecture, ert: EnergyTable) -> Architecture:
             "energy_source": src,
             "read_energy": a.get("read", 0.0) / lvl.block_size,
             "write_energy": a.get("write", 0.0) / lvl.block_size,
-            "metadata_read_energy": a["metadata_read"] / mdw if mdw and "metadata_read" in a else None,
+            "metadata_read_energy": (
+                a["metadata_read"] / mdw if mdw and "metadata_read" in a else None
+            ),
             "metadata_write_energy": (
                 a["metadata_write"] / mdw if mdw and "metadata_write" in a else None
             ),

@@ -24,6 +24,7 @@ file, line and key path, never silently dropped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -578,22 +579,30 @@ def load_sparse_optimizations(path: str | Path) -> SparseOptimizations:
     return nodes if nodes is not None else SparseOptimizations(source=doc.file)
 
 
-def sparse_opts_from_support(arch: Architecture, problem: Problem) -> SparseOptimizations:
+def sparse_opts_from_support(
+    arch: Architecture, problem: Problem, operands: Sequence[str] = ("A", "B")
+) -> SparseOptimizations:
     """Sparseloop-style optimizations equivalent to this tool's ``arch.sparsity`` block, for an
-    operand with N:M patterns whose problem density is N:M (or any density < 1):
+    operand with N:M patterns whose problem density is below 1 (the way the study's STC
+    describes its 2:4 engine):
 
-    - a ``CP`` representation format with ``metadata_bits`` (default ceil(log2 M)) at every level
-      that may keep the operand (metadata per kept value, as the study's STC: its ``UOP`` outer
-      ranks carry 0-bit payloads, so they cost nothing);
+    - at every level that may keep the operand, a fiber tree whose innermost rank is ``CP``
+      with ``metadata_bits`` (default ceil(log2 M)) per kept value and whose outer ranks are
+      ``UOP`` with 0-bit payloads (they cost nothing), one per level below that may keep it
+      (room for the pre-tiled ranks of the child); every rank is flattened over all the
+      operand's dimensions, so one rank takes all of a level's loops (metadata per kept value,
+      whatever the mapping);
     - ``skipping-spatial`` (action ``skip``) or ``gating`` (action ``gate``) of the other tensors,
       conditioned on the operand, at the innermost level with a spatial fan-out (the level that
       hands work to the MAC array: the study's RF).
+
+    ``operands``: the sparsity operands (``A`` weights, ``B`` activations) to translate.
     """
     targets: dict[str, dict[str, list[Any]]] = {
         lvl.name: {"formats": [], "actions": []} for lvl in arch.levels
     }
     fan = [i for i in range(len(arch.levels)) if arch.fanout(i) > 1]
-    for op in ("A", "B"):
+    for op in operands:
         sup = arch.sparsity.operand(op)
         tensor = problem.weight if op == "A" else problem.activation
         if tensor is None or not sup.patterns or problem.density(tensor).value >= 1.0:
@@ -601,13 +610,16 @@ def sparse_opts_from_support(arch: Architecture, problem: Problem) -> SparseOpti
         bits = sup.metadata_bits
         if bits is None:
             bits = max(1, (max(p.m for p in sup.patterns) - 1).bit_length())
-        for lvl in arch.levels:
-            if lvl.keeps(tensor):
-                targets[lvl.name]["formats"].append(
-                    DataSpaceFormat(
-                        name=tensor, ranks=(RankFormat(format="CP", metadata_word_bits=bits),)
-                    )
-                )
+        dims = (tuple(d for d in problem.dimensions if d in problem.relevant(tensor)),)
+        holders = [lvl for lvl in arch.levels if lvl.keeps(tensor)]
+        for i, lvl in enumerate(holders):
+            below = len(holders) - 1 - i
+            ranks = (RankFormat(format="UOP", payload_word_bits=0, flattened_rank_ids=dims),) * (
+                below
+            ) + (RankFormat(format="CP", metadata_word_bits=bits, flattened_rank_ids=dims),)
+            targets[lvl.name]["formats"].append(
+                DataSpaceFormat(name=tensor, ranks=ranks, rank_application_order="inner-to-outer")
+            )
         if fan:
             kind = "skipping-spatial" if sup.action == "skip" else "gating"
             for other in problem.tensor_names:

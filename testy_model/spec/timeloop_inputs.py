@@ -16,8 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from testy_model.errors import SpecError
-from testy_model.spec.accelergy import AreaTable, EnergyTable, apply_art, apply_ert, load_art
-from testy_model.spec.accelergy import load_ert
+from testy_model.spec.accelergy import (
+    AreaTable,
+    EnergyTable,
+    apply_art,
+    apply_ert,
+    load_art,
+    load_ert,
+)
 from testy_model.spec.arch import Architecture
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.sparseloop import SparseOptimizations, load_sparse_optimizations, norm_key
@@ -115,3 +121,29 @@ def load_timeloop_files(
                 file=sparse.source,
             )
     return TimeloopInputs(arch, problem, mapping, sparse, ert, art, where)
+
+
+def load_case(case_dir: str | Path, overrides: Sequence[str] = ()) -> TimeloopInputs:
+    """A Sparseloop artifact case folder: ``aggregated_input.yaml`` (architecture, problem,
+    ``sparse_optimizations``) and ``map.yaml``, plus ``ERT.yaml``/``ART.yaml`` when present,
+    merged as :func:`load_timeloop_files` merges any inputs.
+
+    Raises:
+        SpecError: a missing ``aggregated_input.yaml`` or ``map.yaml`` (or anything the loaders
+            reject: file, line, key path).
+    """
+    d = Path(case_dir)
+    files = [d / "aggregated_input.yaml", d / "map.yaml"]
+    for f in files:
+        if not f.is_file():
+            raise SpecError(
+                "missing file (a Sparseloop case folder needs aggregated_input.yaml and map.yaml)",
+                file=str(f),
+            )
+    files += [d / n for n in ("ERT.yaml", "ART.yaml") if (d / n).is_file()]
+    return load_timeloop_files(files, overrides)
+
+
+def study_cases(root: str | Path) -> list[Path]:
+    """Every case folder (holding ``aggregated_input.yaml``) under ``root``, sorted."""
+    return sorted(p.parent for p in Path(root).rglob("aggregated_input.yaml"))
