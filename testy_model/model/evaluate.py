@@ -40,7 +40,7 @@ from testy_model.model.cost import NestCost, OperandTerm, price
 from testy_model.model.hierarchical import hardware_for
 from testy_model.model.nest import LoopNests, nests_from_mapping, stack_nests
 from testy_model.model.plan import Plan
-from testy_model.model.reuse import dense_counts
+from testy_model.model.reuse import dense_counts, take_counts
 from testy_model.model.terms import (
     DensitySource,
     LayerTerms,
@@ -404,8 +404,13 @@ def evaluate_points(
             },
         )
         opts = prep.sparse[idx[0]]
+        # the dense counts depend on the mappings only: once per layer, repeated over points
+        fx = points.fanout_x[0] if points.fanout_x is not None else None
+        counts = take_counts(dense_counts(prob, base, conventions=conv, fanout_x=fx), rows)
         if opts is not None:
-            cost = price(prob, tiled, batch, sparse=opts, bounds=bounds, conventions=conv)
+            cost = price(
+                prob, tiled, batch, sparse=opts, bounds=bounds, conventions=conv, counts=counts
+            )
         else:
             terms = {
                 t: [
@@ -426,6 +431,7 @@ def evaluate_points(
                 tasd_values=np.array([prep.terms[i].tasd_values for i in idx])[rows],
                 bounds=bounds,
                 conventions=conv,
+                counts=counts,
             )
         cols = np.array(idx)
         cycles[:, cols] = np.broadcast_to(cost.cycles, (g * p,)).reshape(g, p).T

@@ -106,6 +106,19 @@ def projection_matrix(problem: Problem, tensor: str) -> np.ndarray:
     return mat
 
 
+def take_counts(counts: DenseCounts, rows: np.ndarray) -> DenseCounts:
+    """The counts of the mappings at ``rows`` (every (B, ...) array indexed along B; the
+    per-problem ``compulsory`` stays): repeat one batch's counts over design points."""
+    import dataclasses
+
+    upd = {
+        f.name: getattr(counts, f.name)[rows]
+        for f in dataclasses.fields(counts)
+        if f.name != "compulsory" and getattr(counts, f.name) is not None
+    }
+    return dataclasses.replace(counts, **upd)
+
+
 def tile_words(proj: np.ndarray, extents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Tile size in words and per-rank spans for extents ``(..., D)``.
 
@@ -145,18 +158,24 @@ class StepSequence:
     same: np.ndarray
 
 
-def step_sequence(proj: np.ndarray, nests: LoopNests, ext: np.ndarray, level: int) -> StepSequence:
-    """The sampled step sequence of the temporal loops of levels ``0..level−1`` (the loops above
-    child ``level``; ``level = L`` is the compute), ordered inner to outer (level, then
-    permutation position). A loop (k, d) has vector stride ``E_{k+1}[d]·spatial[k, d]``."""
+@dataclass(frozen=True)
+class _StepFrame:
+    """The tensor-independent part of a :class:`StepSequence` (one child level): bounds ``f``
+    (B, J), strides ``st`` and dimensions ``dim`` of the active loops, inner to outer."""
+
+    f: np.ndarray
+    st: np.ndarray
+    dim: np.ndarray
+    active: np.ndarray
+    has: np.ndarray
+    j1: np.ndarray
+    outer: np.ndarray
+
+
+def _step_frame(nests: LoopNests, ext: np.ndarray, level: int) -> _StepFrame:
+    """The loops above child ``level`` (module rule 2), each row's active loops first."""
     n_b = nests.batch
     n_d = nests.temporal.shape[2]
-    r = proj.shape[0]
-    if level == 0:
-        z = np.zeros((n_b, 0))
-        return StepSequence(
-            z, np.zeros((n_b, 0, r)), np.zeros(n_b, int), np.zeros(n_b, bool), z, z.astype(bool)
-        )
     tem = nests.temporal[:, :level].astype(np.float64)
     spa = nests.spatial[:, :level].astype(np.float64)
     stride = ext[:, 1 : level + 1] * spa
@@ -167,15 +186,42 @@ def step_sequence(proj: np.ndarray, nests: LoopNests, ext: np.ndarray, level: in
     st = stride.reshape(n_b, -1)[rows, idx]
     dim = np.broadcast_to(np.arange(n_d), (n_b, level, n_d)).reshape(n_b, -1)[rows, idx]
     active = f >= 2
-    step = proj.T[dim] * (st * active)[..., None]
-    tau = step - (np.cumsum(step, axis=1) - step)
-    has = active.any(axis=1)
-    j1 = np.argmax(active, axis=1)
-    tau1 = tau[np.arange(n_b), j1]
-    same = np.all(np.isclose(tau, tau1[:, None, :]), axis=2) & active
+    # inactive loops (bound 1) play no part: keep each row's active loops in order, first
+    j_max = max(int(active.sum(axis=1).max()), 1)
+    if j_max < f.shape[1]:
+        keep = np.argsort(~active, axis=1, kind="stable")[:, :j_max]
+        f, st, dim = (np.take_along_axis(x, keep, axis=1) for x in (f, st, dim))
+        active = f >= 2
     outer = np.cumprod(f[:, ::-1], axis=1)[:, ::-1]
     outer = np.concatenate([outer[:, 1:], np.ones((n_b, 1))], axis=1)
-    return StepSequence(f, tau, j1, has, outer, same)
+    return _StepFrame(f, st, dim, active, active.any(axis=1), np.argmax(active, axis=1), outer)
+
+
+def step_sequence(
+    proj: np.ndarray,
+    nests: LoopNests,
+    ext: np.ndarray,
+    level: int,
+    frame: _StepFrame | None = None,
+) -> StepSequence:
+    """The sampled step sequence of the temporal loops of levels ``0..level−1`` (the loops above
+    child ``level``; ``level = L`` is the compute), ordered inner to outer (level, then
+    permutation position). A loop (k, d) has vector stride ``E_{k+1}[d]·spatial[k, d]``.
+    ``frame``: :func:`_step_frame` of the same level (shared by the tensors)."""
+    n_b = nests.batch
+    r = proj.shape[0]
+    if level == 0:
+        z = np.zeros((n_b, 0))
+        return StepSequence(
+            z, np.zeros((n_b, 0, r)), np.zeros(n_b, int), np.zeros(n_b, bool), z, z.astype(bool)
+        )
+    fr = frame if frame is not None else _step_frame(nests, ext, level)
+    step = proj.T[fr.dim] * (fr.st * fr.active)[..., None]
+    tau = step - (np.cumsum(step, axis=1) - step)
+    tau1 = tau[np.arange(n_b), fr.j1]
+    # data-space translations are integers: exact comparison
+    same = np.all(tau == tau1[:, None, :], axis=2) & fr.active
+    return StepSequence(fr.f, tau, fr.j1, fr.has, fr.outer, same)
 
 
 def temporal_deltas(seq: StepSequence, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -193,60 +239,159 @@ def temporal_deltas(seq: StepSequence, spans: np.ndarray) -> tuple[np.ndarray, n
     return np.where(seq.has, w, tile), np.where(seq.has, diff1, 0.0)
 
 
-@lru_cache(maxsize=8192)
-def _mesh_links(
-    radices: tuple[int, ...],
-    offsets: tuple[tuple[float, ...], ...],
-    h_size: int,
-    delta: tuple[float, ...],
-    multicast: bool = True,
-) -> tuple[int, int]:
-    """``(λ, ρ)`` for one spatial fan-out and one step translation ``delta``
-    (``NestAnalysis::ComputeNetworkLinkTransfers``): the children (mixed-radix linear index e,
-    innermost loop fastest; grid position ``(e mod h_size, e div h_size)``) whose current delta
-    equals a grid neighbour's previous one (``off_n − off_e == delta``), and the number of
-    distinct offsets among the other children (all of them without ``multicast``)."""
-    n = int(np.prod(radices)) if radices else 1
+def _link_steps(
+    radix: np.ndarray, offset: np.ndarray, h_size: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per fan-out (B rows): the hashes (B, 2D) of every offset difference between mesh
+    neighbours (NaN where none), and (B,) whether the mesh is irregular (not decided here).
+
+    With the fan-out's loops in order (radices r_j, offsets v_j; trivial ones contribute
+    nothing), child e+1 differs from e by ``v_j − Σ_{i<j} (r_i − 1)·v_i`` (j = the carry
+    length); when the row length h is the product of the radices before digit k, child e+h
+    differs from e by ``v_j − Σ_{k≤i<j} (r_i − 1)·v_i`` for some j ≥ k. Other row lengths are
+    irregular. Vectors are hashed by a random projection of their rounded coordinates
+    (data-space offsets are integers, so equal vectors hash equal)."""
+    r = radix
+    live = r >= 2
+    rr = np.where(live, r, 1.0)
+    v = np.where(live[..., None], offset, 0.0)
+    step = (rr - 1.0)[..., None] * v
+    cum = np.cumsum(step, axis=1) - step  # Σ_{i<j} (r_i − 1)·v_i
+    n = rr.prod(axis=1)
+    before = np.cumprod(rr, axis=1) / rr  # Π_{i<j} r_i
+    at = np.abs(before - h_size[:, None]) < 0.5
+    k = np.argmax(at, axis=1)
+    has_k = at.any(axis=1)
+    vertical = n > h_size
+    start = cum[np.arange(len(r)), k][:, None, :]
+    later = np.arange(r.shape[1])[None, :] >= k[:, None]
+    proj = _HASH[: offset.shape[2]]
+    horiz = np.where(live, _vec_hash(v - cum, proj), np.nan)
+    vert_ok = live & later & (vertical & has_k)[:, None]
+    vert = np.where(vert_ok, _vec_hash(v - (cum - start), proj), np.nan)
+    return np.concatenate([horiz, vert], axis=1), vertical & ~has_k
+
+
+def _vec_hash(x: np.ndarray, proj: np.ndarray) -> np.ndarray:
+    """Random projection of vectors (..., R) of integer coordinates (data-space offsets):
+    equal vectors hash equal, exactly (``−v`` hashes to minus ``v``'s hash)."""
+    return np.round(x) @ proj
+
+
+def _may_link(
+    steps: tuple[np.ndarray, np.ndarray], rows: np.ndarray, delta: np.ndarray
+) -> np.ndarray:
+    """(H,) False where no child of fan-out ``rows`` (H,) can take the step's ``delta`` (H, R)
+    from a mesh neighbour (``steps`` = :func:`_link_steps`), so the step needs no
+    :func:`_mesh_links_group`; True where it may (or the mesh is irregular)."""
+    hashes, irregular = steps
+    hd = _vec_hash(delta, _HASH[: delta.shape[1]])[:, None]
+    c = hashes[rows]
+    hit = np.any((c == hd) | (c == -hd), axis=1)
+    return hit | irregular[rows]
+
+
+_HASH = np.random.default_rng(12345).standard_normal(4096)
+_ROW_CACHE: dict[bytes, tuple[float, float]] = {}
+
+
+def _close(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """``np.isclose`` with its default tolerances (rtol 1e-5, atol 1e-8), without its
+    overhead."""
+    return np.abs(a - b) <= 1e-8 + 1e-5 * np.abs(b)
+
+
+def _unique_rows(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(unique rows, inverse)`` of a 2-D float array, via a random projection (one 1-D sort
+    instead of a lexicographic one); rows that collide are told apart by ``np.unique``."""
+    h = key @ _HASH[: key.shape[1]]
+    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1)
+    if np.array_equal(key[first][inv], key):
+        return key[first], inv
+    uniq, inv2 = np.unique(key, axis=0, return_inverse=True)
+    return uniq, inv2.reshape(-1)
+
+
+def _mesh_links_batch(rows: np.ndarray, n_d: int) -> np.ndarray:
+    """``(λ, ρ)`` (U, 2) of packed rows (radix (D), offsets (D·R), h_size, delta (R),
+    no-multicast flag; :func:`_spatial_content`): :func:`_mesh_links_group` over the deltas of
+    each distinct fan-out, memoised on the rows' bytes."""
+    n_r = (rows.shape[1] - n_d - 2) // (n_d + 1)
+    s_end = n_d + n_d * n_r + 1
+    out = np.zeros((len(rows), 2))
+    keys = [r.tobytes() for r in rows]
+    miss = []
+    for i, k in enumerate(keys):
+        hit = _ROW_CACHE.get(k)
+        if hit is None:
+            miss.append(i)
+        else:
+            out[i] = hit
+    if not miss:
+        return out
+    if len(_ROW_CACHE) > 262144:
+        _ROW_CACHE.clear()
+    m = np.array(miss)
+    struct = np.concatenate([rows[m, :s_end], rows[m, -1:]], axis=1)
+    su, sinv = _unique_rows(struct)
+    order = np.argsort(sinv, kind="stable")
+    bounds = np.searchsorted(sinv[order], np.arange(len(su) + 1))
+    for g in range(len(su)):
+        sel = m[order[bounds[g] : bounds[g + 1]]]
+        res = _mesh_links_group(su[g], rows[sel, s_end : s_end + n_r], n_d, n_r)
+        out[sel] = res
+        for i, r in zip(sel, res, strict=True):
+            _ROW_CACHE[keys[i]] = (float(r[0]), float(r[1]))
+    return out
+
+
+def _mesh_links_group(struct: np.ndarray, deltas: np.ndarray, n_d: int, n_r: int) -> np.ndarray:
+    """``(λ, ρ)`` (K, 2) of one spatial fan-out (packed ``struct``: radix, offsets, h_size, the
+    no-multicast flag last) for K step translations ``deltas`` (K, R) at once
+    (``NestAnalysis::ComputeNetworkLinkTransfers``): λ the children (mixed-radix linear index
+    e, innermost loop fastest; grid position ``(e mod h_size, e div h_size)``) whose current
+    delta equals a grid neighbour's previous one (``off_n − off_e == delta``), ρ the number of
+    distinct offsets among the other children (all of them without multicast)."""
+    radix = struct[:n_d]
+    offs = struct[n_d : n_d + n_d * n_r].reshape(n_d, n_r)
+    h_size = int(struct[n_d + n_d * n_r])
+    multicast = not bool(struct[-1])
+    keep = radix >= 2
+    rad = radix[keep].astype(np.int64)
+    n = int(np.prod(rad)) if rad.size else 1
     e = np.arange(n)
-    off = np.zeros((n, len(delta)))
+    off = np.zeros((n, n_r))
     rest = e.copy()
-    for rad, vec in zip(radices, offsets, strict=True):
-        off += np.outer(rest % rad, vec)
-        rest //= rad
-    d = np.asarray(delta)
-    linked = np.zeros(n, dtype=bool)
+    for r, v in zip(rad, offs[keep], strict=True):
+        off += np.outer(rest % r, v)
+        rest //= r
     col = e % h_size
+    tol = 1e-8 + 1e-5 * np.abs(deltas)[:, None, :]  # np.isclose(a, delta)
+    linked = np.zeros((len(deltas), n), dtype=bool)
     for step, ok in (
         (-1, col > 0),
         (1, (col < h_size - 1) & (e + 1 < n)),
         (-h_size, e >= h_size),
         (h_size, e + h_size < n),
     ):
+        if not ok.any():
+            continue
         nb = np.clip(e + step, 0, n - 1)
-        linked |= ok & np.all(np.isclose(off[nb] - off, d), axis=1)
-    rest_off = off[~linked]
+        diff = off[nb] - off
+        match = np.all(np.abs(diff[None] - deltas[:, None, :]) <= tol, axis=2)
+        linked |= ok[None] & match
+    lam = linked.sum(axis=1).astype(np.float64)
+    free = ~linked
     if not multicast:
-        return int(linked.sum()), len(rest_off)
-    rho = len({tuple(np.round(x, 9)) for x in rest_off}) if len(rest_off) else 0
-    return int(linked.sum()), rho
-
-
-def _mesh_links_row(row: np.ndarray, n_d: int) -> tuple[int, int]:
-    """:func:`_mesh_links` of one packed row (radix (D), offsets (D·R), h_size, delta (R),
-    no-multicast flag), as :func:`_spatial_content` packs them."""
-    n_r = (len(row) - n_d - 2) // (n_d + 1)
-    radix = row[:n_d]
-    offs = row[n_d : n_d + n_d * n_r].reshape(n_d, n_r)
-    h_size = int(row[n_d + n_d * n_r])
-    delta = row[n_d + n_d * n_r + 1 : n_d + n_d * n_r + 1 + n_r]
-    keep = radix >= 2
-    return _mesh_links(
-        tuple(int(x) for x in radix[keep]),
-        tuple(tuple(float(x) for x in v) for v in offs[keep]),
-        h_size,
-        tuple(float(x) for x in delta),
-        not bool(row[-1]),
+        return np.stack([lam, free.sum(axis=1).astype(np.float64)], axis=1)
+    _, cls = np.unique(np.round(off, 9), axis=0, return_inverse=True)
+    cls = cls.reshape(-1)
+    n_c = int(cls.max()) + 1 if n else 0
+    rho = np.array(
+        [float((np.bincount(cls[f], minlength=n_c) > 0).sum()) for f in free], dtype=np.float64
     )
+    return np.stack([lam, rho], axis=1)
 
 
 @lru_cache(maxsize=4096)
@@ -332,61 +477,76 @@ def _spatial_content(
     rows = np.arange(n_b)
     act = seq.f >= 2
     n1 = seq.f[rows, seq.j1]
-    w_first = np.where(seq.has, n1 - 1.0, 0.0)[:, None]
+    w_first = np.where(seq.has, n1 - 1.0, 0.0)
     w_after = np.where(act, (n1[:, None] - 1.0) * (seq.f - 1.0) * seq.outer, 0.0)
     w_after[rows, seq.j1] = 0.0
     w_type = np.where(act, (seq.f - 1.0) * seq.outer, 0.0)
     w_type[rows, seq.j1] = 0.0
     tau1 = seq.tau[rows, seq.j1]
     if point_child:
-        eq_first = np.ones((n_b, 1), bool)
+        eq_first = np.ones(n_b, bool)
         eq_rest = np.ones((n_b, n_j), bool)
         d1 = np.ones(n_b)
         dj = np.ones((n_b, n_j))
     else:
-        full = np.isclose(diff1, tile)
-        eq_first = full[:, None]
-        eq_rest = seq.same | full[:, None]
+        eq_first = diff1 == tile
+        eq_rest = seq.same | eq_first[:, None]
         d1 = diff1
-    weight = np.concatenate([w_first, w_after, w_type], axis=1)
-    size = np.concatenate([d1[:, None], np.repeat(d1[:, None], n_j, 1), dj], axis=1)
-    delta = np.concatenate([tau1[:, None], np.repeat(tau1[:, None], n_j, 1), seq.tau], axis=1)
-    eq = np.concatenate([eq_first, eq_rest, eq_rest], axis=1)
-    check = eq & (size > 0) & (weight > 0) & ((f_all >= 2) & ~no_link)[:, None]
-    lam = np.zeros(weight.shape)
-    rho = np.repeat(g[:, None], weight.shape[1], 1)
-    # fast path: a tensor irrelevant to the whole fan-out (G = 1): every child has a neighbour
-    # with the same (zero) offset, so a step that leaves the tensor in place goes over links
-    zero = np.all(np.isclose(delta, 0.0), axis=2)
-    simple = check & ((g == 1) & ~no_multicast)[:, None] & zero
-    lam = np.where(simple, f_all[:, None], lam)
+    # without links: one read per distinct translation, one delivery per child, every step
+    moved = d1 * (w_first + w_after.sum(axis=1)) + (w_type * dj).sum(axis=1)
+    content = content + g * moved
+    weighted = weighted + f_all * moved
+    # steps that may go over links, grouped by translation: the innermost step's (taken at
+    # the first step of a loop and after every outer step) and each loop's own
+    elig = np.concatenate(
+        [(w_first * eq_first + (w_after * eq_rest).sum(axis=1))[:, None], w_type * eq_rest],
+        axis=1,
+    )
+    size = np.concatenate([d1[:, None], dj], axis=1)
+    check = (elig > 0) & (size > 0) & ((f_all >= 2) & ~no_link)[:, None]
+    sel = np.nonzero(check.any(axis=1))[0]
+    if sel.size == 0:
+        return content, weighted, links
+    delta = np.concatenate([tau1[:, None], seq.tau], axis=1)[sel]
+    check, g_s, f_s, mc_off = check[sel], g[sel], f_all[sel], no_multicast[sel]
+    lam = np.zeros(check.shape)
+    rho = np.repeat(g_s[:, None], check.shape[1], 1)
+    # a tensor irrelevant to the whole fan-out (G = 1): every child has a neighbour with the
+    # same (zero) offset, so a step that leaves the tensor in place goes over links
+    plain = (g_s == 1) & ~mc_off
+    simple = check & plain[:, None] & ~np.any(delta, axis=2)
+    lam = np.where(simple, f_s[:, None], lam)
     rho = np.where(simple, 0.0, rho)
-    hard = check & ~simple & ~((g == 1) & ~no_multicast)[:, None]
-    hb, hk = np.nonzero(hard)
+    hb, hk = np.nonzero(check & ~simple & ~plain[:, None])
+    if hb.size:
+        ok = _may_link(_link_steps(radix[sel], offset[sel], h_size[sel]), hb, delta[hb, hk])
+        hb, hk = hb[ok], hk[ok]
     if hb.size:
         # one enumeration per distinct (fan-out, step) among the rows (a mapper batch repeats
         # a handful of spatial structures thousands of times)
+        rb = sel[hb]
         n_d = radix.shape[1]
+        # trivial loops (radix 1) play no part: their offsets stay out of the key
+        offs = np.where(radix[rb][..., None] >= 2, offset[rb], 0.0)
         key = np.concatenate(
             [
-                radix[hb],
-                offset[hb].reshape(len(hb), -1),
-                h_size[hb, None],
+                radix[rb],
+                offs.reshape(len(rb), -1),
+                h_size[rb, None],
                 delta[hb, hk],
-                no_multicast[hb, None].astype(np.float64),
+                mc_off[hb, None].astype(np.float64),
             ],
             axis=1,
         )
-        uniq, inv = np.unique(key, axis=0, return_inverse=True)
-        res = np.array([_mesh_links_row(u, n_d) for u in uniq], dtype=np.float64)
-        lam[hb, hk] = res[inv.reshape(-1), 0]
-        rho[hb, hk] = res[inv.reshape(-1), 1]
-    link = check & (rho < g[:, None])
-    reads = np.where(link, rho, g[:, None]) * size
-    deliv = np.where(link, f_all[:, None] - lam, f_all[:, None]) * size
-    content = content + (weight * reads).sum(axis=1)
-    weighted = weighted + (weight * deliv).sum(axis=1)
-    links = (weight * np.where(link, lam, 0.0) * size).sum(axis=1)
+        uniq, inv = _unique_rows(key)
+        res = _mesh_links_batch(uniq, n_d)
+        lam[hb, hk] = res[inv, 0]
+        rho[hb, hk] = res[inv, 1]
+    link = check & (rho < g_s[:, None])
+    w = elig[sel] * size[sel]
+    content[sel] += (w * np.where(link, rho - g_s[:, None], 0.0)).sum(axis=1)
+    weighted[sel] -= (w * np.where(link, lam, 0.0)).sum(axis=1)
+    links[sel] = (w * np.where(link, lam, 0.0)).sum(axis=1)
     return content, weighted, links
 
 
@@ -444,6 +604,7 @@ def dense_counts(
     child = np.full(shape, n_l, dtype=np.int64)
     compulsory = np.zeros(n_t)
     bounds = np.array([float(problem.bounds[d]) for d in problem.dimensions])
+    frames: dict[int, _StepFrame] = {}
     for ti, t in enumerate(tensors):
         proj = projection_matrix(problem, t)
         tw, spans = tile_words(proj, ext)  # (B, L+1), (B, L+1, R)
@@ -452,7 +613,7 @@ def dense_counts(
         fan = spatial_structure(proj, nests, ext, fanout_x, no_mc[:, :, ti])
         groups[:, :, ti] = fan[1]
         masks = (no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti])
-        lv = _level_traffic(proj, nests, ext, tw, spans, fan, masks)
+        lv = _level_traffic(proj, nests, ext, tw, spans, fan, masks, frames)
         entering[:, :, ti] = lv[0]
         cols = _collapse(lv, keep[:, :, ti], fan[0], instances)
         # the row's own tensor size (its outermost tile: rows of one batch may be layers of
@@ -493,8 +654,10 @@ def _level_traffic(
     spans: np.ndarray,
     fan: tuple[np.ndarray, ...],
     masks: tuple[np.ndarray, np.ndarray, np.ndarray],
+    frames: dict[int, _StepFrame] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per level, before bypass: ``(W, content, weighted, links)`` (B, L) of one tensor.
+    """Per level, before bypass: ``(W, content, weighted, links)`` (B, L) of one tensor
+    (``frames``: the tensors' shared step frames per child level, filled as needed).
 
     ``W_l`` words entering an instance of l (rule 2); ``content_l`` the reads an instance of l
     serves its tiling child (l+1, or the compute below L−1); ``weighted_l`` the words it
@@ -506,7 +669,12 @@ def _level_traffic(
     content, weighted, links = np.zeros((n_b, n_l)), np.zeros((n_b, n_l)), np.zeros((n_b, n_l))
     w[:, 0] = tw[:, 0]
     for c in range(1, n_l + 1):
-        seq = step_sequence(proj, nests, ext, c)
+        if frames is not None:
+            if c not in frames:
+                frames[c] = _step_frame(nests, ext, c)
+            seq = step_sequence(proj, nests, ext, c, frames[c])
+        else:
+            seq = step_sequence(proj, nests, ext, c)
         k = c - 1
         fan_k = tuple(a[:, k] for a in fan)
         args = (no_link[:, k], no_multicast[:, k])
