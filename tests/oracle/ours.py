@@ -157,7 +157,17 @@ def report_to_stats(report: dict[str, Any], word_bits: dict[str, int] | None = N
                     for s in ("gated", "skipped", "algorithmic"):
                         if s in sp:
                             ts.total[f"{kind}.{s}"] = float(sp[s])
-            if "metadata_reads" in e and lname in word_bits:
+            for kind, v in (e.get("algorithmic") or {}).items():
+                ts.total[f"{kind}.algorithmic"] = float(v)
+            for kind, splits in (e.get("format") or {}).items():
+                for split, ranks in splits.items():
+                    key = f"format_{kind}" if split == "actual" else f"format_{kind}.{split}"
+                    ts.format_total[key] = [[float(md), float(pl)] for md, pl in ranks]
+            for kind, splits in (e.get("format_bits") or {}).items():
+                for split, bits in splits.items():
+                    key = f"format_{kind}" if split == "actual" else f"format_{kind}.{split}"
+                    ts.format_bits[key] = float(bits)
+            if "metadata_reads" in e and lname in word_bits and "format_bits" not in e:
                 ts.format_bits["format_reads"] = float(e["metadata_reads"]) * word_bits[lname]
             lv.tensors[t] = ts
         levels.append(lv)

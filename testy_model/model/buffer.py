@@ -11,8 +11,9 @@ For every level l and tensor t, per instance (B, L, T) and per action (random / 
 
 Cycles: compute ``⌈(actual + gated computes) / utilized MAC units⌉``; each level
 ``⌈max(compute, reads/read bw, writes/write bw, (reads + writes)/shared bw)⌉`` with reads =
-actual + gated reads + ⌈metadata read bits / word bits⌉ (writes likewise over fills and
-updates), summed over tensors; the design's cycles are the largest (double-buffered).
+actual + gated reads + ⌊metadata read bits / word bits⌋ (Timeloop's integer division; writes
+likewise over fills and updates), per tensor spread over its utilized instances, summed over
+tensors; the design's cycles are the largest (double-buffered).
 """
 
 from __future__ import annotations
@@ -96,18 +97,25 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
         )
     dw = aa.datawidth[..., None]
     need = st.utilized if st.max_instances is None else st.max_instances
-    # per-instance accesses of the needed instances spread over the utilized ones
-    scale = np.where(need > 0, st.utilized / np.maximum(need, 1e-300), 1.0)
-    rd, wr = np.zeros(shape), np.zeros(shape)
+    # BufferLevel::ComputePerformance: uint64 data accesses (actual + gated) plus the metadata
+    # bits in whole words (integer division), per tensor, spread from the needed X·Y instances
+    # over the utilized ones: ⌈accesses / (needed / utilized)⌉
+    rd_d, wr_d, rd_m, wr_m = (np.zeros(shape) for _ in range(4))
     for split in ("random", "gated"):
-        rd = rd + st.counts["reads"][split]
-        wr = wr + st.counts["fills"][split] + st.counts["updates"][split]
-        rd = rd + np.ceil(st.md_bits["reads"][split] / dw - 1e-9).clip(min=0)
-        wr = wr + np.ceil(
-            (st.md_bits["fills"][split] + st.md_bits["updates"][split]) / dw - 1e-9
-        ).clip(min=0)
-    rd = np.ceil(rd * word_scale * scale * (1 - 1e-12))
-    wr = np.ceil(wr * word_scale * scale * (1 - 1e-12))
+        rd_d = rd_d + st.counts["reads"][split]
+        wr_d = wr_d + st.counts["fills"][split] + st.counts["updates"][split]
+        rd_m = rd_m + st.md_bits["reads"][split]
+        wr_m = wr_m + st.md_bits["fills"][split] + st.md_bits["updates"][split]
+
+    def whole(x: np.ndarray) -> np.ndarray:  # uint64 truncation, float noise spared
+        return np.floor(np.maximum(x, 0.0) + 1e-9)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((need > 0) & (st.utilized > 0), need / st.utilized, 1.0)
+    rd = whole(rd_d) + np.floor(whole(rd_m) / dw)
+    wr = whole(wr_d) + np.floor(whole(wr_m) / dw)
+    rd = np.ceil(rd * word_scale / ratio * (1 - 1e-12))
+    wr = np.ceil(wr * word_scale / ratio * (1 - 1e-12))
 
     shared = aa.shared_bw if aa.shared_bw is not None else np.full_like(aa.read_bw, np.inf)
     lc = lat.level_cycles(

@@ -107,7 +107,10 @@ def _stack_terms(rows: list[list[TermFormat]]) -> list[OperandTerm]:
 def _accesses(cost: NestCost, row: int, splits: bool) -> dict[str, dict[str, dict[str, Any]]]:
     """Per level and tensor: totals over the utilized instances (``reads``/``fills``/``updates``
     actual, ``metadata_reads``); with ``splits``, ``*_split`` ``{"actual", "gated",
-    "skipped"}`` beside each kind."""
+    "skipped"}`` beside each kind, ``algorithmic`` ``{kind: dense count}`` and, where the level
+    keeps the tensor in a
+    format, ``format`` ``{kind: {split: [[metadata units, payload units] per rank]}}`` (rank 0
+    innermost, Timeloop's numbering) and ``format_bits`` ``{kind: {split: bits}}``."""
     util = np.broadcast_to(cost.utilized, cost.reads.shape)[row]
     kinds = ("reads", "fills", "updates")
     names = {"random": "actual", "gated": "gated", "skipped": "skipped"}
@@ -115,6 +118,13 @@ def _accesses(cost: NestCost, row: int, splits: bool) -> dict[str, dict[str, dic
     split = {
         k: {names[s]: (v[row] * util).tolist() for s, v in cost.splits[k].items()} for k in kinds
     }
+    dense = cost.dense
+    alg = (
+        {k: (getattr(dense, k)[row] * util).tolist() for k in kinds}
+        if splits and dense is not None
+        else None
+    )
+    sc = cost.sparse
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for li, lvl in enumerate(cost.level_names):
         row_out: dict[str, dict[str, Any]] = {}
@@ -123,6 +133,29 @@ def _accesses(cost: NestCost, row: int, splits: bool) -> dict[str, dict[str, dic
             if splits:
                 for k in kinds:
                     entry[f"{k}_split"] = {s: v[li][ti] for s, v in split[k].items()}
+                if alg is not None:
+                    entry["algorithmic"] = {k: alg[k][li][ti] for k in kinds}
+            n_r = int(sc.n_ranks[li, ti]) if sc is not None and sc.n_ranks is not None else 0
+            if splits and sc is not None and n_r:
+                md = cost.stage.md_bits if cost.stage is not None else None
+                if md is not None:
+                    entry["format_bits"] = {
+                        k: {
+                            names[s]: float(
+                                np.broadcast_to(md[k][s], cost.reads.shape)[row, li, ti]
+                            )
+                            * float(util[li, ti])
+                            for s in ("random", "gated", "skipped")
+                        }
+                        for k in kinds
+                    }
+                entry["format"] = {
+                    k: {
+                        names[s]: (sc.fmt[k][s][row, li, ti, :n_r] * util[li, ti]).tolist()
+                        for s in ("random", "gated", "skipped")
+                    }
+                    for k in kinds
+                }
             row_out[t] = entry
         out[lvl] = row_out
     return out
