@@ -278,10 +278,15 @@ def pair_cost(f: CandidateFeatures, aa: ArchArrays, grid: bool) -> PairCost:
     if grid:
         import dataclasses
 
+        def point_axis(x: np.ndarray) -> np.ndarray:
+            # numbers shared by every point (the structure's block sizes, word widths) keep one
+            # row, so the per-candidate vector counts are computed once, not per point
+            return x[:1][None] if np.all(x == x[:1]) else x[None]
+
         view = dataclasses.replace(
             aa,
             **{
-                k: getattr(aa, k)[None]
+                k: point_axis(getattr(aa, k))
                 for k in (
                     "datawidth",
                     "read_bw",
@@ -308,7 +313,9 @@ def pair_cost(f: CandidateFeatures, aa: ArchArrays, grid: bool) -> PairCost:
         else np.zeros_like(aa.tasd_count)
     )
     cycles = lat.overlapped_latency(pr.compute_cycles, level_cycles, pa(tasd_cyc))
-    comps = {name: level_e[..., i] for i, name in enumerate(f.level_names)}
+    comps = {
+        name: np.broadcast_to(level_e[..., i], cycles.shape) for i, name in enumerate(f.level_names)
+    }
     comps["MAC"] = pr.mac_energy * np.ones_like(cycles)
     comps["TASD_unit"] = pa(en.tasd_unit_energy(np.asarray(tv), aa.tasd_energy_per_value)) * (
         np.ones_like(cycles)

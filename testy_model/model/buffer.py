@@ -85,7 +85,7 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
             with np.errstate(divide="ignore", invalid="ignore"):
                 mv = np.where(md_w > 0, np.ceil(bits / md_w * (1 - 1e-9) - 1e-12), 0.0)
             vec[..., op_index(split, kind, metadata=True)] = np.maximum(mv, 0.0)
-    energy = en.buffer_energy(vec, aa.op_energy[..., None, :], st.utilized)
+    energy = en.buffer_energy(vec, aa.op_energy, st.utilized)
     mac = en.compute_energy(
         st.compute["random"], st.compute["gated"], st.compute["skipped"], aa.mac_op_energy
     )

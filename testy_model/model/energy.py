@@ -109,11 +109,12 @@ def compressed_vector_ratio(
 
 
 def buffer_energy(vectors: np.ndarray, op_energy: np.ndarray, utilized: np.ndarray) -> np.ndarray:
-    """pJ of one tensor at one level: ``Σ_op vectors_op · e_op · utilized instances``
-    (``BufferLevel::ComputeBufferEnergy`` × ``StorageEnergy``). ``vectors`` (..., A) vector
-    accesses per instance, ``op_energy`` (..., A) pJ per access, ``utilized`` (...) average
-    instances."""
-    return (vectors * op_energy).sum(axis=-1) * utilized
+    """pJ of each tensor at each level: ``Σ_op vectors_op · e_op · utilized instances``
+    (``BufferLevel::ComputeBufferEnergy`` × ``StorageEnergy``). ``vectors`` (..., L, T, A)
+    vector accesses per instance, ``op_energy`` (..., L, A) pJ per access of each level,
+    ``utilized`` (..., L, T) average instances; leading axes broadcast (a (B, 1) batch of
+    candidates against (1, P) design points costs one matrix product per level)."""
+    return np.matmul(vectors, op_energy[..., None])[..., 0] * utilized
 
 
 def compute_energy(
