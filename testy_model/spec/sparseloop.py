@@ -167,10 +167,11 @@ class RankFormat(_Frozen):
 
     Attributes:
         format: ``UOP``, ``CP``, ``B``, ``RLE`` or ``UB``.
-        metadata_word_bits: bits per metadata word (``None``: the format's default, resolved by
-            :func:`testy_model.model.sparse.rank_word_bits`).
-        payload_word_bits: bits per payload word (``None``: default).
-        flattened_rank_ids: problem dimensions this rank is flattened over (informational).
+        metadata_word_bits: bits per metadata word (``None``: the level's metadata datawidth,
+            1 for ``B``; resolved by :func:`testy_model.model.formats.adjust_word_bits`).
+        payload_word_bits: bits per payload word (``None``: default, likewise).
+        flattened_rank_ids: groups of problem dimensions this rank is flattened over (one rank
+            takes consecutive loops of one group; ``model.formats.assign_ranks``).
     """
 
     format: RankFormatName
