@@ -1,12 +1,16 @@
-"""Benchmark: evaluate every layer of ResNet-50 (54 layers: 53 convolutions and the FC, from
-``testy_model.graph.zoo``) with a two-term TASD weight plan on one architecture with fixed mappings,
-and the same at 1,000 design points in one batched call.
+"""Benchmark: evaluate ResNet-50 (54 GEMM layers: 53 convolutions and the FC, and its 69 other
+graph nodes: ReLUs, additions, pooling, from ``testy_model.graph.zoo``) with a two-term TASD
+weight plan on one architecture with fixed mappings, and the same at 1,000 design points in one
+batched call.
 
-Prints the median wall time (ms) of ``evaluate(network, arch, mappings, plan)`` (the whole
-pipeline: loop nests, closed-form term densities, batched costs, the Report) and the wall time
-(s) of ``evaluate_points`` over 1,000 design points (DRAM/SRAM energies, bandwidths and the MAC
-energy varied), plus a consistency check (the design point equal to the base architecture gives
-the same total energy as ``evaluate``). Targets (issue 4): < 20 ms and < 10 s.
+Prints the median wall and CPU time (ms) of ``evaluate(network, arch, mappings, plan)`` (the
+graph traversal: loop nests, closed-form term densities, batched costs of the layers, the
+non-GEMM operators and the tensors between them, the Report), of the per-layer path alone
+(``evaluate_layers``, no graph) and of ``evaluate(..., fusion="fit")``; the wall time (s) of
+``evaluate_points`` over 1,000 design points (DRAM/SRAM energies, bandwidths and the MAC energy
+varied), plus a consistency check (the design point equal to the base architecture gives the same
+total energy as ``evaluate``). Targets (issues 4 and 14): the graph evaluation < 20 ms, the
+design points < 10 s.
 
     python benchmarks/bench_eval.py [--repeats 7] [--points 1000]
         [--arch arch_specs/stc_2of4_tasd.yaml] [--plan W=2:8+1:8,A=dense]
@@ -18,6 +22,7 @@ import argparse
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +30,8 @@ import numpy as np
 from testy_model.graph.zoo import get_network
 from testy_model.mapper import template_mapping
 from testy_model.model import arch_arrays
-from testy_model.model.evaluate import evaluate, evaluate_points
+from testy_model.model.evaluate import evaluate, evaluate_layers, evaluate_points
+from testy_model.report import Report
 from testy_model.spec.arch_loader import load_arch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,13 +51,19 @@ def main() -> None:
     net = get_network("resnet50")
     maps = {layer.name: template_mapping(layer.problem, arch, "weight") for layer in net.layers}
 
-    evaluate(net, arch, maps, plan=args.plan)  # warm-up
-    times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        rep = evaluate(net, arch, maps, plan=args.plan)
-        times.append(time.perf_counter() - t0)
-    ms = 1e3 * statistics.median(times)
+    def timed(fn: Callable[[], Report]) -> tuple[float, float, Report]:
+        fn()  # warm-up
+        wall, cpu = [], []
+        for _ in range(args.repeats):
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = fn()
+            wall.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        return 1e3 * statistics.median(wall), 1e3 * statistics.median(cpu), out
+
+    ms, cpu_ms, rep = timed(lambda: evaluate(net, arch, maps, plan=args.plan))
+    lay_ms, lay_cpu, _ = timed(lambda: evaluate_layers(net, arch, maps, plan=args.plan))
+    fit_ms, fit_cpu, fit = timed(lambda: evaluate(net, arch, maps, plan=args.plan, fusion="fit"))
 
     rng = np.random.default_rng(0)
     aa = arch_arrays(arch)
@@ -69,11 +81,21 @@ def main() -> None:
     pc = evaluate_points(net, arch, maps, pts, plan=args.plan)
     secs = time.perf_counter() - t0
 
-    print(f"network: resnet50, {len(net.layers)} layers, plan {args.plan}, arch {arch.name}")
     print(
-        f"evaluate (one design point): median {ms:.2f} ms over {args.repeats} runs "
-        f"(target < 20 ms); total {rep.cycles:,.0f} cycles, {rep.energy_pj / 1e6:,.1f} µJ, "
-        f"speed-up {rep.speedup:.3f}x vs dense"
+        f"network: resnet50, {len(net.layers)} layers + {len(net.operators)} other nodes, plan "
+        f"{args.plan}, arch {arch.name}"
+    )
+    print(
+        f"evaluate (graph, one design point): median {ms:.2f} ms wall, {cpu_ms:.2f} ms CPU over "
+        f"{args.repeats} runs (target < 20 ms); total {rep.cycles:,.0f} cycles, "
+        f"{rep.energy_pj / 1e6:,.1f} µJ ({rep.non_gemm_energy_share:.1%} non-GEMM), speed-up "
+        f"{rep.speedup:.3f}x vs dense"
+    )
+    print(f"evaluate_layers (per-layer path alone): median {lay_ms:.2f} ms wall, {lay_cpu:.2f} CPU")
+    print(
+        f"evaluate --fusion fit: median {fit_ms:.2f} ms wall, {fit_cpu:.2f} ms CPU; "
+        f"{fit.fusion.resident_tensors} tensors on chip, DRAM energy "
+        f"-{fit.fusion.dram_energy_saved_pj / 1e6:,.1f} µJ"
     )
     print(
         f"evaluate_points ({p} design points, batched): {secs:.3f} s (target < 10 s); "

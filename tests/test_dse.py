@@ -123,9 +123,9 @@ def test_tiny_sweep_rows_are_derived_by_hand(tmp_path: Path) -> None:
     np.testing.assert_allclose(df["energy_MAC_pj"], 8.0)
     np.testing.assert_allclose(df["energy_pj"], [188.0, 228.0, 188.0, 228.0])
     np.testing.assert_allclose(df["edp_pj_s"], df["energy_pj"] * 8e-9)
-    # area: the buffer's bits x 1.4272 um^2/bit (area.py's small-SRAM figure) + one int8 MAC
-    # 332.25 um^2: depth 16 -> 128 b -> 182.68 + 332.25 = 514.93 um^2.
-    assert df["area_mm2"].iloc[0] == pytest.approx((128 * 23384 / 16384 + 332.25) / 1e6)
+    # area (area.py's fits at 45 nm): the SRAM buffer 1.087942 um^2/bit x 16 x 8 b = 139.2566
+    # um^2, plus one int8 MAC 773.6783 um^2 -> 912.9349 um^2.
+    assert df["area_mm2"].iloc[0] == pytest.approx((1.087942 * 128 + 773.6783) / 1e6)
     assert df["point_id"].is_unique
 
 
@@ -525,3 +525,23 @@ def test_editing_the_plan_or_arch_recomputes_instead_of_reusing_stale_rows(
     assert list(dse.sweep(sweep, out, backend="serial", progress=False)["point_id"]) == list(
         second["point_id"]
     )
+
+
+def test_clock_sweep_charges_the_clock(tmp_path: Path) -> None:
+    # The tiny engine of test_tiny_sweep_rows_are_derived_by_hand at 0.6, 1.0 and 1.4 GHz; its
+    # energies hold at its nominal clock, the 1 GHz written in the file. The voltage-frequency
+    # rule (estimators/voltage.py) sets v = V/V_nom from (v - 0.33)^1.3 / v = f · 0.67^1.3; the
+    # on-chip energies (buffer 52 pJ, MAC 8 pJ) scale by v², DRAM's 128 pJ does not:
+    # energy = 128 + 60·v² pJ; seconds = 8 cycles / f. At 1.4 GHz v = 1.539594: 270.22 pJ.
+    sweep = write_tiny(tmp_path, "  grid:\n    compute.clock_ghz: [0.6, 1.0, 1.4]\n")
+    df = dse.sweep(sweep, tmp_path / "out.csv", backend="serial", progress=False)
+    f = df["compute.clock_ghz"].to_numpy()
+    v = np.sqrt((df["energy_pj"].to_numpy() - 128.0) / 60.0)
+    np.testing.assert_allclose((v - 0.33) ** 1.3 / v, f * 0.67**1.3, rtol=1e-9)
+    np.testing.assert_allclose(df["energy_DRAM_pj"], 128.0)
+    np.testing.assert_allclose(df["seconds"], 8e-9 / f)
+    assert df.loc[f == 1.0, "energy_pj"].item() == pytest.approx(188.0)
+    assert df.loc[f == 1.4, "energy_pj"].item() == pytest.approx(128 + 60 * 1.539594**2)
+    # every clock is on the latency-energy Pareto front (without the rule only 1.4 GHz was)
+    front = dse.pareto(df, ["seconds", "energy_pj"])
+    assert sorted(front["compute.clock_ghz"]) == [0.6, 1.0, 1.4]

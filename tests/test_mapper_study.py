@@ -15,6 +15,7 @@ from testy_model.mapper import beam as mapper
 from testy_model.model.cost import evaluate_terms
 from testy_model.model.nest import nests_from_mapping
 from testy_model.spec import gemm
+from testy_model.spec.accelergy import apply_ert, load_ert
 from testy_model.spec.arch_loader import load_arch
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.mapping_loader import load_mapping
@@ -113,14 +114,17 @@ def _fit_fanout(m: Mapping, arch) -> Mapping:
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_tc_engine_no_worse_than_sparseloop_map(layer: str) -> None:
-    # Dense TC engine exactly as the study describes it (its aggregated input).
+    # Dense TC engine exactly as the study describes it (its aggregated input and its ERT: the
+    # per-action energies the study's mapping was chosen under). Issue 12's bar: an EDP within
+    # 10 % of the study's own mapping (under the old nearest-entry energy table the mapper
+    # happened to match or beat it; under the study's ERT it is up to 4.9 % worse, M512-K256).
     case = STUDY / layer / "TC-RF2x-24-bandwidth"
-    arch = _load_arch(case / "aggregated_input.yaml")
+    arch = apply_ert(_load_arch(case / "aggregated_input.yaml"), load_ert(case / "ERT.yaml"))
     p = load_problem(case / "aggregated_input.yaml")
     ref = load_mapping(case / "map.yaml", arch, p)
     res = mapper.find_mapping(p, arch)
     validate_mapping(res.mapping, arch, p)
-    assert res.edp <= _edp(ref, arch, p) * (1 + 1e-9)
+    assert res.edp <= _edp(ref, arch, p) * 1.10
 
 
 @pytest.mark.parametrize("layer", LAYERS)

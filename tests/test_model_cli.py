@@ -40,11 +40,12 @@ def test_eval_plan_and_override(tmp_path) -> None:
     res = CliRunner().invoke(app, [*ARGS, "--plan", "W=2:8+1:8", "--json", str(j)])
     assert res.exit_code == 0, res.output
     assert json.loads(j.read_text())["total"]["cycles"] == 2 * 903_168
-    # --set reaches the loader: a DRAM read bandwidth of 1 bit per cycle makes DRAM the
-    # bottleneck: (864 + 151,875) words × 16 bits = 2,443,824 cycles > 903,168 compute cycles
-    # (the 401,408 updates are writes, at unlimited write bandwidth).
+    # --set reaches the loader, in the file's unit (words/cycle): 0.0625 words of 16 bits per
+    # cycle = 1 bit per cycle makes DRAM the bottleneck: (864 + 151,875) words × 16 bits =
+    # 2,443,824 cycles > 903,168 compute cycles (the 401,408 updates are writes, at unlimited
+    # write bandwidth). --force: the JSON of the first run is replaced.
     res = CliRunner().invoke(
-        app, [*ARGS, "--set", "levels.DRAM.read_bandwidth=1", "--json", str(j)]
+        app, [*ARGS, "--set", "levels.DRAM.read_bandwidth=0.0625", "--json", str(j), "--force"]
     )
     assert res.exit_code == 0, res.output
     assert json.loads(j.read_text())["total"]["cycles"] == 2_443_824

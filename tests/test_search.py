@@ -509,23 +509,43 @@ def test_measured_search_agrees_with_the_model_evaluate(tmp_path: Path) -> None:
     assert ev.cycles == pytest.approx(rep.totals("plan").cycles)
 
 
-def test_plot_has_labelled_stacked_bars() -> None:
-    # two layers; the top panel stacks compute + the DRAM/Buffer bandwidth cycles + TASD unit
-    # (components with any non-zero value), the bottom one the energy components, in µJ
+def test_plot_shows_dense_no_tasd_and_plan_side_by_side() -> None:
+    """Per layer three bars (dense, structured engine without TASD, plan) in both panels: the
+    latency bars' tops are each variant's layer latency (not a stack of non-overlapped parts),
+    the energy bars' tops each variant's layer energy; the plan's series label each layer."""
     from testy_model.plan_search import plot_search
+    from testy_model.plots import energy_unit
 
     rep = search(_net(), _arch(), budget=0.3, mappings=_all_at_buffer, max_terms=2)
     fig = plot_search(rep)
     ax_t, ax_e = fig.axes[:2]
-    assert "cycles" in ax_t.get_ylabel() and "µJ" in ax_e.get_ylabel()
-    assert ax_e.get_xlabel() == "layer"
-    assert [t.get_text() for t in ax_e.get_xticklabels()] == ["fc1", "qk"]
-    # energy bars: one per layer per plotted component; their stacked tops equal the energy
-    tops = np.zeros(2)
-    for bars in ax_e.containers:
-        tops += np.array([b.get_height() for b in bars])
-    want = np.array([r["energy_pj"] for r in rep.rows()]) / 1e6
-    assert tops == pytest.approx(want)
+    assert "cycles" in ax_t.get_ylabel()
+    labels = [t.get_text() for t in ax_e.get_xticklabels()]
+    rows = rep.rows()
+    assert [lab.split("\n")[0] for lab in labels] == ["fc1", "qk"]
+    assert all(f"W {r['weights']}" in lab for r, lab in zip(rows, labels, strict=True))
+
+    def tops(ax: object) -> dict[float, float]:
+        out: dict[float, float] = {}
+        for bars in ax.containers:  # type: ignore[attr-defined]
+            for b in bars:
+                x = round(b.get_x() + b.get_width() / 2, 6)
+                out[x] = max(out.get(x, 0.0), b.get_y() + b.get_height())
+        return out
+
+    want_t, want_e = [], []
+    for which in ("dense", "native", "plan"):
+        for tab, i in rep._entries(which):
+            want_t.append(float(tab.cycles[i]))
+            want_e.append(float(tab.energy_pj[i]))
+    unit, div = energy_unit(max(want_e))
+    assert ax_e.get_ylabel() == f"energy ({unit})"
+    # bar centres: layer l, variant v at l + (v - 1)·0.27 -> order by variant then layer
+    xs = sorted(tops(ax_t), key=lambda x: (round(x - round(x), 3), x))
+    got_t = [tops(ax_t)[x] for x in xs]
+    got_e = [tops(ax_e)[x] for x in xs]
+    assert got_t == pytest.approx(want_t)
+    assert got_e == pytest.approx([e / div for e in want_e])
 
 
 def test_remap_keeps_the_choice_and_never_raises_the_objective() -> None:

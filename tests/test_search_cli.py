@@ -134,7 +134,7 @@ def test_search_set_override_adds_activation_options(net_file: Path, tmp_path: P
     for extra in ([], ["--set", "sparsity.B.patterns=[2:4]"]):
         js = tmp_path / "r.json"
         args = ["search", "--arch", str(ARCH), "--network", str(net_file), "-q", "--json", str(js)]
-        res = runner.invoke(app, [*args, *extra])
+        res = runner.invoke(app, [*args, "--force", *extra])  # the second run replaces r.json
         assert res.exit_code == 0, res.output
         counts.append(json.loads(js.read_text())["layers"][0]["candidates"])
     assert counts == [8, 64]

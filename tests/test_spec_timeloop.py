@@ -73,11 +73,8 @@ def test_reference_mapping_validates(folder: str, problem: Path | None, mapping:
 
 def test_simple_ws_derived_numbers() -> None:
     arch, caught = _load_quiet(load_arch, TL / "simple_weight_stationary/arch.yaml")
-    # warnings: n_banks (glb) and adder_width (mac) only
-    assert sorted(str(w.message).split("key '")[1].split("'")[0] for w in caught) == [
-        "adder_width",
-        "n_banks",
-    ]
+    # n_banks (glb) and adder_width (mac) are Accelergy's own attributes: accepted quietly
+    assert [str(w.message) for w in caught] == []
     assert arch.level_names == (
         "DRAM",
         "shared_glb",

@@ -34,7 +34,11 @@ GEMM = """problem:
     ("density", "kind", "value"),
     [
         ("{distribution: fixed-structured, density: 0.5, pattern: '2:4'}", "nm", 0.5),
+        # one meaning of fixed_structured everywhere (issue 16): Sparseloop's fixed-structured
+        # density (its own density model, as Timeloop v3.0.3 prices it), carrying the N:M
+        # pattern it fits (0.5 -> 2:4; 0.3·M is never whole for M in 4, 8, 2, 3, 16: none)
         ("{distribution: fixed_structured, density: 0.5}", "fixed_structured", 0.5),
+        ("{distribution: fixed_structured, density: 0.3}", "fixed_structured", 0.3),
         ("{distribution: fixed-structured, density: 1.0}", "dense", 1.0),
         ("{distribution: hypergeometric, density: 0.25}", "hypergeometric", 0.25),
         ("{distribution: uniform, density: 0.3}", "bernoulli", 0.3),
@@ -49,6 +53,20 @@ def test_densities(tmp_path: Path, density: str, kind: str, value: float) -> Non
     assert p.density("A").value == pytest.approx(value)
     assert (p.weight, p.activation, p.output) == ("A", "B", "Z")
     assert p.macs == 8 * 4 * 16
+
+
+@pytest.mark.parametrize(
+    ("d", "pattern"), [(0.5, "2:4"), (0.25, "1:4"), (0.125, "1:8"), (0.3, None)]
+)
+def test_fixed_structured_carries_its_nm_pattern(
+    tmp_path: Path, d: float, pattern: str | None
+) -> None:
+    # 0.5·4 = 2 -> 2:4; 0.25·4 = 1 -> 1:4; 0.125·4 = 0.5 and 0.125·8 = 1 -> 1:8; 0.3 fits none
+    f = tmp_path / "p.yaml"
+    f.write_text(GEMM.format(a=f"{{distribution: fixed_structured, density: {d}}}"))
+    dens = load_problem(f).density("A")
+    assert dens.kind == "fixed_structured" and dens.density == d
+    assert (None if dens.nm_pattern is None else str(dens.nm_pattern)) == pattern
 
 
 def test_banded_is_sparseloops_model(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 The safetensors files are written here from the format's specification (8-byte little-endian
 header length, JSON header with dtype/shape/data_offsets, raw little-endian row-major bytes),
-not with the safetensors package, so the reader is checked against the spec.
+not with the safetensors package, so the reader (the package) is checked against the spec.
 """
 
 from __future__ import annotations
@@ -127,10 +127,10 @@ def test_data_offsets_out_of_order_are_honoured(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        (b"\x01\x02", "shorter than the 8-byte header length"),
-        (struct.pack("<Q", 10_000) + b"{}", "does not fit"),
-        (struct.pack("<Q", 5) + b"{oops", "not UTF-8 JSON"),
-        (struct.pack("<Q", 2) + b"[]", "JSON object"),
+        (b"\x01\x02", "header too small"),
+        (struct.pack("<Q", 10_000) + b"{}", "invalid header length"),
+        (struct.pack("<Q", 5) + b"{oops", "invalid JSON"),
+        (struct.pack("<Q", 2) + b"[]", "invalid JSON"),
     ],
 )
 def test_corrupt_safetensors_header(tmp_path: Path, content: bytes, match: str) -> None:
@@ -146,14 +146,14 @@ def test_corrupt_safetensors_entries(tmp_path: Path) -> None:
     path = tmp_path / "e.safetensors"
     # 3 F32 values need 12 bytes; the offsets claim 8
     write_safetensors(path, {"w": ("F32", (3,), b"\0" * 8)})
-    with pytest.raises(SpecError, match=r"data_offsets \[0, 8\] do not hold 12 bytes") as info:
+    with pytest.raises(SpecError, match=r"corrupt safetensors file.*offset") as info:
         load_tensor(path, "w")
-    assert info.value.key_path == "header['w'].data_offsets"
+    assert info.value.file == str(path)
     write_safetensors(path, {"w": ("Q4", (2,), b"\0\0")})
-    with pytest.raises(SpecError, match="unsupported or missing dtype 'Q4'"):
+    with pytest.raises(SpecError, match=r"corrupt safetensors file.*Q4"):
         list_tensors(path)
     write_safetensors(path, {"w": ("F32", (-1,), b"")})
-    with pytest.raises(SpecError, match="bad shape"):
+    with pytest.raises(SpecError, match=r"corrupt safetensors file.*-1"):
         load_tensor(path)
 
 

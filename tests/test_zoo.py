@@ -292,14 +292,14 @@ def test_cli_show_network_resnet50_totals() -> None:
 def test_cli_show_network_options_and_errors() -> None:
     runner = CliRunner()
     ok = runner.invoke(
-        app, ["show", "network", "bert-base", "--seq-len", "128"], env={"COLUMNS": "160"}
+        app, ["show", "network", "bert-base", "--param", "seq_len=128"], env={"COLUMNS": "160"}
     )
     assert ok.exit_code == 0, ok.output
     assert "total MACs: 11,174,215,680" in ok.output
     assert "total params: 109,482,240" in ok.output
-    bad = runner.invoke(app, ["show", "network", "resnet50", "--seq-len", "3"])
+    bad = runner.invoke(app, ["show", "network", "resnet50", "--param", "seq_len=3"])
     assert bad.exit_code == 2
-    assert re.search(r"--seq-len.*resnet50", bad.output)
+    assert re.search(r"seq_len do not apply to network 'resnet50'", bad.output)
     unknown = runner.invoke(app, ["show", "network", "nope"])
     assert unknown.exit_code == 2 and "unknown network 'nope'" in unknown.output
     assert "Traceback" not in unknown.output

@@ -3,7 +3,8 @@ accelerators through TASD (tensor approximation via structured decomposition).
 
 The public API (design.md) is re-exported here and imported lazily, so ``import testy_model``
 stays cheap: ``load_arch``, ``load_problem``, ``load_mapping``, ``load_network``, ``decompose``,
-``expected_kept``, ``build_graph``, ``evaluate``, ``find_mapping``, ``search``, ``sweep``,
+``expected_kept``, ``network_graph``, ``build_graph``, ``plot_network``, ``export_onnx``,
+``evaluate``, ``find_mapping``, ``search``, ``sweep``,
 ``pareto``, ``get_network``, ``area_mm2``.
 """
 
@@ -27,6 +28,9 @@ _LAZY: dict[str, str] = {
     "is_compliant": "testy_model.tasd",
     "expected_kept": "testy_model.tasd",
     "build_graph": "testy_model.graph",
+    "network_graph": "testy_model.graph",
+    "plot_network": "testy_model.graph",
+    "export_onnx": "testy_model.graph",
     "evaluate": "testy_model.model.evaluate",
     "Plan": "testy_model.model.plan",
     "find_mapping": "testy_model.mapper",

@@ -18,14 +18,33 @@ are then the *actual* accesses), a ``reads_split``/``fills_split``/``updates_spl
 ``{"actual", "gated", "skipped"}``, and a layer-level ``compute_split`` ``{"actual", "gated",
 "skipped"}`` (MACs).
 
+A network evaluated as a graph (``model.graph_eval``) adds, beside ``layers`` (the GEMM-like
+layers, unchanged)::
+
+     "operators": [{"name", "op", "source", "cycles", "seconds", "energy_pj", "edp_pj_s",
+                    "element_ops", "words_read": {LEVEL: words}, "words_written": {LEVEL: words},
+                    "energy_by_component": {COMPONENT: pJ}}],
+     "tensors": [{"producer", "consumers", "words", "level", "output", "dram_reads",
+                  "dram_writes", "dram_energy_pj", "onchip_reads", "onchip_writes"}],
+     "fusion": {"policy": "none|fit", "level": LEVEL|null, "resident_tensors": n,
+                "dram_energy_saved_pj": pJ}
+
+and to ``total``: ``gemm_energy_pj``, ``non_gemm_energy_pj``, ``non_gemm_cycles``,
+``non_gemm_energy_share``, ``non_gemm_cycles_share``, ``between_layer_dram_words``,
+``between_layer_dram_energy_pj``, ``skipped_operators`` (names of operators counted as traffic
+only). ``tensors`` lists every tensor between operators (views resolved): the words its producer
+writes to and its consumers read from the outermost level (DRAM) as each operator's model
+counts them (GEMM layers: their own DRAM accesses of that operand; other operators: the tensor's
+values), or, when fusion keeps it on chip, the same accesses at ``level``.
+
 Units: cycles of the accelerator clock; seconds; energy in pJ; EDP in pJ·s. ``accesses`` are
 totals over the level's used instances, in words of the tensor's datawidth (metadata converted
 to words of that datawidth); tensors are named as in the problem (A, B, Z for GEMMs; Weights,
 Inputs, Outputs for convolutions); "updates" are partial-sum writes from below, as Timeloop
 counts them. ``speedup`` = dense cycles / cycles and ``energy_ratio`` = energy / dense energy,
-against the same network run dense on the same engine with the same mappings. The network runs
-its layers one after another: total cycles = Σ layer cycles; total EDP = total energy × total
-seconds.
+against the same network run dense on the same engine with the same mappings (and the same
+fusion policy). The network runs its operators one after another: total cycles = Σ layer cycles
++ Σ operator cycles; total EDP = total energy × total seconds.
 """
 
 from __future__ import annotations
@@ -59,6 +78,11 @@ class LayerResult:
     terms: tuple[str, ...] = field(default=())
     density_sources: dict[str, str] = field(default_factory=dict)
     compute_split: dict[str, float] | None = None
+    #: bandwidth cycles of each level and of the TASD unit (the terms of the latency max)
+    level_cycles: dict[str, float] = field(default_factory=dict)
+    tasd_cycles: float = 0.0
+    #: the problem's shape (``conv2D``, ``gemm_ABZ``, ``bgemm_ABZ``, ...), "" when unknown
+    kind: str = ""
 
     @property
     def density_source(self) -> str:
@@ -108,8 +132,111 @@ class LayerResult:
 
 
 @dataclass(frozen=True)
+class OperatorResult:
+    """Costs of one non-GEMM operator (``model.elementwise``; units in the module docstring).
+
+    ``words_read``/``words_written``: level -> words; ``element_ops``: element operations;
+    ``dense_cycles``/``dense_energy_pj``: the same operator in the dense baseline (equal unless
+    fusion keeps different tensors on chip there)."""
+
+    name: str
+    op: str
+    cycles: float
+    seconds: float
+    energy_pj: float
+    energy_by_component: dict[str, float]
+    words_read: dict[str, float]
+    words_written: dict[str, float]
+    element_ops: float
+    dense_cycles: float
+    dense_energy_pj: float
+    source: str | None = None
+
+    @property
+    def edp_pj_s(self) -> float:
+        """Energy-delay product, pJ·s."""
+        return self.energy_pj * self.seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        """The operator's entry of the JSON contract."""
+        return {
+            "name": self.name,
+            "op": self.op,
+            "source": self.source,
+            "cycles": self.cycles,
+            "seconds": self.seconds,
+            "energy_pj": self.energy_pj,
+            "edp_pj_s": self.edp_pj_s,
+            "element_ops": self.element_ops,
+            "words_read": dict(self.words_read),
+            "words_written": dict(self.words_written),
+            "energy_by_component": dict(self.energy_by_component),
+        }
+
+
+@dataclass(frozen=True)
+class TensorTraffic:
+    """One tensor between operators: the words moved to and from where it lives.
+
+    ``dram_writes``: words its producer writes to the outermost level (a GEMM layer's DRAM
+    updates and fills of its output); ``dram_reads``: words read back from there (its consumers'
+    DRAM reads of the operand it feeds, in proportion to its share of that operand, plus a GEMM
+    producer's partial-sum read-back); ``dram_energy_pj`` = reads·e_read + writes·e_write of
+    that level (per word). When fusion keeps it in ``level`` the same accesses are
+    ``onchip_reads``/``onchip_writes`` and the DRAM ones are 0."""
+
+    producer: str
+    consumers: tuple[str, ...]
+    words: int
+    level: str
+    output: bool
+    dram_reads: float
+    dram_writes: float
+    dram_energy_pj: float
+    onchip_reads: float = 0.0
+    onchip_writes: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The tensor's entry of the JSON contract."""
+        return {
+            "producer": self.producer,
+            "consumers": list(self.consumers),
+            "words": self.words,
+            "level": self.level,
+            "output": self.output,
+            "dram_reads": self.dram_reads,
+            "dram_writes": self.dram_writes,
+            "dram_energy_pj": self.dram_energy_pj,
+            "onchip_reads": self.onchip_reads,
+            "onchip_writes": self.onchip_writes,
+        }
+
+
+@dataclass(frozen=True)
+class FusionSummary:
+    """The fusion policy of a graph evaluation (``model.fusion``): ``policy`` none|fit, the
+    on-chip ``level``, how many tensors stayed there, and the DRAM energy that saved (pJ,
+    Σ over the network's operators of DRAM energy without fusion − with it)."""
+
+    policy: str = "none"
+    level: str | None = None
+    resident_tensors: int = 0
+    dram_energy_saved_pj: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``fusion`` entry of the JSON contract."""
+        return {
+            "policy": self.policy,
+            "level": self.level,
+            "resident_tensors": self.resident_tensors,
+            "dram_energy_saved_pj": self.dram_energy_saved_pj,
+        }
+
+
+@dataclass(frozen=True)
 class Report:
-    """Per-layer results of one network on one architecture under one plan."""
+    """Per-layer results of one network on one architecture under one plan, and (for a graph)
+    its non-GEMM operators and the tensors between them."""
 
     network: str
     arch: str
@@ -117,21 +244,75 @@ class Report:
     clock_ghz: float
     layers: tuple[LayerResult, ...]
     conventions: str = "timeloop"
+    operators: tuple[OperatorResult, ...] = ()
+    tensors: tuple[TensorTraffic, ...] = ()
+    fusion: FusionSummary = field(default_factory=FusionSummary)
 
     @property
     def cycles(self) -> float:
-        """Σ layer cycles (layers run in topological order, one after another)."""
-        return float(sum(x.cycles for x in self.layers))
+        """Σ layer cycles + Σ operator cycles (run one after another)."""
+        return float(sum(x.cycles for x in self.layers) + self.non_gemm_cycles)
 
     @property
     def seconds(self) -> float:
-        """Σ layer seconds."""
-        return float(sum(x.seconds for x in self.layers))
+        """Σ layer seconds + Σ operator seconds."""
+        return float(sum(x.seconds for x in self.layers) + sum(x.seconds for x in self.operators))
 
     @property
     def energy_pj(self) -> float:
-        """Σ layer energy, pJ."""
+        """Σ layer energy + Σ operator energy, pJ."""
+        return self.gemm_energy_pj + self.non_gemm_energy_pj
+
+    @property
+    def gemm_energy_pj(self) -> float:
+        """Σ energy of the GEMM-like layers, pJ."""
         return float(sum(x.energy_pj for x in self.layers))
+
+    @property
+    def non_gemm_energy_pj(self) -> float:
+        """Σ energy of the non-GEMM operators, pJ."""
+        return float(sum(x.energy_pj for x in self.operators))
+
+    @property
+    def non_gemm_cycles(self) -> float:
+        """Σ cycles of the non-GEMM operators."""
+        return float(sum(x.cycles for x in self.operators))
+
+    @property
+    def non_gemm_energy_share(self) -> float:
+        """Non-GEMM energy / total energy (0 when there are no operators)."""
+        total = self.energy_pj
+        return self.non_gemm_energy_pj / total if total else 0.0
+
+    @property
+    def non_gemm_cycles_share(self) -> float:
+        """Non-GEMM cycles / total cycles."""
+        total = self.cycles
+        return self.non_gemm_cycles / total if total else 0.0
+
+    @property
+    def between_layer_dram_words(self) -> float:
+        """Σ over tensors between operators of DRAM reads + writes, words."""
+        return float(sum(t.dram_reads + t.dram_writes for t in self.tensors))
+
+    @property
+    def between_layer_dram_energy_pj(self) -> float:
+        """Σ over tensors between operators of their DRAM energy, pJ (per word)."""
+        return float(sum(t.dram_energy_pj for t in self.tensors))
+
+    @property
+    def skipped_operators(self) -> tuple[str, ...]:
+        """Operators of unknown kind, counted as traffic only."""
+        return tuple(x.name for x in self.operators if x.op == "unknown")
+
+    def dominant(self, k: int = 5, by: str = "energy") -> list[tuple[str, float]]:
+        """The ``k`` layers or operators with the largest share of energy (``by="energy"``)
+        or cycles (``by="cycles"``): ``[(name, share), ...]``, shares of the network total."""
+        key = "energy_pj" if by == "energy" else "cycles"
+        total = self.energy_pj if by == "energy" else self.cycles
+        rows = [(x.name, float(getattr(x, key))) for x in (*self.layers, *self.operators)]
+        rows.sort(key=lambda r: (-r[1], r[0]))
+        return [(n, v / total if total else 0.0) for n, v in rows[:k]]
 
     @property
     def edp_pj_s(self) -> float:
@@ -140,13 +321,15 @@ class Report:
 
     @property
     def dense_cycles(self) -> float:
-        """Σ dense-baseline cycles."""
-        return float(sum(x.dense_cycles for x in self.layers))
+        """Σ dense-baseline cycles (layers and operators)."""
+        ops = sum(x.dense_cycles for x in self.operators)
+        return float(sum(x.dense_cycles for x in self.layers) + ops)
 
     @property
     def dense_energy_pj(self) -> float:
-        """Σ dense-baseline energy, pJ."""
-        return float(sum(x.dense_energy_pj for x in self.layers))
+        """Σ dense-baseline energy (layers and operators), pJ."""
+        ops = sum(x.dense_energy_pj for x in self.operators)
+        return float(sum(x.dense_energy_pj for x in self.layers) + ops)
 
     @property
     def speedup(self) -> float:
@@ -157,6 +340,52 @@ class Report:
     def energy_ratio(self) -> float:
         """Energy / dense energy of the whole network."""
         return self.energy_pj / self.dense_energy_pj if self.dense_energy_pj else float("nan")
+
+    def graph_summary(self, k: int = 5) -> list[str]:
+        """Plain-text lines on the graph's non-GEMM operators, the tensors between operators,
+        fusion, skipped operators and the operators that dominate energy (for the CLI)."""
+        lines = []
+        if self.operators:
+            kinds: dict[str, int] = {}
+            for x in self.operators:
+                kinds[x.op] = kinds.get(x.op, 0) + 1
+            text = ", ".join(f"{n} {c}" for n, c in sorted(kinds.items(), key=lambda i: -i[1]))
+            lines.append(
+                f"non-GEMM operators: {len(self.operators)} ({text}): "
+                f"{self.non_gemm_energy_pj / 1e6:,.3f} µJ ({self.non_gemm_energy_share:.1%} of "
+                f"energy), {self.non_gemm_cycles:,.0f} cycles ({self.non_gemm_cycles_share:.1%})"
+            )
+        if self.tensors:
+            lines.append(
+                f"between-layer tensors: {len(self.tensors)}; DRAM traffic "
+                f"{self.between_layer_dram_words:,.0f} words, "
+                f"{self.between_layer_dram_energy_pj / 1e6:,.3f} µJ"
+            )
+        f = self.fusion
+        if f.policy != "none":
+            lines.append(
+                f"fusion {f.policy} into {f.level}: {f.resident_tensors} tensor(s) stay on chip; "
+                f"DRAM energy −{f.dram_energy_saved_pj / 1e6:,.3f} µJ"
+            )
+        if self.skipped_operators:
+            lines.append(f"skipped (counted as traffic only): {', '.join(self.skipped_operators)}")
+        top = ", ".join(f"{n} {share:.1%}" for n, share in self.dominant(k))
+        lines.append(f"operators that dominate energy: {top}")
+        if self.operators:
+            kinds = ", ".join(f"{n} {v:.1%}" for n, v in self.energy_by_kind()[:k])
+            lines.append(f"energy by operator kind: {kinds}")
+        return lines
+
+    def energy_by_kind(self) -> list[tuple[str, float]]:
+        """Share of the total energy per operator kind (a layer's problem shape, ``conv2D``,
+        ``gemm_ABZ``, ``bgemm_ABZ``, or an operator's kind), largest first."""
+        total = self.energy_pj or 1.0
+        out: dict[str, float] = {}
+        for x in self.layers:
+            out[x.kind or "layer"] = out.get(x.kind or "layer", 0.0) + x.energy_pj
+        for o in self.operators:
+            out[o.op] = out.get(o.op, 0.0) + o.energy_pj
+        return sorted(((k, v / total) for k, v in out.items()), key=lambda r: (-r[1], r[0]))
 
     def layer(self, name: str) -> LayerResult:
         """The result of layer ``name``."""
@@ -181,8 +410,19 @@ class Report:
                 "dense_energy_pj": self.dense_energy_pj,
                 "speedup": self.speedup,
                 "energy_ratio": self.energy_ratio,
+                "gemm_energy_pj": self.gemm_energy_pj,
+                "non_gemm_energy_pj": self.non_gemm_energy_pj,
+                "non_gemm_cycles": self.non_gemm_cycles,
+                "non_gemm_energy_share": self.non_gemm_energy_share,
+                "non_gemm_cycles_share": self.non_gemm_cycles_share,
+                "between_layer_dram_words": self.between_layer_dram_words,
+                "between_layer_dram_energy_pj": self.between_layer_dram_energy_pj,
+                "skipped_operators": list(self.skipped_operators),
             },
             "layers": [x.to_dict() for x in self.layers],
+            "operators": [x.to_dict() for x in self.operators],
+            "tensors": [x.to_dict() for x in self.tensors],
+            "fusion": self.fusion.to_dict(),
         }
 
     def to_json(self, path: str | Path | None = None, indent: int = 2) -> str:
@@ -244,6 +484,18 @@ class Report:
                 f"{x.speedup:.2f}×",
                 f"{x.energy_ratio:.3f}",
             )
+        if self.operators:
+            t.add_section()
+            t.add_row(
+                f"non-GEMM ({len(self.operators)} operators)",
+                "",
+                f"{self.non_gemm_cycles:,.0f}",
+                f"{self.non_gemm_energy_pj / 1e6:,.3f}",
+                "",
+                "",
+                "",
+                "",
+            )
         t.add_section()
         t.add_row(
             "total",
@@ -258,45 +510,25 @@ class Report:
         return t
 
     def plot_breakdown(self, ax: Any = None) -> Any:
-        """Per-layer stacked bars; returns the figure.
+        """Per-layer bars; returns the matplotlib figure (no pyplot, no backend change).
 
-        With no ``ax``: two panels sharing the layer axis, ``axes[0]`` energy by component (µJ)
-        and ``axes[1]`` latency (cycles) split into compute cycles and the cycles the slowest
-        level adds beyond them (``cycles − compute_cycles``, memory-bound stall). With ``ax``:
-        the energy panel only, drawn into ``ax``.
+        With no ``ax``: :func:`testy_model.plots.breakdown_figure` (energy by component in µJ/mJ
+        above, latency as compute cycles plus memory stall below, one colour per component).
+        With ``ax``: the energy panel only, drawn into ``ax``.
         """
-        import matplotlib
+        from testy_model.plots import breakdown_figure, component_colors, energy_unit
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
+        if ax is None:
+            return breakdown_figure(self)
         df = self.to_frame().set_index("layer")
         cols = [c for c in df.columns if c.startswith("E_")]
-        data = df[cols] / 1e6
+        unit, div = energy_unit(float(df[cols].sum(axis=1).max()) if cols else 1.0)
+        data = df[cols] / div
         data.columns = [c[2:] for c in cols]
-        lat_ax = None
-        if ax is None:
-            fig, (ax, lat_ax) = plt.subplots(
-                2, 1, sharex=True, figsize=(max(4.0, 0.4 * len(df) + 2), 6.0)
-            )
-        else:
-            fig = ax.figure
-        data.plot.bar(stacked=True, ax=ax)
+        colors = component_colors(["MAC", *data.columns])
+        data.plot.bar(stacked=True, ax=ax, color=[colors[c] for c in data.columns])
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-        ax.set_ylabel("energy (µJ)")
+        ax.set_ylabel(f"energy ({unit})")
         ax.set_title(f"{self.network}: energy by component")
-        if lat_ax is not None:
-            import pandas as pd
-
-            comp = [x.compute_cycles for x in self.layers]
-            stall = [max(0.0, x.cycles - x.compute_cycles) for x in self.layers]
-            lat = pd.DataFrame({"compute": comp, "memory stall": stall}, index=df.index)
-            lat.plot.bar(stacked=True, ax=lat_ax)
-            lat_ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-            lat_ax.set_ylabel("latency (cycles)")
-            lat_ax.set_xlabel("layer")
-            lat_ax.set_title(f"{self.network}: latency")
-        else:
-            ax.set_xlabel("layer")
-        fig.tight_layout()
-        return fig
+        ax.set_xlabel("layer")
+        return ax.figure

@@ -4,13 +4,36 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from testy_model.errors import TestyModelError
+
+
+def _flag_type_hidden() -> None:
+    """Typer's rich help shows a type tag (``<bool>``) beside every option, flags too; a flag
+    takes no value, so this CLI shows none for flags (value options keep their metavar)."""
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+    if getattr(original, "_testy_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if self.is_flag:
+            return None
+        return original(self, ctx)
+
+    display_type_rich._testy_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flag_type_hidden()
 
 app = typer.Typer(
     name="testy-model",
@@ -36,32 +59,71 @@ if not err_console.is_terminal:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def one_line(text: str, limit: int = 2000) -> str:
+    """``text`` on one line (whitespace runs joined), cut to ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print ``error: message`` on one line to stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True
+    )
     raise typer.Exit(code)
 
 
+class _OneLineWarnings:
+    """``warnings.showwarning`` for a command run: each warning on one line of stderr
+    (``warning: file:line: key.path: message``, no Python source line), each text once."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        text = one_line(str(message))
+        if text in self.seen:
+            return
+        self.seen.add(text)
+        err_console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
 def user_errors(func: F) -> F:
-    """Decorator: turn the project's errors (and ValueError/OSError from user input) into a
-    one-line message and exit code 2."""
+    """Decorator of every command: the project's errors (and ValueError/OSError from user
+    input) become a one-line message and exit code 2; warnings print one line each while the
+    command runs (installed for the command only, never process-wide)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except (TestyModelError, ValueError, OSError, KeyError) as err:
-            msg = str(err) if not isinstance(err, KeyError) else str(err.args[0])
-            fail(msg.splitlines()[0] if msg else type(err).__name__)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", UserWarning)
+            warnings.showwarning = _OneLineWarnings()
+            try:
+                return func(*args, **kwargs)
+            except typer.Exit:
+                raise
+            except (TestyModelError, ValueError, OSError, KeyError) as err:
+                msg = str(err) if not isinstance(err, KeyError) else str(err.args[0])
+                fail(msg if msg else type(err).__name__)
+            except RecursionError:
+                fail("input nested too deeply to process (expected a plain file)")
+            except MemoryError:
+                fail("out of memory: the input is too large to process")
 
     return wrapper  # type: ignore[return-value]
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:
     """``KEY=VALUE`` zoo parameters, values read as YAML scalars (``seq_len=128``)."""
-    import yaml
+    from testy_model.spec.yaml_io import parse_yaml_text
 
     out: dict[str, Any] = {}
     for item in items:
@@ -69,9 +131,11 @@ def parse_params(items: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise TestyModelError(f"--param {item!r}: expected KEY=VALUE, e.g. seq_len=128")
         try:
-            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise TestyModelError(f"--param {item!r}: cannot read the value {value!r}") from None
+            out[key.strip().replace("-", "_")] = parse_yaml_text(value, f"--param {item}")[0]
+        except TestyModelError as err:
+            raise TestyModelError(
+                f"--param {item!r}: cannot read the value ({getattr(err, 'problem', err)})"
+            ) from None
     return out
 
 

@@ -51,9 +51,14 @@ def decompose_command(
     key: str = typer.Option(None, "--key", help="Array name inside a .npz archive."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     out: Path = typer.Option(None, "--out", help="Write term1..termk and residual to this .npz."),
+    force: bool = typer.Option(False, "--force", help="Replace the --out file if it exists."),
 ) -> None:
     """Decompose a tensor greedily into N:M terms and report kept non-zeros, L1 mass and error."""
+    from testy_model.cli.outputs import check_output
+
     ser = TasdSeries.parse(series)
+    if out is not None:
+        check_output("--out", out, [file], force)
     array = load_array(file, key)
     try:
         dec = decompose(array, ser, axis=axis)

@@ -5,15 +5,16 @@
                      [--conventions timeloop|sparseloop-2022]
                      [--weight-sparsity S] [--plan "W=2:8+1:8,A=dense" | --plan plan.yaml]
                      [--ert ERT.yaml] [--art ART.yaml] [--set KEY=VAL ...] [--measured]
+                     [--fusion none|fit] [--fusion-level L] [--skip-unknown] [--force]
                      [--json F] [--csv F] [--plot F.png]
 
 - ``FILE ...``: Timeloop's invocation (``timeloop-model arch.yaml prob.yaml map.yaml ...``):
   any number of YAML files holding ``architecture``, ``problem``, ``mapping``,
   ``sparse_optimizations``, ``ERT``, ``ART`` blocks, merged by their top-level keys (a key in
-  two files is an error naming both; ``spec.timeloop_inputs``). The named options add files to
-  the same merge: ``--arch`` (an architecture file, possibly aggregated with the problem and
-  ``sparse_optimizations``), ``--mapping`` (a mapping file), ``--network`` when it names a
-  Timeloop ``problem:`` file, ``--ert``/``--art``.
+  two files is an error naming both). The named options ``--arch`` (an architecture file,
+  possibly aggregated with the problem and ``sparse_optimizations``) and ``--ert``/``--art``
+  add files to the same merge; ``--mapping`` and ``--network`` override the files' blocks.
+  Every file is read once, as ``validate`` reads it (``spec.inputs.load_run``).
 - ``--network``: a network YAML, a Timeloop ``problem:`` file (one layer), or a zoo name
   (``resnet50``, ``bert_base``, ...; ``--weight-sparsity`` prunes its weights). Omitted: the
   problem of the input files.
@@ -30,83 +31,42 @@
   ``sparsity:`` support for operands whose densities it can exploit.
 - ``--ert``/``--art``: Accelergy energy/area tables overriding the architecture's numbers.
 - ``--plot``: per-layer stacked bars of energy by component (µJ) and latency (cycles).
+- ``--network model.onnx``: an ONNX model (``spec.onnx_loader``; ``--skip-unknown`` counts
+  operators it cannot price as traffic only). Every network is priced as a graph
+  (``model.graph_eval``): the non-GEMM operators and the tensors between operators are summed
+  with the layers; ``--fusion fit`` keeps tensors that fit in ``--fusion-level`` on chip
+  (``model.fusion``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from testy_model.cli.app import app, console, parse_params, user_errors
 from testy_model.cli.options import ArtOption, ConventionsOption, ErtOption
-from testy_model.errors import SpecError
+from testy_model.cli.outputs import check_outputs, save_figure
 from testy_model.spec.arch import Architecture
 from testy_model.spec.conventions import Conventions
 from testy_model.spec.mapping import Mapping
-from testy_model.spec.sparseloop import SparseOptimizations
-from testy_model.spec.workload import Layer, Network, Problem
-
-
-def _problem_network(problem: Problem, path: Path) -> Network:
-    """A Timeloop ``problem:`` as a one-layer network named after its file."""
-    name = path.stem if problem.name in ("", "problem") else problem.name
-    return Network(name=path.stem, layers=(Layer(name=name, problem=problem),))
-
-
-def _has_problem_block(path: str) -> bool:
-    from testy_model.spec.yaml_io import load_yaml_with_marks
-
-    data, _ = load_yaml_with_marks(path)
-    return isinstance(data, dict) and "problem" in data and "network" not in data
+from testy_model.spec.workload import Network
 
 
 def resolve_network(
     network: str | None,
-    files_problem: Problem | None,
-    problem_file: Path | None,
+    arch_path: str,
     weight_sparsity: float | None,
+    sparse: bool,
     params: dict | None = None,
+    skip_unknown: bool = False,
 ) -> Network:
-    """The workload: a network file, a Timeloop problem file (its ``problem:`` block), a zoo
-    name, or (``network`` omitted) the input files' ``problem:`` block; a problem is a one-layer
-    network."""
-    if network is not None and Path(network).is_file() and _has_problem_block(network):
-        from testy_model.spec.problem_loader import load_problem
+    """The workload (see :func:`testy_model.spec.inputs.resolve_network`, the one reading every
+    command shares)."""
+    from testy_model.spec.inputs import resolve_network as _resolve
 
-        net = _problem_network(load_problem(network), Path(network))
-    elif network is None:
-        if files_problem is None or problem_file is None:
-            raise SpecError(
-                "no --network given and none of the input files holds a 'problem:' block "
-                "(expected --network FILE|ZOO_NAME or a Timeloop problem file)"
-            )
-        net = _problem_network(files_problem, problem_file)
-    elif Path(network).is_file():
-        from testy_model.spec.loaders import load_network
-
-        net = load_network(network)
-    else:
-        from testy_model.graph.zoo import get_network, list_networks
-
-        known = {n.replace("-", "_") for n in list_networks()}
-        if network.replace("-", "_").lower() not in known:
-            raise SpecError(
-                f"--network {network!r}: no such file and not a zoo network (expected a file "
-                f"or one of {list_networks()})"
-            )
-        zoo = dict(params or {})
-        if weight_sparsity is not None:
-            zoo["weight_sparsity"] = weight_sparsity
-        return get_network(network, **zoo)
-    if weight_sparsity is not None or params:
-        raise SpecError(
-            "--weight-sparsity and --param apply to zoo networks only (--network ZOO_NAME)"
-        )
-    return net
+    return _resolve(network, arch_path, weight_sparsity, sparse, params, skip_unknown)
 
 
 def mapper_mappings(
@@ -139,20 +99,6 @@ def mapper_mappings(
     return out
 
 
-def _file_mapping(path: str, arch: Architecture, net: Network, validate: bool = True) -> Mapping:
-    from testy_model.spec.mapping_loader import load_mapping
-
-    problem = net.layers[0].problem if len(net.layers) == 1 else None
-    m = load_mapping(path, arch=arch, problem=problem)
-    if problem is not None and validate:
-        from testy_model.spec.validate import validate_mapping
-
-        # a mapping file given for one layer must fit it: a user error (file:line), not a
-        # priced-but-invalid result
-        validate_mapping(m, arch, problem)
-    return m
-
-
 def unrunnable_terms(net: Network, arch: Architecture, plan: str | None) -> list[str]:
     """``"layer operand series"`` for every plan term that fits no hardware pattern of ``arch``
     (weights on ``sparsity.A``, activations on ``sparsity.B``): such terms run at dense speed."""
@@ -173,81 +119,64 @@ def unrunnable_terms(net: Network, arch: Architecture, plan: str | None) -> list
     return out
 
 
-@dataclass(frozen=True)
-class EvalInputs:
-    """What ``eval``'s files and options describe: the architecture (ERT/ART applied), the
-    workload, the mappings (a file's, or the mapper's), the Sparseloop optimizations (None when
-    the files hold none) and the file holding each block."""
+def ragged_terms(net: Network, plan: str | None) -> list[str]:
+    """``"layer operand L=…, M=…"`` for every plan term whose block size M does not divide the
+    length L of the operand's reduction axis (the product of the reduction dimensions indexing
+    it: K of a GEMM, C·R·S of a convolution): the last block of each row is partial."""
+    from testy_model.model.plan import Plan
+    from testy_model.model.terms import operand_roles
 
-    arch: Architecture
-    network: Network
-    mappings: Mapping | dict[str, Mapping] | None
-    sparse: SparseOptimizations | None
-    files: dict[str, Path]
+    pl = Plan.coerce(plan)
+    out = []
+    for layer in net.layers:
+        prob = layer.problem
+        lp = pl.for_layer(layer.name)
+        weight, act = operand_roles(prob)
+        for role, tensor, series in (("weights", weight, lp.weights), ("activations", act,
+                                                                      lp.activations)):  # fmt: skip
+            dims = [d for d in prob.dimensions if d in prob.reduction_dims()]
+            length = 1
+            for d in dims:
+                if d in prob.relevant(tensor):
+                    length *= prob.bounds[d]
+            ms = sorted({t.m for t in series.terms if length % t.m})
+            if ms:
+                out.append(f"{layer.name} {role} L={length}, M={'/'.join(map(str, ms))}")
+    return out
 
 
-def load_eval_inputs(
-    files: list[str],
-    arch: str | None,
-    mapping: str | None,
-    network: str | None,
-    ert: str | None,
-    art: str | None,
-    overrides: list[str],
-    weight_sparsity: float | None = None,
-    params: dict | None = None,
-) -> EvalInputs:
-    """Merge the positional files and the named options the way ``timeloop-model`` merges its
-    inputs (module docstring); ``mappings`` is None when the mapper is to choose them."""
-    from testy_model.spec.timeloop_inputs import load_timeloop_files
-
-    paths: list[str] = list(files)
-    if arch is not None:
-        if not Path(arch).is_file():
-            raise SpecError("no such file (expected an architecture YAML)", file=arch)
-        paths.append(arch)
-    if mapping not in (None, "mapper"):
-        if not Path(mapping).is_file():
-            raise SpecError("no such file (expected a mapping YAML or 'mapper')", file=mapping)
-        paths.append(mapping)
-    paths += [x for x in (ert, art) if x is not None]
-    if not paths:
-        raise SpecError(
-            "no input files (expected Timeloop YAML files, e.g. arch.yaml prob.yaml map.yaml, "
-            "or --arch A.yaml)"
+def _notes(rep: object, net: Network, a: Architecture, plan: str | None, measured: bool) -> None:
+    """The lines printed after the totals: measured densities, plan terms that fit no hardware
+    pattern or end rows in partial blocks, invalid mappings."""
+    if measured:
+        src = {x.name: x.density_source for x in rep.layers}  # type: ignore[attr-defined]
+        closed = [n for n, v in src.items() if v != "measured"]
+        console.print(
+            f"densities: measured on real tensors for {len(src) - len(closed)} layer(s); "
+            f"closed form (expected) where no tensor is attached: {closed or 'none'}"
         )
-    seen: dict[Path, str] = {}
-    for x in paths:
-        seen.setdefault(Path(x).resolve(), x)
-    ti = load_timeloop_files(list(seen.values()), overrides)
-    net = resolve_network(network, ti.problem, ti.files.get("problem"), weight_sparsity, params)
-    own_problem = ti.problem is not None and net.layers[0].problem is ti.problem
-    maps: Mapping | dict[str, Mapping] | None = None
-    # a sparse_optimizations block, even an empty one, runs the sparse stage (Timeloop then
-    # prints the actual/gated/skipped splits)
-    sparse = ti.sparse if "sparse_optimizations" in ti.files or not ti.sparse.is_dense else None
-    if mapping != "mapper" and "mapping" in ti.files:
-        if own_problem and ti.mapping is not None:
-            maps = ti.mapping
-        else:
-            maps = _file_mapping(str(ti.files["mapping"]), ti.arch, net, validate=False)
-    return EvalInputs(ti.arch, net, maps, sparse, ti.files)
-
-
-def _check_file_mapping(inp: EvalInputs, plan: str | None) -> None:
-    """A mapping file given for one layer priced by the term stage must fit it (capacity,
-    fan-out, factors): a user error at the file's line, not a priced-but-invalid result. With
-    Sparseloop optimizations the tiles' compressed sizes and the spatially skipped instances
-    decide (the cost core's ``valid``, a warning)."""
-    from testy_model.model.evaluate import layer_sparse_opts
-
-    if len(inp.network.layers) != 1 or not isinstance(inp.mappings, Mapping):
-        return
-    layer = inp.network.layers[0]
-    if layer_sparse_opts(layer, inp.arch, plan is None, inp.sparse) is None:
-        from testy_model.spec.validate import validate_mapping
-
-        validate_mapping(inp.mappings, inp.arch, layer.problem)
+    slow = unrunnable_terms(net, a, plan) if plan else []
+    if slow:
+        shown = ", ".join(slow[:6]) + (f" (+{len(slow) - 6} more)" if len(slow) > 6 else "")
+        console.print(
+            f"note: {len(slow)} plan term(s) fit no hardware pattern of {a.name} and run at "
+            f"dense speed: {shown}",
+            highlight=False,
+        )
+    ragged = ragged_terms(net, plan) if plan else []
+    if ragged:
+        shown = ", ".join(ragged[:6]) + (f" (+{len(ragged) - 6} more)" if len(ragged) > 6 else "")
+        console.print(
+            f"note: {len(ragged)} plan operand(s) have a reduction axis that is not a multiple "
+            f"of the pattern's M, so each row ends in a partial block (decompositions pad it "
+            f"with zeros, the closed form prorates per value): {shown}",
+            highlight=False,
+        )
+    invalid = [x.name for x in rep.layers if not x.valid]  # type: ignore[attr-defined]
+    if invalid:
+        console.print(
+            f"[yellow]warning:[/] mapping invalid (capacity, fan-out or factors) for {invalid}"
+        )
 
 
 @app.command("eval")
@@ -276,8 +205,8 @@ def eval_command(
         str | None,
         typer.Option(
             "--network",
-            help="network YAML, Timeloop problem YAML or zoo name (default: the input files' "
-            "problem)",
+            help="network YAML, ONNX model, Timeloop problem YAML or zoo name (default: the "
+            "input files' problem)",
         ),
     ] = None,
     conventions: ConventionsOption = "timeloop",
@@ -287,7 +216,9 @@ def eval_command(
     ] = None,
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", help="zoo network parameter KEY=VALUE, e.g. seq_len=384"),
+        typer.Option(
+            "--param", metavar="KEY=VALUE", help="zoo network parameter, e.g. seq_len=384"
+        ),
     ] = None,
     plan: Annotated[
         str | None,
@@ -297,7 +228,11 @@ def eval_command(
     art: ArtOption = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="architecture override KEY.PATH=VALUE (repeatable)"),
+        typer.Option(
+            "--set",
+            metavar="KEY.PATH=VALUE",
+            help="architecture override (repeatable; bandwidths in words/cycle, as in the file)",
+        ),
     ] = None,
     measured: Annotated[
         bool,
@@ -312,42 +247,66 @@ def eval_command(
     plot_out: Annotated[
         str | None, typer.Option("--plot", help="write per-layer latency/energy bars (PNG)")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace output files that already exist")
+    ] = False,
+    fusion: Annotated[
+        str,
+        typer.Option(
+            "--fusion",
+            help="none: tensors between operators go through DRAM; fit: one that fits stays in "
+            "the on-chip --fusion-level",
+        ),
+    ] = "none",
+    fusion_level: Annotated[
+        str | None,
+        typer.Option(
+            "--fusion-level", help="on-chip level for --fusion fit (default: DRAM's child)"
+        ),
+    ] = None,
+    skip_unknown: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unknown", help="ONNX: count operators that cannot be priced as traffic only"
+        ),
+    ] = False,
 ) -> None:
     """Evaluate latency, traffic and energy per layer and in total."""
     from testy_model.model.evaluate import evaluate
+    from testy_model.spec.inputs import load_run
 
     conv = Conventions.parse(conventions)
-    inp = load_eval_inputs(
-        list(files or []),
-        arch,
-        mapping,
-        network,
-        ert,
-        art,
-        list(set_ or []),
-        weight_sparsity,
-        parse_params(list(param or [])),
+    outputs = check_outputs(
+        {"--json": json_out, "--csv": csv_out, "--plot": plot_out},
+        inputs=[*(files or []), arch, network, mapping, plan, ert, art],
+        force=force,
     )
-    a, net, sparse = inp.arch, inp.network, inp.sparse
-    where = inp.files.get("sparse_optimizations", inp.files["architecture"])
-    if sparse is not None and (plan is not None or measured):
-        raise SpecError(
-            "--plan/--measured do not apply to Sparseloop inputs (sparse_optimizations); "
-            "their densities and optimizations come from the files",
-            file=str(where),
-        )
+    # one reading of every file, shared with validate/map/search/study (spec.inputs)
+    run = load_run(
+        arch,
+        files=list(files or []),
+        network=network,
+        mapping=mapping,
+        ert=ert,
+        art=art,
+        plan=plan,
+        overrides=list(set_ or []),
+        weight_sparsity=weight_sparsity,
+        params=parse_params(list(param or [])),
+        measured=measured,
+        fusion=fusion != "none",
+        skip_unknown=skip_unknown,
+    )
+    net, a, sparse = run.network, run.design.arch, run.sparse
     maps: Mapping | dict[str, Mapping] | Callable
-    if inp.mappings is not None:
-        maps = inp.mappings
-        _check_file_mapping(inp, plan)
-    elif sparse is not None:
+    if run.mapping is not None:
+        maps = run.mapping
+    else:
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            maps = mapper_mappings(net, a, sparse=True)
-    else:
-        maps = mapper_mappings(net, a, plan)
+            maps = mapper_mappings(net, a, plan, sparse=sparse is not None)
     rep = evaluate(
         net,
         a,
@@ -357,7 +316,9 @@ def eval_command(
         # tensor paths in a network file are already joined to its folder by the loader
         base_dir=None,
         # the dense baseline on its own best mapping when the mapper sized tiles for the plan
-        dense_mappings=mapper_mappings(net, a) if inp.mappings is None and plan else None,
+        dense_mappings=mapper_mappings(net, a) if run.mapping is None and plan else None,
+        fusion=fusion,
+        fusion_level=fusion_level,
         sparse=sparse,
         conventions=conv,
     )
@@ -367,30 +328,14 @@ def eval_command(
         f"EDP {rep.edp_pj_s:.4g} pJ·s; speed-up {rep.speedup:.3f}×, energy ratio "
         f"{rep.energy_ratio:.3f} vs dense ({conv.value} conventions)"
     )
-    if measured:
-        src = {x.name: x.density_source for x in rep.layers}
-        closed = [n for n, v in src.items() if v != "measured"]
-        console.print(
-            f"densities: measured on real tensors for {len(src) - len(closed)} layer(s); "
-            f"closed form (expected) where no tensor is attached: {closed or 'none'}"
-        )
-    slow = unrunnable_terms(net, a, plan) if plan else []
-    if slow:
-        shown = ", ".join(slow[:6]) + (f" (+{len(slow) - 6} more)" if len(slow) > 6 else "")
-        console.print(
-            f"note: {len(slow)} plan term(s) fit no hardware pattern of {a.name} and run at "
-            f"dense speed: {shown}",
-            highlight=False,
-        )
-    invalid = [x.name for x in rep.layers if not x.valid]
-    if invalid:
-        console.print(
-            f"[yellow]warning:[/] mapping invalid (capacity, fan-out or factors) for {invalid}"
-        )
-    if json_out:
-        rep.to_json(json_out)
-    if csv_out:
-        rep.to_frame().to_csv(csv_out, index=False)
-    if plot_out:
-        fig = rep.plot_breakdown()
-        fig.savefig(plot_out, dpi=120)
+    for line in rep.graph_summary():
+        console.print(line, highlight=False)
+    _notes(rep, net, a, plan, measured)
+    if "--json" in outputs:
+        rep.to_json(outputs["--json"])
+    if "--csv" in outputs:
+        rep.to_frame().to_csv(outputs["--csv"], index=False)
+    if "--plot" in outputs:
+        save_figure(rep.plot_breakdown(), outputs["--plot"])
+    for opt, path in outputs.items():
+        console.print(f"{opt}: written to {path}", highlight=False)

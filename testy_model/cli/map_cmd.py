@@ -11,32 +11,43 @@ names A, B as in the GEMM ``Z[m,n] += A[m,k]·B[n,k]``). Prints the cost and the
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from testy_model.cli.app import app, console, err_console, user_errors
+from testy_model.cli.outputs import check_output, write_text
 from testy_model.errors import SpecError
 from testy_model.spec.workload import Density, Problem, gemm
+from testy_model.spec.yaml_io import did_you_mean
 
 _GEMM_RE = re.compile(r"^\s*([A-Za-z])\s*=\s*(\d+)\s*$")
 
 
 def parse_gemm(text: str) -> tuple[int, int, int]:
-    """``"M=512,N=256,K=1024"`` -> (M, N, K); raises SpecError naming the option otherwise."""
+    """``"M=512,N=256,K=1024"`` -> (M, N, K); raises SpecError naming the option otherwise.
+
+    Each size must be in 1..2**31 and M·N·K at most 2**53 (the problem limits of
+    :mod:`testy_model.spec.workload`), checked before any arithmetic."""
+    from testy_model.spec.workload import MAX_BOUND, MAX_MACS
+
     sizes: dict[str, int] = {}
     for part in text.split(","):
         m = _GEMM_RE.match(part)
-        if not m or m.group(1).upper() not in "MNK" or int(m.group(2)) < 1:
+        if not m or m.group(1).upper() not in "MNK" or len(m.group(2)) > 12:
             raise SpecError(
-                f"--gemm: bad item {part.strip()!r}; expected M=<int>,N=<int>,K=<int> with "
-                "positive sizes"
+                f"--gemm: bad item {part.strip()[:40]!r}; expected M=<int>,N=<int>,K=<int> with "
+                "sizes in 1..2**31"
             )
-        sizes[m.group(1).upper()] = int(m.group(2))
+        value = int(m.group(2))
+        if not 1 <= value <= MAX_BOUND:
+            raise SpecError(f"--gemm: {m.group(1).upper()}={value}: expected a size in 1..2**31")
+        sizes[m.group(1).upper()] = value
     missing = [d for d in "MNK" if d not in sizes]
     if missing:
         raise SpecError(f"--gemm: missing {missing}; expected M=<int>,N=<int>,K=<int>")
+    if sizes["M"] * sizes["N"] * sizes["K"] > MAX_MACS:
+        raise SpecError("--gemm: M·N·K exceeds 2**53 MACs (the limit of one problem)")
     return sizes["M"], sizes["N"], sizes["K"]
 
 
@@ -65,23 +76,31 @@ def map_command(
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="architecture override KEY.PATH=VALUE (repeatable)"),
+        typer.Option(
+            "--set",
+            metavar="KEY.PATH=VALUE",
+            help="architecture override (repeatable; bandwidths in words/cycle, as in the file)",
+        ),
     ] = None,
     out: Annotated[str | None, typer.Option("--out", help="write the mapping YAML here")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace the --out file if it exists")
+    ] = False,
 ) -> None:
     """Search a mapping for one GEMM and print its cost."""
     from testy_model.mapper import find_mapping
     from testy_model.mapper.io import dump_mapping
-    from testy_model.spec.arch_loader import load_arch
+    from testy_model.spec.inputs import load_design
 
-    if objective not in ("edp", "energy", "latency"):
-        raise SpecError(f"--objective: {objective!r}; expected edp, energy or latency")
+    objectives = ("edp", "energy", "latency")
+    if objective not in objectives:
+        raise SpecError(
+            f"--objective {objective!r}: expected edp, energy or latency"
+            f"{did_you_mean(objective, objectives)}"
+        )
     m, n, k = parse_gemm(gemm_shape)
-    a = load_arch(arch, overrides=list(set_ or []))
-    if ert:
-        from testy_model.spec.accelergy import apply_ert, load_ert
-
-        a = apply_ert(a, load_ert(ert))
+    out_path = check_output("--out", out, inputs=[arch, ert], force=force) if out else None
+    a = load_design(arch, list(set_ or []), ert).arch
     problem = gemm(m, n, k, densities=_file_densities(arch))
     res = find_mapping(problem, a, objective=objective)  # type: ignore[arg-type]
     dens = ", ".join(f"{t}={d.value:g}" for t, d in problem.densities.items()) or "dense"
@@ -97,8 +116,8 @@ def map_command(
         f"cycles {res.cycles:.0f}, energy {res.energy_pj:.6g} pJ, EDP {res.edp:.6g} pJ*s"
     )
     text = dump_mapping(res.mapping, dims=problem.dimensions, header=header)
-    if out:
-        Path(out).write_text(text)
-        console.print(f"mapping written to {out}", highlight=False)
+    if out_path is not None:
+        write_text(out_path, text)
+        console.print(f"--out: mapping written to {out_path}", highlight=False)
     else:
         typer.echo(text, nl=not text.endswith("\n"))  # verbatim: no wrapping, loads as YAML

@@ -1,5 +1,7 @@
-"""``testy-model show network NAME``: the layers of a zoo network (or network file) with their
-shapes, dense MACs and parameters, and the totals."""
+"""``testy-model show network NAME|FILE [--plot graph.png [--plan plan.yaml]]``: the layers of a
+zoo network, network YAML or ONNX model with their shapes, dense MACs and parameters, its other
+operators, the totals, and (``--plot``) a drawing of its dataflow graph with the GEMM layers
+coloured by their series under ``--plan`` (``graph.draw.plot_network``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from testy_model.cli.app import console, show_app, user_errors
+from testy_model.cli.app import console, parse_params, show_app, user_errors
+from testy_model.cli.outputs import check_output, save_figure
 from testy_model.errors import SpecError
 from testy_model.graph.zoo import ZooNetwork, describe_network, list_networks, network_params
 from testy_model.spec.workload import Layer, Network
@@ -52,23 +55,23 @@ def _fmt_count(x: float) -> str:
 
 def _load(name: str, params: dict[str, Any]) -> tuple[Network, ZooNetwork | None]:
     path = Path(name)
-    if path.suffix.lower() in (".yaml", ".yml"):
+    if path.suffix.lower() in (".yaml", ".yml", ".onnx") or path.is_file():
         if params:
             raise SpecError(
-                f"options {', '.join(sorted(params))} apply to zoo networks only", file=name
+                f"--param/--weight-sparsity ({', '.join(sorted(params))}) apply to zoo networks "
+                "only",
+                file=name,
             )
-        try:
-            from testy_model.spec.yaml_io import load_network  # type: ignore[attr-defined]
-        except ImportError:
-            raise SpecError("network files are not supported yet", file=name) from None
-        return load_network(path), None
+        from testy_model.spec.inputs import require_file, resolve_network
+
+        require_file(path, "a network, problem or ONNX file, or a zoo network name")
+        return resolve_network(str(path), str(path), skip_unknown=True), None
     accepted = network_params(name)
     unused = sorted(k for k in params if k not in accepted)
     if unused:
-        opts = ", ".join("--" + k.replace("_", "-") for k in unused)
         raise SpecError(
-            f"option(s) {opts} do not apply to network {name!r} "
-            f"(its parameters: {', '.join(accepted)})"
+            f"parameter(s) {', '.join(unused)} do not apply to network {name!r} "
+            f"(its parameters: {', '.join(accepted)}; give them as --param KEY=VALUE)"
         )
     zoo = describe_network(name, **params)
     return zoo.network, zoo
@@ -80,39 +83,28 @@ def show_network(
     name: str = typer.Argument(
         ..., help=f"Zoo network ({', '.join(list_networks())}) or a network YAML file."
     ),
-    seq_len: int | None = typer.Option(None, "--seq-len", help="Sequence length (transformers)."),
-    batch: int | None = typer.Option(None, "--batch", help="Batch size."),
-    image_size: int | None = typer.Option(None, "--image-size", help="Input image side (px)."),
     weight_sparsity: float | None = typer.Option(
         None, "--weight-sparsity", help="Unstructured weight sparsity in [0, 1)."
     ),
-    act_density: float | None = typer.Option(
-        None, "--act-density", help="Post-ReLU (ResNet) / SwiGLU (Llama) activation density."
+    param: list[str] | None = typer.Option(
+        None,
+        "--param",
+        metavar="KEY=VALUE",
+        help="Zoo network parameter, as in eval and search (repeatable): seq_len, batch, "
+        "image_size, act_density, gelu_act_density, mode, hidden, heads, kv_heads, mlp.",
     ),
-    gelu_act_density: float | None = typer.Option(
-        None, "--gelu-act-density", help="Post-GELU activation density (BERT, ViT)."
+    plot: str | None = typer.Option(
+        None, "--plot", help="Draw the dataflow graph to this PNG (layers coloured by series)."
     ),
-    mode: str | None = typer.Option(None, "--mode", help="Llama block: prefill or decode."),
-    hidden: int | None = typer.Option(None, "--hidden", help="Llama block: hidden size."),
-    heads: int | None = typer.Option(None, "--heads", help="Llama block: attention heads."),
-    kv_heads: int | None = typer.Option(None, "--kv-heads", help="Llama block: KV heads."),
-    mlp: int | None = typer.Option(None, "--mlp", help="Llama block: MLP (intermediate) size."),
+    plan: str | None = typer.Option(
+        None, "--plan", help="With --plot: a plan (YAML from search --out, or inline)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace the --plot file if it exists."),
 ) -> None:
     """Print the layers of a network: shapes, dense MACs, parameters, densities, and totals."""
-    given = {
-        "seq_len": seq_len,
-        "batch": batch,
-        "image_size": image_size,
-        "weight_sparsity": weight_sparsity,
-        "act_density": act_density,
-        "gelu_act_density": gelu_act_density,
-        "mode": mode,
-        "hidden": hidden,
-        "heads": heads,
-        "kv_heads": kv_heads,
-        "mlp": mlp,
-    }
-    params = {k: v for k, v in given.items() if v is not None}
+    params = parse_params(list(param or []))
+    if weight_sparsity is not None:
+        params["weight_sparsity"] = weight_sparsity
     network, zoo = _load(name, params)
     table = Table(title=f"{network.name}: {len(network.layers)} GEMM layers")
     for col, justify in (
@@ -142,8 +134,24 @@ def show_network(
     console.print(table)
     console.print(f"layers (GEMM): {len(network.layers)}")
     console.print(f"total MACs: {network.macs:,} ({_fmt_count(network.macs)}MACs)")
+    kinds: dict[str, int] = {}
+    for op in network.operators:
+        kinds[op.op] = kinds.get(op.op, 0) + 1
+    if kinds:
+        text = ", ".join(f"{k} {v}" for k, v in sorted(kinds.items(), key=lambda i: -i[1]))
+        console.print(f"other operators: {len(network.operators)} ({text})", highlight=False)
     if zoo is not None:
         console.print(f"GEMM params: {zoo.gemm_params:,}")
         other = ", ".join(f"{k} {v:,}" for k, v in zoo.other_params.items())
         console.print(f"other params: {sum(zoo.other_params.values()):,} ({other})")
         console.print(f"total params: {zoo.total_params:,} ({_fmt_count(zoo.total_params)})")
+    if plan is not None and plot is None:
+        raise SpecError("--plan colours the drawing: give --plot FILE.png too")
+    plot_path = check_output("--plot", plot, [name, plan], force) if plot is not None else None
+    if plot is not None:
+        from testy_model.graph.draw import plot_network
+        from testy_model.model.plan import Plan
+
+        fig = plot_network(network, Plan.coerce(plan) if plan is not None else None)
+        save_figure(fig, plot_path)
+        console.print(f"--plot: graph drawn to {plot_path}", highlight=False)

@@ -13,9 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from testy_model.cli.app import app, console, err_console, parse_params, user_errors
+from testy_model.cli.outputs import check_outputs, save_figure, write_text
 from testy_model.errors import SpecError
-from testy_model.plan_search import MODES, OBJECTIVES, SearchReport, plot_search, search
+from testy_model.plan_search import MODES, OBJECTIVES, SearchReport, search
 from testy_model.spec.arch import Architecture
+from testy_model.spec.inputs import Design
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.workload import Network
 
@@ -29,17 +31,27 @@ def load_network_arg(
     if weight_sparsity is not None:
         params["weight_sparsity"] = weight_sparsity
     path = Path(name)
-    if path.suffix.lower() in (".yaml", ".yml"):
+    if path.suffix.lower() in (".yaml", ".yml", ".onnx") or path.is_file():
         if params:
             raise SpecError(
                 f"{', '.join('--' + k.replace('_', '-') for k in sorted(params))}: only for zoo "
                 "networks (a network file gives its densities per layer)",
                 file=name,
             )
-        from testy_model.spec.loaders import load_network
+        from testy_model.spec.inputs import require_file, resolve_network
 
-        return load_network(path)
-    from testy_model.graph.zoo import get_network, network_params
+        require_file(path, "a network or problem YAML, or a zoo network name")
+        return resolve_network(str(path), str(path))
+    from testy_model.graph.zoo import get_network, list_networks, network_params
+
+    if name.replace("-", "_").lower() not in {n.replace("-", "_") for n in list_networks()}:
+        from testy_model.spec.yaml_io import did_you_mean
+
+        raise SpecError(
+            f"--network {name!r}: no such file and not a zoo network"
+            f"{did_you_mean(name, list_networks())} (expected a file or one of "
+            f"{', '.join(list_networks())})"
+        )
 
     accepted = network_params(name)
     unknown = sorted(k for k in params if k not in accepted)
@@ -51,12 +63,14 @@ def load_network_arg(
     return get_network(name, **params)
 
 
-def _mapping_arg(mapping: str, arch: Architecture) -> Mapping | None:
+def _mapping_arg(mapping: str, design: Design, net: Network) -> Mapping | None:
+    """``mapper`` or a mapping file read as every command reads it (spec.inputs)."""
+    from testy_model.spec.inputs import check_mapping_option, load_file_mapping
+
+    check_mapping_option(mapping)
     if mapping == "mapper":
         return None
-    from testy_model.spec.mapping_loader import load_mapping
-
-    return load_mapping(mapping, arch)
+    return load_file_mapping(mapping, design, net)
 
 
 def layer_table(report: SearchReport) -> Table:
@@ -110,6 +124,27 @@ def totals_table(report: SearchReport) -> Table:
     return t
 
 
+def dominant_lines(net: Network, arch: Architecture, report: SearchReport, k: int = 5) -> list[str]:
+    """The operators that dominate the plan's energy (its layers, and the non-GEMM operators of
+    the network's graph priced without fusion, which no plan changes), and their share."""
+    from testy_model.model.graph_eval import price_operators
+
+    ops = price_operators(net, arch)
+    rows = [(r["layer"], float(r["energy_pj"])) for r in report.rows()]
+    rows += [(o.name, o.energy_pj) for o in ops]
+    total = sum(v for _, v in rows) or 1.0
+    rows.sort(key=lambda r: (-r[1], r[0]))
+    top = ", ".join(f"{n} {v / total:.1%}" for n, v in rows[:k])
+    lines = [f"operators that dominate energy (plan + non-GEMM): {top}"]
+    if ops:
+        e = sum(o.energy_pj for o in ops)
+        lines.append(
+            f"non-GEMM operators ({len(ops)}, not part of the plan, unfused): {e / 1e6:,.1f} µJ, "
+            f"{e / total:.1%} of the plan's energy with them; the totals above are the layers'"
+        )
+    return lines
+
+
 @app.command("search")
 @user_errors
 def search_command(
@@ -121,7 +156,10 @@ def search_command(
         None, "--weight-sparsity", help="Unstructured weight sparsity of a zoo network (0..1)."
     ),
     param: list[str] | None = typer.Option(
-        None, "--param", help="Zoo network parameter KEY=VALUE, e.g. seq_len=128 (repeatable)."
+        None,
+        "--param",
+        metavar="KEY=VALUE",
+        help="Zoo network parameter, e.g. seq_len=128 (repeatable).",
     ),
     budget: float = typer.Option(
         0.05, "--budget", "-b", help="Error budget: per layer (layer mode) or MAC-weighted mean."
@@ -143,30 +181,47 @@ def search_command(
         "plan on the dense layer's mapping (faster).",
     ),
     set_: list[str] | None = typer.Option(
-        None, "--set", help="Architecture override KEY.PATH=VALUE (repeatable)."
+        None,
+        "--set",
+        metavar="KEY.PATH=VALUE",
+        help="Architecture override (repeatable; bandwidths in words/cycle, as in the file).",
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the plan YAML here."),
     json_path: Path | None = typer.Option(None, "--json", help="Write the report JSON here."),
     csv_path: Path | None = typer.Option(None, "--csv", help="Write the per-layer CSV here."),
     plot: Path | None = typer.Option(None, "--plot", help="Write a per-layer bar chart (PNG)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print the totals only."),
+    force: bool = typer.Option(False, "--force", help="Replace output files that already exist."),
 ) -> None:
     """Search the per-layer TASD plan of minimum EDP (or latency, energy) within an error budget,
     and compare it with dense and with the structured engine without TASD."""
+    from testy_model.spec.yaml_io import did_you_mean
+
     t0 = time.perf_counter()
     if mode not in MODES:
-        raise SpecError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
+        raise SpecError(
+            f"--mode {mode!r}: expected one of {', '.join(MODES)}{did_you_mean(mode, MODES)}"
+        )
     if objective not in OBJECTIVES:
-        raise SpecError(f"--objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+        raise SpecError(
+            f"--objective {objective!r}: expected one of {', '.join(OBJECTIVES)}"
+            f"{did_you_mean(objective, OBJECTIVES)}"
+        )
     if not 1 <= max_terms <= 4:
         raise SpecError(f"--max-terms {max_terms}: expected 1..4")
     if weight_sparsity is not None and not 0.0 <= weight_sparsity < 1.0:
         raise SpecError(f"--weight-sparsity {weight_sparsity}: expected a fraction in [0, 1)")
-    from testy_model.spec.arch_loader import load_arch
+    from testy_model.spec.inputs import load_design
 
-    a = load_arch(arch, overrides=list(set_ or []))
+    outputs = check_outputs(
+        {"--out": out, "--json": json_path, "--csv": csv_path, "--plot": plot},
+        inputs=[arch, network, mapping],
+        force=force,
+    )
+    design = load_design(arch, list(set_ or []))
+    a = design.arch
     net = load_network_arg(network, weight_sparsity, parse_params(list(param or [])))
-    m = _mapping_arg(mapping, a)
+    m = _mapping_arg(mapping, design, net)
     with Progress(
         TextColumn("[bold]search"),
         BarColumn(),
@@ -208,15 +263,19 @@ def search_command(
         f"layers, searched in {time.perf_counter() - t0:.2f} s",
         highlight=False,
     )
-    if out is not None:
-        out.write_text(report.plan.to_yaml_text(), encoding="utf-8")
-        console.print(f"plan written to {out}", highlight=False)
-    if json_path is not None:
-        report.to_json(json_path)
-        console.print(f"report written to {json_path}", highlight=False)
-    if csv_path is not None:
-        report.to_frame().to_csv(csv_path, index=False)
-        console.print(f"per-layer CSV written to {csv_path}", highlight=False)
-    if plot is not None:
-        plot_search(report, plot)
-        console.print(f"plot written to {plot}", highlight=False)
+    for line in dominant_lines(net, a, report):
+        con.print(line, highlight=False)
+    if "--out" in outputs:
+        write_text(outputs["--out"], report.plan.to_yaml_text())
+        console.print(f"--out: plan written to {outputs['--out']}", highlight=False)
+    if "--json" in outputs:
+        report.to_json(outputs["--json"])
+        console.print(f"--json: report written to {outputs['--json']}", highlight=False)
+    if "--csv" in outputs:
+        report.to_frame().to_csv(outputs["--csv"], index=False)
+        console.print(f"--csv: per-layer CSV written to {outputs['--csv']}", highlight=False)
+    if "--plot" in outputs:
+        from testy_model.plots import search_figure
+
+        save_figure(search_figure(report), outputs["--plot"])
+        console.print(f"--plot: figure written to {outputs['--plot']}", highlight=False)

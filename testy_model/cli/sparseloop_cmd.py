@@ -40,10 +40,14 @@ def study_command(
     json_out: Annotated[
         str | None, typer.Option("--json", help="write the JSON report here")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace the --json file if it exists")
+    ] = False,
 ) -> None:
     """Evaluate a Sparseloop case (actual/gated/skipped per level, cycles, energy)."""
     import dataclasses
 
+    from testy_model.cli.outputs import check_output, write_text
     from testy_model.errors import SpecError
     from testy_model.model.study import evaluate_inputs
     from testy_model.spec.accelergy import apply_art, apply_ert, load_art, load_ert
@@ -55,6 +59,8 @@ def study_command(
     d = Path(case_dir)
     if not d.is_dir():
         raise SpecError("not a folder (expected a Sparseloop case folder)", file=str(d))
+    files = [d / "aggregated_input.yaml", d / "map.yaml", d / "ERT.yaml", d / "ART.yaml", ert, art]
+    json_path = check_output("--json", json_out, files, force) if json_out else None
     case = load_case(d)
     if ert is not None:
         table = load_ert(ert)
@@ -117,5 +123,6 @@ def study_command(
     if ref:
         line += f"  (Sparseloop: {ref['cycles']:,} cycles, {ref['energy_uj']:,.2f} µJ)"
     console.print(line)
-    if json_out:
-        Path(json_out).write_text(rep.to_json())
+    if json_path is not None:
+        write_text(json_path, rep.to_json())
+        console.print(f"--json: report written to {json_path}", highlight=False)

@@ -8,8 +8,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from testy_model.cli.app import app, console, user_errors
+from testy_model.cli.app import app, console, err_console, user_errors
+from testy_model.cli.outputs import check_output, check_outputs, save_figure
 from testy_model.errors import SpecError
+from testy_model.spec.yaml_io import did_you_mean
 
 DEFAULT_OBJECTIVES = "seconds,energy_pj,area_mm2"
 #: Axis labels (with units) of the result columns a front is usually plotted in.
@@ -26,35 +28,78 @@ UNITS = {
 @user_errors
 def sweep_command(
     sweep_file: Path = typer.Argument(..., help="sweep YAML (a top-level 'sweep:' block)"),
-    out: Path = typer.Option(..., "--out", "-o", help="result table: .parquet or .csv"),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="result table: .parquet or .csv (replaced at the end of each run; finished points "
+        "are kept in OUT.parts/ and reused by the next run)",
+    ),
     backend: str = typer.Option("local", help="local (all cores) | dask | serial"),
     scheduler: str | None = typer.Option(None, help="dask scheduler address (tcp://host:8786)"),
-    workers: int | None = typer.Option(None, help="worker processes (default: all cores)"),
+    workers: int | None = typer.Option(
+        None, help="worker processes (default: the cores this process may use)"
+    ),
     chunk_size: int | None = typer.Option(None, help="points per task (default: automatic)"),
     progress: bool = typer.Option(True, help="show a progress bar with rate and ETA"),
 ) -> None:
-    """Evaluate every point of a sweep (resumable: finished chunks are kept in OUT.parts/)."""
+    """Evaluate every point of a sweep (resumable: finished points are kept in OUT.parts/, a
+    damaged part is recomputed, Ctrl-C stops at once and keeps them). Bandwidths in the grid are
+    words/cycle, as in architecture files."""
     from testy_model.dse import sweep
+    from testy_model.dse.explore import expand_points
+    from testy_model.dse.runner import done_point_ids, parts_dir
+    from testy_model.spec.sweep_spec import load_sweep
 
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise SpecError(f"--out {out}: expected a .parquet or .csv file name")
+    backends = ("local", "dask", "serial")
+    if backend not in backends:
+        raise SpecError(
+            f"--backend {backend!r}: expected one of {', '.join(backends)}"
+            f"{did_you_mean(backend, backends)}"
+        )
     if scheduler and backend != "dask":
         raise SpecError("--scheduler needs --backend dask")
-    t0 = time.perf_counter()
-    df = sweep(
-        sweep_file,
+    if workers is not None and workers < 1:
+        raise SpecError(f"--workers {workers}: expected at least 1")
+    if chunk_size is not None and chunk_size < 1:
+        raise SpecError(f"--chunk-size {chunk_size}: expected at least 1")
+    spec = load_sweep(sweep_file)
+    # the result table is replaced by design (documented); never an input, never via a symlink
+    check_output(
+        "--out",
         out,
-        backend=backend,
-        workers=workers,
-        scheduler=scheduler,
-        chunk_size=chunk_size,
-        progress=progress,
+        inputs=[sweep_file, spec.arch_path(), *spec.networks, spec.plan],
+        replace_ok=True,
     )
+    n_points = len(expand_points(spec))
+    t0 = time.perf_counter()
+    try:
+        df = sweep(
+            spec,
+            out,
+            backend=backend,
+            workers=workers,
+            scheduler=scheduler,
+            chunk_size=chunk_size,
+            progress=progress,
+        )
+    except KeyboardInterrupt:
+        kept = len(done_point_ids(out))
+        err_console.print(
+            f"interrupted: {kept} of {n_points} points kept in {parts_dir(out)}; run the same "
+            "command again to compute the rest",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
     dt = time.perf_counter() - t0
     n_valid = int(df["valid"].sum()) if "valid" in df else len(df)
     console.print(
         f"{len(df)} points ({n_valid} valid) written to {out} in {dt:.1f} s "
-        f"({len(df) / max(dt, 1e-9):.1f} points/s)"
+        f"({len(df) / max(dt, 1e-9):.1f} points/s)",
+        highlight=False,
     )
 
 
@@ -74,31 +119,17 @@ def _objectives(text: str, columns: list[str]) -> list[str]:
     return objs
 
 
-def plot_front(df: object, front: object, objectives: list[str], path: Path) -> None:
-    """Scatter of every valid point and the front in the first two objectives (labelled axes
-    with units); the third objective, if any, colours the points."""
-    import matplotlib
+#: Result columns that define the workload of a point: a front never mixes two workloads.
+WORKLOAD_COLUMNS = ("network", "weight_sparsity")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    x, y = objectives[0], objectives[1]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    kw = {}
-    if len(objectives) > 2:
-        kw = {"c": df[objectives[2]], "cmap": "viridis"}  # type: ignore[index]
-    sc = ax.scatter(df[x], df[y], s=10, alpha=0.5, label="design points", **kw)  # type: ignore[index]
-    f = front.sort_values(x)  # type: ignore[attr-defined]
-    ax.scatter(f[x], f[y], s=28, facecolors="none", edgecolors="red", label="Pareto front")
-    if len(objectives) > 2:
-        fig.colorbar(sc, ax=ax, label=UNITS.get(objectives[2], objectives[2]))
-    ax.set_xlabel(UNITS.get(x, x))
-    ax.set_ylabel(UNITS.get(y, y))
-    ax.set_title(f"Pareto front ({', '.join(objectives)} minimised)")
-    ax.legend(loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def _workload_key(row: object) -> str:
+    parts = []
+    for col in WORKLOAD_COLUMNS:
+        v = getattr(row, col, None)
+        if v is not None:
+            parts.append(f"sparsity {v:g}" if isinstance(v, float) else str(v))
+    return ", ".join(parts) or "all points"
 
 
 @app.command("pareto")
@@ -106,37 +137,54 @@ def plot_front(df: object, front: object, objectives: list[str], path: Path) -> 
 def pareto_command(
     results: Path = typer.Argument(..., help="result table of a sweep (.parquet or .csv)"),
     objectives: str = typer.Option(DEFAULT_OBJECTIVES, help="comma-separated columns to minimise"),
-    plot: Path | None = typer.Option(None, help="write a scatter of the front (PNG/SVG/PDF)"),
-    out: Path | None = typer.Option(None, help="write the front's rows (.parquet or .csv)"),
+    plot: Path | None = typer.Option(None, help="write a scatter of the fronts (PNG/SVG/PDF)"),
+    out: Path | None = typer.Option(None, help="write the fronts' rows (.parquet or .csv)"),
     top: int = typer.Option(20, help="rows shown in the table"),
+    force: bool = typer.Option(False, "--force", help="replace output files that already exist"),
 ) -> None:
-    """The non-dominated rows (every objective minimised) of a sweep's results."""
+    """The non-dominated rows (every objective minimised) of a sweep's results, one front per
+    workload (network and weight sparsity: different workloads never share a front)."""
+    import pandas as pd
+
     from testy_model.dse.pareto import pareto
     from testy_model.dse.runner import read_table
 
     if not results.is_file():
         raise SpecError(f"no result table {results}", file=str(results))
+    if out is not None and out.suffix.lower() not in (".parquet", ".csv"):
+        raise SpecError(f"--out {out}: expected a .parquet or .csv file name")
+    outputs = check_outputs({"--out": out, "--plot": plot}, inputs=[results], force=force)
     try:
         df = read_table(results)
     except Exception as err:  # pyarrow/pandas raise many types on a corrupt file
-        raise SpecError(f"cannot read the result table ({err})", file=str(results)) from None
+        msg = " ".join(str(err).split())[:200]
+        raise SpecError(f"cannot read the result table ({msg})", file=str(results)) from None
     objs = _objectives(objectives, list(df.columns))
     if "valid" in df:
         df = df[df["valid"].astype(bool)]
-    front = pareto(df, objs).sort_values(objs[0])
-    table = Table(title=f"Pareto front: {len(front)} of {len(df)} valid points")
-    shown = [c for c in front.columns if c not in ("point_id", "plan", "valid")]
+    df = df.assign(workload=[_workload_key(r) for r in df.itertuples(index=False)])
+    fronts = {
+        k: pareto(g, objs).sort_values(objs[0]) for k, g in df.groupby("workload", sort=False)
+    }
+    front = pd.concat(fronts.values()) if fronts else df.head(0)
+    table = Table(
+        title=f"Pareto fronts: {len(front)} of {len(df)} valid points, {len(fronts)} workload(s)"
+    )
+    shown = [c for c in front.columns if c not in ("point_id", "plan", "valid", "workload")]
     shown = [c for c in shown if not c.startswith("energy_") or c == "energy_pj"]
     for c in shown:
         table.add_column(c)
     for _, row in front.head(top).iterrows():
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row[shown]))
     console.print(table)
-    if out is not None:
-        if out.suffix.lower() == ".csv":
-            front.to_csv(out, index=False)
+    if "--out" in outputs:
+        if outputs["--out"].suffix.lower() == ".csv":
+            front.to_csv(outputs["--out"], index=False)
         else:
-            front.to_parquet(out, index=False)
-    if plot is not None:
-        plot_front(df, front, objs, plot)
-        console.print(f"front plotted to {plot}")
+            front.to_parquet(outputs["--out"], index=False)
+        console.print(f"--out: fronts written to {outputs['--out']}", highlight=False)
+    if "--plot" in outputs:
+        from testy_model.plots import pareto_figure
+
+        save_figure(pareto_figure(df, fronts, objs, "workload"), outputs["--plot"])
+        console.print(f"--plot: fronts plotted to {outputs['--plot']}", highlight=False)

@@ -6,7 +6,7 @@ A sweep is described in YAML (or built in Python as a :class:`SweepSpec`)::
       arch: ../arch_specs/stc_2of4_tasd.yaml     # base architecture, relative to this file
       grid:                                      # full factorial over dotted keys ...
         levels.SMEM.depth: [2048, 4096, 8192]
-        levels.DRAM.read_bandwidth: [128, 512]   # bits/cycle
+        levels.DRAM.read_bandwidth: [16, 64]     # words/cycle, as in architecture files
         array.pes: [256, 512, 1024]              # PE-array size: compute + innermost levels'
                                                  # instances together (arch_loader.scale_pes)
       random:                                    # ... and/or a seeded random sample
@@ -64,8 +64,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from testy_model.dse.batch import (
     CandidateFeatures,
@@ -89,6 +88,7 @@ from testy_model.spec.arch import Architecture
 from testy_model.spec.arch_loader import apply_arch_overrides, load_arch
 from testy_model.spec.loaders import load_network
 from testy_model.spec.mapping import Mapping
+from testy_model.spec.sweep_spec import RandomSpace, SweepSpec, load_sweep, sweep_key_error
 from testy_model.spec.workload import Density, Layer, Network, Problem
 
 __all__ = [
@@ -108,92 +108,6 @@ __all__ = [
     "structure_key",
     "sweep",
 ]
-
-
-class RandomSpace(BaseModel):
-    """A seeded random sample of ``samples`` points, each key drawn uniformly from its list."""
-
-    model_config = ConfigDict(extra="forbid")
-    samples: int = Field(ge=1)
-    seed: int = 0
-    space: dict[str, list[Any]]
-
-
-class SweepSpec(BaseModel):
-    """What to sweep (see the module docstring for the YAML form)."""
-
-    model_config = ConfigDict(extra="forbid")
-    arch: str
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
-    random: RandomSpace | None = None
-    networks: list[str] = Field(default_factory=lambda: ["resnet50"])
-    network_params: dict[str, Any] = Field(default_factory=dict)
-    weight_sparsity: list[float] = Field(default_factory=lambda: [0.0])
-    plan: str = "dense"
-    budget: float = Field(default=0.05, ge=0)
-    objective: str = "edp"
-    mapper: bool = True
-    seed_limit: int = Field(default=64, ge=0)
-    base_dir: str = "."
-    source: str | None = None
-
-    @field_validator("grid")
-    @classmethod
-    def _non_empty_lists(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        for key, values in v.items():
-            if not values:
-                raise ValueError(f"grid key {key!r} has an empty list of values")
-        return v
-
-    @field_validator("weight_sparsity")
-    @classmethod
-    def _sparsity_range(cls, v: list[float]) -> list[float]:
-        for s in v:
-            if not 0.0 <= s < 1.0:
-                raise ValueError(f"weight sparsity {s} is outside [0, 1)")
-        return v
-
-    @field_validator("objective")
-    @classmethod
-    def _objective(cls, v: str) -> str:
-        if v not in ("edp", "energy", "latency"):
-            raise ValueError(f"objective {v!r} is not one of edp, energy, latency")
-        return v
-
-    def arch_path(self) -> Path:
-        """The base architecture file, resolved against ``base_dir``."""
-        p = Path(self.arch)
-        return p if p.is_absolute() else Path(self.base_dir) / p
-
-
-def load_sweep(path: str | Path) -> SweepSpec:
-    """Load a sweep YAML file (``sweep:`` at the top level); errors name the file and key."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise SpecError(f"cannot read sweep file: {err.strerror}", file=str(path)) from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise SpecError(
-            f"YAML syntax error: {getattr(err, 'problem', err)}",
-            file=str(path),
-            line=None if mark is None else mark.line + 1,
-        ) from err
-    if not isinstance(data, dict) or not isinstance(data.get("sweep"), dict):
-        raise SpecError("expected a mapping with a top-level 'sweep:' block", file=str(path))
-    body = dict(data["sweep"])
-    body.setdefault("base_dir", str(path.parent))
-    body.setdefault("source", str(path))
-    try:
-        return SweepSpec.model_validate(body)
-    except ValidationError as err:
-        first = err.errors()[0]
-        key = "sweep." + ".".join(str(x) for x in first["loc"])
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        raise SpecError(msg, file=str(path), key_path=key) from err
 
 
 def _file_digest(path: Path) -> str:
@@ -288,12 +202,20 @@ def expand_points(spec: SweepSpec) -> list[dict[str, Any]]:
 
 def override_strings(overrides: dict[str, Any]) -> list[str]:
     """``{"levels.GLB.depth": 4096}`` -> ``["levels.GLB.depth=4096"]`` (lists as YAML flow)."""
+
+    def scalar(v: Any) -> str:  # YAML spelling: null, true/false, numbers and strings as is
+        if v is None:
+            return "null"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return str(v)
+
     out = []
     for key, value in overrides.items():
         if isinstance(value, (list, tuple)):
-            text = "[" + ",".join(str(v) for v in value) + "]"
+            text = "[" + ",".join(scalar(v) for v in value) + "]"
         else:
-            text = str(value)
+            text = scalar(value)
         out.append(f"{key}={text}")
     return out
 
@@ -303,12 +225,17 @@ def override_strings(overrides: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 _BASE_ARCH: dict[str, Architecture] = {}
+#: Most entries any per-process cache of this module holds (it is emptied when full).
+CACHE_LIMIT = 4096
 
 
 def base_arch(path: str | Path) -> Architecture:
-    """The base architecture file, loaded once per process."""
-    key = str(Path(path).resolve())
+    """The base architecture file, loaded once per process and content (an edited file is read
+    again, never served stale from the cache)."""
+    key = str(Path(path).resolve()) + ":" + _file_digest(Path(path))
     if key not in _BASE_ARCH:
+        if len(_BASE_ARCH) >= CACHE_LIMIT:
+            _BASE_ARCH.clear()
         _BASE_ARCH[key] = load_arch(path)
     return _BASE_ARCH[key]
 
@@ -418,6 +345,8 @@ def prepare(spec: SweepSpec, points: Sequence[dict[str, Any]] | None = None) -> 
     that results do not depend on how points are chunked."""
     pts = expand_points(spec) if points is None else points
     path = str(spec.arch_path())
+    if not spec.arch_path().is_file():
+        raise sweep_key_error(spec, "arch", f"architecture file {path!r} does not exist")
     groups: dict[str, list[Architecture]] = {}
     caps: dict[str, Architecture] = {}
     seen: set[str] = set()
@@ -429,10 +358,12 @@ def prepare(spec: SweepSpec, points: Sequence[dict[str, Any]] | None = None) -> 
         try:
             a = arch_for(path, p["set"])
         except SpecError as err:
-            raise SpecError(
+            if err.file is not None and err.file != spec.source:
+                raise  # the base architecture file itself is bad: its own file and line
+            raise sweep_key_error(
+                spec,
+                "grid" if spec.grid else "random",
                 f"point {override_strings(p['set'])}: {err.problem}",
-                file=spec.source or err.file or path,
-                key_path="sweep.grid" if spec.grid else "sweep.random",
             ) from None
         groups.setdefault(structure_key(a), []).append(a)
         caps.setdefault(capacity_key(a), a)
@@ -444,20 +375,30 @@ def prepare(spec: SweepSpec, points: Sequence[dict[str, Any]] | None = None) -> 
         if net.endswith((".yaml", ".yml")):
             f = Path(net) if Path(net).is_absolute() else Path(spec.base_dir) / net
             files[net] = str(f)
+            if not f.is_file():
+                raise sweep_key_error(spec, "networks", f"network file {str(f)!r} does not exist")
             load_network(f)  # fail early, naming the file
         else:
             try:
                 get_network(net, **spec.network_params)
             except SpecError as err:
-                raise SpecError(err.problem, file=spec.source, key_path="sweep.networks") from None
+                raise sweep_key_error(spec, "networks", err.problem) from None
     plan = spec.plan
     if plan.endswith((".yaml", ".yml")) and not Path(plan).is_absolute():
         plan = str(Path(spec.base_dir) / plan)
     if plan not in ("dense", "search"):
         try:
-            _plan(plan)  # fail early on a bad plan
+            pl = _plan(plan)  # fail early on a bad plan
+            for net in spec.networks:
+                names = [
+                    x.name
+                    for x in network_for(files.get(net, net), 0.0, spec.network_params).layers
+                ]
+                pl.check_layers(names)
         except SpecError as err:
-            raise SpecError(str(err), file=spec.source, key_path="sweep.plan") from None
+            if err.file is not None and err.file != spec.source:
+                raise  # a plan file: its own file and line
+            raise sweep_key_error(spec, "plan", err.problem) from None
     return SweepContext(
         arch=path,
         network_params=dict(spec.network_params),
@@ -509,8 +450,11 @@ def network_for(name: str, weight_sparsity: float, params: dict[str, Any]) -> Ne
 
     A name ending in ``.yaml``/``.yml`` is a network file (``load_network``); a weight sparsity
     s > 0 then sets every weight's density to ``bernoulli(1 − s)``, s = 0 keeps the file's."""
-    key = (name, weight_sparsity, json.dumps(params, sort_keys=True, default=str))
+    digest = _file_digest(Path(name)) if name.endswith((".yaml", ".yml")) else ""
+    key = (name, digest, weight_sparsity, json.dumps(params, sort_keys=True, default=str))
     if key not in _NETWORKS:
+        if len(_NETWORKS) >= CACHE_LIMIT:
+            _NETWORKS.clear()
         if name.endswith((".yaml", ".yml")):
             net = load_network(name)
             if weight_sparsity > 0:
@@ -790,6 +734,9 @@ def evaluate_chunk(ctx: SweepContext, points: list[dict[str, Any]]) -> list[dict
     Top-level and picklable; it keeps per-process caches (base architecture, networks, candidate
     features) across the chunks a worker receives.
     """
+    for cache in (_CANDS, _FEATS):
+        if len(cache) >= CACHE_LIMIT:  # bounded: a long-lived worker never grows without end
+            cache.clear()
     plan = Plan() if ctx.plan in ("dense", "search") else _plan(ctx.plan)
     archs = [arch_for(ctx.arch, pt["set"]) for pt in points]
     groups: dict[tuple, list[int]] = {}

@@ -42,191 +42,23 @@ import inspect
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from testy_model.errors import SpecError
-from testy_model.spec.workload import (
-    DataSpace,
-    Density,
-    Layer,
-    Network,
-    Problem,
-    conv2d,
-    gemm,
-)
+from testy_model.graph.zoo_builder import GraphBuilder, ZooNetwork, batched_gemm, conv_out
+from testy_model.spec.workload import Network
 
-
-class ZooNetwork(BaseModel):
-    """A zoo network with its parameter accounting.
-
-    Attributes:
-        network: the GEMM-like layers (convolutions, linear layers, attention products).
-        layer_params: layer name -> parameters (weights + biases, count) of that layer; 0 for
-            attention products.
-        other_params: group name -> parameters (count) that are not GEMM weights
-            (embeddings, norms, batch-norm affine parameters, class token, position embeddings).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    network: Network
-    layer_params: dict[str, int]
-    other_params: dict[str, int]
-
-    @property
-    def gemm_params(self) -> int:
-        """Parameters held by GEMM layers (weights + biases), count."""
-        return sum(self.layer_params.values())
-
-    @property
-    def total_params(self) -> int:
-        """All parameters: GEMM layers plus ``other_params``, count."""
-        return self.gemm_params + sum(self.other_params.values())
-
-    @property
-    def macs(self) -> int:
-        """Dense multiply-accumulates of all layers, count."""
-        return self.network.macs
-
-
-# -- shape helpers ----------------------------------------------------------------------------
-
-
-def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
-    """Output size (pixels) of a convolution or pooling along one axis.
-
-    Equation: ``out = floor((size + 2·padding − dilation·(kernel − 1) − 1) / stride) + 1``.
-    Example: 224 input, 7×7 kernel, stride 2, padding 3 -> floor(223 / 2) + 1 = 112.
-    """
-    span = size + 2 * padding - dilation * (kernel - 1) - 1
-    if span < 0:
-        raise SpecError(
-            f"a {kernel}-wide kernel (dilation {dilation}) does not fit a {size}-wide input "
-            f"with padding {padding}"
-        )
-    return span // stride + 1
-
-
-def batched_gemm(
-    g: int,
-    m: int,
-    n: int,
-    k: int,
-    *,
-    name: str = "bgemm",
-    densities: dict[str, Density] | None = None,
-) -> Problem:
-    """``G`` independent GEMMs ``Z[g,m,n] += A[g,m,k]·B[g,n,k]`` (MACs ``= G·M·N·K``).
-
-    Used for attention, where ``G = batch·heads`` and both operands are activations: there is
-    no weight operand (``weight=None``); B is the activation operand.
-    """
-    return Problem(
-        name=name,
-        shape_name="bgemm_ABZ",
-        dimensions=("G", "M", "N", "K"),
-        bounds={"G": g, "M": m, "N": n, "K": k},
-        data_spaces=(
-            DataSpace(name="A", projection=((("G", 1),), (("M", 1),), (("K", 1),))),
-            DataSpace(name="B", projection=((("G", 1),), (("N", 1),), (("K", 1),))),
-            DataSpace(
-                name="Z", projection=((("G", 1),), (("M", 1),), (("N", 1),)), read_write=True
-            ),
-        ),
-        densities=densities or {},
-        weight=None,
-        activation="B",
-    )
-
-
-def _bernoulli(density: float) -> Density | None:
-    """Unstructured density descriptor, or ``None`` (dense) when ``density == 1``."""
-    if not 0.0 <= density <= 1.0:
-        raise SpecError(f"density {density} is outside [0, 1]")
-    return None if density == 1.0 else Density(kind="bernoulli", density=density)
-
-
-def _dens(weight: str | None, w: float, act: str | None, a: float) -> dict[str, Density]:
-    out: dict[str, Density] = {}
-    dw = _bernoulli(w)
-    da = _bernoulli(a)
-    if weight is not None and dw is not None:
-        out[weight] = dw
-    if act is not None and da is not None:
-        out[act] = da
-    return out
-
-
-class _Builder:
-    """Accumulates layers and parameter counts while a network is generated."""
-
-    def __init__(self, weight_density: float) -> None:
-        self.layers: list[Layer] = []
-        self.layer_params: dict[str, int] = {}
-        self.other: dict[str, int] = {}
-        self.wd = weight_density
-
-    def linear(
-        self, name: str, out_f: int, in_f: int, tokens: int, *, bias: bool, act_density: float
-    ) -> None:
-        """Linear layer: params ``out·in (+ out)``; ``gemm(m=out, n=tokens, k=in)``."""
-        prob = gemm(out_f, tokens, in_f, name=name, densities=_dens("A", self.wd, "B", act_density))
-        self.layers.append(Layer(name=name, problem=prob))
-        self.layer_params[name] = out_f * in_f + (out_f if bias else 0)
-
-    def conv(
-        self,
-        name: str,
-        *,
-        n: int,
-        c: int,
-        m: int,
-        size: int,
-        k: int,
-        stride: int,
-        pad: int,
-        bias: bool,
-        act_density: float,
-    ) -> int:
-        """Square convolution on a ``size``×``size`` input; params ``C·M·k² (+ M)``.
-
-        Returns the output size (pixels).
-        """
-        out = conv_out(size, k, stride, pad)
-        prob = conv2d(
-            name=name,
-            n=n,
-            c=c,
-            m=m,
-            p=out,
-            q=out,
-            r=k,
-            s=k,
-            stride=stride,
-            densities=_dens("Weights", self.wd, "Inputs", act_density),
-        )
-        self.layers.append(Layer(name=name, problem=prob))
-        self.layer_params[name] = c * m * k * k + (m if bias else 0)
-        return out
-
-    def attention(self, prefix: str, g: int, q_len: int, kv_len: int, head_dim: int) -> None:
-        """``QKᵀ`` (G, q_len, kv_len, head_dim) and ``A·V`` (G, q_len, head_dim, kv_len)."""
-        for nm, prob in (
-            ("qk", batched_gemm(g, q_len, kv_len, head_dim, name=f"{prefix}.qk")),
-            ("av", batched_gemm(g, q_len, head_dim, kv_len, name=f"{prefix}.av")),
-        ):
-            self.layers.append(Layer(name=f"{prefix}.{nm}", problem=prob))
-            self.layer_params[f"{prefix}.{nm}"] = 0
-
-    def add_other(self, group: str, count: int) -> None:
-        self.other[group] = self.other.get(group, 0) + count
-
-    def build(self, name: str) -> ZooNetwork:
-        return ZooNetwork(
-            network=Network(name=name, layers=tuple(self.layers)),
-            layer_params=self.layer_params,
-            other_params=self.other,
-        )
+__all__ = [
+    "ZooNetwork",
+    "batched_gemm",
+    "bert_base",
+    "conv_out",
+    "describe_network",
+    "get_network",
+    "list_networks",
+    "llama_block",
+    "network_params",
+    "resnet50",
+    "vit_b16",
+]
 
 
 def _check_sparsity(weight_sparsity: float) -> float:
@@ -255,21 +87,26 @@ def resnet50(
     """ResNet-50 (He et al., CVPR 2016) in the torchvision "v1.5" form (stride 2 on the 3×3
     conv of each down-sampling bottleneck).
 
-    Stem: 7×7/2 conv (3->64, pad 3), 3×3/2 max-pool (pad 1). Stages of [3, 4, 6, 3] bottlenecks
-    with widths w = [64, 128, 256, 512]: 1×1 (->w), 3×3 (w->w, stride s, pad 1), 1×1 (w->4w);
-    the first block of each stage has a 1×1 down-sample conv (stride s) on its shortcut; s = 2 in
-    stages 2-4. Then global average pool and FC 2048 -> ``num_classes``. 53 convolutions + 1 FC.
-    Convs have no bias; each is followed by a batch norm with 2·channels parameters (counted in
-    ``other_params["batchnorm"]``).
+    Stem: 7×7/2 conv (3->64, pad 3), ReLU, 3×3/2 max-pool (pad 1). Stages of [3, 4, 6, 3]
+    bottlenecks with widths w = [64, 128, 256, 512]: 1×1 (->w), ReLU, 3×3 (w->w, stride s,
+    pad 1), ReLU, 1×1 (w->4w), the residual addition of the block's input (or, in the first
+    block of each stage, of a 1×1 down-sample conv with stride s: the 4 projection shortcuts),
+    ReLU; s = 2 in stages 2-4. Then global average pool, flatten and FC 2048 ->
+    ``num_classes``. 53 convolutions + 1 FC, 16 additions, 49 ReLUs. Convs have no bias; each is
+    followed by a batch norm (folded into the conv for inference; 2·channels parameters counted
+    in ``other_params["batchnorm"]``).
     """
     _check_positive(batch=batch, image_size=image_size, num_classes=num_classes)
-    b = _Builder(_check_sparsity(weight_sparsity))
-    size = b.conv(
-        "conv1", n=batch, c=3, m=64, size=image_size, k=7, stride=2, pad=3, bias=False,
+    b = GraphBuilder(_check_sparsity(weight_sparsity))
+    x = b.input("image", (batch, 3, image_size, image_size))
+    x, size = b.conv(
+        "conv1", x, n=batch, c=3, m=64, size=image_size, k=7, stride=2, pad=3, bias=False,
         act_density=1.0,
     )  # fmt: skip
     b.add_other("batchnorm", 2 * 64)
-    size = conv_out(size, 3, 2, 1)  # max-pool
+    x = b.op("relu", "conv1.relu", (x,))
+    size = conv_out(size, 3, 2, 1)
+    x = b.op("maxpool", "maxpool", (x,), shape=(batch, 64, size, size), window=9)
     cin = 64
     for stage, (blocks, width) in enumerate(
         zip((3, 4, 6, 3), (64, 128, 256, 512), strict=True), start=1
@@ -277,27 +114,34 @@ def resnet50(
         for i in range(blocks):
             stride = 2 if (i == 0 and stage > 1) else 1
             pre = f"layer{stage}.{i}"
-            b.conv(
-                f"{pre}.conv1", n=batch, c=cin, m=width, size=size, k=1, stride=1, pad=0,
+            y, _ = b.conv(
+                f"{pre}.conv1", x, n=batch, c=cin, m=width, size=size, k=1, stride=1, pad=0,
                 bias=False, act_density=act_density,
             )  # fmt: skip
-            out = b.conv(
-                f"{pre}.conv2", n=batch, c=width, m=width, size=size, k=3, stride=stride, pad=1,
-                bias=False, act_density=act_density,
+            y = b.op("relu", f"{pre}.conv1.relu", (y,))
+            y, out = b.conv(
+                f"{pre}.conv2", y, n=batch, c=width, m=width, size=size, k=3, stride=stride,
+                pad=1, bias=False, act_density=act_density,
             )  # fmt: skip
-            b.conv(
-                f"{pre}.conv3", n=batch, c=width, m=4 * width, size=out, k=1, stride=1, pad=0,
+            y = b.op("relu", f"{pre}.conv2.relu", (y,))
+            y, _ = b.conv(
+                f"{pre}.conv3", y, n=batch, c=width, m=4 * width, size=out, k=1, stride=1, pad=0,
                 bias=False, act_density=act_density,
             )  # fmt: skip
             b.add_other("batchnorm", 2 * (width + width + 4 * width))
+            shortcut = x
             if i == 0:
-                b.conv(
-                    f"{pre}.downsample", n=batch, c=cin, m=4 * width, size=size, k=1,
+                shortcut, _ = b.conv(
+                    f"{pre}.downsample", x, n=batch, c=cin, m=4 * width, size=size, k=1,
                     stride=stride, pad=0, bias=False, act_density=act_density,
                 )  # fmt: skip
                 b.add_other("batchnorm", 2 * 4 * width)
+            y = b.op("add", f"{pre}.add", (y, shortcut))
+            x = b.op("relu", f"{pre}.relu", (y,))
             cin, size = 4 * width, out
-    b.linear("fc", num_classes, cin, batch, bias=True, act_density=1.0)
+    x = b.op("globalavgpool", "avgpool", (x,), shape=(batch, cin, 1, 1))
+    x = b.op("view", "flatten", (x,), shape=(batch, cin))
+    b.linear("fc", x, num_classes, cin, batch, bias=True, act_density=1.0)
     return b.build("resnet50")
 
 
@@ -305,7 +149,8 @@ def resnet50(
 
 
 def _encoder_layers(
-    b: _Builder,
+    b: GraphBuilder,
+    x: str,
     *,
     prefix: str,
     layers: int,
@@ -315,26 +160,42 @@ def _encoder_layers(
     tokens_per_seq: int,
     batch: int,
     fused_qkv: bool,
+    pre_norm: bool,
     gelu_act_density: float,
-) -> None:
-    """Post-/pre-norm-agnostic encoder stack: per layer Q, K, V (fused or not), attention
-    (``QKᵀ``, ``A·V``), output projection, FFN up (hidden->mlp, GELU) and down (mlp->hidden);
-    all linear layers with bias; two LayerNorms (2·hidden parameters each) per layer."""
+) -> str:
+    """An encoder stack on ``x``; returns its output node. Per layer: Q, K, V (fused or not),
+    attention (``QKᵀ``, softmax, ``A·V``), output projection, residual addition, FFN up
+    (hidden->mlp), GELU, down (mlp->hidden), residual addition; all linear layers with bias;
+    two LayerNorms (2·hidden parameters each, read as constants) after each addition
+    (post-norm, BERT) or before each sub-block (pre-norm, ViT)."""
     if hidden % heads:
         raise SpecError(f"hidden size {hidden} is not divisible by {heads} heads")
     tokens = tokens_per_seq * batch
+    lin = {"tokens": tokens, "bias": True, "act_density": 1.0}
     for i in range(layers):
         pre = f"{prefix}.{i}"
+        h = b.op("layernorm", f"{pre}.norm1", (x,), constant_words=2 * hidden) if pre_norm else x
         if fused_qkv:
-            b.linear(f"{pre}.attn.qkv", 3 * hidden, hidden, tokens, bias=True, act_density=1.0)
+            q = k = v = b.linear(f"{pre}.attn.qkv", h, 3 * hidden, hidden, **lin)
         else:
-            for p in ("q", "k", "v"):
-                b.linear(f"{pre}.attn.{p}", hidden, hidden, tokens, bias=True, act_density=1.0)
-        b.attention(f"{pre}.attn", batch * heads, tokens_per_seq, tokens_per_seq, hidden // heads)
-        b.linear(f"{pre}.attn.out", hidden, hidden, tokens, bias=True, act_density=1.0)
-        b.linear(f"{pre}.mlp.up", mlp, hidden, tokens, bias=True, act_density=1.0)
-        b.linear(f"{pre}.mlp.down", hidden, mlp, tokens, bias=True, act_density=gelu_act_density)
+            q, k, v = (b.linear(f"{pre}.attn.{p}", h, hidden, hidden, **lin) for p in "qkv")
+        a = b.attention(
+            f"{pre}.attn", q, k, v, batch * heads, tokens_per_seq, tokens_per_seq, hidden // heads
+        )
+        a = b.linear(f"{pre}.attn.out", a, hidden, hidden, **lin)
+        x = b.op("add", f"{pre}.attn.add", (a, x))
+        if not pre_norm:
+            x = b.op("layernorm", f"{pre}.norm1", (x,), constant_words=2 * hidden)
+        h = b.op("layernorm", f"{pre}.norm2", (x,), constant_words=2 * hidden) if pre_norm else x
+        u = b.linear(f"{pre}.mlp.up", h, mlp, hidden, **lin)
+        u = b.op("gelu", f"{pre}.mlp.gelu", (u,))
+        d = b.linear(f"{pre}.mlp.down", u, hidden, mlp, tokens=tokens, bias=True,
+                     act_density=gelu_act_density)  # fmt: skip
+        x = b.op("add", f"{pre}.mlp.add", (d, x))
+        if not pre_norm:
+            x = b.op("layernorm", f"{pre}.norm2", (x,), constant_words=2 * hidden)
         b.add_other("layernorm", 2 * 2 * hidden)
+    return x
 
 
 def bert_base(
@@ -347,24 +208,31 @@ def bert_base(
     max_positions: int = 512,
     type_vocab: int = 2,
 ) -> ZooNetwork:
-    """BERT-base (Devlin et al., 2019): 12 layers, hidden 768, 12 heads, FFN 3072, GELU.
+    """BERT-base (Devlin et al., 2019): 12 post-norm layers, hidden 768, 12 heads, FFN 3072,
+    GELU.
 
     Embeddings (word ``vocab_size``·768, position ``max_positions``·768, token type
-    ``type_vocab``·768, LayerNorm 2·768) count in ``other_params``; the pooler (768->768 on the
-    first token of each sequence, N = batch) is a GEMM layer. No pre-training heads.
+    ``type_vocab``·768, LayerNorm 2·768) count in ``other_params``; the graph starts from their
+    sum (the network input ``embeddings``, batch·seq_len × 768 values in DRAM) and its
+    LayerNorm. The pooler (768->768 on the first token of each sequence, N = batch, tanh) is a
+    GEMM layer. No pre-training heads.
     """
     _check_positive(seq_len=seq_len, batch=batch, vocab_size=vocab_size)
     if seq_len > max_positions:
         raise SpecError(f"seq_len {seq_len} exceeds the {max_positions} position embeddings")
     hidden = 768
-    b = _Builder(_check_sparsity(weight_sparsity))
+    b = GraphBuilder(_check_sparsity(weight_sparsity))
     b.add_other("embeddings", (vocab_size + max_positions + type_vocab) * hidden)
     b.add_other("layernorm", 2 * hidden)
-    _encoder_layers(
-        b, prefix="encoder", layers=12, hidden=hidden, heads=12, mlp=3072,
-        tokens_per_seq=seq_len, batch=batch, fused_qkv=False, gelu_act_density=gelu_act_density,
+    x = b.input("embeddings", (batch * seq_len, hidden))
+    x = b.op("layernorm", "embeddings.norm", (x,), constant_words=2 * hidden)
+    x = _encoder_layers(
+        b, x, prefix="encoder", layers=12, hidden=hidden, heads=12, mlp=3072,
+        tokens_per_seq=seq_len, batch=batch, fused_qkv=False, pre_norm=False,
+        gelu_act_density=gelu_act_density,
     )  # fmt: skip
-    b.linear("pooler", hidden, hidden, batch, bias=True, act_density=1.0)
+    p = b.linear("pooler", x, hidden, hidden, batch, bias=True, act_density=1.0)
+    b.op("tanh", "pooler.tanh", (p,))
     return b.build("bert-base")
 
 
@@ -376,30 +244,39 @@ def vit_b16(
     weight_sparsity: float = 0.0,
     gelu_act_density: float = 1.0,
 ) -> ZooNetwork:
-    """ViT-B/16 (Dosovitskiy et al., ICLR 2021): 16×16 patches, 12 layers, hidden 768, 12 heads,
-    MLP 3072, a class token, learned position embeddings, final LayerNorm and a linear head.
+    """ViT-B/16 (Dosovitskiy et al., ICLR 2021): 16×16 patches, 12 pre-norm layers, hidden 768,
+    12 heads, MLP 3072, a class token, learned position embeddings, final LayerNorm and a linear
+    head.
 
-    The patch embedding is a 16×16/16 conv (3->768, bias); tokens per image
-    ``T = (image_size/16)² + 1`` (class token). The head reads the class token (N = batch).
+    The patch embedding is a 16×16/16 conv (3->768, bias); its output becomes tokens (a view),
+    the class token is prepended (a concat, free) and the position embeddings added (an
+    addition reading T·768 constant values); tokens per image ``T = (image_size/16)² + 1``. The
+    head reads the class token (N = batch).
     """
     _check_positive(image_size=image_size, batch=batch, num_classes=num_classes)
     if image_size % 16:
         raise SpecError(f"image_size {image_size} is not a multiple of the 16-pixel patch")
     hidden = 768
-    b = _Builder(_check_sparsity(weight_sparsity))
-    grid = b.conv(
-        "patch_embed", n=batch, c=3, m=hidden, size=image_size, k=16, stride=16, pad=0,
+    b = GraphBuilder(_check_sparsity(weight_sparsity))
+    x = b.input("image", (batch, 3, image_size, image_size))
+    x, grid = b.conv(
+        "patch_embed", x, n=batch, c=3, m=hidden, size=image_size, k=16, stride=16, pad=0,
         bias=True, act_density=1.0,
     )  # fmt: skip
     tokens = grid * grid + 1
     b.add_other("cls_token", hidden)
     b.add_other("pos_embed", tokens * hidden)
-    _encoder_layers(
-        b, prefix="blocks", layers=12, hidden=hidden, heads=12, mlp=3072,
-        tokens_per_seq=tokens, batch=batch, fused_qkv=True, gelu_act_density=gelu_act_density,
+    x = b.op("view", "patch_embed.tokens", (x,), shape=(batch * grid * grid, hidden))
+    x = b.op("concat", "cls_token", (x,), shape=(batch * tokens, hidden), constant_words=hidden)
+    x = b.op("add", "pos_embed", (x,), constant_words=tokens * hidden)
+    x = _encoder_layers(
+        b, x, prefix="blocks", layers=12, hidden=hidden, heads=12, mlp=3072,
+        tokens_per_seq=tokens, batch=batch, fused_qkv=True, pre_norm=True,
+        gelu_act_density=gelu_act_density,
     )  # fmt: skip
     b.add_other("layernorm", 2 * hidden)
-    b.linear("head", num_classes, hidden, batch, bias=True, act_density=1.0)
+    x = b.op("layernorm", "norm", (x,), constant_words=2 * hidden)
+    b.linear("head", x, num_classes, hidden, batch, bias=True, act_density=1.0)
     return b.build("vit-b16")
 
 
@@ -421,16 +298,21 @@ def llama_block(
 ) -> ZooNetwork:
     """Llama-style decoder block(s) (defaults: Llama-2-7B's block), no biases, RMSNorm.
 
-    Per block: q (hidden->hidden), k and v (hidden->kv_heads·head_dim; grouped-query attention
-    when ``kv_heads < heads``), attention, o (hidden->hidden), SwiGLU MLP: gate and up
-    (hidden->mlp), down (mlp->hidden) reading ``silu(gate)·up`` (density ``act_density``,
-    dense by default); two RMSNorms (hidden parameters each).
+    Per block: RMSNorm (γ: hidden constants), q (hidden->hidden), k and v
+    (hidden->kv_heads·head_dim; grouped-query attention when ``kv_heads < heads``), attention
+    (``QKᵀ``, softmax, ``A·V``), o (hidden->hidden), residual addition, RMSNorm, SwiGLU MLP:
+    gate and up (hidden->mlp), SiLU on gate, their product, down (mlp->hidden) reading
+    ``silu(gate)·up`` (density ``act_density``, dense by default), residual addition. Rotary
+    embeddings and the causal mask are not modelled. The input is the hidden state (network
+    input ``hidden``).
 
     Modes: ``prefill`` processes ``seq_len`` tokens per sequence (T = batch·seq_len; attention
-    seq_len × seq_len, full matrix counted); ``decode`` processes one new token per sequence
-    (T = batch) attending to a KV cache of ``seq_len`` tokens (attention 1 × seq_len). With
-    grouped-query attention the score products still run once per query head, so G =
-    batch·heads.
+    seq_len × seq_len, full matrix counted; k and v feed the attention); ``decode`` processes
+    one new token per sequence (T = batch) attending to a KV cache of ``seq_len`` tokens
+    (attention 1 × seq_len): the cache is a network input (``layers.i.k_cache``,
+    ``layers.i.v_cache``, batch·seq_len × kv_heads·head_dim values in DRAM) and the new k and v
+    are network outputs (appended to the cache). With grouped-query attention the score
+    products still run once per query head, so G = batch·heads.
     """
     kv = heads if kv_heads is None else kv_heads
     _check_positive(
@@ -446,19 +328,34 @@ def llama_block(
     head_dim = hidden // heads
     q_len = seq_len if mode == "prefill" else 1
     tokens = batch * q_len
-    b = _Builder(_check_sparsity(weight_sparsity))
+    b = GraphBuilder(_check_sparsity(weight_sparsity))
+    lin = {"tokens": tokens, "bias": False, "act_density": 1.0}
+    x = b.input("hidden", (tokens, hidden))
+    outputs = []
     for i in range(layers):
         pre = f"layers.{i}"
-        b.linear(f"{pre}.attn.q", hidden, hidden, tokens, bias=False, act_density=1.0)
-        b.linear(f"{pre}.attn.k", kv * head_dim, hidden, tokens, bias=False, act_density=1.0)
-        b.linear(f"{pre}.attn.v", kv * head_dim, hidden, tokens, bias=False, act_density=1.0)
-        b.attention(f"{pre}.attn", batch * heads, q_len, seq_len, head_dim)
-        b.linear(f"{pre}.attn.o", hidden, hidden, tokens, bias=False, act_density=1.0)
-        b.linear(f"{pre}.mlp.gate", mlp, hidden, tokens, bias=False, act_density=1.0)
-        b.linear(f"{pre}.mlp.up", mlp, hidden, tokens, bias=False, act_density=1.0)
-        b.linear(f"{pre}.mlp.down", hidden, mlp, tokens, bias=False, act_density=act_density)
+        h = b.op("rmsnorm", f"{pre}.attn.norm", (x,), constant_words=hidden)
+        q = b.linear(f"{pre}.attn.q", h, hidden, hidden, **lin)
+        k = b.linear(f"{pre}.attn.k", h, kv * head_dim, hidden, **lin)
+        v = b.linear(f"{pre}.attn.v", h, kv * head_dim, hidden, **lin)
+        if mode == "decode":
+            outputs += [k, v]
+            cache = (batch * seq_len, kv * head_dim)
+            k = b.input(f"{pre}.k_cache", cache)
+            v = b.input(f"{pre}.v_cache", cache)
+        a = b.attention(f"{pre}.attn", q, k, v, batch * heads, q_len, seq_len, head_dim)
+        a = b.linear(f"{pre}.attn.o", a, hidden, hidden, **lin)
+        x = b.op("add", f"{pre}.attn.add", (a, x))
+        h = b.op("rmsnorm", f"{pre}.mlp.norm", (x,), constant_words=hidden)
+        gate = b.linear(f"{pre}.mlp.gate", h, mlp, hidden, **lin)
+        up = b.linear(f"{pre}.mlp.up", h, mlp, hidden, **lin)
+        s = b.op("silu", f"{pre}.mlp.silu", (gate,))
+        s = b.op("mul", f"{pre}.mlp.mul", (s, up))
+        d = b.linear(f"{pre}.mlp.down", s, hidden, mlp, tokens=tokens, bias=False,
+                     act_density=act_density)  # fmt: skip
+        x = b.op("add", f"{pre}.mlp.add", (d, x))
         b.add_other("rmsnorm", 2 * hidden)
-    return b.build(f"llama-block-{mode}")
+    return b.build(f"llama-block-{mode}", outputs=(*outputs, x) if outputs else ())
 
 
 # -- registry ---------------------------------------------------------------------------------

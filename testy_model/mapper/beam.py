@@ -169,8 +169,8 @@ def operand_terms(
             if isinstance(x, Density):
                 if x.kind == "dense":
                     continue
-                if x.kind == "nm" and x.pattern is not None:
-                    terms.append(nm_term(x.pattern, support=support))
+                if x.nm_pattern is not None:
+                    terms.append(nm_term(x.nm_pattern, support=support))
                 else:
                     terms.append(OperandTerm(density=x.value))
             elif isinstance(x, (int, float)):
@@ -673,6 +673,8 @@ def _select(
     alternative bypass structures stay in the beam while their factors are tuned)."""
     order = _best(scores)
     order = order[np.isfinite(scores[0][order])]
+    if order.size == 0:  # no candidate has a finite cost
+        return order
     # equal (objective, EDP, energy) = equivalent for the model: keep the first of each
     trip = np.stack([s[order] for s in scores], axis=1)
     same = np.r_[False, np.all(np.isclose(trip[1:], trip[:-1], rtol=1e-12, atol=0), axis=1)]

@@ -18,6 +18,16 @@ the ERT's most expensive action, an unlisted metadata/gated/skipped one 0). Othe
 vector costs ``read_energy × block``, a fill or update ``write_energy × block``, gated and
 skipped data actions 0, and a metadata access ``metadata energy per bit × its width`` (the
 metadata energy falls back to ``read_energy / datawidth`` only when it is not given).
+
+The clock is not free: the energies here are the spec's at its operating point. A spec's
+energies and leakage hold at its nominal clock (``ComputeUnit.nominal_clock_ghz``); at another
+clock the voltage-frequency rule (:func:`testy_model.estimators.voltage.energy_factors`) gives
+the supply, and every on-chip dynamic energy (storage, metadata and per-action energies of
+non-DRAM levels, MAC and gated-MAC energies and the compute actions, TASD-unit energy per value)
+is multiplied by ``k_dyn = (V/V_nom)²`` and every on-chip leakage by ``k_leak =
+(V/V_nom)·(f_nom/f)``. DRAM is off-chip (its own supply): unscaled. At the nominal clock both
+factors are exactly 1. ``ArchArrays.replace`` takes numbers as given (no voltage rescaling; the
+per-action energies follow changed per-word energies, ``_rederive_actions``).
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from testy_model.errors import SpecError
+from testy_model.estimators.voltage import energy_factors
 from testy_model.spec.arch import Architecture, ComputeUnit, SparsitySupport, StorageLevel, TasdUnit
 
 #: Timeloop's storage actions (``tiling::storageOperationTypes``) and their ERT priority lists.
@@ -323,46 +334,52 @@ def _one(arch: Architecture) -> dict[str, np.ndarray]:
     lv = arch.levels
     n_l = len(lv)
     tu = arch.tasd_unit or TasdUnit()
+    c = arch.compute
+    k_dyn, k_leak = energy_factors(c.clock_ghz, c.nominal_clock_ghz or c.clock_ghz)
+    on_chip = np.array([x.kind != "DRAM" for x in lv])
+    dyn = np.where(on_chip, k_dyn, 1.0)  # (L,) voltage factor of each level's dynamic energy
+    leak = np.where(on_chip, k_leak, 1.0)
     return {
         "capacity_bits": np.array([x.capacity_bits for x in lv], dtype=np.float64),
         "datawidth": np.array([x.datawidth for x in lv], dtype=np.float64),
         "read_bw": np.array([x.read_bandwidth or np.inf for x in lv], dtype=np.float64),
         "write_bw": np.array([x.write_bandwidth or np.inf for x in lv], dtype=np.float64),
-        "read_energy": np.array([x.read_energy for x in lv], dtype=np.float64),
-        "write_energy": np.array([x.write_energy for x in lv], dtype=np.float64),
+        "read_energy": np.array([x.read_energy for x in lv], dtype=np.float64) * dyn,
+        "write_energy": np.array([x.write_energy for x in lv], dtype=np.float64) * dyn,
         "md_read_energy": np.array(
             [np.nan if x.metadata_read_energy is None else x.metadata_read_energy for x in lv],
             dtype=np.float64,
-        ),
+        )
+        * dyn,
         "md_write_energy": np.array(
             [np.nan if x.metadata_write_energy is None else x.metadata_write_energy for x in lv],
             dtype=np.float64,
-        ),
-        "leakage": np.array([x.leakage for x in lv], dtype=np.float64),
+        )
+        * dyn,
+        "leakage": np.array([x.leakage for x in lv], dtype=np.float64) * leak,
         "instances": np.array([x.instances for x in lv], dtype=np.float64),
         "fanout": np.array([arch.fanout(i) for i in range(n_l)], dtype=np.float64),
         "md_capacity_bits": np.array(
             [float(x.metadata_depth) * float(x.metadata_width) for x in lv], dtype=np.float64
         ),
         "block_words": np.array([float(x.block_size) for x in lv], dtype=np.float64),
-        "op_energy": np.stack([action_energies(x) for x in lv]),
-        "mac_op_energy": compute_energies(arch.compute),
+        "op_energy": np.stack([action_energies(x) for x in lv]) * dyn[:, None],
+        "mac_op_energy": compute_energies(c) * k_dyn,
         "md_access_bits": np.array([metadata_access_bits(x) for x in lv], dtype=np.float64),
         "md_word_bits": np.array([float(x.metadata_datawidth) for x in lv], dtype=np.float64),
         "md_width": np.array([float(x.metadata_width) for x in lv], dtype=np.float64),
         "shared_bw": np.array([x.shared_bandwidth or np.inf for x in lv], dtype=np.float64),
         "fanout_x": np.array([_fanout_x(arch, i) for i in range(n_l)], dtype=np.float64),
-        "mac_instances": np.array(float(arch.compute.instances)),
-        "mac_energy": np.array(arch.compute.mac_energy),
-        "gated_mac_energy": np.array(
-            0.0 if arch.compute.gated_mac_energy is None else arch.compute.gated_mac_energy
-        ),
-        "mac_leakage": np.array(arch.compute.leakage),
-        "clock_ghz": np.array(arch.compute.clock_ghz),
+        "mac_instances": np.array(float(c.instances)),
+        "mac_energy": np.array(c.mac_energy) * k_dyn,
+        "gated_mac_energy": np.array(0.0 if c.gated_mac_energy is None else c.gated_mac_energy)
+        * k_dyn,
+        "mac_leakage": np.array(c.leakage) * k_leak,
+        "clock_ghz": np.array(c.clock_ghz),
         "tasd_count": np.array(float(tu.count)),
         "tasd_cycles_per_block": np.array(tu.cycles_per_block),
         "tasd_block": np.array(float(tu.block)),
-        "tasd_energy_per_value": np.array(tu.energy_per_value),
+        "tasd_energy_per_value": np.array(tu.energy_per_value) * k_dyn,
     }
 
 

@@ -60,6 +60,59 @@ class Priced:
     level_cycles: np.ndarray
 
 
+def _vector_widths(aa: ArchArrays) -> tuple[np.ndarray, np.ndarray]:
+    """(..., L, 1) words per data vector and bits per metadata access of every level."""
+    blk = aa.block_words if aa.block_words is not None else np.ones_like(aa.datawidth)
+    md_w = aa.md_access_bits if aa.md_access_bits is not None else np.zeros_like(aa.datawidth)
+    return blk[..., None], md_w[..., None]
+
+
+def action_vectors(
+    counts: dict[str, dict[str, np.ndarray]],
+    md_bits: dict[str, dict[str, np.ndarray]],
+    block: np.ndarray,
+    md_width: np.ndarray,
+    ratio: np.ndarray,
+    word_scale: np.ndarray,
+    shape: tuple[int, ...],
+) -> np.ndarray:
+    """Vector accesses per instance of every Timeloop storage action (..., L, T, A):
+    data ``⌈words·word_scale / block⌉ · ratio`` (:func:`energy.vector_accesses`), metadata
+    ``⌈bits / md_width⌉`` (0 where the level has no metadata access width), for each of
+    random / gated / skipped × read / fill / update. ``counts``/``md_bits`` are words and bits
+    per instance; ``shape`` the broadcast (..., L, T) shape."""
+    vec = np.zeros((*shape, len(STORAGE_OPS)))
+    for kind in KINDS:
+        for split in SPLITS:
+            words = counts[kind][split] * word_scale
+            vec[..., op_index(split, kind)] = en.vector_accesses(words, block, ratio)
+            bits = md_bits[kind][split]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mv = np.where(md_width > 0, np.ceil(bits / md_width * (1 - 1e-9) - 1e-12), 0.0)
+            vec[..., op_index(split, kind, metadata=True)] = np.maximum(mv, 0.0)
+    return vec
+
+
+def tensor_energy(
+    aa: ArchArrays, level: int, words: dict[str, float], md_read_bits: float, word_scale: float
+) -> float:
+    """pJ of one tensor's actual accesses at one single-instance level of design point 0,
+    charged exactly as :func:`price_counts` charges them (whole vectors per action, metadata
+    per access width, the level's per-action energies): ``Σ_a vectors_a · e_a``, with
+    ``words`` = ``{"reads", "fills", "updates"}`` in words of the tensor and ``word_scale`` =
+    tensor bits / level word bits."""
+    assert aa.op_energy is not None
+    blk, md_w = _vector_widths(aa)
+    zero = np.zeros(1)
+    counts = {k: {"random": np.array([words[k]]), "gated": zero, "skipped": zero} for k in KINDS}
+    md = {k: {s: zero for s in SPLITS} for k in KINDS}
+    md["reads"] = {"random": np.array([md_read_bits]), "gated": zero, "skipped": zero}
+    vec = action_vectors(
+        counts, md, blk[0, level], md_w[0, level], np.ones(1), np.array([word_scale]), (1,)
+    )
+    return float(en.buffer_energy(vec, aa.op_energy[0, level], np.ones(1))[0])
+
+
 def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Priced:
     """Energy and cycles of ``st`` on the design points of ``aa`` (module docstring).
 
@@ -70,21 +123,9 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
     candidates (B, 1, L, T) at P points (1, P, L) for a (B, P) grid (``dse.batch``).
     """
     assert aa.op_energy is not None and aa.mac_op_energy is not None
-    blk = aa.block_words if aa.block_words is not None else np.ones_like(aa.datawidth)
-    blk = blk[..., None]
-    md_w = aa.md_access_bits if aa.md_access_bits is not None else np.zeros_like(aa.datawidth)
-    md_w = md_w[..., None]
-    n_ops = len(STORAGE_OPS)
+    blk, md_w = _vector_widths(aa)
     shape = np.broadcast_shapes(st.utilized.shape, blk.shape)
-    vec = np.zeros((*shape, n_ops))
-    for kind in KINDS:
-        for split in SPLITS:
-            words = st.counts[kind][split] * word_scale
-            vec[..., op_index(split, kind)] = en.vector_accesses(words, blk, st.ratio)
-            bits = st.md_bits[kind][split]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                mv = np.where(md_w > 0, np.ceil(bits / md_w * (1 - 1e-9) - 1e-12), 0.0)
-            vec[..., op_index(split, kind, metadata=True)] = np.maximum(mv, 0.0)
+    vec = action_vectors(st.counts, st.md_bits, blk, md_w, st.ratio, word_scale, shape)
     energy = en.buffer_energy(vec, aa.op_energy, st.utilized)
     mac = en.compute_energy(
         st.compute["random"], st.compute["gated"], st.compute["skipped"], aa.mac_op_energy

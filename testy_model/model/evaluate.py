@@ -21,6 +21,10 @@ The pipeline, in order:
 
 ``conventions`` (:class:`~testy_model.spec.conventions.Conventions`) selects Timeloop v3.0.3's
 counting (default) or the Sparseloop 2022 artifact's.
+
+:func:`evaluate` is the entry point: it takes a network (or its dataflow graph) and traverses it
+(``model.graph_eval``), pricing the GEMM-like layers through :func:`evaluate_layers` (the steps
+above) and the other operators and the tensors between them on top.
 """
 
 from __future__ import annotations
@@ -237,7 +241,7 @@ def _prepare(
 
 
 def evaluate(
-    network: Network | Layer | Problem,
+    network: Network | Layer | Problem | Any,
     arch: Architecture,
     mappings: Mappings,
     plan: Plan | str | Path | None = None,
@@ -246,10 +250,42 @@ def evaluate(
     base_dir: str | Path | None = None,
     dense_mappings: Mappings | None = None,
     *,
+    fusion: str = "none",
+    fusion_level: str | None = None,
     sparse: SparseOptimizations | None = None,
     conventions: Conventions | str | None = None,
 ) -> Report:
-    """Evaluate every layer of ``network`` on ``arch`` (module docstring; units in ``report``).
+    """Evaluate ``network`` on ``arch``: a traversal of its dataflow graph
+    (:func:`testy_model.model.graph_eval.evaluate_graph`; arguments there and in
+    :func:`evaluate_layers`: ``sparse`` selects the sparse stage, ``conventions`` the counting).
+    ``network`` may be a :class:`Network`, its ``networkx`` graph
+    (``graph.dataflow.network_graph``), one :class:`Layer` or one :class:`Problem`."""
+    from testy_model.model.graph_eval import evaluate_graph
+
+    if isinstance(network, (Layer, Problem)):
+        network = as_network(network)
+    return evaluate_graph(
+        network, arch, mappings, plan, densities_source, tensors, base_dir, dense_mappings,
+        fusion=fusion, fusion_level=fusion_level, sparse=sparse, conventions=conventions,
+    )  # fmt: skip
+
+
+def evaluate_layers(
+    network: Network | Layer | Problem,
+    arch: Architecture,
+    mappings: Mappings,
+    plan: Plan | str | Path | None = None,
+    densities_source: DensitySource = "expected",
+    tensors: MappingABC[str, MappingABC[str, np.ndarray]] | None = None,
+    base_dir: str | Path | None = None,
+    dense_mappings: Mappings | None = None,
+    tasd_scale: MappingABC[str, float] | None = None,
+    *,
+    sparse: SparseOptimizations | None = None,
+    conventions: Conventions | str | None = None,
+) -> Report:
+    """Evaluate every GEMM-like layer of ``network`` on ``arch``, each alone (module docstring;
+    units in ``report``); the network's other operators are not priced here.
 
     Args:
         network: a :class:`Network`, one :class:`Layer` or one :class:`Problem`.
@@ -265,6 +301,9 @@ def evaluate(
             the same mappings as the plan. Give the dense run its own (e.g. the mapper's dense
             choice) when ``mappings`` were chosen for the plan's terms, so that speed-up and
             energy ratio compare each configuration on its own best mapping.
+        tasd_scale: layer name -> factor on its TASD-unit values (default 1); the graph
+            evaluation sets 0 where another consumer of the same tensor already paid for its
+            decomposition (the unit sits on the producer's output).
         sparse: Sparseloop ``sparse_optimizations`` applied to every layer (the sparse stage,
             with each layer's problem densities); None: when ``plan`` is None too, the
             architecture's ``sparsity:`` support where it applies (:func:`layer_sparse_opts`).
@@ -284,6 +323,14 @@ def evaluate(
         if dense_mappings is None
         else _prepare(net, arch, dense_mappings, Plan.coerce(None)).nests
     )
+    if tasd_scale:
+        prep = dataclasses.replace(
+            prep,
+            terms=[
+                dataclasses.replace(lt, tasd_values=lt.tasd_values * tasd_scale.get(x.name, 1.0))
+                for lt, x in zip(prep.terms, net.layers, strict=True)
+            ],
+        )
     results: list[LayerResult | None] = [None] * n
     for idx in prep.groups:
         for i, r in zip(
@@ -362,22 +409,25 @@ def _evaluate_group(
                 valid=bool(cost.valid[row]),
                 terms=labels,
                 compute_split=split,
+                level_cycles={
+                    lvl: float(cost.level_cycles[row, li])
+                    for li, lvl in enumerate(cost.level_names)
+                },
+                tasd_cycles=float(cost.tasd_cycles[row]),
+                kind=layer.problem.shape_name,
             )
         )
     return out
-
-
-def evaluate_report_dict(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """``evaluate(...).to_dict()`` (convenience for scripts)."""
-    return evaluate(*args, **kwargs).to_dict()
 
 
 @dataclass(frozen=True)
 class PointCosts:
     """Costs of one network at P design points (arrays; units as in ``report``).
 
-    ``cycles``/``energy_pj``/``valid`` are (P, layers) in network order; ``total_cycles``,
-    ``total_energy_pj``, ``total_seconds`` and ``edp_pj_s`` are (P,).
+    ``cycles``/``energy_pj``/``valid`` are (P, layers) in network order; ``operator_cycles``/
+    ``operator_energy_pj`` (P, operators) the network's non-GEMM operators (no fusion, execution
+    order); ``total_cycles``, ``total_energy_pj``, ``total_seconds`` and ``edp_pj_s`` are (P,)
+    and include them.
     """
 
     layer_names: tuple[str, ...]
@@ -388,6 +438,9 @@ class PointCosts:
     total_seconds: np.ndarray
     total_energy_pj: np.ndarray
     edp_pj_s: np.ndarray
+    operator_names: tuple[str, ...] = ()
+    operator_cycles: np.ndarray | None = None
+    operator_energy_pj: np.ndarray | None = None
 
 
 def evaluate_points(
@@ -470,9 +523,10 @@ def evaluate_points(
         cycles[:, cols] = np.broadcast_to(cost.cycles, (g * p,)).reshape(g, p).T
         energy[:, cols] = np.broadcast_to(cost.energy_pj, (g * p,)).reshape(g, p).T
         valid[:, cols] = np.broadcast_to(cost.valid, (g * p,)).reshape(g, p).T
-    tot_c = cycles.sum(axis=1)
-    secs = (cycles / (points.clock_ghz[:, None] * 1e9)).sum(axis=1)
-    tot_e = energy.sum(axis=1)
+    ops = _operator_points(net, points)
+    tot_c = cycles.sum(axis=1) + ops[1].sum(axis=1)
+    secs = tot_c / points.clock_ghz / 1e9
+    tot_e = energy.sum(axis=1) + ops[2].sum(axis=1)
     return PointCosts(
         layer_names=tuple(x.name for x in net.layers),
         cycles=cycles,
@@ -482,4 +536,26 @@ def evaluate_points(
         total_seconds=secs,
         total_energy_pj=tot_e,
         edp_pj_s=tot_e * secs,
+        operator_names=ops[0],
+        operator_cycles=ops[1],
+        operator_energy_pj=ops[2],
     )
+
+
+def _operator_points(
+    net: Network, points: ArchArrays
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """Names, (P, n) cycles and (P, n) energy of the network's non-GEMM operators at every
+    design point (``model.elementwise``; tensors through the outermost level)."""
+    p = points.points
+    if not net.operators:
+        return (), np.zeros((p, 0)), np.zeros((p, 0))
+    from testy_model.graph.dataflow import as_graph, operand_reads
+    from testy_model.model.elementwise import operator_costs
+    from testy_model.model.graph_eval import operator_traffic
+
+    g = as_graph(net)
+    names, traffic = operator_traffic(g, operand_reads(g), len(points.level_names))
+    cost = operator_costs(traffic, points)
+    shape = (p, len(names))
+    return tuple(names), np.broadcast_to(cost.cycles, shape), np.broadcast_to(cost.energy_pj, shape)

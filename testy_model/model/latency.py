@@ -20,16 +20,6 @@ from testy_model.tasd.pattern import NMPattern
 
 
 @lru_cache(maxsize=4096)
-def hardware_pattern(pattern: NMPattern | None, support: OperandSparsity) -> NMPattern | None:
-    """The smallest hardware pattern p:q of ``support`` containing ``pattern`` (None: dense)."""
-    if pattern is None or pattern.is_dense:
-        return None
-    for hw in sorted(support.patterns):
-        if pattern.fits(hw):
-            return hw
-    return None
-
-
 def work_ratio(
     pattern: NMPattern | None, density: float | np.ndarray, support: OperandSparsity
 ) -> float | np.ndarray:

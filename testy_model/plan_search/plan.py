@@ -151,12 +151,12 @@ def native_series(
     real ``array``, when every aligned q-block along ``axis`` holds at most p non-zeros
     (:func:`testy_model.tasd.decompose.is_compliant`). Running it as ``p:q`` is lossless.
     """
-    if density.kind == "nm" and density.pattern is not None:
-        hw = hardware_for(density.pattern, support)
+    if density.nm_pattern is not None:
+        hw = hardware_for(density.nm_pattern, support)
         if isinstance(hw, NMPattern):
             return TasdSeries((hw,))
         if hw is not None:  # a hierarchical pattern: the operand runs as its own pattern
-            return TasdSeries((density.pattern,))
+            return TasdSeries((density.nm_pattern,))
     if array is not None:
         from testy_model.tasd.decompose import is_compliant
 
@@ -270,7 +270,7 @@ def _operand(layer: Layer, tensor: str, support: OperandSparsity, ref: str | Non
     if ref is not None:
         from testy_model.spec.tensors import load_tensor_ref
 
-        raw = load_tensor_ref(ref)
+        raw = load_tensor_ref(ref, layer=layer.name)
         arr, axis = _decompose_axis(prob, tensor, raw)
     return _Operand(tensor, prob.density(tensor), support, prob.full_size(tensor), arr, axis)
 
@@ -1027,52 +1027,12 @@ def _series_of(layer: Layer, option: LayerPlan) -> list[tuple[str, TasdSeries]]:
 
 
 def plot_search(report: SearchReport, path: str | Path | None = None) -> Any:
-    """Per-layer stacked bars of the searched plan.
+    """Dense, the structured engine without TASD, and the plan side by side per layer
+    (:func:`testy_model.plots.search_figure`); returns the matplotlib figure, also saved to
+    ``path`` when given."""
+    from testy_model.plots import search_figure
 
-    Top: latency by component in cycles: the cycles each part needs alone (compute, each
-    level's bandwidth cycles, the TASD unit), stacked, so a bar's height is the non-overlapped
-    latency (the model's serial variant); a black tick marks the layer's latency (their maximum,
-    double-buffered). Bottom: energy by component in µJ (levels, MAC, TASD unit, leakage).
-    Returns the matplotlib figure; saved to ``path`` (PNG) when given.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    df = report.to_frame()
-    x = np.arange(len(df))
-    fig, (ax_t, ax_e) = plt.subplots(
-        2, 1, figsize=(max(7.0, 0.22 * len(df) + 4.5), 7.5), sharex=True
-    )
-    panels = (
-        (ax_t, "T_", 1.0, "latency (cycles)\nstacked = non-overlapped"),
-        (ax_e, "E_", 1e-6, "energy (µJ)"),
-    )
-    for ax, prefix, scale, label in panels:
-        bottom = np.zeros(len(df))
-        for col in [c for c in df.columns if c.startswith(prefix)]:
-            vals = df[col].to_numpy(dtype=float) * scale
-            if not np.any(vals > 0):
-                continue
-            ax.bar(x, vals, bottom=bottom, label=col[len(prefix) :], width=0.8)
-            bottom += vals
-        ax.set_ylabel(label)
-    ax_t.scatter(
-        x, df["cycles"].to_numpy(float), marker="_", color="black", s=120, zorder=3,
-        label="latency (max, overlapped)",
-    )  # fmt: skip
-    for ax in (ax_t, ax_e):
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax_t.set_title(
-        f"{report.network} on {report.arch}: searched plan\n(objective {report.objective}, "
-        f"{report.mode} budget {report.budget:g}; EDP {report.ratio('dense'):.3f} of dense)",
-        fontsize=10,
-    )
-    ax_e.set_xticks(x)
-    ax_e.set_xticklabels(df["layer"], rotation=90, fontsize=6 if len(df) > 20 else 8)
-    ax_e.set_xlabel("layer")
-    fig.tight_layout()
+    fig = search_figure(report)
     if path is not None:
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=150, bbox_inches="tight")
     return fig

@@ -20,7 +20,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from testy_model.errors import SpecError
 from testy_model.spec.arch import Architecture
 from testy_model.spec.sparseloop import MarkedYaml, load_yaml_marked
 
@@ -35,7 +34,7 @@ def short_name(component: str) -> str:
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class EnergyTable(_Frozen):
@@ -220,13 +219,3 @@ def apply_art(arch: Architecture, art: AreaTable) -> Architecture:
     if compute.name in art.areas:
         compute = compute.model_copy(update={"area_um2": art.area(compute.name)})
     return arch.model_copy(update={"levels": levels, "compute": compute})
-
-
-def check_same_component_names(ert: EnergyTable, art: AreaTable) -> None:
-    """Raise :class:`SpecError` when two tables disagree on a component's full path."""
-    for k, v in ert.full_names.items():
-        if k in art.full_names and art.full_names[k] != v:
-            raise SpecError(
-                f"component {k!r} is {v!r} in the ERT but {art.full_names[k]!r} in the ART",
-                file=art.source,
-            )

@@ -20,13 +20,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from testy_model.estimators.node import check_node, node_nm
 from testy_model.tasd.pattern import NMPattern
 
 TensorName = str
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False
+    )
 
 
 class LevelConstraints(_Frozen):
@@ -76,11 +79,15 @@ class StorageLevel(_Frozen):
         ert_actions: Accelergy per-action energies (pJ per action, one vector of ``block_size``
             words or one metadata row), when the level's energies come from an ERT: the model
             resolves every Timeloop storage action through them (``model.arrays``).
-        leakage: pJ per cycle per instance.
-        area_um2: area per instance in µm² (0 when unknown).
+        leakage: pJ per cycle per instance, at the nominal clock (``ComputeUnit``).
+        area_um2: area per instance in µm²; ``None`` = estimated
+            (:mod:`testy_model.estimators.area`), 0 = none.
         keep: tensors this level may hold (``None`` = any); bypass: tensors it never holds.
-        energy_source: where the energies came from (``"45nm table, Accelergy scaling"``,
-            ``"spec"``, ``"ERT"``).
+        energy_source: where the energies came from (the built-in estimator, ``"spec"``,
+            ``"ERT ..."``).
+        estimator: the energy/area estimator class chosen when the spec was loaded
+            (:func:`testy_model.estimators.energy.estimator_class`); ``None`` = from ``kind`` and
+            ``depth``.
     """
 
     name: str
@@ -102,11 +109,12 @@ class StorageLevel(_Frozen):
     shared_bandwidth: float | None = Field(default=None, gt=0)
     ert_actions: tuple[tuple[str, float], ...] = ()
     leakage: float = Field(default=0.0, ge=0)
-    area_um2: float = Field(default=0.0, ge=0)
+    area_um2: float | None = Field(default=None, ge=0)
     keep: tuple[TensorName, ...] | None = None
     bypass: tuple[TensorName, ...] = ()
     constraints: LevelConstraints = Field(default_factory=LevelConstraints)
     energy_source: str = "spec"
+    estimator: Literal["DRAM", "SRAM", "RF", "register"] | None = None
 
     @property
     def block_size(self) -> int:
@@ -149,8 +157,17 @@ class ComputeUnit(_Frozen):
         ``None`` when not given (then 0); skipped MACs cost ``skipped_mac_energy`` (0).
         ert_actions: Accelergy per-action energies (pJ per MAC) when loaded from an ERT.
         clock_ghz: clock frequency in GHz.
-        leakage: pJ per cycle per instance.
-        area_um2: area per MAC in µm².
+        nominal_clock_ghz: the clock reached at the node's nominal supply, the operating point
+            at which every per-action energy and leakage of the spec (written, from an ERT, or
+            estimated) holds. ``None`` when constructing means "the clock given here": the
+            spec's own clock is its nominal one, and a later change of ``clock_ghz`` (an
+            override, a sweep) moves the supply voltage by the voltage-frequency rule
+            (:mod:`testy_model.estimators.voltage`), which scales the energies the cost model
+            reads (:func:`testy_model.model.arrays.arch_arrays`).
+        leakage: pJ per cycle per instance, at the nominal clock.
+        area_um2: area per MAC in µm²; ``None`` = estimated, 0 = none.
+        estimator: ``MAC_int`` or ``MAC_fp``, the MAC energy/area estimator class.
+        multiplier_width: multiplier operand bits for the estimators (``None`` = datawidth).
     """
 
     name: str = "mac"
@@ -162,9 +179,20 @@ class ComputeUnit(_Frozen):
     skipped_mac_energy: float = Field(default=0.0, ge=0)
     ert_actions: tuple[tuple[str, float], ...] = ()
     clock_ghz: float = Field(default=1.0, gt=0)
+    nominal_clock_ghz: float | None = Field(default=None, gt=0)
     leakage: float = Field(default=0.0, ge=0)
-    area_um2: float = Field(default=0.0, ge=0)
+    area_um2: float | None = Field(default=None, ge=0)
     energy_source: str = "spec"
+    estimator: Literal["MAC_int", "MAC_fp"] = "MAC_int"
+    multiplier_width: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nominal_clock(cls, data: object) -> object:
+        """A missing ``nominal_clock_ghz`` is the ``clock_ghz`` given (1.0 GHz by default)."""
+        if isinstance(data, dict) and data.get("nominal_clock_ghz") is None:
+            return {**data, "nominal_clock_ghz": data.get("clock_ghz", 1.0)}
+        return data
 
 
 class HierarchicalPattern(_Frozen):
@@ -241,14 +269,14 @@ class TasdUnit(_Frozen):
         cycles_per_block: cycles one unit spends on one M-block (up to M, reference.md).
         block: values per block it handles (M of the activation pattern; default 8).
         energy_per_value: pJ per activation value examined.
-        area_mm2: area of all units together, mm².
+        area_mm2: area of all units together, mm²; ``None`` = 2 % of the base engine.
     """
 
     count: int = Field(default=16, ge=1)
     cycles_per_block: float = Field(default=8.0, gt=0)
     block: int = Field(default=8, ge=1)
     energy_per_value: float = Field(default=0.05, ge=0)
-    area_mm2: float = Field(default=0.0, ge=0)
+    area_mm2: float | None = Field(default=None, ge=0)
 
 
 class Architecture(_Frozen):
@@ -256,7 +284,8 @@ class Architecture(_Frozen):
 
     Attributes:
         name: design name.
-        technology: process node string (``"45nm"``).
+        technology: process node string (``"45nm"``), read by
+            :func:`testy_model.estimators.node.node_nm` (7-180 nm).
         levels: storage levels, DRAM first.
         compute: the MAC array.
         sparsity: structured-sparsity support per operand.
@@ -275,6 +304,12 @@ class Architecture(_Frozen):
     tasd_unit: TasdUnit | None = None
     source: str | None = None
     container_parents: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("technology", mode="before")
+    @classmethod
+    def _node(cls, v: object) -> str:
+        check_node(node_nm(v))  # SpecError (a ValueError) names what was expected
+        return str(v)
 
     @model_validator(mode="after")
     def _check(self) -> Architecture:

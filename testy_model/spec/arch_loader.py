@@ -21,15 +21,20 @@ Conversions (units as in :mod:`testy_model.spec.arch`):
   sees exactly the hierarchy of the parallel buffers.
 - Bandwidths: Timeloop gives words/cycle; we store bits/cycle = words/cycle x datawidth.
 - Energies (pJ per word): our ``read_energy``/``write_energy`` attributes when given (a missing
-  write energy equals the read energy), else :mod:`testy_model.estimators.energy_table`, by the
-  estimator class of ``class``/``subclass`` (``energy_table.estimator_class``) at the node of
-  ``technology``: DRAM by type per bit x datawidth; registers per bit (write 0); Accelergy
-  ``smartbuffer_RF`` depth-linear, other SRAM depth^0.78, from the nearest table entry; a
-  non-DRAM level without depth is unbounded and priced as a 16384-row macro.
+  write energy equals the read energy), else :mod:`testy_model.estimators.energy`, by the
+  estimator class of ``class``/``subclass`` (``energy.estimator_class``, recorded in
+  ``StorageLevel.estimator``) at the node of ``technology`` (its nominal supply): DRAM by type
+  per bit x datawidth; SRAM, register file and register by their smooth fits; a non-DRAM level
+  without depth is unbounded and priced as a 16384-row macro. ``technology`` must be a node the
+  estimators read (``"45nm"``, ``"7 nm"``, 45, ``"0.045um"``; 7-180 nm).
 - ``datawidth`` missing: inherited from an enclosing container, else 8 bits (warned). ``width``
   missing: ``datawidth x block_size`` (``block_size`` default 1).
 - Compute: a component whose class is ``compute``/``intmac``/``fpmac`` (or ends in ``mac``);
-  datawidth from ``datawidth`` or ``multiplier_width``; pJ/MAC from ``mac_energy`` or the table.
+  datawidth from ``datawidth`` or ``multiplier_width``; pJ/MAC from ``mac_energy`` or the MAC
+  estimator (integer, or floating point for an ``fpmac`` class) at ``multiplier_width`` (else
+  the datawidth). ``clock_ghz`` (default 1.0) and ``nominal_clock_ghz`` (the clock at which the
+  energies hold; default the ``clock_ghz`` written here, see
+  :class:`~testy_model.spec.arch.ComputeUnit`).
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from testy_model.errors import SpecError
-from testy_model.estimators import energy_table as et
+from testy_model.estimators import energy as et
+from testy_model.estimators.node import DEFAULT_NODE_NM, check_node, node_nm
 from testy_model.spec.arch import (
     Architecture,
     ComputeUnit,
@@ -56,6 +62,7 @@ from testy_model.spec.yaml_io import (
     Cur,
     Doc,
     apply_overrides,
+    did_you_mean,
     parse_override,
     validation_to_spec_error,
 )
@@ -94,6 +101,7 @@ _COMPUTE_KEYS = {
     "mac_energy",
     "gated_mac_energy",
     "clock_ghz",
+    "nominal_clock_ghz",
     "leakage",
     "area_um2",
     "area",
@@ -101,6 +109,67 @@ _COMPUTE_KEYS = {
     "meshY",
     "technology",
 }
+#: Attributes Timeloop and Accelergy define for their own use (port and bank counts, cluster
+#: sizes, FIFO depths, plug-in widths ...): accepted without a warning, not used by this model.
+TIMELOOP_ATTRIBUTES = frozenset(
+    {
+        "cluster-size",
+        "cluster_size",
+        "n_banks",
+        "n_rdwr_ports",
+        "n_rd_ports",
+        "n_wr_ports",
+        "nports",
+        "num_ports",
+        "num-ports",
+        "num-banks",
+        "num_banks",
+        "ports",
+        "banks",
+        "adder_width",
+        "multiplier_width",
+        "control_queue_depth",
+        "update_fifo_depth",
+        "metadata_datawidth",
+        "metadata_counter_width",
+        "compression_supported",
+        "decompression_supported",
+        "multiple-buffering",
+        "multiple_buffering",
+        "min-utilization",
+        "min_utilization",
+        "network-word-bits",
+        "network_word_bits",
+        "latency",
+        "global_cycle_seconds",
+        "action_latency_cycles",
+        "cycle_seconds",
+        "n_instances",
+        "memory_width",
+        "memory_depth",
+        "allow_overbooking",
+    }
+)
+#: Component classes of storage (Timeloop's and Accelergy's primitive classes; compared without
+#: case). A class named in the file's ``compound_components`` is accepted too.
+STORAGE_CLASSES = frozenset(
+    {
+        "dram",
+        "sram",
+        "storage",
+        "regfile",
+        "register",
+        "aladdin_register",
+        "reg_storage",
+        "smartbuffer",
+        "smartbuffer_sram",
+        "smartbuffer_rf",
+        "smartbuffer_metadata",
+    }
+)
+#: Component classes of compute (besides any class ending in ``mac``).
+COMPUTE_CLASSES = frozenset({"compute", "intmac", "fpmac", "mac"})
+
 _REPL_RE = re.compile(r"^(?P<base>[^\[\]]+)\[(?P<lo>\d+)\.\.(?P<hi>\d+)\]$")
 
 
@@ -115,6 +184,7 @@ class _State:
     computes: list[tuple[Cur, ComputeUnit]] = field(default_factory=list)
     container_parents: dict[str, str] = field(default_factory=dict)
     technology: str | None = None
+    compound_classes: frozenset[str] = frozenset()
 
 
 def _attr(attrs: dict[str, Cur], *names: str) -> Cur | None:
@@ -130,6 +200,28 @@ def _is_compute(cls: str, subclass: str) -> bool:
     return c in {"compute", "intmac", "fpmac", "mac"} or c.endswith("mac") or s.endswith("mac")
 
 
+def _check_class(comp: Cur, cls: str, st: _State) -> None:
+    """A component's ``class`` must be a known storage or compute class (or a compound component
+    of the file): a misspelt class would otherwise be priced as an SRAM."""
+    if not cls:
+        raise comp.error(
+            "missing 'class'; expected a storage class (DRAM, SRAM, regfile, storage, "
+            "smartbuffer_SRAM, ...) or a compute class (intmac, compute, fpmac)"
+        )
+    low = cls.lower()
+    if low in STORAGE_CLASSES or low in COMPUTE_CLASSES or low.endswith("mac"):
+        return
+    if low in st.compound_classes:
+        return
+    known = sorted({*STORAGE_CLASSES, *COMPUTE_CLASSES} | set(st.compound_classes))
+    canon = {k.lower(): k for k in ("DRAM", "SRAM", "smartbuffer_SRAM", "smartbuffer_RF")}
+    shown = [canon.get(k, k) for k in known]
+    raise comp.child("class").error(
+        f"unknown component class {cls!r}{did_you_mean(cls, shown)}; known classes: "
+        f"{', '.join(shown)} (or a compound component defined in the file)"
+    )
+
+
 def derive_energies(
     kind: str,
     depth: int | None,
@@ -137,11 +229,11 @@ def derive_energies(
     datawidth: int,
     dram_type: str | None,
     estimator: str | None = None,
-    node: int = et.DEFAULT_NODE,
+    node: float = DEFAULT_NODE_NM,
 ) -> tuple[float, float, str]:
-    """(read, write) pJ per word and the source name, from the built-in table (module doc).
+    """(read, write) pJ per word and the source name, from the built-in estimators (module doc).
 
-    ``estimator`` is the energy class (:func:`energy_table.estimator_class`); ``None`` infers
+    ``estimator`` is the energy class (:func:`energy.estimator_class`); ``None`` infers
     it from ``kind`` and ``depth`` (DRAM; depth 1 -> register; else SRAM).
     ``node`` is the process node in nm.
     """
@@ -287,6 +379,7 @@ def _storage_level(
 
     type_cur = _attr(attrs, "type")
     dram_type = type_cur.str() if type_cur is not None else None
+    estimator = et.estimator_class(cls, subclass, depth)
     re_cur, we_cur = _attr(attrs, "read_energy"), _attr(attrs, "write_energy")
     if re_cur is not None or we_cur is not None:
         first = re_cur if re_cur is not None else we_cur
@@ -296,13 +389,7 @@ def _storage_level(
         source = "spec"
     else:
         read_e, write_e, source = derive_energies(
-            kind,
-            depth,
-            width,
-            datawidth,
-            dram_type,
-            et.estimator_class(cls, subclass, depth),
-            et.node_nm(st.technology),
+            kind, depth, width, datawidth, dram_type, estimator, node_nm(st.technology)
         )
     md_cur = _attr(attrs, "metadata_storage_depth")
     mw_cur = _attr(attrs, "metadata_storage_width")
@@ -317,7 +404,7 @@ def _storage_level(
     elif kind == "DRAM" and mw > 0:
         m_read = m_write = et.dram_word_energy(dram_type, 1)[0]
     else:
-        m_read, m_write = et.metadata_energy_per_bit(md, mw, et.node_nm(st.technology))
+        m_read, m_write = et.metadata_energy_per_bit(md, mw, node_nm(st.technology))
     leak = _attr(attrs, "leakage")
     area = _attr(attrs, "area_um2", "area")
     lc, keep, bypass = _constraints(comp.opt("constraints"))
@@ -345,38 +432,61 @@ def _storage_level(
             ),
             shared_bandwidth=bw("shared_bandwidth"),
             leakage=leak.num(minimum=0) if leak is not None else 0.0,
-            area_um2=area.num(minimum=0) if area is not None else 0.0,
+            area_um2=area.num(minimum=0) if area is not None else None,
             keep=keep,
             bypass=bypass,
             constraints=lc,
             energy_source=source,
+            estimator=estimator,  # type: ignore[arg-type]
         )
     except ValidationError as err:
         raise validation_to_spec_error(err, comp, {}) from None
 
 
-def _compute_unit(comp: Cur, name: str, attrs: dict[str, Cur], st: _State) -> ComputeUnit:
+def _compute_unit(
+    comp: Cur, name: str, cls: str, subclass: str, attrs: dict[str, Cur], st: _State
+) -> ComputeUnit:
     dw_cur = _attr(attrs, "datawidth", "multiplier_width")
     datawidth = dw_cur.int(minimum=1) if dw_cur is not None else 8
+    mw_cur = _attr(attrs, "multiplier_width")
+    mult = mw_cur.int(minimum=1) if mw_cur is not None else None
     me = _attr(attrs, "mac_energy")
     ge = _attr(attrs, "gated_mac_energy")
     clk = _attr(attrs, "clock_ghz")
+    nclk = _attr(attrs, "nominal_clock_ghz")
     leak = _attr(attrs, "leakage")
     area = _attr(attrs, "area_um2", "area")
-    return ComputeUnit(
-        name=name,
-        instances=st.instances,
-        mesh_x=st.mesh_x,
-        datawidth=datawidth,
-        mac_energy=me.num(minimum=0)
-        if me is not None
-        else et.mac_energy(datawidth, et.node_nm(st.technology)),
-        gated_mac_energy=ge.num(minimum=0) if ge is not None else None,
-        clock_ghz=clk.num(minimum=0, strict=True) if clk is not None else 1.0,
-        leakage=leak.num(minimum=0) if leak is not None else 0.0,
-        area_um2=area.num(minimum=0) if area is not None else 0.0,
-        energy_source="spec" if me is not None else et.TABLE_SOURCE,
-    )
+    estimator = et.mac_class(cls, subclass)
+    node = node_nm(st.technology)
+    try:
+        return ComputeUnit(
+            name=name,
+            instances=st.instances,
+            mesh_x=st.mesh_x,
+            datawidth=datawidth,
+            mac_energy=me.num(minimum=0)
+            if me is not None
+            else et.mac_energy(mult or datawidth, node, estimator),
+            gated_mac_energy=ge.num(minimum=0) if ge is not None else None,
+            clock_ghz=clk.num(minimum=0, strict=True) if clk is not None else 1.0,
+            nominal_clock_ghz=nclk.num(minimum=0, strict=True) if nclk is not None else None,
+            leakage=leak.num(minimum=0) if leak is not None else 0.0,
+            area_um2=area.num(minimum=0) if area is not None else None,
+            energy_source="spec" if me is not None else et.TABLE_SOURCE,
+            estimator=estimator,  # type: ignore[arg-type]
+            multiplier_width=mult,
+        )
+    except ValidationError as err:
+        raise validation_to_spec_error(err, comp, {}) from None
+
+
+def _technology(cur: Cur) -> str:
+    """A ``technology`` attribute, checked by the estimators' node parser (7-180 nm)."""
+    try:
+        check_node(node_nm(cur.value))
+    except SpecError as err:
+        raise cur.error(err.problem) from None
+    return cur.str()
 
 
 def _attributes(node: Cur, st: _State, keys: set[str], own_only: bool = False) -> dict[str, Cur]:
@@ -385,7 +495,7 @@ def _attributes(node: Cur, st: _State, keys: set[str], own_only: bool = False) -
     a = node.opt("attributes")
     if a is not None:
         a.as_map()
-        a.warn_unused(keys)
+        a.warn_unused(keys, silent=TIMELOOP_ATTRIBUTES)
         for k, c in a.items():
             merged[k] = c
     return merged
@@ -404,6 +514,7 @@ def _component(comp: Cur, st: _State, v03: bool) -> None:
     name = comp.req("name").str()
     cls = comp.opt("class").str() if comp.opt("class") is not None else ""
     subclass = comp.opt("subclass").str() if comp.opt("subclass") is not None else ""
+    _check_class(comp, cls, st)
     compute = _is_compute(cls, subclass)
     comp.warn_unused(
         {"name", "class", "subclass", "attributes", "constraints", "spatial", "required_actions"},
@@ -436,11 +547,11 @@ def _component(comp: Cur, st: _State, v03: bool) -> None:
             st.mesh_x = mesh_x
     tech = _attr(attrs, "technology")
     if tech is not None and st.technology is None:
-        st.technology = tech.str()
+        st.technology = _technology(tech)
     if compute:
         if comp.opt("constraints") is not None:
             comp.child("constraints").warn("constraints on a compute unit are not used")
-        st.computes.append((comp, _compute_unit(comp, name, attrs, st)))
+        st.computes.append((comp, _compute_unit(comp, name, cls, subclass, attrs, st)))
         return
     if name in {x.name for x in st.levels}:
         raise comp.child("name").error(f"duplicate level name {name!r}; level names must be unique")
@@ -492,7 +603,7 @@ def _container(node: Cur, st: _State, name: str, spatial: tuple[int, int]) -> No
         attrs.as_map()
         for k, c in attrs.items():
             if k == "technology" and st.technology is None:
-                st.technology = c.str()
+                st.technology = _technology(c)
             st.inherited[k] = c
 
 
@@ -511,8 +622,7 @@ def _walk_v04(nodes: Cur, st: _State) -> None:
             if tag == "Parallel":
                 for sub in node.req("nodes").as_list().elems():
                     sub_tag = getattr(sub.value, "tag", "Component")
-                    if sub_tag == "Nothing":
-                        sub.warn("!Nothing placeholder is not used by the model (ignored)")
+                    if sub_tag == "Nothing":  # Timeloop's placeholder: nothing to model
                         continue
                     _component(sub, st, v03=False)
             else:
@@ -522,8 +632,8 @@ def _walk_v04(nodes: Cur, st: _State) -> None:
             _container(node, st, node.req("name").str(), _mesh(node.opt("spatial")))
         elif tag == "Component":
             _component(node, st, v03=False)
-        elif tag == "Nothing":
-            node.warn("!Nothing placeholder is not used by the model (ignored)")
+        elif tag == "Nothing":  # Timeloop's placeholder: nothing to model
+            pass
         else:
             raise node.error(
                 f"unknown node kind !{tag}; expected !Container, !Component, !Parallel, "
@@ -584,6 +694,21 @@ def warn_unknown_top(root: Cur, known: frozenset[str] | set[str]) -> None:
         root.child(unknown[0]).warn(f"top-level blocks {unknown} are not used (ignored)")
 
 
+def _compound_classes(root: Cur) -> frozenset[str]:
+    """Lower-case names of the compound components a file defines (``compound_components:``
+    with ``classes:`` or a list of ``{name: ...}``)."""
+    cc = root.opt("compound_components")
+    if cc is None:
+        return frozenset()
+    body = cc.value.get("classes", cc.value) if isinstance(cc.value, dict) else cc.value
+    names = set()
+    if isinstance(body, list):
+        for item in body:
+            if isinstance(item, dict) and isinstance(item.get("name"), str):
+                names.add(item["name"].lower())
+    return frozenset(names)
+
+
 def design_name(file: str) -> str:
     """A design's default name: the file stem, or the folder name for generic stems
     (``arch.yaml``, ``aggregated_input.yaml``)."""
@@ -600,7 +725,7 @@ def arch_from_doc(doc: Doc) -> Architecture:
         raise root.error("expected a mapping with an 'architecture' block")
     a = root.req("architecture").as_map()
     warn_unknown_top(root, KNOWN_TOP_LEVEL)
-    st = _State()
+    st = _State(compound_classes=_compound_classes(root))
     if a.has("nodes"):
         a.warn_unused({"nodes", "version"})
         _walk_v04(a.req("nodes"), st)
@@ -643,35 +768,40 @@ def arch_from_doc(doc: Doc) -> Architecture:
 
 
 def _rederive(old: Architecture, new: Architecture) -> Architecture:
-    """Re-derive table energies of levels whose geometry an override changed."""
+    """Re-derive the estimated energies an override made stale: a level's data energies when
+    its geometry (depth, width, datawidth, kind) or the process node changed, the MAC energy
+    when the node or the multiplier width changed. Energies written in the spec or taken from
+    an ERT (``energy_source`` not the estimators'), or changed by the override itself, stay.
+    (Estimated metadata energies are kept as loaded.)"""
+    node = node_nm(new.technology)
+    moved = node != node_nm(old.technology)
     levels = []
     for lo, ln in zip(old.levels, new.levels, strict=False):
         geom = (lo.depth, lo.width, lo.datawidth, lo.kind)
         same_e = (lo.read_energy, lo.write_energy) == (ln.read_energy, ln.write_energy)
-        if (
-            ln.energy_source.startswith(et.TABLE_SOURCE)
-            and same_e
-            and geom != (ln.depth, ln.width, ln.datawidth, ln.kind)
-        ):
+        changed = moved or geom != (ln.depth, ln.width, ln.datawidth, ln.kind)
+        if ln.energy_source.startswith(et.TABLE_SOURCE) and same_e and changed:
             if ln.kind == "DRAM":
                 per_bit = lo.read_energy / lo.datawidth
                 r = w = per_bit * ln.datawidth
                 src = ln.energy_source
             else:
                 r, w, src = derive_energies(
-                    ln.kind,
-                    ln.depth,
-                    ln.width,
-                    ln.datawidth,
-                    None,
-                    et.estimator_of_source(ln.energy_source),
-                    et.node_nm(new.technology),
+                    ln.kind, ln.depth, ln.width, ln.datawidth, None, ln.estimator, node
                 )
             ln = ln.model_copy(update={"read_energy": r, "write_energy": w, "energy_source": src})
         levels.append(ln)
     if len(new.levels) != len(old.levels):
         return new
-    return new.model_copy(update={"levels": tuple(levels)})
+    c_old, c = old.compute, new.compute
+    width = c.multiplier_width or c.datawidth
+    if (
+        c.energy_source == et.TABLE_SOURCE
+        and c.mac_energy == c_old.mac_energy
+        and (moved or width != (c_old.multiplier_width or c_old.datawidth))
+    ):
+        c = c.model_copy(update={"mac_energy": et.mac_energy(width, node, c.estimator)})
+    return new.model_copy(update={"levels": tuple(levels), "compute": c})
 
 
 #: The derived override key that resizes the PE array (see :func:`scale_pes`).
@@ -712,7 +842,7 @@ def scale_pes(arch: Architecture, pes: object) -> Architecture:
       ``mesh_x = mesh_x(parent) · fx`` for the block and the compute unit.
 
     With no fan-out anywhere (every level has C instances) the block is empty: only the compute
-    unit scales, P = 1. Table energies do not depend on instances, so none is re-derived.
+    unit scales, P = 1. Estimated energies do not depend on instances, so none is re-derived.
     """
     first, parent_inst, parent_mx = _pe_block(arch)
     if isinstance(pes, bool) or not isinstance(pes, int) or pes < 1 or pes % parent_inst:
@@ -746,21 +876,52 @@ def scale_pes(arch: Architecture, pes: object) -> Architecture:
         raise SpecError(f"override {PES_KEY}={pes}: {msg}", key_path=PES_KEY) from None
 
 
+#: Level fields given in words per cycle in files and overrides (stored in bits per cycle).
+BANDWIDTH_FIELDS = ("read_bandwidth", "write_bandwidth")
+
+
+def _bandwidth_override(arch: Architecture, parts: list[str], value: object, text: str) -> str:
+    """The override ``levels.L.read_bandwidth=V`` (V in words/cycle, the file's unit) as the
+    typed model's bits/cycle: ``V · datawidth(L)``; ``null`` keeps it unlimited."""
+    head = parts[1]
+    names = [lv.name for lv in arch.levels]
+    if head in names:
+        level = arch.levels[names.index(head)]
+    elif head.lstrip("-").isdigit() and -len(names) <= int(head) < len(names):
+        level = arch.levels[int(head)]
+    else:
+        raise SpecError(
+            f"override {text!r}: no level {head!r}{did_you_mean(head, names)}; levels are {names}"
+        )
+    if value is None:
+        return f"levels.{level.name}.{parts[2]}=null"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise SpecError(
+            f"override {text!r}: expected a bandwidth > 0 in words/cycle (or null for unlimited)"
+        )
+    return f"levels.{level.name}.{parts[2]}={float(value) * level.datawidth!r}"
+
+
 def apply_arch_overrides(arch: Architecture, overrides: list[str] | None) -> Architecture:
     """``arch`` with dotted ``KEY.PATH=VALUE`` overrides applied, as ``load_arch`` does.
 
     Keys are the typed model's fields (``levels.SMEM.depth=4096``, ``compute.instances=512``,
     ``sparsity.A.patterns=[1:4,2:4]``; see :func:`~testy_model.spec.yaml_io.apply_overrides`)
     plus the derived key ``array.pes=N`` (:func:`scale_pes`: compute and PE-block instances
-    together). Overrides apply in order; consecutive plain ones are validated together, so
-    ``compute.instances`` and ``levels.LRF.instances`` may be changed in one go. Afterwards
-    table-derived energies of every level whose geometry (depth, width, datawidth, kind)
-    changed are re-derived from the 45 nm table (pJ per word). Raises :class:`SpecError`.
+    together). Bandwidths (``levels.L.read_bandwidth`` / ``write_bandwidth``) are in **words per
+    cycle**, the unit of architecture files, converted with the level's datawidth (after every
+    other override, so a datawidth set in the same call counts). Overrides apply in order;
+    consecutive plain ones are validated together, so ``compute.instances`` and
+    ``levels.LRF.instances`` may be changed in one go. Afterwards estimated energies of every
+    level whose geometry (depth, width, datawidth, kind) changed, and of every level and the MAC
+    when ``technology`` changed, are re-derived by the same estimator class (pJ per word;
+    :func:`_rederive`). Raises :class:`SpecError`.
     """
     if not overrides:
         return arch
     new: Architecture = arch
     plain: list[str] = []
+    bandwidths: list[tuple[list[str], object, str]] = []
 
     def flush() -> None:
         nonlocal new
@@ -776,9 +937,14 @@ def apply_arch_overrides(arch: Architecture, overrides: list[str] | None) -> Arc
         if ".".join(parts) == PES_KEY:
             flush()
             new = scale_pes(new, value)
+        elif len(parts) == 3 and parts[0] == "levels" and parts[2] in BANDWIDTH_FIELDS:
+            bandwidths.append((parts, value, text))
         else:
             plain.append(text)
     flush()
+    if bandwidths:
+        plain.extend(_bandwidth_override(new, p, v, t) for p, v, t in bandwidths)
+        flush()
     return _rederive(arch, new)
 
 
@@ -788,8 +954,9 @@ def load_arch(path: str | Path, overrides: list[str] | None = None) -> Architect
 
     ``overrides`` are dotted ``KEY.PATH=VALUE`` edits on the typed model (``levels.GLB.depth=4096``,
     ``compute.instances=512``, ``sparsity.A.patterns=[1:4,2:4]``) and the derived ``array.pes=N``
-    (PE-array size, :func:`scale_pes`), applied by :func:`apply_arch_overrides`; table-derived
-    energies of a level whose geometry changes are re-derived. Raises :class:`SpecError` on any
+    (PE-array size, :func:`scale_pes`), applied by :func:`apply_arch_overrides`; estimated
+    energies of a level whose geometry changes (or of every level, when ``technology`` does) are
+    re-derived. Raises :class:`SpecError` on any
     problem.
     """
     from testy_model.spec.sparseloop import (
@@ -799,6 +966,7 @@ def load_arch(path: str | Path, overrides: list[str] | None = None) -> Architect
 
     doc = Doc.load(path)
     arch = arch_from_doc(doc)
+    doc.report_unused()
     archi = doc.data.get("architecture") if isinstance(doc.data, dict) else None
     nodes = archi.get("nodes") if isinstance(archi, dict) else None
     if nodes_have_sparse_optimizations(nodes) or doc.root().has("sparse_optimizations"):

@@ -203,7 +203,10 @@ def mapping_from_cur(
                 for d, v in f.items():
                     acc.spatial[d] = acc.spatial.get(d, 1) * v if v else 0
         else:
-            e.warn_unused({"target", "type", "keep", "bypass", "stream"})
+            # Timeloop reads no_link_transfer only in spatial directives: silent on datatype
+            e.warn_unused(
+                {"target", "type", "keep", "bypass", "stream"}, silent={"no_link_transfer"}
+            )
             if e.opt("stream") is not None and not virtual:
                 acc.stream = tuple(dict.fromkeys((*acc.stream, *e.opt("stream").str_list())))
             if virtual:
@@ -308,4 +311,7 @@ def load_mapping(
     targets are errors naming the valid ones; with ``problem`` dimension and tensor names are
     checked and factor-0 entries resolved. Raises :class:`SpecError` on any problem.
     """
-    return mapping_from_doc(Doc.load(path), arch, problem)
+    doc = Doc.load(path)
+    mapping = mapping_from_doc(doc, arch, problem)
+    doc.report_unused()
+    return mapping

@@ -2,9 +2,15 @@
 
 Densities (``instance.densities.<tensor>``):
 
-- ``fixed_structured`` / ``fixed-structured`` with our extension key ``pattern: "2:4"`` ->
-  ``Density(kind="nm")``; without ``pattern`` -> ``fixed_structured`` (Sparseloop's own model:
-  every tile holds exactly ``density`` of its values). Density 1.0 -> ``dense``.
+- ``fixed_structured`` / ``fixed-structured`` (or a bare number, as Timeloop reads it) has **one
+  meaning everywhere** (every command, the Sparseloop study included): Sparseloop's
+  fixed-structured density, the same number of non-zeros in every tile (``Density(kind=
+  "fixed_structured")``, priced by its own density model, as Timeloop v3.0.3 does). Where an N:M
+  pattern matters (an engine's structured-sparsity support, TASD terms, ``validate``), the
+  density's ``pattern`` is the N:M pattern of :func:`fixed_structured_pattern` (the first M of
+  4, 8, 2, 3, 16 with d·M an integer N: 0.5 -> 2:4, 0.25 -> 1:4, 0.3333 -> 1:3), ``None`` when no
+  pattern fits (0.3). With our extension key ``pattern: "2:4"`` the density is that N:M pattern
+  (``Density(kind="nm")``). Density 1.0 -> ``dense``.
 - ``hypergeometric`` -> ``hypergeometric``; ``uniform``/``bernoulli``/``random`` -> ``bernoulli``.
 - ``banded`` (``band_width``) -> ``banded``.
 - our ``tensor`` (``path``, optional ``key``) and ``nm`` (``pattern``) kinds; ``dense``.
@@ -66,13 +72,41 @@ def _projection(cur: Cur) -> tuple[tuple[tuple[str, int | str], ...], ...]:
     return tuple(ranks)
 
 
+def fixed_structured_pattern(
+    density: float, candidates: tuple[int, ...] = (4, 8, 2, 3, 16)
+) -> tuple[int, int] | None:
+    """The N:M pattern of Sparseloop's ``fixed-structured`` density ``d``: the first M of
+    ``candidates`` with d·M within 1e-3·M of an integer N >= 1 (0.5 -> 2:4, 0.25 -> 1:4,
+    0.3333 -> 1:3). ``None`` for d >= 1 (dense) or when none fits."""
+    if density >= 1.0:
+        return None
+    for m in candidates:
+        n = round(density * m)
+        if n >= 1 and abs(density * m - n) < 1e-3 * m:
+            return n, m
+    return None
+
+
+def fixed_structured_density(density: float) -> Density:
+    """The one reading of ``fixed_structured`` without a ``pattern`` (module docstring):
+    Sparseloop's fixed-structured density ``d``, with the N:M pattern it is when one fits."""
+    if density >= 1.0:
+        return Density()
+    pat = fixed_structured_pattern(density)
+    return Density(
+        kind="fixed_structured",
+        density=density,
+        pattern=f"{pat[0]}:{pat[1]}" if pat is not None else None,
+    )
+
+
 def _density(cur: Cur) -> Density:
     if isinstance(cur.value, (int, float)) and not isinstance(cur.value, bool):
         # Timeloop: a bare number is a fixed-structured density (Workload::Parse)
         d = cur.num(minimum=0)
         if d > 1:
             raise cur.error(f"expected a density between 0 and 1, got {d}")
-        return Density() if d >= 1.0 else Density(kind="fixed_structured", density=d)
+        return fixed_structured_density(d)
     cur.as_map().warn_unused(
         {"distribution", "density", "pattern", "kind", "path", "key", "band_width"}
     )
@@ -109,7 +143,7 @@ def _density(cur: Cur) -> Density:
         if dist == "dense" or density == 1.0:
             return Density()
         if dist.replace("-", "_") == "fixed_structured":
-            return Density(kind="fixed_structured", density=density)
+            return fixed_structured_density(density)
         kind = "bernoulli" if dist in ("uniform", "bernoulli", "random") else "hypergeometric"
         return Density(kind=kind, density=density)  # type: ignore[arg-type]
     except ValidationError as err:
@@ -254,4 +288,7 @@ def load_problem(path: str | Path) -> Problem:
 
     Raises :class:`SpecError` naming file, line and key path on any problem.
     """
-    return problem_from_doc(Doc.load(path))
+    doc = Doc.load(path)
+    prob = problem_from_doc(doc)
+    doc.report_unused()
+    return prob

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
 from testy_model.errors import SpecError
@@ -84,68 +83,18 @@ def key_path(path: tuple[Any, ...]) -> str:
     return out
 
 
-def _walk_marks(root: yaml.Node, lines: dict[tuple[Any, ...], int]) -> None:
-    """Record the 1-based start line of every node (a mapping value: the line of its key)."""
-    stack: list[tuple[yaml.Node, tuple[Any, ...], int]] = [(root, (), root.start_mark.line + 1)]
-    while stack:
-        node, path, line = stack.pop()
-        lines[path] = line
-        if isinstance(node, yaml.MappingNode):
-            for knode, vnode in node.value:
-                key = knode.value if isinstance(knode, yaml.ScalarNode) else str(knode.value)
-                stack.append((vnode, (*path, key), knode.start_mark.line + 1))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, child in enumerate(node.value):
-                stack.append((child, (*path, i), child.start_mark.line + 1))
-
-
-class _TaggedSafeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """The safe loader plus Timeloop v0.4's local node tags (``!Container``, ``!Component``,
-    ``!Parallel``, ``!Hierarchical``, ``!Nothing``), read as plain mappings / sequences. Any other
-    tag (``!!python/object`` ...) is still rejected."""
-
-
-def _plain(loader: yaml.BaseLoader, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)
-
-
-for _tag in ("!Container", "!Component", "!Parallel", "!Hierarchical", "!Nothing"):
-    _TaggedSafeLoader.add_constructor(_tag, _plain)
-
-
 def load_yaml_marked(path: str | Path) -> MarkedYaml:
-    """Read ``path`` with ``yaml.safe_load`` semantics (the safe loader, libyaml's when present),
-    recording each node's line.
+    """Read ``path`` with the project's one YAML reader
+    (:func:`testy_model.spec.yaml_io.load_yaml_with_marks`: safe-load semantics, Timeloop tags,
+    duplicate keys refused, size/depth/alias/number limits) as a :class:`MarkedYaml`.
 
     Raises:
-        SpecError: the file cannot be read or is not valid YAML (with the parser's line).
+        SpecError: the file cannot be read, is not valid YAML or is past a limit (with the line).
     """
-    from testy_model.spec.yaml_io import read_utf8
+    from testy_model.spec.yaml_io import load_yaml_with_marks
 
-    p = Path(path)
-    text = read_utf8(p)
-    loader_cls = _TaggedSafeLoader
-    try:
-        loader = loader_cls(text)
-        try:
-            root = loader.get_single_node()
-            data = loader.construct_document(root) if root is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise SpecError(
-            f"not valid YAML: {getattr(err, 'problem', err)}", file=str(p), line=line
-        ) from None
-    lines: dict[tuple[Any, ...], int] = {}
-    if root is not None:
-        _walk_marks(root, lines)
-    return MarkedYaml(data=data, lines=lines, file=str(p))
+    data, marks = load_yaml_with_marks(path)
+    return MarkedYaml(data=data, lines=dict(marks), file=str(path))
 
 
 def norm_key(key: object) -> str:
@@ -159,7 +108,7 @@ def norm_key(key: object) -> str:
 # Typed model
 # --------------------------------------------------------------------------------------------
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class RankFormat(_Frozen):

@@ -19,10 +19,6 @@ from testy_model.errors import SpecError
 from testy_model.spec.accelergy import (
     AreaTable,
     EnergyTable,
-    apply_art,
-    apply_ert,
-    load_art,
-    load_ert,
 )
 from testy_model.spec.arch import Architecture
 from testy_model.spec.mapping import Mapping
@@ -84,43 +80,43 @@ def block_files(paths: Sequence[str | Path]) -> dict[str, Path]:
 def load_timeloop_files(
     paths: Sequence[str | Path], overrides: Sequence[str] = ()
 ) -> TimeloopInputs:
-    """Load Timeloop inputs given as files (module docstring).
+    """Load Timeloop inputs given as files (module docstring), through the one reading every
+    command shares (:mod:`testy_model.spec.inputs`: the architecture with its
+    ``sparse_optimizations`` and ERT/ART, the problem, and the mapping checked against both with
+    ``validate_mapping``), so ``study``, ``eval`` and ``validate`` accept and reject the same
+    files with the same message.
 
     Args:
         paths: the YAML files, any order.
         overrides: dotted-key architecture overrides (``levels.SMEM.depth=4096``).
     """
-    from testy_model.spec.arch_loader import load_arch
-    from testy_model.spec.mapping_loader import load_mapping
+    from testy_model.spec.inputs import load_design, load_file_mapping
     from testy_model.spec.problem_loader import load_problem
+    from testy_model.spec.workload import Layer, Network
 
     where = block_files(paths)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # v0.3 attributes this tool does not use
-        arch = load_arch(where["architecture"], overrides=list(overrides))
+        design = load_design(
+            where["architecture"],
+            list(overrides),
+            where.get("ert"),
+            where.get("art"),
+            where.get("sparse_optimizations"),
+        )
     problem = load_problem(where["problem"]) if "problem" in where else None
-    ert = load_ert(where["ert"]) if "ert" in where else None
-    art = load_art(where["art"]) if "art" in where else None
-    if ert is not None:
-        arch = apply_ert(arch, ert)
-    if art is not None:
-        arch = apply_art(arch, art)
     mapping = None
     if "mapping" in where:
-        mapping = load_mapping(where["mapping"], arch, problem)
-    if "sparse_optimizations" in where:
-        sparse = load_sparse_optimizations(where["sparse_optimizations"])
-    else:
+        net = (
+            Network(name=problem.name, layers=(Layer(name=problem.name, problem=problem),))
+            if problem is not None
+            else None
+        )
+        mapping = load_file_mapping(where["mapping"], design, net)
+    sparse = design.sparse_opts
+    if sparse is None:
         sparse = load_sparse_optimizations(where["architecture"])
-    known = {*arch.level_names, arch.compute.name}
-    for t in sparse.targets:
-        if t.name not in known:
-            raise SpecError(
-                f"sparse_optimizations target {t.name!r} is not a level of the architecture "
-                f"(expected one of {sorted(known)})",
-                file=sparse.source,
-            )
-    return TimeloopInputs(arch, problem, mapping, sparse, ert, art, where)
+    return TimeloopInputs(design.arch, problem, mapping, sparse, design.ert, design.art, where)
 
 
 def load_case(case_dir: str | Path, overrides: Sequence[str] = ()) -> TimeloopInputs:

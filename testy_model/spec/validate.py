@@ -111,9 +111,9 @@ def _skipped_axes(
                 spatial_conds.update(act.condition_on or (act.target,))
     for t in problem.inputs:
         dens = problem.density(t)
-        if dens.kind != "nm" or dens.pattern is None or dens.pattern.is_dense:
+        pat = dens.nm_pattern
+        if pat is None or pat.is_dense:
             continue
-        pat = dens.pattern
         sup = arch.sparsity.A if t == weight else arch.sparsity.B
         by_arch = sup.action == "skip" and (
             any(pat.fits(hw) for hw in sup.patterns)

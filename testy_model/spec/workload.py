@@ -18,9 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from testy_model.tasd.pattern import NMPattern
 
+#: Largest bound of one dimension, and largest product of all bounds (dense MACs) of one problem:
+#: 2**53 keeps every count exact in a float64 and every product of counts inside an int64.
+MAX_BOUND = 2**31
+MAX_MACS = 2**53
+
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False
+    )
 
 
 class Density(_Frozen):
@@ -34,6 +41,9 @@ class Density(_Frozen):
         random); ``banded`` (Sparseloop's ``banded``, ``band_width``); ``nm`` (N:M structured
         along the reduction axis, ``pattern`` set); ``tensor`` (measured from the array at
         ``path``). The density models are in ``testy_model.model.density``.
+    pattern: an ``nm`` density's pattern; for ``fixed_structured``, the N:M pattern the density
+        fits (``spec.problem_loader.fixed_structured_pattern``: 0.5 -> 2:4), ``None`` when none
+        does. :attr:`nm_pattern` gives it for either kind.
     """
 
     kind: Literal[
@@ -57,6 +67,13 @@ class Density(_Frozen):
         if self.kind == "tensor" and not self.path:
             raise ValueError("a 'tensor' density needs a path to a .npy/.npz/.safetensors file")
         return self
+
+    @property
+    def nm_pattern(self) -> NMPattern | None:
+        """The N:M pattern the operand is structured as: an ``nm`` density's pattern, or the
+        pattern a ``fixed_structured`` density fits (every tile holds the same share, so every
+        aligned M-block holds N); ``None`` otherwise."""
+        return self.pattern if self.kind in ("nm", "fixed_structured") else None
 
     @property
     def value(self) -> float:
@@ -113,8 +130,16 @@ class Problem(_Frozen):
         for d in self.dimensions:
             if d not in self.bounds:
                 raise ValueError(f"dimension {d!r} has no bound in the instance")
-            if self.bounds[d] < 1:
-                raise ValueError(f"dimension {d!r} bound must be >= 1, got {self.bounds[d]}")
+            if not 1 <= self.bounds[d] <= MAX_BOUND:
+                raise ValueError(f"dimension {d!r} bound must be in 1..2**31, got {self.bounds[d]}")
+        if math.prod(self.bounds[d] for d in self.dimensions) > MAX_MACS:
+            raise ValueError(
+                f"the bounds multiply to {math.prod(self.bounds.values()):,} MACs; the limit is "
+                "2**53 (about 9.0e15)"
+            )
+        for c, v in self.coefficients.items():
+            if v < 1:
+                raise ValueError(f"coefficient {c!r} (a stride or dilation) must be >= 1, got {v}")
         outs = [ds.name for ds in self.data_spaces if ds.read_write]
         if len(outs) != 1:
             raise ValueError(f"expected exactly one read_write (output) data space, got {outs}")
@@ -122,6 +147,11 @@ class Problem(_Frozen):
         for ds in self.data_spaces:
             for rank in ds.projection:
                 for dim, coef in rank:
+                    if isinstance(coef, int) and coef < 1:
+                        raise ValueError(
+                            f"data space {ds.name!r}: projection coefficient {coef} of {dim!r} "
+                            "must be >= 1"
+                        )
                     if dim not in self.dimensions:
                         raise ValueError(
                             f"data space {ds.name!r} projects unknown dimension {dim!r}"
@@ -130,6 +160,9 @@ class Problem(_Frozen):
                         raise ValueError(
                             f"data space {ds.name!r} uses unknown coefficient {coef!r}"
                         )
+        for t, w in self.datawidths.items():
+            if w < 1:
+                raise ValueError(f"datawidth of {t!r} must be >= 1 bit, got {w}")
         for t in list(self.densities) + list(self.datawidths):
             if t not in names:
                 raise ValueError(f"density/datawidth given for unknown tensor {t!r}")
@@ -177,6 +210,13 @@ class Problem(_Frozen):
         for rank in self.data_space(tensor).projection:
             size *= sum(self.coef(c) * (tile.get(d, 1) - 1) for d, c in rank) + 1
         return size
+
+    def shape_of(self, tensor: str) -> tuple[int, ...]:
+        """Extent of each rank of ``tensor`` over the full problem (words along each rank)."""
+        return tuple(
+            sum(self.coef(c) * (self.bounds[d] - 1) for d, c in rank) + 1
+            for rank in self.data_space(tensor).projection
+        )
 
     def full_size(self, tensor: str) -> int:
         """Words of ``tensor`` for the whole problem (``tile_size`` at full bounds)."""
@@ -292,27 +332,136 @@ def conv2d(
 
 
 class Layer(_Frozen):
-    """A named layer of a network: its problem, plus optional real tensors for its operands."""
+    """A named GEMM-like layer of a network: its problem, optional real tensors for its operands,
+    and (in a graph) the producers of its run-time operands.
+
+    ``inputs`` names, in the order of ``problem.inputs`` without the weight, the layer or
+    operator producing each run-time operand (a convolution: ``Inputs``; a GEMM: ``B``; an
+    attention product without weight: ``A`` then ``B``). ``None``: the previous layer of the
+    network (a chain; the first layer reads the network's input).
+    """
 
     name: str
     problem: Problem
-    weight_tensor: str | None = None  # path[:key] of the weight array (.npy/.npz/.safetensors)
+    weight_tensor: str | None = None  # path[:key] of the weight array (.npy/.npz/.onnx, ...)
     activation_tensor: str | None = None
+    inputs: tuple[str, ...] | None = None
+
+    @property
+    def operands(self) -> tuple[str, ...]:
+        """The run-time operands, in the order ``inputs`` names their producers."""
+        return tuple(t for t in self.problem.inputs if t != self.problem.weight)
+
+
+#: Non-GEMM operator kinds (their element-wise work is in ``testy_model.model.elementwise``).
+#: ``input`` is a network input (in DRAM, no producer); ``view`` (reshape, transpose, flatten,
+#: squeeze, slice, expand, identity) and ``concat`` are free: their consumers read the producers'
+#: tensors; ``unknown`` is an operator counted as traffic only (``--skip-unknown``).
+OperatorKind = Literal[
+    "input",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "relu",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "tanh",
+    "pointwise",
+    "softmax",
+    "layernorm",
+    "rmsnorm",
+    "batchnorm",
+    "maxpool",
+    "avgpool",
+    "globalavgpool",
+    "reduce",
+    "gather",
+    "concat",
+    "view",
+    "unknown",
+]
+
+
+class Operator(_Frozen):
+    """A non-GEMM operator of a network graph.
+
+    Attributes:
+        name: unique among the network's layers and operators.
+        op: the kind (:data:`OperatorKind`).
+        inputs: producers (layers, operators or network inputs) of its run-time operands.
+        shape: shape of its output tensor (values); ``words`` is their product.
+        window: values per pooling window (kernel height × width), 1 otherwise.
+        constant_words: values of constant operands it reads (bias, LayerNorm γ/β, tables).
+        source: where it came from (the ONNX operator types it replaces), for reports.
+    """
+
+    name: str
+    op: OperatorKind
+    inputs: tuple[str, ...] = ()
+    shape: tuple[int, ...]
+    window: int = Field(default=1, ge=1)
+    constant_words: int = Field(default=0, ge=0)
+    source: str | None = None
+
+    @field_validator("shape")
+    @classmethod
+    def _shape(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(int(x) < 1 for x in v):
+            raise ValueError(f"shape {list(v)} has a dimension < 1")
+        return v
+
+    @property
+    def words(self) -> int:
+        """Values in the output tensor: Π shape."""
+        return math.prod(self.shape)
 
 
 class Network(_Frozen):
-    """An ordered list of layers (run in order)."""
+    """GEMM-like layers in execution order, and (for a graph) the other operators.
+
+    ``layers`` keep their order (search, sweeps and reports iterate them); ``operators`` are the
+    non-GEMM nodes (inputs, element-wise, normalisation, pooling, views); ``outputs`` names the
+    nodes whose tensors leave the network (default: those nothing consumes); ``order`` is the
+    execution order of all of them (a topological order; default in ``graph.dataflow``). A
+    network without operators whose layers name no inputs is a chain.
+    """
 
     name: str = "network"
     layers: tuple[Layer, ...]
+    operators: tuple[Operator, ...] = ()
+    outputs: tuple[str, ...] = ()
+    order: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> Network:
-        names = [layer.name for layer in self.layers]
+        names = [layer.name for layer in self.layers] + [op.name for op in self.operators]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise ValueError(f"duplicate layer names {sorted(dup)}")
+            raise ValueError(f"duplicate layer/operator names {sorted(dup)}")
+        known = set(names)
+        for node in (*self.layers, *self.operators):
+            missing = [i for i in (node.inputs or ()) if i not in known]
+            if missing:
+                raise ValueError(f"{node.name!r} reads unknown inputs {missing}")
+        for layer in self.layers:
+            if layer.inputs is not None and len(layer.inputs) != len(layer.operands):
+                raise ValueError(
+                    f"layer {layer.name!r} names {len(layer.inputs)} inputs for its "
+                    f"{len(layer.operands)} run-time operands {list(layer.operands)}"
+                )
+        bad = [o for o in self.outputs if o not in known]
+        if bad:
+            raise ValueError(f"outputs {bad} are not layers or operators")
+        if self.order and sorted(self.order) != sorted(names):
+            raise ValueError("order must list every layer and operator exactly once")
         return self
+
+    @property
+    def is_graph(self) -> bool:
+        """True when the network has operators or its layers name their inputs."""
+        return bool(self.operators) or any(x.inputs is not None for x in self.layers)
 
     @property
     def macs(self) -> int:

@@ -13,15 +13,29 @@ This is the only place that turns YAML text into Python data. Semantics are thos
    keyed by its key path (a tuple of keys and indices), so errors can name ``FILE:LINE`` and the
    key path ``architecture.nodes[3].attributes.depth``.
 
-Keys a loader does not use produce one :class:`SpecWarning` each (never an error).
+Keys a loader does not use are collected per file and reported in one :class:`SpecWarning` line
+(never an error), except in the strict files (networks, plans, sweeps), where an unknown key is an
+error with a "did you mean" suggestion.
+
+Limits (hostile input is refused in one line naming the limit, before any arithmetic): a file of
+at most :data:`MAX_FILE_BYTES`, nesting of at most :data:`MAX_DEPTH` levels, at most
+:data:`MAX_NODES` nodes, at most :data:`MAX_ALIAS_NODES` nodes reached through aliases (counted
+while composing, so an alias bomb never expands), scalars of at most :data:`MAX_SCALAR_CHARS`
+characters, integers within ±:data:`MAX_INT`, and floats that are finite, within
+±:data:`MAX_FLOAT` and, unless 0, at least :data:`MIN_FLOAT` in magnitude.
 """
 
 from __future__ import annotations
 
+import copy
+import difflib
+import hashlib
+import math
 import re
+import stat
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +69,38 @@ KNOWN_TOP_LEVEL: frozenset[str] = frozenset(
 KeyPath = tuple[str | int, ...]
 Marks = dict[KeyPath, int]
 
-#: Largest number of nodes one document may expand to (guards against alias bombs).
-MAX_NODES = 200_000
-#: Deepest nesting accepted (guards against recursive aliases).
-MAX_DEPTH = 200
+# Limits on every YAML read (hostile input is refused in one line, in milliseconds). The largest
+# shipped or shared input is 14 kB, 9 levels deep and uses no aliases, so each limit leaves a wide
+# margin for real files while bounding the work any file can cause.
+#: Largest file read, in bytes (1 MiB): bounds the scanner's work (~0.3 s per MB of text).
+MAX_FILE_BYTES = 1 << 20
+#: Longest single scalar (string), in characters.
+MAX_SCALAR_CHARS = 65_536
+#: Deepest nesting of mappings and sequences (PyYAML's composer recurses once per level).
+MAX_DEPTH = 64
+#: Most nodes one document may hold before aliases are expanded.
+MAX_NODES = 100_000
+#: Most nodes reachable through aliases (``*name``), counting every expansion: an alias bomb
+#: (nested aliases that expand to billions of nodes) is refused while it is being composed.
+MAX_ALIAS_NODES = 10_000
+#: Largest integer magnitude (2**53: every integer up to it is exact as a float as well).
+MAX_INT = 2**53
+#: Largest float magnitude; NaN and infinities are refused too.
+MAX_FLOAT = 1e18
+#: Smallest non-zero float magnitude (1 / MAX_FLOAT): its reciprocal (a bandwidth divides a word
+#: count) stays finite, and no subnormal number reaches the model.
+MIN_FLOAT = 1e-18
 #: Key path shown for problems with the document as a whole.
 TOP_LEVEL = "(top level)"
+
+
+class YamlLimitError(yaml.YAMLError):
+    """A document past one of this module's limits (raised inside the composer)."""
+
+    def __init__(self, problem: str, line: int | None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.line = line
 
 
 class SpecWarning(UserWarning):
@@ -83,7 +123,77 @@ class TaggedList(list):  # type: ignore[type-arg]
 # loader
 # --------------------------------------------------------------------------------------------
 class _Loader(yaml.SafeLoader):
-    """SafeLoader without sexagesimal number resolution (``2:4`` stays a string)."""
+    """SafeLoader without sexagesimal number resolution (``2:4`` stays a string) whose composer
+    enforces this module's limits while it builds the node graph: nesting depth, node count,
+    scalar length and the number of nodes reachable through aliases (each alias counts the full
+    expanded size of the node it names, so an alias bomb is refused after a few thousand nodes
+    instead of being expanded later by whoever walks the tree)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+        self._alias_nodes = 0
+        self._sizes: dict[int, int] = {}
+        self._path: list[str | int] = []
+
+    def _limit(self, problem: str, event: yaml.Event) -> YamlLimitError:
+        err = YamlLimitError(problem, event.start_mark.line + 1 if event.start_mark else None)
+        err.path = tuple(self._path)  # type: ignore[attr-defined]
+        return err
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(index, yaml.ScalarNode):
+            self._path.append(str(index.value))
+        elif isinstance(index, int) and not isinstance(index, bool):
+            self._path.append(index)
+        else:
+            self._path.append("<key>")
+        try:
+            return self._compose_counted(parent, index, event)
+        finally:
+            self._path.pop()
+
+    def _compose_counted(self, parent: yaml.Node | None, index: Any, event: yaml.Event) -> Any:
+        if isinstance(event, yaml.AliasEvent):
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                size = self._sizes.get(id(target))
+                if size is None:
+                    raise self._limit(
+                        f"alias *{event.anchor} refers to a node that contains it (a recursive "
+                        "alias); expected a plain tree",
+                        event,
+                    )
+                self._alias_nodes += size
+                if self._alias_nodes > MAX_ALIAS_NODES:
+                    raise self._limit(
+                        f"aliases expand to more than {MAX_ALIAS_NODES:,} nodes (the limit on "
+                        "nodes reached through aliases; an alias bomb?)",
+                        event,
+                    )
+            return super().compose_node(parent, index)
+        self._depth += 1
+        self._nodes += 1
+        if self._depth > MAX_DEPTH:
+            raise self._limit(f"nesting deeper than {MAX_DEPTH} levels (the limit)", event)
+        if self._nodes > MAX_NODES:
+            raise self._limit(f"more than {MAX_NODES:,} nodes (the limit)", event)
+        if isinstance(event, yaml.ScalarEvent) and len(event.value) > MAX_SCALAR_CHARS:
+            raise self._limit(
+                f"a scalar of {len(event.value):,} characters (the limit is {MAX_SCALAR_CHARS:,})",
+                event,
+            )
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        size = 1
+        if isinstance(node, yaml.SequenceNode):
+            size += sum(self._sizes[id(c)] for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size += sum(self._sizes[id(k)] + self._sizes[id(v)] for k, v in node.value)
+        self._sizes[id(node)] = size
+        return node
 
 
 _INT_RE = re.compile(
@@ -115,6 +225,38 @@ _CORE_TAGS = {
 }
 
 
+def number_problem(value: object) -> str | None:
+    """Why a number read from a file is out of range (``None`` when it is fine): NaN and
+    infinities are refused, integers beyond ±:data:`MAX_INT` and floats beyond ±:data:`MAX_FLOAT`
+    too, so no later arithmetic can overflow or carry a NaN."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        if abs(value) > MAX_INT:
+            return "expected an integer within ±2**53 (the limit on integers in a file)"
+        return None
+    if isinstance(value, float):
+        if value != value or value in (math.inf, -math.inf):
+            return "expected a finite number (NaN and infinities are refused)"
+        if abs(value) > MAX_FLOAT:
+            return f"expected a number within ±{MAX_FLOAT:g} (the limit on numbers in a file)"
+        if 0 < abs(value) < MIN_FLOAT:
+            return f"expected 0 or a magnitude of at least {MIN_FLOAT:g} (the limit in a file)"
+    return None
+
+
+def clip(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (messages stay one short line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "...'" + f" ({len(text):,} chars)"
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``word`` (difflib), or ``""``."""
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def format_path(path: Iterable[str | int]) -> str:
     """Render a key path tuple as ``architecture.nodes[3].attributes.depth``."""
     out = ""
@@ -136,9 +278,9 @@ class _Builder:
     def build(self, node: yaml.Node, path: KeyPath, depth: int = 0) -> Any:
         self.count += 1
         line = node.start_mark.line + 1
-        if self.count > MAX_NODES or depth > MAX_DEPTH:
-            raise SpecError(
-                "document too large or recursive (alias expansion); expected a plain tree",
+        if self.count > MAX_NODES + MAX_ALIAS_NODES or depth > 2 * MAX_DEPTH:
+            raise SpecError(  # unreachable past the composer's limits; kept as a guard
+                "document too large or too deep; expected a plain tree",
                 file=self.file,
                 line=line,
                 key_path=format_path(path) or TOP_LEVEL,
@@ -207,14 +349,23 @@ class _Builder:
             empty.tag = tag[1:]
             return empty
         try:
-            return self.loader.construct_object(node, deep=True)
+            value = self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as err:
             raise SpecError(
-                f"cannot read scalar {node.value!r}: {err}",
+                f"cannot read scalar {clip(node.value)}: {err}",
                 file=self.file,
                 line=line,
                 key_path=format_path(path) or TOP_LEVEL,
             ) from None
+        problem = number_problem(value)
+        if problem is not None:
+            raise SpecError(
+                f"{problem}, got {clip(node.value)}",
+                file=self.file,
+                line=line,
+                key_path=format_path(path) or TOP_LEVEL,
+            )
+        return value
 
 
 def parse_yaml_text(text: str, file: str = "<string>") -> tuple[Any, Marks]:
@@ -224,14 +375,30 @@ def parse_yaml_text(text: str, file: str = "<string>") -> tuple[Any, Marks]:
         ``(data, marks)`` where ``marks[key_path]`` is the 1-based line where that node starts.
 
     Raises:
-        SpecError: on syntax errors (with the line), disallowed tags, duplicate keys.
+        SpecError: on syntax errors (with the line), disallowed tags, duplicate keys, and any
+            document past this module's limits (size, depth, nodes, alias expansion, scalar
+            length, number range), naming the limit.
     """
+    if len(text) > MAX_FILE_BYTES:
+        raise SpecError(
+            f"{len(text):,} characters of YAML; the limit is {MAX_FILE_BYTES:,} (1 MiB)",
+            file=file,
+            key_path=TOP_LEVEL,
+        )
     try:
         loader = _Loader(text)
     except yaml.YAMLError as err:
         raise SpecError(f"YAML error: {err}", file=file, key_path=TOP_LEVEL) from None
     try:
         node = loader.get_single_node()
+    except YamlLimitError as err:
+        parts = [p for p in getattr(err, "path", ()) if p != "<key>"]
+        where = format_path(parts)
+        if len(parts) > 8:  # a path as deep as the limit: its ends say where
+            where = f"{format_path(parts[:3])}...{format_path(parts[-2:])} ({len(parts)} levels)"
+        raise SpecError(
+            err.problem, file=file, line=err.line, key_path=where or TOP_LEVEL
+        ) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -247,6 +414,10 @@ def parse_yaml_text(text: str, file: str = "<string>") -> tuple[Any, Marks]:
             file=file,
             line=text.count("\n", 0, line) + 1 if isinstance(line, int) else None,
             key_path=TOP_LEVEL,
+        ) from None
+    except RecursionError:  # pragma: no cover - the composer's depth limit comes first
+        raise SpecError(
+            f"nesting deeper than {MAX_DEPTH} levels (the limit)", file=file, key_path=TOP_LEVEL
         ) from None
     finally:
         loader.dispose()
@@ -314,21 +485,50 @@ def load_yaml_with_marks(path: str | Path) -> tuple[Any, Marks]:
     file is missing, unreadable or not valid YAML.
     """
     p = Path(path)
-    return parse_yaml_text(read_utf8(p), str(p))
+    text = read_utf8(p)
+    key = (str(p), hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest())
+    if key in _PARSED:
+        data, marks = _PARSED[key]
+        return copy.deepcopy(data), dict(marks)
+    data, marks = parse_yaml_text(text, str(p))
+    if len(_PARSED) >= _PARSED_LIMIT:
+        _PARSED.pop(next(iter(_PARSED)))
+    _PARSED[key] = (copy.deepcopy(data), dict(marks))
+    return data, marks
+
+
+#: Files parsed recently, by name and a digest of their text: a run reads its architecture
+#: several times (kind detection, the architecture, its problem, its sparse_optimizations); an
+#: edited file has a new key. Callers get copies. Parsing, not reading, is what costs.
+_PARSED: dict[tuple[str, bytes], tuple[Any, Marks]] = {}
+_PARSED_LIMIT = 16
 
 
 def read_utf8(path: str | Path) -> str:
     """The text of ``path`` decoded as UTF-8 (YAML's encoding).
 
     Raises:
-        SpecError: the file cannot be read, or holds bytes that are not UTF-8 (naming the line
-            and column of the first bad byte, 1-based).
+        SpecError: the file is missing, not a regular file, larger than :data:`MAX_FILE_BYTES`,
+            unreadable, or holds bytes that are not UTF-8 (naming the line and column of the
+            first bad byte, 1-based).
     """
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):
+            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise SpecError(f"{what}; expected a YAML file", file=str(p))
+        if st.st_size > MAX_FILE_BYTES:
+            raise SpecError(
+                f"the file is {st.st_size:,} bytes; the limit is {MAX_FILE_BYTES:,} (1 MiB)",
+                file=str(p),
+            )
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as err:
         raise SpecError(f"cannot read file: {err.strerror or err}", file=str(p)) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpecError(f"more than {MAX_FILE_BYTES:,} bytes (the limit, 1 MiB)", file=str(p))
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -373,11 +573,16 @@ def warn_at(file: str | None, marks: Marks, path: KeyPath, problem: str) -> None
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Doc:
-    """A loaded YAML file: data, line marks and file name."""
+    """A loaded YAML file: data, line marks and file name.
+
+    ``unused`` collects the keys the loaders did not use (:meth:`Cur.warn_unused`);
+    :meth:`report_unused` turns them into one :class:`SpecWarning` line for the whole file.
+    """
 
     data: Any
     marks: Marks
     file: str
+    unused: list[KeyPath] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def load(cls, path: str | Path) -> Doc:
@@ -386,6 +591,26 @@ class Doc:
 
     def root(self) -> Cur:
         return Cur(self, (), self.data)
+
+    def report_unused(self) -> None:
+        """One :class:`SpecWarning` listing every unused key of this file (``file:line: N keys
+        not used by the model (ignored): a.b (line 3), ...``), then forget them."""
+        if not self.unused:
+            return
+        paths = list(dict.fromkeys(self.unused))
+        self.unused.clear()
+        shown = ", ".join(f"{format_path(p)} (line {line_of(self.marks, p)})" for p in paths[:12])
+        more = f" and {len(paths) - 12} more" if len(paths) > 12 else ""
+        n = len(paths)
+        first = line_of(self.marks, paths[0])
+        msg = str(
+            SpecError(
+                f"{n} key{'s' if n > 1 else ''} not used by the model (ignored): {shown}{more}",
+                file=self.file,
+                line=first,
+            )
+        )
+        warnings.warn(msg, SpecWarning, stacklevel=2)
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true/false"}
@@ -506,13 +731,27 @@ class Cur:
         return tuple(c.str() for c in self.elems())
 
     def warn_unused(self, used: Iterable[str], silent: Iterable[str] = ()) -> None:
-        """One :class:`SpecWarning` per key of this mapping not in ``used`` or ``silent``."""
+        """Record every key of this mapping not in ``used`` or ``silent`` as unused; the file's
+        loader reports them all in one warning (:meth:`Doc.report_unused`)."""
         if not isinstance(self.value, dict):
             return
         known = set(used) | set(silent)
         for k in self.value:
             if k not in known:
-                self.child(k).warn(f"key {k!r} is not used by the model (ignored)")
+                self.doc.unused.append((*self.path, k))
+
+    def reject_unknown(self, known: Iterable[str], what: str = "key") -> None:
+        """Raise a :class:`SpecError` at the first key of this mapping not in ``known``, with a
+        "did you mean" suggestion and the keys allowed (strict files: networks, plans, sweeps)."""
+        if not isinstance(self.value, dict):
+            return
+        allowed = list(known)
+        for k in self.value:
+            if k not in allowed:
+                raise self.child(k).error(
+                    f"unknown {what} {k!r}{did_you_mean(str(k), allowed)}; expected one of "
+                    f"{', '.join(sorted(allowed))}"
+                )
 
 
 def _describe(v: Any) -> str:

@@ -220,7 +220,9 @@ class Decomposition:
     @cached_property
     def _sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Per index value ``v = 0..k``: non-zero count, L1 mass ``sum |a|`` and squared mass
-        ``sum a^2`` (float64) of the values with ``index == v``; and the total non-zeros.
+        ``sum (a / peak)^2`` (float64, ``peak = max |a|``: scaled so that neither subnormal
+        values underflow to 0 nor huge ones overflow when squared; every ratio of squared masses
+        is unchanged by the scale) of the values with ``index == v``; and the total non-zeros.
 
         Accumulated over cache-sized chunks of the flattened array (a cache-blocking loop).
         """
@@ -231,6 +233,12 @@ class Decomposition:
         l1 = np.zeros(k1, dtype=np.float64)
         sq = np.zeros(k1, dtype=np.float64)
         nnz = 0
+        peak = 0.0
+        for start in range(0, values.size, _CHUNK_VALUES):
+            chunk = values[start : start + _CHUNK_VALUES]
+            if chunk.size:
+                peak = max(peak, float(np.max(np.abs(chunk, dtype=np.float64))))
+        peak = peak if peak > 0 else 1.0
         for start in range(0, values.size, _CHUNK_VALUES):
             mag = np.abs(values[start : start + _CHUNK_VALUES], dtype=np.float64)
             idx = flat_idx[start : start + _CHUNK_VALUES]
@@ -239,6 +247,7 @@ class Decomposition:
             for v in range(k1):
                 sel = mag * (idx == v)
                 l1[v] += sel.sum()
+                sel /= peak  # division: 1 / a subnormal peak would overflow
                 sel *= sel
                 sq[v] += sel.sum()
         counts[0] = nnz - int(counts[1:].sum())  # residual non-zeros (index 0 also holds zeros)

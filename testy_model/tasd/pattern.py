@@ -24,11 +24,19 @@ from functools import total_ordering
 
 _PATTERN_RE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
+#: Largest block size M of a pattern. Real N:M hardware uses M <= 16; 256 leaves room for
+#: coarse hierarchical blocks while keeping every per-pattern computation (containment checks
+#: loop over the offsets of a block) small.
+MAX_M = 256
+#: Most terms of one TASD series (searches consider at most 4).
+MAX_TERMS = 8
+
 
 def _bad(text: object, why: str) -> ValueError:
+    shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:36] + "...'"
     return ValueError(
-        f"invalid N:M pattern {text!r}: {why} "
-        "(expected 'N:M' with integers 1 <= N <= M, e.g. '2:4')"
+        f"invalid N:M pattern {shown}: {why} "
+        f"(expected 'N:M' with integers 1 <= N <= M <= {MAX_M}, e.g. '2:4')"
     )
 
 
@@ -52,6 +60,8 @@ class NMPattern:
             raise _bad(f"{self.n}:{self.m}", "N must be >= 1")
         if self.n > self.m:
             raise _bad(f"{self.n}:{self.m}", "N must not exceed M")
+        if self.m > MAX_M:
+            raise _bad(f"{self.n}:{self.m}", f"M must be at most {MAX_M}")
 
     @classmethod
     def parse(cls, text: str | NMPattern) -> NMPattern:
@@ -63,6 +73,8 @@ class NMPattern:
         match = _PATTERN_RE.match(text)
         if match is None:
             raise _bad(text, "not of the form N:M")
+        if len(match.group(1)) > 6 or len(match.group(2)) > 6:
+            raise _bad(text, f"M must be at most {MAX_M}")
         n, m = int(match.group(1)), int(match.group(2))
         if m < 1:
             raise _bad(text, "M must be >= 1")
@@ -70,6 +82,8 @@ class NMPattern:
             raise _bad(text, "N must be >= 1")
         if n > m:
             raise _bad(text, "N must not exceed M")
+        if m > MAX_M:
+            raise _bad(text, f"M must be at most {MAX_M}")
         return cls(n, m)
 
     def __str__(self) -> str:
@@ -151,6 +165,11 @@ class TasdSeries:
                 "'+', e.g. '2:8+1:8')"
             )
         parts = stripped.split("+")
+        if len(parts) > MAX_TERMS:
+            raise ValueError(
+                f"invalid TASD series: {len(parts)} terms; the limit is {MAX_TERMS} (a series is "
+                "'dense' or N:M terms joined by '+', e.g. '2:8+1:8')"
+            )
         terms = []
         for part in parts:
             try:
