@@ -370,8 +370,9 @@ def test_validate_checks_mapping_targets_against_the_architecture_alone(tmp_path
 
 
 def test_fixed_structured_has_one_meaning(tmp_path: Path) -> None:
-    """``fixed_structured`` 0.5 is the N:M pattern 2:4 for load_problem, validate and eval alike
-    (it was hypergeometric in load_problem and 2:4 in eval)."""
+    """``fixed_structured`` 0.5 is Sparseloop's fixed-structured density, which is the N:M
+    pattern 2:4, for load_problem, validate and eval alike (it was hypergeometric in
+    load_problem and 2:4 in eval)."""
     from testy_model.spec import load_problem
 
     f = tmp_path / "p.yaml"
@@ -382,7 +383,7 @@ def test_fixed_structured_has_one_meaning(tmp_path: Path) -> None:
         )
     )
     d = load_problem(f).density("A")
-    assert d.kind == "nm" and str(d.pattern) == "2:4"
+    assert d.kind == "fixed_structured" and str(d.nm_pattern) == "2:4"
     code, out, _ = run("validate", f)
     assert code == 0 and "N:M 2:4, density 0.5" in out
 

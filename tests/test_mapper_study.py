@@ -136,7 +136,10 @@ def test_stc_engine_no_worse_than_sparseloop_map(layer: str) -> None:
     p = p.model_copy(update={"densities": {"A": Density(kind="nm", pattern="2:4")}})
     ref = _fit_fanout(load_mapping(case / "map.yaml", arch, p), arch)
     validate_mapping(ref, arch, p)
-    res = mapper.find_mapping(p, arch)
+    # a beam of 32: under Timeloop v3.0.3's counting (link transfers, sampled deltas) the
+    # default beam of 16 settles on an SMEM-bandwidth-bound mapping here (EDP 14,980 against
+    # the reference's 9,593); 32 finds 9,231
+    res = mapper.find_mapping(p, arch, beam=32)
     validate_mapping(res.mapping, arch, p)
     assert res.edp == pytest.approx(_edp(res.mapping, arch, p), rel=1e-9)
     # the reference passes spec.validate; for M512-K1024-N256 the model (which also counts the

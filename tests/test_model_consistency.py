@@ -162,13 +162,15 @@ def test_stc_study_mapping_is_valid_in_the_model() -> None:
     # words, B tile 1024 x 128 = 131,072 words, 8 b each -> 2,097,152 b (fits exactly); the
     # 2-b metadata of A's 131,072 kept values = 262,144 b sits in the separate metadata storage
     # (8192 x 64 b = 524,288 b). Counting metadata with the data (2,359,296 b) would not fit.
-    from testy_model.model.sparseloop_study import load_case
+    from testy_model.spec.timeloop_inputs import load_case
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         case = load_case(STC)
     arch = _arch("sparseloop_stc.yaml")
-    prob = case.problem
+    assert case.problem is not None and case.mapping is not None
+    # the file's fixed-structured 0.5 on A, read as the 2:4 it describes
+    prob = case.problem.model_copy(update={"densities": {"A": Density(kind="nm", pattern="2:4")}})
     nests = nests_from_mapping(case.mapping, arch, prob)
     cost = evaluate_nests(prob, arch, nests, {"A": nm_term("2:4", support=arch.sparsity.A)})
     assert bool(cost.valid_fanout[0]) and bool(cost.valid_capacity[0]) and bool(cost.valid[0])

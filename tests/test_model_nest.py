@@ -56,8 +56,9 @@ def test_nests_from_mapping_arrays() -> None:
     # dims in problem order M, N, K; levels DRAM, GLB; tensors A, B, Z
     np.testing.assert_array_equal(n.temporal[0], [[2, 1, 4], [2, 8, 8]])
     np.testing.assert_array_equal(n.spatial[0], [[1, 1, 1], [4, 1, 1]])
-    # DRAM permutation K (innermost), M; N is missing -> innermost of all: N=0, K=1, M=2.
-    np.testing.assert_array_equal(n.order[0, 0], [2, 0, 1])
+    # DRAM permutation K (innermost), M; N is missing -> appended outermost (Timeloop pads the
+    # permutation at its end): K=0, M=1, N=2.
+    np.testing.assert_array_equal(n.order[0, 0], [1, 2, 0])
     np.testing.assert_array_equal(n.order[0, 1], [1, 0, 2])
     # GLB bypasses Z (architecture), DRAM keeps everything.
     np.testing.assert_array_equal(n.keep[0], [[True, True, True], [True, True, False]])

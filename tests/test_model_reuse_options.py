@@ -68,9 +68,15 @@ def test_default_is_timeloop_counting() -> None:
     assert (c.distinct[0, BUF, Z], c.distinct[0, GLB, Z], c.distinct[0, BUF, B]) == (4, 8, 4)
 
 
+def test_streams_are_ignored_under_timeloop_conventions() -> None:
+    base = dense_counts(gemm(2, 4, 2), _nests())
+    c = dense_counts(gemm(2, 4, 2), _nests(), stream=_stream())
+    assert np.array_equal(c.reads, base.reads) and np.array_equal(c.fills, base.fills)
+
+
 def test_stream_and_first_fill_options() -> None:
     base = dense_counts(gemm(2, 4, 2), _nests())
-    c = dense_counts(gemm(2, 4, 2), _nests(), stream=_stream(), output_first_fill=True)
+    c = dense_counts(gemm(2, 4, 2), _nests(), stream=_stream(), conventions="sparseloop-2022")
     # streamed levels count their pass-through accesses
     assert (c.reads[0, GLB, B], c.fills[0, GLB, B]) == (16, 16)
     assert (c.reads[0, BUF, A], c.fills[0, BUF, A]) == (8, 8)

@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 TL = SHARED / "timeloop_examples"
 ROLES = ("arch", "network", "mapping", "ert", "art", "plan")
+#: roles given to eval as positional files (Timeloop's invocation), the rest as options
+POSITIONAL = ("sparse",)
 
 
 def run_sets(tmp: Path, every_study_case: bool) -> list[dict[str, Path]]:
@@ -58,17 +60,17 @@ def run_sets(tmp: Path, every_study_case: bool) -> list[dict[str, Path]]:
             {"arch": TL / folder / "arch.yaml", "network": prob, "mapping": TL / folder / mp}
         )
     for case in sorted((SHARED / "timeloop_v3_cases").iterdir()):
-        # cases with a sparse_opt.yaml need it (eval FILE...); eval --arch cannot take it
-        if case.is_dir() and not (case / "sparse_opt.yaml").exists():
-            sets.append(
-                {
-                    "arch": case / "arch.yaml",
-                    "network": case / "problem.yaml",
-                    "mapping": case / "map.yaml",
-                    "ert": case / "ERT.yaml",
-                    "art": case / "ART.yaml",
-                }
-            )
+        if case.is_dir():
+            s = {
+                "arch": case / "arch.yaml",
+                "network": case / "problem.yaml",
+                "mapping": case / "map.yaml",
+                "ert": case / "ERT.yaml",
+                "art": case / "ART.yaml",
+            }
+            if (case / "sparse_opt.yaml").exists():
+                s["sparse"] = case / "sparse_opt.yaml"  # merged as Timeloop merges it (FILE...)
+            sets.append(s)
     cases = sorted((SHARED / "sparseloop_stc_study").glob("WD-*/*/*"))
     if not every_study_case:
         cases = [
@@ -87,7 +89,7 @@ def run_sets(tmp: Path, every_study_case: bool) -> list[dict[str, Path]]:
 
 
 def _eval_args(s: dict[str, Path]) -> list[str]:
-    args = ["eval"]
+    args = ["eval", *(str(s[r]) for r in POSITIONAL if r in s)]
     for role in ROLES:
         if role in s:
             args += [f"--{role}", str(s[role])]
@@ -102,9 +104,8 @@ def _outcome(args: list[str]) -> tuple[int, str]:
 
 
 def _compare(s: dict[str, Path], positional: bool) -> tuple[int, str]:
-    v_args = ["validate", *(str(s[r]) for r in ROLES if r in s)] if positional else [
-        "validate", *_eval_args(s)[1:]
-    ]  # fmt: skip
+    files = [str(s[r]) for r in (*ROLES, *POSITIONAL) if r in s]
+    v_args = ["validate", *files] if positional else ["validate", *_eval_args(s)[1:]]
     v = _outcome(v_args)
     e = _outcome(_eval_args(s))
     assert v == e, f"validate {v} vs eval {e} on {s}"

@@ -147,7 +147,11 @@ def test_eyeriss_like_gating(tmp_path: Path) -> None:
     o = acc["psum_spad"]["Outputs"]
     assert (o["reads"], o["fills"], o["updates"]) == (3_828_864 * n, 314_496 * n, 3_833_856 * n)
     gi, go = acc["shared_glb"]["Inputs"], acc["shared_glb"]["Outputs"]
-    assert (gi["reads"], gi["fills"]) == (3_594_240, 1_382_400)
+    # Timeloop v3.0.3 (this project's reference) serves the PE array's diagonal input sharing
+    # (P and R both shift the input's W rank) as distinct translations, so the GLB reads each
+    # input once per fill (as on the shared v3.0.3 cases b05 and c07); the later Timeloop that
+    # produced the 3,594,240 above counts one read per diagonal
+    assert (gi["reads"], gi["fills"]) == (1_382_400, 1_382_400)
     assert (go["reads"], go["updates"], go["fills"]) == (16_353_792, 16_613_376, 0)
     d = acc["DRAM"]
     assert d["Weights"]["reads"] == 884_736

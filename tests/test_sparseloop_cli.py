@@ -18,7 +18,8 @@ def test_study_command_json(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["study", str(CASE), "--json", str(out)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     # ours and Sparseloop's summary side by side (reference.md: 65,536 cycles, 132.61 µJ)
-    assert "total: 65,536 cycles, 132.61 µJ  (Sparseloop: 65,536 cycles, 132.61 µJ)" in res.output
+    assert "total: 65,536 cycles, 132.61 µJ (sparseloop-2022 conventions)" in res.output
+    assert "(Sparseloop: 65,536 cycles, 132.61 µJ)" in res.output
     data = json.loads(out.read_text())
     assert data["cycles"] == 65536
     smem = next(lv for lv in data["levels"] if lv["name"] == "SMEM")

@@ -179,8 +179,14 @@ def test_apply_ert_per_word_energies_and_warning() -> None:
     assert smem.read_energy == pytest.approx(285.71464 / 64)
     assert smem.write_energy == pytest.approx(316.96744 / 64)
     assert smem.metadata_read_energy == pytest.approx(25.8695 / 64)
-    # DRAM: 512 pJ per 64-bit access of 8 words = 64 pJ/word; no metadata action listed -> 0.
-    assert arch.level("DRAM").read_energy == 64 and arch.level("DRAM").metadata_read_energy == 0
+    # DRAM: 512 pJ per 64-bit access of 8 words = 64 pJ/word; no metadata action listed: the
+    # per-bit summary is absent (None) and the ERT's actions price metadata at 0 (Timeloop)
+    assert arch.level("DRAM").read_energy == 64
+    assert arch.level("DRAM").metadata_read_energy is None
+    from testy_model.model.arrays import action_energies, op_index
+
+    e = action_energies(arch.level("DRAM"))
+    assert e[op_index("random", "reads", metadata=True)] == 0.0
     assert arch.compute.mac_energy == 0.5608 and arch.compute.gated_mac_energy == 0.01798
 
 
@@ -223,9 +229,14 @@ def test_opts_from_this_tools_sparsity_block() -> None:
     )
     prob = gemm(8, 8, 8, densities={"A": Density(kind="nm", pattern="2:4")})
     opts = sparse_opts_from_support(arch, prob)
-    # CP with 2 bits wherever A may live; skipping-spatial of B and Z at the innermost fan-out
-    # level (SMEM -> 2 x Extra; Extra -> 2 MACs each, the innermost).
-    assert opts.target("SMEM").format_of("A").ranks[0].metadata_word_bits == 2  # type: ignore[union-attr]
+    # wherever A may live: an innermost CP rank of 2 bits under one 0-bit UOP rank per level
+    # below that may keep A, all flattened over A's dimensions; skipping-spatial of B and Z at
+    # the innermost fan-out level (SMEM -> 2 x Extra; Extra -> 2 MACs each, the innermost).
+    fmt = opts.target("SMEM").format_of("A")
+    assert fmt is not None and [r.format for r in fmt.ranks] == ["UOP", "CP"]
+    assert fmt.ranks[-1].metadata_word_bits == 2 and fmt.ranks[0].payload_word_bits == 0
+    assert fmt.ranks[-1].flattened_rank_ids == (("M", "K"),)
+    assert [r.format for r in opts.target("Extra").format_of("A").ranks] == ["CP"]  # type: ignore[union-attr]
     assert {(a.type, a.target) for a in opts.target("Extra").actions} == {
         ("skipping-spatial", "B"),
         ("skipping-spatial", "Z"),

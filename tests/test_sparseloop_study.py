@@ -33,14 +33,9 @@ from pathlib import Path
 
 import pytest
 
-from testy_model.model.sparseloop_study import (
-    evaluate_case,
-    evaluate_spec,
-    load_case,
-    load_stream,
-    parse_reference_stats,
-    study_cases,
-)
+from testy_model.model.study import evaluate_case, evaluate_spec
+from testy_model.spec.reference_stats import parse_reference_stats
+from testy_model.spec.timeloop_inputs import load_case, study_cases
 from testy_model.spec.workload import Density
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -142,7 +137,7 @@ def test_all_64_cases_load_and_evaluate() -> None:
             dens = {"A": wd, "B": iad}
             skipped = {
                 a.target
-                for a in load_case(case).sparse_opts.target("LRF").actions
+                for a in load_case(case).sparse.target("LRF").actions
                 if a.type == "position-skipping"
             }
             expect = macs
@@ -166,7 +161,8 @@ def _own_spec_report(arch_name: str, design: str, density: Density | None):
         if density is not None:
             prob = prob.model_copy(update={"densities": {"A": density}})
         mapping = load_mapping(case / "map.yaml", arch, prob)
-    own = evaluate_spec(arch, prob, mapping, stream=load_stream(case / "map.yaml"))
+    # the mapping file's stream: lists are part of the mapping (counted under sparseloop-2022)
+    own = evaluate_spec(arch, prob, mapping)
     return own, evaluate_case(case)
 
 
@@ -189,48 +185,59 @@ def test_load_case_types_and_missing_file(tmp_path: Path) -> None:
     from testy_model.errors import SpecError
 
     case = load_case(STUDY / "WD-0.5" / "M512-K1024-N256-IAD0.27-WD0.5" / "STC-RF2x-24-bandwidth")
-    # fixed-structured 0.5 on A becomes an explicit 2:4 density; dense B stays dense
-    assert str(case.problem.density("A").pattern) == "2:4"
-    assert case.problem.density("B").kind == "dense"
-    assert case.stream["SMEM"] == frozenset({"A", "B"})
+    assert case.problem is not None and case.mapping is not None
+    # Sparseloop's fixed-structured 0.5 is its own density model; a density of 1 is dense
+    assert case.problem.density("A").kind == "fixed_structured"
+    assert case.problem.density("A").value == 0.5
+    assert case.problem.density("B").value == 1.0
+    assert case.mapping.level("SMEM").stream == ("A", "B")
     assert case.arch.level("SMEM").read_energy == pytest.approx(285.71464 / 64)
     with pytest.raises(SpecError, match="missing file"):
         load_case(tmp_path)
 
 
 @pytest.mark.parametrize("case", REF_CASES, ids=lambda p: f"{p.parent.name[-5:]}-{p.name[:3]}")
-def test_dense_counts_agree_with_model_core_up_to_two_conventions(case: Path) -> None:
-    """The model core (model.reuse.dense_counts, later Timeloop's counting: 228.56 uJ for TC)
-    and the artifact's counting differ in exactly two conventions, checked here:
+def test_the_two_conventions_differ_in_exactly_two_rules(case: Path) -> None:
+    """Timeloop v3.0.3's counting (``timeloop``; 228.56 uJ for TC) and the artifact's
+    (``sparseloop-2022``) differ in exactly two rules, checked here on the dense counts:
     (1) a tensor bypassing a level but listed in its ``stream:`` is counted there (reads =
-        fills = what the children fill) by the artifact, not by the core;
-    (2) the artifact counts the first fill of every output tile (fills = distinct words), the
-        core counts only fills that carry partial sums (W - D = 0 here).
+        fills = what the children fill) by the artifact, not by Timeloop;
+    (2) the artifact counts the first fill of every output tile below the top level (fills =
+        + the distinct output words of the tile), Timeloop only fills that bring partial sums.
     Everything else (reads, fills, updates of every kept tensor) is identical."""
     from testy_model.model import dense_counts, nests_from_mapping
-    from testy_model.model.sparse import dense_level_counts
-    from testy_model.model.sparseloop_study import level_views, mapping_loops
 
     c = load_case(case)
-    core = dense_counts(c.problem, nests_from_mapping(c.mapping, c.arch, c.problem))
-    views = level_views(c)
-    ours = dense_level_counts(c.problem, views, mapping_loops(c.arch, c.mapping))
-    out = c.problem.output
-    for li, view in enumerate(views):
-        inst = ours.mapped_instances[li]
-        for ti, t in enumerate(c.problem.tensor_names):
-            if t not in ours.counts[li]:
-                assert core.reads[0, li, ti] == core.fills[0, li, ti] == 0
+    assert c.problem is not None and c.mapping is not None
+    nests = nests_from_mapping(c.mapping, c.arch, c.problem)
+    tl = dense_counts(c.problem, nests, conventions="timeloop")
+    sl = dense_counts(c.problem, nests, conventions="sparseloop-2022")
+    assert sl.streamed is not None and sl.distinct is not None
+    out = c.problem.tensor_names.index(c.problem.output)
+    for li in range(len(c.arch.levels)):
+        for ti in range(len(c.problem.tensor_names)):
+            if sl.streamed[0, li, ti]:  # (1)
+                assert tl.reads[0, li, ti] == tl.fills[0, li, ti] == 0
+                assert sl.reads[0, li, ti] == sl.fills[0, li, ti] > 0
                 continue
-            tc = ours.counts[li][t]
-            if t in view.stream:  # (1): the core does not count a streamed bypass
-                assert core.reads[0, li, ti] == core.fills[0, li, ti] == 0
-                assert tc.reads == tc.fills > 0
-                continue
-            assert tc.reads / inst == core.reads[0, li, ti], (view.name, t)
-            assert tc.updates / inst == core.updates[0, li, ti], (view.name, t)
-            fills = tc.fills - (tc.distinct if t == out and li > 0 else 0.0)  # (2)
-            assert fills / inst == core.fills[0, li, ti], (view.name, t)
+            assert sl.reads[0, li, ti] == tl.reads[0, li, ti]
+            assert sl.updates[0, li, ti] == tl.updates[0, li, ti]
+            first = sl.distinct[0, li, ti] if ti == out and li > 0 and tl.held[0, li, ti] else 0
+            assert sl.fills[0, li, ti] == tl.fills[0, li, ti] + first  # (2)
+
+
+def test_timeloop_conventions_on_the_study() -> None:
+    # the same files under Timeloop v3.0.3's counting: SMEM's streamed A and B are not counted
+    # there, nor the first fills of RF's Z tiles; cycles are the same
+    case = STUDY / "WD-0.5" / "M512-K1024-N256-IAD0.27-WD0.5" / "TC-RF2x-24-bandwidth"
+    sl = evaluate_case(case)
+    tl = evaluate_case(case, conventions="timeloop")
+    assert tl.conventions == "timeloop" and sl.conventions == "sparseloop-2022"
+    assert tl.cycles == sl.cycles == 131072
+    assert "A" in sl.level("SMEM").tensors and "A" not in tl.level("SMEM").tensors
+    assert tl.level("RF").tensors["Z"].fills.actual == 0
+    assert sl.level("RF").tensors["Z"].fills.actual == 32768
+    assert round(tl.energy_uj, 2) == 228.56
 
 
 def test_unknown_sparse_target_is_an_error(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from testy_model.errors import MappingError
-from testy_model.model.sparseloop_study import load_case
 from testy_model.spec.arch_loader import load_arch
+from testy_model.spec.timeloop_inputs import load_case
 from testy_model.spec.validate import effective_spatial, validate_mapping
 from testy_model.spec.workload import Density
 
@@ -26,10 +26,40 @@ STC = STUDY / "WD-0.5" / "M512-K1024-N256-IAD0.27-WD0.5" / "STC-RF2x-24-bandwidt
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _case():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_case(STC)
+class _Case:
+    """The study's STC case with A's ``fixed-structured`` 0.5 read as the 2:4 it describes (the
+    validator's rule 3 needs the pattern; the cost core prices the file's own density)."""
+
+    def __init__(self) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ti = load_case(STC)
+        self.arch, self.mapping, self.sparse_opts = ti.arch, ti.mapping, ti.sparse
+        assert ti.problem is not None and ti.problem.density("A").kind == "fixed_structured"
+        self.problem = ti.problem.model_copy(
+            update={"densities": {"A": Density(kind="nm", pattern="2:4")}}
+        )
+        self.file_problem = ti.problem
+
+
+def _case() -> _Case:
+    return _Case()
+
+
+def test_cost_core_fanout_check_after_spatial_skipping() -> None:
+    # the cost core's own check (Timeloop's, after the spatial skipping of B and Z on A's zeros)
+    # on the file's fixed-structured A: K32 needs 16 PEs per RF, 16 x 16 = 256 fits
+    from testy_model.model.cost import price
+    from testy_model.model.nest import nests_from_mapping
+
+    c = _case()
+    n = nests_from_mapping(c.mapping, c.arch, c.file_problem)
+    cost = price(c.file_problem, c.arch, n, sparse=c.sparse_opts)
+    assert bool(cost.valid_fanout[0]) and bool(cost.valid[0])
+    # a dense A: no spatial skipping, 512 PEs per RF > 256
+    dense = c.file_problem.model_copy(update={"densities": {}})
+    cost = price(dense, c.arch, nests_from_mapping(c.mapping, c.arch, dense), sparse=c.sparse_opts)
+    assert not bool(cost.valid_fanout[0])
 
 
 def test_study_stc_mapping_validates_with_its_sparse_optimizations() -> None:

@@ -34,10 +34,11 @@ GEMM = """problem:
     ("density", "kind", "value"),
     [
         ("{distribution: fixed-structured, density: 0.5, pattern: '2:4'}", "nm", 0.5),
-        # one meaning of fixed_structured everywhere: 0.5 is the N:M pattern 2:4 (issue 16);
-        # 0.3 fits no N:M with M in 4, 8, 2, 3, 16 (0.3·M is never whole): Bernoulli at 0.3
-        ("{distribution: fixed_structured, density: 0.5}", "nm", 0.5),
-        ("{distribution: fixed_structured, density: 0.3}", "bernoulli", 0.3),
+        # one meaning of fixed_structured everywhere (issue 16): Sparseloop's fixed-structured
+        # density (its own density model, as Timeloop v3.0.3 prices it), carrying the N:M
+        # pattern it fits (0.5 -> 2:4; 0.3·M is never whole for M in 4, 8, 2, 3, 16: none)
+        ("{distribution: fixed_structured, density: 0.5}", "fixed_structured", 0.5),
+        ("{distribution: fixed_structured, density: 0.3}", "fixed_structured", 0.3),
         ("{distribution: fixed-structured, density: 1.0}", "dense", 1.0),
         ("{distribution: hypergeometric, density: 0.25}", "hypergeometric", 0.25),
         ("{distribution: uniform, density: 0.3}", "bernoulli", 0.3),
@@ -54,12 +55,28 @@ def test_densities(tmp_path: Path, density: str, kind: str, value: float) -> Non
     assert p.macs == 8 * 4 * 16
 
 
-def test_banded_warns(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("d", "pattern"), [(0.5, "2:4"), (0.25, "1:4"), (0.125, "1:8"), (0.3, None)]
+)
+def test_fixed_structured_carries_its_nm_pattern(
+    tmp_path: Path, d: float, pattern: str | None
+) -> None:
+    # 0.5·4 = 2 -> 2:4; 0.25·4 = 1 -> 1:4; 0.125·4 = 0.5 and 0.125·8 = 1 -> 1:8; 0.3 fits none
     f = tmp_path / "p.yaml"
-    f.write_text(GEMM.format(a="{distribution: banded, density: 0.4}"))
-    with pytest.warns(SpecWarning, match="banded"):
+    f.write_text(GEMM.format(a=f"{{distribution: fixed_structured, density: {d}}}"))
+    dens = load_problem(f).density("A")
+    assert dens.kind == "fixed_structured" and dens.density == d
+    assert (None if dens.nm_pattern is None else str(dens.nm_pattern)) == pattern
+
+
+def test_banded_is_sparseloops_model(tmp_path: Path) -> None:
+    # Sparseloop's banded distribution is a density model of the cost core (model.density)
+    f = tmp_path / "p.yaml"
+    f.write_text(GEMM.format(a="{distribution: banded, density: 0.4, band_width: 2}"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpecWarning)
         p = load_problem(f)
-    assert p.density("A").kind == "hypergeometric"
+    assert p.density("A").kind == "banded" and p.density("A").band_width == 2
 
 
 def test_layer_shapes_mm() -> None:

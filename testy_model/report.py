@@ -11,6 +11,13 @@ JSON contract (stable; :meth:`Report.to_json`)::
                  "accesses": {LEVEL: {TENSOR: {"reads", "fills", "updates",
                                                "metadata_reads"}}}}]}
 
+``conventions`` (top level) names the counting conventions (``timeloop`` or
+``sparseloop-2022``). Layers priced by the sparse stage (Sparseloop ``sparse_optimizations``, or
+an engine's ``sparsity:`` support) add, beside each of ``reads``/``fills``/``updates`` (which
+are then the *actual* accesses), a ``reads_split``/``fills_split``/``updates_split``
+``{"actual", "gated", "skipped"}``, and a layer-level ``compute_split`` ``{"actual", "gated",
+"skipped"}`` (MACs).
+
 A network evaluated as a graph (``model.graph_eval``) adds, beside ``layers`` (the GEMM-like
 layers, unchanged)::
 
@@ -29,10 +36,6 @@ only). ``tensors`` lists every tensor between operators (views resolved): the wo
 writes to and its consumers read from the outermost level (DRAM) as each operator's model
 counts them (GEMM layers: their own DRAM accesses of that operand; other operators: the tensor's
 values), or, when fusion keeps it on chip, the same accesses at ``level``.
-
-Sparseloop inputs (``testy-model eval`` on an architecture with ``sparse_optimizations``) add,
-beside each of ``reads``/``fills``/``updates`` (which are then the *actual* accesses), a
-``reads_split``/``fills_split``/``updates_split`` ``{"actual", "gated", "skipped"}``.
 
 Units: cycles of the accelerator clock; seconds; energy in pJ; EDP in pJ·s. ``accesses`` are
 totals over the level's used instances, in words of the tensor's datawidth (metadata converted
@@ -74,6 +77,7 @@ class LayerResult:
     valid: bool
     terms: tuple[str, ...] = field(default=())
     density_sources: dict[str, str] = field(default_factory=dict)
+    compute_split: dict[str, float] | None = None
     #: bandwidth cycles of each level and of the TASD unit (the terms of the latency max)
     level_cycles: dict[str, float] = field(default_factory=dict)
     tasd_cycles: float = 0.0
@@ -123,6 +127,7 @@ class LayerResult:
             "density_sources": dict(self.density_sources),
             "energy_by_component": dict(self.energy_by_component),
             "accesses": self.accesses,
+            **({"compute_split": dict(self.compute_split)} if self.compute_split else {}),
         }
 
 
@@ -238,6 +243,7 @@ class Report:
     plan: str
     clock_ghz: float
     layers: tuple[LayerResult, ...]
+    conventions: str = "timeloop"
     operators: tuple[OperatorResult, ...] = ()
     tensors: tuple[TensorTraffic, ...] = ()
     fusion: FusionSummary = field(default_factory=FusionSummary)
@@ -394,6 +400,7 @@ class Report:
             "network": self.network,
             "arch": self.arch,
             "plan": self.plan,
+            "conventions": self.conventions,
             "total": {
                 "cycles": self.cycles,
                 "seconds": self.seconds,

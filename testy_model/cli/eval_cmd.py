@@ -1,22 +1,34 @@
 """``testy-model eval``: cost of a network (or one Timeloop/Sparseloop problem) on an architecture.
 
-    testy-model eval --arch A.yaml [--mapping M.yaml | --mapping mapper]
+    testy-model eval [FILE ...] [--arch A.yaml] [--mapping M.yaml | --mapping mapper]
                      [--network N.yaml | --network problem.yaml | --network ZOO_NAME]
+                     [--conventions timeloop|sparseloop-2022]
                      [--weight-sparsity S] [--plan "W=2:8+1:8,A=dense" | --plan plan.yaml]
                      [--ert ERT.yaml] [--art ART.yaml] [--set KEY=VAL ...] [--measured]
+                     [--fusion none|fit] [--fusion-level L] [--skip-unknown] [--force]
                      [--json F] [--csv F] [--plot F.png]
 
+- ``FILE ...``: Timeloop's invocation (``timeloop-model arch.yaml prob.yaml map.yaml ...``):
+  any number of YAML files holding ``architecture``, ``problem``, ``mapping``,
+  ``sparse_optimizations``, ``ERT``, ``ART`` blocks, merged by their top-level keys (a key in
+  two files is an error naming both). The named options ``--arch`` (an architecture file,
+  possibly aggregated with the problem and ``sparse_optimizations``) and ``--ert``/``--art``
+  add files to the same merge; ``--mapping`` and ``--network`` override the files' blocks.
+  Every file is read once, as ``validate`` reads it (``spec.inputs.load_run``).
 - ``--network``: a network YAML, a Timeloop ``problem:`` file (one layer), or a zoo name
   (``resnet50``, ``bert_base``, ...; ``--weight-sparsity`` prunes its weights). Omitted: the
-  problem of the architecture file (a Timeloop/Sparseloop aggregated input holds one).
-- ``--mapping``: a Timeloop mapping file applied to every layer, or ``mapper`` (the default)
-  to let the analytical mapper choose one per layer (a progress bar counts the layers).
-- Sparseloop inputs (an architecture file holding ``sparse_optimizations``, or a mapping file
-  with the artifact's ``stream:`` lists) are priced by the Sparseloop-compatible model
-  (``sparseloop_study``, the artifact's counting conventions; an absent ``sparse_optimizations``
-  block means dense): the same numbers as ``testy-model study`` on the same files, with the
-  actual/gated/skipped split of every access kind added to the JSON (``reads_split``,
-  ``fills_split``, ``updates_split``).
+  problem of the input files.
+- ``--mapping``: a Timeloop mapping file applied to every layer, or ``mapper`` to let the
+  analytical mapper choose one per layer (a progress bar counts the layers). Omitted: the
+  mapping of the input files, else the mapper.
+- ``--conventions``: ``timeloop`` (default; v3.0.3) or ``sparseloop-2022`` (the MICRO 2022
+  artifact: tensors in a mapping's ``stream:`` lists and first output fills counted). Never
+  inferred from the files.
+- Every layer is priced by the one cost core (``model.cost.price``): with the files'
+  ``sparse_optimizations`` when they hold any (the sparse stage; the JSON then carries the
+  actual/gated/skipped split of every access kind, ``reads_split``/``fills_split``/
+  ``updates_split``, and ``compute_split``), else with the plan's terms, or with the engine's
+  ``sparsity:`` support for operands whose densities it can exploit.
 - ``--ert``/``--art``: Accelergy energy/area tables overriding the architecture's numbers.
 - ``--plot``: per-layer stacked bars of energy by component (µJ) and latency (cycles).
 - ``--network model.onnx``: an ONNX model (``spec.onnx_loader``; ``--skip-unknown`` counts
@@ -34,9 +46,10 @@ from typing import Annotated
 import typer
 
 from testy_model.cli.app import app, console, parse_params, user_errors
+from testy_model.cli.options import ArtOption, ConventionsOption, ErtOption
 from testy_model.cli.outputs import check_outputs, save_figure
-from testy_model.cli.sparseloop_cmd import ArtOption, ErtOption
 from testy_model.spec.arch import Architecture
+from testy_model.spec.conventions import Conventions
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.workload import Network
 
@@ -85,41 +98,6 @@ def mapper_mappings(
     return out
 
 
-def _sparse_report(
-    arch_path: str,
-    mapping: str,
-    net: Network,
-    ert: str | None,
-    art: str | None,
-    overrides: list[str],
-):
-    """Price ``net`` with the Sparseloop-compatible model (the arch file's
-    ``sparse_optimizations``)."""
-    from testy_model.model.sparseloop_study import evaluate_design, load_case_files
-    from testy_model.spec.arch_loader import load_arch
-
-    maps: dict[str, Mapping] | None = None
-    if mapping == "mapper":
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            maps = mapper_mappings(net, load_arch(arch_path, overrides=overrides), sparse=True)
-    cases = []
-    for layer in net.layers:
-        case = load_case_files(
-            arch_path,
-            None if maps is not None else mapping,
-            ert_path=ert,
-            art_path=art,
-            overrides=overrides,
-            problem=layer.problem,
-            mapping=maps[layer.name] if maps is not None else None,
-        )
-        cases.append((layer.name, case))
-    return evaluate_design(cases, network=net.name)
-
-
 def unrunnable_terms(net: Network, arch: Architecture, plan: str | None) -> list[str]:
     """``"layer operand series"`` for every plan term that fits no hardware pattern of ``arch``
     (weights on ``sparsity.A``, activations on ``sparsity.B``): such terms run at dense speed."""
@@ -166,29 +144,71 @@ def ragged_terms(net: Network, plan: str | None) -> list[str]:
     return out
 
 
-def _dense_mappings(
-    mapping: Mapping | None, arch: Architecture, net: Network, plan: str | None
-) -> Mapping | dict[str, Mapping] | Callable:
-    if mapping is None:
-        return mapper_mappings(net, arch, plan)
-    return mapping
+def _notes(rep: object, net: Network, a: Architecture, plan: str | None, measured: bool) -> None:
+    """The lines printed after the totals: measured densities, plan terms that fit no hardware
+    pattern or end rows in partial blocks, invalid mappings."""
+    if measured:
+        src = {x.name: x.density_source for x in rep.layers}  # type: ignore[attr-defined]
+        closed = [n for n, v in src.items() if v != "measured"]
+        console.print(
+            f"densities: measured on real tensors for {len(src) - len(closed)} layer(s); "
+            f"closed form (expected) where no tensor is attached: {closed or 'none'}"
+        )
+    slow = unrunnable_terms(net, a, plan) if plan else []
+    if slow:
+        shown = ", ".join(slow[:6]) + (f" (+{len(slow) - 6} more)" if len(slow) > 6 else "")
+        console.print(
+            f"note: {len(slow)} plan term(s) fit no hardware pattern of {a.name} and run at "
+            f"dense speed: {shown}",
+            highlight=False,
+        )
+    ragged = ragged_terms(net, plan) if plan else []
+    if ragged:
+        shown = ", ".join(ragged[:6]) + (f" (+{len(ragged) - 6} more)" if len(ragged) > 6 else "")
+        console.print(
+            f"note: {len(ragged)} plan operand(s) have a reduction axis that is not a multiple "
+            f"of the pattern's M, so each row ends in a partial block (decompositions pad it "
+            f"with zeros, the closed form prorates per value): {shown}",
+            highlight=False,
+        )
+    invalid = [x.name for x in rep.layers if not x.valid]  # type: ignore[attr-defined]
+    if invalid:
+        console.print(
+            f"[yellow]warning:[/] mapping invalid (capacity, fan-out or factors) for {invalid}"
+        )
 
 
 @app.command("eval")
 @user_errors
 def eval_command(
-    arch: Annotated[str, typer.Option("--arch", help="architecture YAML (Timeloop style)")],
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Timeloop input YAML files (architecture, problem, mapping, "
+            "sparse_optimizations, ERT, ART), merged by their top-level keys",
+            show_default=False,
+        ),
+    ] = None,
+    arch: Annotated[
+        str | None, typer.Option("--arch", help="architecture YAML (Timeloop style)")
+    ] = None,
     mapping: Annotated[
-        str, typer.Option("--mapping", help="mapping YAML for every layer, or 'mapper'")
-    ] = "mapper",
+        str | None,
+        typer.Option(
+            "--mapping",
+            help="mapping YAML for every layer, or 'mapper' (default: the input files' "
+            "mapping, else the mapper)",
+        ),
+    ] = None,
     network: Annotated[
         str | None,
         typer.Option(
             "--network",
-            help="network YAML, Timeloop problem YAML or zoo name (default: the arch file's "
-            "problem)",
+            help="network YAML, ONNX model, Timeloop problem YAML or zoo name (default: the "
+            "input files' problem)",
         ),
     ] = None,
+    conventions: ConventionsOption = "timeloop",
     weight_sparsity: Annotated[
         float | None,
         typer.Option("--weight-sparsity", help="zoo networks: fraction of weights pruned"),
@@ -251,23 +271,25 @@ def eval_command(
     ] = False,
 ) -> None:
     """Evaluate latency, traffic and energy per layer and in total."""
+    from testy_model.model.evaluate import evaluate
     from testy_model.spec.inputs import load_run
 
-    overrides = list(set_ or [])
+    conv = Conventions.parse(conventions)
     outputs = check_outputs(
         {"--json": json_out, "--csv": csv_out, "--plot": plot_out},
-        inputs=[arch, network, mapping, plan, ert, art],
+        inputs=[*(files or []), arch, network, mapping, plan, ert, art],
         force=force,
     )
     # one reading of every file, shared with validate/map/search/study (spec.inputs)
     run = load_run(
         arch,
+        files=list(files or []),
         network=network,
         mapping=mapping,
         ert=ert,
         art=art,
         plan=plan,
-        overrides=overrides,
+        overrides=list(set_ or []),
         weight_sparsity=weight_sparsity,
         params=parse_params(list(param or [])),
         measured=measured,
@@ -275,62 +297,39 @@ def eval_command(
         skip_unknown=skip_unknown,
     )
     net, a, sparse = run.network, run.design.arch, run.sparse
-    if sparse:
-        rep = _sparse_report(arch, mapping, net, ert, art, overrides)
+    maps: Mapping | dict[str, Mapping] | Callable
+    if run.mapping is not None:
+        maps = run.mapping
     else:
-        from testy_model.model.evaluate import evaluate
+        import warnings
 
-        rep = evaluate(
-            net,
-            a,
-            _dense_mappings(run.mapping, a, net, plan),
-            plan=plan,
-            densities_source="measured" if measured else "expected",
-            # tensor paths in a network file are already joined to its folder by the loader
-            base_dir=None,
-            # the dense baseline on its own best mapping when the mapper sized tiles for the plan
-            dense_mappings=mapper_mappings(net, a) if mapping == "mapper" and plan else None,
-            fusion=fusion,
-            fusion_level=fusion_level,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            maps = mapper_mappings(net, a, plan, sparse=sparse is not None)
+    rep = evaluate(
+        net,
+        a,
+        maps,
+        plan=plan,
+        densities_source="measured" if measured else "expected",
+        # tensor paths in a network file are already joined to its folder by the loader
+        base_dir=None,
+        # the dense baseline on its own best mapping when the mapper sized tiles for the plan
+        dense_mappings=mapper_mappings(net, a) if run.mapping is None and plan else None,
+        fusion=fusion,
+        fusion_level=fusion_level,
+        sparse=sparse,
+        conventions=conv,
+    )
     console.print(rep.table())
     console.print(
         f"total: {rep.cycles:,.0f} cycles, {rep.seconds:.6g} s, {rep.energy_pj / 1e6:,.3f} µJ, "
         f"EDP {rep.edp_pj_s:.4g} pJ·s; speed-up {rep.speedup:.3f}×, energy ratio "
-        f"{rep.energy_ratio:.3f} vs dense"
+        f"{rep.energy_ratio:.3f} vs dense ({conv.value} conventions)"
     )
-    if not sparse:
-        for line in rep.graph_summary():
-            console.print(line, highlight=False)
-    if measured and not sparse:
-        src = {x.name: x.density_source for x in rep.layers}
-        closed = [n for n, v in src.items() if v != "measured"]
-        console.print(
-            f"densities: measured on real tensors for {len(src) - len(closed)} layer(s); "
-            f"closed form (expected) where no tensor is attached: {closed or 'none'}"
-        )
-    slow = unrunnable_terms(net, a, plan) if plan else []
-    if slow:
-        shown = ", ".join(slow[:6]) + (f" (+{len(slow) - 6} more)" if len(slow) > 6 else "")
-        console.print(
-            f"note: {len(slow)} plan term(s) fit no hardware pattern of {a.name} and run at "
-            f"dense speed: {shown}",
-            highlight=False,
-        )
-    ragged = ragged_terms(net, plan) if plan else []
-    if ragged:
-        shown = ", ".join(ragged[:6]) + (f" (+{len(ragged) - 6} more)" if len(ragged) > 6 else "")
-        console.print(
-            f"note: {len(ragged)} plan operand(s) have a reduction axis that is not a multiple "
-            f"of the pattern's M, so each row ends in a partial block (decompositions pad it "
-            f"with zeros, the closed form prorates per value): {shown}",
-            highlight=False,
-        )
-    invalid = [x.name for x in rep.layers if not x.valid]
-    if invalid:
-        console.print(
-            f"[yellow]warning:[/] mapping invalid (capacity, fan-out or factors) for {invalid}"
-        )
+    for line in rep.graph_summary():
+        console.print(line, highlight=False)
+    _notes(rep, net, a, plan, measured)
     if "--json" in outputs:
         rep.to_json(outputs["--json"])
     if "--csv" in outputs:

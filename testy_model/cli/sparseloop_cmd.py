@@ -1,10 +1,13 @@
 """``testy-model study``: evaluate a Sparseloop case folder, beside Sparseloop's own numbers.
 
-    testy-model study CASE_DIR [--ert ERT.yaml] [--art ART.yaml] [--json out.json]
+    testy-model study CASE_DIR [--conventions sparseloop-2022|timeloop] [--ert ERT.yaml]
+                      [--art ART.yaml] [--json out.json]
 
 CASE_DIR holds ``aggregated_input.yaml`` and ``map.yaml`` (and usually ``ERT.yaml``/``ART.yaml``,
-used unless ``--ert``/``--art`` name others). When it also holds ``reference_stats.txt`` the table
-shows Sparseloop's actual counts beside ours.
+used unless ``--ert``/``--art`` name others). The case is priced by the one cost core
+(``model.study.evaluate_inputs`` → ``model.cost.price``) under ``--conventions`` (default
+``sparseloop-2022``, the artifact's counting). When the folder also holds
+``reference_stats.txt`` the table shows Sparseloop's actual counts beside ours.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import typer
 from rich.table import Table
 
 from testy_model.cli.app import app, console, user_errors
+from testy_model.cli.options import (
+    ArtOption,
+    ErtOption,
+    StudyConventionsOption,
+)
 
-#: ``--ert`` / ``--art`` options shared by ``study`` and ``eval``.
-ErtOption = Annotated[str | None, typer.Option("--ert", help="Accelergy ERT.yaml (pJ per action)")]
-ArtOption = Annotated[
-    str | None, typer.Option("--art", help="Accelergy ART.yaml (µm² per instance)")
-]
+__all__ = ["ArtOption", "ErtOption", "study_command"]
 
 
 @app.command("study")
@@ -30,6 +34,7 @@ def study_command(
     case_dir: Annotated[
         str, typer.Argument(help="Sparseloop case folder (aggregated_input.yaml, map.yaml)")
     ],
+    conventions: StudyConventionsOption = "sparseloop-2022",
     ert: ErtOption = None,
     art: ArtOption = None,
     json_out: Annotated[
@@ -40,11 +45,17 @@ def study_command(
     ] = False,
 ) -> None:
     """Evaluate a Sparseloop case (actual/gated/skipped per level, cycles, energy)."""
+    import dataclasses
+
     from testy_model.cli.outputs import check_output, write_text
     from testy_model.errors import SpecError
-    from testy_model.model.sparseloop_study import evaluate_loaded, load_case, parse_reference_stats
+    from testy_model.model.study import evaluate_inputs
     from testy_model.spec.accelergy import apply_art, apply_ert, load_art, load_ert
+    from testy_model.spec.conventions import Conventions
+    from testy_model.spec.reference_stats import parse_reference_stats
+    from testy_model.spec.timeloop_inputs import load_case
 
+    conv = Conventions.parse(conventions)
     d = Path(case_dir)
     if not d.is_dir():
         raise SpecError("not a folder (expected a Sparseloop case folder)", file=str(d))
@@ -53,11 +64,11 @@ def study_command(
     case = load_case(d)
     if ert is not None:
         table = load_ert(ert)
-        case = case._replace(arch=apply_ert(case.arch, table), ert=table)
+        case = dataclasses.replace(case, arch=apply_ert(case.arch, table), ert=table)
     if art is not None:
         areas = load_art(art)
-        case = case._replace(arch=apply_art(case.arch, areas), art=areas)
-    rep = evaluate_loaded(case, name=str(d))
+        case = dataclasses.replace(case, arch=apply_art(case.arch, areas), art=areas)
+    rep = evaluate_inputs(case, conv, name=str(d))
     ref_path = d / "reference_stats.txt"
     ref = parse_reference_stats(ref_path) if ref_path.is_file() else None
     t = Table(title=f"{d} (per instance; Sparseloop in brackets)" if ref else str(d))
@@ -89,7 +100,7 @@ def study_command(
             t.add_row(
                 lv.name,
                 name,
-                f"{lv.utilized_instances:,.0f}",
+                f"{ts.utilized_instances:,.0f}",
                 *cells,
                 f"{gated:,.0f}",
                 f"{skipped:,.0f}",
@@ -108,7 +119,7 @@ def study_command(
         f"{c.energy_pj / 1e6:,.3f}",
     )
     console.print(t)
-    line = f"total: {rep.cycles:,.0f} cycles, {rep.energy_uj:,.2f} µJ"
+    line = f"total: {rep.cycles:,.0f} cycles, {rep.energy_uj:,.2f} µJ ({conv.value} conventions)"
     if ref:
         line += f"  (Sparseloop: {ref['cycles']:,} cycles, {ref['energy_uj']:,.2f} µJ)"
     console.print(line)

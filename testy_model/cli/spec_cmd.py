@@ -127,6 +127,8 @@ def _problem_tree(p: Problem, tree: Tree) -> None:
         extra = ""
         if d.kind == "nm":
             extra = f" (N:M {d.pattern}, density {d.value:g})"
+        elif d.nm_pattern is not None:
+            extra = f" (fixed-structured, N:M {d.nm_pattern}, density {d.value:g})"
         elif d.kind != "dense":
             extra = f" ({d.kind} {d.value:g})"
         node.add(f"{t}: {p.full_size(t):,} words{extra}")
@@ -158,6 +160,8 @@ def _run_files(kinds: dict[str, list[Path]]) -> dict[str, Path | None]:
         "ert": _one(kinds, "ert"),
         "art": _one(kinds, "art"),
         "plan": _one(kinds, "plan"),
+        # Timeloop's separate sparse_opt.yaml: merged into the run as eval FILE... merges it
+        "sparse": next((f for f in kinds.get("sparse_opts", []) if f != arch), None),
     }
 
 
@@ -199,6 +203,7 @@ def validate(
     run["plan"] = (
         plan if plan is not None else (None if detected["plan"] is None else str(detected["plan"]))
     )
+    run["sparse"] = None if detected["sparse"] is None else str(detected["sparse"])
     tree = Tree("validated")
     if run["arch"] is not None:
         _run_tree(run, tree)
@@ -229,6 +234,7 @@ def _run_tree(run: dict[str, str | None], tree: Tree) -> None:
     if has_workload:
         r = load_run(
             arch,
+            files=[run["sparse"]] if run["sparse"] is not None else [],
             network=run["network"],
             mapping=run["mapping"] or "mapper",
             ert=run["ert"],
@@ -237,7 +243,7 @@ def _run_tree(run: dict[str, str | None], tree: Tree) -> None:
         )
         design, net, mp = r.design, r.network, r.mapping
     else:
-        design = load_design(arch, (), run["ert"], run["art"])
+        design = load_design(arch, (), run["ert"], run["art"], run["sparse"])
         net = None
         mp = load_file_mapping(run["mapping"], design) if run["mapping"] is not None else None
         if run["plan"] is not None:

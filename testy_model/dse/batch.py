@@ -10,19 +10,16 @@ point changes is which candidates fit and what each costs. So, per (structure, l
    point-independent quantities are computed once by **one** call of the model's batched core
    (:func:`testy_model.model.cost.evaluate_terms` at a representative point):
    :class:`CandidateFeatures`;
-2. every (candidate b, point p) pair is then priced with the model's own formulas
-   (:mod:`testy_model.model.energy`, :mod:`testy_model.model.latency`), broadcasting features
-   (B, 1, ·) against point numbers (1, P, ·):
+2. every (candidate b, point p) pair is then priced by the cost core's own pricing
+   (:func:`testy_model.model.buffer.price_counts` on the counts the core produced, the
+   *stage*), broadcasting candidates (B, 1, ·) against point numbers (1, P, ·):
 
-   - level energy  ``E_l = R_l·e_r,l + W_l·e_w,l + MR_l·e_mr,l + MW_l·e_mw,l``  (pJ), where
-     R/W are words read/written at level l over all instances (in the level's words, each
-     tensor's reads, fills and updates per instance rounded up to whole vectors of the shared
-     structure's block size, as ``evaluate_terms`` charges them), MR/MW
-     metadata bits, and a metadata energy of 0 falls back to ``e_r / datawidth`` per bit;
-   - cycles ``= max(compute, max_l max(RB_l/bw_r,l, WB_l/bw_w,l), TASD-unit cycles)`` with RB/WB
-     bits per instance;
-   - MAC energy ``= eff·e_mac + (slots − eff)·e_gated``; TASD unit ``= values·e_value``;
-     leakage ``= cycles·(Σ_l leak_l·instances_l + leak_mac·MACs)`` (pJ);
+   - level energy ``Σ_t Σ_action vectors·e_action·utilized instances`` (pJ; vector accesses of
+     the level's block, per-action energies, metadata accesses), MAC energy
+     ``actual·e_random + gated·e_gated + skipped·e_skipped``, compute and per-level cycles
+     (Timeloop's slow-down) — exactly what ``evaluate_terms`` computes at that point;
+   - cycles ``= max(compute, max_l level cycles, TASD-unit cycles)``; TASD unit
+     ``= values·e_value``; leakage ``= cycles·(Σ_l leak_l·instances_l + leak_mac·MACs)`` (pJ);
    - valid when the candidate's fan-out and factors are valid and every level holds its tiles:
      ``held_bits_l <= capacity_bits_l``;
 
@@ -43,6 +40,7 @@ import numpy as np
 from testy_model.model import energy as en
 from testy_model.model import latency as lat
 from testy_model.model.arrays import ArchArrays
+from testy_model.model.buffer import KINDS, SPLITS, StageCounts, price_counts
 from testy_model.model.cost import OperandTerm, evaluate_terms
 from testy_model.model.nest import LoopNests
 from testy_model.spec.workload import Problem
@@ -67,8 +65,13 @@ class CandidateFeatures:
         compute_cycles: cycles of the MAC array (Π temporal factors × work ratio).
         effective_macs / mac_slots: MACs on kept non-zeros / MACs the hardware issues.
         base_valid: fan-out and factorisation valid (capacity is checked per point).
+        counts / md_bits: (B, 3 kinds, 3 splits, L, T) the core's per-instance words and
+            metadata bits (reads, fills, updates × actual, gated, skipped).
+        utilized / ratio: (B, L, T) utilized instances and vector-access correction.
+        computes: (B, 3) actual, gated, skipped computes; mac_units: (B,) utilized MACs.
         tasd_values: activation values the TASD unit decomposes (per layer, count).
         level_names: the levels, outermost first.
+        word_scale: (L, T) tensor word bits / level word bits.
     """
 
     read_words: np.ndarray
@@ -83,8 +86,15 @@ class CandidateFeatures:
     effective_macs: np.ndarray
     mac_slots: np.ndarray
     base_valid: np.ndarray
+    counts: np.ndarray
+    md_bits: np.ndarray
+    utilized: np.ndarray
+    ratio: np.ndarray
+    computes: np.ndarray
+    mac_units: np.ndarray
     tasd_values: float
     level_names: tuple[str, ...]
+    word_scale: np.ndarray
 
     def __len__(self) -> int:
         return int(self.read_words.shape[0])
@@ -93,7 +103,29 @@ class CandidateFeatures:
         """The candidates at ``idx``."""
         arrays = {k: getattr(self, k)[idx] for k in _ARRAYS}
         return CandidateFeatures(
-            **arrays, tasd_values=self.tasd_values, level_names=self.level_names
+            **arrays,
+            tasd_values=self.tasd_values,
+            level_names=self.level_names,
+            word_scale=self.word_scale,
+        )
+
+    def stage(self, lead: tuple[slice | None, ...] = ()) -> StageCounts:
+        """The candidates' counts as the core's :class:`StageCounts` (``lead`` indexes the
+        leading axis, e.g. ``(slice(None), None)`` for a (B, 1, ...) grid)."""
+        ix = lead or (slice(None),)
+        return StageCounts(
+            counts={
+                k: {s: self.counts[(*ix, ki, si)] for si, s in enumerate(SPLITS)}
+                for ki, k in enumerate(KINDS)
+            },
+            md_bits={
+                k: {s: self.md_bits[(*ix, ki, si)] for si, s in enumerate(SPLITS)}
+                for ki, k in enumerate(KINDS)
+            },
+            utilized=self.utilized[ix],
+            ratio=self.ratio[ix],
+            compute={s: self.computes[(*ix, si)] for si, s in enumerate(SPLITS)},
+            mac_units=self.mac_units[ix],
         )
 
 
@@ -110,13 +142,21 @@ _ARRAYS = (
     "effective_macs",
     "mac_slots",
     "base_valid",
+    "counts",
+    "md_bits",
+    "utilized",
+    "ratio",
+    "computes",
+    "mac_units",
 )
 
 
 def concat_features(a: CandidateFeatures, b: CandidateFeatures) -> CandidateFeatures:
     """The candidates of ``a`` followed by those of ``b`` (same layer and operand terms)."""
     arrays = {k: np.concatenate([getattr(a, k), getattr(b, k)]) for k in _ARRAYS}
-    return CandidateFeatures(**arrays, tasd_values=a.tasd_values, level_names=a.level_names)
+    return CandidateFeatures(
+        **arrays, tasd_values=a.tasd_values, level_names=a.level_names, word_scale=a.word_scale
+    )
 
 
 def _scale(terms: Sequence[OperandTerm]) -> tuple[float, float]:
@@ -179,8 +219,10 @@ def candidate_features(
         effective_macs=np.asarray(cost.effective_macs, dtype=np.float64).copy(),
         mac_slots=np.asarray(cost.mac_slots, dtype=np.float64).copy(),
         base_valid=np.asarray(cost.valid_fanout & cost.valid_factors).copy(),
+        **_stage_arrays(cost, len(nests)),
         tasd_values=float(tasd_values),
         level_names=structure.level_names,
+        word_scale=word_scale,
     )
 
 
@@ -191,6 +233,35 @@ def _fits(held: np.ndarray, md: np.ndarray, cap: np.ndarray, aa: ArchArrays, pa:
     data_ok = held + np.where(md_cap > 0, 0.0, md) <= cap * (1 + 1e-9)
     md_ok = np.where(md_cap > 0, md <= md_cap * (1 + 1e-9), True)
     return (data_ok & md_ok).all(axis=-1)
+
+
+def _stage_arrays(cost, n_b: int) -> dict[str, np.ndarray]:
+    """The priced stage of ``cost`` as packed (B, ...) arrays (:class:`CandidateFeatures`)."""
+    st = cost.stage
+    assert st is not None
+    shape = cost.reads.shape
+
+    def full(x: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.asarray(x, dtype=np.float64), shape)
+
+    counts = np.stack(
+        [np.stack([full(st.counts[k][s]) for s in SPLITS], axis=1) for k in KINDS], axis=1
+    )
+    md = np.stack(
+        [np.stack([full(st.md_bits[k][s]) for s in SPLITS], axis=1) for k in KINDS], axis=1
+    )
+    comp = np.stack(
+        [np.broadcast_to(np.asarray(st.compute[s], dtype=np.float64), (n_b,)) for s in SPLITS],
+        axis=1,
+    )
+    return {
+        "counts": counts.copy(),
+        "md_bits": md.copy(),
+        "utilized": full(st.utilized).copy(),
+        "ratio": full(st.ratio).copy(),
+        "computes": comp.copy(),
+        "mac_units": np.broadcast_to(np.asarray(st.mac_units, dtype=np.float64), (n_b,)).copy(),
+    }
 
 
 @dataclass(frozen=True)
@@ -220,31 +291,48 @@ def pair_cost(f: CandidateFeatures, aa: ArchArrays, grid: bool) -> PairCost:
     def pa(x: np.ndarray) -> np.ndarray:  # point number -> broadcast shape
         return x[None] if grid else x
 
-    md_r, md_w = aa.md_energy_per_bit
-    level_e = en.storage_energy(
-        reads=fe(f.read_words),
-        writes=fe(f.write_words),
-        md_read_bits=fe(f.md_read_bits),
-        md_write_bits=fe(f.md_write_bits),
-        e_read=pa(aa.read_energy),
-        e_write=pa(aa.write_energy),
-        e_md_read=pa(md_r),
-        e_md_write=pa(md_w),
-    )  # (..., L)
-    level_cycles = lat.bandwidth_cycles(
-        fe(f.read_bits), fe(f.write_bits), pa(aa.read_bw), pa(aa.write_bw)
-    )
+    if grid:
+        import dataclasses
+
+        def point_axis(x: np.ndarray) -> np.ndarray:
+            # numbers shared by every point (the structure's block sizes, word widths) keep one
+            # row, so the per-candidate vector counts are computed once, not per point
+            return x[:1][None] if np.all(x == x[:1]) else x[None]
+
+        view = dataclasses.replace(
+            aa,
+            **{
+                k: point_axis(getattr(aa, k))
+                for k in (
+                    "datawidth",
+                    "read_bw",
+                    "write_bw",
+                    "shared_bw",
+                    "block_words",
+                    "md_access_bits",
+                    "op_energy",
+                    "mac_op_energy",
+                )
+                if getattr(aa, k) is not None
+            },
+        )
+        stage = f.stage((slice(None), None))
+    else:
+        view, stage = aa, f.stage()
+    pr = price_counts(view, stage, f.word_scale)
+    level_e = pr.energy.sum(axis=-1)  # (..., L)
+    level_cycles = pr.level_cycles
     tv = f.tasd_values
     tasd_cyc = (
         lat.tasd_unit_cycles(np.asarray(tv), aa.tasd_block, aa.tasd_cycles_per_block, aa.tasd_count)
         if tv > 0
         else np.zeros_like(aa.tasd_count)
     )
-    cycles = lat.overlapped_latency(fe(f.compute_cycles), level_cycles, pa(tasd_cyc))
-    comps = {name: level_e[..., i] for i, name in enumerate(f.level_names)}
-    comps["MAC"] = en.mac_energy(
-        fe(f.effective_macs), fe(f.mac_slots), pa(aa.mac_energy), pa(aa.gated_mac_energy)
-    ) * np.ones_like(cycles)
+    cycles = lat.overlapped_latency(pr.compute_cycles, level_cycles, pa(tasd_cyc))
+    comps = {
+        name: np.broadcast_to(level_e[..., i], cycles.shape) for i, name in enumerate(f.level_names)
+    }
+    comps["MAC"] = pr.mac_energy * np.ones_like(cycles)
     comps["TASD_unit"] = pa(en.tasd_unit_energy(np.asarray(tv), aa.tasd_energy_per_value)) * (
         np.ones_like(cycles)
     )

@@ -169,8 +169,8 @@ def operand_terms(
             if isinstance(x, Density):
                 if x.kind == "dense":
                     continue
-                if x.kind == "nm" and x.pattern is not None:
-                    terms.append(nm_term(x.pattern, support=support))
+                if x.nm_pattern is not None:
+                    terms.append(nm_term(x.nm_pattern, support=support))
                 else:
                     terms.append(OperandTerm(density=x.value))
             elif isinstance(x, (int, float)):

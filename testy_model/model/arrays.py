@@ -10,14 +10,24 @@ Units: capacity (data, and separate metadata storage) in bits per instance; band
 bits/cycle per instance (``inf`` = unlimited); energies in pJ per word of the level's datawidth;
 metadata energies in pJ per bit; leakage in pJ/cycle per instance; clock in GHz.
 
+Per-action energies (``op_energy``, pJ per vector access; ``mac_op_energy``, pJ per compute)
+follow Timeloop's actions (``STORAGE_OPS``, ``COMPUTE_OPS``): a level whose energies come from an
+Accelergy ERT resolves each action through the ERT's actions in Timeloop's priority order
+(``storageOperationMappings`` in ``include/model/topology.hpp``; an unlisted data action costs
+the ERT's most expensive action, an unlisted metadata/gated/skipped one 0). Otherwise a read
+vector costs ``read_energy × block``, a fill or update ``write_energy × block``, gated and
+skipped data actions 0, and a metadata access ``metadata energy per bit × its width`` (the
+metadata energy falls back to ``read_energy / datawidth`` only when it is not given).
+
 The clock is not free: the energies here are the spec's at its operating point. A spec's
 energies and leakage hold at its nominal clock (``ComputeUnit.nominal_clock_ghz``); at another
 clock the voltage-frequency rule (:func:`testy_model.estimators.voltage.energy_factors`) gives
-the supply, and every on-chip dynamic energy (storage and metadata energies of non-DRAM levels,
-MAC and gated-MAC energies, TASD-unit energy per value) is multiplied by ``k_dyn = (V/V_nom)²``
-and every on-chip leakage by ``k_leak = (V/V_nom)·(f_nom/f)``. DRAM is off-chip (its own supply):
-unscaled. At the nominal clock both factors are exactly 1. ``ArchArrays.replace`` takes numbers
-as given (no rescaling).
+the supply, and every on-chip dynamic energy (storage, metadata and per-action energies of
+non-DRAM levels, MAC and gated-MAC energies and the compute actions, TASD-unit energy per value)
+is multiplied by ``k_dyn = (V/V_nom)²`` and every on-chip leakage by ``k_leak =
+(V/V_nom)·(f_nom/f)``. DRAM is off-chip (its own supply): unscaled. At the nominal clock both
+factors are exactly 1. ``ArchArrays.replace`` takes numbers as given (no voltage rescaling; the
+per-action energies follow changed per-word energies, ``_rederive_actions``).
 """
 
 from __future__ import annotations
@@ -30,7 +40,127 @@ import numpy as np
 
 from testy_model.errors import SpecError
 from testy_model.estimators.voltage import energy_factors
-from testy_model.spec.arch import Architecture, SparsitySupport, TasdUnit
+from testy_model.spec.arch import Architecture, ComputeUnit, SparsitySupport, StorageLevel, TasdUnit
+
+#: Timeloop's storage actions (``tiling::storageOperationTypes``) and their ERT priority lists.
+STORAGE_OPS: dict[str, tuple[str, ...]] = {
+    "random_read": ("random_read", "read"),
+    "random_fill": ("random_fill", "write"),
+    "random_update": ("random_update", "random_fill", "write"),
+    "gated_read": ("gated_read", "idle", "read"),
+    "gated_fill": ("gated_fill", "gated_write", "idle", "write"),
+    "gated_update": ("gated_update", "gated_write", "idle", "write"),
+    "skipped_read": ("skipped_read", "gated_read", "idle", "read"),
+    "skipped_fill": ("skipped_fill", "skipped_write", "gated_write", "idle", "write"),
+    "skipped_update": ("skipped_update", "skipped_write", "gated_write", "idle", "write"),
+    "random_metadata_read": ("random_metadata_read", "metadata_read", "metadata_idle", "idle"),
+    "gated_metadata_read": ("gated_metadata_read", "metadata_idle", "metadata_read"),
+    "skipped_metadata_read": ("skipped_metadata_read", "metadata_idle", "metadata_read"),
+    "random_metadata_fill": ("random_metadata_fill", "metadata_write", "metadata_idle", "idle"),
+    "gated_metadata_fill": (
+        "gated_metadata_fill",
+        "gated_metadata_write",
+        "metadata_idle",
+        "metadata_write",
+    ),
+    "skipped_metadata_fill": (
+        "skipped_metadata_fill",
+        "skipped_metadata_write",
+        "metadata_idle",
+        "metadata_write",
+    ),
+    "random_metadata_update": ("random_metadata_update", "metadata_write", "metadata_idle", "idle"),
+    "gated_metadata_update": (
+        "gated_metadata_update",
+        "gated_metadata_write",
+        "metadata_idle",
+        "metadata_write",
+    ),
+    "skipped_metadata_update": (
+        "skipped_metadata_update",
+        "skipped_metadata_write",
+        "metadata_idle",
+        "metadata_write",
+    ),
+}
+#: Timeloop's compute actions (``arithmeticOperationMappings``).
+COMPUTE_OPS: dict[str, tuple[str, ...]] = {
+    "random": ("mac_random", "mult_random", "mac", "mult", "compute"),
+    "gated": ("mac_gated", "mult_gated", "compute_gated", "mac", "mult", "compute"),
+    "skipped": (
+        "mac_skipped",
+        "mult_skipped",
+        "compute_skipped",
+        "mac_gated",
+        "mult_gated",
+        "compute_gated",
+        "mac",
+        "mult",
+        "compute",
+    ),
+}
+
+
+def op_index(split: str, kind: str, metadata: bool = False) -> int:
+    """Index in ``STORAGE_OPS`` of e.g. ``("gated", "reads")``: ``gated_read``."""
+    name = f"{split}_{'metadata_' if metadata else ''}{kind[:-1]}"
+    return list(STORAGE_OPS).index(name)
+
+
+def action_energies(level: StorageLevel) -> np.ndarray:
+    """pJ per vector access of every action of ``STORAGE_OPS`` (module docstring)."""
+    out = np.zeros(len(STORAGE_OPS))
+    if level.ert_actions:
+        ert = dict(level.ert_actions)
+        top = max(ert.values()) if ert else 0.0
+        for i, (op, names) in enumerate(STORAGE_OPS.items()):
+            hit = next((ert[n] for n in names if n in ert), None)
+            out[i] = (
+                hit
+                if hit is not None
+                else (top if op.startswith("random_") and "metadata" not in op else 0.0)
+            )
+        return out
+    blk = level.block_size
+    md_r = level.metadata_read_energy
+    md_w = level.metadata_write_energy
+    md_r = level.read_energy / level.datawidth if md_r is None else md_r
+    md_w = level.write_energy / level.datawidth if md_w is None else md_w
+    width = level.metadata_width or level.width
+    for i, op in enumerate(STORAGE_OPS):
+        if op == "random_read":
+            out[i] = level.read_energy * blk
+        elif op in ("random_fill", "random_update"):
+            out[i] = level.write_energy * blk
+        elif op == "random_metadata_read":
+            out[i] = md_r * width
+        elif op in ("random_metadata_fill", "random_metadata_update"):
+            out[i] = md_w * width
+    return out
+
+
+def compute_energies(compute: ComputeUnit) -> np.ndarray:
+    """pJ per random / gated / skipped compute (``COMPUTE_OPS``)."""
+    if compute.ert_actions:
+        ert = dict(compute.ert_actions)
+        out = []
+        for split, names in COMPUTE_OPS.items():
+            hit = next((ert[n] for n in names if n in ert), None)
+            out.append(
+                hit if hit is not None else (compute.mac_energy if split == "random" else 0.0)
+            )
+        return np.array(out)
+    gated = 0.0 if compute.gated_mac_energy is None else compute.gated_mac_energy
+    return np.array([compute.mac_energy, gated, compute.skipped_mac_energy])
+
+
+def metadata_access_bits(level: StorageLevel) -> float:
+    """Bits moved by one metadata access: the metadata storage width; without a separate
+    metadata storage, the data row width for this project's own specs and 0 (never charged, as
+    Timeloop) for a level described by an ERT."""
+    if level.metadata_width:
+        return float(level.metadata_width)
+    return 0.0 if level.ert_actions else float(level.width)
 
 
 @dataclass(frozen=True)
@@ -66,16 +196,37 @@ class ArchArrays:
     #: (P, L) words per row (vector) of each level, width // datawidth (Timeloop's block size);
     #: energy is charged per whole vector (``energy.whole_vector_words``). None = 1 everywhere.
     block_words: np.ndarray | None = None
+    #: (P, L, len(STORAGE_OPS)) pJ per vector access of each Timeloop storage action.
+    op_energy: np.ndarray | None = None
+    #: (P, 3) pJ per random / gated / skipped compute.
+    mac_op_energy: np.ndarray | None = None
+    #: (P, L) bits moved by one metadata access (0: metadata never charged).
+    md_access_bits: np.ndarray | None = None
+    #: (P, L) default metadata word bits (Timeloop's ``metadata_datawidth``).
+    md_word_bits: np.ndarray | None = None
+    #: (P, L) metadata storage width in bits (0: none).
+    md_width: np.ndarray | None = None
+    #: (P, L) shared read+write bandwidth, bits/cycle per instance (inf = unlimited).
+    shared_bw: np.ndarray | None = None
+    #: (P, L) physical X fan-out below each level (mesh row length for link transfers).
+    fanout_x: np.ndarray | None = None
+    #: (L,) the architecture fans out below the level (Timeloop adds spatial loops there).
+    arch_spatial: tuple[bool, ...] = ()
+    #: name of the compute unit (a ``sparse_optimizations`` target).
+    compute_name: str = "MAC"
 
     @property
     def md_energy_per_bit(self) -> tuple[np.ndarray, np.ndarray]:
-        """(read, write) metadata energy, pJ per bit, (P, L): the level's metadata energy,
-        or where that is 0 its data word energy spread over the word, ``e / datawidth``."""
+        """(read, write) metadata energy, pJ per bit, (P, L): the level's metadata energy
+        (an explicit 0 stays 0), or where none is given (NaN) its data word energy spread over
+        the word, ``e / datawidth``."""
         md_r = np.where(
-            self.md_read_energy > 0, self.md_read_energy, self.read_energy / self.datawidth
+            np.isnan(self.md_read_energy), self.read_energy / self.datawidth, self.md_read_energy
         )
         md_w = np.where(
-            self.md_write_energy > 0, self.md_write_energy, self.write_energy / self.datawidth
+            np.isnan(self.md_write_energy),
+            self.write_energy / self.datawidth,
+            self.md_write_energy,
         )
         return md_r, md_w
 
@@ -112,11 +263,71 @@ class ArchArrays:
         for f in dataclasses.fields(new):
             v = getattr(new, f.name)
             if isinstance(v, np.ndarray):
-                shape = (p, *v.shape[1:]) if v.ndim == 1 else (p, v.shape[1])
+                shape = (p, *v.shape[1:])
                 if v.ndim == 2 and v.shape[1] == 1:
                     shape = (p, len(self.level_names))
                 out[f.name] = np.broadcast_to(v, shape).astype(np.float64)
-        return dataclasses.replace(new, **out)  # type: ignore[arg-type]
+        res = dataclasses.replace(new, **out)  # type: ignore[arg-type]
+        return _rederive_actions(self, res, set(arrays))
+
+
+def _rederive_actions(old: ArchArrays, new: ArchArrays, given: set[str]) -> ArchArrays:
+    """After :meth:`ArchArrays.replace`: the per-action energies follow the per-word ones that
+    changed (a read energy ×2 doubles the random-read action), unless the actions were given.
+
+    Each derived action scales by new / old of its per-word (per-bit) energy; where the old one
+    was 0 it becomes the new energy × block (metadata: × metadata access bits). The MAC actions
+    follow ``mac_energy`` and ``gated_mac_energy`` the same way."""
+    if new.op_energy is None or "op_energy" in given:
+        return new
+    p = new.points
+    op = np.broadcast_to(new.op_energy, (p, *new.op_energy.shape[1:])).copy()
+    blk = new.block_words if new.block_words is not None else np.ones_like(new.datawidth)
+    mdb = new.md_access_bits if new.md_access_bits is not None else np.zeros_like(new.datawidth)
+    old_md, new_md = old.md_energy_per_bit, new.md_energy_per_bit
+    pairs = (
+        (old.read_energy, new.read_energy, blk, ("random_read",)),
+        (old.write_energy, new.write_energy, blk, ("random_fill", "random_update")),
+        (old_md[0], new_md[0], mdb, ("random_metadata_read",)),
+        (old_md[1], new_md[1], mdb, ("random_metadata_fill", "random_metadata_update")),
+    )
+    names = list(STORAGE_OPS)
+    changed = False
+    for before, after, unit, ops in pairs:
+        b = np.broadcast_to(before, after.shape)
+        if np.array_equal(b, after):
+            continue
+        changed = True
+        for o in ops:
+            i = names.index(o)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                op[:, :, i] = np.where(b != 0, op[:, :, i] * after / b, after * unit)
+    mac = new.mac_op_energy
+    if mac is not None and "mac_op_energy" not in given:
+        mac = (
+            np.broadcast_to(mac, (p, mac.shape[-1])).copy()
+            if mac.ndim == 2
+            else np.tile(mac, (p, 1))
+        )
+        for col, before, after in (
+            (0, old.mac_energy, new.mac_energy),
+            (1, old.gated_mac_energy, new.gated_mac_energy),
+        ):
+            b = np.broadcast_to(before, after.shape)
+            if np.array_equal(b, after):
+                continue
+            changed = True
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mac[:, col] = np.where(b != 0, mac[:, col] * after / b, after)
+    if not changed:
+        return new
+    return dataclasses.replace(new, op_energy=op, mac_op_energy=mac)
+
+
+def _fanout_x(arch: Architecture, index: int) -> float:
+    """Physical X fan-out below level ``index``: child mesh X / own mesh X."""
+    child = arch.levels[index + 1].mesh_x if index + 1 < len(arch.levels) else arch.compute.mesh_x
+    return max(1.0, child / arch.levels[index].mesh_x)
 
 
 def _one(arch: Architecture) -> dict[str, np.ndarray]:
@@ -137,8 +348,16 @@ def _one(arch: Architecture) -> dict[str, np.ndarray]:
         "write_bw": np.array([x.write_bandwidth or np.inf for x in lv], dtype=np.float64),
         "read_energy": np.array([x.read_energy for x in lv], dtype=np.float64) * dyn,
         "write_energy": np.array([x.write_energy for x in lv], dtype=np.float64) * dyn,
-        "md_read_energy": np.array([x.metadata_read_energy for x in lv], dtype=np.float64) * dyn,
-        "md_write_energy": np.array([x.metadata_write_energy for x in lv], dtype=np.float64) * dyn,
+        "md_read_energy": np.array(
+            [np.nan if x.metadata_read_energy is None else x.metadata_read_energy for x in lv],
+            dtype=np.float64,
+        )
+        * dyn,
+        "md_write_energy": np.array(
+            [np.nan if x.metadata_write_energy is None else x.metadata_write_energy for x in lv],
+            dtype=np.float64,
+        )
+        * dyn,
         "leakage": np.array([x.leakage for x in lv], dtype=np.float64) * leak,
         "instances": np.array([x.instances for x in lv], dtype=np.float64),
         "fanout": np.array([arch.fanout(i) for i in range(n_l)], dtype=np.float64),
@@ -146,9 +365,17 @@ def _one(arch: Architecture) -> dict[str, np.ndarray]:
             [float(x.metadata_depth) * float(x.metadata_width) for x in lv], dtype=np.float64
         ),
         "block_words": np.array([float(x.block_size) for x in lv], dtype=np.float64),
+        "op_energy": np.stack([action_energies(x) for x in lv]) * dyn[:, None],
+        "mac_op_energy": compute_energies(c) * k_dyn,
+        "md_access_bits": np.array([metadata_access_bits(x) for x in lv], dtype=np.float64),
+        "md_word_bits": np.array([float(x.metadata_datawidth) for x in lv], dtype=np.float64),
+        "md_width": np.array([float(x.metadata_width) for x in lv], dtype=np.float64),
+        "shared_bw": np.array([x.shared_bandwidth or np.inf for x in lv], dtype=np.float64),
+        "fanout_x": np.array([_fanout_x(arch, i) for i in range(n_l)], dtype=np.float64),
         "mac_instances": np.array(float(c.instances)),
         "mac_energy": np.array(c.mac_energy) * k_dyn,
-        "gated_mac_energy": np.array(c.gated_mac_energy) * k_dyn,
+        "gated_mac_energy": np.array(0.0 if c.gated_mac_energy is None else c.gated_mac_energy)
+        * k_dyn,
         "mac_leakage": np.array(c.leakage) * k_leak,
         "clock_ghz": np.array(c.clock_ghz),
         "tasd_count": np.array(float(tu.count)),
@@ -183,5 +410,7 @@ def arch_arrays(archs: Architecture | Sequence[Architecture] | ArchArrays) -> Ar
         level_names=names,
         has_tasd_unit=archs[0].tasd_unit is not None,
         sparsity=archs[0].sparsity,
+        arch_spatial=tuple(archs[0].fanout(i) > 1 for i in range(len(names))),
+        compute_name=archs[0].compute.name,
         **stacked,
     )

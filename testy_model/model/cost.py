@@ -1,25 +1,22 @@
-"""The batched cost core: traffic, latency and energy of B loop nests × P design points.
+"""The cost core: traffic, latency and energy of B loop nests × P design points, in one place.
 
-``evaluate_nests`` prices one term-GEMM; ``evaluate_terms`` prices a layer whose operands are TASD
-series (several term-GEMMs under one mapping). Everything is vectorised over the batch (no Python
-loop over mappings, MACs or tiles; loops over levels and tensors only).
+:func:`price` is the one pipeline every entry point uses (``eval``, ``study``, the mapper,
+``search``, ``sweep``, ``evaluate_points``), vectorised over the batch (no Python loop over
+mappings, MACs or tiles on the dense path):
 
-How terms share data (reference.md: "the dataflow keeps the other operand and the partial sums
-stationary while the terms of one operand stream through, so the terms share them"): the term
-index is modelled as an extra innermost loop below every storage level. Hence, at every level,
-the stationary operand and the partial sums move once per layer, exactly as for a single GEMM,
-and each term of a decomposed operand moves once at its own kept density and metadata:
+1. dense per-level counts (:mod:`~testy_model.model.reuse`, Timeloop v3.0.3's nest analysis,
+   under the chosen :class:`~testy_model.spec.conventions.Conventions`);
+2. a stage that turns them into actual / gated / skipped accesses, metadata and computes: the
+   **sparse stage** (:mod:`~testy_model.model.sparse`, Sparseloop's formats, density models and
+   gating / skipping, from ``sparse_optimizations``) or the **term stage**
+   (:mod:`~testy_model.model.operands`, operands as sums of structured TASD terms);
+3. pricing (:mod:`~testy_model.model.buffer`): vector accesses, per-action energies, level
+   slow-downs and cycles; plus the TASD unit and leakage.
 
-    words(t, l) = dense_words(t, l) · Σ_i d_{t,i}
-    metadata bits(t, l) = dense_words(t, l) · Σ_i d_{t,i}·b_{t,i}
+``evaluate_terms`` and ``evaluate_nests`` are :func:`price` with terms.
 
-with d the kept density and b the metadata bits per kept value of term i. Compute runs every
-term pair: ``cycles = T_all · Σ_i Σ_j r_{A,i}·r_{B,j}`` (r = hardware work ratio p/q), effective
-MACs ``= MACs · Σ_i d_{A,i} · Σ_j d_{B,j}`` (so the terms' MACs add up to the kept non-zeros'
-work). Outputs are dense.
-
-Units: counts in words of the tensor's datawidth, per instance (``*_total`` over instances);
-cycles; energy pJ; seconds; EDP pJ·s.
+Units: counts in words of the tensor's datawidth, per instance (``*_total`` over the utilized
+instances); cycles; energy pJ; seconds; EDP pJ·s.
 """
 
 from __future__ import annotations
@@ -33,75 +30,44 @@ import numpy as np
 from testy_model.model import energy as en
 from testy_model.model import latency as lat
 from testy_model.model.arrays import ArchArrays, arch_arrays
-from testy_model.model.hierarchical import term_metadata_bits
+from testy_model.model.buffer import StageCounts, price_counts
+from testy_model.model.density import density_models
+from testy_model.model.loops import instances_xy, loop_table
 from testy_model.model.nest import LoopNests
-from testy_model.model.reuse import DenseCounts, dense_counts
-from testy_model.spec.arch import Architecture, OperandSparsity
+from testy_model.model.operands import OperandTerm, as_term, nm_term, term_scaling, term_stage
+from testy_model.model.reuse import DenseCounts, dense_counts, extents
+from testy_model.model.sparse import LevelParams, SparseCounts, sparse_counts
+from testy_model.spec.arch import Architecture
+from testy_model.spec.conventions import Conventions
+from testy_model.spec.sparseloop import SparseOptimizations
 from testy_model.spec.validate import effective_spatial_factors
-from testy_model.spec.workload import Problem
-from testy_model.tasd.pattern import NMPattern
+from testy_model.spec.workload import Density, Problem
 
 ArrayLike = float | np.ndarray
 
-
-@dataclass(frozen=True)
-class OperandTerm:
-    """Format of one term of one operand.
-
-    Attributes:
-        density: kept fraction of the dense tensor's values (0..1), scalar or (B,).
-        metadata_bits: metadata bits per kept value (0 for dense).
-        pattern: the term's N:M pattern (decides the hardware work ratio), or None.
-        work: explicit hardware work ratio (overrides the one derived from ``pattern``).
-        nonzero: fraction of the dense tensor's values that are non-zero in this term's slots
-            (effective MACs); ``None`` = ``density``. A fixed-slot N:M term stores and moves
-            ``density`` = p/q of the values (its slots) but only ``nonzero`` of them are
-            non-zero; the issued slots that hold zeros are gated MACs.
-    """
-
-    density: ArrayLike = 1.0
-    metadata_bits: ArrayLike = 0.0
-    pattern: NMPattern | None = None
-    work: ArrayLike | None = None
-    nonzero: ArrayLike | None = None
-
-
-def nm_term(
-    pattern: NMPattern | str,
-    density: ArrayLike | None = None,
-    support: OperandSparsity | None = None,
-) -> OperandTerm:
-    """An N:M term: kept density (default n/m, i.e. full blocks) and metadata bits per kept value
-    (``model.hierarchical.term_metadata_bits``: the support's ``metadata_bits`` if set, else the
-    hierarchical pattern's when the term runs on one, else ceil(log2 m))."""
-    p = NMPattern.parse(pattern)
-    bits = term_metadata_bits(p, support) if support is not None else float(p.metadata_bits)
-    return OperandTerm(
-        density=p.density if density is None else density,
-        metadata_bits=bits,
-        pattern=p,
-    )
-
-
-def _as_term(v: object) -> OperandTerm:
-    if isinstance(v, OperandTerm):
-        return v
-    if isinstance(v, (int, float, np.ndarray)):
-        return OperandTerm(density=v)
-    if isinstance(v, tuple):
-        return OperandTerm(*v)
-    raise TypeError(
-        f"expected OperandTerm, density or (density, metadata_bits, pattern); got {v!r}"
-    )
+__all__ = [
+    "NestCost",
+    "OperandTerm",
+    "evaluate_nests",
+    "evaluate_terms",
+    "fanout_ok",
+    "nm_term",
+    "price",
+]
 
 
 @dataclass(frozen=True)
 class NestCost:
     """Costs of B mappings (arrays along B; see module docstring for units).
 
-    ``reads``/``fills``/``updates``/``metadata_reads`` are per instance (Timeloop's convention);
-    ``metadata_reads`` are in words of the tensor's datawidth (bits / datawidth); ``instances``
-    gives the used instances per level and the ``*_total`` properties multiply them in.
+    ``reads``/``fills``/``updates`` are the *actual* accesses per instance (Timeloop's
+    convention); ``splits[kind][split]`` gives actual (``random``), ``gated`` and ``skipped``;
+    ``metadata_reads``/``metadata_fills`` are metadata bits / datawidth; ``utilized`` the average
+    utilized instances per level and tensor (``*_total`` multiply them in); ``compute_split`` the
+    actual / gated / skipped computes; ``energy_by_tensor`` (B, L, T) pJ; ``level_demand_cycles``
+    (B, L) each level's bandwidth cycles (``level_cycles`` keeps only those above the compute);
+    ``stage`` the counts that were priced and ``word_scale`` (P, L, T) tensor / level word bits
+    (``buffer.price_counts(aa, stage, word_scale)`` prices them at other design points).
     """
 
     reads: np.ndarray
@@ -130,21 +96,34 @@ class NestCost:
     level_names: tuple[str, ...] = ()
     tensor_names: tuple[str, ...] = ()
     dense: DenseCounts | None = field(default=None, repr=False)
+    splits: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
+    utilized: np.ndarray | None = field(default=None, repr=False)
+    compute_split: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    sparse: SparseCounts | None = field(default=None, repr=False)
+    energy_by_tensor: np.ndarray | None = field(default=None, repr=False)
+    level_demand_cycles: np.ndarray | None = field(default=None, repr=False)
+    stage: StageCounts | None = field(default=None, repr=False)
+    word_scale: np.ndarray | None = field(default=None, repr=False)
+
+    def _util(self) -> np.ndarray:
+        if self.utilized is not None:
+            return self.utilized
+        return self.instances[:, :, None]
 
     @property
     def reads_total(self) -> np.ndarray:
-        """(B, L, T) reads summed over the used instances."""
-        return self.reads * self.instances[:, :, None]
+        """(B, L, T) reads summed over the utilized instances."""
+        return self.reads * self._util()
 
     @property
     def fills_total(self) -> np.ndarray:
-        """(B, L, T) fills summed over the used instances."""
-        return self.fills * self.instances[:, :, None]
+        """(B, L, T) fills summed over the utilized instances."""
+        return self.fills * self._util()
 
     @property
     def updates_total(self) -> np.ndarray:
-        """(B, L, T) updates summed over the used instances."""
-        return self.updates * self.instances[:, :, None]
+        """(B, L, T) updates summed over the utilized instances."""
+        return self.updates * self._util()
 
 
 def fanout_ok(problem: Problem, aa: ArchArrays, nests: LoopNests) -> np.ndarray:
@@ -166,20 +145,16 @@ def evaluate_nests(
     arch: Architecture | ArchArrays | Sequence[Architecture],
     nests: LoopNests,
     densities: MappingABC[str, object] | None = None,
+    *,
+    conventions: Conventions | str | None = None,
 ) -> NestCost:
     """Cost of one term-GEMM under B mappings (and P design points, broadcast with B).
 
     ``densities``: tensor -> :class:`OperandTerm` (or a density, or ``(density, metadata_bits,
     pattern)``); missing tensors are dense.
     """
-    terms = {t: [_as_term(v)] for t, v in (densities or {}).items()}
-    return evaluate_terms(problem, arch, nests, terms)
-
-
-def _operand_support(problem: Problem, aa: ArchArrays, tensor: str) -> OperandSparsity:
-    """The sparsity support of ``tensor``: A (weight) or B (activation) of the engine."""
-    weight = problem.weight or problem.inputs[0]
-    return aa.sparsity.A if tensor == weight else aa.sparsity.B
+    terms = {t: [as_term(v)] for t, v in (densities or {}).items()}
+    return evaluate_terms(problem, arch, nests, terms, conventions=conventions)
 
 
 def evaluate_terms(
@@ -191,8 +166,10 @@ def evaluate_terms(
     tasd_values: ArrayLike = 0.0,
     bounds: np.ndarray | None = None,
     counts: DenseCounts | None = None,
+    conventions: Conventions | str | None = None,
 ) -> NestCost:
-    """Cost of a layer whose input operands are sums of terms, under one shared mapping.
+    """Cost of a layer whose input operands are sums of terms, under one shared mapping
+    (:func:`price` with the term stage).
 
     Args:
         problem: the layer (its dimensions, projections and tensors; bounds for the check).
@@ -202,51 +179,129 @@ def evaluate_terms(
         tasd_values: activation values decomposed at run time by the TASD unit (per layer).
         bounds: (B, D) problem bounds per batch row (default: ``problem.bounds``).
         counts: precomputed :func:`dense_counts` of ``nests`` (reused across densities).
+        conventions: counting conventions (default ``timeloop``).
+    """
+    return price(
+        problem,
+        arch,
+        nests,
+        terms=terms or {},
+        tasd_values=tasd_values,
+        bounds=bounds,
+        counts=counts,
+        conventions=conventions,
+    )
+
+
+def price(
+    problem: Problem,
+    arch: Architecture | ArchArrays | Sequence[Architecture],
+    nests: LoopNests,
+    *,
+    sparse: SparseOptimizations | None = None,
+    densities: MappingABC[str, Density] | None = None,
+    terms: MappingABC[str, Sequence[object]] | None = None,
+    conventions: Conventions | str | None = None,
+    tasd_values: ArrayLike = 0.0,
+    bounds: np.ndarray | None = None,
+    counts: DenseCounts | None = None,
+) -> NestCost:
+    """The cost of B mappings of ``problem`` on P design points (module docstring).
+
+    Args:
+        problem: the layer.
+        arch: one architecture, several (design points) or prepared :class:`ArchArrays`.
+        nests: B loop nests (B broadcasts with P).
+        sparse: Sparseloop ``sparse_optimizations`` (formats, gating / skipping, compute
+            optimizations): the sparse stage runs with the tensors' density models.
+        densities: tensor -> :class:`Density` overriding ``problem.densities`` (sparse stage).
+        terms: input tensor -> TASD terms (the term stage; used when ``sparse`` is None).
+        conventions: ``timeloop`` (default) or ``sparseloop-2022``.
+        tasd_values: activation values the TASD unit decomposes at run time (per layer).
+        bounds: (B, D) problem bounds per row (default ``problem.bounds``), for validity.
+        counts: precomputed dense counts of ``nests`` under the same conventions.
     """
     aa = arch_arrays(arch)
-    cnt = counts if counts is not None else dense_counts(problem, nests)
-    tensors = problem.tensor_names
-    n_l = nests.n_levels
-    if n_l != len(aa.level_names):
+    conv = Conventions.parse(conventions)
+    if nests.n_levels != len(aa.level_names):
         raise ValueError(
-            f"loop nests have {n_l} levels but the architecture has {len(aa.level_names)}"
+            f"loop nests have {nests.n_levels} levels but the architecture has "
+            f"{len(aa.level_names)}"
         )
-    terms = {t: [_as_term(v) for v in vs] for t, vs in (terms or {}).items()}
-    for t in terms:
-        if t not in tensors or t == problem.output:
-            raise ValueError(f"terms given for {t!r}; expected an input tensor of {list(tensors)}")
-    # per-tensor value scale Σ d_i and metadata bits per dense word Σ d_i·b_i, and work Σ r_i
-    scale, mdb = [], []
-    work = np.ones(1)
-    eff = np.ones(1)
-    for t in tensors:
-        ts = terms.get(t, [OperandTerm()])
-        scale.append(sum(_arr(x.density) for x in ts))
-        mdb.append(sum(_arr(x.density) * _arr(x.metadata_bits) for x in ts))
-        if t == problem.output:
-            continue
-        sup = _operand_support(problem, aa, t)
-        r = sum(
-            _arr(x.work) if x.work is not None else _arr(lat.work_ratio(x.pattern, x.density, sup))
-            for x in ts
+    fx = aa.fanout_x[0] if aa.fanout_x is not None else None
+    cnt = (
+        counts
+        if counts is not None
+        else dense_counts(problem, nests, conventions=conv, fanout_x=fx)
+    )
+    out_idx = problem.tensor_names.index(problem.output)
+    sc: SparseCounts | None = None
+    if sparse is not None:
+        sc = _sparse(problem, aa, nests, cnt, sparse, densities)
+        stage = StageCounts(
+            counts=sc.counts,
+            md_bits=sc.fmt_bits,
+            utilized=sc.utilized,
+            ratio=sc.ratio,
+            compute=sc.compute,
+            mac_units=sc.mac_units,
+            max_instances=sc.max_instances,
+            position_util=sc.position_util,
         )
-        work = work * r
-        eff = eff * sum(_arr(x.density if x.nonzero is None else x.nonzero) for x in ts)
-    scale_a = np.stack(np.broadcast_arrays(*scale), axis=-1)  # (B?, T)
-    mdb_a = np.stack(np.broadcast_arrays(*mdb), axis=-1)
-    if scale_a.ndim == 1:
-        scale_a, mdb_a = scale_a[None], mdb_a[None]
-    s3 = scale_a[:, None, :]  # (B, 1, T)
-    m3 = mdb_a[:, None, :]
+        data_words = sc.capacity
+        md_words = sc.md_bits
+        effective = sc.compute["random"]
+    else:
+        ts = term_scaling(problem, aa, terms)
+        stage = term_stage(cnt, ts, out_idx)
+        data_words = cnt.tile * ts.scale[:, None, :]
+        md_words = cnt.tile * ts.md_bits[:, None, :]
+        effective = stage.compute["random"]
+    return _assemble(
+        problem, aa, nests, cnt, stage, sc, data_words, md_words, effective, tasd_values, bounds
+    )
 
-    reads = cnt.reads * s3
-    fills = cnt.fills * s3
-    updates = cnt.updates * np.ones_like(s3)
-    md_reads_bits = cnt.reads * m3
-    md_fills_bits = cnt.fills * m3
-    inst = cnt.instances[:, :, None]
 
-    # datawidth of each tensor at each level: problem datawidth, else the level's (P, L, T)
+def _sparse(
+    problem: Problem,
+    aa: ArchArrays,
+    nests: LoopNests,
+    cnt: DenseCounts,
+    opts: SparseOptimizations,
+    densities: MappingABC[str, Density] | None,
+) -> SparseCounts:
+    """Run the sparse stage with the first design point's structural numbers."""
+    assert aa.op_energy is not None
+    blk = aa.block_words if aa.block_words is not None else np.ones_like(aa.datawidth)
+    params = LevelParams(
+        block=blk[0],
+        md_word_bits=(aa.md_word_bits if aa.md_word_bits is not None else 0 * aa.datawidth)[0],
+        md_width=(aa.md_width if aa.md_width is not None else 0 * aa.datawidth)[0],
+        read_energy=aa.op_energy[0, :, 0],
+        arch_spatial=np.array(aa.arch_spatial or [True] * len(aa.level_names)),
+    )
+    table = loop_table(nests, params.arch_spatial)
+    models = density_models(problem, densities)
+    return sparse_counts(
+        problem,
+        cnt,
+        table,
+        extents(nests),
+        aa.level_names,
+        aa.compute_name,
+        opts,
+        models,
+        params,
+        instances_xy(nests),
+    )
+
+
+def _assemble(
+    problem, aa, nests, cnt, stage, sc, data_words, md_words, effective, tasd_values, bounds
+) -> NestCost:
+    """Price ``stage`` and assemble the :class:`NestCost` (energy by component, TASD unit,
+    leakage, validity)."""
+    tensors = problem.tensor_names
     dwl = aa.datawidth[:, :, None]
     dw = np.stack(
         [
@@ -257,65 +312,58 @@ def evaluate_terms(
         ],
         axis=-1,
     )
-    word_scale = dw / dwl  # energy per tensor word relative to a level word
-    md_r, md_w = aa.md_energy_per_bit
-    # whole vectors: each tensor's reads, fills and updates per instance round up to rows
-    blk = (aa.block_words if aa.block_words is not None else np.ones_like(aa.datawidth))[:, :, None]
-
-    def charged(x: np.ndarray) -> np.ndarray:
-        return en.whole_vector_words(x * word_scale, blk) * inst
-
-    lvl_energy = en.storage_energy(
-        reads=charged(reads).sum(-1),
-        writes=(charged(fills) + charged(updates)).sum(-1),
-        md_read_bits=(md_reads_bits * inst).sum(-1),
-        md_write_bits=(md_fills_bits * inst).sum(-1),
-        e_read=aa.read_energy,
-        e_write=aa.write_energy,
-        e_md_read=md_r,
-        e_md_write=md_w,
-    )  # (B, L)
-
-    # latency
-    read_bits = (reads * dw + md_reads_bits).sum(-1)
-    write_bits = ((fills + updates) * dw + md_fills_bits).sum(-1)
-    level_cycles = lat.bandwidth_cycles(read_bits, write_bits, aa.read_bw, aa.write_bw)
-    compute = lat.compute_cycles(cnt.temporal_iterations, work)
+    pr = price_counts(aa, stage, dw / dwl)
+    lvl_energy = pr.energy.sum(axis=-1)  # (B, L)
+    compute = pr.compute_cycles
     tv = _arr(tasd_values)
     tasd_cyc = np.where(
         tv > 0,
         lat.tasd_unit_cycles(tv, aa.tasd_block, aa.tasd_cycles_per_block, aa.tasd_count),
         0.0,
     )
-    cycles = lat.overlapped_latency(compute, level_cycles, tasd_cyc)
-    serial = lat.serial_latency(compute, level_cycles, tasd_cyc)
+    bw_cycles = np.where(pr.level_cycles > compute[..., None], pr.level_cycles, 0.0)
+    cycles = lat.overlapped_latency(compute, pr.level_cycles, tasd_cyc)
+    serial = lat.serial_latency(compute, bw_cycles, tasd_cyc)
     seconds = cycles / (aa.clock_ghz * 1e9)
-
-    # energy
-    macs = cnt.macs
-    effective = macs * eff
-    slots = macs * work
-    e_mac = en.mac_energy(effective, slots, aa.mac_energy, aa.gated_mac_energy)
     e_tasd = en.tasd_unit_energy(tv, aa.tasd_energy_per_value) * np.ones_like(cycles)
     e_leak = en.leakage_energy(cycles, aa.leakage, aa.instances, aa.mac_leakage, aa.mac_instances)
     comps: dict[str, np.ndarray] = {name: lvl_energy[:, i] for i, name in enumerate(aa.level_names)}
-    comps["MAC"] = e_mac * np.ones_like(cycles)
+    comps["MAC"] = pr.mac_energy * np.ones_like(cycles)
     comps["TASD_unit"] = e_tasd
     comps["leakage"] = e_leak * np.ones_like(cycles)
     total = sum(comps.values())
-
-    # validity
-    valid_fanout = fanout_ok(problem, aa, nests)
+    if sc is None:
+        valid_fanout = fanout_ok(problem, aa, nests)
+    else:
+        # Timeloop's check after spatial skipping (buffer.cpp / arithmetic.cpp ``Evaluate``: the
+        # mapped instances of each level, reduced where children get no work, fit the hardware)
+        need_l = np.asarray(sc.max_instances).max(axis=-1)
+        need_c = sc.mac_need if sc.mac_need is not None else cnt.mac_units
+        valid_fanout = (need_l <= aa.instances * (1 + 1e-9)).all(axis=1) & (
+            need_c <= aa.mac_instances * (1 + 1e-9)
+        )
+        if sc.need_xy is not None and aa.fanout_x is not None:
+            # storage-gs-analyzer.cpp ``SummarizeAndPropagateSpatialCapacityReduction``: per
+            # tensor, fan-out X (Y) of level l = needed X (Y) of its child / its own, truncated
+            # to an integer, within the hardware's fan-out X (Y)
+            nx = sc.need_xy
+            fan = np.floor(nx[:, 1:] / np.maximum(nx[:, :-1], 1e-300) * (1 + 1e-12))
+            hx = aa.fanout_x[:, :, None]
+            hy = (aa.fanout / aa.fanout_x)[:, :, None]
+            valid_fanout = valid_fanout & (
+                (fan[..., 0] <= hx * (1 + 1e-9)) & (fan[..., 1] <= hy * (1 + 1e-9))
+            ).all(axis=(1, 2))
     keep = nests.keep.copy()
     keep[:, 0, :] = True
-    data_bits = (keep * cnt.tile * s3 * dw).sum(-1)
-    md_bits = (keep * cnt.tile * m3).sum(-1)
     md_cap = aa.md_capacity_bits if aa.md_capacity_bits is not None else np.zeros(1)
-    # metadata sits in a level's separate metadata storage when it has one, else with the data
+    data_bits = (keep * data_words * dw).sum(-1)
+    md_bits = (keep * md_words).sum(-1)
     valid_capacity = (
         (data_bits + np.where(md_cap > 0, 0.0, md_bits) <= aa.capacity_bits * (1 + 1e-9))
         & (np.where(md_cap > 0, md_bits <= md_cap * (1 + 1e-9), True))
     ).all(axis=1)
+    if sc is not None:
+        valid_capacity = valid_capacity & sc.ok
     b = (
         np.array([[problem.bounds[d] for d in problem.dimensions]])
         if bounds is None
@@ -324,33 +372,44 @@ def evaluate_terms(
     prod = (nests.temporal * nests.spatial).prod(axis=1)
     valid_factors = (prod == b).all(axis=1) & nests.keep[:, 0, :].all(axis=1)
     valid = valid_fanout & valid_capacity & valid_factors
+    slots = stage.compute["random"] + stage.compute["gated"]
     util = slots / (aa.mac_instances * cycles)
     shape = np.broadcast_shapes(cycles.shape, total.shape)
+    bc = lambda x: np.broadcast_to(x, shape)  # noqa: E731
+    st = stage.counts
     return NestCost(
-        reads=reads,
-        fills=fills,
-        updates=updates,
-        metadata_reads=md_reads_bits / dw,
-        metadata_fills=md_fills_bits / dw,
+        reads=st["reads"]["random"],
+        fills=st["fills"]["random"],
+        updates=st["updates"]["random"],
+        metadata_reads=stage.md_bits["reads"]["random"] / dw,
+        metadata_fills=stage.md_bits["fills"]["random"] / dw,
         instances=cnt.instances,
-        compute_cycles=np.broadcast_to(compute, shape),
-        level_cycles=level_cycles,
-        tasd_cycles=np.broadcast_to(tasd_cyc, shape),
-        cycles=np.broadcast_to(cycles, shape),
-        cycles_serial=np.broadcast_to(serial, shape),
-        seconds=np.broadcast_to(seconds, shape),
-        energy_pj=np.broadcast_to(total, shape),
-        energy_by_component={k: np.broadcast_to(v, shape) for k, v in comps.items()},
-        macs=np.broadcast_to(macs, shape),
-        effective_macs=np.broadcast_to(effective, shape),
-        mac_slots=np.broadcast_to(slots, shape),
-        utilisation=np.broadcast_to(util, shape),
-        valid=np.broadcast_to(valid, shape),
-        valid_capacity=np.broadcast_to(valid_capacity, shape),
-        valid_fanout=np.broadcast_to(valid_fanout, shape),
-        valid_factors=np.broadcast_to(valid_factors, shape),
-        edp=np.broadcast_to(total * seconds, shape),
+        compute_cycles=bc(compute),
+        level_cycles=bw_cycles,
+        tasd_cycles=bc(tasd_cyc),
+        cycles=bc(cycles),
+        cycles_serial=bc(serial),
+        seconds=bc(seconds),
+        energy_pj=bc(total),
+        energy_by_component={k: bc(v) for k, v in comps.items()},
+        macs=bc(cnt.macs),
+        effective_macs=bc(effective),
+        mac_slots=bc(slots),
+        utilisation=bc(util),
+        valid=bc(valid),
+        valid_capacity=bc(valid_capacity),
+        valid_fanout=bc(valid_fanout),
+        valid_factors=bc(valid_factors),
+        edp=bc(total * seconds),
         level_names=aa.level_names,
         tensor_names=tensors,
         dense=cnt,
+        splits=st,
+        utilized=np.asarray(stage.utilized),
+        compute_split=stage.compute,
+        sparse=sc,
+        energy_by_tensor=pr.energy,
+        level_demand_cycles=pr.level_cycles,
+        stage=stage,
+        word_scale=dw / dwl,
     )

@@ -65,3 +65,60 @@ def leakage_energy(
 ) -> np.ndarray:
     """pJ leaked: cycles × (Σ_l leakage_l·instances_l + leakage_mac·MAC units)."""
     return cycles * ((level_leak * level_instances).sum(axis=-1) + mac_leak * mac_instances)
+
+
+#: threshold table of Timeloop's ``BufferLevel::VectorWidthCoefficientTable`` (block size ->
+#: per-density-decile threshold on tile / block) for compressed tiles.
+VECTOR_WIDTH_THRESHOLDS: dict[int, tuple[float, ...]] = {
+    2: (251, 125, 84, 63, 51, 42, 36, 32, 28, 1),
+    4: (375, 188, 125, 94, 75, 63, 54, 47, 42, 1),
+    8: (438, 219, 146, 110, 88, 73, 63, 55, 49, 1),
+    16: (469, 235, 157, 118, 94, 79, 67, 59, 52, 1),
+    32: (485, 243, 162, 122, 97, 81, 70, 61, 52, 1),
+}
+
+
+def vector_accesses(scalar: np.ndarray, block: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """Vector accesses of ``scalar`` word accesses per instance in ``block``-word vectors:
+    ``⌈scalar / block⌉ · ratio`` (``BufferLevel::ComputeVectorAccesses``; ``ratio`` corrects
+    compressed tiles, :func:`compressed_vector_ratio`). A relative slack of 1e-9 keeps float
+    noise from adding a vector. Units: vector accesses per instance."""
+    b = np.maximum(np.asarray(block, dtype=np.float64), 1.0)
+    return np.ceil(np.asarray(scalar) / b * (1 - 1e-9) - 1e-12).clip(min=0) * ratio
+
+
+def compressed_vector_ratio(
+    tile: np.ndarray, block: np.ndarray, density: np.ndarray, occ: np.ndarray, prob: np.ndarray
+) -> np.ndarray:
+    """Correction of the vector accesses of a compressed tile (``ComputeVectorAccesses``):
+    when the block is > 1, the density d < 1 and the table threshold for (block, decile of d)
+    exceeds ``tile / block``, ``ratio = Σ_{k≥1} ⌈k/block⌉·P(k) / (tile·d/block)``; else 1.
+    ``occ``/``prob`` (..., O) are the tile's occupancy distribution. Dimensionless."""
+    out = np.ones_like(np.asarray(tile, dtype=np.float64))
+    for blk, table in VECTOR_WIDTH_THRESHOLDS.items():
+        sel = (block == blk) & (density < 1.0) & (tile > 0)
+        if not np.any(sel):
+            continue
+        idx = np.where(density >= 0.1, np.floor(density / 0.1) - 1, 0).astype(int).clip(0, 9)
+        thr = np.asarray(table)[idx]
+        use = sel & (thr > tile / blk)
+        total = (np.ceil(occ / blk) * prob * (occ >= 1)).sum(axis=-1)
+        naive = tile * density / blk
+        out = np.where(use & (naive > 0), total / np.where(naive > 0, naive, 1.0), out)
+    return out
+
+
+def buffer_energy(vectors: np.ndarray, op_energy: np.ndarray, utilized: np.ndarray) -> np.ndarray:
+    """pJ of each tensor at each level: ``Σ_op vectors_op · e_op · utilized instances``
+    (``BufferLevel::ComputeBufferEnergy`` × ``StorageEnergy``). ``vectors`` (..., L, T, A)
+    vector accesses per instance, ``op_energy`` (..., L, A) pJ per access of each level,
+    ``utilized`` (..., L, T) average instances; leading axes broadcast (a (B, 1) batch of
+    candidates against (1, P) design points costs one matrix product per level)."""
+    return np.matmul(vectors, op_energy[..., None])[..., 0] * utilized
+
+
+def compute_energy(
+    random: np.ndarray, gated: np.ndarray, skipped: np.ndarray, e_ops: np.ndarray
+) -> np.ndarray:
+    """pJ of the MACs: random·e_random + gated·e_gated + skipped·e_skipped (``e_ops`` (..., 3))."""
+    return random * e_ops[..., 0] + gated * e_ops[..., 1] + skipped * e_ops[..., 2]

@@ -42,8 +42,9 @@ import numpy as np
 
 from testy_model.errors import SpecError
 from testy_model.graph.dataflow import OperandRead, execution_order
-from testy_model.model import energy as en
 from testy_model.model import latency as lat
+from testy_model.model.arrays import ArchArrays, arch_arrays
+from testy_model.model.buffer import tensor_energy
 from testy_model.model.nest import LoopNests
 from testy_model.report import LayerResult
 from testy_model.spec.arch import Architecture, StorageLevel
@@ -142,21 +143,14 @@ def _bits(level_dw: float, datawidths: MappingABC[str, int], t: str) -> float:
     return float(datawidths.get(t, level_dw))
 
 
-def _tensor_energy(lvl: StorageLevel, a: MappingABC[str, float], bits: float) -> float:
-    """pJ of one tensor's accesses at one single-instance level, as the core charges them:
-    ``e_read·vec(reads) + e_write·(vec(fills) + vec(updates)) + metadata bits·e_md_read``,
-    counts converted to level words (``bits / datawidth``), ``vec`` = whole vectors."""
-    dw, blk = float(lvl.datawidth), np.array(float(lvl.block_size))
-
-    def vec(x: float) -> float:
-        return float(en.whole_vector_words(np.array(x * bits / dw), blk))
-
-    md = lvl.metadata_read_energy if lvl.metadata_read_energy > 0 else lvl.read_energy / dw
-    return (
-        lvl.read_energy * vec(a["reads"])
-        + lvl.write_energy * (vec(a["fills"]) + vec(a["updates"]))
-        + a["metadata_reads"] * bits * md
-    )
+def _tensor_energy(aa: ArchArrays, li: int, a: MappingABC[str, float], bits: float) -> float:
+    """pJ of one tensor's accesses ``a`` (totals, words of the tensor, ``bits`` each) at the
+    single-instance level ``li``: the cost core's own charging
+    (:func:`testy_model.model.buffer.tensor_energy`: whole vectors per action, metadata bits
+    ``metadata_reads × bits`` per metadata access, the level's per-action energies)."""
+    words = {k: a[k] for k in ("reads", "fills", "updates")}
+    scale = bits / float(aa.datawidth[0, li])
+    return tensor_energy(aa, li, words, a["metadata_reads"] * bits, scale)
 
 
 def _bandwidth_cycles(
@@ -182,15 +176,17 @@ def move_accesses(
     arch: Architecture,
     level: int,
     datawidths: MappingABC[str, int],
+    aa: ArchArrays | None = None,
 ) -> LayerResult:
     """``result`` with fraction ``moves[t]`` of tensor t's outermost-level accesses done at
-    ``level`` instead (module docstring).
+    ``level`` instead (module docstring). ``aa``: ``arch_arrays(arch)`` when at hand.
 
     Equations: per moved tensor, ``ΔE_l = E_l(after) − E_l(before)`` at both levels
     (:func:`_tensor_energy`); level cycles ``c_l + (bw(after) − bw(before))``
     (:func:`_bandwidth_cycles`, the difference keeps whatever else the core counted there);
     cycles ``= max(compute, TASD unit, level cycles)``; leakage × cycles'/cycles.
     """
+    aa = arch_arrays(arch) if aa is None else aa
     levels = {0: arch.levels[0], level: arch.levels[level]}
     acc = {k: {t: dict(v) for t, v in d.items()} for k, d in result.accesses.items()}
     comps = dict(result.energy_by_component)
@@ -200,13 +196,13 @@ def move_accesses(
             continue
         src, dst = acc[src_l][t], acc[dst_l][t]
         moved = {k: f * src[k] for k in _KINDS}
-        before = {x: _tensor_energy(levels[x], a, _bits(levels[x].datawidth, datawidths, t))
+        before = {x: _tensor_energy(aa, x, a, _bits(levels[x].datawidth, datawidths, t))
                   for x, a in ((0, src), (level, dst))}  # fmt: skip
         for k in _KINDS:
             src[k] -= moved[k]
             dst[k] += moved[k]
         for x, a in ((0, src), (level, dst)):
-            e = _tensor_energy(levels[x], a, _bits(levels[x].datawidth, datawidths, t))
+            e = _tensor_energy(aa, x, a, _bits(levels[x].datawidth, datawidths, t))
             comps[levels[x].name] = comps.get(levels[x].name, 0.0) + e - before[x]
     lc = dict(result.level_cycles)
     for lvl in levels.values():

@@ -46,6 +46,8 @@ from testy_model.report import (
     TensorTraffic,
 )
 from testy_model.spec.arch import Architecture
+from testy_model.spec.conventions import Conventions
+from testy_model.spec.sparseloop import SparseOptimizations
 from testy_model.spec.workload import Network
 
 
@@ -136,7 +138,7 @@ def _price(
         for name, m in moves.items():
             prob = g.nodes[name]["layer"].problem
             layers[name] = fu.move_accesses(
-                layers[name], m, arch, residency.level or 1, prob.datawidths
+                layers[name], m, arch, residency.level or 1, prob.datawidths, aa
             )
     names, traffic = operator_traffic(g, reads, len(arch.levels), residency)
     cost = operator_costs(traffic, aa)
@@ -242,11 +244,14 @@ def evaluate_graph(
     *,
     fusion: str = "none",
     fusion_level: str | None = None,
+    sparse: SparseOptimizations | None = None,
+    conventions: Conventions | str | None = None,
 ) -> Report:
     """Price ``network`` (a :class:`Network` or its dataflow graph) on ``arch`` (module
-    docstring). Arguments as ``model.evaluate.evaluate_layers``, plus ``fusion`` (``none`` |
-    ``fit``) and ``fusion_level`` (the on-chip level for ``fit``; default the outermost on-chip
-    level), see ``model.fusion``."""
+    docstring). Arguments as ``model.evaluate.evaluate_layers`` (``plan`` None, not a dense
+    plan, lets an engine run its operands' own N:M sparsity: the sparse stage), plus ``fusion``
+    (``none`` | ``fit``) and ``fusion_level`` (the on-chip level for ``fit``; default the
+    outermost on-chip level), see ``model.fusion``."""
     from testy_model.model.evaluate import evaluate_layers
 
     if fusion not in fu.POLICIES:
@@ -257,8 +262,9 @@ def evaluate_graph(
     aa = arch_arrays(arch)
     reads = operand_reads(g)
     per_layer = evaluate_layers(
-        net, arch, mappings, pl, densities_source, tensors, base_dir, dense_mappings,
-        tasd_scale=shared_tasd(g, reads, pl),
+        net, arch, mappings, pl if plan is not None else None, densities_source, tensors,
+        base_dir, dense_mappings, tasd_scale=shared_tasd(g, reads, pl), sparse=sparse,
+        conventions=conventions,
     )  # fmt: skip
     plan_layers = {x.name: x for x in per_layer.layers}
     none = fu.Residency(None, frozenset(), {})
@@ -269,10 +275,13 @@ def evaluate_graph(
         res = _residency(g, reads, arch, mappings, fusion, fusion_level)
         run = _price(g, reads, plan_layers, arch, aa, res)
         same_maps = dense_mappings is None or dense_mappings is mappings
-        if same_maps and pl == Plan.dense():
-            dense = run  # the plan is dense: its run is the baseline
+        sparse_stage = any(x.compute_split is not None for x in per_layer.layers)
+        if same_maps and pl == Plan.dense() and not sparse_stage:
+            dense = run  # the plan is dense (and no layer ran sparse): its run is the baseline
         else:
-            dense_rep = evaluate_layers(net, arch, dense_mappings or mappings, None)
+            dense_rep = evaluate_layers(
+                net, arch, dense_mappings or mappings, Plan.dense(), conventions=conventions
+            )
             dres = (
                 res
                 if same_maps
@@ -297,6 +306,7 @@ def evaluate_graph(
         operators=ops,
         tensors=tuple(_tensors(g, reads, run, base, arch)),
         fusion=summary,
+        conventions=per_layer.conventions,
     )
 
 

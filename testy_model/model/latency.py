@@ -83,3 +83,34 @@ def overlapped_latency(compute: np.ndarray, levels: np.ndarray, tasd: np.ndarray
 def serial_latency(compute: np.ndarray, levels: np.ndarray, tasd: np.ndarray) -> np.ndarray:
     """Non-overlapped latency: compute + Σ level bandwidth cycles + TASD unit (cycles)."""
     return compute + levels.sum(axis=-1) + tasd
+
+
+def level_cycles(
+    compute: np.ndarray,
+    read_words: np.ndarray,
+    write_words: np.ndarray,
+    read_bw: np.ndarray,
+    write_bw: np.ndarray,
+    shared_bw: np.ndarray,
+) -> np.ndarray:
+    """Cycles of one level (``BufferLevel::ComputePerformance``): with the demanded words per
+    compute cycle ``u = Σ_t words_t / compute`` (reads, writes, and both for shared bandwidth),
+    the level slows the compute down by ``slowdown = min(1, bw / u)`` and takes
+    ``cycles = ⌈compute / slowdown⌉`` — ``⌈max(compute, reads/read_bw, ...)⌉``, evaluated in
+    Timeloop's floating-point order (so its rounding is reproduced).
+
+    ``read_words``/``write_words`` (..., T) words per instance of each tensor; ``compute`` (...);
+    bandwidths words/cycle (inf = unlimited). Returns cycles (...)."""
+    c = np.asarray(compute, dtype=np.float64)
+    ur = np.zeros(np.broadcast_shapes(c.shape, read_words.shape[:-1]))
+    uw = np.zeros_like(ur)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t in range(read_words.shape[-1]):
+            ur = ur + read_words[..., t] / c
+            uw = uw + write_words[..., t] / c
+        slow = np.ones_like(ur)
+        slow = np.where(read_bw < ur, np.minimum(slow, read_bw / ur), slow)
+        slow = np.where(write_bw < uw, np.minimum(slow, write_bw / uw), slow)
+        slow = np.where(shared_bw < uw + ur, np.minimum(slow, shared_bw / (uw + ur)), slow)
+        cyc = np.ceil(c / slow)
+    return np.where(c > 0, cyc, 0.0)

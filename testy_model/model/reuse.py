@@ -1,68 +1,82 @@
-"""Tiles, reuse and dense traffic per level per tensor (Timeloop's conventions), batched over B.
+"""Dense per-level traffic of B loop nests, as Timeloop v3.0.3's nest analysis counts it.
 
-All counts are **words of the tensor, per instance** of the level (Timeloop reports per-instance
-counts); ``DenseCounts.instances`` gives how many instances of each level the mapping uses, so
-totals are ``count × instances``. Counts here are for dense tensors; sparse operands scale them by
-their kept density (``model.evaluate``), since every count is linear in the words moved.
+All counts are **words of the tensor, per instance** of the level; ``DenseCounts.instances``
+gives how many instances of each level the mapping uses (totals are ``count × instances``).
+Levels are indexed l = 0 (outermost, DRAM) .. L−1; the compute sits below L−1.
 
-Definitions (B mappings, levels l = 0 outermost .. L-1, compute below L-1):
+Loop nest (Timeloop's ``src/mapping/parser.cpp``): at each level, the temporal loops sit outside
+that level's spatial loops (its fan-out to the level below), which sit outside the next inner
+level's loops. The *vector stride* of a loop over dimension d is the product of all factors of
+d below it (``NestAnalysis::InitPerLevelDimScales``); moving it one step moves a tensor's tile by
+``τ = proj[:, d] · stride`` in data-space coordinates.
 
-- Extent of dimension d in the tile of level l: ``E_l[d] = Π_{k>=l} temporal[k,d]·spatial[k,d]``.
-- Tile of tensor t at level l (words): ``tile = Π_ranks (Σ_{(d,c) in rank} c·(E_l[d]−1) + 1)``;
-  a strided/dilated rank ``P·s + R·dl`` spans ``(P−1)·s + (R−1)·dl + 1`` rows (no im2col).
-- Loops above level l: the temporal loops of levels 0..l-1, ordered outer to inner (level, then
-  permutation). Let j be the innermost of them that is relevant to t with factor F_j > 1.
-  Loops inside j are irrelevant: the tile stays resident across them (reuse). Each iteration of
-  j moves the tile by ``step = E_{k_j+1}[d_j]·spatial[k_j,d_j]`` along d_j; on the rank holding
-  d_j with coefficient c and span ``span`` the new words are ``delta = tile·min(1, c·step/span)``
-  (sliding-window overlap counted as Timeloop does, e.g. the 1-row halo of a 17-row input tile
-  moved 16 rows). The overlap is credited only when no loop with a bound > 1 lies inside j
-  above level l: with an irrelevant loop inside j (e.g. ``DRAM: P8 Q2 M4``, M innermost) Timeloop
-  refetches the whole tile at every step of j (``delta = tile``), as its reference outputs show
-  (eyeriss_like / simple_output_stationary: 157,296 = 16 × 9,831 input words from DRAM).
-  Every iteration of a loop outside j refetches the whole tile.
-  Words entering level l:  ``W_l = (Π_{loops outside j} F) · (tile + (F_j − 1)·delta)``,
-  and ``W_l = tile`` when no relevant loop lies above.
-- Distinct words of t an instance of l ever holds: ``D_l = tile·Π_{relevant loops above} F``.
-- Spatial: between a keeping parent p and child l, a tensor irrelevant to a spatial dimension is
-  multicast (one parent read serves all children along it) and an output is reduced across it:
-  ``S_rel(p, l) = Π_{k=p}^{l-1} Π_{d relevant to t} spatial[k,d]`` parent accesses per child word.
-- Inputs: ``fills_l = W_l``; ``reads_p += W_l·S_rel(p,l)``.
-- Outputs: the child drains every tile it leaves (``updates_p += W_l·S_rel``) and gets back a
-  partial sum only for words already written once (``fills_l = W_l − D_l``;
-  ``reads_p += (W_l − D_l)·S_rel``): the first write of each output needs no read, and the
-  drain of a level to its parent is not counted as a read (Timeloop's counting).
-- Compute: every MAC reads its operands from their innermost keeping level (no reuse inside the
-  MAC): ``reads_in += T_all·S_rel(l_in, L)`` with ``T_all = Π`` of all temporal factors; the
-  innermost output level gets ``updates += T_all·S_rel`` and ``reads += (T_all − D_c)·S_rel``,
-  ``D_c = Π`` of the output-relevant temporal factors.
+Rules (each reproduces a function of ``src/loop-analysis/nest-analysis.cpp`` or
+``src/loop-analysis/tiling.cpp``; derivations in ``docs/cost_model.md``):
+
+1. **Tile** of tensor t at level l: ``Π_r (Σ_d proj[r,d]·(E_l[d] − 1) + 1)`` with E_l the extents
+   of every loop at and below l (an axis-aligned box; strided/dilated windows without im2col).
+2. **Temporal deltas** ``W_l`` (words entering one instance of l over the run,
+   ``ComputeTemporalWorkingSet`` + ``OperationSpace::SaveAndSubtractIfSameStride``): Timeloop
+   samples iterations #0 and #1 of every temporal loop above l (weight 1 and n−1) and charges
+   each step the tile minus its overlap with the previous position, but only while the step's
+   translation equals the previous one; a changed translation refetches the whole tile. Over the
+   binary-counter order of the sampled steps this reduces to (active = loops above l with n ≥ 2,
+   j1 the innermost, ``τ_j = s_j − Σ_{active i inside j} s_i``)::
+
+       W_l = T + Σ_j (n_j − 1)·Π_{active k outside j} n_k · (diff(τ_j1) if τ_j == τ_j1 else T)
+
+   with ``diff(τ) = T − Π_r max(0, span_r − |τ_r|)``. Examples: an innermost sliding window
+   loop keeps its halo; an irrelevant loop inside it (τ_j1 = 0) loses it at every step of j.
+3. **Spatial fan-out** (``ComputeAccurateMulticastedAccesses``): the children of one instance of
+   l see translated copies of one delta; equal copies are served once (multicast; for outputs,
+   spatial reduction). ``G_l`` = the number of distinct data-space translations among the
+   children (Π of the relevant spatial factors unless two of them shift the same rank).
+4. **Collapse and bypass** (``CollapseDataMovementNest``, ``MaskTiles``): the reads a holder p
+   serves its next holder c (across bypassed levels k) are ``content_p = W_c·Π_{k=p}^{c−1} G_k``
+   (compute: ``W = Π all temporal factors``, every MAC reads its operands); c is filled with
+   ``W_c`` (``ComputeParentAccessShare``).
+5. **Outputs** (read-write; ``ComputeReadUpdateReductionAccesses_Legacy``): updates = content,
+   reads = content − partition (the first write of each output needs no read), fills =
+   parent share − partition (Timeloop) or parent share (``sparseloop-2022``: first fill counted),
+   0 at the outermost level; ``partition_l = |t| / Π_{k<l} G_k`` (``ComputePartitionSizes``).
+6. **Streams** (``sparseloop-2022`` only): a level listed under ``stream:`` for a tensor it
+   bypasses counts the words passing through (reads = fills for inputs; updates, reads −
+   partition and fills = updates for outputs); its parent's counts are unchanged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
+from testy_model.model.links import link_adjustments
 from testy_model.model.nest import LoopNests
+from testy_model.spec.conventions import Conventions
 from testy_model.spec.workload import Problem
 
 
 @dataclass(frozen=True)
 class DenseCounts:
-    """Dense per-instance traffic of B mappings (words of each tensor).
+    """Dense per-instance traffic of B mappings (words of each tensor; module docstring).
 
     Attributes:
-        tile: (B, L, T) tile size of t at level l, words (whether kept or not).
+        tile: (B, L, T) tile of t at level l, words (whether kept or not).
         reads, fills, updates: (B, L, T) per-instance words read out (to children or compute),
-            written in from the parent, and written in from below (output partial sums).
+            written in from the parent, written in from below (output partial sums).
         instances: (B, L) instances of level l the mapping uses (Π spatial factors above l).
         temporal_iterations: (B,) Π of all temporal factors (the dense compute cycles).
         mac_units: (B,) Π of all spatial factors (MAC units used).
         macs: (B,) dense MACs (temporal_iterations × mac_units).
         compulsory: (T,) words of each tensor in the whole problem.
-        distinct: (B, L, T) distinct words of t an instance of l ever holds (``D_l``; 0 where
-            l does not hold t).
+        distinct: (B, L, T) Timeloop's partition size: distinct words an instance of l holds
+            over the run (0 where l neither keeps nor streams t).
+        held: (B, L, T) l keeps t (level 0 keeps everything).
+        streamed: (B, L, T) l streams t (``sparseloop-2022`` only).
+        entering: (B, L, T) ``W_l``: words entering one instance of l (rule 2), kept or not.
+        groups: (B, L, T) ``G_l``: distinct spatial translations below l (rule 3).
+        child: (B, L, T) int, the next holder below l for t (L = the compute).
     """
 
     tile: np.ndarray
@@ -75,6 +89,11 @@ class DenseCounts:
     macs: np.ndarray
     compulsory: np.ndarray
     distinct: np.ndarray | None = None
+    held: np.ndarray | None = None
+    streamed: np.ndarray | None = None
+    entering: np.ndarray | None = None
+    groups: np.ndarray | None = None
+    child: np.ndarray | None = None
 
 
 def projection_matrix(problem: Problem, tensor: str) -> np.ndarray:
@@ -88,6 +107,19 @@ def projection_matrix(problem: Problem, tensor: str) -> np.ndarray:
     return mat
 
 
+def take_counts(counts: DenseCounts, rows: np.ndarray) -> DenseCounts:
+    """The counts of the mappings at ``rows`` (every (B, ...) array indexed along B; the
+    per-problem ``compulsory`` stays): repeat one batch's counts over design points."""
+    import dataclasses
+
+    upd = {
+        f.name: getattr(counts, f.name)[rows]
+        for f in dataclasses.fields(counts)
+        if f.name != "compulsory" and getattr(counts, f.name) is not None
+    }
+    return dataclasses.replace(counts, **upd)
+
+
 def tile_words(proj: np.ndarray, extents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Tile size in words and per-rank spans for extents ``(..., D)``.
 
@@ -96,6 +128,240 @@ def tile_words(proj: np.ndarray, extents: np.ndarray) -> tuple[np.ndarray, np.nd
     """
     spans = (extents - 1.0) @ proj.T + 1.0
     return spans.prod(axis=-1), spans
+
+
+def extents(nests: LoopNests) -> np.ndarray:
+    """(B, L+1, D) extents at and below each level: ``E_l[d] = Π_{k>=l} t[k,d]·s[k,d]``;
+    ``E_L = 1`` (the compute)."""
+    tem = nests.temporal.astype(np.float64)
+    spa = nests.spatial.astype(np.float64)
+    n_b, n_l, n_d = tem.shape
+    ext = np.ones((n_b, n_l + 1, n_d))
+    ext[:, :n_l] = np.cumprod((tem * spa)[:, ::-1], axis=1)[:, ::-1]
+    return ext
+
+
+@dataclass(frozen=True)
+class StepSequence:
+    """The temporal steps Timeloop samples above one child level (module rule 2), per B row.
+
+    ``f`` (B, J) loop bounds inner to outer (1 = inactive), ``tau`` (B, J, R) the data-space
+    translation of a step of type j (``s_j − Σ_{active i inside j} s_i``), ``j1`` (B,) the
+    innermost active loop, ``has`` (B,) whether any loop above is active, ``outer`` (B, J)
+    ``Π_{k outside j} n_k``, ``same`` (B, J) ``τ_j == τ_j1`` for active j.
+    """
+
+    f: np.ndarray
+    tau: np.ndarray
+    j1: np.ndarray
+    has: np.ndarray
+    outer: np.ndarray
+    same: np.ndarray
+
+
+@dataclass(frozen=True)
+class _StepFrame:
+    """The tensor-independent part of a :class:`StepSequence` (one child level): bounds ``f``
+    (B, J), strides ``st`` and dimensions ``dim`` of the active loops, inner to outer."""
+
+    f: np.ndarray
+    st: np.ndarray
+    dim: np.ndarray
+    active: np.ndarray
+    has: np.ndarray
+    j1: np.ndarray
+    outer: np.ndarray
+
+
+def _step_frame(nests: LoopNests, ext: np.ndarray, level: int) -> _StepFrame:
+    """The loops above child ``level`` (module rule 2), each row's active loops first."""
+    n_b = nests.batch
+    n_d = nests.temporal.shape[2]
+    tem = nests.temporal[:, :level].astype(np.float64)
+    spa = nests.spatial[:, :level].astype(np.float64)
+    stride = ext[:, 1 : level + 1] * spa
+    key = (level - 1 - np.arange(level))[None, :, None] * n_d + nests.order[:, :level]
+    idx = np.argsort(key.reshape(n_b, -1), axis=1, kind="stable")
+    rows = np.arange(n_b)[:, None]
+    f = tem.reshape(n_b, -1)[rows, idx]
+    st = stride.reshape(n_b, -1)[rows, idx]
+    dim = np.broadcast_to(np.arange(n_d), (n_b, level, n_d)).reshape(n_b, -1)[rows, idx]
+    active = f >= 2
+    # inactive loops (bound 1) play no part: keep each row's active loops in order, first
+    j_max = max(int(active.sum(axis=1).max()), 1)
+    if j_max < f.shape[1]:
+        keep = np.argsort(~active, axis=1, kind="stable")[:, :j_max]
+        f, st, dim = (np.take_along_axis(x, keep, axis=1) for x in (f, st, dim))
+        active = f >= 2
+    outer = np.cumprod(f[:, ::-1], axis=1)[:, ::-1]
+    outer = np.concatenate([outer[:, 1:], np.ones((n_b, 1))], axis=1)
+    return _StepFrame(f, st, dim, active, active.any(axis=1), np.argmax(active, axis=1), outer)
+
+
+def step_sequence(
+    proj: np.ndarray,
+    nests: LoopNests,
+    ext: np.ndarray,
+    level: int,
+    frame: _StepFrame | None = None,
+) -> StepSequence:
+    """The sampled step sequence of the temporal loops of levels ``0..level−1`` (the loops above
+    child ``level``; ``level = L`` is the compute), ordered inner to outer (level, then
+    permutation position). A loop (k, d) has vector stride ``E_{k+1}[d]·spatial[k, d]``.
+    ``frame``: :func:`_step_frame` of the same level (shared by the tensors)."""
+    n_b = nests.batch
+    r = proj.shape[0]
+    if level == 0:
+        z = np.zeros((n_b, 0))
+        return StepSequence(
+            z, np.zeros((n_b, 0, r)), np.zeros(n_b, int), np.zeros(n_b, bool), z, z.astype(bool)
+        )
+    fr = frame if frame is not None else _step_frame(nests, ext, level)
+    step = proj.T[fr.dim] * (fr.st * fr.active)[..., None]
+    tau = step - (np.cumsum(step, axis=1) - step)
+    tau1 = tau[np.arange(n_b), fr.j1]
+    # data-space translations are integers: exact comparison
+    same = np.all(tau == tau1[:, None, :], axis=2) & fr.active
+    return StepSequence(fr.f, tau, fr.j1, fr.has, fr.outer, same)
+
+
+def temporal_deltas(seq: StepSequence, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, diff1)`` (B,): words entering one instance of a level over the run (module rule 2)
+    and the size of one innermost step's delta, for a tile of per-rank ``spans`` (B, R)."""
+    n_b = spans.shape[0]
+    tile = spans.prod(axis=-1)
+    if seq.f.shape[1] == 0:
+        return tile, np.zeros(n_b)
+    tau1 = seq.tau[np.arange(n_b), seq.j1]
+    diff1 = tile - np.clip(spans - np.abs(tau1), 0.0, None).prod(axis=-1)
+    weight = np.where(seq.f >= 2, (seq.f - 1.0) * seq.outer, 0.0)
+    cost = np.where(seq.same, diff1[:, None], tile[:, None])
+    w = tile + (weight * cost).sum(axis=1)
+    return np.where(seq.has, w, tile), np.where(seq.has, diff1, 0.0)
+
+
+@lru_cache(maxsize=4096)
+def _distinct_translations(vectors: tuple[tuple[float, ...], ...], counts: tuple[int, ...]) -> int:
+    """Number of distinct points ``Σ_k i_k·v_k`` for ``0 <= i_k < counts[k]`` (enumerated)."""
+    pts = {tuple(0.0 for _ in vectors[0])}
+    for v, c in zip(vectors, counts, strict=True):
+        pts = {tuple(p[r] + i * v[r] for r in range(len(v))) for p in pts for i in range(c)}
+    return len(pts)
+
+
+def spatial_structure(
+    proj: np.ndarray,
+    nests: LoopNests,
+    ext: np.ndarray,
+    fanout_x: np.ndarray | None,
+    no_multicast: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The spatial fan-out of every level for one tensor: ``(F, G, radix, offset, h_size)``.
+
+    ``F`` (B, L) children per instance (Π spatial factors); ``G`` (B, L) distinct data-space
+    translations among them (module rule 3; Π of the relevant factors unless two of them shift
+    one rank, then counted); ``radix`` (B, L, D) the spatial factors ordered inner to outer
+    (spatial permutation), ``offset`` (B, L, D, R) each loop's translation
+    ``proj[:, d]·E_{l+1}[d]`` in that order, ``h_size`` (B, L) the mesh row length
+    ``max(physical X fan-out, Π X factors)`` (``NestAnalysis::ComputeNetworkLinkTransfers``).
+    ``no_multicast`` (B, L): levels where the tensor is not multicast (``G = F``).
+    """
+    spa = nests.spatial.astype(np.float64)
+    n_l = spa.shape[1]
+    pos = nests.spatial_positions()
+    idx = np.argsort(pos, axis=2, kind="stable")
+    radix = np.take_along_axis(spa, idx, axis=2)
+    offs = proj.T[None, None, :, :] * ext[:, 1:, :, None]  # (B, L, D, R)
+    offset = np.take_along_axis(offs, idx[..., None], axis=2)
+    rel = proj != 0
+    active = (spa >= 2) & rel.any(axis=0)[None, None, :]
+    g = np.where(active, spa, 1.0).prod(axis=2)
+    share = (active.astype(np.int64) @ rel.T.astype(np.int64) >= 2).any(axis=2)
+    for b, lvl in zip(*np.nonzero(share), strict=True):
+        ds = np.nonzero(active[b, lvl])[0]
+        vecs = tuple(tuple(float(x) for x in proj[:, d] * ext[b, lvl + 1, d]) for d in ds)
+        g[b, lvl] = _distinct_translations(vecs, tuple(int(spa[b, lvl, d]) for d in ds))
+    f_all = spa.prod(axis=2)
+    if no_multicast is not None:
+        g = np.where(no_multicast, f_all, g)
+    x_fac = np.where(pos < nests.x_split()[:, :, None], spa, 1.0).prod(axis=2)
+    phys = np.ones(n_l) if fanout_x is None else np.asarray(fanout_x, dtype=np.float64)
+    h_size = np.maximum(phys[None, :], x_fac)
+    return f_all, g, radix, offset, h_size
+
+
+def _spatial_content(
+    seq: StepSequence,
+    sizes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    point_child: bool,
+    fan: tuple[np.ndarray, ...],
+    no_link: np.ndarray,
+    no_multicast: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(content, weighted, links)`` (B,) of one parent level's fan-out for one tensor
+    (module rule 3 with link transfers, ``NestAnalysis::ComputeSpatialWorkingSet``).
+
+    Each sampled step s (weight w_s) delivers a delta of |D_s| words to each of F children;
+    without link transfers the parent reads ``G·|D_s|`` (one read per distinct translation) and
+    delivers ``F·|D_s|``. A child whose delta equals a mesh neighbour's previous delta
+    (same shape, translated by the step's δ = a neighbour's offset difference) gets it over a
+    link instead; when that lowers the parent's reads (``ρ < G``, ρ = distinct offsets among
+    the other children) the step costs ``ρ·|D_s|`` reads, ``(F − λ)·|D_s|`` deliveries and
+    ``λ·|D_s|`` link transfers. ``sizes`` = (tile T, innermost-step delta diff1, per-type
+    delta |D_j|) for a storage child; ``point_child`` marks the compute (every delta is the
+    operand itself: |D| = 1, always the same shape). ``no_link`` / ``no_multicast`` (B,) are the
+    mapping's directives for this level and tensor.
+    """
+    f_all, g, radix, offset, h_size = fan
+    tile, diff1, dj = sizes
+    n_b, n_j = seq.f.shape
+    content = g * tile
+    weighted = f_all * tile
+    links = np.zeros(n_b)
+    if n_j == 0:
+        return content, weighted, links
+    rows = np.arange(n_b)
+    act = seq.f >= 2
+    n1 = seq.f[rows, seq.j1]
+    w_first = np.where(seq.has, n1 - 1.0, 0.0)
+    w_after = np.where(act, (n1[:, None] - 1.0) * (seq.f - 1.0) * seq.outer, 0.0)
+    w_after[rows, seq.j1] = 0.0
+    w_type = np.where(act, (seq.f - 1.0) * seq.outer, 0.0)
+    w_type[rows, seq.j1] = 0.0
+    tau1 = seq.tau[rows, seq.j1]
+    if point_child:
+        eq_first = np.ones(n_b, bool)
+        eq_rest = np.ones((n_b, n_j), bool)
+        d1 = np.ones(n_b)
+        dj = np.ones((n_b, n_j))
+    else:
+        eq_first = diff1 == tile
+        eq_rest = seq.same | eq_first[:, None]
+        d1 = diff1
+    # without links: one read per distinct translation, one delivery per child, every step
+    moved = d1 * (w_first + w_after.sum(axis=1)) + (w_type * dj).sum(axis=1)
+    content = content + g * moved
+    weighted = weighted + f_all * moved
+    # steps that may go over links, grouped by translation: the innermost step's (taken at
+    # the first step of a loop and after every outer step) and each loop's own
+    elig = np.concatenate(
+        [(w_first * eq_first + (w_after * eq_rest).sum(axis=1))[:, None], w_type * eq_rest],
+        axis=1,
+    )
+    size = np.concatenate([d1[:, None], dj], axis=1)
+    check = (elig > 0) & (size > 0) & ((f_all >= 2) & ~no_link)[:, None]
+    sel = np.nonzero(check.any(axis=1))[0]
+    if sel.size == 0:
+        return content, weighted, links
+    delta = np.concatenate([tau1[:, None], seq.tau], axis=1)[sel]
+    w = elig[sel] * size[sel]
+    dc, dw, lk = link_adjustments(
+        sel, check[sel], w, delta, (g, f_all, no_multicast), (radix, offset, h_size)
+    )
+    content[sel] += dc
+    weighted[sel] -= dw
+    links[sel] = lk
+    return content, weighted, links
 
 
 def _stream_mask(stream: np.ndarray | None, keep: np.ndarray) -> np.ndarray:
@@ -110,137 +376,71 @@ def dense_counts(
     problem: Problem,
     nests: LoopNests,
     *,
+    conventions: Conventions | str | None = None,
     stream: np.ndarray | None = None,
-    output_first_fill: bool = False,
+    output_first_fill: bool | None = None,
+    fanout_x: np.ndarray | None = None,
 ) -> DenseCounts:
     """Per-instance dense reads/fills/updates of every level and tensor (module docstring).
 
     Args:
         problem: the problem (dimensions, projections, bounds).
         nests: B loop nests.
+        conventions: ``timeloop`` (default) or ``sparseloop-2022``
+            (:class:`~testy_model.spec.conventions.Conventions`).
         stream: optional (L, T) or (B, L, T) bool mask of levels that a tensor they do not keep
-            passes through (a Sparseloop mapping's ``stream:`` list). Default: none (Timeloop).
-            A streamed level l of tensor t, whose nearest holder below is c, counts per instance
-            ``W_l = W_c·S_rel(l, c)`` words entering and ``D_l = D_c·S_rel(l, c)`` distinct
-            ones; inputs: ``reads_l = fills_l = W_l``; outputs: ``updates_l = W_l``,
-            ``reads_l = W_l − D_l``, ``fills_l = updates_l``. Its parent's counts are the same
-            as without the stream (the level only adds its own pass-through accesses).
-        output_first_fill: count the first fill of every output tile at a storage level
-            (``fills_l = W_l`` instead of ``W_l − D_l``), the convention of the Sparseloop
-            artifact's ``reference_stats.txt``. Default ``False``: Timeloop's counting, where
-            only fills that carry partial sums back are fills.
+            passes through (a mapping's ``stream:`` lists); counted under ``sparseloop-2022``.
+        output_first_fill: override the convention's first-fill rule (tests, studies).
+        fanout_x: (L,) physical X fan-out below each level (the mesh row length of link
+            transfers); default: the mapping's own X factors.
     """
+    conv = Conventions.parse(conventions)
+    first_fill = conv.output_first_fill if output_first_fill is None else output_first_fill
     tem = nests.temporal.astype(np.float64)
     spa = nests.spatial.astype(np.float64)
-    n_b, n_l, n_d = tem.shape
+    n_b, n_l, _ = tem.shape
     tensors = problem.tensor_names
     n_t = len(tensors)
     out_idx = tensors.index(problem.output)
-    # E[:, l] = extents at and below level l; E[:, L] = 1 (the compute).
-    per_level = tem * spa
-    ext = np.ones((n_b, n_l + 1, n_d))
-    ext[:, :n_l] = np.cumprod(per_level[:, ::-1], axis=1)[:, ::-1]
-    # Loop keys: larger = more inner (level-major, then permutation position).
-    level_of = np.broadcast_to(np.arange(n_l)[None, :, None], (n_b, n_l, n_d))
-    keys = level_of * n_d + (n_d - 1 - nests.order)
-    dim_of = np.broadcast_to(np.arange(n_d)[None, None, :], (n_b, n_l, n_d))
-    flat_keys = keys.reshape(n_b, -1)
-    flat_tem = tem.reshape(n_b, -1)
-    flat_level = level_of.reshape(n_b, -1)
-    flat_dim = dim_of.reshape(n_b, -1)
-    rows = np.arange(n_b)
-    # step of each loop along its dimension: E_{k+1}[d]·spatial[k,d]
-    flat_step = (ext[:, 1:] * spa).reshape(n_b, -1)
+    ext = extents(nests)
     t_all = tem.prod(axis=(1, 2))
-    mac_units = spa.prod(axis=(1, 2))
-    spatial_tot = spa.prod(axis=2)  # (B, L)
     instances = np.ones((n_b, n_l))
-    instances[:, 1:] = np.cumprod(spatial_tot[:, :-1], axis=1)
-
-    tile = np.zeros((n_b, n_l, n_t))
-    reads = np.zeros((n_b, n_l, n_t))
-    fills = np.zeros((n_b, n_l, n_t))
-    updates = np.zeros((n_b, n_l, n_t))
-    distinct = np.zeros((n_b, n_l, n_t))
-    compulsory = np.zeros(n_t)
+    instances[:, 1:] = np.cumprod(spa.prod(axis=2)[:, :-1], axis=1)
     keep = nests.keep.copy()
     keep[:, 0, :] = True
-    streamed = _stream_mask(stream, keep)
+    if stream is None and nests.stream is not None:
+        stream = nests.stream
+    streamed = _stream_mask(stream if conv.counts_streams else None, keep)
+    no_reuse, no_link, no_mc = (nests.mask(k) for k in ("no_reuse", "no_link", "no_multicast"))
+    shape = (n_b, n_l, n_t)
+    tile, reads, fills, updates = (np.zeros(shape) for _ in range(4))
+    distinct, entering, groups = np.zeros(shape), np.zeros(shape), np.ones(shape)
+    child = np.full(shape, n_l, dtype=np.int64)
+    compulsory = np.zeros(n_t)
+    bounds = np.array([float(problem.bounds[d]) for d in problem.dimensions])
+    frames: dict[int, _StepFrame] = {}
     for ti, t in enumerate(tensors):
         proj = projection_matrix(problem, t)
-        rel = proj.sum(axis=0) != 0  # (D,)
         tw, spans = tile_words(proj, ext)  # (B, L+1), (B, L+1, R)
         tile[:, :, ti] = tw[:, :n_l]
-        compulsory[ti] = tile_words(
-            proj, np.array([float(problem.bounds[d]) for d in problem.dimensions])
-        )[0]
-        rel_flat = rel[flat_dim]  # (B, L*D)
-        rel_spatial = np.where(rel[None, None, :], spa, 1.0).prod(axis=2)  # (B, L)
-        is_out = ti == out_idx
-
-        def entering(child: int, tw=tw, spans=spans, proj=proj, rel_flat=rel_flat):
-            """(W, D) per instance of storage level ``child`` (its own loops above it)."""
-            above = flat_level < child
-            cand = above & rel_flat & (flat_tem > 1)
-            mk = np.where(cand, flat_keys, -1)
-            jpos = mk.argmax(axis=1)
-            has = mk[rows, jpos] >= 0
-            kj = flat_keys[rows, jpos]
-            inner_or_j = above & (flat_keys >= kj[:, None])
-            prod_above = np.where(above, flat_tem, 1.0).prod(axis=1)
-            prod_inner = np.where(inner_or_j, flat_tem, 1.0).prod(axis=1)
-            outer = prod_above / prod_inner
-            fj = flat_tem[rows, jpos]
-            dj = flat_dim[rows, jpos]
-            coef = proj[:, dj].T  # (B, R)
-            one_rank = (coef > 0).sum(axis=1) == 1
-            sp = spans[:, child]  # (B, R)
-            shift = (coef * flat_step[rows, jpos][:, None]).sum(axis=1)
-            span_j = np.where(coef > 0, sp, 0.0).sum(axis=1)
-            frac = np.where(one_rank, np.minimum(1.0, shift / np.maximum(span_j, 1.0)), 1.0)
-            # Timeloop credits the halo only when j is the innermost loop above the level with
-            # a bound > 1: an irrelevant loop inside j (even one that keeps the tile) loses it.
-            busy_inside = (above & (flat_keys > kj[:, None]) & (flat_tem > 1)).any(axis=1)
-            frac = np.where(busy_inside, 1.0, frac)
-            tile_c = tw[:, child]
-            w = np.where(has, outer * (tile_c + (fj - 1.0) * tile_c * frac), tile_c)
-            dist = tile_c * np.where(above & rel_flat, flat_tem, 1.0).prod(axis=1)
-            return w, dist
-
-        # Walk the levels inner to outer. (w_b, d_b): words entering / distinct words per
-        # instance of the nearest holder below (the compute at first); s_acc: S_rel from the
-        # current level down to that holder.
-        w_b = t_all.copy()
-        d_b = np.where(rel[None, None, :], tem, 1.0).prod(axis=(1, 2))
-        s_acc = np.ones(n_b)
-        for lvl in range(n_l - 1, -1, -1):
-            s_acc = s_acc * rel_spatial[:, lvl]
-            kept = keep[:, lvl, ti]
-            holds = kept | streamed[:, lvl, ti]
-            if not holds.any():
-                continue
-            # this level serves its nearest holder below (reads / updates, per instance)
-            served = w_b * s_acc
-            if is_out:
-                updates[:, lvl, ti] += np.where(holds, served, 0.0)
-                reads[:, lvl, ti] += np.where(holds, (w_b - d_b) * s_acc, 0.0)
-            else:
-                reads[:, lvl, ti] += np.where(holds, served, 0.0)
-            # ... and becomes the holder below for the levels above
-            if lvl > 0:
-                w_k, d_k = entering(lvl)
-            else:
-                w_k, d_k = tw[:, 0], tw[:, 0]
-            w_l = np.where(kept, w_k, served)
-            d_l = np.where(kept, d_k, d_b * s_acc)
-            distinct[:, lvl, ti] = np.where(holds, d_l, 0.0)
-            if lvl > 0:
-                first = output_first_fill or not is_out
-                f_kept = w_l if first else w_l - d_l
-                fills[:, lvl, ti] += np.where(kept, f_kept, np.where(holds, served, 0.0))
-            w_b = np.where(holds, w_l, w_b)
-            d_b = np.where(holds, d_l, d_b)
-            s_acc = np.where(holds, 1.0, s_acc)
+        compulsory[ti] = tile_words(proj, bounds)[0]
+        fan = spatial_structure(proj, nests, ext, fanout_x, no_mc[:, :, ti])
+        groups[:, :, ti] = fan[1]
+        masks = (no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti])
+        lv = _level_traffic(proj, nests, ext, tw, spans, fan, masks, frames)
+        entering[:, :, ti] = lv[0]
+        cols = _collapse(lv, keep[:, :, ti], fan[0], instances)
+        # the row's own tensor size (its outermost tile: rows of one batch may be layers of
+        # different bounds sharing one structure)
+        part = tw[:, 0][:, None] / np.concatenate(
+            [np.ones((n_b, 1)), np.cumprod(fan[1][:, :-1], axis=1)], axis=1
+        )
+        r, f, u, dist = _assign(
+            cols, part, keep[:, :, ti], streamed[:, :, ti], ti == out_idx, first_fill
+        )
+        reads[:, :, ti], fills[:, :, ti], updates[:, :, ti] = r, f, u
+        distinct[:, :, ti] = dist
+        child[:, :, ti] = cols[3]
     return DenseCounts(
         tile=tile,
         reads=reads,
@@ -248,8 +448,129 @@ def dense_counts(
         updates=updates,
         instances=instances,
         temporal_iterations=t_all,
-        mac_units=mac_units,
-        macs=t_all * mac_units,
+        mac_units=spa.prod(axis=(1, 2)),
+        macs=t_all * spa.prod(axis=(1, 2)),
         compulsory=compulsory,
         distinct=distinct,
+        held=keep,
+        streamed=streamed,
+        entering=entering,
+        groups=groups,
+        child=child,
     )
+
+
+def _level_traffic(
+    proj: np.ndarray,
+    nests: LoopNests,
+    ext: np.ndarray,
+    tw: np.ndarray,
+    spans: np.ndarray,
+    fan: tuple[np.ndarray, ...],
+    masks: tuple[np.ndarray, np.ndarray, np.ndarray],
+    frames: dict[int, _StepFrame] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per level, before bypass: ``(W, content, weighted, links)`` (B, L) of one tensor
+    (``frames``: the tensors' shared step frames per child level, filled as needed).
+
+    ``W_l`` words entering an instance of l (rule 2); ``content_l`` the reads an instance of l
+    serves its tiling child (l+1, or the compute below L−1); ``weighted_l`` the words it
+    delivers to its children; ``links_l`` the words its children pass over links (rule 3).
+    ``masks`` = (no_reuse, no_link, no_multicast), each (B, L), the mapping's directives."""
+    no_reuse, no_link, no_multicast = masks
+    n_b, n_l = tw.shape[0], tw.shape[1] - 1
+    w = np.zeros((n_b, n_l))
+    content, weighted, links = np.zeros((n_b, n_l)), np.zeros((n_b, n_l)), np.zeros((n_b, n_l))
+    w[:, 0] = tw[:, 0]
+    for c in range(1, n_l + 1):
+        if frames is not None:
+            if c not in frames:
+                frames[c] = _step_frame(nests, ext, c)
+            seq = step_sequence(proj, nests, ext, c, frames[c])
+        else:
+            seq = step_sequence(proj, nests, ext, c)
+        k = c - 1
+        fan_k = tuple(a[:, k] for a in fan)
+        args = (no_link[:, k], no_multicast[:, k])
+        if c < n_l:
+            w_c, diff1 = temporal_deltas(seq, spans[:, c])
+            full = np.where(seq.f >= 2, seq.f, 1.0).prod(axis=1) * tw[:, c]
+            w_c = np.where(no_reuse[:, c], full, w_c)
+            diff1 = np.where(no_reuse[:, c] & seq.has, tw[:, c], diff1)
+            w[:, c] = w_c
+            dj = np.where(seq.same | no_reuse[:, c][:, None], diff1[:, None], tw[:, c][:, None])
+            out = _spatial_content(seq, (tw[:, c], diff1, dj), False, fan_k, *args)
+        else:
+            one = np.ones(n_b)
+            out = _spatial_content(seq, (one, one, np.ones_like(seq.f)), True, fan_k, *args)
+        content[:, k], weighted[:, k], links[:, k] = out
+    return w, content, weighted, links
+
+
+def _collapse(
+    lv: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    held: np.ndarray,
+    f_all: np.ndarray,
+    instances: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """Bypass (``MaskTiles``) and peer accesses (``ComputePeerAccesses``) of one tensor.
+
+    A bypassed level m promotes its children's demand to its parent k = m−1 (inner to outer):
+    ``content_k ← content_k · content_m · F_k / weighted_k``, and k's link transfers are dropped.
+    A holder c filled over links gets ``peer_c = links_{c−1} / instances_c`` extra reads and
+    fills (Timeloop divides the per-parent-instance link count by all instances of c).
+    ``share_c = weighted_{c−1} / F_{c−1}`` is what the parent delivers to one instance of c.
+    Returns ``(content, share, peer, child)`` (B, L); ``child`` = the next holder below (L =
+    compute)."""
+    _, content, weighted, links = (a.copy() for a in lv)
+    n_b, n_l = content.shape
+    share = np.zeros((n_b, n_l))
+    share[:, 1:] = weighted[:, :-1] / f_all[:, :-1]
+    child = np.full((n_b, n_l), n_l, dtype=np.int64)
+    nearest = np.full(n_b, n_l, dtype=np.int64)
+    for m in range(n_l - 1, 0, -1):
+        child[:, m] = nearest
+        masked = ~held[:, m]
+        wk = weighted[:, m - 1]
+        scale = content[:, m] * f_all[:, m - 1] / np.where(wk > 0, wk, 1.0)
+        content[:, m - 1] = np.where(masked, content[:, m - 1] * scale, content[:, m - 1])
+        links[:, m - 1] = np.where(masked, 0.0, links[:, m - 1])
+        nearest = np.where(held[:, m], m, nearest)
+    child[:, 0] = nearest
+    peer = np.zeros((n_b, n_l))
+    peer[:, 1:] = links[:, :-1] / instances[:, 1:]
+    return content, share, peer, child
+
+
+def _assign(
+    cols: tuple[np.ndarray, ...],
+    part: np.ndarray,
+    held: np.ndarray,
+    streamed: np.ndarray,
+    is_out: bool,
+    first_fill: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reads, fills, updates and partition sizes (B, L) of one tensor from the collapsed
+    columns (module rules 4–6; ``ComputeReadUpdateReductionAccesses_Legacy``)."""
+    content, share, peer, _ = cols
+    n_b, n_l = content.shape
+    reads, fills, updates = np.zeros((n_b, n_l)), np.zeros((n_b, n_l)), np.zeros((n_b, n_l))
+    outer = np.zeros(n_l, dtype=bool)
+    outer[0] = True
+    if is_out:
+        upd = np.round(content)
+        rd = np.round(content + peer - part)
+        fl = share + peer if first_fill else np.round(share + peer - part)
+        fl[:, 0] = 0.0
+        updates = np.where(held | streamed, upd, 0.0)
+        reads = np.where(held | streamed, rd, 0.0)
+        fills = np.where(held, fl, np.where(streamed, upd, 0.0))
+    else:
+        rd = np.round(content + peer)
+        fl = share + peer
+        fl[:, 0] = 0.0
+        reads = np.where(held | streamed, rd, 0.0)
+        fills = np.where(held, fl, np.where(streamed, rd, 0.0))
+    fills[:, 0] = 0.0
+    dist = np.where(held | streamed, part, 0.0)
+    return reads, fills, updates, dist

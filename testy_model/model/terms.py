@@ -208,8 +208,8 @@ def kept_densities(
         dec = decompose(arr, series, axis=reduction_axis(arr.ndim) if axis is None else axis)
         size = max(arr.size, 1)
         return KeptDensities(tuple(k / size for k in dec.kept_nnz), float(dec.rel_error))
-    if density.kind == "nm" and density.pattern is not None:
-        exact = nm_kept(series, density.pattern)
+    if density.nm_pattern is not None:
+        exact = nm_kept(series, density.nm_pattern)
         if exact is not None:
             return KeptDensities(exact)
     hyper = (
@@ -235,7 +235,7 @@ def arrives_compliant(
     if len(series.terms) != 1:
         return False
     term = series.terms[0]
-    if density.kind == "nm" and density.pattern is not None and density.pattern.fits(term):
+    if density.nm_pattern is not None and density.nm_pattern.fits(term):
         return True
     if array is not None:
         from testy_model.tasd.decompose import is_compliant

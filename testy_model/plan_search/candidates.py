@@ -80,12 +80,12 @@ def native_series(
     real ``array``, when every aligned q-block along ``axis`` holds at most p non-zeros
     (:func:`testy_model.tasd.decompose.is_compliant`). Running it as ``p:q`` is lossless.
     """
-    if density.kind == "nm" and density.pattern is not None:
-        hw = hardware_for(density.pattern, support)
+    if density.nm_pattern is not None:
+        hw = hardware_for(density.nm_pattern, support)
         if isinstance(hw, NMPattern):
             return TasdSeries((hw,))
         if hw is not None:  # a hierarchical pattern: the operand runs as its own pattern
-            return TasdSeries((density.pattern,))
+            return TasdSeries((density.nm_pattern,))
     if array is not None:
         from testy_model.tasd.decompose import is_compliant
 

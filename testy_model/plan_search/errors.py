@@ -70,8 +70,9 @@ def l2_closed_form_error(series: TasdSeries, density: Density) -> float | None:
     m = ms.pop()
     k = sum(t.n for t in series.terms)
     d = float(density.value)
-    if density.kind == "nm" and density.pattern is not None and m % density.pattern.m == 0:
-        probs = {density.pattern.n * m // density.pattern.m: 1.0}
+    pat = density.nm_pattern
+    if pat is not None and m % pat.m == 0:
+        probs = {pat.n * m // pat.m: 1.0}
     else:
         from math import comb
 

@@ -90,7 +90,8 @@ def _number(doc: MarkedYaml, value: object, path: tuple[Any, ...], what: str) ->
 def load_ert(path: str | Path) -> EnergyTable:
     """Load an Accelergy ERT: per component, per action, pJ per action.
 
-    When an action is listed several times (different ``arguments``), the mean is taken.
+    When an action is listed several times (different ``arguments``), the largest energy is
+    taken, as Timeloop does (``Topology::Specs::ParseAccelergyERT``).
 
     Raises:
         SpecError: not an ERT, or an entry without a name or with a non-numeric energy.
@@ -113,7 +114,7 @@ def load_ert(path: str | Path) -> EnergyTable:
                 _number(doc, act["energy"], (*apath, "energy"), "an energy in pJ")
             )
         short = short_name(name)
-        actions[short] = {k: sum(v) / len(v) for k, v in acts.items()}
+        actions[short] = {k: max(v) for k, v in acts.items()}
         full[short] = name
     return EnergyTable(actions=actions, full_names=full, source=doc.file)
 
@@ -153,9 +154,10 @@ def apply_ert(arch: Architecture, ert: EnergyTable) -> Architecture:
         metadata_read_energy  [pJ/bit] = ERT metadata_read  [pJ/row] / metadata_width [bits/row]
         metadata_write_energy [pJ/bit] = ERT metadata_write [pJ/row] / metadata_width
     Compute: mac_energy = ``mac_random`` [pJ/MAC], gated_mac_energy = ``mac_gated``.
-    The ERT is authoritative for a component it lists: an action it does not list costs 0 (as
-    in Accelergy/Sparseloop). Components without an entry keep their energies; a
-    ``UserWarning`` names them.
+    The ERT is authoritative for a component it lists: the model resolves each Timeloop action
+    (gated, skipped and metadata ones included) through the listed actions in Timeloop's
+    priority order (``model.arrays.action_energies``), so the per-word fields above only
+    summarise it. Components without an entry keep their energies; a ``UserWarning`` names them.
     """
     missing = missing_components(arch, ert.actions)
     if missing:
@@ -177,8 +179,13 @@ def apply_ert(arch: Architecture, ert: EnergyTable) -> Architecture:
             "energy_source": src,
             "read_energy": a.get("read", 0.0) / lvl.block_size,
             "write_energy": a.get("write", 0.0) / lvl.block_size,
-            "metadata_read_energy": a.get("metadata_read", 0.0) / mdw if mdw else 0.0,
-            "metadata_write_energy": a.get("metadata_write", 0.0) / mdw if mdw else 0.0,
+            "metadata_read_energy": (
+                a["metadata_read"] / mdw if mdw and "metadata_read" in a else None
+            ),
+            "metadata_write_energy": (
+                a["metadata_write"] / mdw if mdw and "metadata_write" in a else None
+            ),
+            "ert_actions": tuple(sorted(a.items())),
         }
         levels.append(lvl.model_copy(update=upd))
     compute = arch.compute
@@ -186,8 +193,9 @@ def apply_ert(arch: Architecture, ert: EnergyTable) -> Architecture:
         a = ert.actions[compute.name]
         upd = {
             "energy_source": src,
-            "mac_energy": a.get("mac_random", 0.0),
-            "gated_mac_energy": a.get("mac_gated", 0.0),
+            "mac_energy": a.get("mac_random", a.get("mac", 0.0)),
+            "gated_mac_energy": a.get("mac_gated"),
+            "ert_actions": tuple(sorted(a.items())),
         }
         compute = compute.model_copy(update=upd)
     return arch.model_copy(update={"levels": tuple(levels), "compute": compute})

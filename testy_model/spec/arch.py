@@ -68,8 +68,17 @@ class StorageLevel(_Frozen):
         mesh_x: how ``instances`` split in X (mesh_y = instances / mesh_x).
         read_bandwidth / write_bandwidth: bits per cycle per instance, ``None`` = unlimited.
         read_energy / write_energy: pJ per word.
-        metadata_read_energy / metadata_write_energy: pJ per metadata bit moved.
+        metadata_read_energy / metadata_write_energy: pJ per metadata bit moved; ``None`` when
+            not given (the model then charges the data word energy per bit, ``e/datawidth``);
+            an explicit 0 is 0.
         metadata_depth / metadata_width: metadata storage (rows × bits), 0 if none.
+        metadata_datawidth: default bits of a format's metadata/payload words (Timeloop's
+            ``metadata_datawidth``), 0 when not given.
+        shared_bandwidth: bits per cycle per instance shared by reads and writes (``None`` =
+            unlimited).
+        ert_actions: Accelergy per-action energies (pJ per action, one vector of ``block_size``
+            words or one metadata row), when the level's energies come from an ERT: the model
+            resolves every Timeloop storage action through them (``model.arrays``).
         leakage: pJ per cycle per instance, at the nominal clock (``ComputeUnit``).
         area_um2: area per instance in µm²; ``None`` = estimated
             (:mod:`testy_model.estimators.area`), 0 = none.
@@ -92,10 +101,13 @@ class StorageLevel(_Frozen):
     write_bandwidth: float | None = Field(default=None, gt=0)
     read_energy: float = Field(ge=0)
     write_energy: float = Field(ge=0)
-    metadata_read_energy: float = Field(default=0.0, ge=0)
-    metadata_write_energy: float = Field(default=0.0, ge=0)
+    metadata_read_energy: float | None = Field(default=None, ge=0)
+    metadata_write_energy: float | None = Field(default=None, ge=0)
     metadata_depth: int = Field(default=0, ge=0)
     metadata_width: int = Field(default=0, ge=0)
+    metadata_datawidth: int = Field(default=0, ge=0)
+    shared_bandwidth: float | None = Field(default=None, gt=0)
+    ert_actions: tuple[tuple[str, float], ...] = ()
     leakage: float = Field(default=0.0, ge=0)
     area_um2: float | None = Field(default=None, ge=0)
     keep: tuple[TensorName, ...] | None = None
@@ -141,8 +153,9 @@ class ComputeUnit(_Frozen):
         instances: MAC units in the whole design.
         mesh_x: how they split in X.
         datawidth: operand width in bits.
-        mac_energy: pJ per effective MAC; gated_mac_energy: pJ per gated (clock-gated) MAC;
-        skipped MACs cost 0.
+        mac_energy: pJ per effective MAC; gated_mac_energy: pJ per gated (clock-gated) MAC,
+        ``None`` when not given (then 0); skipped MACs cost ``skipped_mac_energy`` (0).
+        ert_actions: Accelergy per-action energies (pJ per MAC) when loaded from an ERT.
         clock_ghz: clock frequency in GHz.
         nominal_clock_ghz: the clock reached at the node's nominal supply, the operating point
             at which every per-action energy and leakage of the spec (written, from an ERT, or
@@ -162,7 +175,9 @@ class ComputeUnit(_Frozen):
     mesh_x: int = Field(default=1, ge=1)
     datawidth: int = Field(default=8, ge=1)
     mac_energy: float = Field(default=0.315, ge=0)
-    gated_mac_energy: float = Field(default=0.0, ge=0)
+    gated_mac_energy: float | None = Field(default=None, ge=0)
+    skipped_mac_energy: float = Field(default=0.0, ge=0)
+    ert_actions: tuple[tuple[str, float], ...] = ()
     clock_ghz: float = Field(default=1.0, gt=0)
     nominal_clock_ghz: float | None = Field(default=None, gt=0)
     leakage: float = Field(default=0.0, ge=0)

@@ -82,6 +82,8 @@ _STORAGE_KEYS = {
     "type",
     "metadata_storage_depth",
     "metadata_storage_width",
+    "metadata_datawidth",
+    "shared_bandwidth",
     "read_energy",
     "write_energy",
     "metadata_read_energy",
@@ -423,6 +425,12 @@ def _storage_level(
             metadata_write_energy=m_write,
             metadata_depth=md,
             metadata_width=mw,
+            metadata_datawidth=(
+                _attr(attrs, "metadata_datawidth").int(minimum=0)  # type: ignore[union-attr]
+                if _attr(attrs, "metadata_datawidth") is not None
+                else 0
+            ),
+            shared_bandwidth=bw("shared_bandwidth"),
             leakage=leak.num(minimum=0) if leak is not None else 0.0,
             area_um2=area.num(minimum=0) if area is not None else None,
             keep=keep,
@@ -459,7 +467,7 @@ def _compute_unit(
             mac_energy=me.num(minimum=0)
             if me is not None
             else et.mac_energy(mult or datawidth, node, estimator),
-            gated_mac_energy=ge.num(minimum=0) if ge is not None else 0.0,
+            gated_mac_energy=ge.num(minimum=0) if ge is not None else None,
             clock_ghz=clk.num(minimum=0, strict=True) if clk is not None else 1.0,
             nominal_clock_ghz=nclk.num(minimum=0, strict=True) if nclk is not None else None,
             leakage=leak.num(minimum=0) if leak is not None else 0.0,

@@ -4,14 +4,21 @@
 through these functions, in the same order, so a file one command accepts every other accepts
 (and prices the same), and a file one rejects every other rejects with the same message:
 
-1. the architecture (:func:`load_design`): ``load_arch`` with the ``--set`` overrides, its
-   Sparseloop ``sparse_optimizations`` (targets must be levels or the compute unit), then the
-   Accelergy ERT/ART applied (:func:`~testy_model.spec.accelergy.apply_ert`);
+0. Timeloop's invocation (:func:`load_run` given ``files``): any number of YAML files holding
+   ``architecture``, ``problem``, ``mapping``, ``sparse_optimizations``, ``ERT``, ``ART``
+   blocks, merged with the named options' files by their top-level keys, as ``timeloop-model``
+   merges them (a key in two files is an error naming both;
+   :func:`~testy_model.spec.timeloop_inputs.block_files`);
+1. the architecture (:func:`load_design`): ``load_arch`` with the ``--set`` overrides, the
+   Sparseloop ``sparse_optimizations`` (of the architecture file, or of the file holding that
+   block; targets must be levels or the compute unit), then the Accelergy ERT/ART applied
+   (:func:`~testy_model.spec.accelergy.apply_ert`);
 2. the workload (:func:`resolve_network`): a network file, a Timeloop problem file (one layer),
-   a zoo name, or the architecture file's own ``problem:`` block;
-3. a mapping file (:func:`load_file_mapping`): loaded against the architecture, and for a
-   one-layer workload checked against its problem with ``validate_mapping`` (factors, fan-out
-   with the design's spatial skipping, capacities, keep/bypass);
+   a zoo name, or the input files' own ``problem:`` block;
+3. a mapping file (:func:`load_file_mapping`; by default the input files' ``mapping:`` block,
+   else the mapper): loaded against the architecture, and for a one-layer workload checked
+   against its problem with ``validate_mapping`` (factors, fan-out with the design's spatial
+   skipping, capacities, keep/bypass);
 4. a plan (:func:`load_plan`): inline or a file; every layer it names must be a layer of the
    workload.
 """
@@ -74,15 +81,6 @@ def file_has_sparse_optimizations(path: str | Path) -> bool:
     return nodes_have_sparse_optimizations(archi.get("nodes") if isinstance(archi, dict) else None)
 
 
-def mapping_has_stream(path: str | Path) -> bool:
-    """Whether a mapping file carries the Sparseloop artifact's ``stream:`` lists."""
-    data, _ = load_yaml_with_marks(path)
-    entries = data.get("mapping") if isinstance(data, dict) else None
-    return isinstance(entries, list) and any(
-        isinstance(e, dict) and e.get("type") == "datatype" and "stream" in e for e in entries
-    )
-
-
 def require_file(path: str | Path, what: str) -> Path:
     """``path`` as a :class:`Path`; :class:`SpecError` naming it when it is not a file."""
     p = Path(path)
@@ -96,8 +94,11 @@ def load_design(
     overrides: list[str] | tuple[str, ...] = (),
     ert: str | Path | None = None,
     art: str | Path | None = None,
+    sparse_path: str | Path | None = None,
 ) -> Design:
-    """Load an architecture as every command does (module docstring, step 1).
+    """Load an architecture as every command does (module docstring, step 1). ``sparse_path``:
+    the file holding the ``sparse_optimizations`` block when it is not the architecture file
+    (Timeloop's ``sparse_opt.yaml``).
 
     Raises:
         SpecError: any problem with the architecture, the overrides or the tables.
@@ -107,15 +108,16 @@ def load_design(
     require_file(arch_path, "an architecture YAML")
     arch = load_arch(arch_path, overrides=list(overrides) or None)
     opts = None
-    if file_has_sparse_optimizations(arch_path):
-        opts = load_sparse_optimizations(arch_path)
+    sp = arch_path if sparse_path is None else sparse_path
+    if file_has_sparse_optimizations(sp):
+        opts = load_sparse_optimizations(sp)
         known = {*arch.level_names, arch.compute.name}
         for t in opts.targets:
             if t.name not in known:
                 raise SpecError(
                     f"sparse_optimizations target {t.name!r} is not a level of the architecture"
                     f"{did_you_mean(t.name, known)} (expected one of {sorted(known)})",
-                    file=str(arch_path),
+                    file=str(sp),
                 )
     ert_t = load_ert(require_file(ert, "an Accelergy ERT")) if ert is not None else None
     art_t = load_art(require_file(art, "an Accelergy ART")) if art is not None else None
@@ -278,22 +280,66 @@ class RunInputs:
         network: the workload.
         mapping: the mapping file's mapping (``None`` for the mapper).
         plan: the plan (``None`` when none was given).
-        sparse: whether the Sparseloop-compatible model prices the run (the architecture has
-            ``sparse_optimizations`` or the mapping has ``stream:`` lists).
+        files: top-level block (``architecture``, ``problem``, ``mapping``,
+            ``sparse_optimizations``, ``ert``, ``art``) -> the file holding it.
     """
 
     design: Design
     network: Network
     mapping: Mapping | None
     plan: Any
-    sparse: bool
+    files: dict[str, Path]
+
+    @property
+    def sparse(self) -> SparseOptimizations | None:
+        """The Sparseloop optimizations the files give (the cost core's sparse stage), or
+        ``None``. A ``sparse_optimizations`` block, even an empty one, selects the sparse stage
+        (Timeloop then reports the actual/gated/skipped splits)."""
+        return self.design.sparse_opts
+
+
+def run_files(
+    files: list[str | Path] | tuple[str | Path, ...],
+    arch_path: str | Path | None,
+    mapping: str | None,
+    ert: str | Path | None,
+    art: str | Path | None,
+) -> dict[str, Path]:
+    """Which file holds each top-level block of a run (module docstring, step 0): the
+    positional ``files`` and the named ``--arch``/``--ert``/``--art`` files merged by their
+    top-level keys (a ``--mapping`` file is read as given: it overrides the files' block).
+
+    Raises:
+        SpecError: a missing file, a block in two files, no architecture.
+    """
+    from testy_model.spec.timeloop_inputs import block_files
+
+    if arch_path is not None:
+        require_file(arch_path, "an architecture YAML")
+    if mapping is not None:
+        check_mapping_option(mapping)
+    for x, what in ((ert, "an Accelergy ERT"), (art, "an Accelergy ART")):
+        if x is not None:
+            require_file(x, what)
+    paths = [Path(f) for f in files]
+    paths += [Path(x) for x in (arch_path, ert, art) if x is not None]
+    if not paths:
+        raise SpecError(
+            "no input files (expected Timeloop YAML files, e.g. arch.yaml prob.yaml map.yaml, "
+            "or --arch A.yaml)"
+        )
+    seen: dict[Path, Path] = {}
+    for x in paths:
+        seen.setdefault(x.resolve(), x)
+    return block_files(list(seen.values()))
 
 
 def load_run(
-    arch_path: str | Path,
+    arch_path: str | Path | None = None,
     *,
+    files: list[str | Path] | tuple[str | Path, ...] = (),
     network: str | None = None,
-    mapping: str = MAPPER,
+    mapping: str | None = None,
     ert: str | Path | None = None,
     art: str | Path | None = None,
     plan: str | None = None,
@@ -306,24 +352,31 @@ def load_run(
 ) -> RunInputs:
     """Load and check every input of an evaluation, in the order of the module docstring.
 
+    ``mapping``: a mapping file, ``mapper``, or ``None`` (the input files' ``mapping:`` block,
+    else the mapper).
+
     Raises:
         SpecError: the first problem found, naming its file, line and key.
     """
-    require_file(arch_path, "an architecture YAML")
-    check_mapping_option(mapping)
-    sparse = file_has_sparse_optimizations(arch_path) or (
-        mapping != MAPPER and mapping_has_stream(mapping)
-    )
-    if sparse and (plan is not None or measured or fusion):
+    where = run_files(files, arch_path, mapping, ert, art)
+    arch_file = where["architecture"]
+    if "sparse_optimizations" in where and (plan is not None or measured or fusion):
         raise SpecError(
-            "--plan/--measured/--fusion do not apply to Sparseloop inputs (sparse_optimizations "
-            "/ stream: mapping); their densities and optimizations come from the files",
-            file=str(arch_path),
+            "--plan/--measured/--fusion do not apply to Sparseloop inputs (sparse_optimizations);"
+            " their densities and optimizations come from the files",
+            file=str(where["sparse_optimizations"]),
         )
-    design = load_design(arch_path, overrides, ert, art)
-    net = resolve_network(network, arch_path, weight_sparsity, sparse, params, skip_unknown)
+    design = load_design(
+        arch_file, overrides, where.get("ert"), where.get("art"), where.get("sparse_optimizations")
+    )
+    net = resolve_network(
+        network, where.get("problem", arch_file), weight_sparsity, False, params, skip_unknown
+    )
     if design.sparse_opts is not None:
-        check_sparse_tensors(design.sparse_opts, net, str(arch_path))
-    mp = load_file_mapping(mapping, design, net) if mapping != MAPPER else None
+        check_sparse_tensors(design.sparse_opts, net, str(where.get("sparse_optimizations")))
+    mp_path = where.get("mapping") if mapping is None else None
+    if mapping is not None and mapping != MAPPER:
+        mp_path = Path(mapping)
+    mp = load_file_mapping(mp_path, design, net) if mp_path is not None else None
     pl = load_plan(plan, net)
-    return RunInputs(design=design, network=net, mapping=mp, plan=pl, sparse=sparse)
+    return RunInputs(design=design, network=net, mapping=mp, plan=pl, files=where)

@@ -27,13 +27,19 @@ class LevelMapping(_Frozen):
     Attributes:
         target: level name.
         temporal: dimension -> temporal factor at this level (missing = 1).
-        temporal_permutation: dimensions inner to outer (missing dimensions are innermost,
-            factor 1).
+        temporal_permutation: dimensions inner to outer (missing dimensions are appended
+            outermost in problem order, as Timeloop pads them).
         spatial: dimension -> spatial factor over the fan-out below this level (missing = 1).
         spatial_permutation: dimensions inner to outer.
         split: spatial dimensions [0, split) of the permutation go to X, the rest to Y.
         keep: tensors this level holds; ``None`` = whatever the architecture lets it keep.
         bypass: tensors that skip this level.
+        stream: tensors this level passes through while bypassing them (the Sparseloop 2022
+            artifact's ``stream:`` lists; counted only under the ``sparseloop-2022`` conventions).
+        no_link_transfer / no_multicast / no_temporal_reuse: tensors for which Timeloop's
+            mapping directives of the same names (``no_multicast_no_reduction`` for the second)
+            switch off link transfers and multicast across this level's fan-out, and the reuse
+            of this level's tile between iterations.
     """
 
     target: str
@@ -44,6 +50,10 @@ class LevelMapping(_Frozen):
     split: int | None = None
     keep: tuple[str, ...] | None = None
     bypass: tuple[str, ...] = ()
+    stream: tuple[str, ...] = ()
+    no_link_transfer: tuple[str, ...] = ()
+    no_multicast: tuple[str, ...] = ()
+    no_temporal_reuse: tuple[str, ...] = ()
 
     def temporal_factor(self, dim: str) -> int:
         """Temporal factor of ``dim`` here (1 when absent)."""

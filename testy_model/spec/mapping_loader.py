@@ -49,6 +49,10 @@ class _Acc:
     any_split: bool = False
     keep: tuple[str, ...] | None = None
     bypass: tuple[str, ...] = ()
+    stream: tuple[str, ...] = ()
+    no_link: tuple[str, ...] = ()
+    no_multicast: tuple[str, ...] = ()
+    no_reuse: tuple[str, ...] = ()
 
 
 def _factors(cur: Cur) -> dict[str, int]:
@@ -112,7 +116,33 @@ def mapping_from_cur(
         if typ not in _TYPES:
             raise typ_cur.error(f"unknown mapping type {typ!r}; expected one of {list(_TYPES)}")
         if typ in ("temporal", "spatial"):
-            e.warn_unused({"target", "type", "factors", "permutation", "split"})
+            e.warn_unused(
+                {
+                    "target",
+                    "type",
+                    "factors",
+                    "permutation",
+                    "split",
+                    "no_link_transfer",
+                    "no_multicast_no_reduction",
+                    "no_temporal_reuse",
+                }
+            )
+            for key, attr in (
+                ("no_link_transfer", "no_link"),
+                ("no_multicast_no_reduction", "no_multicast"),
+                ("no_temporal_reuse", "no_reuse"),
+            ):
+                flag = e.opt(key)
+                if flag is not None:
+                    names = flag.str_list()
+                    bad = [t for t in names if tensors is not None and t not in tensors]
+                    if bad:
+                        raise flag.error(
+                            f"unknown tensor {bad[0]!r}; the problem's tensors are "
+                            f"{sorted(tensors or ())}"
+                        )
+                    setattr(acc, attr, tuple(dict.fromkeys((*getattr(acc, attr), *names))))
             fcur = e.opt("factors")
             f = _factors(fcur) if fcur is not None else {}
             perm = parse_permutation(e.opt("permutation")) if e.opt("permutation") else ()
@@ -173,9 +203,12 @@ def mapping_from_cur(
                 for d, v in f.items():
                     acc.spatial[d] = acc.spatial.get(d, 1) * v if v else 0
         else:
+            # Timeloop reads no_link_transfer only in spatial directives: silent on datatype
             e.warn_unused(
-                {"target", "type", "keep", "bypass"}, silent={"stream", "no_link_transfer"}
+                {"target", "type", "keep", "bypass", "stream"}, silent={"no_link_transfer"}
             )
+            if e.opt("stream") is not None and not virtual:
+                acc.stream = tuple(dict.fromkeys((*acc.stream, *e.opt("stream").str_list())))
             if virtual:
                 continue
             keep = e.opt("keep").str_list() if e.opt("keep") is not None else None
@@ -214,6 +247,10 @@ def mapping_from_cur(
                 split=len(acc.x_dims) if (acc.any_split or acc.spatial) else None,
                 keep=acc.keep,
                 bypass=acc.bypass,
+                stream=acc.stream,
+                no_link_transfer=acc.no_link,
+                no_multicast=acc.no_multicast,
+                no_temporal_reuse=acc.no_reuse,
             )
         )
     levels = _fill_zeros(levels, zeros, problem, mcur)

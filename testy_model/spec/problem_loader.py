@@ -2,16 +2,17 @@
 
 Densities (``instance.densities.<tensor>``):
 
-- ``fixed_structured`` / ``fixed-structured`` has **one meaning everywhere** (every command, the
-  Sparseloop study included): Sparseloop's fixed-structured density, the same number of
-  non-zeros in every block. With our extension key ``pattern: "2:4"`` the pattern is that one
-  (``Density(kind="nm")``); without it the density d < 1 is read as the N:M pattern of
-  :func:`fixed_structured_pattern` (the first M of 4, 8, 2, 3, 16 with d·M an integer N: 0.5 ->
-  2:4, 0.25 -> 1:4, 0.3333 -> 1:3); a density no such pattern fits is read as ``bernoulli`` with
-  that density (as the Sparseloop study does). ``validate`` shows the pattern it became.
-  Density 1.0 -> ``dense``.
+- ``fixed_structured`` / ``fixed-structured`` (or a bare number, as Timeloop reads it) has **one
+  meaning everywhere** (every command, the Sparseloop study included): Sparseloop's
+  fixed-structured density, the same number of non-zeros in every tile (``Density(kind=
+  "fixed_structured")``, priced by its own density model, as Timeloop v3.0.3 does). Where an N:M
+  pattern matters (an engine's structured-sparsity support, TASD terms, ``validate``), the
+  density's ``pattern`` is the N:M pattern of :func:`fixed_structured_pattern` (the first M of
+  4, 8, 2, 3, 16 with d·M an integer N: 0.5 -> 2:4, 0.25 -> 1:4, 0.3333 -> 1:3), ``None`` when no
+  pattern fits (0.3). With our extension key ``pattern: "2:4"`` the density is that N:M pattern
+  (``Density(kind="nm")``). Density 1.0 -> ``dense``.
 - ``hypergeometric`` -> ``hypergeometric``; ``uniform``/``bernoulli``/``random`` -> ``bernoulli``.
-- ``banded`` has no equivalent: approximated as ``hypergeometric`` with the same density (warned).
+- ``banded`` (``band_width``) -> ``banded``.
 - our ``tensor`` (``path``, optional ``key``) and ``nm`` (``pattern``) kinds; ``dense``.
 
 Operands: a GEMM with data spaces A, B, Z gets ``weight="A"``, ``activation="B"``; a convolution
@@ -87,17 +88,28 @@ def fixed_structured_pattern(
 
 
 def fixed_structured_density(density: float) -> Density:
-    """The one reading of ``fixed_structured`` without a ``pattern`` (module docstring)."""
+    """The one reading of ``fixed_structured`` without a ``pattern`` (module docstring):
+    Sparseloop's fixed-structured density ``d``, with the N:M pattern it is when one fits."""
     if density >= 1.0:
         return Density()
     pat = fixed_structured_pattern(density)
-    if pat is not None:
-        return Density(kind="nm", pattern=f"{pat[0]}:{pat[1]}")
-    return Density(kind="bernoulli", density=density)
+    return Density(
+        kind="fixed_structured",
+        density=density,
+        pattern=f"{pat[0]}:{pat[1]}" if pat is not None else None,
+    )
 
 
 def _density(cur: Cur) -> Density:
-    cur.as_map().warn_unused({"distribution", "density", "pattern", "kind", "path", "key"})
+    if isinstance(cur.value, (int, float)) and not isinstance(cur.value, bool):
+        # Timeloop: a bare number is a fixed-structured density (Workload::Parse)
+        d = cur.num(minimum=0)
+        if d > 1:
+            raise cur.error(f"expected a density between 0 and 1, got {d}")
+        return fixed_structured_density(d)
+    cur.as_map().warn_unused(
+        {"distribution", "density", "pattern", "kind", "path", "key", "band_width"}
+    )
     kind_cur = cur.opt("distribution", "kind")
     dist = kind_cur.str() if kind_cur is not None else None
     dens_cur = cur.opt("density")
@@ -124,12 +136,14 @@ def _density(cur: Cur) -> Density:
             )
         if dist == "nm":
             return Density(kind="nm", pattern=pat_cur.str() if pat_cur else None)
+        if dist == "banded":
+            bw_cur = cur.opt("band_width")
+            bw = bw_cur.int(minimum=0) if bw_cur is not None else 0
+            return Density(kind="banded", density=min(1.0, density), band_width=bw)
         if dist == "dense" or density == 1.0:
             return Density()
-        if dist in ("fixed_structured", "fixed-structured"):
+        if dist.replace("-", "_") == "fixed_structured":
             return fixed_structured_density(density)
-        if dist == "banded":
-            cur.warn("banded distribution approximated as hypergeometric with the same density")
         kind = "bernoulli" if dist in ("uniform", "bernoulli", "random") else "hypergeometric"
         return Density(kind=kind, density=density)  # type: ignore[arg-type]
     except ValidationError as err:
@@ -180,10 +194,13 @@ def problem_from_cur(p: Cur, name: str) -> Problem:
     inst = p.req("instance").as_map()
     bounds: dict[str, int] = {}
     densities: dict[str, Density] = {}
+    common: Density | None = None
     for k, c in inst.items():
         if k == "densities":
             for t, dc in c.as_map().items():
                 densities[t] = _density(dc)
+        elif k == "commonDensity":
+            common = _density(c)
         elif k in dims:
             bounds[k] = c.int(minimum=1)
         elif k in coefs:
@@ -194,6 +211,8 @@ def problem_from_cur(p: Cur, name: str) -> Problem:
         if d not in bounds:
             raise inst.error(f"dimension {d!r} has no bound; expected '{d}: <integer >= 1>'")
     names = [ds.name for ds in spaces]
+    if common is not None and not densities:
+        densities = {t: common for t in names}
     for t, _ in densities.items():
         if t not in names:
             raise (

@@ -3,8 +3,10 @@
 Sparseloop (Timeloop's sparse extension, MICRO 2022) describes what a design does with zeros, per
 storage level ("target"):
 
-- ``representation-format``: per data space, a list of ranks (``rank-application-order``
-  ``inner-to-outer`` by default: the first rank listed is the innermost), each with a format
+- ``representation-format``: per data space, a list of ranks (listed outermost first; the last
+  is Sparseloop's rank 0), matched to the tile's loops from the outer end by default
+  (``rank-application-order: outer-to-inner``, Timeloop v3.0.3's default) or from the inner end
+  (``inner-to-outer``), each with a format
   ``UOP`` (uncompressed offset pairs: one payload offset per coordinate + 1), ``CP`` (coordinate
   payload: one metadata coordinate per non-zero), ``B`` (bitmask: one metadata bit per coordinate),
   ``RLE`` (run length: one run per non-zero) or ``UB`` (uncompressed bitmask), and the word widths
@@ -22,6 +24,7 @@ file, line and key path, never silently dropped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -113,10 +116,11 @@ class RankFormat(_Frozen):
 
     Attributes:
         format: ``UOP``, ``CP``, ``B``, ``RLE`` or ``UB``.
-        metadata_word_bits: bits per metadata word (``None``: the format's default, resolved by
-            :func:`testy_model.model.sparse.rank_word_bits`).
-        payload_word_bits: bits per payload word (``None``: default).
-        flattened_rank_ids: problem dimensions this rank is flattened over (informational).
+        metadata_word_bits: bits per metadata word (``None``: the level's metadata datawidth,
+            1 for ``B``; resolved by :func:`testy_model.model.formats.adjust_word_bits`).
+        payload_word_bits: bits per payload word (``None``: default, likewise).
+        flattened_rank_ids: groups of problem dimensions this rank is flattened over (one rank
+            takes consecutive loops of one group; ``model.formats.assign_ranks``).
     """
 
     format: RankFormatName
@@ -130,13 +134,13 @@ class DataSpaceFormat(_Frozen):
 
     ``ranks`` are as the file lists them: outermost first, innermost (Sparseloop's "Rank 0")
     last. ``rank_application_order`` says from which end the ranks are matched to the tile's
-    loops when their numbers differ: ``inner-to-outer`` gives each inner loop its own rank and
-    folds the surplus outer loops into the outermost rank; ``outer-to-inner`` the reverse.
+    non-trivial loops (``model.formats.assign_ranks``): ``outer-to-inner`` (Timeloop's default)
+    gives the outermost rank the outermost loop; ``inner-to-outer`` gives rank 0 the innermost.
     """
 
     name: str
     ranks: tuple[RankFormat, ...]
-    rank_application_order: Literal["inner-to-outer", "outer-to-inner"] = "inner-to-outer"
+    rank_application_order: Literal["inner-to-outer", "outer-to-inner"] = "outer-to-inner"
 
     @property
     def ranks_inner_to_outer(self) -> tuple[RankFormat, ...]:
@@ -146,11 +150,17 @@ class DataSpaceFormat(_Frozen):
 
 class ActionOptimization(_Frozen):
     """A gating / skipping / skipping-spatial / position-skipping of ``target``'s accesses at a
-    level, conditioned on the data spaces ``condition_on`` (empty: on the target itself)."""
+    level, conditioned on the data spaces ``condition_on`` (empty: on the target itself).
+
+    ``group``: actions sharing a group are the ``options`` of one ``action-optimization`` entry,
+    of which the model uses the one that saves the most read energy (Timeloop's
+    ``DefineIneffectualReadImpact``); ``None`` = an entry of its own.
+    """
 
     type: ActionType
     target: str
     condition_on: tuple[str, ...] = ()
+    group: int | None = None
 
 
 class ComputeOptimization(_Frozen):
@@ -289,7 +299,7 @@ def _parse_format(
         )
         if "name" not in dkeys:
             raise doc.error(dpath, "a data-space format needs a 'name'")
-        order = "inner-to-outer"
+        order = "outer-to-inner"
         if "rank_application_order" in dkeys:
             ok, ov = dkeys["rank_application_order"]
             order = str(ov).replace("_", "-")
@@ -362,7 +372,7 @@ def _parse_actions(
         _check_keys(doc, o, opath, {"target", "condition_on"})
         merged = {**rest, **o}
         act = _parse_action(doc, merged, opath)
-        out.append(act)
+        out.append(act.model_copy(update={"group": path[-1] if isinstance(path[-1], int) else 0}))
     return tuple(out)
 
 
@@ -519,22 +529,30 @@ def load_sparse_optimizations(path: str | Path) -> SparseOptimizations:
     return nodes if nodes is not None else SparseOptimizations(source=doc.file)
 
 
-def sparse_opts_from_support(arch: Architecture, problem: Problem) -> SparseOptimizations:
+def sparse_opts_from_support(
+    arch: Architecture, problem: Problem, operands: Sequence[str] = ("A", "B")
+) -> SparseOptimizations:
     """Sparseloop-style optimizations equivalent to this tool's ``arch.sparsity`` block, for an
-    operand with N:M patterns whose problem density is N:M (or any density < 1):
+    operand with N:M patterns whose problem density is below 1 (the way the study's STC
+    describes its 2:4 engine):
 
-    - a ``CP`` representation format with ``metadata_bits`` (default ceil(log2 M)) at every level
-      that may keep the operand (metadata per kept value, as the study's STC: its ``UOP`` outer
-      ranks carry 0-bit payloads, so they cost nothing);
+    - at every level that may keep the operand, a fiber tree whose innermost rank is ``CP``
+      with ``metadata_bits`` (default ceil(log2 M)) per kept value and whose outer ranks are
+      ``UOP`` with 0-bit payloads (they cost nothing), one per level below that may keep it
+      (room for the pre-tiled ranks of the child); every rank is flattened over all the
+      operand's dimensions, so one rank takes all of a level's loops (metadata per kept value,
+      whatever the mapping);
     - ``skipping-spatial`` (action ``skip``) or ``gating`` (action ``gate``) of the other tensors,
       conditioned on the operand, at the innermost level with a spatial fan-out (the level that
       hands work to the MAC array: the study's RF).
+
+    ``operands``: the sparsity operands (``A`` weights, ``B`` activations) to translate.
     """
     targets: dict[str, dict[str, list[Any]]] = {
         lvl.name: {"formats": [], "actions": []} for lvl in arch.levels
     }
     fan = [i for i in range(len(arch.levels)) if arch.fanout(i) > 1]
-    for op in ("A", "B"):
+    for op in operands:
         sup = arch.sparsity.operand(op)
         tensor = problem.weight if op == "A" else problem.activation
         if tensor is None or not sup.patterns or problem.density(tensor).value >= 1.0:
@@ -542,13 +560,16 @@ def sparse_opts_from_support(arch: Architecture, problem: Problem) -> SparseOpti
         bits = sup.metadata_bits
         if bits is None:
             bits = max(1, (max(p.m for p in sup.patterns) - 1).bit_length())
-        for lvl in arch.levels:
-            if lvl.keeps(tensor):
-                targets[lvl.name]["formats"].append(
-                    DataSpaceFormat(
-                        name=tensor, ranks=(RankFormat(format="CP", metadata_word_bits=bits),)
-                    )
-                )
+        dims = (tuple(d for d in problem.dimensions if d in problem.relevant(tensor)),)
+        holders = [lvl for lvl in arch.levels if lvl.keeps(tensor)]
+        for i, lvl in enumerate(holders):
+            below = len(holders) - 1 - i
+            ranks = (RankFormat(format="UOP", payload_word_bits=0, flattened_rank_ids=dims),) * (
+                below
+            ) + (RankFormat(format="CP", metadata_word_bits=bits, flattened_rank_ids=dims),)
+            targets[lvl.name]["formats"].append(
+                DataSpaceFormat(name=tensor, ranks=ranks, rank_application_order="inner-to-outer")
+            )
         if fan:
             kind = "skipping-spatial" if sup.action == "skip" else "gating"
             for other in problem.tensor_names:

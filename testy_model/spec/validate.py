@@ -23,7 +23,8 @@ Rules (each violation is a :class:`MappingError` naming the level and the number
    temporal and spatial factors at levels i, i+1, ... (at and below i); its size in words is
    ``Problem.tile_size``. The sum over kept tensors must be <= ``capacity_words``. A tensor with a
    stated density is stored compressed, as Sparseloop does: ceil(words · d) with d the N:M
-   density n/m, the fixed (hypergeometric) density, or the expected Bernoulli density; dense and
+   density n/m, the fixed-structured or hypergeometric density, or the expected Bernoulli
+   density; dense and
    measured (``tensor``) operands count at full size. Metadata lives in separate metadata
    storage and is not counted here.
 """
@@ -88,7 +89,7 @@ def tile_words(problem: Problem, tensor: str, extents: dict[str, int]) -> int:
     """Words of ``tensor`` in a tile: ``tile_size`` x density, rounded up (see module doc)."""
     size = problem.tile_size(tensor, extents)
     dens = problem.density(tensor)
-    if dens.kind in ("nm", "hypergeometric", "bernoulli"):
+    if dens.kind in ("nm", "hypergeometric", "bernoulli", "fixed_structured"):
         return math.ceil(size * dens.value)
     return size
 
@@ -110,9 +111,9 @@ def _skipped_axes(
                 spatial_conds.update(act.condition_on or (act.target,))
     for t in problem.inputs:
         dens = problem.density(t)
-        if dens.kind != "nm" or dens.pattern is None or dens.pattern.is_dense:
+        pat = dens.nm_pattern
+        if pat is None or pat.is_dense:
             continue
-        pat = dens.pattern
         sup = arch.sparsity.A if t == weight else arch.sparsity.B
         by_arch = sup.action == "skip" and (
             any(pat.fits(hw) for hw in sup.patterns)

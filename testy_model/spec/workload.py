@@ -35,16 +35,25 @@ class Density(_Frozen):
 
     kind:
         ``dense`` (density 1); ``bernoulli`` (each value non-zero independently with probability
-        ``density``); ``hypergeometric``/``fixed`` (exactly ``density`` of the values non-zero,
-        placed at random: Sparseloop's ``hypergeometric``); ``nm`` (N:M structured, ``pattern``
-        set; Sparseloop's ``fixed_structured``); ``tensor`` (measured from the array at ``path``).
+        ``density``); ``hypergeometric`` (exactly ``density`` of the values non-zero, placed at
+        random: Sparseloop's ``hypergeometric``); ``fixed_structured`` (Sparseloop's
+        ``fixed-structured``: every tile holds exactly ``density`` of its values, rounded at
+        random); ``banded`` (Sparseloop's ``banded``, ``band_width``); ``nm`` (N:M structured
+        along the reduction axis, ``pattern`` set); ``tensor`` (measured from the array at
+        ``path``). The density models are in ``testy_model.model.density``.
+    pattern: an ``nm`` density's pattern; for ``fixed_structured``, the N:M pattern the density
+        fits (``spec.problem_loader.fixed_structured_pattern``: 0.5 -> 2:4), ``None`` when none
+        does. :attr:`nm_pattern` gives it for either kind.
     """
 
-    kind: Literal["dense", "bernoulli", "hypergeometric", "nm", "tensor"] = "dense"
+    kind: Literal[
+        "dense", "bernoulli", "hypergeometric", "fixed_structured", "banded", "nm", "tensor"
+    ] = "dense"
     density: float = Field(default=1.0, ge=0.0, le=1.0)
     pattern: NMPattern | None = None
     path: str | None = None
     key: str | None = None
+    band_width: int = Field(default=0, ge=0)
 
     @field_validator("pattern", mode="before")
     @classmethod
@@ -58,6 +67,13 @@ class Density(_Frozen):
         if self.kind == "tensor" and not self.path:
             raise ValueError("a 'tensor' density needs a path to a .npy/.npz/.safetensors file")
         return self
+
+    @property
+    def nm_pattern(self) -> NMPattern | None:
+        """The N:M pattern the operand is structured as: an ``nm`` density's pattern, or the
+        pattern a ``fixed_structured`` density fits (every tile holds the same share, so every
+        aligned M-block holds N); ``None`` otherwise."""
+        return self.pattern if self.kind in ("nm", "fixed_structured") else None
 
     @property
     def value(self) -> float:

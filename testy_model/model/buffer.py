@@ -1,0 +1,170 @@
+"""Energy and cycles of storage levels and compute from the (sparse) counts, as Timeloop's
+``BufferLevel`` and ``ArithmeticUnits`` price them (``src/model/buffer.cpp``,
+``src/model/arithmetic.cpp``, ``src/model/topology.cpp``).
+
+For every level l and tensor t, per instance (B, L, T) and per action (random / gated / skipped
+× read / fill / update, and the same for metadata):
+
+- data vector accesses ``⌈words / block⌉ · ratio`` (:func:`energy.vector_accesses`);
+- metadata vector accesses ``⌈Σ_rank (units·word bits) / metadata access width⌉``;
+- energy ``Σ_actions vectors · e_action · utilized instances`` (:func:`energy.buffer_energy`).
+
+Cycles: compute ``⌈(actual + gated computes) / utilized MAC units⌉``; each level
+``⌈max(compute, reads/read bw, writes/write bw, (reads + writes)/shared bw)⌉`` with reads =
+actual + gated reads + ⌊metadata read bits / word bits⌋ (Timeloop's integer division; writes
+likewise over fills and updates), per tensor spread over its utilized instances, summed over
+tensors; the design's cycles are the largest (double-buffered).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from testy_model.model import energy as en
+from testy_model.model import latency as lat
+from testy_model.model.arrays import STORAGE_OPS, ArchArrays, op_index
+
+KINDS = ("reads", "fills", "updates")
+SPLITS = ("random", "gated", "skipped")
+
+
+@dataclass(frozen=True)
+class StageCounts:
+    """What the pricing needs of a sparse (or term) stage, per instance.
+
+    ``counts[kind][split]`` (B, L, T) words; ``md_bits[kind][split]`` (B, L, T) metadata bits;
+    ``utilized`` (B, L, T) average utilized instances; ``ratio`` (B, L, T) vector correction;
+    ``compute[split]`` (B,) computes (all units); ``mac_units`` (B,) utilized MAC units;
+    ``max_instances`` (B, L, T) instances a level needs (X·Y expansion; default: utilized).
+    """
+
+    counts: dict[str, dict[str, np.ndarray]]
+    md_bits: dict[str, dict[str, np.ndarray]]
+    utilized: np.ndarray
+    ratio: np.ndarray
+    compute: dict[str, np.ndarray]
+    mac_units: np.ndarray
+    max_instances: np.ndarray | None = None
+    position_util: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Priced:
+    """Energy (pJ) per (B, L, T) and of the MACs (B,), cycles (compute (B,), per level (B, L))."""
+
+    energy: np.ndarray
+    mac_energy: np.ndarray
+    compute_cycles: np.ndarray
+    level_cycles: np.ndarray
+
+
+def _vector_widths(aa: ArchArrays) -> tuple[np.ndarray, np.ndarray]:
+    """(..., L, 1) words per data vector and bits per metadata access of every level."""
+    blk = aa.block_words if aa.block_words is not None else np.ones_like(aa.datawidth)
+    md_w = aa.md_access_bits if aa.md_access_bits is not None else np.zeros_like(aa.datawidth)
+    return blk[..., None], md_w[..., None]
+
+
+def action_vectors(
+    counts: dict[str, dict[str, np.ndarray]],
+    md_bits: dict[str, dict[str, np.ndarray]],
+    block: np.ndarray,
+    md_width: np.ndarray,
+    ratio: np.ndarray,
+    word_scale: np.ndarray,
+    shape: tuple[int, ...],
+) -> np.ndarray:
+    """Vector accesses per instance of every Timeloop storage action (..., L, T, A):
+    data ``⌈words·word_scale / block⌉ · ratio`` (:func:`energy.vector_accesses`), metadata
+    ``⌈bits / md_width⌉`` (0 where the level has no metadata access width), for each of
+    random / gated / skipped × read / fill / update. ``counts``/``md_bits`` are words and bits
+    per instance; ``shape`` the broadcast (..., L, T) shape."""
+    vec = np.zeros((*shape, len(STORAGE_OPS)))
+    for kind in KINDS:
+        for split in SPLITS:
+            words = counts[kind][split] * word_scale
+            vec[..., op_index(split, kind)] = en.vector_accesses(words, block, ratio)
+            bits = md_bits[kind][split]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mv = np.where(md_width > 0, np.ceil(bits / md_width * (1 - 1e-9) - 1e-12), 0.0)
+            vec[..., op_index(split, kind, metadata=True)] = np.maximum(mv, 0.0)
+    return vec
+
+
+def tensor_energy(
+    aa: ArchArrays, level: int, words: dict[str, float], md_read_bits: float, word_scale: float
+) -> float:
+    """pJ of one tensor's actual accesses at one single-instance level of design point 0,
+    charged exactly as :func:`price_counts` charges them (whole vectors per action, metadata
+    per access width, the level's per-action energies): ``Σ_a vectors_a · e_a``, with
+    ``words`` = ``{"reads", "fills", "updates"}`` in words of the tensor and ``word_scale`` =
+    tensor bits / level word bits."""
+    assert aa.op_energy is not None
+    blk, md_w = _vector_widths(aa)
+    zero = np.zeros(1)
+    counts = {k: {"random": np.array([words[k]]), "gated": zero, "skipped": zero} for k in KINDS}
+    md = {k: {s: zero for s in SPLITS} for k in KINDS}
+    md["reads"] = {"random": np.array([md_read_bits]), "gated": zero, "skipped": zero}
+    vec = action_vectors(
+        counts, md, blk[0, level], md_w[0, level], np.ones(1), np.array([word_scale]), (1,)
+    )
+    return float(en.buffer_energy(vec, aa.op_energy[0, level], np.ones(1))[0])
+
+
+def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Priced:
+    """Energy and cycles of ``st`` on the design points of ``aa`` (module docstring).
+
+    ``word_scale`` (P, L, T) = tensor word bits / level word bits (energy per tensor word
+    relative to a level word, when a problem gives a tensor its own datawidth).
+
+    Shapes broadcast: the counts (..., L, T) against the arrays of ``aa`` (..., L) — e.g. B
+    candidates (B, 1, L, T) at P points (1, P, L) for a (B, P) grid (``dse.batch``).
+    """
+    assert aa.op_energy is not None and aa.mac_op_energy is not None
+    blk, md_w = _vector_widths(aa)
+    shape = np.broadcast_shapes(st.utilized.shape, blk.shape)
+    vec = action_vectors(st.counts, st.md_bits, blk, md_w, st.ratio, word_scale, shape)
+    energy = en.buffer_energy(vec, aa.op_energy, st.utilized)
+    mac = en.compute_energy(
+        st.compute["random"], st.compute["gated"], st.compute["skipped"], aa.mac_op_energy
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cc = np.ceil(
+            (st.compute["random"] + st.compute["gated"])
+            / np.maximum(st.mac_units, 1e-300)
+            * (1 - 1e-12)
+        )
+    dw = aa.datawidth[..., None]
+    need = st.utilized if st.max_instances is None else st.max_instances
+    # BufferLevel::ComputePerformance: uint64 data accesses (actual + gated) plus the metadata
+    # bits in whole words (integer division), per tensor, spread from the needed X·Y instances
+    # over the utilized ones: ⌈accesses / (needed / utilized)⌉
+    rd_d, wr_d, rd_m, wr_m = (np.zeros(shape) for _ in range(4))
+    for split in ("random", "gated"):
+        rd_d = rd_d + st.counts["reads"][split]
+        wr_d = wr_d + st.counts["fills"][split] + st.counts["updates"][split]
+        rd_m = rd_m + st.md_bits["reads"][split]
+        wr_m = wr_m + st.md_bits["fills"][split] + st.md_bits["updates"][split]
+
+    def whole(x: np.ndarray) -> np.ndarray:  # uint64 truncation, float noise spared
+        return np.floor(np.maximum(x, 0.0) + 1e-9)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where((need > 0) & (st.utilized > 0), need / st.utilized, 1.0)
+    rd = whole(rd_d) + np.floor(whole(rd_m) / dw)
+    wr = whole(wr_d) + np.floor(whole(wr_m) / dw)
+    rd = np.ceil(rd * word_scale / ratio * (1 - 1e-12))
+    wr = np.ceil(wr * word_scale / ratio * (1 - 1e-12))
+
+    shared = aa.shared_bw if aa.shared_bw is not None else np.full_like(aa.read_bw, np.inf)
+    lc = lat.level_cycles(
+        cc[..., None],
+        rd,
+        wr,
+        aa.read_bw / aa.datawidth,
+        aa.write_bw / aa.datawidth,
+        shared / aa.datawidth,
+    )
+    return Priced(energy, mac, cc, lc)

@@ -1,0 +1,220 @@
+"""Link transfers between neighbouring children of a spatial fan-out (Timeloop v3.0.3's
+``NestAnalysis::ComputeNetworkLinkTransfers``), for :mod:`~testy_model.model.reuse`.
+
+At a step of the temporal loops above a fan-out, a child whose new data its mesh neighbour held
+at the previous step gets it over the link between them instead of from the parent. With ``λ``
+such children and ``ρ`` distinct offsets among the others, the parent reads ``ρ·|delta|``
+instead of ``G·|delta|`` whenever ``ρ < G``, and delivers ``(F − λ)·|delta|``. Whether a child
+can be linked depends only on the fan-out (radices, offsets, mesh row length) and the step's
+translation, so the children are enumerated once per distinct (fan-out, translation) of a batch
+and the results memoised; a translation equal to no neighbour difference is ruled out without
+enumerating (:func:`_link_steps`, :func:`_may_link`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def link_adjustments(
+    sel: np.ndarray,
+    check: np.ndarray,
+    w: np.ndarray,
+    delta: np.ndarray,
+    counts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    fan: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the rows ``sel`` of a fan-out with steps that may go over links: ``(Δ parent reads,
+    deliveries saved, link transfers)`` (len(sel),), summed over the step groups.
+
+    ``check`` (S, K) the step groups that may link, ``w`` (S, K) their weight × delta size,
+    ``delta`` (S, K, R) their translations; ``counts`` = (G, F, no-multicast) and ``fan`` =
+    (radix, offset, h_size) of all B rows (``reuse.spatial_structure``)."""
+    g, f_all, no_multicast = counts
+    radix, offset, h_size = fan
+    g_s, f_s, mc_off = g[sel], f_all[sel], no_multicast[sel]
+    lam = np.zeros(check.shape)
+    rho = np.repeat(g_s[:, None], check.shape[1], 1)
+    # a tensor irrelevant to the whole fan-out (G = 1): every child has a neighbour with the
+    # same (zero) offset, so a step that leaves the tensor in place goes over links
+    plain = (g_s == 1) & ~mc_off
+    simple = check & plain[:, None] & ~np.any(delta, axis=2)
+    lam = np.where(simple, f_s[:, None], lam)
+    rho = np.where(simple, 0.0, rho)
+    hb, hk = np.nonzero(check & ~simple & ~plain[:, None])
+    if hb.size:
+        ok = _may_link(_link_steps(radix[sel], offset[sel], h_size[sel]), hb, delta[hb, hk])
+        hb, hk = hb[ok], hk[ok]
+    if hb.size:
+        # one enumeration per distinct (fan-out, step) among the rows (a mapper batch repeats
+        # a handful of spatial structures thousands of times)
+        rb = sel[hb]
+        n_d = radix.shape[1]
+        # trivial loops (radix 1) play no part: their offsets stay out of the key
+        offs = np.where(radix[rb][..., None] >= 2, offset[rb], 0.0)
+        key = np.concatenate(
+            [
+                radix[rb],
+                offs.reshape(len(rb), -1),
+                h_size[rb, None],
+                delta[hb, hk],
+                mc_off[hb, None].astype(np.float64),
+            ],
+            axis=1,
+        )
+        uniq, inv = _unique_rows(key)
+        res = _mesh_links_batch(uniq, n_d)
+        lam[hb, hk] = res[inv, 0]
+        rho[hb, hk] = res[inv, 1]
+    link = check & (rho < g_s[:, None])
+    moved = (w * np.where(link, lam, 0.0)).sum(axis=1)
+    return (w * np.where(link, rho - g_s[:, None], 0.0)).sum(axis=1), moved, moved
+
+
+def _link_steps(
+    radix: np.ndarray, offset: np.ndarray, h_size: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per fan-out (B rows): the hashes (B, 2D) of every offset difference between mesh
+    neighbours (NaN where none), and (B,) whether the mesh is irregular (not decided here).
+
+    With the fan-out's loops in order (radices r_j, offsets v_j; trivial ones contribute
+    nothing), child e+1 differs from e by ``v_j − Σ_{i<j} (r_i − 1)·v_i`` (j = the carry
+    length); when the row length h is the product of the radices before digit k, child e+h
+    differs from e by ``v_j − Σ_{k≤i<j} (r_i − 1)·v_i`` for some j ≥ k. Other row lengths are
+    irregular. Vectors are hashed by a random projection of their rounded coordinates
+    (data-space offsets are integers, so equal vectors hash equal)."""
+    r = radix
+    live = r >= 2
+    rr = np.where(live, r, 1.0)
+    v = np.where(live[..., None], offset, 0.0)
+    step = (rr - 1.0)[..., None] * v
+    cum = np.cumsum(step, axis=1) - step  # Σ_{i<j} (r_i − 1)·v_i
+    n = rr.prod(axis=1)
+    before = np.cumprod(rr, axis=1) / rr  # Π_{i<j} r_i
+    at = np.abs(before - h_size[:, None]) < 0.5
+    k = np.argmax(at, axis=1)
+    has_k = at.any(axis=1)
+    vertical = n > h_size
+    start = cum[np.arange(len(r)), k][:, None, :]
+    later = np.arange(r.shape[1])[None, :] >= k[:, None]
+    proj = _HASH[: offset.shape[2]]
+    horiz = np.where(live, _vec_hash(v - cum, proj), np.nan)
+    vert_ok = live & later & (vertical & has_k)[:, None]
+    vert = np.where(vert_ok, _vec_hash(v - (cum - start), proj), np.nan)
+    return np.concatenate([horiz, vert], axis=1), vertical & ~has_k
+
+
+def _vec_hash(x: np.ndarray, proj: np.ndarray) -> np.ndarray:
+    """Random projection of vectors (..., R) of integer coordinates (data-space offsets):
+    equal vectors hash equal, exactly (``−v`` hashes to minus ``v``'s hash)."""
+    return np.round(x) @ proj
+
+
+def _may_link(
+    steps: tuple[np.ndarray, np.ndarray], rows: np.ndarray, delta: np.ndarray
+) -> np.ndarray:
+    """(H,) False where no child of fan-out ``rows`` (H,) can take the step's ``delta`` (H, R)
+    from a mesh neighbour (``steps`` = :func:`_link_steps`), so the step needs no
+    :func:`_mesh_links_group`; True where it may (or the mesh is irregular)."""
+    hashes, irregular = steps
+    hd = _vec_hash(delta, _HASH[: delta.shape[1]])[:, None]
+    c = hashes[rows]
+    hit = np.any((c == hd) | (c == -hd), axis=1)
+    return hit | irregular[rows]
+
+
+_HASH = np.random.default_rng(12345).standard_normal(4096)
+_ROW_CACHE: dict[bytes, tuple[float, float]] = {}
+
+
+def _unique_rows(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(unique rows, inverse)`` of a 2-D float array, via a random projection (one 1-D sort
+    instead of a lexicographic one); rows that collide are told apart by ``np.unique``."""
+    h = key @ _HASH[: key.shape[1]]
+    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1)
+    if np.array_equal(key[first][inv], key):
+        return key[first], inv
+    uniq, inv2 = np.unique(key, axis=0, return_inverse=True)
+    return uniq, inv2.reshape(-1)
+
+
+def _mesh_links_batch(rows: np.ndarray, n_d: int) -> np.ndarray:
+    """``(λ, ρ)`` (U, 2) of packed rows (radix (D), offsets (D·R), h_size, delta (R),
+    no-multicast flag; :func:`_spatial_content`): :func:`_mesh_links_group` over the deltas of
+    each distinct fan-out, memoised on the rows' bytes."""
+    n_r = (rows.shape[1] - n_d - 2) // (n_d + 1)
+    s_end = n_d + n_d * n_r + 1
+    out = np.zeros((len(rows), 2))
+    keys = [r.tobytes() for r in rows]
+    miss = []
+    for i, k in enumerate(keys):
+        hit = _ROW_CACHE.get(k)
+        if hit is None:
+            miss.append(i)
+        else:
+            out[i] = hit
+    if not miss:
+        return out
+    if len(_ROW_CACHE) > 262144:
+        _ROW_CACHE.clear()
+    m = np.array(miss)
+    struct = np.concatenate([rows[m, :s_end], rows[m, -1:]], axis=1)
+    su, sinv = _unique_rows(struct)
+    order = np.argsort(sinv, kind="stable")
+    bounds = np.searchsorted(sinv[order], np.arange(len(su) + 1))
+    for g in range(len(su)):
+        sel = m[order[bounds[g] : bounds[g + 1]]]
+        res = _mesh_links_group(su[g], rows[sel, s_end : s_end + n_r], n_d, n_r)
+        out[sel] = res
+        for i, r in zip(sel, res, strict=True):
+            _ROW_CACHE[keys[i]] = (float(r[0]), float(r[1]))
+    return out
+
+
+def _mesh_links_group(struct: np.ndarray, deltas: np.ndarray, n_d: int, n_r: int) -> np.ndarray:
+    """``(λ, ρ)`` (K, 2) of one spatial fan-out (packed ``struct``: radix, offsets, h_size, the
+    no-multicast flag last) for K step translations ``deltas`` (K, R) at once
+    (``NestAnalysis::ComputeNetworkLinkTransfers``): λ the children (mixed-radix linear index
+    e, innermost loop fastest; grid position ``(e mod h_size, e div h_size)``) whose current
+    delta equals a grid neighbour's previous one (``off_n − off_e == delta``), ρ the number of
+    distinct offsets among the other children (all of them without multicast)."""
+    radix = struct[:n_d]
+    offs = struct[n_d : n_d + n_d * n_r].reshape(n_d, n_r)
+    h_size = int(struct[n_d + n_d * n_r])
+    multicast = not bool(struct[-1])
+    keep = radix >= 2
+    rad = radix[keep].astype(np.int64)
+    n = int(np.prod(rad)) if rad.size else 1
+    e = np.arange(n)
+    off = np.zeros((n, n_r))
+    rest = e.copy()
+    for r, v in zip(rad, offs[keep], strict=True):
+        off += np.outer(rest % r, v)
+        rest //= r
+    col = e % h_size
+    tol = 1e-8 + 1e-5 * np.abs(deltas)[:, None, :]  # np.isclose(a, delta)
+    linked = np.zeros((len(deltas), n), dtype=bool)
+    for step, ok in (
+        (-1, col > 0),
+        (1, (col < h_size - 1) & (e + 1 < n)),
+        (-h_size, e >= h_size),
+        (h_size, e + h_size < n),
+    ):
+        if not ok.any():
+            continue
+        nb = np.clip(e + step, 0, n - 1)
+        diff = off[nb] - off
+        match = np.all(np.abs(diff[None] - deltas[:, None, :]) <= tol, axis=2)
+        linked |= ok[None] & match
+    lam = linked.sum(axis=1).astype(np.float64)
+    free = ~linked
+    if not multicast:
+        return np.stack([lam, free.sum(axis=1).astype(np.float64)], axis=1)
+    _, cls = np.unique(np.round(off, 9), axis=0, return_inverse=True)
+    cls = cls.reshape(-1)
+    n_c = int(cls.max()) + 1 if n else 0
+    rho = np.array(
+        [float((np.bincount(cls[f], minlength=n_c) > 0).sum()) for f in free], dtype=np.float64
+    )
+    return np.stack([lam, rho], axis=1)
