@@ -13,10 +13,12 @@ from pathlib import Path
 import fuzzing
 import pytest
 
-#: Mutants per kind in the default run (quick) and in the slow run (CI): 14 kinds plus as many
-#: generated documents, so the slow run checks 15 x 160 = 2,400 inputs.
+#: Mutants per kind in the default run (quick) and in each shard of the slow run (CI): 14 kinds
+#: plus as many generated documents, so the slow run checks SHARDS x 15 x FULL = 4 x 15 x 40 =
+#: 2,400 inputs, in shards with their own seeds so that ``pytest -n`` spreads them over the cores.
 QUICK = 1
-FULL = 160
+FULL = 40
+SHARDS = 4
 
 
 def _run(tmp_path: Path, per_kind: int, seed: int) -> fuzzing.Stats:
@@ -56,9 +58,10 @@ def test_fuzz_quick(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_fuzz_every_kind_2400_inputs(tmp_path: Path) -> None:
-    stats = _run(tmp_path, FULL, seed=0)
-    assert sum(stats.mutants.values()) >= 2000
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_fuzz_every_kind_2400_inputs(tmp_path: Path, shard: int) -> None:
+    stats = _run(tmp_path, FULL, seed=shard)
+    assert sum(stats.mutants.values()) * SHARDS >= 2000
     # the mutants exercise both outcomes (not everything rejected at the first byte)
-    assert stats.accepted >= 100 and stats.rejected >= 1000
+    assert stats.accepted >= 100 // SHARDS and stats.rejected >= 1000 // SHARDS
     _assert_clean(stats)

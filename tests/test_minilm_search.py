@@ -237,9 +237,8 @@ def test_shipped_cache_is_current(minilm) -> None:
         assert measured == pytest.approx(cache.entries[(name, w, a, s, fp)], abs=1e-6)
 
 
-@pytest.mark.parametrize(
-    "engine", ["vegeta_tasd", pytest.param("stc_2of4_tasd", marks=pytest.mark.slow)]
-)
+@pytest.mark.slow  # measures MiniLM on the held-out sentences: minutes
+@pytest.mark.parametrize("engine", ["vegeta_tasd", "stc_2of4_tasd"])
 def test_searched_plan_meets_target_on_held_out_and_beats_uniform_plans(
     minilm, engine: str
 ) -> None:
@@ -313,27 +312,3 @@ def test_cli_minilm_search_missing_arch(tmp_path: Path) -> None:
     r = _cli(["--arch", str(tmp_path / "nope.yaml")])
     assert r.exit_code == 2
     assert "nope.yaml" in r.output
-
-
-@pytest.mark.slow
-def test_notebook_runs_in_under_3_minutes_with_labelled_figures() -> None:
-    # the same mechanism as tests/test_notebooks.py (nbclient, its label check injected)
-    import importlib.util
-    import time
-
-    import nbformat
-    from nbclient import NotebookClient
-
-    spec = importlib.util.spec_from_file_location("_nbtests", ROOT / "tests" / "test_notebooks.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    nb = nbformat.read(ROOT / "notebooks" / "04_minilm_tasd.ipynb", as_version=4)
-    nb.cells.insert(0, nbformat.v4.new_code_cell(mod.LABEL_CHECK))
-    nb.cells.append(nbformat.v4.new_code_cell("assert len(_shown) >= 3, _shown"))
-    t0 = time.perf_counter()
-    NotebookClient(
-        nb, timeout=300, kernel_name="python3",
-        resources={"metadata": {"path": str(ROOT / "notebooks")}},
-    ).execute()  # fmt: skip
-    assert time.perf_counter() - t0 < 180, "the notebook must run in under 3 minutes"
