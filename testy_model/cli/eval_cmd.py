@@ -41,17 +41,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from testy_model.cli.app import app, console, parse_params, user_errors
 from testy_model.cli.options import ArtOption, ConventionsOption, ErtOption
 from testy_model.cli.outputs import check_outputs, save_figure
-from testy_model.spec.arch import Architecture
 from testy_model.spec.conventions import Conventions
-from testy_model.spec.mapping import Mapping
-from testy_model.spec.workload import Network
+
+if TYPE_CHECKING:
+    from testy_model.spec.arch import Architecture
+    from testy_model.spec.mapping import Mapping
+    from testy_model.spec.workload import Network
 
 
 def resolve_network(

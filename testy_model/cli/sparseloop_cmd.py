@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from testy_model.cli.app import app, console, user_errors
 from testy_model.cli.options import (
@@ -46,6 +45,8 @@ def study_command(
 ) -> None:
     """Evaluate a Sparseloop case (actual/gated/skipped per level, cycles, energy)."""
     import dataclasses
+
+    from rich.table import Table
 
     from testy_model.cli.outputs import check_output, write_text
     from testy_model.errors import SpecError

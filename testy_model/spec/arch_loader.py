@@ -57,15 +57,10 @@ from testy_model.spec.arch import (
     StorageLevel,
     TasdUnit,
 )
-from testy_model.spec.yaml_io import (
-    KNOWN_TOP_LEVEL,
-    Cur,
-    Doc,
-    apply_overrides,
-    did_you_mean,
-    parse_override,
-    validation_to_spec_error,
-)
+from testy_model.spec.cursor import Cur, Doc, validation_to_spec_error
+from testy_model.spec.located import did_you_mean
+from testy_model.spec.overrides import apply_overrides, parse_override
+from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL
 
 _STORAGE_KEYS = {
     "depth",

@@ -40,11 +40,12 @@ from pydantic import ValidationError
 from testy_model.errors import SpecError
 from testy_model.spec.arch import Architecture
 from testy_model.spec.arch_loader import arch_from_doc
+from testy_model.spec.cursor import Cur, Doc, validation_to_spec_error
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.mapping_loader import mapping_from_doc
 from testy_model.spec.problem_loader import _density, problem_from_doc
 from testy_model.spec.workload import Density, Layer, Network, Operator, Problem, conv2d, gemm
-from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL, Cur, Doc, validation_to_spec_error
+from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL
 
 _GEMM_KEYS = ("M", "N", "K")
 _CONV_KEYS = {

@@ -28,9 +28,10 @@ from pathlib import Path
 
 from testy_model.spec.arch import Architecture
 from testy_model.spec.arch_loader import _parse_factors, parse_permutation, warn_unknown_top
+from testy_model.spec.cursor import Cur, Doc
 from testy_model.spec.mapping import LevelMapping, Mapping
 from testy_model.spec.workload import Problem
-from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL, Cur, Doc
+from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL
 
 _TYPES = ("temporal", "spatial", "datatype", "dataspace", "bypass")
 _VIRTUAL_RE = re.compile(r"^inter_(?P<c>.+)_spatial$")

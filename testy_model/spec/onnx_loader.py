@@ -57,10 +57,10 @@ from typing import Any
 import numpy as np
 
 from testy_model.errors import SpecError
+from testy_model.spec.located import SpecWarning
 from testy_model.spec.onnx_patterns import FUSED, fuse_patterns
 from testy_model.spec.onnx_read import Const, Fill, Node, OnnxGraph, constant_value, read_onnx
 from testy_model.spec.workload import Density, Layer, Network, Operator, conv2d, gemm
-from testy_model.spec.yaml_io import SpecWarning
 
 #: One operation per output value (``pointwise``).
 POINTWISE = frozenset((

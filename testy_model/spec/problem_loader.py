@@ -28,8 +28,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from testy_model.errors import SpecError
+from testy_model.spec.cursor import Cur, Doc, validation_to_spec_error
 from testy_model.spec.workload import DataSpace, Density, Problem
-from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL, Cur, Doc, validation_to_spec_error
+from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL
 
 DISTRIBUTIONS = (
     "fixed_structured",
