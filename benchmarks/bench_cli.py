@@ -81,9 +81,9 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         py = [sys.executable, "-c"]
-        help_wall, help_cpu = median_run([*py, _MAIN, "--help"], ROOT, env, args.runs)
+        help_wall, help_cpu = median_run([*py, _MAIN, "--help"], Path(tmp), env, args.runs)
         ours_wall, ours_cpu = median_run([*py, _MAIN, "eval", *files], case, env, args.runs)
-        floor_wall, floor_cpu = median_run([*py, _FLOOR], ROOT, env, args.runs)
+        floor_wall, floor_cpu = median_run([*py, _FLOOR], Path(tmp), env, args.runs)
         out = Path(tmp) / "timeloop"
         out.mkdir()
         tl = [str(timeloop), *files, "-o", str(out)]
