@@ -244,3 +244,12 @@ def validation_to_spec_error(
     tail = f" (field {format_path(loc)})" if loc else ""
     path = (*cur.path, *rel)
     return spec_error_at(cur.doc.file, cur.doc.marks, path, f"{msg}{tail}{more}")
+
+
+def warn_unknown_top(root: Cur, known: frozenset[str] | set[str]) -> None:
+    """At most one summary warning for unknown top-level blocks."""
+    if not isinstance(root.value, dict):
+        return
+    unknown = sorted(k for k in root.value if k not in known)
+    if unknown:
+        root.child(unknown[0]).warn(f"top-level blocks {unknown} are not used (ignored)")

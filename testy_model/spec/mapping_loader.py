@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testy_model.spec.arch import Architecture
-from testy_model.spec.arch_loader import _parse_factors, parse_permutation, warn_unknown_top
-from testy_model.spec.cursor import Cur, Doc
+from testy_model.spec.arch_constraints import parse_factors, parse_permutation
+from testy_model.spec.cursor import Cur, Doc, warn_unknown_top
 from testy_model.spec.mapping import LevelMapping, Mapping
 from testy_model.spec.workload import Problem
 from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL
@@ -57,7 +57,7 @@ class _Acc:
 
 
 def _factors(cur: Cur) -> dict[str, int]:
-    f = _parse_factors(cur)
+    f = parse_factors(cur)
     for d, v in f.items():
         if v < 0:
             raise cur.error(f"factor {d}<={-v} is a constraint, not a mapping; expected {d}=N")

@@ -274,7 +274,7 @@ def problem_from_cur(p: Cur, name: str) -> Problem:
 
 def problem_from_doc(doc: Doc) -> Problem:
     """Build a :class:`Problem` from a loaded document with a ``problem:`` block."""
-    from testy_model.spec.arch_loader import warn_unknown_top
+    from testy_model.spec.cursor import warn_unknown_top
 
     root = doc.root()
     if not root.is_map():
