@@ -71,7 +71,7 @@ class _LazyTyper(typer.Typer):
 
     _loaded = False
 
-    @property  # type: ignore[override]  # typer declares a plain attribute; same type
+    @property  # typer declares a plain attribute; same type
     def registered_commands(self) -> list[CommandInfo]:
         if not self._loaded:
             self._loaded = True

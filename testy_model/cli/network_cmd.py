@@ -155,7 +155,7 @@ def show_network(
     if plan is not None and plot is None:
         raise SpecError("--plan colours the drawing: give --plot FILE.png too")
     plot_path = check_output("--plot", plot, [name, plan], force) if plot is not None else None
-    if plot is not None:
+    if plot_path is not None:
         from testy_model.graph.draw import plot_network
         from testy_model.model.plan import Plan
 

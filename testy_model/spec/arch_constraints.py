@@ -100,8 +100,8 @@ def level_constraints(
 
 def spatial_constraints(s: Cur) -> tuple[dict[str, int], tuple[str, ...], int | None]:
     s.as_map().warn_unused({"factors", "permutation", "split"})
-    sf = parse_factors(s.opt("factors")) if s.opt("factors") is not None else {}
-    sp = parse_permutation(s.opt("permutation")) if s.opt("permutation") is not None else ()
+    sf = parse_factors(c) if (c := s.opt("factors")) is not None else {}
+    sp = parse_permutation(c) if (c := s.opt("permutation")) is not None else ()
     split_cur = s.opt("split")
     split = split_cur.int(minimum=0) if split_cur is not None else None
     return sf, sp, split

@@ -273,7 +273,7 @@ def storage_level(
     try:
         return StorageLevel(
             name=name,
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             depth=depth,
             width=width,
             datawidth=datawidth,
@@ -299,7 +299,7 @@ def storage_level(
             bypass=bypass,
             constraints=lc,
             energy_source=source,
-            estimator=estimator,  # type: ignore[arg-type]
+            estimator=estimator,
         )
     except ValidationError as err:
         raise validation_to_spec_error(err, comp, {}) from None
@@ -335,7 +335,7 @@ def compute_unit(
             leakage=leak.num(minimum=0) if leak is not None else 0.0,
             area_um2=area.num(minimum=0) if area is not None else None,
             energy_source="spec" if me is not None else et.TABLE_SOURCE,
-            estimator=estimator,  # type: ignore[arg-type]
+            estimator=estimator,
             multiplier_width=mult,
         )
     except ValidationError as err:

@@ -91,8 +91,8 @@ def _mesh(cur: Cur | None) -> tuple[int, int]:
 def _component(comp: Cur, st: WalkState, v03: bool) -> None:
     comp.as_map()
     name = comp.req("name").str()
-    cls = comp.opt("class").str() if comp.opt("class") is not None else ""
-    subclass = comp.opt("subclass").str() if comp.opt("subclass") is not None else ""
+    cls = c.str() if (c := comp.opt("class")) is not None else ""
+    subclass = c.str() if (c := comp.opt("subclass")) is not None else ""
     check_class(comp, cls, st)
     compute = is_compute(cls, subclass)
     comp.warn_unused(

@@ -4,6 +4,7 @@ conversion of a pydantic ``ValidationError`` into a located :class:`SpecError`."
 
 from __future__ import annotations
 
+import builtins
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -177,7 +178,7 @@ class Cur:
             raise self.error(f"expected true or false, got {_describe(self.value)}")
         return self.value
 
-    def str_list(self) -> tuple[str, ...]:
+    def str_list(self) -> tuple[builtins.str, ...]:
         """A list of strings (a single string or null also accepted)."""
         if self.value is None:
             return ()
@@ -185,7 +186,9 @@ class Cur:
             return (self.value,)
         return tuple(c.str() for c in self.elems())
 
-    def warn_unused(self, used: Iterable[str], silent: Iterable[str] = ()) -> None:
+    def warn_unused(
+        self, used: Iterable[builtins.str], silent: Iterable[builtins.str] = ()
+    ) -> None:
         """Record every key of this mapping not in ``used`` or ``silent`` as unused; the file's
         loader reports them all in one warning (:meth:`Doc.report_unused`)."""
         if not isinstance(self.value, dict):
@@ -195,7 +198,7 @@ class Cur:
             if k not in known:
                 self.doc.unused.append((*self.path, k))
 
-    def reject_unknown(self, known: Iterable[str], what: str = "key") -> None:
+    def reject_unknown(self, known: Iterable[builtins.str], what: builtins.str = "key") -> None:
         """Raise a :class:`SpecError` at the first key of this mapping not in ``known``, with a
         "did you mean" suggestion and the keys allowed (strict files: networks, plans, sweeps)."""
         if not isinstance(self.value, dict):

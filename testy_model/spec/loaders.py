@@ -98,7 +98,7 @@ def _operator(oc: Cur, prev: str | None, shapes: dict[str, tuple[int, ...]]) -> 
         raise oc.error(f"operator {name!r}: give its output 'shape' (a list of sizes)")
     try:
         return Operator(
-            name=name, op=op, inputs=inputs, shape=shape,  # type: ignore[arg-type]
+            name=name, op=op, inputs=inputs, shape=shape,
             window=oc.opt("window").int(minimum=1) if oc.has("window") else 1,  # type: ignore[union-attr]
             constant_words=oc.opt("constant_words").int(minimum=0)  # type: ignore[union-attr]
             if oc.has("constant_words") else 0,
@@ -195,7 +195,7 @@ def network_from_doc(doc: Doc) -> Network:
         prev = node.name
     if not layers:
         raise net.child("layers").error("expected at least one GEMM-like layer")
-    name = net.opt("name").str() if net.opt("name") is not None else Path(doc.file).stem
+    name = c.str() if (c := net.opt("name")) is not None else Path(doc.file).stem
     order = tuple(lc.req("name").str() for lc in entries) if graph else ()
     try:
         return Network(name=name, layers=tuple(layers), operators=tuple(operators), order=order)

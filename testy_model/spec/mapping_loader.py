@@ -136,17 +136,18 @@ def mapping_from_cur(
             ):
                 flag = e.opt(key)
                 if flag is not None:
-                    names = flag.str_list()
-                    bad = [t for t in names if tensors is not None and t not in tensors]
+                    flagged = flag.str_list()
+                    bad = [t for t in flagged if tensors is not None and t not in tensors]
                     if bad:
                         raise flag.error(
                             f"unknown tensor {bad[0]!r}; the problem's tensors are "
                             f"{sorted(tensors or ())}"
                         )
-                    setattr(acc, attr, tuple(dict.fromkeys((*getattr(acc, attr), *names))))
+                    setattr(acc, attr, tuple(dict.fromkeys((*getattr(acc, attr), *flagged))))
             fcur = e.opt("factors")
             f = _factors(fcur) if fcur is not None else {}
-            perm = parse_permutation(e.opt("permutation")) if e.opt("permutation") else ()
+            pcur = e.opt("permutation")
+            perm = parse_permutation(pcur) if pcur else ()
             if dims is not None:
                 for d in list(f) + list(perm):
                     if d not in dims:
@@ -208,12 +209,12 @@ def mapping_from_cur(
             e.warn_unused(
                 {"target", "type", "keep", "bypass", "stream"}, silent={"no_link_transfer"}
             )
-            if e.opt("stream") is not None and not virtual:
-                acc.stream = tuple(dict.fromkeys((*acc.stream, *e.opt("stream").str_list())))
+            if (scur := e.opt("stream")) is not None and not virtual:
+                acc.stream = tuple(dict.fromkeys((*acc.stream, *scur.str_list())))
             if virtual:
                 continue
-            keep = e.opt("keep").str_list() if e.opt("keep") is not None else None
-            byp = e.opt("bypass").str_list() if e.opt("bypass") is not None else ()
+            keep = kcur.str_list() if (kcur := e.opt("keep")) is not None else None
+            byp = bcur.str_list() if (bcur := e.opt("bypass")) is not None else ()
             if typ == "datatype" and keep is None and e.has("keep"):
                 keep = ()
             for t in list(keep or ()) + list(byp):

@@ -231,7 +231,7 @@ class _Converter:
         fused = n.domain == FUSED
         self.add_op(
             Operator(
-                name=name, op=kind,  # type: ignore[arg-type]
+                name=name, op=kind,
                 inputs=tuple(self.src(i, n) for i in runtime),
                 shape=tuple(out) or (1,), window=window, constant_words=self.const_words(n),
                 source=n.op_type + (" (fused pattern)" if fused else ""),
@@ -279,7 +279,7 @@ class _Converter:
             return
         name = self.uniq(n.name)
         kind = "concat" if n.op_type == "Concat" else "view"
-        self.add_op(Operator(name=name, op=kind, inputs=srcs, shape=tuple(out) or (1,),  # type: ignore[arg-type]
+        self.add_op(Operator(name=name, op=kind, inputs=srcs, shape=tuple(out) or (1,),
                              constant_words=self.const_words(n), source=n.op_type))  # fmt: skip
         self.node_of[n.outputs[0]] = name
 

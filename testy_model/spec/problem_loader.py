@@ -64,7 +64,7 @@ def _term(cur: Cur) -> tuple[str, int | str]:
 
 
 def _projection(cur: Cur) -> tuple[tuple[tuple[str, int | str], ...], ...]:
-    ranks = []
+    ranks: list[tuple[tuple[str, int | str], ...]] = []
     for rank in cur.as_list(allow_none=False).elems():
         if isinstance(rank.value, str):
             ranks.append(((rank.value, 1),))
@@ -146,7 +146,7 @@ def _density(cur: Cur) -> Density:
         if dist.replace("-", "_") == "fixed_structured":
             return fixed_structured_density(density)
         kind = "bernoulli" if dist in ("uniform", "bernoulli", "random") else "hypergeometric"
-        return Density(kind=kind, density=density)  # type: ignore[arg-type]
+        return Density(kind=kind, density=density)
     except ValidationError as err:
         raise validation_to_spec_error(err, cur, {"pattern": ("pattern",)}) from None
     except SpecError:
@@ -162,7 +162,7 @@ def problem_from_cur(p: Cur, name: str) -> Problem:
     )
     shape = p.req("shape").as_map()
     shape.warn_unused({"name", "dimensions", "data_spaces", "data-spaces", "coefficients"})
-    shape_name = shape.opt("name").str() if shape.opt("name") is not None else "problem"
+    shape_name = c.str() if (c := shape.opt("name")) is not None else "problem"
     dims_cur = shape.req("dimensions")
     dims = dims_cur.str_list()
     if len(set(dims)) != len(dims):
@@ -174,24 +174,24 @@ def problem_from_cur(p: Cur, name: str) -> Problem:
                 coefs[c.value] = 1
                 continue
             c.as_map().warn_unused({"name", "default"})
-            d = c.opt("default")
-            coefs[c.req("name").str()] = d.int() if d is not None else 1
+            dflt = c.opt("default")
+            coefs[c.req("name").str()] = dflt.int() if dflt is not None else 1
     spaces = []
     ds_cur = shape.req("data_spaces", "data-spaces")
-    for ds in ds_cur.as_list(allow_none=False).elems():
-        ds.as_map().warn_unused({"name", "projection", "read_write", "read-write"})
-        rw = ds.opt("read_write", "read-write")
-        proj_cur = ds.req("projection")
+    for ds_c in ds_cur.as_list(allow_none=False).elems():
+        ds_c.as_map().warn_unused({"name", "projection", "read_write", "read-write"})
+        rw = ds_c.opt("read_write", "read-write")
+        proj_cur = ds_c.req("projection")
         try:
             spaces.append(
                 DataSpace(
-                    name=ds.req("name").str(),
+                    name=ds_c.req("name").str(),
                     projection=_projection(proj_cur),
                     read_write=rw.bool() if rw is not None else False,
                 )
             )
         except ValidationError as err:
-            raise validation_to_spec_error(err, ds) from None
+            raise validation_to_spec_error(err, ds_c) from None
     inst = p.req("instance").as_map()
     bounds: dict[str, int] = {}
     densities: dict[str, Density] = {}

@@ -182,7 +182,7 @@ def _parse_rank(doc: MarkedYaml, raw: object, path: tuple[Any, ...]) -> RankForm
     md = keys.get("metadata_word_bits")
     pl = keys.get("payload_word_bits")
     return RankFormat(
-        format=fmt_s,  # type: ignore[arg-type]
+        format=fmt_s,
         metadata_word_bits=_int_or_none(doc, md[1], (*path, md[0])) if md else None,
         payload_word_bits=_int_or_none(doc, pl[1], (*path, pl[0])) if pl else None,
         flattened_rank_ids=flat,
@@ -227,7 +227,7 @@ def _parse_format(
             DataSpaceFormat(
                 name=str(dkeys["name"][1]),
                 ranks=ranks,
-                rank_application_order=order,  # type: ignore[arg-type]
+                rank_application_order=order,
             )
         )
     return tuple(out)
@@ -253,7 +253,7 @@ def _parse_action(doc: MarkedYaml, raw: object, path: tuple[Any, ...]) -> Action
     if "condition_on" in keys:
         ck, cv = keys["condition_on"]
         cond = tuple(str(c) for c in _as_list(doc, cv, (*path, ck), "data-space names"))
-    return ActionOptimization(type=t_s, target=str(keys["target"][1]), condition_on=cond)  # type: ignore[arg-type]
+    return ActionOptimization(type=t_s, target=str(keys["target"][1]), condition_on=cond)
 
 
 def _parse_actions(
@@ -303,7 +303,7 @@ def _parse_compute(
             raise doc.error(
                 ipath, f"unknown compute optimization {t!r} (expected gating or skipping)"
             )
-        out.append(ComputeOptimization(type=t))  # type: ignore[arg-type]
+        out.append(ComputeOptimization(type=t))
     return tuple(out)
 
 

@@ -249,29 +249,29 @@ def validate_mapping(
             )
     by_name = {lm.target: lm for lm in mapping.levels}
     for i, lvl in enumerate(arch.levels):
-        lm = by_name.get(lvl.name)
+        lvl_map = by_name.get(lvl.name)
         # 3. fan-out
-        if lm is not None and lm.spatial:
+        if lvl_map is not None and lvl_map.spatial:
             fan = arch.fanout(i)
             eff = effective_spatial(mapping, arch, problem, lvl.name, sparse_opts)
             used = math.prod(eff.values())
             if used > fan:
                 note = (
                     f" (effective {eff} after skipping structured zeros)"
-                    if eff != {d: int(f) for d, f in lm.spatial.items()}
+                    if eff != {d: int(f) for d, f in lvl_map.spatial.items()}
                     else ""
                 )
                 raise _err(
                     mapping,
-                    f"level {lvl.name!r}: spatial factors {lm.spatial}{note} use "
+                    f"level {lvl.name!r}: spatial factors {lvl_map.spatial}{note} use "
                     f"{used} instances but the fan-out below it is {fan}",
                     lvl.name,
                 )
             below_x = arch.levels[i + 1].mesh_x if i + 1 < len(arch.levels) else arch.compute.mesh_x
-            if lm.split is not None and below_x % lvl.mesh_x == 0:
+            if lvl_map.split is not None and below_x % lvl.mesh_x == 0:
                 fan_x = below_x // lvl.mesh_x
                 fan_y = max(1, fan // fan_x)
-                x_dims = lm.spatial_permutation[: lm.split]
+                x_dims = lvl_map.spatial_permutation[: lvl_map.split]
                 x = math.prod(eff.get(d, 1) for d in x_dims)
                 y = used // x
                 if x > fan_x or y > fan_y:
@@ -282,8 +282,8 @@ def validate_mapping(
                         lvl.name,
                     )
         # 4. keep / bypass
-        if lm is not None:
-            for t in lm.keep or ():
+        if lvl_map is not None:
+            for t in lvl_map.keep or ():
                 if not lvl.keeps(t):
                     raise _err(
                         mapping,
@@ -292,7 +292,7 @@ def validate_mapping(
                         f"bypass={list(lvl.bypass)})",
                         lvl.name,
                     )
-            both = set(lm.keep or ()) & set(lm.bypass)
+            both = set(lvl_map.keep or ()) & set(lvl_map.bypass)
             if both:
                 raise _err(
                     mapping,

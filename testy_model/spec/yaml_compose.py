@@ -12,8 +12,9 @@ message are PyYAML's.
 
 from __future__ import annotations
 
+import importlib
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from yaml.composer import Composer
@@ -51,6 +52,8 @@ class YamlLimitError(yaml.YAMLError):
         super().__init__(problem)
         self.problem = problem
         self.line = line
+        #: Key path of the node being composed (set by the composer).
+        self.path: tuple[str | int, ...] = ()
 
 
 class _LimitedComposer(Composer):
@@ -58,6 +61,10 @@ class _LimitedComposer(Composer):
     depth, node count, scalar length and the number of nodes reachable through aliases (each
     alias counts the full expanded size of the node it names, so an alias bomb is refused after a
     few thousand nodes instead of being expanded later by whoever walks the tree)."""
+
+    if TYPE_CHECKING:  # provided by the parser this composer is mixed with
+
+        def peek_event(self) -> yaml.Event: ...
 
     def _start_counting(self) -> None:
         self._depth = 0
@@ -134,18 +141,19 @@ class PythonLoader(_LimitedComposer, yaml.SafeLoader):
         self._start_counting()
 
 
-try:  # libyaml's parser, where PyYAML was built with it (``yaml.__with_libyaml__``)
-    from yaml._yaml import CParser as _CParser
+_CParser: Any  # libyaml's parser, where PyYAML was built with it (``yaml.__with_libyaml__``)
+try:
+    _CParser = importlib.import_module("yaml._yaml").CParser
 except ImportError:  # pragma: no cover - a PyYAML without libyaml
     _CParser = None
 
 
 if _CParser is not None:
 
-    class FastLoader(_LimitedComposer, _CParser, SafeConstructor, Resolver):  # type: ignore[misc]
+    class FastLoader(_LimitedComposer, _CParser, SafeConstructor, Resolver):
         """libyaml's scanner and parser (events) with the limited Python composer; the
         composer comes first in the method order, so libyaml's own ``get_single_node`` is not
-        used (mypy: ``CParser`` has no stubs of its base classes, hence the ignore)."""
+        used."""
 
         def __init__(self, stream: str) -> None:
             _CParser.__init__(self, stream)

@@ -75,13 +75,13 @@ KNOWN_TOP_LEVEL: frozenset[str] = frozenset(
 )
 
 
-class TaggedDict(dict):  # type: ignore[type-arg]
+class TaggedDict(dict[str, Any]):
     """A YAML mapping that carried a local tag such as ``!Component`` (``tag == "Component"``)."""
 
     tag: str = ""
 
 
-class TaggedList(list):  # type: ignore[type-arg]
+class TaggedList(list[Any]):
     """A YAML sequence that carried a local tag such as ``!Parallel``."""
 
     tag: str = ""
