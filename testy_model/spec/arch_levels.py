@@ -288,9 +288,7 @@ def storage_level(
             metadata_depth=md,
             metadata_width=mw,
             metadata_datawidth=(
-                first_attr(attrs, "metadata_datawidth").int(minimum=0)  # type: ignore[union-attr]
-                if first_attr(attrs, "metadata_datawidth") is not None
-                else 0
+                mdw.int(minimum=0) if (mdw := first_attr(attrs, "metadata_datawidth")) else 0
             ),
             shared_bandwidth=bw("shared_bandwidth"),
             leakage=leak.num(minimum=0) if leak is not None else 0.0,

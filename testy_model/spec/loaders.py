@@ -99,9 +99,8 @@ def _operator(oc: Cur, prev: str | None, shapes: dict[str, tuple[int, ...]]) -> 
     try:
         return Operator(
             name=name, op=op, inputs=inputs, shape=shape,
-            window=oc.opt("window").int(minimum=1) if oc.has("window") else 1,  # type: ignore[union-attr]
-            constant_words=oc.opt("constant_words").int(minimum=0)  # type: ignore[union-attr]
-            if oc.has("constant_words") else 0,
+            window=w.int(minimum=1) if (w := oc.opt("window")) is not None else 1,
+            constant_words=cw.int(minimum=0) if (cw := oc.opt("constant_words")) is not None else 0,
         )  # fmt: skip
     except ValidationError as err:
         raise validation_to_spec_error(err, oc, {}) from None

@@ -144,8 +144,8 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             self.loader.flatten_mapping(node)
             out: dict[Any, Any] = TaggedDict() if local else {}
-            if local:
-                out.tag = tag[1:]  # type: ignore[attr-defined]
+            if isinstance(out, TaggedDict):
+                out.tag = tag[1:]
             for key_node, value_node in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise SpecError(
@@ -176,8 +176,8 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             seq: list[Any] = TaggedList() if local else []
-            if local:
-                seq.tag = tag[1:]  # type: ignore[attr-defined]
+            if isinstance(seq, TaggedList):
+                seq.tag = tag[1:]
             for i, child in enumerate(node.value):
                 seq.append(self.build(child, (*path, i), depth + 1))
             return seq
