@@ -31,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 _MAIN = "import sys; from testy_model.cli import main; sys.argv[0] = 'testy-model'; main()"
-_FLOOR = "import numpy, networkx, pydantic, yaml, typer, rich.table"
+_FLOOR = "import numpy, networkx, pydantic, yaml, typer, rich.console, rich.table"
 
 
 def shared_dir(given: str | None) -> Path:
