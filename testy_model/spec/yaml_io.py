@@ -121,59 +121,27 @@ class _Builder:
     count: int = 0
 
     def build(self, node: yaml.Node, path: KeyPath, depth: int = 0) -> Any:
+        """The plain value of ``node`` at key path ``path`` (its line recorded in ``marks``)."""
         self.count += 1
         line = node.start_mark.line + 1
         if self.count > MAX_NODES + MAX_ALIAS_NODES or depth > 2 * MAX_DEPTH:
-            raise SpecError(  # unreachable past the composer's limits; kept as a guard
-                "document too large or too deep; expected a plain tree",
-                file=self.file,
-                line=line,
-                key_path=format_path(path) or TOP_LEVEL,
-            )
+            # unreachable past the composer's limits; kept as a guard
+            raise self._error("document too large or too deep; expected a plain tree", line, path)
         self.marks.setdefault(path, line)
         tag = node.tag or ""
         local = tag.startswith("!") and not tag.startswith("!!")
         if not local and tag not in _CORE_TAGS:
-            raise SpecError(
+            raise self._error(
                 f"tag {tag!r} is not allowed (only plain YAML and Timeloop tags such as "
                 "!Component; python object tags are rejected)",
-                file=self.file,
-                line=line,
-                key_path=format_path(path) or TOP_LEVEL,
+                line,
+                path,
             )
         if isinstance(node, yaml.MappingNode):
-            self.loader.flatten_mapping(node)
             out: dict[Any, Any] = TaggedDict() if local else {}
             if isinstance(out, TaggedDict):
                 out.tag = tag[1:]
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    raise SpecError(
-                        "mapping keys must be plain scalars",
-                        file=self.file,
-                        line=key_node.start_mark.line + 1,
-                        key_path=format_path(path) or TOP_LEVEL,
-                    )
-                key = self.build(key_node, (*path, "<key>"), depth + 1)
-                self.marks.pop((*path, "<key>"), None)
-                if not isinstance(key, (str, int, float, bool)) and key is not None:
-                    raise SpecError(
-                        "mapping keys must be strings or numbers",
-                        file=self.file,
-                        line=key_node.start_mark.line + 1,
-                        key_path=format_path(path) or TOP_LEVEL,
-                    )
-                key = str(key)
-                if key in out:
-                    raise SpecError(
-                        f"duplicate key {key!r}",
-                        file=self.file,
-                        line=key_node.start_mark.line + 1,
-                        key_path=format_path(path) or TOP_LEVEL,
-                    )
-                self.marks[(*path, key)] = key_node.start_mark.line + 1
-                out[key] = self.build(value_node, (*path, key), depth + 1)
-            return out
+            return self._mapping(node, out, path, depth)
         if isinstance(node, yaml.SequenceNode):
             seq: list[Any] = TaggedList() if local else []
             if isinstance(seq, TaggedList):
@@ -181,35 +149,48 @@ class _Builder:
             for i, child in enumerate(node.value):
                 seq.append(self.build(child, (*path, i), depth + 1))
             return seq
-        # scalar
         if local:
             if node.value not in ("", None):
-                raise SpecError(
-                    f"tag {tag!r} on a scalar; expected it on a mapping",
-                    file=self.file,
-                    line=line,
-                    key_path=format_path(path) or TOP_LEVEL,
-                )
+                raise self._error(f"tag {tag!r} on a scalar; expected it on a mapping", line, path)
             empty = TaggedDict()
             empty.tag = tag[1:]
             return empty
+        return self._scalar(node, line, path)
+
+    def _error(self, problem: str, line: int, path: KeyPath) -> SpecError:
+        where = format_path(path) or TOP_LEVEL
+        return SpecError(problem, file=self.file, line=line, key_path=where)
+
+    def _mapping(
+        self, node: yaml.MappingNode, out: dict[Any, Any], path: KeyPath, depth: int
+    ) -> dict[Any, Any]:
+        """Fill ``out`` with the entries of ``node``: keys are plain scalars, read as strings,
+        each once; merge keys (``<<``) are flattened first."""
+        self.loader.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key_line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self._error("mapping keys must be plain scalars", key_line, path)
+            key = self.build(key_node, (*path, "<key>"), depth + 1)
+            self.marks.pop((*path, "<key>"), None)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                raise self._error("mapping keys must be strings or numbers", key_line, path)
+            key = str(key)
+            if key in out:
+                raise self._error(f"duplicate key {key!r}", key_line, path)
+            self.marks[(*path, key)] = key_line
+            out[key] = self.build(value_node, (*path, key), depth + 1)
+        return out
+
+    def _scalar(self, node: yaml.Node, line: int, path: KeyPath) -> Any:
+        """A scalar by the loader's resolvers, refused when a number is out of range."""
         try:
             value = self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as err:
-            raise SpecError(
-                f"cannot read scalar {clip(node.value)}: {err}",
-                file=self.file,
-                line=line,
-                key_path=format_path(path) or TOP_LEVEL,
-            ) from None
+            raise self._error(f"cannot read scalar {clip(node.value)}: {err}", line, path) from None
         problem = number_problem(value)
         if problem is not None:
-            raise SpecError(
-                f"{problem}, got {clip(node.value)}",
-                file=self.file,
-                line=line,
-                key_path=format_path(path) or TOP_LEVEL,
-            )
+            raise self._error(f"{problem}, got {clip(node.value)}", line, path)
         return value
 
 
