@@ -242,31 +242,15 @@ def storage_level(
     type_cur = first_attr(attrs, "type")
     dram_type = type_cur.str() if type_cur is not None else None
     estimator = et.estimator_class(cls, subclass, depth)
-    re_cur, we_cur = first_attr(attrs, "read_energy"), first_attr(attrs, "write_energy")
-    if re_cur is not None or we_cur is not None:
-        first = re_cur if re_cur is not None else we_cur
-        assert first is not None
-        read_e = first.num(minimum=0)
-        write_e = we_cur.num(minimum=0) if we_cur is not None else read_e
+    given = _given_energies(attrs, "read_energy", "write_energy")
+    if given is not None:
+        read_e, write_e = given
         source = "spec"
     else:
         read_e, write_e, source = derive_energies(
             kind, depth, width, datawidth, dram_type, estimator, node_nm(st.technology)
         )
-    md_cur = first_attr(attrs, "metadata_storage_depth")
-    mw_cur = first_attr(attrs, "metadata_storage_width")
-    md = md_cur.int(minimum=0) if md_cur is not None else 0
-    mw = mw_cur.int(minimum=0) if mw_cur is not None else 0
-    mre, mwe = first_attr(attrs, "metadata_read_energy"), first_attr(attrs, "metadata_write_energy")
-    if mre is not None or mwe is not None:
-        first = mre if mre is not None else mwe
-        assert first is not None
-        m_read = first.num(minimum=0)
-        m_write = mwe.num(minimum=0) if mwe is not None else m_read
-    elif kind == "DRAM" and mw > 0:
-        m_read = m_write = et.dram_word_energy(dram_type, 1)[0]
-    else:
-        m_read, m_write = et.metadata_energy_per_bit(md, mw, node_nm(st.technology))
+    md, mw, m_read, m_write = _metadata(attrs, kind, dram_type, st.technology)
     leak = first_attr(attrs, "leakage")
     area = first_attr(attrs, "area_um2", "area")
     lc, keep, bypass = level_constraints(comp.opt("constraints"))
@@ -301,6 +285,38 @@ def storage_level(
         )
     except ValidationError as err:
         raise validation_to_spec_error(err, comp, {}) from None
+
+
+def _given_energies(attrs: dict[str, Cur], read: str, write: str) -> tuple[float, float] | None:
+    """(read, write) pJ written in the spec under the attributes ``read`` / ``write`` (a missing
+    write energy equals the read energy, and the reverse), or None when neither is given."""
+    r_cur, w_cur = first_attr(attrs, read), first_attr(attrs, write)
+    if r_cur is None and w_cur is None:
+        return None
+    first = r_cur if r_cur is not None else w_cur
+    assert first is not None
+    r = first.num(minimum=0)
+    return r, (w_cur.num(minimum=0) if w_cur is not None else r)
+
+
+def _metadata(
+    attrs: dict[str, Cur], kind: str, dram_type: str | None, technology: str | None
+) -> tuple[int, int, float, float]:
+    """(depth, width in bits, read pJ, write pJ) of a level's metadata storage: energies from
+    the spec, else DRAM's per-bit energy (width 1) for a DRAM with metadata, else the
+    estimators' per-bit metadata energy at the design's node."""
+    md_cur = first_attr(attrs, "metadata_storage_depth")
+    mw_cur = first_attr(attrs, "metadata_storage_width")
+    md = md_cur.int(minimum=0) if md_cur is not None else 0
+    mw = mw_cur.int(minimum=0) if mw_cur is not None else 0
+    given = _given_energies(attrs, "metadata_read_energy", "metadata_write_energy")
+    if given is not None:
+        m_read, m_write = given
+    elif kind == "DRAM" and mw > 0:
+        m_read = m_write = et.dram_word_energy(dram_type, 1)[0]
+    else:
+        m_read, m_write = et.metadata_energy_per_bit(md, mw, node_nm(technology))
+    return md, mw, m_read, m_write
 
 
 def compute_unit(
