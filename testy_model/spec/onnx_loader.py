@@ -428,7 +428,8 @@ def _weights(path: str, mtime_ns: int, size: int) -> dict[str, tuple[Const, bool
 def onnx_weight(path: str | Path, layer: str) -> np.ndarray:
     """The weight of GEMM layer ``layer`` of an ONNX model, as the model decomposes it: a
     convolution's (M, C/groups, kH, kW) initializer, a GEMM's (M, K) (transposed from an ONNX
-    (K, M) ``MatMul``/``Gemm`` operand). The reference ``model.onnx:LAYER`` names it."""
+    (K, M) ``MatMul``/``Gemm`` operand). The reference ``model.onnx:LAYER`` names it. A fresh
+    array each call: the converted weights are cached (the last two models) and shared."""
     p = Path(path).resolve()
     if not p.is_file():
         raise SpecError("tensor file not found", file=str(path))
@@ -440,5 +441,5 @@ def onnx_weight(path: str | Path, layer: str) -> np.ndarray:
             file=str(path),
         )
     w, transpose = weights[layer]
-    arr = w.array() if isinstance(w, Fill) else np.asarray(w)
+    arr = w.array() if isinstance(w, Fill) else np.array(w, copy=True)
     return arr.T if transpose else arr
