@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from testy_model.cli.app import app, console, parse_params, user_errors
-from testy_model.cli.options import ArtOption, ConventionsOption, ErtOption
+from testy_model.cli.options import ArtOption, ConventionsOption, ErtOption, SetOption
 from testy_model.cli.outputs import check_outputs, save_figure
 from testy_model.spec.conventions import Conventions
 
@@ -228,14 +228,7 @@ def eval_command(
     ] = None,
     ert: ErtOption = None,
     art: ArtOption = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY.PATH=VALUE",
-            help="architecture override (repeatable; bandwidths in words/cycle, as in the file)",
-        ),
-    ] = None,
+    set_: SetOption = None,
     measured: Annotated[
         bool,
         typer.Option(

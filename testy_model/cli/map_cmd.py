@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from testy_model.cli.app import app, console, err_console, user_errors
+from testy_model.cli.options import SetOption
 from testy_model.cli.outputs import check_output, write_text
 from testy_model.errors import SpecError
 
@@ -76,14 +77,7 @@ def map_command(
     ert: Annotated[
         str | None, typer.Option("--ert", help="Accelergy ERT.yaml with per-action energies")
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY.PATH=VALUE",
-            help="architecture override (repeatable; bandwidths in words/cycle, as in the file)",
-        ),
-    ] = None,
+    set_: SetOption = None,
     out: Annotated[str | None, typer.Option("--out", help="write the mapping YAML here")] = None,
     force: Annotated[
         bool, typer.Option("--force", help="replace the --out file if it exists")
