@@ -391,3 +391,13 @@ def test_gemm_epilogues_fold_into_their_layer(tmp_path: Path) -> None:
     bias = next(o for o in exposed.operators if o.name == "bias")
     assert (bias.op, bias.inputs, bias.constant_words) == ("add", ("fc1",), 16)
     assert set(exposed.outputs) == {"fc1", "fc2"}
+
+
+def test_onnx_weights_are_fresh_arrays(tmp_path: Path) -> None:
+    """The converted weights are cached per model file; a caller writing into the array it got
+    must not change what the next reference to the same layer reads."""
+    model, w = residual_cnn(13, constant_nodes=True)
+    path = save(model, tmp_path / "const.onnx")
+    first = load_tensor_ref(f"{path}:conv1")
+    first[...] = 0
+    assert np.array_equal(load_tensor_ref(f"{path}:conv1"), w["w1"])

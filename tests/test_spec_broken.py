@@ -110,6 +110,7 @@ CASES = [
     ("problem_density_negative.yaml", "problem", "densities.A.density", ">= 0"),
     ("problem_read_write_not_bool.yaml", "problem", "data_spaces[2].read_write", "true or false"),
     ("network_layers_not_list.yaml", "network", "network.layers", "expected a list"),
+    ("arch_pattern_not_list.yaml", "arch", "sparsity.B.patterns", "list of them, got 24"),
 ]
 
 

@@ -128,7 +128,7 @@ def _variant_costs(report: Any) -> dict[str, dict[str, Any]]:
             "energy": energy,
             "cycles": [float(t.cycles[i]) for t, i in ent],
             "compute": [d.get("compute", 0.0) for d in lat],
-            "bottleneck": [max(d, key=d.get) if d else "compute" for d in lat],
+            "bottleneck": [max(d, key=d.__getitem__) if d else "compute" for d in lat],
             "series": [t.options[i] for t, i in ent],
         }
     return out

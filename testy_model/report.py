@@ -310,7 +310,8 @@ class Report:
         or cycles (``by="cycles"``): ``[(name, share), ...]``, shares of the network total."""
         key = "energy_pj" if by == "energy" else "cycles"
         total = self.energy_pj if by == "energy" else self.cycles
-        rows = [(x.name, float(getattr(x, key))) for x in (*self.layers, *self.operators)]
+        nodes: tuple[LayerResult | OperatorResult, ...] = (*self.layers, *self.operators)
+        rows = [(x.name, float(getattr(x, key))) for x in nodes]
         rows.sort(key=lambda r: (-r[1], r[0]))
         return [(n, v / total if total else 0.0) for n, v in rows[:k]]
 
@@ -372,8 +373,8 @@ class Report:
         top = ", ".join(f"{n} {share:.1%}" for n, share in self.dominant(k))
         lines.append(f"operators that dominate energy: {top}")
         if self.operators:
-            kinds = ", ".join(f"{n} {v:.1%}" for n, v in self.energy_by_kind()[:k])
-            lines.append(f"energy by operator kind: {kinds}")
+            by_kind = ", ".join(f"{n} {v:.1%}" for n, v in self.energy_by_kind()[:k])
+            lines.append(f"energy by operator kind: {by_kind}")
         return lines
 
     def energy_by_kind(self) -> list[tuple[str, float]]:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 import warnings
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from testy_model.errors import TestyModelError
+
+if TYPE_CHECKING:
+    from typer.models import CommandInfo
 
 
 def _flag_type_hidden() -> None:
@@ -35,7 +39,51 @@ def _flag_type_hidden() -> None:
 
 _flag_type_hidden()
 
-app = typer.Typer(
+#: The module of each sub-command (importing it registers the command). A run imports only the
+#: module of the command it names; ``--help``, an unknown command and users of :data:`app`
+#: (tests) get them all, in this order (the order of ``--help``).
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "decompose": ("decompose_cmd",),
+    "eval": ("eval_cmd",),
+    "map": ("map_cmd",),
+    "minilm": ("minilm_cmd",),
+    "show": ("network_cmd", "spec_cmd"),
+    "search": ("search_cmd",),
+    "study": ("sparseloop_cmd",),
+    "validate": ("spec_cmd",),
+    "sweep": ("sweep_cmd",),
+    "pareto": ("sweep_cmd",),
+}
+
+
+def load_commands(names: Iterable[str] | None = None) -> None:
+    """Import the modules of the commands ``names`` (all commands when ``None``)."""
+    wanted = COMMAND_MODULES if names is None else names
+    for name in wanted:
+        for module in COMMAND_MODULES[name]:
+            importlib.import_module(f"testy_model.cli.{module}")
+
+
+class _LazyTyper(typer.Typer):
+    """A ``Typer`` whose command modules are imported when typer first reads its commands
+    (building the click group for a run or a test), unless :func:`main` already imported the one
+    module a run needs. Keeps ``import testy_model.cli`` free of the commands' libraries."""
+
+    _loaded = False
+
+    @property  # typer declares a plain attribute; same type
+    def registered_commands(self) -> list[CommandInfo]:
+        if not self._loaded:
+            self._loaded = True
+            load_commands()
+        return self._commands
+
+    @registered_commands.setter
+    def registered_commands(self, value: list[CommandInfo]) -> None:
+        self._commands = value
+
+
+app = _LazyTyper(
     name="testy-model",
     help="Analytical cost model of sparse DNNs on structured-sparse (N:M) accelerators with TASD.",
     no_args_is_help=True,
@@ -139,7 +187,19 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _command_named(argv: list[str]) -> str | None:
+    """The sub-command ``argv`` names (its first word not starting with ``-``), if known."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMAND_MODULES else None
+    return None
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: imports only the module of the command run (all for help)."""
+    name = _command_named(sys.argv[1:])
+    if name is not None and not app._loaded:
+        app._loaded = True
+        load_commands([name])
     app(prog_name="testy-model")
     sys.exit(0)

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from testy_model.cli.app import app, console, user_errors
 from testy_model.errors import SpecError
-from testy_model.tasd.decompose import Decomposition, decompose
-from testy_model.tasd.io import load_array, save_decomposition
-from testy_model.tasd.pattern import TasdSeries
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from testy_model.tasd.decompose import Decomposition
 
 
 def metrics_table(dec: Decomposition, title: str) -> Table:
     """A rich table of the per-term metrics of ``dec`` (percentages of the array's totals)."""
+    from rich.table import Table
+
     table = Table(title=title)
     for col in ("term", "pattern", "kept nnz", "% of nnz", "% of L1", "rel. error after"):
         table.add_column(col, justify="right" if col != "pattern" else "left")
@@ -55,6 +58,9 @@ def decompose_command(
 ) -> None:
     """Decompose a tensor greedily into N:M terms and report kept non-zeros, L1 mass and error."""
     from testy_model.cli.outputs import check_output
+    from testy_model.tasd.decompose import decompose
+    from testy_model.tasd.io import load_array, save_decomposition
+    from testy_model.tasd.pattern import TasdSeries
 
     ser = TasdSeries.parse(series)
     if out is not None:

@@ -41,17 +41,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from testy_model.cli.app import app, console, parse_params, user_errors
-from testy_model.cli.options import ArtOption, ConventionsOption, ErtOption
+from testy_model.cli.options import ArtOption, ConventionsOption, ErtOption, SetOption
 from testy_model.cli.outputs import check_outputs, save_figure
-from testy_model.spec.arch import Architecture
 from testy_model.spec.conventions import Conventions
-from testy_model.spec.mapping import Mapping
-from testy_model.spec.workload import Network
+
+if TYPE_CHECKING:
+    from testy_model.report import Report
+    from testy_model.spec.arch import Architecture
+    from testy_model.spec.mapping import Mapping
+    from testy_model.spec.workload import Network
 
 
 def resolve_network(
@@ -144,11 +147,11 @@ def ragged_terms(net: Network, plan: str | None) -> list[str]:
     return out
 
 
-def _notes(rep: object, net: Network, a: Architecture, plan: str | None, measured: bool) -> None:
+def _notes(rep: Report, net: Network, a: Architecture, plan: str | None, measured: bool) -> None:
     """The lines printed after the totals: measured densities, plan terms that fit no hardware
     pattern or end rows in partial blocks, invalid mappings."""
     if measured:
-        src = {x.name: x.density_source for x in rep.layers}  # type: ignore[attr-defined]
+        src = {x.name: x.density_source for x in rep.layers}
         closed = [n for n, v in src.items() if v != "measured"]
         console.print(
             f"densities: measured on real tensors for {len(src) - len(closed)} layer(s); "
@@ -171,7 +174,7 @@ def _notes(rep: object, net: Network, a: Architecture, plan: str | None, measure
             f"with zeros, the closed form prorates per value): {shown}",
             highlight=False,
         )
-    invalid = [x.name for x in rep.layers if not x.valid]  # type: ignore[attr-defined]
+    invalid = [x.name for x in rep.layers if not x.valid]
     if invalid:
         console.print(
             f"[yellow]warning:[/] mapping invalid (capacity, fan-out or factors) for {invalid}"
@@ -225,14 +228,7 @@ def eval_command(
     ] = None,
     ert: ErtOption = None,
     art: ArtOption = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY.PATH=VALUE",
-            help="architecture override (repeatable; bandwidths in words/cycle, as in the file)",
-        ),
-    ] = None,
+    set_: SetOption = None,
     measured: Annotated[
         bool,
         typer.Option(

@@ -11,15 +11,17 @@ names A, B as in the GEMM ``Z[m,n] += A[m,k]·B[n,k]``). Prints the cost and the
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from testy_model.cli.app import app, console, err_console, user_errors
+from testy_model.cli.options import SetOption
 from testy_model.cli.outputs import check_output, write_text
 from testy_model.errors import SpecError
-from testy_model.spec.workload import Density, Problem, gemm
-from testy_model.spec.yaml_io import did_you_mean
+
+if TYPE_CHECKING:
+    from testy_model.spec.workload import Density
 
 _GEMM_RE = re.compile(r"^\s*([A-Za-z])\s*=\s*(\d+)\s*$")
 
@@ -54,6 +56,7 @@ def parse_gemm(text: str) -> tuple[int, int, int]:
 def _file_densities(path: str) -> dict[str, Density]:
     """Densities of A and B from the file's ``problem:`` block (empty when it has none)."""
     from testy_model.spec.problem_loader import load_problem
+    from testy_model.spec.workload import Problem
     from testy_model.spec.yaml_io import load_yaml_with_marks
 
     data, _ = load_yaml_with_marks(path)
@@ -74,14 +77,7 @@ def map_command(
     ert: Annotated[
         str | None, typer.Option("--ert", help="Accelergy ERT.yaml with per-action energies")
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="KEY.PATH=VALUE",
-            help="architecture override (repeatable; bandwidths in words/cycle, as in the file)",
-        ),
-    ] = None,
+    set_: SetOption = None,
     out: Annotated[str | None, typer.Option("--out", help="write the mapping YAML here")] = None,
     force: Annotated[
         bool, typer.Option("--force", help="replace the --out file if it exists")
@@ -91,6 +87,8 @@ def map_command(
     from testy_model.mapper import find_mapping
     from testy_model.mapper.io import dump_mapping
     from testy_model.spec.inputs import load_design
+    from testy_model.spec.located import did_you_mean
+    from testy_model.spec.workload import gemm
 
     objectives = ("edp", "energy", "latency")
     if objective not in objectives:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import typer
-from rich.table import Table
 
 from testy_model.cli.app import app, console, err_console, user_errors
 from testy_model.cli.outputs import check_outputs, write_text
@@ -187,6 +186,8 @@ def _uniform_and_proxy(run: _Run, max_terms: int, held_out: bool) -> dict[str, A
 
 def _print_summary(arch_name: str, target: float, res: Any, summary: dict[str, Any]) -> None:
     """The per-layer table and the one-line summary."""
+    from rich.table import Table
+
     t = Table(title=f"all-MiniLM-L6-v2 on {arch_name}: mean cosine >= {target:g}")
     for col in ("layer", "weights", "activations", "measured loss"):
         t.add_column(col)

@@ -6,16 +6,17 @@ coloured by their series under ``--plan`` (``graph.draw.plot_network``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from testy_model.cli.app import console, parse_params, show_app, user_errors
 from testy_model.cli.outputs import check_output, save_figure
 from testy_model.errors import SpecError
-from testy_model.graph.zoo import ZooNetwork, describe_network, list_networks, network_params
-from testy_model.spec.workload import Layer, Network
+
+if TYPE_CHECKING:
+    from testy_model.graph.zoo import ZooNetwork
+    from testy_model.spec.workload import Layer, Network
 
 
 def layer_shape(layer: Layer) -> str:
@@ -54,6 +55,8 @@ def _fmt_count(x: float) -> str:
 
 
 def _load(name: str, params: dict[str, Any]) -> tuple[Network, ZooNetwork | None]:
+    from testy_model.graph.zoo import describe_network, network_params
+
     path = Path(name)
     if path.suffix.lower() in (".yaml", ".yml", ".onnx") or path.is_file():
         if params:
@@ -81,7 +84,9 @@ def _load(name: str, params: dict[str, Any]) -> tuple[Network, ZooNetwork | None
 @user_errors
 def show_network(
     name: str = typer.Argument(
-        ..., help=f"Zoo network ({', '.join(list_networks())}) or a network YAML file."
+        ...,
+        help="Zoo network (resnet50, bert_base, ...; an unknown name lists them all) or a "
+        "network YAML or ONNX file.",
     ),
     weight_sparsity: float | None = typer.Option(
         None, "--weight-sparsity", help="Unstructured weight sparsity in [0, 1)."
@@ -102,6 +107,8 @@ def show_network(
     force: bool = typer.Option(False, "--force", help="Replace the --plot file if it exists."),
 ) -> None:
     """Print the layers of a network: shapes, dense MACs, parameters, densities, and totals."""
+    from rich.table import Table
+
     params = parse_params(list(param or []))
     if weight_sparsity is not None:
         params["weight_sparsity"] = weight_sparsity
@@ -148,7 +155,7 @@ def show_network(
     if plan is not None and plot is None:
         raise SpecError("--plan colours the drawing: give --plot FILE.png too")
     plot_path = check_output("--plot", plot, [name, plan], force) if plot is not None else None
-    if plot is not None:
+    if plot_path is not None:
         from testy_model.graph.draw import plot_network
         from testy_model.model.plan import Plan
 

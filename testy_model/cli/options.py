@@ -35,5 +35,15 @@ ArtOption = Annotated[
     str | None, typer.Option("--art", help="Accelergy ART.yaml (µm² per instance)")
 ]
 
+#: ``--set KEY.PATH=VALUE``: architecture overrides (``spec.arch_overrides``), repeatable.
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY.PATH=VALUE",
+        help="architecture override (repeatable; bandwidths in words/cycle, as in the file)",
+    ),
+]
+
 DEFAULT_CONVENTIONS = Conventions.TIMELOOP.value
 STUDY_CONVENTIONS = Conventions.SPARSELOOP_2022.value

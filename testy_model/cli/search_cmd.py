@@ -6,20 +6,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from testy_model.cli.app import app, console, err_console, parse_params, user_errors
 from testy_model.cli.outputs import check_outputs, save_figure, write_text
 from testy_model.errors import SpecError
-from testy_model.plan_search import MODES, OBJECTIVES, SearchReport, search
-from testy_model.spec.arch import Architecture
-from testy_model.spec.inputs import Design
-from testy_model.spec.mapping import Mapping
-from testy_model.spec.workload import Network
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from testy_model.plan_search import SearchReport
+    from testy_model.spec.arch import Architecture
+    from testy_model.spec.inputs import Design
+    from testy_model.spec.mapping import Mapping
+    from testy_model.spec.workload import Network
 
 
 def load_network_arg(
@@ -45,7 +47,7 @@ def load_network_arg(
     from testy_model.graph.zoo import get_network, list_networks, network_params
 
     if name.replace("-", "_").lower() not in {n.replace("-", "_") for n in list_networks()}:
-        from testy_model.spec.yaml_io import did_you_mean
+        from testy_model.spec.located import did_you_mean
 
         raise SpecError(
             f"--network {name!r}: no such file and not a zoo network"
@@ -75,6 +77,8 @@ def _mapping_arg(mapping: str, design: Design, net: Network) -> Mapping | None:
 
 def layer_table(report: SearchReport) -> Table:
     """Rich table: one row per layer with the chosen series, error, cycles, energy, speed-up."""
+    from rich.table import Table
+
     t = Table(
         title=f"{report.network} on {report.arch}: {report.mode} budget {report.budget:g}"
         + (
@@ -106,6 +110,8 @@ def layer_table(report: SearchReport) -> Table:
 
 def totals_table(report: SearchReport) -> Table:
     """Rich table of the totals of dense, the structured engine without TASD, and the plan."""
+    from rich.table import Table
+
     t = Table(title="totals (layers in sequence; EDP = total energy × total time)")
     for col in ("plan", "cycles", "energy (µJ)", "EDP (pJ·s)", "mean error", "max error",
                 "EDP / dense", "EDP / no-TASD"):  # fmt: skip
@@ -207,7 +213,10 @@ def search_command(
 ) -> None:
     """Search the per-layer TASD plan of minimum EDP (or latency, energy) within an error budget,
     and compare it with dense and with the structured engine without TASD."""
-    from testy_model.spec.yaml_io import did_you_mean
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from testy_model.plan_search import MODES, OBJECTIVES, search
+    from testy_model.spec.located import did_you_mean
 
     t0 = time.perf_counter()
     if mode not in MODES:

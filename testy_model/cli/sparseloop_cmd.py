@@ -13,10 +13,9 @@ used unless ``--ert``/``--art`` name others). The case is priced by the one cost
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from testy_model.cli.app import app, console, user_errors
 from testy_model.cli.options import (
@@ -24,6 +23,11 @@ from testy_model.cli.options import (
     ErtOption,
     StudyConventionsOption,
 )
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from testy_model.model.study import StudyReport
 
 __all__ = ["ArtOption", "ErtOption", "study_command"]
 
@@ -71,7 +75,23 @@ def study_command(
     rep = evaluate_inputs(case, conv, name=str(d))
     ref_path = d / "reference_stats.txt"
     ref = parse_reference_stats(ref_path) if ref_path.is_file() else None
-    t = Table(title=f"{d} (per instance; Sparseloop in brackets)" if ref else str(d))
+    console.print(_counts_table(rep, ref, str(d)))
+    line = f"total: {rep.cycles:,.0f} cycles, {rep.energy_uj:,.2f} µJ ({conv.value} conventions)"
+    if ref:
+        line += f"  (Sparseloop: {ref['cycles']:,} cycles, {ref['energy_uj']:,.2f} µJ)"
+    console.print(line)
+    if json_path is not None:
+        write_text(json_path, rep.to_json())
+        console.print(f"--json: report written to {json_path}", highlight=False)
+
+
+def _counts_table(rep: StudyReport, ref: dict[str, Any] | None, title: str) -> Table:
+    """Per level and tensor: utilised instances, actual reads/fills/updates per instance (with
+    Sparseloop's reference counts in brackets when ``ref`` is given), gated and skipped accesses
+    and energy; then the MAC row (actual, gated and skipped MACs)."""
+    from rich.table import Table
+
+    t = Table(title=f"{title} (per instance; Sparseloop in brackets)" if ref else title)
     for col in (
         "level",
         "tensor",
@@ -118,11 +138,4 @@ def study_command(
         f"{c.skipped:,.0f}",
         f"{c.energy_pj / 1e6:,.3f}",
     )
-    console.print(t)
-    line = f"total: {rep.cycles:,.0f} cycles, {rep.energy_uj:,.2f} µJ ({conv.value} conventions)"
-    if ref:
-        line += f"  (Sparseloop: {ref['cycles']:,} cycles, {ref['energy_uj']:,.2f} µJ)"
-    console.print(line)
-    if json_path is not None:
-        write_text(json_path, rep.to_json())
-        console.print(f"--json: report written to {json_path}", highlight=False)
+    return t

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
-from rich.table import Table
-from rich.tree import Tree
 
 from testy_model.cli.app import app, console, show_app, user_errors
 from testy_model.errors import SpecError
-from testy_model.spec.arch import Architecture
-from testy_model.spec.loaders import load_any
-from testy_model.spec.mapping import Mapping
-from testy_model.spec.workload import Network, Problem
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+    from testy_model.spec.arch import Architecture
+    from testy_model.spec.mapping import Mapping
+    from testy_model.spec.workload import Network, Problem
 
 #: Kinds of input file, by the top-level key that marks them (first match wins for the
 #: combinations a file may hold: an aggregated Sparseloop input is an architecture with a problem).
@@ -45,6 +46,8 @@ def file_kinds(path: str | Path) -> list[str]:
 
 def _plan_tree(path: str | Path, tree: Tree) -> None:
     """Validate a plan file (series parse; errors name file, line, key) and list its series."""
+    from rich.markup import escape
+
     from testy_model.model.plan import Plan
 
     plan = Plan.load(path)
@@ -57,6 +60,8 @@ def _plan_tree(path: str | Path, tree: Tree) -> None:
 def _sweep_tree(path: str | Path, tree: Tree) -> None:
     """Check a sweep file as ``sweep`` does before running (keys, base architecture, every
     point's overrides, networks, plan) and summarise it."""
+    from rich.markup import escape
+
     from testy_model.dse.explore import expand_points, prepare
     from testy_model.spec.sweep_spec import load_sweep
 
@@ -77,6 +82,8 @@ def _fmt_words(x: float) -> str:
 
 def arch_tree(arch: Architecture, tree: Tree) -> None:
     """Add an architecture's levels, fan-outs, compute and patterns to ``tree``."""
+    from rich.markup import escape
+
     node = tree.add(f"architecture [bold]{arch.name}[/] ({arch.technology})")
     for i, lvl in enumerate(arch.levels):
         bw = (
@@ -187,6 +194,8 @@ def validate(
     from their top-level keys, or given with eval's own options (``--arch``, ``--network`` ...).
     A mapping given with an architecture alone has its targets checked against its levels.
     """
+    from rich.tree import Tree
+
     files = list(files or [])
     if not files and arch is None:
         raise SpecError("nothing to check: give YAML files or --arch (see --help)")
@@ -223,6 +232,8 @@ def validate(
 
 def _run_tree(run: dict[str, str | None], tree: Tree) -> None:
     """Load one run's files as eval does (``spec.inputs.load_run``) and show them."""
+    from rich.markup import escape
+
     from testy_model.spec.inputs import load_design, load_file_mapping, load_run
 
     arch = run["arch"]
@@ -260,6 +271,8 @@ def _run_tree(run: dict[str, str | None], tree: Tree) -> None:
 
 
 def _network_tree(net: Network, tree: Tree) -> None:
+    from rich.markup import escape
+
     if len(net.layers) == 1:
         _problem_tree(net.layers[0].problem, tree)
         return
@@ -270,6 +283,13 @@ def _network_tree(net: Network, tree: Tree) -> None:
 
 def _file_tree(f: Path, tree: Tree) -> None:
     """A file checked on its own (``load_any``: every part it holds)."""
+    from rich.markup import escape
+
+    from testy_model.spec.arch import Architecture
+    from testy_model.spec.loaders import load_any
+    from testy_model.spec.mapping import Mapping
+    from testy_model.spec.workload import Network, Problem
+
     parts = load_any(f)
     sub = tree.add(f"[green]{escape(str(f))}[/]")
     for obj in parts.values():
@@ -306,6 +326,9 @@ def show_arch(
 ) -> None:
     """Print the derived properties of an architecture (capacities, fan-out, peak MACs, where
     each level's energies come from)."""
+    from rich.table import Table
+    from rich.tree import Tree
+
     from testy_model.spec.inputs import load_design
 
     arch = load_design(file, set_, ert, art).arch

@@ -6,12 +6,10 @@ import time
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from testy_model.cli.app import app, console, err_console, user_errors
 from testy_model.cli.outputs import check_output, check_outputs, save_figure
 from testy_model.errors import SpecError
-from testy_model.spec.yaml_io import did_you_mean
 
 DEFAULT_OBJECTIVES = "seconds,energy_pj,area_mm2"
 #: Axis labels (with units) of the result columns a front is usually plotted in.
@@ -49,6 +47,7 @@ def sweep_command(
     from testy_model.dse import sweep
     from testy_model.dse.explore import expand_points
     from testy_model.dse.runner import done_point_ids, parts_dir
+    from testy_model.spec.located import did_you_mean
     from testy_model.spec.sweep_spec import load_sweep
 
     if out.suffix.lower() not in (".parquet", ".csv"):
@@ -145,6 +144,7 @@ def pareto_command(
     """The non-dominated rows (every objective minimised) of a sweep's results, one front per
     workload (network and weight sparsity: different workloads never share a front)."""
     import pandas as pd
+    from rich.table import Table
 
     from testy_model.dse.pareto import pareto
     from testy_model.dse.runner import read_table

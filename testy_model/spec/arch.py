@@ -254,7 +254,9 @@ class OperandSparsity(_Frozen):
             return ()
         if isinstance(v, (str, NMPattern)):
             v = [v]
-        return tuple(sorted(NMPattern.parse(p) for p in v))  # type: ignore[union-attr]
+        if not isinstance(v, (list, tuple)):
+            raise ValueError(f"expected an N:M pattern or a list of them, got {v!r}")
+        return tuple(sorted(NMPattern.parse(p) for p in v))
 
 
 class SparsitySupport(_Frozen):

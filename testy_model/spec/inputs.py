@@ -39,6 +39,7 @@ from testy_model.spec.accelergy import (
     load_ert,
 )
 from testy_model.spec.arch import Architecture
+from testy_model.spec.located import did_you_mean
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.sparseloop import (
     SparseOptimizations,
@@ -47,7 +48,7 @@ from testy_model.spec.sparseloop import (
     norm_key,
 )
 from testy_model.spec.workload import Layer, Network
-from testy_model.spec.yaml_io import did_you_mean, load_yaml_with_marks
+from testy_model.spec.yaml_io import load_yaml_with_marks
 
 #: The value of ``--mapping`` that asks the analytical mapper for one mapping per layer.
 MAPPER = "mapper"

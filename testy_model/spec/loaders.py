@@ -40,11 +40,12 @@ from pydantic import ValidationError
 from testy_model.errors import SpecError
 from testy_model.spec.arch import Architecture
 from testy_model.spec.arch_loader import arch_from_doc
+from testy_model.spec.cursor import Cur, Doc, validation_to_spec_error
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.mapping_loader import mapping_from_doc
 from testy_model.spec.problem_loader import _density, problem_from_doc
 from testy_model.spec.workload import Density, Layer, Network, Operator, Problem, conv2d, gemm
-from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL, Cur, Doc, validation_to_spec_error
+from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL
 
 _GEMM_KEYS = ("M", "N", "K")
 _CONV_KEYS = {
@@ -97,10 +98,9 @@ def _operator(oc: Cur, prev: str | None, shapes: dict[str, tuple[int, ...]]) -> 
         raise oc.error(f"operator {name!r}: give its output 'shape' (a list of sizes)")
     try:
         return Operator(
-            name=name, op=op, inputs=inputs, shape=shape,  # type: ignore[arg-type]
-            window=oc.opt("window").int(minimum=1) if oc.has("window") else 1,  # type: ignore[union-attr]
-            constant_words=oc.opt("constant_words").int(minimum=0)  # type: ignore[union-attr]
-            if oc.has("constant_words") else 0,
+            name=name, op=op, inputs=inputs, shape=shape,
+            window=w.int(minimum=1) if (w := oc.opt("window")) is not None else 1,
+            constant_words=cw.int(minimum=0) if (cw := oc.opt("constant_words")) is not None else 0,
         )  # fmt: skip
     except ValidationError as err:
         raise validation_to_spec_error(err, oc, {}) from None
@@ -194,7 +194,7 @@ def network_from_doc(doc: Doc) -> Network:
         prev = node.name
     if not layers:
         raise net.child("layers").error("expected at least one GEMM-like layer")
-    name = net.opt("name").str() if net.opt("name") is not None else Path(doc.file).stem
+    name = c.str() if (c := net.opt("name")) is not None else Path(doc.file).stem
     order = tuple(lc.req("name").str() for lc in entries) if graph else ()
     try:
         return Network(name=name, layers=tuple(layers), operators=tuple(operators), order=order)

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from testy_model.spec.arch import Architecture
-from testy_model.spec.arch_loader import _parse_factors, parse_permutation, warn_unknown_top
+from testy_model.spec.arch_constraints import parse_factors, parse_permutation
+from testy_model.spec.cursor import Cur, Doc, warn_unknown_top
 from testy_model.spec.mapping import LevelMapping, Mapping
 from testy_model.spec.workload import Problem
-from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL, Cur, Doc
+from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL
 
 _TYPES = ("temporal", "spatial", "datatype", "dataspace", "bypass")
 _VIRTUAL_RE = re.compile(r"^inter_(?P<c>.+)_spatial$")
@@ -56,7 +57,7 @@ class _Acc:
 
 
 def _factors(cur: Cur) -> dict[str, int]:
-    f = _parse_factors(cur)
+    f = parse_factors(cur)
     for d, v in f.items():
         if v < 0:
             raise cur.error(f"factor {d}<={-v} is a constraint, not a mapping; expected {d}=N")
@@ -97,8 +98,6 @@ def mapping_from_cur(
         targets.append(e.req("target").str())
     accs: dict[str, _Acc] = {}
     order: list[str] = []
-    dims = set(problem.dimensions) if problem is not None else None
-    tensors = set(problem.tensor_names) if problem is not None else None
     zeros: list[tuple[str, str, str, Cur]] = []  # (level, kind, dim, cur)
     locs: dict[str, tuple[int, str]] = {}
     for i, (e, target) in enumerate(zip(entries, targets, strict=True)):
@@ -116,145 +115,164 @@ def mapping_from_cur(
         if typ not in _TYPES:
             raise typ_cur.error(f"unknown mapping type {typ!r}; expected one of {list(_TYPES)}")
         if typ in ("temporal", "spatial"):
-            e.warn_unused(
-                {
-                    "target",
-                    "type",
-                    "factors",
-                    "permutation",
-                    "split",
-                    "no_link_transfer",
-                    "no_multicast_no_reduction",
-                    "no_temporal_reuse",
-                }
-            )
-            for key, attr in (
-                ("no_link_transfer", "no_link"),
-                ("no_multicast_no_reduction", "no_multicast"),
-                ("no_temporal_reuse", "no_reuse"),
-            ):
-                flag = e.opt(key)
-                if flag is not None:
-                    names = flag.str_list()
-                    bad = [t for t in names if tensors is not None and t not in tensors]
-                    if bad:
-                        raise flag.error(
-                            f"unknown tensor {bad[0]!r}; the problem's tensors are "
-                            f"{sorted(tensors or ())}"
-                        )
-                    setattr(acc, attr, tuple(dict.fromkeys((*getattr(acc, attr), *names))))
-            fcur = e.opt("factors")
-            f = _factors(fcur) if fcur is not None else {}
-            perm = parse_permutation(e.opt("permutation")) if e.opt("permutation") else ()
-            if dims is not None:
-                for d in list(f) + list(perm):
-                    if d not in dims:
-                        pcur = e.opt("permutation")
-                        where = (
-                            fcur
-                            if (fcur is not None and d in f)
-                            else (pcur if pcur is not None else e)
-                        )
-                        raise where.error(
-                            f"unknown dimension {d!r}; the problem's dimensions are "
-                            f"{list(problem.dimensions)}"  # type: ignore[union-attr]
-                        )
-            for d, v in f.items():
-                if v == 0:
-                    assert fcur is not None
-                    zeros.append((level, typ, d, fcur))
-            if typ == "temporal":
-                if virtual:
-                    if any(v not in (0, 1) for v in f.values()):
-                        raise e.error(
-                            f"temporal factors on the virtual target {target!r} must be 1; got {f}"
-                        )
-                    continue
-                if acc.temporal is not None:
-                    raise e.error(
-                        f"second temporal entry for level {level!r} (first at line "
-                        f"{acc.temporal_cur.doc.marks.get(acc.temporal_cur.path)}); expected one"
-                        if acc.temporal_cur is not None
-                        else f"second temporal entry for level {level!r}"
-                    )
-                acc.temporal, acc.temporal_cur, acc.tperm = f, e, perm
-            else:
-                split_cur = e.opt("split")
-                split = split_cur.int(minimum=0) if split_cur is not None else None
-                # only dimensions with a factor other than 1 occupy a mesh axis
-                listed = [
-                    d for d in list(perm) + [d for d in f if d not in perm] if f.get(d, 1) != 1
-                ]
-                full = list(perm) + [d for d in f if d not in perm]
-                if split is not None:
-                    xs = set(full[:split])
-                    cut_dims = [d for d in listed if d in xs]
-                    listed = cut_dims + [d for d in listed if d not in xs]
-                    split = len(cut_dims)
-                if split is not None:
-                    acc.any_split = True
-                cut = len(listed) if split is None else min(split, len(listed))
-                for d in listed[:cut]:
-                    if d not in acc.x_dims and d not in acc.y_dims:
-                        acc.x_dims.append(d)
-                for d in listed[cut:]:
-                    if d not in acc.x_dims and d not in acc.y_dims:
-                        acc.y_dims.append(d)
-                for d, v in f.items():
-                    acc.spatial[d] = acc.spatial.get(d, 1) * v if v else 0
+            _loop_entry(e, typ, target, level, virtual, acc, problem, zeros)
         else:
-            # Timeloop reads no_link_transfer only in spatial directives: silent on datatype
-            e.warn_unused(
-                {"target", "type", "keep", "bypass", "stream"}, silent={"no_link_transfer"}
-            )
-            if e.opt("stream") is not None and not virtual:
-                acc.stream = tuple(dict.fromkeys((*acc.stream, *e.opt("stream").str_list())))
-            if virtual:
-                continue
-            keep = e.opt("keep").str_list() if e.opt("keep") is not None else None
-            byp = e.opt("bypass").str_list() if e.opt("bypass") is not None else ()
-            if typ == "datatype" and keep is None and e.has("keep"):
-                keep = ()
-            for t in list(keep or ()) + list(byp):
-                if tensors is not None and t not in tensors:
-                    holder = e.opt("keep") if t in (keep or ()) else e.opt("bypass")
-                    raise (holder if holder is not None else e).error(
-                        f"unknown tensor {t!r}; the problem's tensors are {sorted(tensors)}"
-                    )
-            both = set(keep or ()) & set(byp)
-            if both:
-                raise e.error(f"tensors {sorted(both)} are both kept and bypassed at {level!r}")
-            if keep is not None:
-                acc.keep = tuple(keep)
-            acc.bypass = tuple(dict.fromkeys((*acc.bypass, *byp)))
+            _datatype_entry(e, typ, level, virtual, acc, problem)
     if arch is not None:
         names = list(arch.level_names)
     elif any(_VIRTUAL_RE.match(t) for t in targets):
         names = order[::-1]  # mapper output lists levels inner to outer
     else:
         names = order
-    levels = []
-    for name in names:
-        acc = accs.get(name, _Acc())
-        sperm = tuple(acc.x_dims + acc.y_dims)
-        levels.append(
-            LevelMapping(
-                target=name,
-                temporal={d: v for d, v in (acc.temporal or {}).items() if v != 1},
-                temporal_permutation=acc.tperm,
-                spatial={d: v for d, v in acc.spatial.items() if v != 1},
-                spatial_permutation=sperm,
-                split=len(acc.x_dims) if (acc.any_split or acc.spatial) else None,
-                keep=acc.keep,
-                bypass=acc.bypass,
-                stream=acc.stream,
-                no_link_transfer=acc.no_link,
-                no_multicast=acc.no_multicast,
-                no_temporal_reuse=acc.no_reuse,
-            )
-        )
+    levels = [_level_mapping(name, accs.get(name, _Acc())) for name in names]
     levels = _fill_zeros(levels, zeros, problem, mcur)
     return Mapping(levels=tuple(levels), source=source, locations=locs)
+
+
+def _loop_entry(
+    e: Cur,
+    typ: str,
+    target: str,
+    level: str,
+    virtual: bool,
+    acc: _Acc,
+    problem: Problem | None,
+    zeros: list[tuple[str, str, str, Cur]],
+) -> None:
+    """Add one ``temporal`` or ``spatial`` entry to its level's accumulator ``acc`` (factor-0
+    entries are noted in ``zeros``, filled in later)."""
+    tensors = set(problem.tensor_names) if problem is not None else None
+    e.warn_unused(
+        {
+            "target",
+            "type",
+            "factors",
+            "permutation",
+            "split",
+            "no_link_transfer",
+            "no_multicast_no_reduction",
+            "no_temporal_reuse",
+        }
+    )
+    for key, attr in (
+        ("no_link_transfer", "no_link"),
+        ("no_multicast_no_reduction", "no_multicast"),
+        ("no_temporal_reuse", "no_reuse"),
+    ):
+        flag = e.opt(key)
+        if flag is not None:
+            flagged = flag.str_list()
+            bad = [t for t in flagged if tensors is not None and t not in tensors]
+            if bad:
+                raise flag.error(
+                    f"unknown tensor {bad[0]!r}; the problem's tensors are {sorted(tensors or ())}"
+                )
+            setattr(acc, attr, tuple(dict.fromkeys((*getattr(acc, attr), *flagged))))
+    fcur = e.opt("factors")
+    f = _factors(fcur) if fcur is not None else {}
+    pcur = e.opt("permutation")
+    perm = parse_permutation(pcur) if pcur else ()
+    if problem is not None:
+        for d in list(f) + list(perm):
+            if d not in problem.dimensions:
+                where = fcur if (fcur is not None and d in f) else (pcur if pcur is not None else e)
+                raise where.error(
+                    f"unknown dimension {d!r}; the problem's dimensions are "
+                    f"{list(problem.dimensions)}"
+                )
+    for d, v in f.items():
+        if v == 0:
+            assert fcur is not None
+            zeros.append((level, typ, d, fcur))
+    if typ == "spatial":
+        _spatial_entry(e, f, perm, acc)
+        return
+    if virtual:
+        if any(v not in (0, 1) for v in f.values()):
+            raise e.error(f"temporal factors on the virtual target {target!r} must be 1; got {f}")
+        return
+    if acc.temporal is not None:
+        raise e.error(
+            f"second temporal entry for level {level!r} (first at line "
+            f"{acc.temporal_cur.doc.marks.get(acc.temporal_cur.path)}); expected one"
+            if acc.temporal_cur is not None
+            else f"second temporal entry for level {level!r}"
+        )
+    acc.temporal, acc.temporal_cur, acc.tperm = f, e, perm
+
+
+def _spatial_entry(e: Cur, f: dict[str, int], perm: tuple[str, ...], acc: _Acc) -> None:
+    """The factors of one ``spatial`` entry, and its dimensions on the X or Y mesh axis: the
+    first ``split`` dimensions of the permutation (then the unlisted factors) go to X; only
+    dimensions with a factor other than 1 occupy an axis."""
+    split_cur = e.opt("split")
+    split = split_cur.int(minimum=0) if split_cur is not None else None
+    listed = [d for d in list(perm) + [d for d in f if d not in perm] if f.get(d, 1) != 1]
+    full = list(perm) + [d for d in f if d not in perm]
+    if split is not None:
+        xs = set(full[:split])
+        cut_dims = [d for d in listed if d in xs]
+        listed = cut_dims + [d for d in listed if d not in xs]
+        split = len(cut_dims)
+    if split is not None:
+        acc.any_split = True
+    cut = len(listed) if split is None else min(split, len(listed))
+    for d in listed[:cut]:
+        if d not in acc.x_dims and d not in acc.y_dims:
+            acc.x_dims.append(d)
+    for d in listed[cut:]:
+        if d not in acc.x_dims and d not in acc.y_dims:
+            acc.y_dims.append(d)
+    for d, v in f.items():
+        acc.spatial[d] = acc.spatial.get(d, 1) * v if v else 0
+
+
+def _datatype_entry(
+    e: Cur, typ: str, level: str, virtual: bool, acc: _Acc, problem: Problem | None
+) -> None:
+    """Add one ``datatype`` / ``bypass`` entry (keep, bypass, stream) to ``acc``."""
+    tensors = set(problem.tensor_names) if problem is not None else None
+    # Timeloop reads no_link_transfer only in spatial directives: silent on datatype
+    e.warn_unused({"target", "type", "keep", "bypass", "stream"}, silent={"no_link_transfer"})
+    if (scur := e.opt("stream")) is not None and not virtual:
+        acc.stream = tuple(dict.fromkeys((*acc.stream, *scur.str_list())))
+    if virtual:
+        return
+    keep = kcur.str_list() if (kcur := e.opt("keep")) is not None else None
+    byp = bcur.str_list() if (bcur := e.opt("bypass")) is not None else ()
+    if typ == "datatype" and keep is None and e.has("keep"):
+        keep = ()
+    for t in list(keep or ()) + list(byp):
+        if tensors is not None and t not in tensors:
+            holder = e.opt("keep") if t in (keep or ()) else e.opt("bypass")
+            raise (holder if holder is not None else e).error(
+                f"unknown tensor {t!r}; the problem's tensors are {sorted(tensors)}"
+            )
+    both = set(keep or ()) & set(byp)
+    if both:
+        raise e.error(f"tensors {sorted(both)} are both kept and bypassed at {level!r}")
+    if keep is not None:
+        acc.keep = tuple(keep)
+    acc.bypass = tuple(dict.fromkeys((*acc.bypass, *byp)))
+
+
+def _level_mapping(name: str, acc: _Acc) -> LevelMapping:
+    """The :class:`LevelMapping` of level ``name`` from its accumulated entries (factors of 1
+    dropped; ``split`` = the dimensions on the X axis when the level has spatial factors)."""
+    return LevelMapping(
+        target=name,
+        temporal={d: v for d, v in (acc.temporal or {}).items() if v != 1},
+        temporal_permutation=acc.tperm,
+        spatial={d: v for d, v in acc.spatial.items() if v != 1},
+        spatial_permutation=tuple(acc.x_dims + acc.y_dims),
+        split=len(acc.x_dims) if (acc.any_split or acc.spatial) else None,
+        keep=acc.keep,
+        bypass=acc.bypass,
+        stream=acc.stream,
+        no_link_transfer=acc.no_link,
+        no_multicast=acc.no_multicast,
+        no_temporal_reuse=acc.no_reuse,
+    )
 
 
 def _fill_zeros(

@@ -57,10 +57,10 @@ from typing import Any
 import numpy as np
 
 from testy_model.errors import SpecError
+from testy_model.spec.located import SpecWarning
 from testy_model.spec.onnx_patterns import FUSED, fuse_patterns
 from testy_model.spec.onnx_read import Const, Fill, Node, OnnxGraph, constant_value, read_onnx
 from testy_model.spec.workload import Density, Layer, Network, Operator, conv2d, gemm
-from testy_model.spec.yaml_io import SpecWarning
 
 #: One operation per output value (``pointwise``).
 POINTWISE = frozenset((
@@ -231,7 +231,7 @@ class _Converter:
         fused = n.domain == FUSED
         self.add_op(
             Operator(
-                name=name, op=kind,  # type: ignore[arg-type]
+                name=name, op=kind,
                 inputs=tuple(self.src(i, n) for i in runtime),
                 shape=tuple(out) or (1,), window=window, constant_words=self.const_words(n),
                 source=n.op_type + (" (fused pattern)" if fused else ""),
@@ -279,7 +279,7 @@ class _Converter:
             return
         name = self.uniq(n.name)
         kind = "concat" if n.op_type == "Concat" else "view"
-        self.add_op(Operator(name=name, op=kind, inputs=srcs, shape=tuple(out) or (1,),  # type: ignore[arg-type]
+        self.add_op(Operator(name=name, op=kind, inputs=srcs, shape=tuple(out) or (1,),
                              constant_words=self.const_words(n), source=n.op_type))  # fmt: skip
         self.node_of[n.outputs[0]] = name
 
@@ -428,7 +428,8 @@ def _weights(path: str, mtime_ns: int, size: int) -> dict[str, tuple[Const, bool
 def onnx_weight(path: str | Path, layer: str) -> np.ndarray:
     """The weight of GEMM layer ``layer`` of an ONNX model, as the model decomposes it: a
     convolution's (M, C/groups, kH, kW) initializer, a GEMM's (M, K) (transposed from an ONNX
-    (K, M) ``MatMul``/``Gemm`` operand). The reference ``model.onnx:LAYER`` names it."""
+    (K, M) ``MatMul``/``Gemm`` operand). The reference ``model.onnx:LAYER`` names it. A fresh
+    array each call: the converted weights are cached (the last two models) and shared."""
     p = Path(path).resolve()
     if not p.is_file():
         raise SpecError("tensor file not found", file=str(path))
@@ -440,5 +441,5 @@ def onnx_weight(path: str | Path, layer: str) -> np.ndarray:
             file=str(path),
         )
     w, transpose = weights[layer]
-    arr = w.array() if isinstance(w, Fill) else np.asarray(w)
+    arr = w.array() if isinstance(w, Fill) else np.array(w, copy=True)
     return arr.T if transpose else arr

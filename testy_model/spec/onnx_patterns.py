@@ -131,9 +131,9 @@ def _layernorm(ix: _Index, r1: Node) -> tuple[list[Node], Node] | None:
         return None
     sqrt = _variance_chain(ix, sq)
     norm = _normalise(ix, d.outputs[0], sqrt) if sqrt else None
-    if norm is None:
+    if sqrt is None or norm is None:
         return None
-    chain = [r1, d, sq, *_between(ix, sq, sqrt), sqrt, *norm]  # type: ignore[arg-type]
+    chain = [r1, d, sq, *_between(ix, sq, sqrt), sqrt, *norm]
     consts = []
     for tail in (_tail_scale, _tail_shift):
         extra = tail(ix, chain[-1])
@@ -158,10 +158,12 @@ def _tail_shift(ix: _Index, n: Node) -> list[Node]:
 
 
 def _between(ix: _Index, sq: Node, sqrt: Node) -> list[Node]:
-    """The ReduceMean and Add nodes between the square and the Sqrt."""
+    """The ReduceMean and Add nodes between the square and the Sqrt (``_variance_chain`` found
+    both before ``sqrt`` was returned)."""
     r = ix.only(sq.outputs[0], "ReduceMean")
-    a = ix.only(r.outputs[0], "Add")  # type: ignore[union-attr]
-    return [r, a]  # type: ignore[list-item]
+    a = ix.only(r.outputs[0], "Add") if r is not None else None
+    assert r is not None and a is not None, "_variance_chain matched ReduceMean and Add"
+    return [r, a]
 
 
 def _rmsnorm(ix: _Index, sq: Node) -> tuple[list[Node], Node] | None:
@@ -172,9 +174,9 @@ def _rmsnorm(ix: _Index, sq: Node) -> tuple[list[Node], Node] | None:
         return None
     sqrt = _variance_chain(ix, sq)
     norm = _normalise(ix, x, sqrt) if sqrt else None
-    if norm is None:
+    if sqrt is None or norm is None:
         return None
-    chain = [sq, *_between(ix, sq, sqrt), sqrt, *norm]  # type: ignore[arg-type]
+    chain = [sq, *_between(ix, sq, sqrt), sqrt, *norm]
     extra = _tail_scale(ix, chain[-1])
     consts = [ix.other(extra[0], chain[-1].outputs[0]) or ""] if extra else []
     chain += extra

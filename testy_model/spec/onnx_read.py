@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from testy_model.errors import SpecError
-from testy_model.spec.yaml_io import SpecWarning
+from testy_model.spec.located import SpecWarning
 
 MIN_OPSET = 11
 MAX_TESTED_OPSET = 21

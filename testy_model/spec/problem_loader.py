@@ -28,8 +28,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from testy_model.errors import SpecError
+from testy_model.spec.cursor import Cur, Doc, validation_to_spec_error
 from testy_model.spec.workload import DataSpace, Density, Problem
-from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL, Cur, Doc, validation_to_spec_error
+from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL
 
 DISTRIBUTIONS = (
     "fixed_structured",
@@ -63,7 +64,7 @@ def _term(cur: Cur) -> tuple[str, int | str]:
 
 
 def _projection(cur: Cur) -> tuple[tuple[tuple[str, int | str], ...], ...]:
-    ranks = []
+    ranks: list[tuple[tuple[str, int | str], ...]] = []
     for rank in cur.as_list(allow_none=False).elems():
         if isinstance(rank.value, str):
             ranks.append(((rank.value, 1),))
@@ -145,7 +146,7 @@ def _density(cur: Cur) -> Density:
         if dist.replace("-", "_") == "fixed_structured":
             return fixed_structured_density(density)
         kind = "bernoulli" if dist in ("uniform", "bernoulli", "random") else "hypergeometric"
-        return Density(kind=kind, density=density)  # type: ignore[arg-type]
+        return Density(kind=kind, density=density)
     except ValidationError as err:
         raise validation_to_spec_error(err, cur, {"pattern": ("pattern",)}) from None
     except SpecError:
@@ -161,86 +162,17 @@ def problem_from_cur(p: Cur, name: str) -> Problem:
     )
     shape = p.req("shape").as_map()
     shape.warn_unused({"name", "dimensions", "data_spaces", "data-spaces", "coefficients"})
-    shape_name = shape.opt("name").str() if shape.opt("name") is not None else "problem"
+    shape_name = c.str() if (c := shape.opt("name")) is not None else "problem"
     dims_cur = shape.req("dimensions")
     dims = dims_cur.str_list()
     if len(set(dims)) != len(dims):
         raise dims_cur.error(f"duplicate dimensions in {list(dims)}")
-    coefs: dict[str, int] = {}
-    if (cc := shape.opt("coefficients")) is not None:
-        for c in cc.elems():
-            if isinstance(c.value, str):
-                coefs[c.value] = 1
-                continue
-            c.as_map().warn_unused({"name", "default"})
-            d = c.opt("default")
-            coefs[c.req("name").str()] = d.int() if d is not None else 1
-    spaces = []
+    coefs = _coefficients(shape.opt("coefficients"))
     ds_cur = shape.req("data_spaces", "data-spaces")
-    for ds in ds_cur.as_list(allow_none=False).elems():
-        ds.as_map().warn_unused({"name", "projection", "read_write", "read-write"})
-        rw = ds.opt("read_write", "read-write")
-        proj_cur = ds.req("projection")
-        try:
-            spaces.append(
-                DataSpace(
-                    name=ds.req("name").str(),
-                    projection=_projection(proj_cur),
-                    read_write=rw.bool() if rw is not None else False,
-                )
-            )
-        except ValidationError as err:
-            raise validation_to_spec_error(err, ds) from None
-    inst = p.req("instance").as_map()
-    bounds: dict[str, int] = {}
-    densities: dict[str, Density] = {}
-    common: Density | None = None
-    for k, c in inst.items():
-        if k == "densities":
-            for t, dc in c.as_map().items():
-                densities[t] = _density(dc)
-        elif k == "commonDensity":
-            common = _density(c)
-        elif k in dims:
-            bounds[k] = c.int(minimum=1)
-        elif k in coefs:
-            coefs[k] = c.int()
-        else:
-            c.warn(f"instance key {k!r} is neither a dimension nor a coefficient (ignored)")
-    for d in dims:
-        if d not in bounds:
-            raise inst.error(f"dimension {d!r} has no bound; expected '{d}: <integer >= 1>'")
+    spaces = _data_spaces(ds_cur)
     names = [ds.name for ds in spaces]
-    if common is not None and not densities:
-        densities = {t: common for t in names}
-    for t, _ in densities.items():
-        if t not in names:
-            raise (
-                inst.child("densities")
-                .child(t)
-                .error(f"density for unknown tensor {t!r}; tensors are {names}")
-            )
-    for ds_i, ds in enumerate(spaces):
-        for rank in ds.projection:
-            for dim, coef in rank:
-                if dim not in dims:
-                    raise (
-                        ds_cur.child(ds_i)
-                        .child("projection")
-                        .error(
-                            f"data space {ds.name!r} projects unknown dimension {dim!r}; "
-                            f"dimensions are {list(dims)}"
-                        )
-                    )
-                if isinstance(coef, str) and coef not in coefs:
-                    raise (
-                        ds_cur.child(ds_i)
-                        .child("projection")
-                        .error(
-                            f"unknown coefficient {coef!r}; declared coefficients are "
-                            f"{sorted(coefs)}"
-                        )
-                    )
+    bounds, densities = _instance(p.req("instance").as_map(), dims, coefs, names)
+    _check_projections(ds_cur, spaces, dims, coefs)
     weight = activation = None
     if {"A", "B", "Z"} <= set(names):
         weight, activation = "A", "B"
@@ -271,9 +203,107 @@ def problem_from_cur(p: Cur, name: str) -> Problem:
         raise validation_to_spec_error(err, p, {"data_spaces": ("shape",)}) from None
 
 
+def _coefficients(cc: Cur | None) -> dict[str, int]:
+    """``shape.coefficients``: name -> default value (a bare name defaults to 1)."""
+    coefs: dict[str, int] = {}
+    if cc is None:
+        return coefs
+    for c in cc.elems():
+        if isinstance(c.value, str):
+            coefs[c.value] = 1
+            continue
+        c.as_map().warn_unused({"name", "default"})
+        dflt = c.opt("default")
+        coefs[c.req("name").str()] = dflt.int() if dflt is not None else 1
+    return coefs
+
+
+def _data_spaces(ds_cur: Cur) -> list[DataSpace]:
+    """``shape.data_spaces``: name, projection and read-write flag of each tensor."""
+    spaces = []
+    for ds_c in ds_cur.as_list(allow_none=False).elems():
+        ds_c.as_map().warn_unused({"name", "projection", "read_write", "read-write"})
+        rw = ds_c.opt("read_write", "read-write")
+        proj_cur = ds_c.req("projection")
+        try:
+            spaces.append(
+                DataSpace(
+                    name=ds_c.req("name").str(),
+                    projection=_projection(proj_cur),
+                    read_write=rw.bool() if rw is not None else False,
+                )
+            )
+        except ValidationError as err:
+            raise validation_to_spec_error(err, ds_c) from None
+    return spaces
+
+
+def _instance(
+    inst: Cur, dims: tuple[str, ...], coefs: dict[str, int], names: list[str]
+) -> tuple[dict[str, int], dict[str, Density]]:
+    """``instance``: the bound of every dimension and the density of each tensor (``densities``,
+    or ``commonDensity`` for all); a coefficient given here overrides its default in
+    ``coefs`` (updated in place)."""
+    bounds: dict[str, int] = {}
+    densities: dict[str, Density] = {}
+    common: Density | None = None
+    for k, c in inst.items():
+        if k == "densities":
+            for t, dc in c.as_map().items():
+                densities[t] = _density(dc)
+        elif k == "commonDensity":
+            common = _density(c)
+        elif k in dims:
+            bounds[k] = c.int(minimum=1)
+        elif k in coefs:
+            coefs[k] = c.int()
+        else:
+            c.warn(f"instance key {k!r} is neither a dimension nor a coefficient (ignored)")
+    for d in dims:
+        if d not in bounds:
+            raise inst.error(f"dimension {d!r} has no bound; expected '{d}: <integer >= 1>'")
+    if common is not None and not densities:
+        densities = {t: common for t in names}
+    for t, _ in densities.items():
+        if t not in names:
+            raise (
+                inst.child("densities")
+                .child(t)
+                .error(f"density for unknown tensor {t!r}; tensors are {names}")
+            )
+    return bounds, densities
+
+
+def _check_projections(
+    ds_cur: Cur, spaces: list[DataSpace], dims: tuple[str, ...], coefs: dict[str, int]
+) -> None:
+    """Every projection term names a dimension and, when it has one, a declared coefficient."""
+    for ds_i, ds in enumerate(spaces):
+        for rank in ds.projection:
+            for dim, coef in rank:
+                if dim not in dims:
+                    raise (
+                        ds_cur.child(ds_i)
+                        .child("projection")
+                        .error(
+                            f"data space {ds.name!r} projects unknown dimension {dim!r}; "
+                            f"dimensions are {list(dims)}"
+                        )
+                    )
+                if isinstance(coef, str) and coef not in coefs:
+                    raise (
+                        ds_cur.child(ds_i)
+                        .child("projection")
+                        .error(
+                            f"unknown coefficient {coef!r}; declared coefficients are "
+                            f"{sorted(coefs)}"
+                        )
+                    )
+
+
 def problem_from_doc(doc: Doc) -> Problem:
     """Build a :class:`Problem` from a loaded document with a ``problem:`` block."""
-    from testy_model.spec.arch_loader import warn_unknown_top
+    from testy_model.spec.cursor import warn_unknown_top
 
     root = doc.root()
     if not root.is_map():

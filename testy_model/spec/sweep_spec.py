@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from testy_model.errors import SpecError
-from testy_model.spec.yaml_io import Cur, Doc, did_you_mean, validation_to_spec_error
+from testy_model.spec.cursor import Cur, Doc, validation_to_spec_error
+from testy_model.spec.located import did_you_mean
 
 #: Most points one sweep may expand to (grid product x random samples x networks x sparsities).
 MAX_POINTS = 1_000_000

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from testy_model.errors import MappingError
-from testy_model.spec.arch import Architecture
-from testy_model.spec.mapping import Mapping
+from testy_model.spec.arch import Architecture, StorageLevel
+from testy_model.spec.mapping import LevelMapping, Mapping
 from testy_model.spec.workload import Problem
 
 if TYPE_CHECKING:
@@ -188,49 +188,62 @@ def validate_mapping(
 ) -> None:
     """Raise :class:`MappingError` when ``mapping`` does not fit ``arch`` and ``problem``
     (``sparse_opts``: Sparseloop optimizations whose spatial skipping the fan-out check honours).
+    The rules of the module docstring are checked in order: names (1) and products (2) over the
+    whole mapping, then level by level, outermost first, fan-out (3), keep/bypass (4) and
+    capacity (5); the first violation is raised.
     """
-    names = arch.level_names
-    dims = set(problem.dimensions)
-    tensors = set(problem.tensor_names)
     for lm in mapping.levels:
-        if lm.target not in names:
+        _check_names(mapping, arch, problem, lm)
+    _check_products(mapping, problem)
+    by_name = {lm.target: lm for lm in mapping.levels}
+    for i, lvl in enumerate(arch.levels):
+        lvl_map = by_name.get(lvl.name)
+        if lvl_map is not None:
+            _check_fanout(mapping, arch, problem, i, lvl_map, sparse_opts)
+            _check_keep(mapping, lvl, lvl_map)
+        _check_capacity(mapping, arch, problem, i)
+
+
+def _check_names(mapping: Mapping, arch: Architecture, problem: Problem, lm: LevelMapping) -> None:
+    """Rule 1 for one mapping level: its target is a level, its dimensions and tensors exist,
+    and its factors are >= 1."""
+    names = arch.level_names
+    if lm.target not in names:
+        raise _err(
+            mapping,
+            f"mapping level {lm.target!r} is not in the architecture (levels are {list(names)})",
+            lm.target,
+        )
+    dims = set(problem.dimensions)
+    for d in {**lm.temporal, **lm.spatial}:
+        if d not in dims:
             raise _err(
                 mapping,
-                f"mapping level {lm.target!r} is not in the architecture "
-                f"(levels are {list(names)})",
+                f"level {lm.target!r}: unknown dimension {d!r}; the "
+                f"problem's dimensions are {list(problem.dimensions)}",
                 lm.target,
             )
-        for d in {**lm.temporal, **lm.spatial}:
-            if d not in dims:
-                raise _err(
-                    mapping,
-                    f"level {lm.target!r}: unknown dimension {d!r}; the "
-                    f"problem's dimensions are {list(problem.dimensions)}",
-                    lm.target,
-                )
-        for d, v in lm.temporal.items():
+    for kind, factors in (("temporal", lm.temporal), ("spatial", lm.spatial)):
+        for d, v in factors.items():
             if v < 1:
                 raise _err(
                     mapping,
-                    f"level {lm.target!r}: temporal factor {d}={v}; expected >= 1",
+                    f"level {lm.target!r}: {kind} factor {d}={v}; expected >= 1",
                     lm.target,
                 )
-        for d, v in lm.spatial.items():
-            if v < 1:
-                raise _err(
-                    mapping,
-                    f"level {lm.target!r}: spatial factor {d}={v}; expected >= 1",
-                    lm.target,
-                )
-        for t in (*(lm.keep or ()), *lm.bypass):
-            if t not in tensors:
-                raise _err(
-                    mapping,
-                    f"level {lm.target!r}: unknown tensor {t!r}; tensors are "
-                    f"{list(problem.tensor_names)}",
-                    lm.target,
-                )
-    # 2. factors multiply out
+    tensors = set(problem.tensor_names)
+    for t in (*(lm.keep or ()), *lm.bypass):
+        if t not in tensors:
+            raise _err(
+                mapping,
+                f"level {lm.target!r}: unknown tensor {t!r}; tensors are "
+                f"{list(problem.tensor_names)}",
+                lm.target,
+            )
+
+
+def _check_products(mapping: Mapping, problem: Problem) -> None:
+    """Rule 2: for every dimension d, Π_levels temporal(d)·spatial(d) = bound(d)."""
     for d in problem.dimensions:
         parts = [
             (lm.target, lm.temporal_factor(d) * lm.spatial_factor(d))
@@ -247,72 +260,89 @@ def validate_mapping(
                 f"the problem bound is {problem.bounds[d]}",
                 where,
             )
-    by_name = {lm.target: lm for lm in mapping.levels}
-    for i, lvl in enumerate(arch.levels):
-        lm = by_name.get(lvl.name)
-        # 3. fan-out
-        if lm is not None and lm.spatial:
-            fan = arch.fanout(i)
-            eff = effective_spatial(mapping, arch, problem, lvl.name, sparse_opts)
-            used = math.prod(eff.values())
-            if used > fan:
-                note = (
-                    f" (effective {eff} after skipping structured zeros)"
-                    if eff != {d: int(f) for d, f in lm.spatial.items()}
-                    else ""
-                )
-                raise _err(
-                    mapping,
-                    f"level {lvl.name!r}: spatial factors {lm.spatial}{note} use "
-                    f"{used} instances but the fan-out below it is {fan}",
-                    lvl.name,
-                )
-            below_x = arch.levels[i + 1].mesh_x if i + 1 < len(arch.levels) else arch.compute.mesh_x
-            if lm.split is not None and below_x % lvl.mesh_x == 0:
-                fan_x = below_x // lvl.mesh_x
-                fan_y = max(1, fan // fan_x)
-                x_dims = lm.spatial_permutation[: lm.split]
-                x = math.prod(eff.get(d, 1) for d in x_dims)
-                y = used // x
-                if x > fan_x or y > fan_y:
-                    raise _err(
-                        mapping,
-                        f"level {lvl.name!r}: spatial split puts {x} in X and "
-                        f"{y} in Y but the mesh below is {fan_x} x {fan_y} (X x Y)",
-                        lvl.name,
-                    )
-        # 4. keep / bypass
-        if lm is not None:
-            for t in lm.keep or ():
-                if not lvl.keeps(t):
-                    raise _err(
-                        mapping,
-                        f"level {lvl.name!r}: the mapping keeps {t!r} but the "
-                        f"architecture bypasses it (keep={list(lvl.keep or [])}, "
-                        f"bypass={list(lvl.bypass)})",
-                        lvl.name,
-                    )
-            both = set(lm.keep or ()) & set(lm.bypass)
-            if both:
-                raise _err(
-                    mapping,
-                    f"level {lvl.name!r}: tensors {sorted(both)} are both kept and bypassed",
-                    lvl.name,
-                )
-        # 5. capacity
-        cap = lvl.capacity_words
-        if math.isinf(cap):
-            continue
-        ext = tile_extents(mapping, arch, problem, i)
-        kept = kept_tensors(mapping, arch, problem, i)
-        sizes = {t: tile_words(problem, t, ext) for t in kept}
-        need = sum(sizes.values())
-        if need > cap:
-            detail = ", ".join(f"{t} {w}" for t, w in sizes.items())
+
+
+def _check_fanout(
+    mapping: Mapping,
+    arch: Architecture,
+    problem: Problem,
+    i: int,
+    lvl_map: LevelMapping,
+    sparse_opts: SparseOptimizations | None,
+) -> None:
+    """Rule 3 at level ``i``: Π effective spatial factors <= fan-out, and with a ``split`` on a
+    known mesh, X product <= fan-out in X and Y product <= fan-out / fan-out in X."""
+    if not lvl_map.spatial:
+        return
+    lvl = arch.levels[i]
+    fan = arch.fanout(i)
+    eff = effective_spatial(mapping, arch, problem, lvl.name, sparse_opts)
+    used = math.prod(eff.values())
+    if used > fan:
+        note = (
+            f" (effective {eff} after skipping structured zeros)"
+            if eff != {d: int(f) for d, f in lvl_map.spatial.items()}
+            else ""
+        )
+        raise _err(
+            mapping,
+            f"level {lvl.name!r}: spatial factors {lvl_map.spatial}{note} use "
+            f"{used} instances but the fan-out below it is {fan}",
+            lvl.name,
+        )
+    below_x = arch.levels[i + 1].mesh_x if i + 1 < len(arch.levels) else arch.compute.mesh_x
+    if lvl_map.split is not None and below_x % lvl.mesh_x == 0:
+        fan_x = below_x // lvl.mesh_x
+        fan_y = max(1, fan // fan_x)
+        x_dims = lvl_map.spatial_permutation[: lvl_map.split]
+        x = math.prod(eff.get(d, 1) for d in x_dims)
+        y = used // x
+        if x > fan_x or y > fan_y:
             raise _err(
                 mapping,
-                f"level {lvl.name!r}: tiles need {need} words ({detail}) but "
-                f"the capacity is {cap:g} words ({lvl.depth} x {lvl.width} b / "
-                f"{lvl.datawidth} b)",
+                f"level {lvl.name!r}: spatial split puts {x} in X and "
+                f"{y} in Y but the mesh below is {fan_x} x {fan_y} (X x Y)",
                 lvl.name,
             )
+
+
+def _check_keep(mapping: Mapping, lvl: StorageLevel, lvl_map: LevelMapping) -> None:
+    """Rule 4 at one level: kept tensors are ones the level may keep; none kept and bypassed."""
+    for t in lvl_map.keep or ():
+        if not lvl.keeps(t):
+            raise _err(
+                mapping,
+                f"level {lvl.name!r}: the mapping keeps {t!r} but the "
+                f"architecture bypasses it (keep={list(lvl.keep or [])}, "
+                f"bypass={list(lvl.bypass)})",
+                lvl.name,
+            )
+    both = set(lvl_map.keep or ()) & set(lvl_map.bypass)
+    if both:
+        raise _err(
+            mapping,
+            f"level {lvl.name!r}: tensors {sorted(both)} are both kept and bypassed",
+            lvl.name,
+        )
+
+
+def _check_capacity(mapping: Mapping, arch: Architecture, problem: Problem, i: int) -> None:
+    """Rule 5 at level ``i``: the kept tiles' words (compressed where a density is stated) fit
+    ``capacity_words``."""
+    lvl = arch.levels[i]
+    cap = lvl.capacity_words
+    if math.isinf(cap):
+        return
+    ext = tile_extents(mapping, arch, problem, i)
+    kept = kept_tensors(mapping, arch, problem, i)
+    sizes = {t: tile_words(problem, t, ext) for t in kept}
+    need = sum(sizes.values())
+    if need > cap:
+        detail = ", ".join(f"{t} {w}" for t, w in sizes.items())
+        raise _err(
+            mapping,
+            f"level {lvl.name!r}: tiles need {need} words ({detail}) but "
+            f"the capacity is {cap:g} words ({lvl.depth} x {lvl.width} b / "
+            f"{lvl.datawidth} b)",
+            lvl.name,
+        )

@@ -441,7 +441,8 @@ class Network(_Frozen):
         if dup:
             raise ValueError(f"duplicate layer/operator names {sorted(dup)}")
         known = set(names)
-        for node in (*self.layers, *self.operators):
+        nodes: tuple[Layer | Operator, ...] = (*self.layers, *self.operators)
+        for node in nodes:
             missing = [i for i in (node.inputs or ()) if i not in known]
             if missing:
                 raise ValueError(f"{node.name!r} reads unknown inputs {missing}")
