@@ -10,8 +10,16 @@ Pipeline (:func:`search`), one direction, one module per step:
 3. **pricing** (``plan_search.pricing``): every candidate within the error cap priced on the
    mapping it runs on (``eval``'s mapping rule), so the reported totals are ``eval``'s;
 4. **selection** (``plan_search.selection``): exact in layer mode (the λ sweep for the
-   non-separable EDP), greedy in global mode;
-5. **report** (``plan_search.report``): dense / no-TASD / no-unit / plan compared.
+   non-separable EDP), greedy in global mode, with the network's non-GEMM operators (priced
+   once by ``eval``'s own code, ``model.graph_eval.price_operators``: no plan changes them)
+   in the totals;
+5. **shared decompositions** (:func:`_share_tasd`): where consumers of one tensor decompose it
+   with the same activation series, the first does the TASD unit's work for all
+   (``model.graph_eval.shared_tasd``, ``eval``'s rule); the others are re-priced without it.
+   The selection ranks options at their unshared cost (an upper bound), so the written plan is
+   optimal for that bound and reported at what it costs;
+6. **report** (``plan_search.report``): dense / no-TASD / no-unit / plan compared; its totals
+   are ``eval``'s of the written plan.
 """
 
 from __future__ import annotations
@@ -25,9 +33,10 @@ from typing import Any, Literal
 import numpy as np
 
 from testy_model.errors import SpecError
+from testy_model.model.plan import Plan
 from testy_model.plan_search.candidates import candidates
 from testy_model.plan_search.errors import ERROR_METRICS
-from testy_model.plan_search.pricing import MapperFn, price_candidates
+from testy_model.plan_search.pricing import LayerTable, MapperFn, price_candidates
 from testy_model.plan_search.report import SearchReport
 from testy_model.plan_search.selection import select_global, select_per_layer
 from testy_model.spec.arch import Architecture
@@ -131,13 +140,24 @@ def search(
     error_cap = b if mode == "layer" else cap
     if ab is not None:  # the largest combined error a feasible option can have
         error_cap = 1.0 - (1.0 - b) * (1.0 - ab)
+    from testy_model.graph.dataflow import as_graph, operand_reads
+    from testy_model.model.graph_eval import price_operators
+
+    g = as_graph(network)
+    operators = price_operators(g, arch)
+    fixed = (
+        float(sum(o.energy_pj for o in operators)),
+        float(sum(o.seconds for o in operators)),
+    )
     tables = []
+    maps: list[Mapping | None] = []
     n = len(network.layers)
     total_macs = float(sum(x.problem.macs for x in network.layers))
     for k, layer in enumerate(network.layers):
         if mode == "global":  # one layer alone may add at most budget / (its MAC share)
             error_cap = min(cap, b * total_macs / max(layer.problem.macs, 1))
         m = _layer_mapping(layer.name, layer.problem, arch, mappings, objective)
+        maps.append(m)
         opts = [o for o in candidates(layer, arch, max_terms) if o.orientation in orientations]
         tables.append(
             price_candidates(
@@ -163,12 +183,13 @@ def search(
         no_rt[i, :c] = ~t.runtime if t.runtime is not None else True
     lb = b if ab is None else float("inf")  # with split budgets, `allow` holds feasibility
     if mode == "layer":
-        idx = select_per_layer(tables, lb, objective, allow=allow)
+        idx = select_per_layer(tables, lb, objective, allow=allow, fixed=fixed)
     else:
-        idx = select_global(tables, b, objective, layer_cap=cap)
+        idx = select_global(tables, b, objective, layer_cap=cap, fixed=fixed)
     no_unit = select_per_layer(
-        tables, lb if mode == "layer" else 0.0, objective, allow=allow & no_rt
+        tables, lb if mode == "layer" else 0.0, objective, allow=allow & no_rt, fixed=fixed
     )
+    tables = _share_tasd(g, network, arch, tables, maps, idx, operand_reads(g))
     return SearchReport(
         network=network.name,
         arch=arch.name,
@@ -182,6 +203,59 @@ def search(
         no_unit=no_unit,
         search_s=time.perf_counter() - t0,
         activation_budget=ab,
+        operators=operators,
+    )
+
+
+def _share_tasd(
+    g: Any,
+    network: Network,
+    arch: Architecture,
+    tables: list[LayerTable],
+    maps: list[Mapping | None],
+    idx: np.ndarray,
+    reads: Any,
+) -> list[LayerTable]:
+    """The tables with each chosen option that reuses another layer's decomposition (the same
+    activation series of the same tensor, ``model.graph_eval.shared_tasd``) re-priced with no
+    TASD-unit work (``pricing.price_candidates(tasd_scale=0)``), as ``eval`` charges it."""
+    from testy_model.model.graph_eval import shared_tasd
+
+    plan = Plan(layers={t.name: t.options[i] for t, i in zip(tables, idx, strict=True)})
+    shared = shared_tasd(g, reads, plan)
+    out = list(tables)
+    for k, (layer, t) in enumerate(zip(network.layers, tables, strict=True)):
+        c = int(idx[k])
+        if layer.name not in shared or t.runtime is None or not t.runtime[c]:
+            continue
+        opt = t.options[c]
+        alone = price_candidates(layer, arch, maps[k], [opt], tasd_scale=0.0)
+        j = alone.index(opt.weights, opt.activations, opt.orientation)
+        assert j is not None
+        out[k] = _with_option_cost(t, c, alone, j)
+    return out
+
+
+def _with_option_cost(t: LayerTable, c: int, src: LayerTable, j: int) -> LayerTable:
+    """``t`` with option ``c``'s cost replaced by option ``j``'s of ``src``."""
+    import dataclasses
+
+    def put(a: np.ndarray, v: Any) -> np.ndarray:
+        a = a.copy()
+        a[c] = v
+        return a
+
+    return dataclasses.replace(
+        t,
+        cycles=put(t.cycles, src.cycles[j]),
+        seconds=put(t.seconds, src.seconds[j]),
+        energy_pj=put(t.energy_pj, src.energy_pj[j]),
+        energy_by_component={
+            k: put(v, src.energy_by_component[k][j]) for k, v in t.energy_by_component.items()
+        },
+        latency_by_component={
+            k: put(v, src.latency_by_component[k][j]) for k, v in t.latency_by_component.items()
+        },
     )
 
 
