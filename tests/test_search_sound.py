@@ -314,7 +314,7 @@ def test_api_and_cli_defaults_agree() -> None:
 
     api = inspect.signature(search).parameters
     cli = inspect.signature(search_command).parameters
-    for name in ("budget", "mode", "objective", "max_terms", "layer_cap"):
+    for name in ("budget", "activation_budget", "mode", "objective", "max_terms", "layer_cap"):
         assert api[name].default == cli[name].default.default, name
     # the CLI's `--mapping mapper` is the API's mappings=None: each candidate on its mapping
     assert api["mappings"].default is None and cli["mapping"].default.default == "mapper"

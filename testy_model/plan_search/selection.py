@@ -22,6 +22,7 @@ layer-mode optimum at the same budget nor any feasible uniform plan.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -213,6 +214,7 @@ def select_global(
     layer_cap: float = 1.0,
     max_steps: int = 100000,
     fixed: Fixed = (0.0, 0.0),
+    allow: np.ndarray | None = None,
 ) -> np.ndarray:
     """One network-wide budget on the MAC-weighted mean error ``Ē = Σ_l w_l e_l <= budget``
     (``w_l = MACs_l / Σ MACs``, dimensionless), spread greedily; no layer's error may exceed
@@ -223,14 +225,16 @@ def select_global(
     objective ``J``, and takes the one of highest gain per unit of added error
     ``(J − J') / (w_l·Δe_l)`` (a switch that adds no error ranks first, by its gain). Every
     step strictly lowers ``J``, so the loop ends; ``max_steps`` is a safety cap. ``fixed``:
-    (pJ, s) added to the totals.
+    (pJ, s) added to the totals; ``allow``: an (L, C) mask of the options that may be chosen.
     """
     st = _stack(tables, fixed)
-    idx = select_per_layer(tables, 0.0, objective, fixed=fixed)
+    if allow is not None:
+        st = dataclasses.replace(st, ok=st.ok & allow)
+    idx = select_per_layer(tables, 0.0, objective, allow=allow, fixed=fixed)
     idx = _greedy(st, idx, budget, objective, layer_cap, max_steps)
     # never worse than the layer-mode optimum at min(budget, layer_cap) (feasible here) or the
     # feasible uniform plans
-    alt = select_per_layer(tables, min(budget, layer_cap), objective, fixed=fixed)
+    alt = select_per_layer(tables, min(budget, layer_cap), objective, allow=allow, fixed=fixed)
     if _objective_of(*_totals(st, alt), objective) < _objective_of(*_totals(st, idx), objective):
         idx = alt
     return _guard(tables, st, idx, budget, objective, layer_cap)
