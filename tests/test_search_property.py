@@ -18,7 +18,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from testy_model.plan_search import search
+from testy_model.plan_search import ACTIVATION_BUDGET, search
 from testy_model.spec import (
     Architecture,
     ComputeUnit,
@@ -122,6 +122,7 @@ def test_plan_within_budget_and_no_worse_than_dense_or_uniform(
         mappings=_mapping,
         max_terms=2,
         layer_cap=cap,
+        activation_budget=None,  # one budget on the combined error (checked below)
     )
     tabs = rep.tables
     macs = np.array([t.macs for t in tabs], dtype=float)
@@ -161,3 +162,18 @@ def test_plan_within_budget_and_no_worse_than_dense_or_uniform(
         )
         if ok:
             assert j_plan <= _objective(*totals(idx), objective) * (1 + 1e-9), str(o)
+    # 4. the default split budgets: weights within ``budget``, activations within
+    #    ACTIVATION_BUDGET (layer mode); for budget <= ACTIVATION_BUDGET every plan feasible
+    #    under the combined rule is feasible under the split, so the plan is no worse
+    if mode == "layer":
+        rep2 = search(
+            net, ARCH, budget=budget, mode=mode, objective=objective, mappings=_mapping,
+            max_terms=2, layer_cap=cap,
+        )  # fmt: skip
+        pick = list(zip(rep2.tables, rep2.choice, strict=True))
+        assert all(t.weight_error[i] <= budget + 1e-9 for t, i in pick)
+        assert all(t.activation_error[i] <= ACTIVATION_BUDGET + 1e-9 for t, i in pick)
+        if budget <= ACTIVATION_BUDGET:
+            e2 = sum(float(t.energy_pj[i]) for t, i in pick)
+            s2 = sum(float(t.seconds[i]) for t, i in pick)
+            assert _objective(e2, s2, objective) <= j_plan * (1 + 1e-9)

@@ -84,6 +84,44 @@ def test_search_totals_equal_eval_of_the_written_plan(engine: str) -> None:
     assert dense.energy_pj == pytest.approx(rep.totals("dense").energy_pj, rel=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("network", "engine", "params", "act_budget"),
+    [
+        ("resnet50", "stc_2of4_tasd", {"weight_sparsity": 0.8}, None),
+        # activations decomposed: Q, K and V share one decomposition of their input (eval
+        # charges the TASD unit once); the operators (LayerNorm, GELU, softmax, adds) count
+        ("bert-base", "stc_2of4_tasd", {"seq_len": 64}, 0.5),
+    ],
+)
+def test_search_totals_equal_eval_on_zoo_networks_with_operators(
+    network: str, engine: str, params: dict, act_budget: float | None
+) -> None:
+    from testy_model.graph.zoo import get_network
+
+    arch = _shipped(engine)
+    net = get_network(network, **params)
+    rep = search(net, arch, max_terms=2, activation_budget=act_budget)
+    assert rep.operators, "the zoo network has non-GEMM operators"
+    maps = {x.name: plan_mapping(x, arch, rep.plan.for_layer(x.name)) for x in net.layers}
+    ev = evaluate(net, arch, maps, rep.plan)
+    assert ev.non_gemm_energy_pj > 0.01 * ev.energy_pj  # operators matter at this tolerance
+    tot = rep.totals("plan")
+    assert tot.energy_pj == pytest.approx(ev.energy_pj, rel=1e-9)
+    assert tot.cycles == pytest.approx(ev.cycles, rel=1e-9)
+    assert tot.seconds == pytest.approx(ev.seconds, rel=1e-9)
+    assert tot.edp_pj_s == pytest.approx(ev.edp_pj_s, rel=1e-9)
+    if act_budget is not None:  # some layer reuses another's decomposition
+        from testy_model.graph.dataflow import as_graph, operand_reads
+        from testy_model.model.graph_eval import shared_tasd
+
+        g = as_graph(net)
+        assert shared_tasd(g, operand_reads(g), rep.plan)
+    dense_maps = {x.name: plan_mapping(x, arch, LayerPlan()) for x in net.layers}
+    dense = evaluate(net, arch, dense_maps, "dense")
+    assert rep.totals("dense").energy_pj == pytest.approx(dense.energy_pj, rel=1e-9)
+    assert rep.totals("dense").cycles == pytest.approx(dense.cycles, rel=1e-9)
+
+
 def test_cli_search_and_eval_of_its_plan_agree(tmp_path: Path) -> None:
     net = tmp_path / "net.yaml"
     net.write_text(
@@ -141,14 +179,16 @@ _opt = st.tuples(
 @given(
     layers=st.lists(st.lists(_opt, min_size=1, max_size=5), min_size=1, max_size=4),
     budget=st.sampled_from([0.0, 0.02, 0.05, 1.0]),
+    fixed=st.sampled_from([(0.0, 0.0), (5.0, 0.5), (0.5, 20.0)]),
 )
 def test_network_edp_is_optimal_against_brute_force(
-    layers: list[list[tuple[float, float, float]]], budget: float
+    layers: list[list[tuple[float, float, float]]], budget: float, fixed: tuple[float, float]
 ) -> None:
+    # ``fixed``: the (pJ, s) of non-GEMM operators every plan adds to the network totals
     tabs = [_table(f"l{i}", [(1.0, 1.0, 0.0), *rows]) for i, rows in enumerate(layers)]
-    idx = select_per_layer(tabs, budget, "edp")
-    _, best = brute_force(tabs, budget, "edp")
-    got = network_objective(tabs, idx, "edp")
+    idx = select_per_layer(tabs, budget, "edp", fixed=fixed)
+    _, best = brute_force(tabs, budget, "edp", fixed=fixed)
+    got = network_objective(tabs, idx, "edp", fixed=fixed)
     assert got <= best * (1 + 1e-12)
     assert all(t.error[i] <= budget + 1e-12 for t, i in zip(tabs, idx, strict=True))
 
@@ -157,6 +197,17 @@ def test_network_edp_is_optimal_on_a_real_network() -> None:
     rep = search(_net(), _shipped("s2ta_tasd"), budget=0.1, max_terms=2)
     _, best = brute_force(rep.tables, 0.1, "edp")
     assert rep.totals("plan").edp_pj_s == pytest.approx(best, rel=1e-12)
+
+
+def test_fixed_operator_cost_changes_the_edp_optimum() -> None:
+    # two layers, options (E pJ, t s): a = (1, 1) dense, b = (2, 0.4). Without operators
+    # (Σ E)(Σ t): a+a = 2·2 = 4.0, a+b = 3·1.4 = 4.2, b+b = 4·0.8 = 3.2 -> b+b.
+    # With operators (E_0, t_0) = (0, 10), E·(10 + t):
+    # a+a = 2·12 = 24, a+b = 3·11.4 = 34.2, b+b = 4·10.8 = 43.2 -> a+a.
+    tabs = [_table(f"l{i}", [(1.0, 1.0, 0.0), (2.0, 0.4, 0.0)]) for i in range(2)]
+    assert list(select_per_layer(tabs, 0.0, "edp")) == [1, 1]
+    assert list(select_per_layer(tabs, 0.0, "edp", fixed=(0.0, 10.0))) == [0, 0]
+    assert network_objective(tabs, [0, 0], "edp", fixed=(0.0, 10.0)) == pytest.approx(24.0)
 
 
 def test_per_layer_edp_choice_is_not_the_network_optimum() -> None:
@@ -263,7 +314,7 @@ def test_api_and_cli_defaults_agree() -> None:
 
     api = inspect.signature(search).parameters
     cli = inspect.signature(search_command).parameters
-    for name in ("budget", "mode", "objective", "max_terms", "layer_cap"):
+    for name in ("budget", "activation_budget", "mode", "objective", "max_terms", "layer_cap"):
         assert api[name].default == cli[name].default.default, name
     # the CLI's `--mapping mapper` is the API's mappings=None: each candidate on its mapping
     assert api["mappings"].default is None and cli["mapping"].default.default == "mapper"

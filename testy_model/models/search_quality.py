@@ -676,9 +676,16 @@ def proxy_plan(
 ) -> Any:
     """The plan of ``testy_model.plan_search.search`` under its closed-form error budget (the
     proxy this module replaces), as its ``SearchReport`` (plain orientation, as this study's
-    plans)."""
+    plans; one budget on each layer's combined weight and activation error, as the study was
+    run: ``activation_budget=None``)."""
     return _search_mod().search(
-        network, arch, budget=budget, mode=mode, max_terms=max_terms, orientations=("weight",)
+        network,
+        arch,
+        budget=budget,
+        mode=mode,
+        max_terms=max_terms,
+        orientations=("weight",),
+        activation_budget=None,
     )
 
 

@@ -9,7 +9,13 @@ from testy_model.plan_search.candidates import (
     orientations,
 )
 from testy_model.plan_search.errors import candidate_error, closed_form_error, combine_errors
-from testy_model.plan_search.plan import MODES, OBJECTIVES, plot_search, search
+from testy_model.plan_search.plan import (
+    ACTIVATION_BUDGET,
+    MODES,
+    OBJECTIVES,
+    plot_search,
+    search,
+)
 from testy_model.plan_search.pricing import (
     LayerTable,
     class_mapping,
@@ -29,6 +35,7 @@ from testy_model.plan_search.selection import (
 )
 
 __all__ = [
+    "ACTIVATION_BUDGET",
     "DENSE",
     "MODES",
     "OBJECTIVES",

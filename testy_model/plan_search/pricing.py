@@ -260,6 +260,7 @@ def price_candidates(
     error_cap: float = float("inf"),
     require_dense: bool = True,
     error_metric: ErrorMetric = "count",
+    tasd_scale: float = 1.0,
 ) -> LayerTable:
     """Error and cost of every candidate of ``layer`` (module docstring).
 
@@ -268,7 +269,9 @@ def price_candidates(
     dense and the no-TASD option always are. Candidates a mapping cannot hold (compressed tiles
     plus metadata over a level's capacity) are invalid. Raises :class:`MappingError` when the
     dense option itself is invalid, unless ``require_dense`` is False. ``error_metric``: the
-    closed form's units (``plan_search.errors.closed_form_error``).
+    closed form's units (``plan_search.errors.closed_form_error``). ``tasd_scale``: factor on
+    the TASD unit's work (0 when another consumer of the same tensor already decomposes it with
+    the same series: ``model.graph_eval.shared_tasd``, as ``eval`` charges it).
     """
     prob = layer.problem
     opts = list(options) if options is not None else candidates(layer, arch, max_terms)
@@ -288,6 +291,8 @@ def price_candidates(
     todo[opts.index(LayerPlan())] = todo[opts.index(nat)] = True
     maps = _mappings(layer, arch, opts, inp, todo, mapping)
     todo &= np.array([m is not None for m in maps])
+    runtime = inp.tasd > 0
+    inp.tasd = inp.tasd * float(tasd_scale)
     cost = _price(prob, arch, opts, inp, maps, todo)
     dense_i = opts.index(LayerPlan())
     if require_dense and not cost["valid"][dense_i]:
@@ -312,7 +317,7 @@ def price_candidates(
         dense=dense_i,
         native=opts.index(nat),
         measured=any(o.array is not None for o in ops.values()),
-        runtime=inp.tasd > 0,
+        runtime=runtime,
         priced=todo,
     )
 

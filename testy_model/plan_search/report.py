@@ -1,9 +1,11 @@
 """The search's result (:class:`SearchReport`): the plan, and dense / no-TASD / no-unit / plan
 compared, as tables, JSON and a DataFrame.
 
-Totals: layers in sequence, cycles, seconds and energies add up; the network EDP is
-``E_total · t_total`` (pJ·s). Every figure is the cost of the option on the mapping it runs on
-(``plan_search.pricing``), so the plan's totals are ``evaluate``'s of the written plan.
+Totals: the layers and the network's non-GEMM operators in sequence, cycles, seconds and energies
+add up; the network EDP is ``E_total · t_total`` (pJ·s). Every layer figure is the cost of the
+option on the mapping it runs on (``plan_search.pricing``), the operators are priced by
+``eval``'s own code (``model.graph_eval.price_operators``; no plan changes them), so the plan's
+totals are ``evaluate``'s of the written plan.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from testy_model.model.plan import Plan
 from testy_model.plan_search.pricing import LayerTable
+from testy_model.report import OperatorResult
 
 WHICH = ("dense", "native", "no_unit", "plan")
 
@@ -47,6 +50,7 @@ class SearchReport:
     ``tables``: the searched plan; every layer dense; the structured engine without TASD (an
     operand runs sparse only when it already fits a hardware pattern); and the best plan
     without the TASD unit (weights decomposed offline, activations as they arrive).
+    ``operators``: the network's non-GEMM operators (the same in every plan), in the totals.
     """
 
     network: str
@@ -61,6 +65,15 @@ class SearchReport:
     no_unit: np.ndarray | None = None
     search_s: float = 0.0
     activation_budget: float | None = None
+    operators: tuple[OperatorResult, ...] = ()
+
+    @property
+    def fixed(self) -> tuple[float, float]:
+        """(energy pJ, seconds) of the non-GEMM operators, added to every plan's totals."""
+        return (
+            float(sum(o.energy_pj for o in self.operators)),
+            float(sum(o.seconds for o in self.operators)),
+        )
 
     def _idx(self, which: str) -> np.ndarray:
         if which not in WHICH:
@@ -73,13 +86,18 @@ class SearchReport:
         return [(t, int(i)) for t, i in zip(self.tables, self._idx(which), strict=True)]
 
     def totals(self, which: str = "plan") -> PlanTotals:
-        """Totals of ``plan``, ``dense``, ``native`` (no TASD) or ``no_unit``."""
+        """Totals of ``plan``, ``dense``, ``native`` (no TASD) or ``no_unit``: Σ layers +
+        Σ non-GEMM operators (cycles, s, pJ; EDP = E·t in pJ·s)."""
         idx = self._idx(which)
         macs = np.array([t.macs for t in self.tables], dtype=np.float64)
         errs = np.array([t.error[i] for t, i in zip(self.tables, idx, strict=True)])
+        ops = self.operators
         e = float(sum(t.energy_pj[i] for t, i in zip(self.tables, idx, strict=True)))
+        e += float(sum(o.energy_pj for o in ops))
         s = float(sum(t.seconds[i] for t, i in zip(self.tables, idx, strict=True)))
+        s += float(sum(o.seconds for o in ops))
         c = float(sum(t.cycles[i] for t, i in zip(self.tables, idx, strict=True)))
+        c += float(sum(o.cycles for o in ops))
         return PlanTotals(
             c, s, e, e * s, float((macs * errs).sum() / macs.sum()), float(errs.max())
         )
@@ -158,6 +176,7 @@ class SearchReport:
                 "energy_vs_dense": self.ratio("dense", "energy_pj"),
             },
             "layers": self.rows(),
+            "operators": [o.to_dict() for o in self.operators],
             "plan": self.plan.to_dict()["plan"],
             "candidates": self.candidates,
             "priced": self.priced,

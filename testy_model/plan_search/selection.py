@@ -1,12 +1,14 @@
 """Selection of one option per layer (the search's step 4), for a network objective.
 
-Network totals (layers run one after another): ``E = Σ_l E_l`` (pJ), ``t = Σ_l t_l`` (s);
-objectives ``edp = E·t`` (pJ·s), ``latency = t``, ``energy = E``.
+Network totals (layers and operators run one after another): ``E = E_0 + Σ_l E_l`` (pJ),
+``t = t_0 + Σ_l t_l`` (s), with ``(E_0, t_0)`` the ``fixed`` part no plan changes (the non-GEMM
+operators, priced as ``eval`` prices them); objectives ``edp = E·t`` (pJ·s), ``latency = t``,
+``energy = E``.
 
 **Layer mode** (every layer's error ``<= budget``): exact. Latency and energy are separable:
-each layer's least-objective feasible option. EDP is not (:func:`select_edp`): over the
-finite set S of achievable ``(E, t)``, ``f = E·t`` is increasing and quasi-concave on the
-positive quadrant (its superlevel sets ``{E·t >= c}`` are convex), so its minimum over conv(S)
+each layer's least-objective feasible option. EDP is not (:func:`select_edp`): over the finite
+set S of achievable ``(E, t)``, ``f = (E_0 + E)·(t_0 + t)`` is increasing and quasi-concave on
+the positive quadrant (its superlevel sets ``{f >= c}`` are convex), so its minimum over conv(S)
 is at an extreme point, one on the lower-left chain of conv(S), which minimises ``E + λ·t`` for
 some ``λ`` in ``[0, ∞]``; and ``Σ_l (E_l + λ·t_l)`` is minimised layer by layer. So the sweep
 over λ (every breakpoint of every layer's lower convex hull of ``(t, E)``, a λ between each pair
@@ -20,6 +22,7 @@ layer-mode optimum at the same budget nor any feasible uniform plan.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,9 +46,14 @@ class _Stack:
     error: np.ndarray
     ok: np.ndarray
     weight: np.ndarray  # (L,) MAC share of each layer, sums to 1
+    fixed: tuple[float, float] = (0.0, 0.0)  # (pJ, s) every plan adds (non-GEMM operators)
 
 
-def _stack(tables: Sequence[LayerTable]) -> _Stack:
+#: ``(energy pJ, seconds)`` of the network's plan-independent part (non-GEMM operators).
+Fixed = tuple[float, float]
+
+
+def _stack(tables: Sequence[LayerTable], fixed: Fixed = (0.0, 0.0)) -> _Stack:
     n_l = len(tables)
     n_c = max(len(t.options) for t in tables)
     e = np.full((n_l, n_c), np.inf)
@@ -59,7 +67,7 @@ def _stack(tables: Sequence[LayerTable]) -> _Stack:
         err[i, :c] = t.error
         ok[i, :c] = t.valid
     macs = np.array([t.macs for t in tables], dtype=np.float64)
-    return _Stack(e, s, err, ok, macs / macs.sum())
+    return _Stack(e, s, err, ok, macs / macs.sum(), (float(fixed[0]), float(fixed[1])))
 
 
 def _objective_of(energy: float, seconds: float, objective: str) -> float:
@@ -71,17 +79,24 @@ def _objective_of(energy: float, seconds: float, objective: str) -> float:
     return energy
 
 
-def network_objective(tables: Sequence[LayerTable], idx: Sequence[int], objective: str) -> float:
+def network_objective(
+    tables: Sequence[LayerTable], idx: Sequence[int], objective: str, fixed: Fixed = (0.0, 0.0)
+) -> float:
     """The network objective of choosing option ``idx[l]`` in layer ``l`` (layers in sequence:
-    ``E = Σ E_l``, ``t = Σ t_l``; EDP = ``E·t`` in pJ·s, latency ``t`` in s, energy ``E`` in pJ)."""
-    e = sum(float(t.energy_pj[i]) for t, i in zip(tables, idx, strict=True))
-    s = sum(float(t.seconds[i]) for t, i in zip(tables, idx, strict=True))
+    ``E = E_0 + Σ E_l``, ``t = t_0 + Σ t_l`` with ``fixed = (E_0, t_0)``; EDP = ``E·t`` in
+    pJ·s, latency ``t`` in s, energy ``E`` in pJ)."""
+    e = fixed[0] + sum(float(t.energy_pj[i]) for t, i in zip(tables, idx, strict=True))
+    s = fixed[1] + sum(float(t.seconds[i]) for t, i in zip(tables, idx, strict=True))
     return _objective_of(e, s, objective)
 
 
 def _totals(st: _Stack, idx: np.ndarray) -> tuple[float, float]:
+    """Network (energy pJ, seconds) of ``idx``, the fixed part included."""
     rows = np.arange(len(idx))
-    return float(st.energy[rows, idx].sum()), float(st.seconds[rows, idx].sum())
+    return (
+        st.fixed[0] + float(st.energy[rows, idx].sum()),
+        st.fixed[1] + float(st.seconds[rows, idx].sum()),
+    )
 
 
 def _lexmin(keys: Sequence[np.ndarray], feasible: np.ndarray) -> np.ndarray:
@@ -157,11 +172,13 @@ def select_per_layer(
     budget: float,
     objective: str = "edp",
     allow: np.ndarray | None = None,
+    fixed: Fixed = (0.0, 0.0),
 ) -> np.ndarray:
     """Per layer, one valid option with error ``<= budget`` (and ``allow``, an (L, C) mask)
-    such that the network objective is least (module docstring; exact). ``dense`` always
-    qualifies (error 0). Returns the chosen option index per layer."""
-    st = _stack(tables)
+    such that the network objective is least, ``fixed`` = (pJ, s) added to the totals (module
+    docstring; exact). ``dense`` always qualifies (error 0). Returns the chosen option index
+    per layer."""
+    st = _stack(tables, fixed)
     feasible = st.ok & (st.error <= budget + _EPS)
     if allow is not None:
         feasible &= allow
@@ -169,11 +186,11 @@ def select_per_layer(
 
 
 def brute_force(
-    tables: Sequence[LayerTable], budget: float, objective: str = "edp"
+    tables: Sequence[LayerTable], budget: float, objective: str = "edp", fixed: Fixed = (0.0, 0.0)
 ) -> tuple[np.ndarray, float]:
     """Every combination of per-layer feasible options (error ``<= budget``), for checking
     small networks: the combination of least network objective and that objective."""
-    st = _stack(tables)
+    st = _stack(tables, fixed)
     feasible = st.ok & (st.error <= budget + _EPS)
     choices = [np.flatnonzero(f) for f in feasible]
     best, best_j = None, np.inf
@@ -196,6 +213,8 @@ def select_global(
     objective: str = "edp",
     layer_cap: float = 1.0,
     max_steps: int = 100000,
+    fixed: Fixed = (0.0, 0.0),
+    allow: np.ndarray | None = None,
 ) -> np.ndarray:
     """One network-wide budget on the MAC-weighted mean error ``Ē = Σ_l w_l e_l <= budget``
     (``w_l = MACs_l / Σ MACs``, dimensionless), spread greedily; no layer's error may exceed
@@ -205,14 +224,17 @@ def select_global(
     considers every (layer, option) switch that keeps ``Ē <= budget`` and lowers the network
     objective ``J``, and takes the one of highest gain per unit of added error
     ``(J − J') / (w_l·Δe_l)`` (a switch that adds no error ranks first, by its gain). Every
-    step strictly lowers ``J``, so the loop ends; ``max_steps`` is a safety cap.
+    step strictly lowers ``J``, so the loop ends; ``max_steps`` is a safety cap. ``fixed``:
+    (pJ, s) added to the totals; ``allow``: an (L, C) mask of the options that may be chosen.
     """
-    st = _stack(tables)
-    idx = select_per_layer(tables, 0.0, objective)
+    st = _stack(tables, fixed)
+    if allow is not None:
+        st = dataclasses.replace(st, ok=st.ok & allow)
+    idx = select_per_layer(tables, 0.0, objective, allow=allow, fixed=fixed)
     idx = _greedy(st, idx, budget, objective, layer_cap, max_steps)
     # never worse than the layer-mode optimum at min(budget, layer_cap) (feasible here) or the
     # feasible uniform plans
-    alt = select_per_layer(tables, min(budget, layer_cap), objective)
+    alt = select_per_layer(tables, min(budget, layer_cap), objective, allow=allow, fixed=fixed)
     if _objective_of(*_totals(st, alt), objective) < _objective_of(*_totals(st, idx), objective):
         idx = alt
     return _guard(tables, st, idx, budget, objective, layer_cap)
@@ -308,8 +330,8 @@ def _guard(
     (a safety net for the greedy; all uniform plans are scored in one numpy pass)."""
     u = _uniform_matrix(tables)  # (P, L)
     rows = np.arange(len(tables))[None, :]
-    e = st.energy[rows, u].sum(axis=1)
-    s = st.seconds[rows, u].sum(axis=1)
+    e = st.fixed[0] + st.energy[rows, u].sum(axis=1)
+    s = st.fixed[1] + st.seconds[rows, u].sum(axis=1)
     err = st.error[rows, u]
     ok = st.ok[rows, u].all(axis=1)
     ok &= (err * st.weight[None, :]).sum(axis=1) <= budget + _EPS
