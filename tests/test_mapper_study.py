@@ -12,8 +12,7 @@ from typer.testing import CliRunner
 
 from testy_model.cli import app
 from testy_model.mapper import beam as mapper
-from testy_model.model.cost import evaluate_terms
-from testy_model.model.nest import nests_from_mapping
+from testy_model.model.evaluate import evaluate
 from testy_model.spec import gemm
 from testy_model.spec.accelergy import apply_ert, load_ert
 from testy_model.spec.arch_loader import load_arch
@@ -52,14 +51,10 @@ def _load_arch(path: Path):
 
 
 def _edp(mapping: Mapping, arch, problem, require_valid: bool = True) -> float:
-    cost = evaluate_terms(
-        problem,
-        arch,
-        nests_from_mapping(mapping, arch, problem),
-        mapper.operand_terms(problem, arch),
-    )
-    assert bool(cost.valid[0]) or not require_valid, "mapping must be valid under the model"
-    return float(cost.edp[0])
+    """EDP of ``mapping`` as ``eval`` prices it (the cost core, the stage eval chooses)."""
+    rep = evaluate(problem, arch, mapping)
+    assert rep.layers[0].valid or not require_valid, "mapping must be valid under the model"
+    return float(rep.edp_pj_s)
 
 
 def _check_beats_templates(arch_path: Path, shape: tuple[int, int, int]) -> None:

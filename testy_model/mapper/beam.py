@@ -60,7 +60,7 @@ from testy_model.mapper.space import (
     index_arch,
     index_problem,
     keep_options,
-    mesh_split,
+    mesh_layout,
     order_classes,
     slot_mask,
     space_size,
@@ -68,6 +68,7 @@ from testy_model.mapper.space import (
     valid_mask,
 )
 from testy_model.spec.arch import Architecture, LevelConstraints
+from testy_model.spec.conventions import Conventions
 from testy_model.spec.mapping import LevelMapping, Mapping
 from testy_model.spec.workload import Density, Problem
 
@@ -136,10 +137,42 @@ class Candidates:
 # -- evaluation glue ----------------------------------------------------------------------------
 
 
-def _default_evaluator() -> Evaluator:
-    from testy_model.model.cost import evaluate_terms  # the model's vectorised core
+def layer_evaluator(
+    problem: Problem,
+    arch: Architecture,
+    densities: dict[str, Any] | None = None,
+    sparse: Any = None,
+    conventions: Any = None,
+) -> Evaluator:
+    """The cost core's pricing of ``problem`` as ``eval`` prices it, as an evaluator
+    ``(problem, arch, nests, terms) -> NestCost`` (:func:`testy_model.model.cost.price`).
 
-    return evaluate_terms
+    The stage is ``eval``'s rule (:func:`testy_model.model.evaluate.layer_sparse_opts`): the
+    sparse stage with ``sparse`` (Sparseloop ``sparse_optimizations``) when given, or, when no
+    ``densities`` override the problem's (no TASD plan), with the engine's ``sparsity:`` support
+    where it applies to an N:M or fixed-structured operand; otherwise the term stage with the
+    ``terms`` the search passes (:func:`operand_terms`). ``conventions``: the counting
+    conventions (``spec.conventions``; default ``timeloop``). Keywords (``counts``,
+    ``tasd_values``, ``bounds``) pass through to ``price``.
+    """
+    from testy_model.model.cost import price
+    from testy_model.model.evaluate import layer_sparse_opts
+    from testy_model.spec.workload import Layer
+
+    conv = Conventions.parse(conventions)
+    layer = Layer(name=problem.name, problem=problem)
+    opts = layer_sparse_opts(layer, arch, densities is None, sparse)
+    if opts is not None:
+
+        def sparse_stage(prob: Problem, aa: Any, nests: Any, terms: Any, **kw: Any) -> Any:
+            return price(prob, aa, nests, sparse=opts, conventions=conv, **kw)
+
+        return sparse_stage
+
+    def term_stage(prob: Problem, aa: Any, nests: Any, terms: Any, **kw: Any) -> Any:
+        return price(prob, aa, nests, terms=terms or {}, conventions=conv, **kw)
+
+    return term_stage
 
 
 def operand_terms(
@@ -196,18 +229,23 @@ def to_nests(
     pi: ProblemIndex, ai: ArchIndex, cand: Candidates, factors: np.ndarray | None = None
 ) -> Any:
     """The model's ``LoopNests`` for the candidates: temporal/spatial (B,L,D) factors, order
-    (B,L,D) positions (0 = innermost), keep (B,L,T). ``factors``: the candidates'
+    (B,L,D) positions (0 = innermost), keep (B,L,T), and the spatial loops' order and X/Y split
+    as :func:`to_mapping` writes them (:func:`mesh_layout`). ``factors``: the candidates'
     :func:`factors_from_exps` when already computed."""
     from testy_model.model.nest import LoopNests
 
     L = len(ai.names)
     F = factors_from_exps(pi, cand.exps) if factors is None else factors
     order = cand.orders[cand.order_idx]
+    spatial = np.ascontiguousarray(F[:, L:])
+    spatial_order, split = mesh_layout(ai, spatial)
     return LoopNests(
         temporal=np.ascontiguousarray(F[:, :L]),
-        spatial=np.ascontiguousarray(F[:, L:]),
+        spatial=spatial,
         order=order,
         keep=np.ascontiguousarray(cand.keep),
+        spatial_order=spatial_order,
+        split=split,
     )
 
 
@@ -856,6 +894,8 @@ def _context(
     constraints: dict[str, LevelConstraints] | None,
     densities: dict[str, Any] | None,
     evaluator: Evaluator | None,
+    sparse: Any = None,
+    conventions: Any = None,
 ) -> _Ctx:
     if objective not in _OBJECTIVES:
         raise MappingError(f"unknown objective {objective!r}, expected one of {list(_OBJECTIVES)}")
@@ -884,7 +924,8 @@ def _context(
         orders=orders,
         allowed=allowed,
         terms=terms,
-        evaluator=evaluator or _default_evaluator(),
+        evaluator=evaluator
+        or layer_evaluator(problem, arch, densities, sparse=sparse, conventions=conventions),
         objective=objective,
         model_arch=model_arch,
         canon=_order_classes(orders, allowed),
@@ -897,14 +938,15 @@ def to_mapping(ctx_or_pi: Any, arch: Architecture, cand: Candidates, i: int = 0)
     L = len(ai.names)
     F = factors_from_exps(pi, cand.exps[i])
     order = cand.orders[cand.order_idx[i]]
+    s_order, s_split = mesh_layout(ai, F[None, L:])  # the layout to_nests prices
     levels = []
     for lv in range(L):
         temporal = {d: int(F[lv, j]) for j, d in enumerate(pi.dims) if F[lv, j] > 1}
         perm = tuple(pi.dims[j] for j in np.argsort(order[lv], kind="stable"))
         spatial = {d: int(F[L + lv, j]) for j, d in enumerate(pi.dims) if F[L + lv, j] > 1}
-        xs, ys = mesh_split(ai, lv, F[L + lv])
-        sp_dims = [pi.dims[j] for j in (*xs, *ys)]
-        split = len(xs) if spatial else None
+        used = [j for j in np.argsort(s_order[0, lv], kind="stable") if F[L + lv, j] > 1]
+        sp_dims = [pi.dims[j] for j in used]
+        split = int(s_split[0, lv]) if spatial else None
         keep = tuple(t for t, k in zip(pi.tensors, cand.keep[i, lv], strict=True) if k)
         bypass = tuple(t for t in pi.tensors if t not in keep)
         levels.append(
@@ -944,10 +986,13 @@ def evaluate_template(
     objective: Objective = "edp",
     densities: dict[str, Any] | None = None,
     evaluator: Evaluator | None = None,
+    sparse: Any = None,
+    conventions: Any = None,
 ) -> MappingResult:
-    """The template mapping of ``kind`` and its cost (``method = "template:<kind>"``)."""
+    """The template mapping of ``kind`` and its cost (``method = "template:<kind>"``; pricing as
+    in :func:`find_mapping`)."""
     t0 = time.perf_counter()
-    ctx = _context(problem, arch, objective, None, densities, evaluator)
+    ctx = _context(problem, arch, objective, None, densities, evaluator, sparse, conventions)
     cand = _template_candidate(ctx, kind)
     ctx.evaluated = 1
     return _result(ctx, cand, t0, f"template:{kind}")
@@ -986,8 +1031,13 @@ def find_mapping(
     per_keep: int = 4,
     patience: int = 2,
     use_cache: bool = True,
+    sparse: Any = None,
+    conventions: Any = None,
 ) -> MappingResult:
     """The best mapping found for ``problem`` on ``arch`` and its cost.
+
+    Candidates are priced by the cost core exactly as ``eval`` prices the layer
+    (:func:`layer_evaluator`), so the returned totals are ``eval``'s of the returned mapping.
 
     Args:
         problem: the layer (any Timeloop-style problem; GEMMs via :func:`gemm`).
@@ -996,14 +1046,18 @@ def find_mapping(
         constraints: level name -> :class:`LevelConstraints` replacing that level's own.
         densities: tensor -> kept density (float or :class:`Density`) overriding the problem's;
             capacities then hold compressed tiles. A TASD plan's terms share this one mapping.
-        evaluator: cost function (default: the model's ``evaluate_nests``).
+        evaluator: cost function (default: :func:`layer_evaluator`, the cost core as ``eval``
+            prices the layer).
         exhaustive_limit: enumerate the space when it has at most this many candidates
             (factorisations × order combinations, before pruning); otherwise beam search.
         beam, n_random, max_rounds, seed: beam search width, random starts, round cap, seed.
         per_keep: at most this many beam members share one keep/bypass choice.
         patience: stop after this many rounds without improvement.
         use_cache: reuse an earlier result for the same (shape, densities, arch, objective,
-            constraints, search settings).
+            constraints, search settings, pricing).
+        sparse: Sparseloop ``sparse_optimizations`` to price with (the sparse stage), as
+            ``eval`` takes them from Timeloop/Sparseloop input files.
+        conventions: counting conventions (``timeloop`` default, or ``sparseloop-2022``).
 
     Raises:
         MappingError: when no valid mapping exists (a level too small for one word of each
@@ -1026,11 +1080,13 @@ def find_mapping(
         per_keep,
         patience,
         evaluator,
+        None if sparse is None else sparse.model_dump_json(),
+        Conventions.parse(conventions).value,
     )
     if use_cache and key in _CACHE:
         return _CACHE[key]
     t0 = time.perf_counter()
-    ctx = _context(problem, arch, objective, constraints, densities, evaluator)
+    ctx = _context(problem, arch, objective, constraints, densities, evaluator, sparse, conventions)
     size = space_size(ctx.pi, ctx.ai, len(ctx.orders)) * len(keep_options(ctx.pi, ctx.ai))
     if size <= exhaustive_limit:
         cand = _exhaustive(ctx)

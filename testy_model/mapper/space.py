@@ -503,6 +503,41 @@ def mesh_split(ai: ArchIndex, level: int, spatial: np.ndarray) -> tuple[list[int
     return used, []
 
 
+def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The spatial loop order and X/Y split of B candidates' (B, L, D) spatial factors, as
+    :func:`mesh_split` lays out each level (and ``to_mapping`` writes it): per level the X dims
+    (problem order), then the Y dims, then the unit dims; ``split`` = number of X dims.
+
+    Returns ``(spatial_order, split)``: (B, L, D) int64 position of each dim among the level's
+    spatial loops (0 = innermost) and (B, L) int64, as :class:`~testy_model.model.nest.LoopNests`
+    takes them. Vectorised over every subset of the D dims in :func:`mesh_split`'s binary order
+    (a subset that names a unit dim is skipped, which keeps that order)."""
+    n_d = spatial.shape[-1]
+    used = spatial > 1
+    in_x = used.copy()  # default (no mesh, or no subset fits): every used dim along X
+    mesh = np.nonzero(ai.fan_x > 0)[0]
+    if mesh.size and used[:, mesh].any():
+        sub = _subsets(n_d)  # (M, D), binary order
+        sp = spatial[:, mesh].astype(np.float64)  # (B, l, D)
+        u = used[:, mesh][:, :, None, :]  # (B, l, 1, D)
+        xs = sub[None, None] & u
+        ys = ~sub[None, None] & u
+        ok = ~(sub[None, None] & ~u).any(-1)  # the subset names only used dims
+        ok &= ~(xs & ~ai.x_ok[mesh][None, :, None, :]).any(-1)
+        ok &= ~(ys & ~ai.y_ok[mesh][None, :, None, :]).any(-1)
+        px = np.where(xs, sp[:, :, None, :], 1.0).prod(-1)
+        py = np.where(ys, sp[:, :, None, :], 1.0).prod(-1)
+        ok &= (px <= ai.fan_x[mesh][None, :, None]) & (py <= ai.fan_y[mesh][None, :, None])
+        first = np.argmax(ok, axis=-1)  # (B, l): the first fitting subset
+        chosen = sub[first] & used[:, mesh]
+        in_x[:, mesh] = np.where(ok.any(-1)[..., None], chosen, used[:, mesh])
+    # rank: X dims (0), then Y dims (1), then unit dims (2); ties in problem order
+    rank = np.where(in_x, 0, np.where(used, 1, 2)) * n_d + np.arange(n_d)
+    spatial_order = np.argsort(np.argsort(rank, axis=-1, kind="stable"), axis=-1).astype(np.int64)
+    split = np.where(used.any(-1), in_x.sum(-1), n_d).astype(np.int64)
+    return spatial_order, split
+
+
 def structure_mask(
     pi: ProblemIndex, ai: ArchIndex, temporal: np.ndarray, spatial: np.ndarray
 ) -> np.ndarray:
