@@ -901,13 +901,13 @@ def _context(
         raise MappingError(f"unknown objective {objective!r}, expected one of {list(_OBJECTIVES)}")
     terms = operand_terms(problem, arch, densities)
     pi = index_problem(problem, *_scale_md(terms))
-    ai = index_arch(arch, problem, pi, constraints)
+    ai = index_arch(arch, problem, pi, constraints, sparse_opts=sparse)
     try:
         check_feasible(pi, ai, arch)
     except MappingError:
         # metadata counted with the data overflows a level (e.g. a full fixed-slot series in a
         # one-word register): hold it in the levels' separate metadata storage, the model's rule
-        ai = index_arch(arch, problem, pi, constraints, md_apart=True)
+        ai = index_arch(arch, problem, pi, constraints, md_apart=True, sparse_opts=sparse)
         check_feasible(pi, ai, arch)
     orders = canonical_orders(pi, ai.perm)
     allowed = allowed_orders(pi, ai, orders)
@@ -1024,11 +1024,11 @@ def find_mapping(
     *,
     evaluator: Evaluator | None = None,
     exhaustive_limit: int = _EXHAUSTIVE_LIMIT,
-    beam: int = 16,
+    beam: int | None = None,
     n_random: int = 512,
     max_rounds: int = 40,
     seed: int = 0,
-    per_keep: int = 4,
+    per_keep: int | None = None,
     patience: int = 2,
     use_cache: bool = True,
     sparse: Any = None,
@@ -1050,8 +1050,11 @@ def find_mapping(
             prices the layer).
         exhaustive_limit: enumerate the space when it has at most this many candidates
             (factorisations × order combinations, before pruning); otherwise beam search.
-        beam, n_random, max_rounds, seed: beam search width, random starts, round cap, seed.
-        per_keep: at most this many beam members share one keep/bypass choice.
+        beam, n_random, max_rounds, seed: beam search width (default 16; 32 where the engine
+            skips an operand's zeros spatially, :attr:`ArchIndex.instances`: spatial factors
+            may then exceed the fan-out, a larger space), random starts, round cap, seed.
+        per_keep: at most this many beam members share one keep/bypass choice (default 4; 8
+            with spatial skipping, as ``beam``).
         patience: stop after this many rounds without improvement.
         use_cache: reuse an earlier result for the same (shape, densities, arch, objective,
             constraints, search settings, pricing).
@@ -1087,6 +1090,9 @@ def find_mapping(
         return _CACHE[key]
     t0 = time.perf_counter()
     ctx = _context(problem, arch, objective, constraints, densities, evaluator, sparse, conventions)
+    wide = ctx.ai.instances is not None  # spatial skipping: factors beyond the fan-out
+    beam = (32 if wide else 16) if beam is None else beam
+    per_keep = (8 if wide else 4) if per_keep is None else per_keep
     size = space_size(ctx.pi, ctx.ai, len(ctx.orders)) * len(keep_options(ctx.pi, ctx.ai))
     if size <= exhaustive_limit:
         cand = _exhaustive(ctx)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -152,6 +153,10 @@ class ArchIndex:
     #: (L,) bits of each level's separate metadata storage per instance (0: metadata beside the
     #: data, counted in ``word_bits``); None = 0 everywhere.
     md_capacity: np.ndarray | None = None
+    #: spatial factors as instances (:func:`effective_spatial`): ``(values (V,), table
+    #: (V, L, D))``, the instances a factor ``values[v]`` of dim d occupies below level l where
+    #: the engine skips an N:M operand's zeros spatially along d; None: factors are instances.
+    instances: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def axis_constraints(
@@ -198,17 +203,64 @@ def _bounds_from(
     return fix, mx
 
 
+def _divisors(n: int) -> set[int]:
+    """Every divisor of ``n`` (trial division up to √n)."""
+    out: set[int] = set()
+    for i in range(1, math.isqrt(n) + 1):
+        if n % i == 0:
+            out.update((i, n // i))
+    return out
+
+
+def instance_table(
+    arch: Architecture, problem: Problem, sparse_opts: Any = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:attr:`ArchIndex.instances`: for every divisor v of a problem bound, the instances a
+    spatial factor v occupies per level and dim under ``spec.validate``'s rule 3
+    (``effective_spatial_factors``: along the axis of an N:M operand whose zeros the engine
+    skips spatially, by its ``sparsity:`` support or a ``skipping-spatial`` of
+    ``sparse_opts``, a factor f needs ``worst_case_per_block(f)`` instances: K32 of a 2:4
+    operand needs 16). None where every factor is its own instance count."""
+    from testy_model.spec.validate import effective_spatial_factors
+
+    values = np.array(sorted({v for b in problem.bounds.values() for v in _divisors(b)}))
+    n_l, n_d = len(arch.levels), len(problem.dimensions)
+    probe = np.broadcast_to(values[:, None, None], (values.size, n_l, n_d))
+    table = effective_spatial_factors(probe, arch, problem, arch.level_names, sparse_opts)
+    if np.array_equal(table, probe):
+        return None
+    return values, np.asarray(table, dtype=np.int64)
+
+
+def effective_spatial(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
+    """(..., L, D) instances the spatial factors occupy (:attr:`ArchIndex.instances`; the
+    factors themselves where no zeros are skipped spatially)."""
+    if ai.instances is None:
+        return spatial
+    values, table = ai.instances
+    idx = np.searchsorted(values, spatial)
+    idx = np.minimum(idx, values.size - 1)
+    hit = values[idx] == spatial
+    n_l, n_d = table.shape[1:]
+    li = np.arange(n_l)[:, None]
+    di = np.arange(n_d)[None, :]
+    return np.where(hit, table[idx, li, di], spatial)
+
+
 def index_arch(
     arch: Architecture,
     problem: Problem,
     pi: ProblemIndex,
     constraints: dict[str, LevelConstraints] | None = None,
     md_apart: bool = False,
+    sparse_opts: Any = None,
 ) -> ArchIndex:
     """Flatten ``arch`` for ``problem``; ``constraints`` (level name -> constraints) replace the
     architecture's own constraints for the named levels. ``md_apart``: metadata of a level with
     a separate metadata storage is held there (the model's capacity rule, ``md_capacity``)
-    instead of being counted with the data (the default, a conservative space)."""
+    instead of being counted with the data (the default, a conservative space).
+    ``sparse_opts``: the Sparseloop optimizations priced, whose ``skipping-spatial`` lets a
+    spatial factor exceed the fan-out (:func:`instance_table`)."""
     dims = tuple(problem.dimensions)
     tensors = tuple(problem.tensor_names)
     constraints = dict(constraints or {})
@@ -287,6 +339,7 @@ def index_arch(
         s_fix=s_fix,
         s_max=s_max,
         perm=tuple(perms),
+        instances=instance_table(arch, problem, sparse_opts),
         x_ok=x_ok,
         y_ok=y_ok,
     )
@@ -518,7 +571,7 @@ def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndar
     mesh = np.nonzero(ai.fan_x > 0)[0]
     if mesh.size and used[:, mesh].any():
         sub = _subsets(n_d)  # (M, D), binary order
-        sp = spatial[:, mesh].astype(np.float64)  # (B, l, D)
+        sp = effective_spatial(ai, spatial)[:, mesh].astype(np.float64)  # (B, l, D) instances
         u = used[:, mesh][:, :, None, :]  # (B, l, 1, D)
         xs = sub[None, None] & u
         ys = ~sub[None, None] & u
@@ -543,10 +596,12 @@ def structure_mask(
 ) -> np.ndarray:
     """(B,) bool: fan-out, mesh and factor constraints hold (everything but capacity).
 
-    Checks: ``Π_d spatial[l, d] <= fanout[l]``, :func:`mesh_fits`, fixed factors equal and
-    bounded factors at most their bound.
+    Checks: ``Π_d inst[l, d] <= fanout[l]`` and :func:`mesh_fits` on the instances the factors
+    occupy (:func:`effective_spatial`), fixed factors equal and bounded factors at most their
+    bound.
     """
-    ok = np.prod(spatial, axis=-1) <= ai.fanout
+    inst = effective_spatial(ai, spatial)
+    ok = np.prod(inst, axis=-1) <= ai.fanout
     if np.any(ai.t_fix):
         ok &= np.all((ai.t_fix == 0) | (temporal == ai.t_fix), axis=-1)
     if np.any(ai.s_fix):
@@ -558,7 +613,7 @@ def structure_mask(
     ok = np.all(ok, axis=-1)
     if ok.any():
         rows = np.nonzero(ok)[0]
-        ok[rows] = np.all(mesh_fits(ai, spatial[rows]), axis=-1)
+        ok[rows] = np.all(mesh_fits(ai, inst[rows]), axis=-1)
     return ok
 
 
