@@ -541,13 +541,20 @@ def test_best_per_point_equals_exhaustive_on_a_small_space() -> None:
 
 @pytest.mark.parametrize("objective", ["edp", "energy", "latency"])
 def test_best_per_point_fast_pricing_equals_model_pricing(objective: str) -> None:
-    # Pricing features against point numbers must choose what pricing every (point, candidate)
-    # row with evaluate_terms chooses (same candidate, same numbers).
+    # The batched (candidate, point) grid pricing must choose what pricing every candidate at
+    # each point with the cost core's own price call chooses (the per-point reference path:
+    # a custom evaluator, one price call per point; same candidate, same numbers).
     p = gemm(16, 12, 8)
     points = _points()
     cands = mapper.candidate_nests(p, points[0], limit=800)
     fast = mapper.best_per_point(p, points, cands, objective=objective)  # type: ignore[arg-type]
-    ref = mapper.best_per_point(p, points, cands, objective=objective, pricing="model")  # type: ignore[arg-type]
+    ref = mapper.best_per_point(
+        p,
+        points,
+        cands,
+        objective=objective,  # type: ignore[arg-type]
+        evaluator=mapper.layer_evaluator(p, points[0]),
+    )
     for a, b in zip(fast, ref, strict=True):
         assert a.mapping == b.mapping
         assert (a.cycles, a.energy_pj) == pytest.approx((b.cycles, b.energy_pj), rel=1e-12)

@@ -1211,17 +1211,6 @@ def _reorder(cand: Candidates, orders: np.ndarray) -> Candidates:
     return Candidates(cand.exps, np.argmax(hit, axis=1)[cand.order_idx], cand.keep, orders)
 
 
-def _take_counts(counts: Any, idx: np.ndarray) -> Any:
-    """The model's ``DenseCounts`` of the mappings at ``idx`` (arrays indexed along B; the
-    per-problem ``compulsory`` words stay)."""
-    fields = {
-        f.name: getattr(counts, f.name)
-        for f in dataclasses.fields(counts)
-        if f.name != "compulsory" and getattr(counts, f.name) is not None
-    }
-    return dataclasses.replace(counts, **{k: v[idx] for k, v in fields.items()})
-
-
 def _take_points(aa: Any, idx: np.ndarray) -> Any:
     """The model's ``ArchArrays`` with one row per entry of ``idx`` (design point numbers)."""
     return dataclasses.replace(
@@ -1243,7 +1232,6 @@ def best_per_point(
     densities: dict[str, Any] | None = None,
     evaluator: Evaluator | None = None,
     templates: bool = True,
-    pricing: Literal["features", "model"] = "features",
     max_pairs: int = 400_000,
 ) -> list[MappingResult]:
     """For each design point in ``archs`` (same level structure as the one ``candidates`` came
@@ -1256,18 +1244,17 @@ def best_per_point(
        validity mask over the candidates (the mapper's own rules: fan-out, mesh, constraints,
        both capacity rules, allowed orders) and one set of templates;
     2. the candidates' loop nests (and the model's dense traffic) are computed once;
-    3. every (point, valid candidate) pair is priced, ``max_pairs`` pairs per numpy pass:
-       ``pricing="features"`` prices the candidates' point-independent traffic features against
-       the points' numbers (:func:`testy_model.dse.batch.pair_cost`: the model's energy and
-       latency formulas on (candidate, point) grids); ``pricing="model"`` calls the model's
-       ``evaluate_terms`` on (pair) rows with each point's ``ArchArrays`` numbers (slower; the
-       reference the fast path is tested against);
+    3. every (point, valid candidate) pair is priced, ``max_pairs`` pairs per numpy pass: the
+       cost core's stage of the candidates (one ``price`` call at the first point) against the
+       points' numbers (:func:`testy_model.dse.batch.pair_cost`: the core's ``price_counts``,
+       ``stage_totals`` and ``capacity_fits`` on (candidate, point) grids);
     4. per point the least objective wins (EDP in pJ·s = energy × cycles / clock; energy pJ;
        latency cycles), ties going to the lower EDP, then energy, then templates before shared
        candidates, then candidate order; the winners are priced once more, all points in one
        ``evaluate_terms`` call, so the reported numbers are the model's.
 
-    A custom ``evaluator`` is called once per point instead (it gets one Architecture).
+    A custom ``evaluator`` is called once per point instead (it gets one Architecture; e.g.
+    :func:`layer_evaluator`, the slow reference the batched pricing is tested against).
 
     Raises:
         MappingError: naming the first point at which nothing fits.
@@ -1276,8 +1263,6 @@ def best_per_point(
 
     if not archs:
         return []
-    if pricing not in ("features", "model"):
-        raise MappingError(f"unknown pricing {pricing!r}, expected 'features' or 'model'")
     t0 = time.perf_counter()
     if evaluator is not None:
         return [_best_one(problem, a, candidates, objective, densities, evaluator) for a in archs]
@@ -1327,12 +1312,11 @@ def best_per_point(
     aa = arch_arrays(list(archs))
     chosen = np.full(len(archs), -1, dtype=np.int64)
     n_pairs = np.zeros(len(archs), dtype=np.int64)
-    price = _price_features if pricing == "features" else _price_model
     for _key, pts, tm, ok in plan:
         cols = np.concatenate([tm, n_tmpl + ok])
         n_pairs[pts] = cols.size
         if cols.size:
-            chosen[pts] = price(problem, ctx0, nests, aa, pts, cols, objective, max_pairs)
+            chosen[pts] = _price_features(problem, ctx0, nests, aa, pts, cols, objective, max_pairs)
     bad = np.nonzero(chosen < 0)[0]
     if bad.size:
         arch = archs[int(bad[0])]
@@ -1393,8 +1377,8 @@ def _price_features(
     objective: str,
     max_pairs: int,
 ) -> np.ndarray:
-    """Best pool index per point of ``pts`` among ``cols`` (see :func:`best_per_point`, step 3,
-    ``features``); -1 where none is valid."""
+    """Best pool index per point of ``pts`` among ``cols`` (see :func:`best_per_point`, step
+    3); -1 where none is valid."""
     from testy_model.dse import batch as db
 
     feats = db.candidate_features(
@@ -1415,40 +1399,6 @@ def _price_features(
             np.where(bad, np.inf, edp),
             np.where(bad, np.inf, c.energy_pj),
         )
-        out[lo : lo + sub.size] = np.where(best >= 0, cols[np.maximum(best, 0)], -1)
-    return out
-
-
-def _price_model(
-    problem: Problem,
-    ctx0: _Ctx,
-    nests: Any,
-    aa: Any,
-    pts: np.ndarray,
-    cols: np.ndarray,
-    objective: str,
-    max_pairs: int,
-) -> np.ndarray:
-    """As :func:`_price_features`, pricing (point, candidate) rows with ``evaluate_terms``."""
-    from testy_model.model.reuse import dense_counts
-
-    sub_nests = nests.select(cols)
-    counts = dense_counts(problem, sub_nests)
-    out = np.empty(pts.size, dtype=np.int64)
-    step = max(1, max_pairs // cols.size)
-    for lo in range(0, pts.size, step):
-        sub = pts[lo : lo + step]
-        rp = np.repeat(np.arange(sub.size), cols.size)
-        rc = np.tile(np.arange(cols.size), sub.size)
-        cost = ctx0.evaluator(
-            problem,
-            _take_points(aa, sub[rp]),
-            sub_nests.select(rc),
-            ctx0.terms,
-            counts=_take_counts(counts, rc),
-        )
-        obj, edp, energy = (x.reshape(sub.size, cols.size).T for x in _score(cost, objective))
-        best = _first_best(obj, edp, energy)
         out[lo : lo + sub.size] = np.where(best >= 0, cols[np.maximum(best, 0)], -1)
     return out
 
