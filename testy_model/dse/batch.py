@@ -41,6 +41,7 @@ from testy_model.model.arrays import ArchArrays
 from testy_model.model.buffer import KINDS, SPLITS, StageCounts, price_counts
 from testy_model.model.cost import OperandTerm, capacity_fits, evaluate_terms, stage_totals
 from testy_model.model.nest import LoopNests
+from testy_model.spec.conventions import Conventions
 from testy_model.spec.workload import Problem
 
 #: (candidate × point) pairs priced per numpy pass; bounds temporary memory (~100 MB).
@@ -170,15 +171,20 @@ def candidate_features(
     nests: LoopNests,
     terms: MappingABC[str, Sequence[OperandTerm]] | None = None,
     tasd_values: float = 0.0,
+    *,
+    conventions: Conventions | str | None = None,
 ) -> CandidateFeatures:
     """Features of ``nests`` (B candidates) for the layer with operand ``terms``.
 
     One call of ``evaluate_terms`` at ``structure`` (a P = 1 :class:`ArchArrays` of the shared
     structure; its numbers do not matter) gives the per-instance traffic; the rest is bookkeeping
-    of words and bits (module docstring). ``terms`` as in ``evaluate_terms`` (missing = dense).
+    of words and bits (module docstring). ``terms`` as in ``evaluate_terms`` (missing = dense);
+    ``conventions``: the counting conventions (default ``timeloop``).
     """
     terms = dict(terms or {})
-    cost = evaluate_terms(problem, structure, nests, terms, tasd_values=tasd_values)
+    cost = evaluate_terms(
+        problem, structure, nests, terms, tasd_values=tasd_values, conventions=conventions
+    )
     tensors = problem.tensor_names
     dwl = structure.datawidth[0]  # (L,) level word bits
     dw = np.stack(

@@ -143,6 +143,8 @@ def layer_evaluator(
     densities: dict[str, Any] | None = None,
     sparse: Any = None,
     conventions: Any = None,
+    *,
+    support: bool | None = None,
 ) -> Evaluator:
     """The cost core's pricing of ``problem`` as ``eval`` prices it, as an evaluator
     ``(problem, arch, nests, terms) -> NestCost`` (:func:`testy_model.model.cost.price`).
@@ -151,9 +153,10 @@ def layer_evaluator(
     sparse stage with ``sparse`` (Sparseloop ``sparse_optimizations``) when given, or, when no
     ``densities`` override the problem's (no TASD plan), with the engine's ``sparsity:`` support
     where it applies to an N:M or fixed-structured operand; otherwise the term stage with the
-    ``terms`` the search passes (:func:`operand_terms`). ``conventions``: the counting
-    conventions (``spec.conventions``; default ``timeloop``). Keywords (``counts``,
-    ``tasd_values``, ``bounds``) pass through to ``price``.
+    ``terms`` the search passes (:func:`operand_terms`). ``support=False``: never the
+    engine's support (the term stage unless ``sparse`` is given; ``None``: as above).
+    ``conventions``: the counting conventions (``spec.conventions``; default ``timeloop``).
+    Keywords (``counts``, ``tasd_values``, ``bounds``) pass through to ``price``.
     """
     from testy_model.model.cost import price
     from testy_model.model.evaluate import layer_sparse_opts
@@ -161,7 +164,7 @@ def layer_evaluator(
 
     conv = Conventions.parse(conventions)
     layer = Layer(name=problem.name, problem=problem)
-    opts = layer_sparse_opts(layer, arch, densities is None, sparse)
+    opts = layer_sparse_opts(layer, arch, densities is None if support is None else support, sparse)
     if opts is not None:
 
         def sparse_stage(prob: Problem, aa: Any, nests: Any, terms: Any, **kw: Any) -> Any:
@@ -1233,6 +1236,7 @@ def best_per_point(
     evaluator: Evaluator | None = None,
     templates: bool = True,
     max_pairs: int = 400_000,
+    conventions: Any = None,
 ) -> list[MappingResult]:
     """For each design point in ``archs`` (same level structure as the one ``candidates`` came
     from, see :func:`candidate_nests`), the best of the shared candidates that fit it, plus its
@@ -1253,6 +1257,7 @@ def best_per_point(
        candidates, then candidate order; the winners are priced once more, all points in one
        ``evaluate_terms`` call, so the reported numbers are the model's.
 
+    ``conventions``: the counting conventions every price call uses (default ``timeloop``).
     A custom ``evaluator`` is called once per point instead (it gets one Architecture; e.g.
     :func:`layer_evaluator`, the slow reference the batched pricing is tested against).
 
@@ -1266,7 +1271,9 @@ def best_per_point(
     t0 = time.perf_counter()
     if evaluator is not None:
         return [_best_one(problem, a, candidates, objective, densities, evaluator) for a in archs]
-    ctx0 = _context(problem, archs[0], objective, None, densities, None)
+    # the term stage, as the batched grid pricing (dse.batch.candidate_features) prices
+    term_stage = layer_evaluator(problem, archs[0], densities, None, conventions, support=False)
+    ctx0 = _context(problem, archs[0], objective, None, densities, term_stage)
     pi, L = ctx0.pi, len(ctx0.ai.names)
     shared = _reorder(candidates, ctx0.orders)
     # group points by what decides validity; one index, mask and template set per group
@@ -1316,7 +1323,9 @@ def best_per_point(
         cols = np.concatenate([tm, n_tmpl + ok])
         n_pairs[pts] = cols.size
         if cols.size:
-            chosen[pts] = _price_features(problem, ctx0, nests, aa, pts, cols, objective, max_pairs)
+            chosen[pts] = _price_features(
+                problem, ctx0, nests, aa, pts, cols, objective, max_pairs, conventions
+            )
     bad = np.nonzero(chosen < 0)[0]
     if bad.size:
         arch = archs[int(bad[0])]
@@ -1376,13 +1385,18 @@ def _price_features(
     cols: np.ndarray,
     objective: str,
     max_pairs: int,
+    conventions: Any = None,
 ) -> np.ndarray:
     """Best pool index per point of ``pts`` among ``cols`` (see :func:`best_per_point`, step
     3); -1 where none is valid."""
     from testy_model.dse import batch as db
 
     feats = db.candidate_features(
-        problem, _take_points(aa, pts[:1]), nests.select(cols), ctx0.terms
+        problem,
+        _take_points(aa, pts[:1]),
+        nests.select(cols),
+        ctx0.terms,
+        conventions=conventions,
     )
     out = np.empty(pts.size, dtype=np.int64)
     step = max(1, max_pairs // cols.size)
