@@ -559,36 +559,51 @@ def mesh_split(ai: ArchIndex, level: int, spatial: np.ndarray) -> tuple[list[int
 def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The spatial loop order and X/Y split of B candidates' (B, L, D) spatial factors, as
     :func:`mesh_split` lays out each level (and ``to_mapping`` writes it): per level the X dims
-    (problem order), then the Y dims, then the unit dims; ``split`` = number of X dims.
+    (problem order), then the Y dims, then the unit dims; ``split`` = number of X dims. The fit
+    is tested on the instances the factors occupy (:func:`effective_spatial`).
 
     Returns ``(spatial_order, split)``: (B, L, D) int64 position of each dim among the level's
     spatial loops (0 = innermost) and (B, L) int64, as :class:`~testy_model.model.nest.LoopNests`
-    takes them. Vectorised over every subset of the D dims in :func:`mesh_split`'s binary order
-    (a subset that names a unit dim is skipped, which keeps that order)."""
+    takes them. Per level, over the distinct factor rows only, vectorised over every subset of
+    the dims used there in :func:`mesh_split`'s binary order (a subset that names a unit dim of
+    a row is skipped for that row, which keeps that order)."""
     n_d = spatial.shape[-1]
     used = spatial > 1
     in_x = used.copy()  # default (no mesh, or no subset fits): every used dim along X
-    mesh = np.nonzero(ai.fan_x > 0)[0]
-    if mesh.size and used[:, mesh].any():
-        sub = _subsets(n_d)  # (M, D), binary order
-        sp = effective_spatial(ai, spatial)[:, mesh].astype(np.float64)  # (B, l, D) instances
-        u = used[:, mesh][:, :, None, :]  # (B, l, 1, D)
-        xs = sub[None, None] & u
-        ys = ~sub[None, None] & u
-        ok = ~(sub[None, None] & ~u).any(-1)  # the subset names only used dims
-        ok &= ~(xs & ~ai.x_ok[mesh][None, :, None, :]).any(-1)
-        ok &= ~(ys & ~ai.y_ok[mesh][None, :, None, :]).any(-1)
-        px = np.where(xs, sp[:, :, None, :], 1.0).prod(-1)
-        py = np.where(ys, sp[:, :, None, :], 1.0).prod(-1)
-        ok &= (px <= ai.fan_x[mesh][None, :, None]) & (py <= ai.fan_y[mesh][None, :, None])
-        first = np.argmax(ok, axis=-1)  # (B, l): the first fitting subset
-        chosen = sub[first] & used[:, mesh]
-        in_x[:, mesh] = np.where(ok.any(-1)[..., None], chosen, used[:, mesh])
+    for lv in np.nonzero(ai.fan_x > 0)[0]:
+        if not used[:, lv].any():
+            continue
+        rows, inv = np.unique(spatial[:, lv], axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        u_rows = rows > 1  # (U, D)
+        dims = np.nonzero(u_rows.any(axis=0))[0]
+        sub = _subsets(dims.size)  # (M, D'), binary order over the used dims
+        u = u_rows[:, dims][:, None, :]  # (U, 1, D')
+        f = _instances_of(ai, lv, rows)[:, dims].astype(np.float64)[:, None, :]  # (U, 1, D')
+        xs = sub[None] & u
+        ys = ~sub[None] & u
+        ok = ~(sub[None] & ~u).any(-1)  # the subset names only this row's used dims
+        ok &= ~(xs & ~ai.x_ok[lv, dims]).any(-1)
+        ok &= ~(ys & ~ai.y_ok[lv, dims]).any(-1)
+        ok &= np.where(xs, f, 1.0).prod(-1) <= ai.fan_x[lv]
+        ok &= np.where(ys, f, 1.0).prod(-1) <= ai.fan_y[lv]
+        chosen = np.zeros_like(u_rows)
+        chosen[:, dims] = sub[np.argmax(ok, axis=-1)] & u_rows[:, dims]
+        layout = np.where(ok.any(-1)[:, None], chosen, u_rows)  # (U, D)
+        in_x[:, lv] = layout[inv]
     # rank: X dims (0), then Y dims (1), then unit dims (2); ties in problem order
     rank = np.where(in_x, 0, np.where(used, 1, 2)) * n_d + np.arange(n_d)
     spatial_order = np.argsort(np.argsort(rank, axis=-1, kind="stable"), axis=-1).astype(np.int64)
     split = np.where(used.any(-1), in_x.sum(-1), n_d).astype(np.int64)
     return spatial_order, split
+
+
+def _instances_of(ai: ArchIndex, level: int, rows: np.ndarray) -> np.ndarray:
+    """(U, D) instances of one level's spatial factor rows (:func:`effective_spatial`)."""
+    n_l = len(ai.names)
+    full = np.ones((rows.shape[0], n_l, rows.shape[1]), dtype=rows.dtype)
+    full[:, level] = rows
+    return effective_spatial(ai, full)[:, level]
 
 
 def structure_mask(
