@@ -12,17 +12,16 @@ from hypothesis import strategies as st
 
 from testy_model.errors import MappingError
 from testy_model.mapper import beam as mapper
+from testy_model.mapper.fit import check_feasible, mesh_fits
 from testy_model.mapper.io import dump_mapping
 from testy_model.mapper.space import (
     _compositions,
     canonical_order_idx,
     canonical_orders,
-    check_feasible,
     held_bits,
     held_words,
     index_arch,
     index_problem,
-    mesh_fits,
     order_classes,
     prime_factors,
     space_size,
@@ -596,7 +595,7 @@ def test_explicit_densities_ignore_the_problems_own_in_the_cache() -> None:
 def test_mesh_layout_is_mesh_split_row_by_row(arch_name: str, nm: str | None) -> None:
     # the batched layout the mapper prices (to_nests) and writes (to_mapping) is the per-row
     # rule: the first subset in binary order whose X / Y products (as instances) fit the mesh
-    from testy_model.mapper.space import effective_spatial, mesh_layout, mesh_split
+    from testy_model.mapper.fit import effective_spatial, mesh_layout, mesh_split
 
     arch = load_arch(Path(__file__).resolve().parents[1] / "arch_specs" / arch_name)
     dens = {"Weights": Density(kind="nm", pattern=nm)} if nm else {}

@@ -12,12 +12,8 @@ from typing import Any
 import numpy as np
 
 from testy_model.errors import MappingError
-from testy_model.mapper.space import (
-    ArchIndex,
-    ProblemIndex,
-    factors_from_exps,
-    mesh_layout,
-)
+from testy_model.mapper.fit import mesh_layout
+from testy_model.mapper.space import ArchIndex, ProblemIndex, factors_from_exps
 from testy_model.spec.arch import Architecture
 from testy_model.spec.mapping import LevelMapping, Mapping
 from testy_model.spec.workload import Density, Problem

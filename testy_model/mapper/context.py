@@ -20,17 +20,16 @@ from testy_model.mapper.candidates import (
     to_mapping,
     to_nests,
 )
+from testy_model.mapper.fit import check_feasible, valid_mask
 from testy_model.mapper.space import (
     ArchIndex,
     ProblemIndex,
     allowed_orders,
     canonical_orders,
-    check_feasible,
     factors_from_exps,
     index_arch,
     index_problem,
     order_classes,
-    valid_mask,
 )
 from testy_model.spec.arch import Architecture, LevelConstraints
 from testy_model.spec.conventions import Conventions

@@ -29,6 +29,7 @@ from testy_model.mapper.context import (
     _result,
     layer_evaluator,
 )
+from testy_model.mapper.fit import check_feasible, valid_mask
 from testy_model.mapper.search import (
     _EXHAUSTIVE_LIMIT,
     _beam_search,
@@ -40,12 +41,10 @@ from testy_model.mapper.space import (
     ArchIndex,
     ProblemIndex,
     allowed_orders,
-    check_feasible,
     factors_from_exps,
     index_arch,
     keep_options,
     space_size,
-    valid_mask,
 )
 from testy_model.mapper.templates import (
     _templates,

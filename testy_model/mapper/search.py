@@ -59,15 +59,14 @@ from testy_model.mapper.context import (
     _result,
     arch_hash,
 )
+from testy_model.mapper.fit import capacity_mask, structure_mask
 from testy_model.mapper.space import (
     canonical_order_idx,
-    capacity_mask,
     enumerate_factorisations,
     factors_from_exps,
     keep_options,
     slot_mask,
     space_size,
-    structure_mask,
 )
 from testy_model.mapper.templates import (
     _base_exps,

@@ -23,11 +23,7 @@ from testy_model.mapper.context import (
     _Ctx,
     _result,
 )
-from testy_model.mapper.space import (
-    ArchIndex,
-    ProblemIndex,
-    slot_mask,
-)
+from testy_model.mapper.space import ArchIndex, ProblemIndex, slot_mask
 from testy_model.spec.arch import Architecture, LevelConstraints
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.workload import Problem
