@@ -33,7 +33,7 @@ from testy_model.mapper.space import (
 )
 from testy_model.spec.arch import Architecture, LevelConstraints
 from testy_model.spec.conventions import Conventions
-from testy_model.spec.workload import Problem
+from testy_model.spec.workload import Density, Problem
 
 Objective = Literal["edp", "energy", "latency"]
 
@@ -172,6 +172,17 @@ def _order_classes(orders: np.ndarray, allowed: np.ndarray) -> np.ndarray | None
     return _CANON[key]
 
 
+def _skip_problem(problem: Problem, densities: dict[str, Any] | None) -> Problem:
+    """The problem whose densities decide spatial skipping (:attr:`ArchIndex.instances`): its
+    own, or, with explicit ``densities`` (a plan's terms), only those given as a
+    :class:`Density` (others dense: a TASD series or a float gets no skipping allowance, the
+    conservative space)."""
+    if densities is None:
+        return problem
+    kept = {t: d for t, d in densities.items() if isinstance(d, Density)}
+    return problem.model_copy(update={"densities": kept})
+
+
 def _context(
     problem: Problem,
     arch: Architecture,
@@ -186,13 +197,14 @@ def _context(
         raise MappingError(f"unknown objective {objective!r}, expected one of {list(_OBJECTIVES)}")
     terms = operand_terms(problem, arch, densities)
     pi = index_problem(problem, *_scale_md(terms))
-    ai = index_arch(arch, problem, pi, constraints, sparse_opts=sparse)
+    seen = _skip_problem(problem, densities)
+    ai = index_arch(arch, seen, pi, constraints, sparse_opts=sparse)
     try:
         check_feasible(pi, ai, arch)
     except MappingError:
         # metadata counted with the data overflows a level (e.g. a full fixed-slot series in a
         # one-word register): hold it in the levels' separate metadata storage, the model's rule
-        ai = index_arch(arch, problem, pi, constraints, md_apart=True, sparse_opts=sparse)
+        ai = index_arch(arch, seen, pi, constraints, md_apart=True, sparse_opts=sparse)
         check_feasible(pi, ai, arch)
     orders = canonical_orders(pi, ai.perm)
     allowed = allowed_orders(pi, ai, orders)
