@@ -547,3 +547,35 @@ def test_clock_sweep_charges_the_clock(tmp_path: Path) -> None:
     # every clock is on the latency-energy Pareto front (without the rule only 1.4 GHz was)
     front = dse.pareto(df, ["seconds", "energy_pj"])
     assert sorted(front["compute.clock_ghz"]) == [0.6, 1.0, 1.4]
+
+
+def test_sweep_conventions_reach_the_pricing(tmp_path: Path) -> None:
+    # issue 12: the sweep file's conventions price every row; rows equal evaluate under the same
+    # conventions with the chosen mappings, and differ from the timeloop pricing of those
+    # mappings (the 2022 artifact also counts the first fill of every output tile)
+    sweep = write_small(tmp_path, "  conventions: sparseloop-2022\n")
+    spec = dse.load_sweep(sweep)
+    assert spec.conventions == "sparseloop-2022"
+    (tmp_path / "base").mkdir()
+    base = dse.load_sweep(write_small(tmp_path / "base", ""))
+    assert dse.evaluation_fingerprint(spec) != dse.evaluation_fingerprint(base)
+    pts = [p for p in dse.expand_points(spec)[::7] if p["weight_sparsity"] == 0.8]
+    ctx = dse.prepare(spec)
+    rows = {r["point_id"]: r for r in dse.evaluate_chunk(ctx, pts)}
+    net = dse.network_for(str(tmp_path / "small.yaml"), 0.8, {})
+    archs = [dse.arch_for(ctx.arch, p["set"]) for p in pts]
+    maps = dse.point_mappings(ctx, net, archs)
+    assert pts
+    for p, arch, m in zip(pts, archs, maps, strict=True):
+        rep = evaluate(net, arch, m, Plan.parse(ctx.plan), conventions="sparseloop-2022")
+        other = evaluate(net, arch, m, Plan.parse(ctx.plan), conventions="timeloop")
+        row = rows[p["point_id"]]
+        assert row["energy_pj"] == pytest.approx(rep.energy_pj, rel=1e-12)
+        assert row["cycles"] == pytest.approx(rep.cycles, rel=1e-12)
+        assert other.energy_pj < rep.energy_pj
+
+
+def test_sweep_rejects_unknown_conventions(tmp_path: Path) -> None:
+    sweep = write_small(tmp_path, "  conventions: sparseloop\n")
+    with pytest.raises(SpecError, match="sparseloop-2022"):
+        dse.load_sweep(sweep)

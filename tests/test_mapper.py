@@ -12,17 +12,16 @@ from hypothesis import strategies as st
 
 from testy_model.errors import MappingError
 from testy_model.mapper import beam as mapper
+from testy_model.mapper.fit import check_feasible, mesh_fits
 from testy_model.mapper.io import dump_mapping
 from testy_model.mapper.space import (
     _compositions,
     canonical_order_idx,
     canonical_orders,
-    check_feasible,
     held_bits,
     held_words,
     index_arch,
     index_problem,
-    mesh_fits,
     order_classes,
     prime_factors,
     space_size,
@@ -541,13 +540,20 @@ def test_best_per_point_equals_exhaustive_on_a_small_space() -> None:
 
 @pytest.mark.parametrize("objective", ["edp", "energy", "latency"])
 def test_best_per_point_fast_pricing_equals_model_pricing(objective: str) -> None:
-    # Pricing features against point numbers must choose what pricing every (point, candidate)
-    # row with evaluate_terms chooses (same candidate, same numbers).
+    # The batched (candidate, point) grid pricing must choose what pricing every candidate at
+    # each point with the cost core's own price call chooses (the per-point reference path:
+    # a custom evaluator, one price call per point; same candidate, same numbers).
     p = gemm(16, 12, 8)
     points = _points()
     cands = mapper.candidate_nests(p, points[0], limit=800)
     fast = mapper.best_per_point(p, points, cands, objective=objective)  # type: ignore[arg-type]
-    ref = mapper.best_per_point(p, points, cands, objective=objective, pricing="model")  # type: ignore[arg-type]
+    ref = mapper.best_per_point(
+        p,
+        points,
+        cands,
+        objective=objective,  # type: ignore[arg-type]
+        evaluator=mapper.layer_evaluator(p, points[0]),
+    )
     for a, b in zip(fast, ref, strict=True):
         assert a.mapping == b.mapping
         assert (a.cycles, a.energy_pj) == pytest.approx((b.cycles, b.energy_pj), rel=1e-12)
@@ -581,3 +587,30 @@ def test_explicit_densities_ignore_the_problems_own_in_the_cache() -> None:
     assert cache_size() == 1 and a is b
     find_mapping(p_sparse, arch)
     assert cache_size() == 2
+
+
+@pytest.mark.parametrize(
+    ("arch_name", "nm"), [("tc_dense.yaml", None), ("sparseloop_stc.yaml", "2:4")]
+)
+def test_mesh_layout_is_mesh_split_row_by_row(arch_name: str, nm: str | None) -> None:
+    # the batched layout the mapper prices (to_nests) and writes (to_mapping) is the per-row
+    # rule: the first subset in binary order whose X / Y products (as instances) fit the mesh
+    from testy_model.mapper.fit import effective_spatial, mesh_layout, mesh_split
+
+    arch = load_arch(Path(__file__).resolve().parents[1] / "arch_specs" / arch_name)
+    dens = {"Weights": Density(kind="nm", pattern=nm)} if nm else {}
+    p = conv2d(n=1, c=64, m=64, p=14, q=14, r=3, s=3, densities=dens)
+    ctx = mapper._context(p, arch, "edp", None, None, None)
+    n_l, n_d = len(ctx.ai.names), len(ctx.pi.dims)
+    rng = np.random.default_rng(7)
+    sp = rng.choice([1, 1, 1, 2, 3, 4, 8, 16, 32], size=(400, n_l, n_d))
+    order, split = mesh_layout(ctx.ai, sp)
+    inst = effective_spatial(ctx.ai, sp)  # mesh_split tests plain numbers: the instances
+    for b in range(sp.shape[0]):
+        for lv in np.nonzero(ctx.ai.fan_x > 0)[0]:
+            row = sp[b, lv]
+            xs, ys = mesh_split(ctx.ai, int(lv), inst[b, lv])
+            got = [int(d) for d in np.argsort(order[b, lv], kind="stable") if row[d] > 1]
+            assert got == [*xs, *ys]
+            if xs or ys:
+                assert split[b, lv] == len(xs)

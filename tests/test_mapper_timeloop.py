@@ -13,13 +13,8 @@ import numpy as np
 import pytest
 
 from testy_model.mapper import find_mapping
-from testy_model.mapper.space import (
-    axis_constraints,
-    index_arch,
-    index_problem,
-    mesh_fits,
-    mesh_split,
-)
+from testy_model.mapper.fit import mesh_fits, mesh_split
+from testy_model.mapper.space import axis_constraints, index_arch, index_problem
 from testy_model.model.cost import evaluate_nests
 from testy_model.model.nest import nests_from_mapping
 from testy_model.spec.arch import LevelConstraints

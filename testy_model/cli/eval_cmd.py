@@ -56,6 +56,9 @@ if TYPE_CHECKING:
     from testy_model.spec.mapping import Mapping
     from testy_model.spec.workload import Network
 
+if TYPE_CHECKING:
+    from testy_model.spec.sparseloop import SparseOptimizations
+
 
 def resolve_network(
     network: str | None,
@@ -73,14 +76,22 @@ def resolve_network(
 
 
 def mapper_mappings(
-    net: Network, arch: Architecture, plan: str | None = None, sparse: bool = False
+    net: Network,
+    arch: Architecture,
+    plan: str | None = None,
+    sparse: SparseOptimizations | None = None,
+    conventions: Conventions | str | None = None,
+    *,
+    dense: bool = False,
 ) -> dict[str, Mapping]:
     """One mapping per layer from the analytical mapper (``find_mapping``; repeated shapes hit
     its cache), with a rich progress bar over the layers.
 
-    The mapper prices (and sizes tiles for) the same terms the evaluation will run: under a
-    plan, each operand's term formats (kept density, metadata bits, work ratio); with
-    ``sparse`` (Sparseloop optimizations), the problem's own densities.
+    The mapper prices (and sizes tiles for) what the evaluation will run: under a plan, each
+    operand's term formats (kept density, metadata bits, work ratio; the search's class
+    mapping); without one, the layer exactly as ``evaluate`` prices it (the problem's own
+    densities, ``sparse`` Sparseloop optimizations or the engine's sparsity support, under
+    ``conventions``). ``dense``: the dense baseline's mappings (dense operands).
     """
     from rich.progress import Progress
 
@@ -93,8 +104,10 @@ def mapper_mappings(
     with Progress(console=console, transient=True) as prog:
         task = prog.add_task("mapping layers", total=len(net.layers))
         for layer in net.layers:
-            if sparse:
-                out[layer.name] = find_mapping(layer.problem, arch).mapping
+            if plan is None and not dense:  # priced as evaluate prices the layer
+                out[layer.name] = find_mapping(
+                    layer.problem, arch, sparse=sparse, conventions=conventions
+                ).mapping
             else:  # the mapping the search prices the layer's plan on (one rule, shared)
                 out[layer.name] = plan_mapping(layer, arch, pl.for_layer(layer.name))
             prog.advance(task)
@@ -301,7 +314,8 @@ def eval_command(
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            maps = mapper_mappings(net, a, plan, sparse=sparse is not None)
+            maps = mapper_mappings(net, a, plan, sparse=sparse, conventions=conv)
+    dense_maps = mapper_mappings(net, a, dense=True) if run.mapping is None and plan else None
     rep = evaluate(
         net,
         a,
@@ -311,7 +325,7 @@ def eval_command(
         # tensor paths in a network file are already joined to its folder by the loader
         base_dir=None,
         # the dense baseline on its own best mapping when the mapper sized tiles for the plan
-        dense_mappings=mapper_mappings(net, a) if run.mapping is None and plan else None,
+        dense_mappings=dense_maps,
         fusion=fusion,
         fusion_level=fusion_level,
         sparse=sparse,

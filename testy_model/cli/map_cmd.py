@@ -2,10 +2,13 @@
 
     testy-model map --arch A.yaml --gemm M=512,N=256,K=1024 [--objective edp|energy|latency]
                     [--ert ERT.yaml] [--set KEY=VAL ...] [--out mapping.yaml]
+                    [--conventions timeloop|sparseloop-2022]
 
 Operand densities come from the architecture file's ``problem:`` block when it holds one (tensor
-names A, B as in the GEMM ``Z[m,n] += A[m,k]·B[n,k]``). Prints the cost and the search time;
-``--out`` writes the mapping in Timeloop's format (``load_mapping`` reads it back).
+names A, B as in the GEMM ``Z[m,n] += A[m,k]·B[n,k]``); its ``sparse_optimizations`` (Sparseloop
+inputs) are priced as ``eval`` prices them. Prints the cost and the search time; ``--out`` writes
+the mapping in Timeloop's format (``load_mapping`` reads it back). The printed totals are
+``eval``'s of the written mapping under the same files and ``--conventions``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from testy_model.cli.app import app, console, err_console, user_errors
-from testy_model.cli.options import SetOption
+from testy_model.cli.options import ConventionsOption, SetOption
 from testy_model.cli.outputs import check_output, write_text
 from testy_model.errors import SpecError
 
@@ -82,10 +85,12 @@ def map_command(
     force: Annotated[
         bool, typer.Option("--force", help="replace the --out file if it exists")
     ] = False,
+    conventions: ConventionsOption = "timeloop",
 ) -> None:
     """Search a mapping for one GEMM and print its cost."""
     from testy_model.mapper import find_mapping
     from testy_model.mapper.io import dump_mapping
+    from testy_model.spec.conventions import Conventions
     from testy_model.spec.inputs import load_design
     from testy_model.spec.located import did_you_mean
     from testy_model.spec.workload import gemm
@@ -96,11 +101,19 @@ def map_command(
             f"--objective {objective!r}: expected edp, energy or latency"
             f"{did_you_mean(objective, objectives)}"
         )
+    conv = Conventions.parse(conventions)
     m, n, k = parse_gemm(gemm_shape)
     out_path = check_output("--out", out, inputs=[arch, ert], force=force) if out else None
-    a = load_design(arch, list(set_ or []), ert).arch
+    design = load_design(arch, list(set_ or []), ert)
+    a = design.arch
     problem = gemm(m, n, k, densities=_file_densities(arch))
-    res = find_mapping(problem, a, objective=objective)  # type: ignore[arg-type]
+    res = find_mapping(
+        problem,
+        a,
+        objective=objective,  # type: ignore[arg-type]
+        sparse=design.sparse_opts,
+        conventions=conv,
+    )
     dens = ", ".join(f"{t}={d.value:g}" for t, d in problem.densities.items()) or "dense"
     # without --out the mapping YAML is the standard output, so the summary goes to stderr
     (console if out else err_console).print(
@@ -110,7 +123,8 @@ def map_command(
         highlight=False,
     )
     header = (
-        f"testy-model map --arch {arch} --gemm M={m},N={n},K={k} --objective {objective}\n"
+        f"testy-model map --arch {arch} --gemm M={m},N={n},K={k} --objective {objective} "
+        f"--conventions {conv.value}\n"
         f"cycles {res.cycles:.0f}, energy {res.energy_pj:.6g} pJ, EDP {res.edp:.6g} pJ*s"
     )
     text = dump_mapping(res.mapping, dims=problem.dimensions, header=header)

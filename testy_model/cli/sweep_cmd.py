@@ -40,6 +40,12 @@ def sweep_command(
     ),
     chunk_size: int | None = typer.Option(None, help="points per task (default: automatic)"),
     progress: bool = typer.Option(True, help="show a progress bar with rate and ETA"),
+    conventions: str | None = typer.Option(
+        None,
+        "--conventions",
+        help="counting conventions, 'timeloop' or 'sparseloop-2022' (default: the sweep "
+        "file's 'conventions:', else timeloop)",
+    ),
 ) -> None:
     """Evaluate every point of a sweep (resumable: finished points are kept in OUT.parts/, a
     damaged part is recomputed, Ctrl-C stops at once and keeps them). Bandwidths in the grid are
@@ -65,6 +71,10 @@ def sweep_command(
     if chunk_size is not None and chunk_size < 1:
         raise SpecError(f"--chunk-size {chunk_size}: expected at least 1")
     spec = load_sweep(sweep_file)
+    if conventions is not None:
+        from testy_model.spec.conventions import Conventions
+
+        spec = spec.model_copy(update={"conventions": Conventions.parse(conventions).value})
     # the result table is replaced by design (documented); never an input, never via a symlink
     check_output(
         "--out",

@@ -18,10 +18,10 @@ point changes is which candidates fit and what each costs. So, per (structure, l
      the level's block, per-action energies, metadata accesses), MAC energy
      ``actual·e_random + gated·e_gated + skipped·e_skipped``, compute and per-level cycles
      (Timeloop's slow-down) — exactly what ``evaluate_terms`` computes at that point;
-   - cycles ``= max(compute, max_l level cycles, TASD-unit cycles)``; TASD unit
-     ``= values·e_value``; leakage ``= cycles·(Σ_l leak_l·instances_l + leak_mac·MACs)`` (pJ);
+   - cycles, TASD-unit and leakage energy and the total: the core's
+     :func:`~testy_model.model.cost.stage_totals` (the function ``price`` forms them with);
    - valid when the candidate's fan-out and factors are valid and every level holds its tiles:
-     ``held_bits_l <= capacity_bits_l``;
+     the core's :func:`~testy_model.model.cost.capacity_fits`;
 
 3. per point, the candidate with the least objective (``edp`` = pJ·cycles, ``energy`` pJ,
    ``latency`` cycles; first index on ties) is chosen. This equals evaluating every candidate at
@@ -33,16 +33,15 @@ from __future__ import annotations
 from collections.abc import Mapping as MappingABC
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from testy_model.model import energy as en
-from testy_model.model import latency as lat
 from testy_model.model.arrays import ArchArrays
 from testy_model.model.buffer import KINDS, SPLITS, StageCounts, price_counts
-from testy_model.model.cost import OperandTerm, evaluate_terms
+from testy_model.model.cost import OperandTerm, capacity_fits, evaluate_terms, stage_totals
 from testy_model.model.nest import LoopNests
+from testy_model.spec.conventions import Conventions
 from testy_model.spec.workload import Problem
 
 #: (candidate × point) pairs priced per numpy pass; bounds temporary memory (~100 MB).
@@ -172,15 +171,20 @@ def candidate_features(
     nests: LoopNests,
     terms: MappingABC[str, Sequence[OperandTerm]] | None = None,
     tasd_values: float = 0.0,
+    *,
+    conventions: Conventions | str | None = None,
 ) -> CandidateFeatures:
     """Features of ``nests`` (B candidates) for the layer with operand ``terms``.
 
     One call of ``evaluate_terms`` at ``structure`` (a P = 1 :class:`ArchArrays` of the shared
     structure; its numbers do not matter) gives the per-instance traffic; the rest is bookkeeping
-    of words and bits (module docstring). ``terms`` as in ``evaluate_terms`` (missing = dense).
+    of words and bits (module docstring). ``terms`` as in ``evaluate_terms`` (missing = dense);
+    ``conventions``: the counting conventions (default ``timeloop``).
     """
     terms = dict(terms or {})
-    cost = evaluate_terms(problem, structure, nests, terms, tasd_values=tasd_values)
+    cost = evaluate_terms(
+        problem, structure, nests, terms, tasd_values=tasd_values, conventions=conventions
+    )
     tensors = problem.tensor_names
     dwl = structure.datawidth[0]  # (L,) level word bits
     dw = np.stack(
@@ -224,15 +228,6 @@ def candidate_features(
         level_names=structure.level_names,
         word_scale=word_scale,
     )
-
-
-def _fits(held: np.ndarray, md: np.ndarray, cap: np.ndarray, aa: ArchArrays, pa: Any) -> np.ndarray:
-    """Capacity rule of the cost core: data (+ metadata where the level has no separate
-    metadata storage) <= capacity, and metadata <= the metadata storage where there is one."""
-    md_cap = pa(aa.md_capacity_bits if aa.md_capacity_bits is not None else np.zeros_like(cap))
-    data_ok = held + np.where(md_cap > 0, 0.0, md) <= cap * (1 + 1e-9)
-    md_ok = np.where(md_cap > 0, md <= md_cap * (1 + 1e-9), True)
-    return (data_ok & md_ok).all(axis=-1)
 
 
 def _stage_arrays(cost, n_b: int) -> dict[str, np.ndarray]:
@@ -291,6 +286,7 @@ def pair_cost(f: CandidateFeatures, aa: ArchArrays, grid: bool) -> PairCost:
     def pa(x: np.ndarray) -> np.ndarray:  # point number -> broadcast shape
         return x[None] if grid else x
 
+    md_cap = None if aa.md_capacity_bits is None else pa(aa.md_capacity_bits)
     if grid:
         import dataclasses
 
@@ -320,31 +316,9 @@ def pair_cost(f: CandidateFeatures, aa: ArchArrays, grid: bool) -> PairCost:
     else:
         view, stage = aa, f.stage()
     pr = price_counts(view, stage, f.word_scale)
-    level_e = pr.energy.sum(axis=-1)  # (..., L)
-    level_cycles = pr.level_cycles
-    tv = f.tasd_values
-    tasd_cyc = (
-        lat.tasd_unit_cycles(np.asarray(tv), aa.tasd_block, aa.tasd_cycles_per_block, aa.tasd_count)
-        if tv > 0
-        else np.zeros_like(aa.tasd_count)
-    )
-    cycles = lat.overlapped_latency(pr.compute_cycles, level_cycles, pa(tasd_cyc))
-    comps = {
-        name: np.broadcast_to(level_e[..., i], cycles.shape) for i, name in enumerate(f.level_names)
-    }
-    comps["MAC"] = pr.mac_energy * np.ones_like(cycles)
-    comps["TASD_unit"] = pa(en.tasd_unit_energy(np.asarray(tv), aa.tasd_energy_per_value)) * (
-        np.ones_like(cycles)
-    )
-    comps["leakage"] = en.leakage_energy(
-        cycles,
-        pa(aa.leakage),
-        pa(aa.instances),
-        pa(aa.mac_leakage),
-        pa(aa.mac_instances),
-    )
-    total = sum(comps.values())
-    fits = _fits(fe(f.held_bits), fe(f.held_md_bits), pa(aa.capacity_bits), aa, pa)
+    tot = stage_totals(aa, pr, f.tasd_values, pa)  # the cost core's totals (model.cost)
+    cycles, comps, total = tot.cycles, tot.components, tot.energy_pj
+    fits = capacity_fits(fe(f.held_bits), fe(f.held_md_bits), pa(aa.capacity_bits), md_cap)
     valid = fe(f.base_valid) & fits
     return PairCost(cycles=cycles, energy_pj=total, components=comps, valid=valid)
 

@@ -18,6 +18,7 @@ A sweep is described in YAML (or built in Python as a :class:`SweepSpec`)::
       plan: dense | search | "W=2:8+1:8,A=dense"  # or a plan YAML file
       budget: 0.05                               # error budget when plan is search
       objective: edp                             # what the mapper (and search) minimise
+      conventions: timeloop                      # or sparseloop-2022 (counting conventions)
       mapper: true                               # false: only the representatives' mappings
       seed_limit: 64                             # most capacity sets searched one by one
 
@@ -140,6 +141,8 @@ def evaluation_fingerprint(spec: SweepSpec) -> str:
             "mapper": spec.mapper,
             "seed_limit": spec.seed_limit,
             "network_params": spec.network_params,
+            # only when not the default, so fingerprints of earlier sweeps stay valid
+            **({"conventions": spec.conventions} if spec.conventions != "timeloop" else {}),
         },
         sort_keys=True,
         default=str,
@@ -317,6 +320,7 @@ class SweepContext(BaseModel):
         plan: ``dense``, ``search``, an inline plan or a plan YAML path.
         budget: error budget of ``plan: search`` (dimensionless).
         objective: ``edp``, ``energy`` or ``latency`` (mapper per layer; search per network).
+        conventions: the counting conventions (``timeloop`` or ``sparseloop-2022``).
         mapper: False = only the representatives' own mappings are candidates.
         seeds: structure key -> representative architectures (:func:`representatives`).
         keys: the dotted keys of the sweep, in column order.
@@ -332,6 +336,7 @@ class SweepContext(BaseModel):
     plan: str = "dense"
     budget: float = 0.05
     objective: str = "edp"
+    conventions: str = "timeloop"
     mapper: bool = True
     seeds: dict[str, tuple[Architecture, ...]] = Field(default_factory=dict)
     keys: tuple[str, ...] = ()
@@ -405,6 +410,7 @@ def prepare(spec: SweepSpec, points: Sequence[dict[str, Any]] | None = None) -> 
         plan=plan,
         budget=spec.budget,
         objective=spec.objective,
+        conventions=spec.conventions,
         mapper=spec.mapper,
         seeds={k: representatives(v) for k, v in groups.items()},
         keys=tuple(keys),
@@ -544,7 +550,7 @@ def _seed_nests(
 ) -> LoopNests | None:
     """The mapper's own search result for the layer (with its operand ``terms``, so capacities
     hold compressed tiles) at each of ``reps`` (``which`` names them in the per-process cache)."""
-    key = ("seeds", which, shape_key(problem), repr(terms), ctx.objective)
+    key = ("seeds", which, shape_key(problem), repr(terms), ctx.objective, ctx.conventions)
     if key not in _CANDS:
         from testy_model.mapper import find_mapping
 
@@ -556,6 +562,7 @@ def _seed_nests(
                     rep,
                     objective=ctx.objective,  # type: ignore[arg-type]
                     densities=terms,  # type: ignore[arg-type]
+                    conventions=ctx.conventions,
                     **SEED_SEARCH,
                 )
             except MappingError:
@@ -575,14 +582,16 @@ def _cap_features(
         return None
     fmts, tv = layer_terms(layer, plan, arch)
     terms = _terms(fmts)
-    key = ("cap", ckey, shape_key(layer.problem), repr(terms), tv, ctx.objective)
+    key = ("cap", ckey, shape_key(layer.problem), repr(terms), tv, ctx.objective, ctx.conventions)
     if key not in _FEATS:
         nests = _seed_nests(ctx, "cap:" + ckey, [rep], layer.problem, terms)
         if nests is None:
             return None
         _FEATS[key] = (
             nests,
-            candidate_features(layer.problem, arch_arrays(arch), nests, terms, tv),
+            candidate_features(
+                layer.problem, arch_arrays(arch), nests, terms, tv, conventions=ctx.conventions
+            ),
         )
     return _FEATS[key]
 
@@ -596,7 +605,10 @@ def _features(
     process); None when there are none (``mapper: false`` with capacity representatives)."""
     fmts, tv = layer_terms(layer, plan, arch)
     terms = _terms(fmts)
-    key = (skey, shape_key(layer.problem), repr(terms), tv, ctx.objective, ctx.mapper)
+    key = (
+        skey, shape_key(layer.problem), repr(terms), tv, ctx.objective, ctx.mapper,
+        ctx.conventions,
+    )  # fmt: skip
     if key in _FEATS:
         return _FEATS[key]
     parts = [_shared_candidates(skey, layer.problem, arch)] if ctx.mapper else []
@@ -608,7 +620,9 @@ def _features(
         _FEATS[key] = None  # type: ignore[assignment]
         return None
     nests = stack_nests(parts)
-    feats = candidate_features(layer.problem, arch_arrays(arch), nests, terms, tv)
+    feats = candidate_features(
+        layer.problem, arch_arrays(arch), nests, terms, tv, conventions=ctx.conventions
+    )
     _FEATS[key] = (nests, feats)
     return nests, feats
 

@@ -1,7 +1,10 @@
 """The analytical mapper: a good Timeloop-style mapping for one problem in milliseconds.
 
-``space`` holds the search space as arrays, ``beam`` the search (exhaustive / beam / templates,
-cache), ``io`` the mapping YAML writer.
+``space`` holds the search space as arrays; ``candidates`` the candidate form and its
+conversions; ``context`` a search's context and pricing (the cost core, as ``eval`` prices);
+``templates`` the stationary templates; ``search`` the search (exhaustive / beam, cache);
+``points`` the sweeps' shared mapper; ``io`` the mapping YAML writer; ``beam`` re-exports the
+names of the former single module.
 """
 
 from testy_model.mapper.beam import (
@@ -13,6 +16,7 @@ from testy_model.mapper.beam import (
     clear_cache,
     evaluate_template,
     find_mapping,
+    layer_evaluator,
     operand_terms,
     template_mapping,
     to_mapping,
@@ -30,6 +34,7 @@ __all__ = [
     "dump_mapping",
     "evaluate_template",
     "find_mapping",
+    "layer_evaluator",
     "operand_terms",
     "template_mapping",
     "to_mapping",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -152,6 +153,10 @@ class ArchIndex:
     #: (L,) bits of each level's separate metadata storage per instance (0: metadata beside the
     #: data, counted in ``word_bits``); None = 0 everywhere.
     md_capacity: np.ndarray | None = None
+    #: spatial factors as instances (:func:`effective_spatial`): ``(values (V,), table
+    #: (V, L, D))``, the instances a factor ``values[v]`` of dim d occupies below level l where
+    #: the engine skips an N:M operand's zeros spatially along d; None: factors are instances.
+    instances: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def axis_constraints(
@@ -198,17 +203,28 @@ def _bounds_from(
     return fix, mx
 
 
+def _instance_table(arch: Architecture, problem: Problem, sparse_opts: Any) -> Any:
+    """:func:`testy_model.mapper.fit.instance_table` (imported here: fit builds on this
+    module)."""
+    from testy_model.mapper.fit import instance_table
+
+    return instance_table(arch, problem, sparse_opts)
+
+
 def index_arch(
     arch: Architecture,
     problem: Problem,
     pi: ProblemIndex,
     constraints: dict[str, LevelConstraints] | None = None,
     md_apart: bool = False,
+    sparse_opts: Any = None,
 ) -> ArchIndex:
     """Flatten ``arch`` for ``problem``; ``constraints`` (level name -> constraints) replace the
     architecture's own constraints for the named levels. ``md_apart``: metadata of a level with
     a separate metadata storage is held there (the model's capacity rule, ``md_capacity``)
-    instead of being counted with the data (the default, a conservative space)."""
+    instead of being counted with the data (the default, a conservative space).
+    ``sparse_opts``: the Sparseloop optimizations priced, whose ``skipping-spatial`` lets a
+    spatial factor exceed the fan-out (:func:`instance_table`)."""
     dims = tuple(problem.dimensions)
     tensors = tuple(problem.tensor_names)
     constraints = dict(constraints or {})
@@ -287,6 +303,7 @@ def index_arch(
         s_fix=s_fix,
         s_max=s_max,
         perm=tuple(perms),
+        instances=_instance_table(arch, problem, sparse_opts),
         x_ok=x_ok,
         y_ok=y_ok,
     )
@@ -434,146 +451,6 @@ def held_words(pi: ProblemIndex, words: np.ndarray) -> np.ndarray:
     return np.ceil(words * pi.scale - 1e-9)
 
 
-def _subsets(n: int) -> np.ndarray:
-    """(2^n, n) bool: every subset of n items."""
-    return ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)
-
-
-def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
-    """(B, L) bool: the spatial factors of each level can be split into an X group and a Y group
-    with ``Π_X <= fan_x`` and ``Π_Y <= fan_y`` (always true where the mesh is unknown), every
-    X dim allowed along X and every Y dim along Y (``ai.x_ok`` / ``ai.y_ok``).
-
-    Fast path (levels without per-axis constraints): when ``Π_d spatial <= max(fan_x, fan_y)``
-    everything fits in one group. The other (candidate, level) pairs are tested in log space
-    over every subset of the dims: ``log Π_X = subset · log f``.
-    """
-    out = np.ones(spatial.shape[:-1], dtype=bool)
-    levels = np.nonzero((ai.fan_x > 0) & (ai.fanout > 1))[0]
-    if levels.size == 0:
-        return out
-    sp = spatial[..., levels, :]
-    one_group = np.maximum(ai.fan_x[levels], ai.fan_y[levels])
-    free = np.all(ai.x_ok[levels] & ai.y_ok[levels], axis=-1)  # (l,) no per-axis constraint
-    hard = np.prod(sp, axis=-1) > one_group  # (B, l)
-    if not free.all():
-        hard |= ~free
-    if not hard.any():
-        return out
-    rows, lv = np.nonzero(hard)
-    sp = sp[rows, lv]  # (n, D)
-    dims = np.nonzero(np.any(sp > 1, axis=0))[0]
-    sub = _subsets(dims.size).astype(np.float64)  # (2^D', D'): only dims used somewhere
-    logf = np.log(sp[:, dims].astype(np.float64))  # (n, D')
-    x = logf @ sub.T  # (n, 2^D')
-    y = logf.sum(axis=-1, keepdims=True) - x
-    eps = 1e-9
-    fx = np.log(np.maximum(ai.fan_x[levels][lv], 1))[:, None] + eps
-    fy = np.log(np.maximum(ai.fan_y[levels][lv], 1))[:, None] + eps
-    fit = (x <= fx) & (y <= fy)  # (n, 2^D')
-    if not free.all():
-        # a subset puts dim j in X (sub = 1) or Y (sub = 0); a used dim must be allowed there
-        used = sp[:, dims] > 1  # (n, D')
-        xo = ai.x_ok[levels][lv][:, dims]  # (n, D')
-        yo = ai.y_ok[levels][lv][:, dims]
-        fit &= (used & ~xo).astype(np.float64) @ sub.T == 0  # no used dim in X not allowed
-        fit &= (used & ~yo).astype(np.float64) @ (1 - sub).T == 0  # nor in Y
-    sub_out = out[..., levels]
-    sub_out[rows, lv] = np.any(fit, axis=-1)
-    out[..., levels] = sub_out
-    return out
-
-
-def mesh_split(ai: ArchIndex, level: int, spatial: np.ndarray) -> tuple[list[int], list[int]]:
-    """(X dims, Y dims) for one level's (D,) spatial factors: the first subset (in binary order,
-    unit factors excluded) that fits the mesh and the per-axis constraints, else all in X."""
-    used = [d for d in range(spatial.size) if spatial[d] > 1]
-    if ai.fan_x[level] == 0:
-        return used, []
-    for mask in _subsets(len(used)):
-        xs = [d for d, m in zip(used, mask, strict=True) if m]
-        ys = [d for d, m in zip(used, mask, strict=True) if not m]
-        allowed = all(ai.x_ok[level, xs]) and all(ai.y_ok[level, ys])
-        if (
-            allowed
-            and np.prod(spatial[xs]) <= ai.fan_x[level]
-            and np.prod(spatial[ys]) <= ai.fan_y[level]
-        ):
-            return xs, ys
-    return used, []
-
-
-def structure_mask(
-    pi: ProblemIndex, ai: ArchIndex, temporal: np.ndarray, spatial: np.ndarray
-) -> np.ndarray:
-    """(B,) bool: fan-out, mesh and factor constraints hold (everything but capacity).
-
-    Checks: ``Π_d spatial[l, d] <= fanout[l]``, :func:`mesh_fits`, fixed factors equal and
-    bounded factors at most their bound.
-    """
-    ok = np.prod(spatial, axis=-1) <= ai.fanout
-    if np.any(ai.t_fix):
-        ok &= np.all((ai.t_fix == 0) | (temporal == ai.t_fix), axis=-1)
-    if np.any(ai.s_fix):
-        ok &= np.all((ai.s_fix == 0) | (spatial == ai.s_fix), axis=-1)
-    if np.any(ai.t_max != UNBOUNDED):
-        ok &= np.all(temporal <= ai.t_max, axis=-1)
-    if np.any(ai.s_max != UNBOUNDED):
-        ok &= np.all(spatial <= ai.s_max, axis=-1)
-    ok = np.all(ok, axis=-1)
-    if ok.any():
-        rows = np.nonzero(ok)[0]
-        ok[rows] = np.all(mesh_fits(ai, spatial[rows]), axis=-1)
-    return ok
-
-
-def capacity_mask(
-    pi: ProblemIndex, ai: ArchIndex, temporal: np.ndarray, spatial: np.ndarray, keep: np.ndarray
-) -> np.ndarray:
-    """(B,) bool: for every level both ``Σ_t keep[l,t] · held_bits(t) <= capacity[l]`` (the
-    model's test, metadata included unless the level stores it apart, then
-    ``Σ_t keep·words·md_bits_t <= md_capacity[l]``) and
-    ``Σ_t keep[l,t] · held_words(t) · datawidth(l,t) <= capacity[l]`` (``spec.validate``'s
-    test, whole words), words from :func:`tile_words`."""
-    words = tile_words(pi, tile_extents(temporal, spatial))
-    cap = ai.capacity * (1 + 1e-9)
-    ok = np.sum(keep * held_bits(pi, ai, words), axis=-1) <= cap
-    ok &= np.sum(keep * held_words(pi, words) * ai.datawidth, axis=-1) <= cap
-    if ai.md_capacity is not None and np.any(ai.md_capacity > 0):  # separate metadata storage
-        md = np.sum(keep * words * pi.md_bits, axis=-1)
-        ok &= (ai.md_capacity == 0) | (md <= ai.md_capacity * (1 + 1e-9))
-    return np.all(ok, axis=-1)
-
-
-def valid_mask(
-    pi: ProblemIndex, ai: ArchIndex, temporal: np.ndarray, spatial: np.ndarray, keep: np.ndarray
-) -> np.ndarray:
-    """(B,) bool: :func:`structure_mask` and :func:`capacity_mask` both hold."""
-    ok = structure_mask(pi, ai, temporal, spatial)
-    if ok.any():
-        rows = np.nonzero(ok)[0]
-        ok[rows] = capacity_mask(pi, ai, temporal[rows], spatial[rows], keep[rows])
-    return ok
-
-
-def check_feasible(pi: ProblemIndex, ai: ArchIndex, arch: Architecture) -> None:
-    """Raise :class:`MappingError` when even the smallest tile (one word of each tensor a level
-    must keep, compressed for sparse tensors) overflows a level: then no mapping exists (every
-    tile holds at least one word of each tensor it keeps)."""
-    need = np.sum(ai.keep_must * ai.word_bits, axis=-1)
-    bad = np.nonzero(need > ai.capacity * (1 + 1e-9))[0]
-    if bad.size:
-        i = int(bad[0])
-        kept = [t for t, k in zip(pi.tensors, ai.keep_must[i], strict=True) if k]
-        raise MappingError(
-            f"no valid mapping: level {ai.names[i]!r} holds {ai.capacity[i]:g} bits but must "
-            f"keep at least one word of each of {kept} ({need[i]:g} bits); expected a larger "
-            "depth/width or a bypass of some tensor there",
-            file=arch.source,
-            key_path=f"levels[{ai.names[i]}]",
-        )
-
-
 def slot_mask(ai: ArchIndex) -> np.ndarray:
     """(S=2L, D) bool: slot s may hold a factor > 1 for dimension d (spatial slots need a fan-out
     above 1; fixed factors of 1 close a slot)."""
@@ -630,6 +507,8 @@ def space_size(pi: ProblemIndex, ai: ArchIndex, n_orders: int) -> int:
 def enumerate_factorisations(pi: ProblemIndex, ai: ArchIndex) -> np.ndarray:
     """Every factorisation (all dims jointly) that passes :func:`valid_mask` when each level keeps
     only what it must (the loosest capacity test): (C, S, D, P)."""
+    from testy_model.mapper.fit import valid_mask  # fit builds on this module
+
     chains = [dim_chains(pi, ai, d) for d in range(len(pi.dims))]
     grids = np.meshgrid(*[np.arange(len(c)) for c in chains], indexing="ij")
     E = np.stack([chains[d][g.ravel()] for d, g in enumerate(grids)], axis=2)

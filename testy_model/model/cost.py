@@ -21,9 +21,10 @@ instances); cycles; energy pJ; seconds; EDP pJ·s.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from collections.abc import Mapping as MappingABC
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -48,11 +49,14 @@ ArrayLike = float | np.ndarray
 __all__ = [
     "NestCost",
     "OperandTerm",
+    "StageTotals",
+    "capacity_fits",
     "evaluate_nests",
     "evaluate_terms",
     "fanout_ok",
     "nm_term",
     "price",
+    "stage_totals",
 ]
 
 
@@ -134,6 +138,82 @@ def fanout_ok(problem: Problem, aa: ArchArrays, nests: LoopNests) -> np.ndarray:
     ``worst_case_per_block(f)`` instances, e.g. K32 of a 2:4 operand needs 16)."""
     eff = effective_spatial_factors(nests.spatial, aa, problem, aa.level_names)  # type: ignore[arg-type]
     return (eff.prod(axis=2) <= aa.fanout).all(axis=1)
+
+
+@dataclass(frozen=True)
+class StageTotals:
+    """What a priced stage costs in total (:func:`stage_totals`): ``cycles``, ``tasd_cycles``
+    (cycles), ``components`` (pJ per level, ``MAC``, ``TASD_unit``, ``leakage``) and their sum
+    ``energy_pj``, all broadcast to the shape of ``cycles``."""
+
+    cycles: np.ndarray
+    tasd_cycles: np.ndarray
+    components: dict[str, np.ndarray]
+    energy_pj: np.ndarray
+
+
+def stage_totals(
+    aa: ArchArrays,
+    pr: Any,
+    tasd_values: ArrayLike,
+    point: Callable[[np.ndarray], np.ndarray] = lambda x: x,
+) -> StageTotals:
+    """Latency and energy of a priced stage (``pr``: :func:`~testy_model.model.buffer.
+    price_counts`) on the design points of ``aa`` — the one place these totals are formed.
+
+    Equations: TASD unit cycles ``= tasd_unit_cycles(values)`` (0 without values); ``cycles =
+    overlapped_latency(compute, level cycles, TASD cycles)`` (``model.latency``); energy (pJ)
+    ``= Σ_l level_l + MAC + values·e_value + cycles·(Σ_l leak_l·instances_l + leak_mac·MACs)``
+    (``model.energy``), summed in that order. ``point`` maps a per-point array of ``aa`` onto
+    the shape of ``pr``'s arrays (identity when candidates broadcast with points; ``x[None]``
+    for a (B, P) grid, :func:`testy_model.dse.batch.pair_cost`).
+    """
+    tv = _arr(tasd_values)
+    tasd_cyc = (
+        np.where(
+            tv > 0,
+            lat.tasd_unit_cycles(tv, aa.tasd_block, aa.tasd_cycles_per_block, aa.tasd_count),
+            0.0,
+        )
+        if np.any(tv > 0)
+        else np.zeros_like(aa.tasd_count, dtype=np.float64)
+    )
+    cycles = lat.overlapped_latency(pr.compute_cycles, pr.level_cycles, point(tasd_cyc))
+    level_e = pr.energy.sum(axis=-1)  # (..., L)
+    ones = np.ones_like(cycles)
+    comps: dict[str, np.ndarray] = {
+        name: np.broadcast_to(level_e[..., i], cycles.shape)
+        for i, name in enumerate(aa.level_names)
+    }
+    comps["MAC"] = pr.mac_energy * ones
+    comps["TASD_unit"] = point(en.tasd_unit_energy(tv, aa.tasd_energy_per_value)) * ones
+    comps["leakage"] = en.leakage_energy(
+        cycles, point(aa.leakage), point(aa.instances), point(aa.mac_leakage),
+        point(aa.mac_instances),
+    ) * ones  # fmt: skip
+    total = sum(comps.values())
+    return StageTotals(
+        cycles=cycles,
+        tasd_cycles=np.broadcast_to(point(tasd_cyc), cycles.shape),
+        components=comps,
+        energy_pj=np.asarray(total),
+    )
+
+
+def capacity_fits(
+    data_bits: np.ndarray,
+    md_bits: np.ndarray,
+    capacity_bits: np.ndarray,
+    md_capacity_bits: np.ndarray | None,
+) -> np.ndarray:
+    """The capacity rule, per level then all levels (last axis): data bits (plus the metadata
+    bits where the level has no separate metadata storage) ``<= capacity``, and metadata bits
+    ``<=`` the metadata storage where there is one (``md_capacity > 0``); 1e-9 relative slack.
+    Bits per instance; shapes broadcast."""
+    md_cap = md_capacity_bits if md_capacity_bits is not None else np.zeros(1)
+    data_ok = data_bits + np.where(md_cap > 0, 0.0, md_bits) <= capacity_bits * (1 + 1e-9)
+    md_ok = np.where(md_cap > 0, md_bits <= md_cap * (1 + 1e-9), True)
+    return (data_ok & md_ok).all(axis=-1)
 
 
 def _arr(x: ArrayLike) -> np.ndarray:
@@ -313,25 +393,13 @@ def _assemble(
         axis=-1,
     )
     pr = price_counts(aa, stage, dw / dwl)
-    lvl_energy = pr.energy.sum(axis=-1)  # (B, L)
     compute = pr.compute_cycles
     tv = _arr(tasd_values)
-    tasd_cyc = np.where(
-        tv > 0,
-        lat.tasd_unit_cycles(tv, aa.tasd_block, aa.tasd_cycles_per_block, aa.tasd_count),
-        0.0,
-    )
+    tot = stage_totals(aa, pr, tv)
+    cycles, tasd_cyc, comps, total = tot.cycles, tot.tasd_cycles, tot.components, tot.energy_pj
     bw_cycles = np.where(pr.level_cycles > compute[..., None], pr.level_cycles, 0.0)
-    cycles = lat.overlapped_latency(compute, pr.level_cycles, tasd_cyc)
     serial = lat.serial_latency(compute, bw_cycles, tasd_cyc)
     seconds = cycles / (aa.clock_ghz * 1e9)
-    e_tasd = en.tasd_unit_energy(tv, aa.tasd_energy_per_value) * np.ones_like(cycles)
-    e_leak = en.leakage_energy(cycles, aa.leakage, aa.instances, aa.mac_leakage, aa.mac_instances)
-    comps: dict[str, np.ndarray] = {name: lvl_energy[:, i] for i, name in enumerate(aa.level_names)}
-    comps["MAC"] = pr.mac_energy * np.ones_like(cycles)
-    comps["TASD_unit"] = e_tasd
-    comps["leakage"] = e_leak * np.ones_like(cycles)
-    total = sum(comps.values())
     if sc is None:
         valid_fanout = fanout_ok(problem, aa, nests)
     else:
@@ -355,13 +423,9 @@ def _assemble(
             ).all(axis=(1, 2))
     keep = nests.keep.copy()
     keep[:, 0, :] = True
-    md_cap = aa.md_capacity_bits if aa.md_capacity_bits is not None else np.zeros(1)
     data_bits = (keep * data_words * dw).sum(-1)
     md_bits = (keep * md_words).sum(-1)
-    valid_capacity = (
-        (data_bits + np.where(md_cap > 0, 0.0, md_bits) <= aa.capacity_bits * (1 + 1e-9))
-        & (np.where(md_cap > 0, md_bits <= md_cap * (1 + 1e-9), True))
-    ).all(axis=1)
+    valid_capacity = capacity_fits(data_bits, md_bits, aa.capacity_bits, aa.md_capacity_bits)
     if sc is not None:
         valid_capacity = valid_capacity & sc.ok
     b = (

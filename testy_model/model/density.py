@@ -125,8 +125,12 @@ def hypergeom_empty(big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarr
     Timeloop gets); otherwise up to 512 draws the product ``Π_{i<n} (N−r−i)/(N−i)`` term by
     term, beyond via ``lgamma``."""
     big_n, r, n = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (big_n, r, n)))
-    out = hypergeom_pmf(np.zeros_like(n), big_n, r, n)
     small = (n <= _EXACT_DRAWS) & (n >= 0)
+    boost = _boost_region(big_n, r, n)
+    rest = ~(small | boost)
+    out = np.zeros(n.shape)
+    if np.any(rest):  # the lgamma form only where neither exact form below applies
+        out[rest] = hypergeom_pmf(np.zeros(int(rest.sum())), big_n[rest], r[rest], n[rest])
     if np.any(small):
         bn, rr, nn = big_n[small], r[small], n[small]
         prod = np.ones_like(nn)
@@ -136,7 +140,6 @@ def hypergeom_empty(big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarr
             prod = np.where(live, prod * (num / np.maximum(bn - i, 1.0)), prod)
         out = out.copy()
         out[small] = np.where(nn > bn - rr, 0.0, prod)
-    boost = _boost_region(big_n, r, n)
     if np.any(boost):
         out = out.copy()
         out[boost] = [

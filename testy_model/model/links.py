@@ -172,6 +172,34 @@ def _mesh_links_batch(rows: np.ndarray, n_d: int) -> np.ndarray:
     return out
 
 
+_CHILD_CACHE: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _children(struct: np.ndarray, n_d: int, n_r: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(off, cls)`` of one packed fan-out ``struct`` (:func:`_mesh_links_group`): (n, R)
+    data-space offset of each child (mixed-radix index, innermost loop fastest) and (n,) the
+    class of equal offsets (rounded to 1e-9); memoised on the struct's bytes (bounded)."""
+    key = struct.tobytes()
+    hit = _CHILD_CACHE.get(key)
+    if hit is not None:
+        return hit
+    radix = struct[:n_d]
+    offs = struct[n_d : n_d + n_d * n_r].reshape(n_d, n_r)
+    keep = radix >= 2
+    rad = radix[keep].astype(np.int64)
+    n = int(np.prod(rad)) if rad.size else 1
+    rest = np.arange(n)
+    off = np.zeros((n, n_r))
+    for r, v in zip(rad, offs[keep], strict=True):
+        off += np.outer(rest % r, v)
+        rest //= r
+    _, cls = np.unique(np.round(off, 9), axis=0, return_inverse=True)
+    if len(_CHILD_CACHE) > 65536:
+        _CHILD_CACHE.clear()
+    _CHILD_CACHE[key] = (off, cls.reshape(-1))
+    return _CHILD_CACHE[key]
+
+
 def _mesh_links_group(struct: np.ndarray, deltas: np.ndarray, n_d: int, n_r: int) -> np.ndarray:
     """``(λ, ρ)`` (K, 2) of one spatial fan-out (packed ``struct``: radix, offsets, h_size, the
     no-multicast flag last) for K step translations ``deltas`` (K, R) at once
@@ -179,19 +207,11 @@ def _mesh_links_group(struct: np.ndarray, deltas: np.ndarray, n_d: int, n_r: int
     e, innermost loop fastest; grid position ``(e mod h_size, e div h_size)``) whose current
     delta equals a grid neighbour's previous one (``off_n − off_e == delta``), ρ the number of
     distinct offsets among the other children (all of them without multicast)."""
-    radix = struct[:n_d]
-    offs = struct[n_d : n_d + n_d * n_r].reshape(n_d, n_r)
     h_size = int(struct[n_d + n_d * n_r])
     multicast = not bool(struct[-1])
-    keep = radix >= 2
-    rad = radix[keep].astype(np.int64)
-    n = int(np.prod(rad)) if rad.size else 1
+    off, cls = _children(struct, n_d, n_r)
+    n = len(off)
     e = np.arange(n)
-    off = np.zeros((n, n_r))
-    rest = e.copy()
-    for r, v in zip(rad, offs[keep], strict=True):
-        off += np.outer(rest % r, v)
-        rest //= r
     col = e % h_size
     tol = 1e-8 + 1e-5 * np.abs(deltas)[:, None, :]  # np.isclose(a, delta)
     linked = np.zeros((len(deltas), n), dtype=bool)
@@ -211,10 +231,9 @@ def _mesh_links_group(struct: np.ndarray, deltas: np.ndarray, n_d: int, n_r: int
     free = ~linked
     if not multicast:
         return np.stack([lam, free.sum(axis=1).astype(np.float64)], axis=1)
-    _, cls = np.unique(np.round(off, 9), axis=0, return_inverse=True)
-    cls = cls.reshape(-1)
     n_c = int(cls.max()) + 1 if n else 0
-    rho = np.array(
-        [float((np.bincount(cls[f], minlength=n_c) > 0).sum()) for f in free], dtype=np.float64
-    )
+    seen = np.zeros((len(free), n_c), dtype=bool)  # (K, classes): a free child holds it
+    k_idx, child = np.nonzero(free)
+    seen[k_idx, cls[child]] = True
+    rho = seen.sum(axis=1).astype(np.float64)
     return np.stack([lam, rho], axis=1)

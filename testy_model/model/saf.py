@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -166,12 +167,25 @@ class SpatialSkip:
     max_xy: np.ndarray
 
 
+@lru_cache(maxsize=1 << 16)
+def _max_occupancy(model: DensityModel, words: float) -> float:
+    """``model.max_occupancy`` of one tile of ``words`` values (memoised: a pure function of
+    its arguments, asked for the same few tile sizes by every candidate of a search)."""
+    return float(model.max_occupancy(np.array([words]))[0])
+
+
+@lru_cache(maxsize=1 << 16)
+def _prob_nonempty(model: DensityModel, words: float) -> float:
+    """``1 − model.prob_empty`` of one tile of ``words`` values (memoised as above)."""
+    return 1.0 - float(model.prob_empty(np.array([words]))[0])
+
+
 def _fiber_elements(
     model: DensityModel, fiber_words: float, element_words: float, count: float
 ) -> float:
     """``min(largest occupancy of the fiber, fiber / element)`` (``GetMaxNumElementByConfidence``
     at confidence 1), per fiber of ``count`` elements."""
-    top = float(model.max_occupancy(np.array([fiber_words]))[0])
+    top = _max_occupancy(model, fiber_words)
     return min(top, fiber_words / max(element_words, 1.0), count)
 
 
@@ -263,8 +277,8 @@ def _propagate(
     ``spatial_skip`` check the mask marks the children of a spatially skipping level)."""
     for j in range(0, n_l):
         red = mx[j] / np.maximum(dm[j], 1e-300)
-        if np.allclose(red, 1.0):
-            continue
+        if abs(red[0] - 1.0) <= 1.001e-5 and abs(red[1] - 1.0) <= 1.001e-5:
+            continue  # np.allclose(red, 1.0) on the (X, Y) pair (NaN compares False)
         dm[j] = mx[j].copy()
         cross = False
         for k in range(j + 1, n_l + 1):
@@ -320,7 +334,7 @@ def _fan_ratio(
             _extend_upward(table, b, lvl, mold, t_rel, _holder_at_or_above(held[b, :, ti], lvl))
         words = float(_words(problem, cond, mold[None])[0])
         if eff is None:
-            eff = 1.0 - float(model.prob_empty(np.array([words]))[0])
+            eff = _prob_nonempty(model, words)
         fiber = mold.copy()
         fiber[d] *= bound
         fw = float(_words(problem, cond, fiber[None])[0])

@@ -33,6 +33,7 @@ SWEEP_KEYS = (
     "plan",
     "budget",
     "objective",
+    "conventions",
     "mapper",
     "seed_limit",
 )
@@ -69,6 +70,7 @@ class SweepSpec(BaseModel):
     plan: str = "dense"
     budget: float = Field(default=0.05, ge=0, le=1)
     objective: str = "edp"
+    conventions: str = "timeloop"
     mapper: bool = True
     seed_limit: int = Field(default=64, ge=0)
     base_dir: str = "."
@@ -101,6 +103,13 @@ class SweepSpec(BaseModel):
             hint = did_you_mean(v, OBJECTIVES)
             raise ValueError(f"objective {v!r} is not one of {', '.join(OBJECTIVES)}{hint}")
         return v
+
+    @field_validator("conventions")
+    @classmethod
+    def _conventions(cls, v: str) -> str:
+        from testy_model.spec.conventions import Conventions
+
+        return Conventions.parse(v).value  # ValueError naming the choices otherwise
 
     def arch_path(self) -> Path:
         """The base architecture file, resolved against ``base_dir``."""

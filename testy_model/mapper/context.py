@@ -1,0 +1,246 @@
+"""One search's context: the problem and architecture as arrays, the objective, and the
+cost core pricing candidates exactly as ``eval`` prices the layer (:func:`layer_evaluator`)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from testy_model.errors import MappingError
+from testy_model.mapper.candidates import (
+    Candidates,
+    MappingResult,
+    _scale_md,
+    operand_terms,
+    to_mapping,
+    to_nests,
+)
+from testy_model.mapper.fit import check_feasible, valid_mask
+from testy_model.mapper.space import (
+    ArchIndex,
+    ProblemIndex,
+    allowed_orders,
+    canonical_orders,
+    factors_from_exps,
+    index_arch,
+    index_problem,
+    order_classes,
+)
+from testy_model.spec.arch import Architecture, LevelConstraints
+from testy_model.spec.conventions import Conventions
+from testy_model.spec.workload import Density, Problem
+
+Objective = Literal["edp", "energy", "latency"]
+
+
+TemplateKind = Literal["weight", "output", "input"]
+
+
+#: ``evaluator(problem, arch, nests, terms) -> cost`` with ``cycles``, ``energy_pj``, ``edp``
+#: and ``valid`` arrays of shape (B,) (``terms`` as from :func:`operand_terms`). Defaults to the
+#: model's ``evaluate_terms``.
+Evaluator = Callable[..., Any]
+
+
+_OBJECTIVES: tuple[str, ...] = ("edp", "energy", "latency")
+
+
+def layer_evaluator(
+    problem: Problem,
+    arch: Architecture,
+    densities: dict[str, Any] | None = None,
+    sparse: Any = None,
+    conventions: Any = None,
+    *,
+    support: bool | None = None,
+) -> Evaluator:
+    """The cost core's pricing of ``problem`` as ``eval`` prices it, as an evaluator
+    ``(problem, arch, nests, terms) -> NestCost`` (:func:`testy_model.model.cost.price`).
+
+    The stage is ``eval``'s rule (:func:`testy_model.model.evaluate.layer_sparse_opts`): the
+    sparse stage with ``sparse`` (Sparseloop ``sparse_optimizations``) when given, or, when no
+    ``densities`` override the problem's (no TASD plan), with the engine's ``sparsity:`` support
+    where it applies to an N:M or fixed-structured operand; otherwise the term stage with the
+    ``terms`` the search passes (:func:`operand_terms`). ``support=False``: never the
+    engine's support (the term stage unless ``sparse`` is given; ``None``: as above).
+    ``conventions``: the counting conventions (``spec.conventions``; default ``timeloop``).
+    Keywords (``counts``, ``tasd_values``, ``bounds``) pass through to ``price``.
+    """
+    from testy_model.model.cost import price
+    from testy_model.model.evaluate import layer_sparse_opts
+    from testy_model.spec.workload import Layer
+
+    conv = Conventions.parse(conventions)
+    layer = Layer(name=problem.name, problem=problem)
+    opts = layer_sparse_opts(layer, arch, densities is None if support is None else support, sparse)
+    if opts is not None:
+
+        def sparse_stage(prob: Problem, aa: Any, nests: Any, terms: Any, **kw: Any) -> Any:
+            return price(prob, aa, nests, sparse=opts, conventions=conv, **kw)
+
+        return sparse_stage
+
+    def term_stage(prob: Problem, aa: Any, nests: Any, terms: Any, **kw: Any) -> Any:
+        return price(prob, aa, nests, terms=terms or {}, conventions=conv, **kw)
+
+    return term_stage
+
+
+def _score(cost: Any, objective: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(objective, edp, energy) arrays; invalid candidates score +inf."""
+    edp = np.asarray(cost.edp, dtype=np.float64)
+    energy = np.asarray(cost.energy_pj, dtype=np.float64)
+    obj = {"edp": edp, "energy": energy, "latency": np.asarray(cost.cycles, dtype=np.float64)}[
+        objective
+    ]
+    valid = np.asarray(getattr(cost, "valid", np.ones_like(obj, dtype=bool)), dtype=bool)
+    bad = ~valid | ~np.isfinite(obj)
+    return np.where(bad, np.inf, obj), np.where(bad, np.inf, edp), np.where(bad, np.inf, energy)
+
+
+@dataclass
+class _Ctx:
+    problem: Problem
+    arch: Architecture
+    pi: ProblemIndex
+    ai: ArchIndex
+    orders: np.ndarray
+    allowed: np.ndarray
+    terms: dict[str, list[Any]]
+    evaluator: Evaluator
+    objective: str
+    evaluated: int = 0
+    #: what the evaluator gets as the architecture (the model's ArchArrays, built once, for the
+    #: default evaluator; else the Architecture itself)
+    model_arch: Any = None
+    #: canonical loop orders (:func:`order_classes`), or None
+    canon: np.ndarray | None = None
+
+    def cost(
+        self, cand: Candidates, factors: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score candidates in one model call (objective, edp, energy), all (B,)."""
+        if len(cand) == 0:
+            z = np.zeros(0)
+            return z, z, z
+        self.evaluated += len(cand)
+        nests = to_nests(self.pi, self.ai, cand, factors)
+        arch = self.arch if self.model_arch is None else self.model_arch
+        return _score(self.evaluator(self.problem, arch, nests, self.terms), self.objective)
+
+    def valid(self, cand: Candidates, factors: np.ndarray | None = None) -> np.ndarray:
+        """(B,) bool: fan-out, mesh, constraints, capacity and allowed loop orders hold."""
+        L = len(self.ai.names)
+        F = factors_from_exps(self.pi, cand.exps) if factors is None else factors
+        ok = valid_mask(self.pi, self.ai, F[:, :L], F[:, L:], cand.keep)
+        return ok & np.all(self.allowed[np.arange(L), cand.order_idx], axis=-1)
+
+
+def arch_hash(arch: Architecture) -> str:
+    """A stable digest of everything in ``arch`` (SHA-1 of its canonical repr)."""
+    return hashlib.sha1(repr(arch).encode()).hexdigest()
+
+
+def _problem_key(problem: Problem) -> tuple:
+    """The shape of ``problem``: dims, bounds, projections, coefficients (not its name)."""
+    return (
+        problem.dimensions,
+        tuple(problem.bounds[d] for d in problem.dimensions),
+        tuple((ds.name, ds.projection, ds.read_write) for ds in problem.data_spaces),
+        tuple(sorted(problem.coefficients.items())),
+        tuple(sorted(problem.datawidths.items())),
+        tuple(sorted((t, repr(d)) for t, d in problem.densities.items())),
+    )
+
+
+_CANON: dict[tuple, np.ndarray | None] = {}
+
+
+def _order_classes(orders: np.ndarray, allowed: np.ndarray) -> np.ndarray | None:
+    """:func:`order_classes`, memoised on the (orders, allowed) arrays (layers of one network
+    share them), at most 256 entries."""
+    key = (orders.shape, orders.tobytes(), allowed.shape, allowed.tobytes())
+    if key not in _CANON:
+        if len(_CANON) >= 256:
+            _CANON.clear()
+        _CANON[key] = order_classes(orders, allowed)
+    return _CANON[key]
+
+
+def _skip_problem(problem: Problem, densities: dict[str, Any] | None) -> Problem:
+    """The problem whose densities decide spatial skipping (:attr:`ArchIndex.instances`): its
+    own, or, with explicit ``densities`` (a plan's terms), only those given as a
+    :class:`Density` (others dense: a TASD series or a float gets no skipping allowance, the
+    conservative space)."""
+    if densities is None:
+        return problem
+    kept = {t: d for t, d in densities.items() if isinstance(d, Density)}
+    return problem.model_copy(update={"densities": kept})
+
+
+def _context(
+    problem: Problem,
+    arch: Architecture,
+    objective: str,
+    constraints: dict[str, LevelConstraints] | None,
+    densities: dict[str, Any] | None,
+    evaluator: Evaluator | None,
+    sparse: Any = None,
+    conventions: Any = None,
+) -> _Ctx:
+    if objective not in _OBJECTIVES:
+        raise MappingError(f"unknown objective {objective!r}, expected one of {list(_OBJECTIVES)}")
+    terms = operand_terms(problem, arch, densities)
+    pi = index_problem(problem, *_scale_md(terms))
+    seen = _skip_problem(problem, densities)
+    ai = index_arch(arch, seen, pi, constraints, sparse_opts=sparse)
+    try:
+        check_feasible(pi, ai, arch)
+    except MappingError:
+        # metadata counted with the data overflows a level (e.g. a full fixed-slot series in a
+        # one-word register): hold it in the levels' separate metadata storage, the model's rule
+        ai = index_arch(arch, seen, pi, constraints, md_apart=True, sparse_opts=sparse)
+        check_feasible(pi, ai, arch)
+    orders = canonical_orders(pi, ai.perm)
+    allowed = allowed_orders(pi, ai, orders)
+    model_arch = None
+    if evaluator is None:
+        from testy_model.model.arrays import arch_arrays
+
+        model_arch = arch_arrays(arch)
+    return _Ctx(
+        problem=problem,
+        arch=arch,
+        pi=pi,
+        ai=ai,
+        orders=orders,
+        allowed=allowed,
+        terms=terms,
+        evaluator=evaluator
+        or layer_evaluator(problem, arch, densities, sparse=sparse, conventions=conventions),
+        objective=objective,
+        model_arch=model_arch,
+        canon=_order_classes(orders, allowed),
+    )
+
+
+def _result(ctx: _Ctx, cand: Candidates, t0: float, method: str) -> MappingResult:
+    arch = ctx.arch if ctx.model_arch is None else ctx.model_arch
+    cost = ctx.evaluator(
+        ctx.problem, arch, to_nests(ctx.pi, ctx.ai, cand.take(np.array([0]))), ctx.terms
+    )
+    return MappingResult(
+        mapping=to_mapping(ctx, ctx.arch, cand, 0),
+        cycles=float(np.asarray(cost.cycles)[0]),
+        energy_pj=float(np.asarray(cost.energy_pj)[0]),
+        edp=float(np.asarray(cost.edp)[0]),
+        objective=ctx.objective,
+        evaluated=ctx.evaluated,
+        search_s=time.perf_counter() - t0,
+        method=method,
+    )

@@ -1,0 +1,259 @@
+"""What fits: the mapper's validity masks over candidate batches (fan-out and mesh on the
+instances the spatial factors occupy, factor constraints, both capacity rules), the X/Y layout
+of spatial loops, and the feasibility check; arrays from :mod:`testy_model.mapper.space`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from testy_model.errors import MappingError
+from testy_model.mapper.space import (
+    UNBOUNDED,
+    ArchIndex,
+    ProblemIndex,
+    held_bits,
+    held_words,
+    tile_extents,
+    tile_words,
+)
+from testy_model.spec.arch import Architecture
+from testy_model.spec.workload import Problem
+
+
+def _divisors(n: int) -> set[int]:
+    """Every divisor of ``n`` (trial division up to √n)."""
+    out: set[int] = set()
+    for i in range(1, math.isqrt(n) + 1):
+        if n % i == 0:
+            out.update((i, n // i))
+    return out
+
+
+def instance_table(
+    arch: Architecture, problem: Problem, sparse_opts: Any = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """:attr:`ArchIndex.instances`: for every divisor v of a problem bound, the instances a
+    spatial factor v occupies per level and dim under ``spec.validate``'s rule 3
+    (``effective_spatial_factors``: along the axis of an N:M operand whose zeros the engine
+    skips spatially, by its ``sparsity:`` support or a ``skipping-spatial`` of
+    ``sparse_opts``, a factor f needs ``worst_case_per_block(f)`` instances: K32 of a 2:4
+    operand needs 16). None where every factor is its own instance count."""
+    from testy_model.spec.validate import effective_spatial_factors
+
+    values = np.array(sorted({v for b in problem.bounds.values() for v in _divisors(b)}))
+    n_l, n_d = len(arch.levels), len(problem.dimensions)
+    probe = np.broadcast_to(values[:, None, None], (values.size, n_l, n_d))
+    table = effective_spatial_factors(probe, arch, problem, arch.level_names, sparse_opts)
+    if np.array_equal(table, probe):
+        return None
+    return values, np.asarray(table, dtype=np.int64)
+
+
+def effective_spatial(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
+    """(..., L, D) instances the spatial factors occupy (:attr:`ArchIndex.instances`; the
+    factors themselves where no zeros are skipped spatially)."""
+    if ai.instances is None:
+        return spatial
+    values, table = ai.instances
+    idx = np.searchsorted(values, spatial)
+    idx = np.minimum(idx, values.size - 1)
+    hit = values[idx] == spatial
+    n_l, n_d = table.shape[1:]
+    li = np.arange(n_l)[:, None]
+    di = np.arange(n_d)[None, :]
+    return np.where(hit, table[idx, li, di], spatial)
+
+
+def _subsets(n: int) -> np.ndarray:
+    """(2^n, n) bool: every subset of n items."""
+    return ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(bool)
+
+
+def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
+    """(B, L) bool: the spatial factors of each level can be split into an X group and a Y group
+    with ``Π_X <= fan_x`` and ``Π_Y <= fan_y`` (always true where the mesh is unknown), every
+    X dim allowed along X and every Y dim along Y (``ai.x_ok`` / ``ai.y_ok``).
+
+    Fast path (levels without per-axis constraints): when ``Π_d spatial <= max(fan_x, fan_y)``
+    everything fits in one group. The other (candidate, level) pairs are tested in log space
+    over every subset of the dims: ``log Π_X = subset · log f``.
+    """
+    out = np.ones(spatial.shape[:-1], dtype=bool)
+    levels = np.nonzero((ai.fan_x > 0) & (ai.fanout > 1))[0]
+    if levels.size == 0:
+        return out
+    sp = spatial[..., levels, :]
+    one_group = np.maximum(ai.fan_x[levels], ai.fan_y[levels])
+    free = np.all(ai.x_ok[levels] & ai.y_ok[levels], axis=-1)  # (l,) no per-axis constraint
+    hard = np.prod(sp, axis=-1) > one_group  # (B, l)
+    if not free.all():
+        hard |= ~free
+    if not hard.any():
+        return out
+    rows, lv = np.nonzero(hard)
+    sp = sp[rows, lv]  # (n, D)
+    dims = np.nonzero(np.any(sp > 1, axis=0))[0]
+    sub = _subsets(dims.size).astype(np.float64)  # (2^D', D'): only dims used somewhere
+    logf = np.log(sp[:, dims].astype(np.float64))  # (n, D')
+    x = logf @ sub.T  # (n, 2^D')
+    y = logf.sum(axis=-1, keepdims=True) - x
+    eps = 1e-9
+    fx = np.log(np.maximum(ai.fan_x[levels][lv], 1))[:, None] + eps
+    fy = np.log(np.maximum(ai.fan_y[levels][lv], 1))[:, None] + eps
+    fit = (x <= fx) & (y <= fy)  # (n, 2^D')
+    if not free.all():
+        # a subset puts dim j in X (sub = 1) or Y (sub = 0); a used dim must be allowed there
+        used = sp[:, dims] > 1  # (n, D')
+        xo = ai.x_ok[levels][lv][:, dims]  # (n, D')
+        yo = ai.y_ok[levels][lv][:, dims]
+        fit &= (used & ~xo).astype(np.float64) @ sub.T == 0  # no used dim in X not allowed
+        fit &= (used & ~yo).astype(np.float64) @ (1 - sub).T == 0  # nor in Y
+    sub_out = out[..., levels]
+    sub_out[rows, lv] = np.any(fit, axis=-1)
+    out[..., levels] = sub_out
+    return out
+
+
+def mesh_split(ai: ArchIndex, level: int, spatial: np.ndarray) -> tuple[list[int], list[int]]:
+    """(X dims, Y dims) for one level's (D,) spatial factors: the first subset (in binary order,
+    unit factors excluded) that fits the mesh and the per-axis constraints, else all in X."""
+    used = [d for d in range(spatial.size) if spatial[d] > 1]
+    if ai.fan_x[level] == 0:
+        return used, []
+    for mask in _subsets(len(used)):
+        xs = [d for d, m in zip(used, mask, strict=True) if m]
+        ys = [d for d, m in zip(used, mask, strict=True) if not m]
+        allowed = all(ai.x_ok[level, xs]) and all(ai.y_ok[level, ys])
+        if (
+            allowed
+            and np.prod(spatial[xs]) <= ai.fan_x[level]
+            and np.prod(spatial[ys]) <= ai.fan_y[level]
+        ):
+            return xs, ys
+    return used, []
+
+
+def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The spatial loop order and X/Y split of B candidates' (B, L, D) spatial factors, as
+    :func:`mesh_split` lays out each level (and ``to_mapping`` writes it): per level the X dims
+    (problem order), then the Y dims, then the unit dims; ``split`` = number of X dims. The fit
+    is tested on the instances the factors occupy (:func:`effective_spatial`).
+
+    Returns ``(spatial_order, split)``: (B, L, D) int64 position of each dim among the level's
+    spatial loops (0 = innermost) and (B, L) int64, as :class:`~testy_model.model.nest.LoopNests`
+    takes them. Per level, over the distinct factor rows only, vectorised over every subset of
+    the dims used there in :func:`mesh_split`'s binary order (a subset that names a unit dim of
+    a row is skipped for that row, which keeps that order)."""
+    n_d = spatial.shape[-1]
+    used = spatial > 1
+    in_x = used.copy()  # default (no mesh, or no subset fits): every used dim along X
+    for lv in np.nonzero(ai.fan_x > 0)[0]:
+        if not used[:, lv].any():
+            continue
+        rows, inv = np.unique(spatial[:, lv], axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        u_rows = rows > 1  # (U, D)
+        dims = np.nonzero(u_rows.any(axis=0))[0]
+        sub = _subsets(dims.size)  # (M, D'), binary order over the used dims
+        u = u_rows[:, dims][:, None, :]  # (U, 1, D')
+        f = _instances_of(ai, lv, rows)[:, dims].astype(np.float64)[:, None, :]  # (U, 1, D')
+        xs = sub[None] & u
+        ys = ~sub[None] & u
+        ok = ~(sub[None] & ~u).any(-1)  # the subset names only this row's used dims
+        ok &= ~(xs & ~ai.x_ok[lv, dims]).any(-1)
+        ok &= ~(ys & ~ai.y_ok[lv, dims]).any(-1)
+        ok &= np.where(xs, f, 1.0).prod(-1) <= ai.fan_x[lv]
+        ok &= np.where(ys, f, 1.0).prod(-1) <= ai.fan_y[lv]
+        chosen = np.zeros_like(u_rows)
+        chosen[:, dims] = sub[np.argmax(ok, axis=-1)] & u_rows[:, dims]
+        layout = np.where(ok.any(-1)[:, None], chosen, u_rows)  # (U, D)
+        in_x[:, lv] = layout[inv]
+    # rank: X dims (0), then Y dims (1), then unit dims (2); ties in problem order
+    rank = np.where(in_x, 0, np.where(used, 1, 2)) * n_d + np.arange(n_d)
+    spatial_order = np.argsort(np.argsort(rank, axis=-1, kind="stable"), axis=-1).astype(np.int64)
+    split = np.where(used.any(-1), in_x.sum(-1), n_d).astype(np.int64)
+    return spatial_order, split
+
+
+def _instances_of(ai: ArchIndex, level: int, rows: np.ndarray) -> np.ndarray:
+    """(U, D) instances of one level's spatial factor rows (:func:`effective_spatial`)."""
+    n_l = len(ai.names)
+    full = np.ones((rows.shape[0], n_l, rows.shape[1]), dtype=rows.dtype)
+    full[:, level] = rows
+    return effective_spatial(ai, full)[:, level]
+
+
+def structure_mask(
+    pi: ProblemIndex, ai: ArchIndex, temporal: np.ndarray, spatial: np.ndarray
+) -> np.ndarray:
+    """(B,) bool: fan-out, mesh and factor constraints hold (everything but capacity).
+
+    Checks: ``Π_d inst[l, d] <= fanout[l]`` and :func:`mesh_fits` on the instances the factors
+    occupy (:func:`effective_spatial`), fixed factors equal and bounded factors at most their
+    bound.
+    """
+    inst = effective_spatial(ai, spatial)
+    ok = np.prod(inst, axis=-1) <= ai.fanout
+    if np.any(ai.t_fix):
+        ok &= np.all((ai.t_fix == 0) | (temporal == ai.t_fix), axis=-1)
+    if np.any(ai.s_fix):
+        ok &= np.all((ai.s_fix == 0) | (spatial == ai.s_fix), axis=-1)
+    if np.any(ai.t_max != UNBOUNDED):
+        ok &= np.all(temporal <= ai.t_max, axis=-1)
+    if np.any(ai.s_max != UNBOUNDED):
+        ok &= np.all(spatial <= ai.s_max, axis=-1)
+    ok = np.all(ok, axis=-1)
+    if ok.any():
+        rows = np.nonzero(ok)[0]
+        ok[rows] = np.all(mesh_fits(ai, inst[rows]), axis=-1)
+    return ok
+
+
+def capacity_mask(
+    pi: ProblemIndex, ai: ArchIndex, temporal: np.ndarray, spatial: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
+    """(B,) bool: for every level both ``Σ_t keep[l,t] · held_bits(t) <= capacity[l]`` (the
+    model's test, metadata included unless the level stores it apart, then
+    ``Σ_t keep·words·md_bits_t <= md_capacity[l]``) and
+    ``Σ_t keep[l,t] · held_words(t) · datawidth(l,t) <= capacity[l]`` (``spec.validate``'s
+    test, whole words), words from :func:`tile_words`."""
+    words = tile_words(pi, tile_extents(temporal, spatial))
+    cap = ai.capacity * (1 + 1e-9)
+    ok = np.sum(keep * held_bits(pi, ai, words), axis=-1) <= cap
+    ok &= np.sum(keep * held_words(pi, words) * ai.datawidth, axis=-1) <= cap
+    if ai.md_capacity is not None and np.any(ai.md_capacity > 0):  # separate metadata storage
+        md = np.sum(keep * words * pi.md_bits, axis=-1)
+        ok &= (ai.md_capacity == 0) | (md <= ai.md_capacity * (1 + 1e-9))
+    return np.all(ok, axis=-1)
+
+
+def valid_mask(
+    pi: ProblemIndex, ai: ArchIndex, temporal: np.ndarray, spatial: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
+    """(B,) bool: :func:`structure_mask` and :func:`capacity_mask` both hold."""
+    ok = structure_mask(pi, ai, temporal, spatial)
+    if ok.any():
+        rows = np.nonzero(ok)[0]
+        ok[rows] = capacity_mask(pi, ai, temporal[rows], spatial[rows], keep[rows])
+    return ok
+
+
+def check_feasible(pi: ProblemIndex, ai: ArchIndex, arch: Architecture) -> None:
+    """Raise :class:`MappingError` when even the smallest tile (one word of each tensor a level
+    must keep, compressed for sparse tensors) overflows a level: then no mapping exists (every
+    tile holds at least one word of each tensor it keeps)."""
+    need = np.sum(ai.keep_must * ai.word_bits, axis=-1)
+    bad = np.nonzero(need > ai.capacity * (1 + 1e-9))[0]
+    if bad.size:
+        i = int(bad[0])
+        kept = [t for t, k in zip(pi.tensors, ai.keep_must[i], strict=True) if k]
+        raise MappingError(
+            f"no valid mapping: level {ai.names[i]!r} holds {ai.capacity[i]:g} bits but must "
+            f"keep at least one word of each of {kept} ({need[i]:g} bits); expected a larger "
+            "depth/width or a bypass of some tensor there",
+            file=arch.source,
+            key_path=f"levels[{ai.names[i]}]",
+        )

@@ -1,0 +1,511 @@
+"""Analytical mapping search: a good Timeloop-style mapping for one problem in milliseconds.
+
+Pipeline (:func:`find_mapping`):
+
+1. flatten the problem and architecture to arrays (:mod:`testy_model.mapper.space`) and raise a
+   :class:`MappingError` when not even one word of each kept tensor fits a level;
+2. if the space (factorisations × reuse-distinct loop orders) is at most ``exhaustive_limit``,
+   enumerate it, prune by fan-out/constraints/capacity, and cost every survivor;
+3. otherwise run a deterministic beam search: the start pool is the three templates (weight-,
+   output-, input-stationary), the templates under every keep/bypass choice that fits, and
+   ``n_random`` seeded random factorisations (invalid ones dropped). Each round costs, in one
+   batch, every unseen valid neighbour of the beam: one prime factor (or its square) of one
+   dimension moved between two slots, a dimension's whole factor at one slot moved to another,
+   one level's loop order changed, one tensor's keep/bypass toggled at one level, and, for the
+   ``compound`` best members, factor moves that overflow a buffer repaired by one keep/bypass
+   toggle. The beam keeps the ``beam`` best distinct-cost candidates, at most ``per_keep`` per
+   keep/bypass choice (diversity). Early exits: the round's neighbourhood is empty (all seen or
+   invalid), or ``patience`` rounds in a row do not improve the best objective, or
+   ``max_rounds`` rounds have run. Work the model would repeat is skipped, without changing
+   what is found (the same mappings as without it on ResNet-50's distinct layers and five BERT
+   GEMMs on every shipped engine): candidates are identified by their canonical form (loop
+   orders that agree on each level's non-unit loops cost the same:
+   :func:`~testy_model.mapper.space.order_classes`), so an equivalent of a candidate already
+   seen is neither checked nor costed; and a beam member is expanded once (again only when it
+   first leads the beam, for the repair moves), since its valid neighbours are all seen after;
+4. the winner (lowest objective; ties broken by EDP, then energy, then generation order, so the
+   result is deterministic) is turned into a :class:`~testy_model.spec.mapping.Mapping`.
+
+Candidates are costed by the cost core exactly as ``eval`` prices the layer
+(:func:`~testy_model.mapper.context.layer_evaluator`; B candidates per numpy call).
+Results are cached by (problem shape, densities, architecture hash, objective, constraints), so a
+network with repeated layer shapes costs one search per distinct shape.
+
+Objectives: ``edp`` (pJ·s: the model's energy × latency in seconds), ``energy`` (pJ),
+``latency`` (cycles).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from testy_model.errors import MappingError
+from testy_model.mapper.candidates import (
+    Candidates,
+    MappingResult,
+    _cand_hash,
+    _concat,
+    _hash,
+)
+from testy_model.mapper.context import (
+    Evaluator,
+    Objective,
+    _context,
+    _Ctx,
+    _problem_key,
+    _result,
+    arch_hash,
+)
+from testy_model.mapper.fit import capacity_mask, structure_mask
+from testy_model.mapper.space import (
+    canonical_order_idx,
+    enumerate_factorisations,
+    factors_from_exps,
+    keep_options,
+    slot_mask,
+    space_size,
+)
+from testy_model.mapper.templates import (
+    _base_exps,
+    _templates,
+)
+from testy_model.spec.arch import Architecture, LevelConstraints
+from testy_model.spec.conventions import Conventions
+from testy_model.spec.workload import Problem
+
+_CHUNK = 16384  # candidates per evaluate call in exhaustive mode
+
+
+_EXHAUSTIVE_LIMIT = 4096  # find_mapping's default exhaustive_limit
+
+
+def _exhaustive(ctx: _Ctx) -> Candidates:
+    """Every valid (factorisation, allowed order per level, keep/bypass choice), deduplicated
+    where a level has at most one non-unit loop (its order cannot matter)."""
+    L = len(ctx.ai.names)
+    E = enumerate_factorisations(ctx.pi, ctx.ai).astype(np.int8)
+    keeps = keep_options(ctx.pi, ctx.ai)
+    per_level = [np.nonzero(ctx.allowed[lv])[0] for lv in range(L)]
+    combos = np.array(np.meshgrid(*per_level, indexing="ij")).reshape(L, -1).T
+    n_f, n_o = E.shape[0], combos.shape[0]
+    exps = np.repeat(E, n_o, axis=0)
+    oi = np.tile(combos, (n_f, 1))
+    # canonicalise: where a level has <= 1 non-unit temporal loop, its order is irrelevant
+    F = factors_from_exps(ctx.pi, exps)[:, :L]
+    trivial = np.sum(F > 1, axis=-1) <= 1
+    first = np.array([p[0] for p in per_level])
+    oi = np.where(trivial, first, oi)
+    _, idx = np.unique(
+        np.concatenate([exps.reshape(len(exps), -1), oi], axis=1), axis=0, return_index=True
+    )
+    idx = np.sort(idx)
+    exps, oi = exps[idx], oi[idx]
+    n_k = keeps.shape[0]
+    cand = Candidates(
+        np.repeat(exps, n_k, axis=0),
+        np.repeat(oi, n_k, axis=0),
+        np.tile(keeps, (len(exps), 1, 1)),
+        ctx.orders,
+    )
+    return cand.take(np.nonzero(ctx.valid(cand))[0])
+
+
+def _moves(ctx: _Ctx) -> tuple[np.ndarray, ...]:
+    """All single-prime moves (from slot a, to slot b, dim d, prime p), each as an (M,) array,
+    then the distinct (a, b, d) of the whole-factor jumps, as three (J,) arrays."""
+    open_ = slot_mask(ctx.ai)
+    S, D = open_.shape
+    P = ctx.pi.primes.size
+    a, b, d, p = np.meshgrid(np.arange(S), np.arange(S), np.arange(D), np.arange(P), indexing="ij")
+    a, b, d, p = a.ravel(), b.ravel(), d.ravel(), p.ravel()
+    keep = (a != b) & open_[a, d] & open_[b, d] & (ctx.pi.exps[d, p] > 0)
+    a, b, d, p = a[keep], b[keep], d[keep], p[keep]
+    # the distinct (a, b, d) triples (in hash order): the jump moves
+    first = np.unique(_hash(np.stack([a, b, d], axis=1)), return_index=True)[1]
+    return a, b, d, p, a[first], b[first], d[first]
+
+
+def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> Candidates:
+    """Every candidate one move away from a beam member: one prime factor (or its square) of one
+    dimension moved between slots; the whole factor of one dimension at one slot moved to
+    another (a jump over plateaus); one level's loop order changed; one tensor's keep/bypass
+    toggled at one level."""
+    a, b, d, p, ja, jb, jd = moves
+    K, M = len(beam), a.size
+    parts = []
+    if M:
+        k = np.repeat(np.arange(K), M)
+        m = np.tile(np.arange(M), K)
+        ok = beam.exps[k, a[m], d[m], p[m]] > 0
+        k, m = k[ok], m[ok]
+        exps = beam.exps[k].copy()
+        r = np.arange(k.size)
+        exps[r, a[m], d[m], p[m]] -= 1
+        exps[r, b[m], d[m], p[m]] += 1
+        parts.append(Candidates(exps, beam.order_idx[k], beam.keep[k], ctx.orders))
+        # the same moves with the prime squared (where two of it are there to move)
+        two = exps[r, a[m], d[m], p[m]] > 0
+        exps2 = exps[two]
+        r2 = np.arange(exps2.shape[0])
+        exps2[r2, a[m][two], d[m][two], p[m][two]] -= 1
+        exps2[r2, b[m][two], d[m][two], p[m][two]] += 1
+        parts.append(Candidates(exps2, beam.order_idx[k[two]], beam.keep[k[two]], ctx.orders))
+        # jumps: all of dimension d's factor at slot a moves to slot b (one per (a, b, d))
+        J = ja.size
+        k = np.repeat(np.arange(K), J)
+        m = np.tile(np.arange(J), K)
+        moved = beam.exps[k, ja[m], jd[m]]  # (n, P)
+        ok = (moved.sum(axis=1) > 1) & (ctx.ai.t_fix.shape[0] > 0)
+        k, m, moved = k[ok], m[ok], moved[ok]
+        exps = beam.exps[k].copy()
+        r = np.arange(k.size)
+        exps[r, ja[m], jd[m]] -= moved
+        exps[r, jb[m], jd[m]] += moved
+        parts.append(Candidates(exps, beam.order_idx[k], beam.keep[k], ctx.orders))
+    lv, o = np.nonzero(ctx.allowed)
+    k = np.repeat(np.arange(K), lv.size)
+    j = np.tile(np.arange(lv.size), K)
+    oi = beam.order_idx[k].copy()
+    oi[np.arange(k.size), lv[j]] = o[j]
+    parts.append(Candidates(beam.exps[k], oi, beam.keep[k], ctx.orders))
+    # keep/bypass toggles of one tensor at one level
+    lv, t = np.nonzero(ctx.ai.keep_may & ~ctx.ai.keep_must)
+    if lv.size:
+        k = np.repeat(np.arange(K), lv.size)
+        j = np.tile(np.arange(lv.size), K)
+        keep = beam.keep[k].copy()
+        r = np.arange(k.size)
+        keep[r, lv[j], t[j]] = ~keep[r, lv[j], t[j]]
+        parts.append(Candidates(beam.exps[k], beam.order_idx[k], keep, ctx.orders))
+    return _concat(parts, ctx.orders)
+
+
+def _lead(nb: Candidates, cur: Candidates, compound: int) -> np.ndarray:
+    """(len(nb),) bool: the neighbour descends from one of the ``compound`` best beam members
+    (identified by its keep choice and order, which a factor move leaves unchanged)."""
+    if compound <= 0 or len(cur) == 0:
+        return np.zeros(len(nb), dtype=bool)
+
+    def key(c: Candidates) -> np.ndarray:
+        n = len(c)
+        keep = c.keep.reshape(n, int(np.prod(c.keep.shape[1:]))).astype(np.int64)
+        return _hash(np.concatenate([c.order_idx, keep], axis=1))
+
+    lead = cur.take(np.arange(min(compound, len(cur))))
+    return np.isin(key(nb), key(lead))
+
+
+def _repair_keep(ctx: _Ctx, bad: Candidates, F: np.ndarray) -> tuple[Candidates, np.ndarray]:
+    """Compound moves: each over-capacity neighbour (fan-out, mesh and constraints fine) with one
+    tensor's keep/bypass toggled at one level (a bigger tile fits once some tensor is bypassed,
+    or kept elsewhere); the ones that then fit, and their factors (``F``: those of ``bad``)."""
+    lv, t = np.nonzero(ctx.ai.keep_may & ~ctx.ai.keep_must)
+    empty = bad.take(np.zeros(0, dtype=np.int64))
+    if lv.size == 0 or len(bad) == 0:
+        return empty, F[:0]
+    L = len(ctx.ai.names)
+    ok = structure_mask(ctx.pi, ctx.ai, F[:, :L], F[:, L:])
+    ok &= np.all(ctx.allowed[np.arange(L), bad.order_idx], axis=-1)
+    bad, F = bad.take(np.nonzero(ok)[0]), F[ok]
+    if len(bad) == 0:
+        return empty, F[:0]
+    k = np.repeat(np.arange(len(bad)), lv.size)
+    j = np.tile(np.arange(lv.size), len(bad))
+    keep = bad.keep[k].copy()
+    r = np.arange(k.size)
+    keep[r, lv[j], t[j]] = ~keep[r, lv[j], t[j]]
+    out = Candidates(bad.exps[k], bad.order_idx[k], keep, ctx.orders)
+    fits = capacity_mask(ctx.pi, ctx.ai, F[k, :L], F[k, L:], keep)
+    return out.take(np.nonzero(fits)[0]), F[k[fits]]
+
+
+def _random_candidates(ctx: _Ctx, n: int, seed: int) -> Candidates:
+    """``n`` seeded random factorisations: each prime power of each dim spread uniformly over
+    its open slots (multinomial), with uniformly random allowed orders; invalid ones dropped."""
+    rng = np.random.default_rng(seed)
+    pi, ai = ctx.pi, ctx.ai
+    L = len(ai.names)
+    base = _base_exps(pi, ai)
+    open_ = slot_mask(ai)
+    exps = np.repeat(base[None], n, axis=0)
+    for d in range(len(pi.dims)):
+        slots = np.nonzero(open_[:, d])[0]
+        for p in range(pi.primes.size):
+            e = int(base[0, d, p])
+            if e == 0 or slots.size == 0:
+                continue
+            exps[:, 0, d, p] -= e
+            draw = rng.multinomial(e, np.full(slots.size, 1.0 / slots.size), size=n)
+            exps[:, slots, d, p] += draw
+    oi = np.stack([rng.choice(np.nonzero(ctx.allowed[lv])[0], size=n) for lv in range(L)], axis=1)
+    keeps = keep_options(pi, ai)
+    keep = keeps[rng.integers(0, len(keeps), size=n)]
+    cand = Candidates(exps, oi.astype(np.int64), keep, ctx.orders)
+    return cand.take(np.nonzero(ctx.valid(cand))[0])
+
+
+def _best(scores: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """Candidate indices sorted best first: objective, then EDP, energy, position."""
+    obj, edp, energy = scores
+    return np.lexsort((np.arange(obj.size), energy, edp, obj))
+
+
+def _select(
+    cand: Candidates, scores: tuple[np.ndarray, ...], beam: int, per_keep: int
+) -> np.ndarray:
+    """Indices of the ``beam`` best candidates, at most ``per_keep`` per keep/bypass choice (so
+    alternative bypass structures stay in the beam while their factors are tuned)."""
+    order = _best(scores)
+    order = order[np.isfinite(scores[0][order])]
+    if order.size == 0:  # no candidate has a finite cost
+        return order
+    # equal (objective, EDP, energy) = equivalent for the model: keep the first of each
+    trip = np.stack([s[order] for s in scores], axis=1)
+    same = np.r_[False, np.all(np.isclose(trip[1:], trip[:-1], rtol=1e-12, atol=0), axis=1)]
+    order = order[~same]
+    _, group = np.unique(
+        _hash(cand.keep.reshape(len(cand), int(np.prod(cand.keep.shape[1:]))).astype(np.int64)),
+        return_inverse=True,
+    )
+    group = group.ravel()[order]
+    # rank of each candidate within its group, in best-first order
+    first = np.argsort(group, kind="stable")
+    g_sorted = group[first]
+    starts = np.r_[0, np.nonzero(np.diff(g_sorted))[0] + 1]
+    rank = np.empty_like(group)
+    rank[first] = np.arange(group.size) - np.repeat(starts, np.diff(np.r_[starts, group.size]))
+    return order[rank < per_keep][:beam]
+
+
+def _keep_variants(ctx: _Ctx, cand: Candidates) -> Candidates:
+    """Each candidate under every keep/bypass choice of :func:`keep_options` (valid ones)."""
+    keeps = keep_options(ctx.pi, ctx.ai)
+    n, k = len(cand), len(keeps)
+    out = Candidates(
+        np.repeat(cand.exps, k, axis=0),
+        np.repeat(cand.order_idx, k, axis=0),
+        np.tile(keeps, (n, 1, 1)),
+        ctx.orders,
+    )
+    return out.take(np.nonzero(ctx.valid(out))[0])
+
+
+def _canonical(ctx: _Ctx, cand: Candidates) -> Candidates:
+    """The candidates with each level's loop order replaced by its canonical equivalent
+    (:func:`canonical_order_idx`: same relative order of the non-unit loops, same costs)."""
+    if ctx.canon is None or len(cand) == 0:
+        return cand
+    L = len(ctx.ai.names)
+    nonunit = np.any(cand.exps[:, :L] > 0, axis=-1)  # (B, L, D): temporal factor above 1
+    oi = canonical_order_idx(ctx.canon, nonunit, cand.order_idx)
+    return Candidates(cand.exps, oi, cand.keep, cand.orders)
+
+
+def _in_sorted(x: np.ndarray, sorted_: np.ndarray) -> np.ndarray:
+    """(len(x),) bool: ``x`` occurs in the ascending array ``sorted_`` (binary search)."""
+    if sorted_.size == 0:
+        return np.zeros(x.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_, x), sorted_.size - 1)
+    return sorted_[pos] == x
+
+
+def _beam_search(
+    ctx: _Ctx,
+    beam: int,
+    n_random: int,
+    max_rounds: int,
+    seed: int,
+    per_keep: int = 2,
+    patience: int = 2,
+    compound: int = 2,
+    collect: list[Candidates] | None = None,
+    skip_repeats: bool = True,
+) -> tuple[Candidates, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The beam search of :func:`find_mapping` (module docstring, step 3): the final beam,
+    best first, and its scores. ``collect``: a list that receives every costed batch.
+    ``skip_repeats=False`` turns off the two savings (canonical identification, expanding a
+    member once), for tests that they do not change the result."""
+    canon = _canonical if skip_repeats else (lambda c, x: x)
+    tmpl = _templates(ctx)
+    starts = [tmpl, _keep_variants(ctx, tmpl), _random_candidates(ctx, n_random, seed)]
+    pool = _concat(starts, ctx.orders)
+    ph = _cand_hash(canon(ctx, pool))
+    first = np.sort(np.unique(ph, return_index=True)[1])
+    pool, ph = pool.take(first), ph[first]
+    scores = ctx.cost(pool)
+    if collect is not None:
+        collect.append(pool)
+    seen = np.sort(ph)  # kept sorted for _in_sorted
+    order = _select(pool, scores, beam, per_keep)
+    cur, cur_s, cur_h = pool.take(order), tuple(s[order] for s in scores), ph[order]
+    moves = _moves(ctx)
+    stale = 0
+    # beam members already expanded (their valid neighbours are all in `seen`), and those
+    # expanded while leading (their over-capacity neighbours were offered for repair too)
+    done = np.zeros(0, dtype=np.int64)
+    done_lead = np.zeros(0, dtype=np.int64)
+    for _ in range(max_rounds):
+        top = np.arange(len(cur)) < compound
+        grow = ~np.isin(cur_h, done) | (top & ~np.isin(cur_h, done_lead)) | (not skip_repeats)
+        done = np.concatenate([done, cur_h[grow]])
+        done_lead = np.concatenate([done_lead, cur_h[grow & top]])
+        nb = _neighbours(ctx, cur.take(np.nonzero(grow)[0]), moves)
+        # candidates are identified by their canonical form (model-equivalent loop orders
+        # collapse to one; the first generated keeps its own order, so that a later factor
+        # move can make use of it)
+        h = _cand_hash(canon(ctx, nb))
+        _, idx = np.unique(h, return_index=True)
+        idx = np.sort(idx)
+        idx = idx[~_in_sorted(h[idx], seen)]  # only unseen candidates are checked and costed
+        nb, h = nb.take(idx), h[idx]
+        F = factors_from_exps(ctx.pi, nb.exps)
+        ok = ctx.valid(nb, F)
+        lead = ~ok & _lead(nb, cur, compound)
+        repaired, rF = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]), F[lead])
+        rh = _cand_hash(canon(ctx, repaired))
+        _, ridx = np.unique(rh, return_index=True)
+        ridx = np.sort(ridx)
+        ridx = ridx[~_in_sorted(rh[ridx], seen) & ~np.isin(rh[ridx], h[ok])]
+        # invalid candidates already tried for repair join `seen`; other invalid ones may be
+        # repaired later, once they come from a leading beam member
+        seen = np.sort(np.concatenate([seen, h[ok | lead], rh[ridx]]))
+        nb = _concat([nb.take(np.nonzero(ok)[0]), repaired.take(ridx)], ctx.orders)
+        if len(nb) == 0:
+            break  # early exit: the neighbourhood of the beam is exhausted
+        nb_s = ctx.cost(nb, np.concatenate([F[ok], rF[ridx]]))
+        if collect is not None:
+            collect.append(nb)
+        both = _concat([cur, nb], ctx.orders)
+        both_s = tuple(np.concatenate([x, y]) for x, y in zip(cur_s, nb_s, strict=True))
+        both_h = np.concatenate([cur_h, h[ok], rh[ridx]])
+        order = _select(both, both_s, beam, per_keep)
+        improved = both_s[0][order[0]] < cur_s[0][0] * (1 - 1e-12)
+        cur, cur_s, cur_h = both.take(order), tuple(s[order] for s in both_s), both_h[order]
+        stale = 0 if improved else stale + 1
+        if stale >= patience:
+            break  # early exit: `patience` rounds found nothing better than the best so far
+    return cur, cur_s
+
+
+_CACHE: dict[tuple, MappingResult] = {}
+
+
+def clear_cache() -> None:
+    """Forget every cached search result."""
+    _CACHE.clear()
+
+
+def cache_size() -> int:
+    """Number of cached search results."""
+    return len(_CACHE)
+
+
+def find_mapping(
+    problem: Problem,
+    arch: Architecture,
+    objective: Objective = "edp",
+    constraints: dict[str, LevelConstraints] | None = None,
+    densities: dict[str, Any] | None = None,
+    *,
+    evaluator: Evaluator | None = None,
+    exhaustive_limit: int = _EXHAUSTIVE_LIMIT,
+    beam: int | None = None,
+    n_random: int = 512,
+    max_rounds: int = 40,
+    seed: int = 0,
+    per_keep: int | None = None,
+    patience: int = 2,
+    use_cache: bool = True,
+    sparse: Any = None,
+    conventions: Any = None,
+) -> MappingResult:
+    """The best mapping found for ``problem`` on ``arch`` and its cost.
+
+    Candidates are priced by the cost core exactly as ``eval`` prices the layer
+    (:func:`layer_evaluator`), so the returned totals are ``eval``'s of the returned mapping.
+
+    Args:
+        problem: the layer (any Timeloop-style problem; GEMMs via :func:`gemm`).
+        arch: the architecture (capacities, fan-outs, keep/bypass and constraints respected).
+        objective: ``edp`` (pJ·s), ``energy`` (pJ) or ``latency`` (cycles).
+        constraints: level name -> :class:`LevelConstraints` replacing that level's own.
+        densities: tensor -> kept density (float or :class:`Density`) overriding the problem's;
+            capacities then hold compressed tiles. A TASD plan's terms share this one mapping.
+        evaluator: cost function (default: :func:`layer_evaluator`, the cost core as ``eval``
+            prices the layer).
+        exhaustive_limit: enumerate the space when it has at most this many candidates
+            (factorisations × order combinations, before pruning); otherwise beam search.
+        beam, n_random, max_rounds, seed: beam search width (default 16; 32 where the engine
+            skips an operand's zeros spatially, :attr:`ArchIndex.instances`: spatial factors
+            may then exceed the fan-out, a larger space), random starts, round cap, seed.
+        per_keep: at most this many beam members share one keep/bypass choice (default 4; 8
+            with spatial skipping, as ``beam``).
+        patience: stop after this many rounds without improvement.
+        use_cache: reuse an earlier result for the same (shape, densities, arch, objective,
+            constraints, search settings, pricing).
+        sparse: Sparseloop ``sparse_optimizations`` to price with (the sparse stage), as
+            ``eval`` takes them from Timeloop/Sparseloop input files.
+        conventions: counting conventions (``timeloop`` default, or ``sparseloop-2022``).
+
+    Raises:
+        MappingError: when no valid mapping exists (a level too small for one word of each
+            tensor it must keep), or bad objective/constraints.
+    """
+    # explicit ``densities`` replace the problem's own, so those then stay out of the key
+    # (otherwise the same dense search would miss the cache once per weight sparsity)
+    pkey = _problem_key(problem) if densities is None else _problem_key(problem)[:-1]
+    key = (
+        pkey,
+        None if densities is None else repr(sorted(densities.items())),
+        arch_hash(arch),
+        objective,
+        repr(sorted((constraints or {}).items())),
+        exhaustive_limit,
+        beam,
+        n_random,
+        max_rounds,
+        seed,
+        per_keep,
+        patience,
+        evaluator,
+        None if sparse is None else sparse.model_dump_json(),
+        Conventions.parse(conventions).value,
+    )
+    if use_cache and key in _CACHE:
+        return _CACHE[key]
+    t0 = time.perf_counter()
+    ctx = _context(problem, arch, objective, constraints, densities, evaluator, sparse, conventions)
+    wide = ctx.ai.instances is not None  # spatial skipping: factors beyond the fan-out
+    beam = (32 if wide else 16) if beam is None else beam
+    per_keep = (8 if wide else 4) if per_keep is None else per_keep
+    size = space_size(ctx.pi, ctx.ai, len(ctx.orders)) * len(keep_options(ctx.pi, ctx.ai))
+    if size <= exhaustive_limit:
+        cand = _exhaustive(ctx)
+        parts = [
+            ctx.cost(cand.take(np.arange(i, min(i + _CHUNK, len(cand)))))
+            for i in range(0, len(cand), _CHUNK)
+        ]
+        scores = tuple(np.concatenate([p[k] for p in parts]) for k in range(3)) if parts else None
+        method = "exhaustive"
+    else:
+        cand, scores = _beam_search(ctx, beam, n_random, max_rounds, seed, per_keep, patience)
+        method = "beam"
+    if len(cand) == 0 or scores is None:
+        raise MappingError(
+            f"no valid mapping of {problem.name!r} on {arch.name!r} under its capacities, "
+            "fan-outs and constraints",
+            file=arch.source,
+        )
+    best = _best(scores)
+    if not np.isfinite(scores[0][best[0]]):
+        raise MappingError(
+            f"no mapping of {problem.name!r} on {arch.name!r} that the model accepts as valid",
+            file=arch.source,
+        )
+    result = _result(ctx, cand.take(best[:1]), t0, method)
+    if use_cache:
+        _CACHE[key] = result
+    return result
