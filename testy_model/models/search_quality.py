@@ -296,6 +296,42 @@ def quality_search(
     else:
         loss = np.full((len(tables), max(len(t.options) for t in tables)), np.nan)
     path = greedy_path(tables, loss, cap=max(budget, 0.0) * cap_factor)
+    best, verified = _longest_passing_prefix(
+        model, search_sentences, tables, path, target=target, weight_sparsity=weight_sparsity,
+        budget=budget, max_verify=max_verify, log=log,
+    )  # fmt: skip
+    return QualitySearchResult(
+        arch=arch.name,
+        target=target,
+        weight_sparsity=weight_sparsity,
+        tables=tables,
+        choice=prefix_indices(tables, path, best),
+        path=tuple(path),
+        k=best,
+        verified=tuple(sorted(verified.items())),
+        base_cos=base,
+        budget=budget,
+        n_measured=len(cache.entries) - n0,
+        loss=loss,
+    )
+
+
+def _longest_passing_prefix(
+    model: MiniLM,
+    search_sentences: Sequence[str],
+    tables: Sequence[LayerTable],
+    path: Sequence[Step],
+    *,
+    target: float,
+    weight_sparsity: float,
+    budget: float,
+    max_verify: int,
+    log: Log | None,
+) -> tuple[int, dict[int, float]]:
+    """Module step 6: the longest prefix of ``path`` whose measured mean cosine on
+    ``search_sentences`` is ``>= target`` (from the proxy-budget prefix, :func:`_bracket`, then
+    bisection; at most ``max_verify`` full runs), and the mean cosine of every prefix run
+    (steps -> cosine, dimensionless)."""
     ref: list[np.ndarray] = []  # the reference embeddings, computed on the first run
     verified: dict[int, float] = {}
 
@@ -319,17 +355,4 @@ def quality_search(
             hi = mid
     if best == 0 and weight_sparsity > 0:
         passes(0)
-    return QualitySearchResult(
-        arch=arch.name,
-        target=target,
-        weight_sparsity=weight_sparsity,
-        tables=tables,
-        choice=prefix_indices(tables, path, best),
-        path=tuple(path),
-        k=best,
-        verified=tuple(sorted(verified.items())),
-        base_cos=base,
-        budget=budget,
-        n_measured=len(cache.entries) - n0,
-        loss=loss,
-    )
+    return best, verified
