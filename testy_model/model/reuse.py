@@ -249,12 +249,43 @@ def _distinct_translations(vectors: tuple[tuple[float, ...], ...], counts: tuple
     return len(pts)
 
 
+@dataclass(frozen=True)
+class _FanBase:
+    """The tensor-independent part of :func:`spatial_structure` (shared by the tensors):
+    spatial factors ``spa`` (B, L, D), their order ``idx`` inner to outer, ``radix`` (the factors
+    in that order), ``ext_sorted`` (B, L, D) ``E_{l+1}`` in that order, ``f_all`` (B, L) and
+    ``h_size`` (B, L)."""
+
+    spa: np.ndarray
+    idx: np.ndarray
+    radix: np.ndarray
+    ext_sorted: np.ndarray
+    f_all: np.ndarray
+    h_size: np.ndarray
+
+
+def _fan_base(nests: LoopNests, ext: np.ndarray, fanout_x: np.ndarray | None) -> _FanBase:
+    """:class:`_FanBase` of ``nests`` (``h_size = max(physical X fan-out, Π X factors)``)."""
+    spa = nests.spatial.astype(np.float64)
+    n_l = spa.shape[1]
+    pos = nests.spatial_positions()
+    idx = np.argsort(pos, axis=2, kind="stable")
+    radix = np.take_along_axis(spa, idx, axis=2)
+    ext_sorted = np.take_along_axis(ext[:, 1:, :], idx, axis=2)
+    f_all = spa.prod(axis=2)
+    x_fac = np.where(pos < nests.x_split()[:, :, None], spa, 1.0).prod(axis=2)
+    phys = np.ones(n_l) if fanout_x is None else np.asarray(fanout_x, dtype=np.float64)
+    h_size = np.maximum(phys[None, :], x_fac)
+    return _FanBase(spa, idx, radix, ext_sorted, f_all, h_size)
+
+
 def spatial_structure(
     proj: np.ndarray,
     nests: LoopNests,
     ext: np.ndarray,
     fanout_x: np.ndarray | None,
     no_multicast: np.ndarray | None = None,
+    base: _FanBase | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The spatial fan-out of every level for one tensor: ``(F, G, radix, offset, h_size)``.
 
@@ -265,14 +296,11 @@ def spatial_structure(
     ``proj[:, d]·E_{l+1}[d]`` in that order, ``h_size`` (B, L) the mesh row length
     ``max(physical X fan-out, Π X factors)`` (``NestAnalysis::ComputeNetworkLinkTransfers``).
     ``no_multicast`` (B, L): levels where the tensor is not multicast (``G = F``).
+    ``base``: :func:`_fan_base` of the same nests (shared by the tensors).
     """
-    spa = nests.spatial.astype(np.float64)
-    n_l = spa.shape[1]
-    pos = nests.spatial_positions()
-    idx = np.argsort(pos, axis=2, kind="stable")
-    radix = np.take_along_axis(spa, idx, axis=2)
-    offs = proj.T[None, None, :, :] * ext[:, 1:, :, None]  # (B, L, D, R)
-    offset = np.take_along_axis(offs, idx[..., None], axis=2)
+    fb = base if base is not None else _fan_base(nests, ext, fanout_x)
+    spa = fb.spa
+    offset = proj.T[fb.idx] * fb.ext_sorted[..., None]  # (B, L, D, R)
     rel = proj != 0
     active = (spa >= 2) & rel.any(axis=0)[None, None, :]
     g = np.where(active, spa, 1.0).prod(axis=2)
@@ -281,13 +309,10 @@ def spatial_structure(
         ds = np.nonzero(active[b, lvl])[0]
         vecs = tuple(tuple(float(x) for x in proj[:, d] * ext[b, lvl + 1, d]) for d in ds)
         g[b, lvl] = _distinct_translations(vecs, tuple(int(spa[b, lvl, d]) for d in ds))
-    f_all = spa.prod(axis=2)
+    f_all = fb.f_all
     if no_multicast is not None:
         g = np.where(no_multicast, f_all, g)
-    x_fac = np.where(pos < nests.x_split()[:, :, None], spa, 1.0).prod(axis=2)
-    phys = np.ones(n_l) if fanout_x is None else np.asarray(fanout_x, dtype=np.float64)
-    h_size = np.maximum(phys[None, :], x_fac)
-    return f_all, g, radix, offset, h_size
+    return f_all, g, fb.radix, offset, fb.h_size
 
 
 def _spatial_content(
@@ -419,12 +444,13 @@ def dense_counts(
     compulsory = np.zeros(n_t)
     bounds = np.array([float(problem.bounds[d]) for d in problem.dimensions])
     frames: dict[int, _StepFrame] = {}
+    fan_base = _fan_base(nests, ext, fanout_x)
     for ti, t in enumerate(tensors):
         proj = projection_matrix(problem, t)
         tw, spans = tile_words(proj, ext)  # (B, L+1), (B, L+1, R)
         tile[:, :, ti] = tw[:, :n_l]
         compulsory[ti] = tile_words(proj, bounds)[0]
-        fan = spatial_structure(proj, nests, ext, fanout_x, no_mc[:, :, ti])
+        fan = spatial_structure(proj, nests, ext, fanout_x, no_mc[:, :, ti], fan_base)
         groups[:, :, ti] = fan[1]
         masks = (no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti])
         lv = _level_traffic(proj, nests, ext, tw, spans, fan, masks, frames)
