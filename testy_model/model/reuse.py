@@ -157,6 +157,8 @@ class StepSequence:
     has: np.ndarray
     outer: np.ndarray
     same: np.ndarray
+    tau1: np.ndarray | None = None
+    weights: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,26 @@ class _StepFrame:
     has: np.ndarray
     j1: np.ndarray
     outer: np.ndarray
+    weights: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _step_weights(
+    f: np.ndarray, j1: np.ndarray, has: np.ndarray, outer: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights of the sampled steps (:func:`_spatial_content`): ``w_first`` (B,) = n_j1 − 1
+    (the innermost loop's own steps), ``w_after`` (B, J) = (n_j1 − 1)·(n_j − 1)·Π_{k outside j}
+    n_k (innermost steps after a step of j) and ``w_type`` (B, J) = (n_j − 1)·Π_{k outside j}
+    n_k (steps of j), both 0 at j1 and at inactive loops."""
+    n_b = f.shape[0]
+    rows = np.arange(n_b)
+    act = f >= 2
+    n1 = f[rows, j1]
+    w_first = np.where(has, n1 - 1.0, 0.0)
+    w_after = np.where(act, (n1[:, None] - 1.0) * (f - 1.0) * outer, 0.0)
+    w_after[rows, j1] = 0.0
+    w_type = np.where(act, (f - 1.0) * outer, 0.0)
+    w_type[rows, j1] = 0.0
+    return w_first, w_after, w_type
 
 
 def _step_frame(nests: LoopNests, ext: np.ndarray, level: int) -> _StepFrame:
@@ -195,7 +217,8 @@ def _step_frame(nests: LoopNests, ext: np.ndarray, level: int) -> _StepFrame:
         active = f >= 2
     outer = np.cumprod(f[:, ::-1], axis=1)[:, ::-1]
     outer = np.concatenate([outer[:, 1:], np.ones((n_b, 1))], axis=1)
-    return _StepFrame(f, st, dim, active, active.any(axis=1), np.argmax(active, axis=1), outer)
+    has, j1 = active.any(axis=1), np.argmax(active, axis=1)
+    return _StepFrame(f, st, dim, active, has, j1, outer, _step_weights(f, j1, has, outer))
 
 
 def step_sequence(
@@ -222,7 +245,7 @@ def step_sequence(
     tau1 = tau[np.arange(n_b), fr.j1]
     # data-space translations are integers: exact comparison
     same = np.all(tau == tau1[:, None, :], axis=2) & fr.active
-    return StepSequence(fr.f, tau, fr.j1, fr.has, fr.outer, same)
+    return StepSequence(fr.f, tau, fr.j1, fr.has, fr.outer, same, tau1, fr.weights)
 
 
 def temporal_deltas(seq: StepSequence, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,7 +255,7 @@ def temporal_deltas(seq: StepSequence, spans: np.ndarray) -> tuple[np.ndarray, n
     tile = spans.prod(axis=-1)
     if seq.f.shape[1] == 0:
         return tile, np.zeros(n_b)
-    tau1 = seq.tau[np.arange(n_b), seq.j1]
+    tau1 = seq.tau[np.arange(n_b), seq.j1] if seq.tau1 is None else seq.tau1
     diff1 = tile - np.clip(spans - np.abs(tau1), 0.0, None).prod(axis=-1)
     weight = np.where(seq.f >= 2, (seq.f - 1.0) * seq.outer, 0.0)
     cost = np.where(seq.same, diff1[:, None], tile[:, None])
@@ -345,15 +368,11 @@ def _spatial_content(
     links = np.zeros(n_b)
     if n_j == 0:
         return content, weighted, links
-    rows = np.arange(n_b)
-    act = seq.f >= 2
-    n1 = seq.f[rows, seq.j1]
-    w_first = np.where(seq.has, n1 - 1.0, 0.0)
-    w_after = np.where(act, (n1[:, None] - 1.0) * (seq.f - 1.0) * seq.outer, 0.0)
-    w_after[rows, seq.j1] = 0.0
-    w_type = np.where(act, (seq.f - 1.0) * seq.outer, 0.0)
-    w_type[rows, seq.j1] = 0.0
-    tau1 = seq.tau[rows, seq.j1]
+    if seq.weights is None:
+        w_first, w_after, w_type = _step_weights(seq.f, seq.j1, seq.has, seq.outer)
+    else:
+        w_first, w_after, w_type = seq.weights
+    tau1 = seq.tau[np.arange(n_b), seq.j1] if seq.tau1 is None else seq.tau1
     if point_child:
         eq_first = np.ones(n_b, bool)
         eq_rest = np.ones((n_b, n_j), bool)
