@@ -244,7 +244,9 @@ def step_sequence(
     tau = step - (np.cumsum(step, axis=1) - step)
     tau1 = tau[np.arange(n_b), fr.j1]
     # data-space translations are integers: exact comparison
-    same = np.all(tau == tau1[:, None, :], axis=2) & fr.active
+    same = fr.active.copy()
+    for r_i in range(r):  # R is small: one (B, J) comparison per rank
+        same &= tau[:, :, r_i] == tau1[:, None, r_i]
     return StepSequence(fr.f, tau, fr.j1, fr.has, fr.outer, same, tau1, fr.weights)
 
 
@@ -328,10 +330,19 @@ def spatial_structure(
     active = (spa >= 2) & rel.any(axis=0)[None, None, :]
     g = np.where(active, spa, 1.0).prod(axis=2)
     share = (active.astype(np.int64) @ rel.T.astype(np.int64) >= 2).any(axis=2)
-    for b, lvl in zip(*np.nonzero(share), strict=True):
-        ds = np.nonzero(active[b, lvl])[0]
-        vecs = tuple(tuple(float(x) for x in proj[:, d] * ext[b, lvl + 1, d]) for d in ds)
-        g[b, lvl] = _distinct_translations(vecs, tuple(int(spa[b, lvl, d]) for d in ds))
+    sb, sl = np.nonzero(share)
+    if sb.size:
+        # G depends only on the level's spatial factors and extents below: count each distinct
+        # (factors, extents) once (a batch repeats a handful of fan-outs)
+        key = np.concatenate([spa[sb, sl], ext[sb, sl + 1]], axis=1)
+        uniq, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        vals = np.empty(len(uniq))
+        for u, i in enumerate(first):
+            b, lvl = sb[i], sl[i]
+            ds = np.nonzero(active[b, lvl])[0]
+            vecs = tuple(tuple(float(x) for x in proj[:, d] * ext[b, lvl + 1, d]) for d in ds)
+            vals[u] = _distinct_translations(vecs, tuple(int(spa[b, lvl, d]) for d in ds))
+        g[sb, sl] = vals[inv.reshape(-1)]
     f_all = fb.f_all
     if no_multicast is not None:
         g = np.where(no_multicast, f_all, g)
