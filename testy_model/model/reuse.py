@@ -240,7 +240,7 @@ def step_sequence(
             z, np.zeros((n_b, 0, r)), np.zeros(n_b, int), np.zeros(n_b, bool), z, z.astype(bool)
         )
     fr = frame if frame is not None else _step_frame(nests, ext, level)
-    step = proj.T[fr.dim] * (fr.st * fr.active)[..., None]
+    step = np.take(proj.T, fr.dim, axis=0) * (fr.st * fr.active)[..., None]
     tau = step - (np.cumsum(step, axis=1) - step)
     tau1 = tau[np.arange(n_b), fr.j1]
     # data-space translations are integers: exact comparison
@@ -325,7 +325,7 @@ def spatial_structure(
     """
     fb = base if base is not None else _fan_base(nests, ext, fanout_x)
     spa = fb.spa
-    offset = proj.T[fb.idx] * fb.ext_sorted[..., None]  # (B, L, D, R)
+    offset = np.take(proj.T, fb.idx, axis=0) * fb.ext_sorted[..., None]  # (B, L, D, R)
     rel = proj != 0
     active = (spa >= 2) & rel.any(axis=0)[None, None, :]
     g = np.where(active, spa, 1.0).prod(axis=2)
