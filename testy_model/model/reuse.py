@@ -205,15 +205,17 @@ def _step_frame(nests: LoopNests, ext: np.ndarray, level: int) -> _StepFrame:
     key = (level - 1 - np.arange(level))[None, :, None] * n_d + nests.order[:, :level]
     idx = np.argsort(key.reshape(n_b, -1), axis=1, kind="stable")
     rows = np.arange(n_b)[:, None]
-    f = tem.reshape(n_b, -1)[rows, idx]
-    st = stride.reshape(n_b, -1)[rows, idx]
-    dim = np.broadcast_to(np.arange(n_d), (n_b, level, n_d)).reshape(n_b, -1)[rows, idx]
+    # row-wise gathers as one flat np.take (several times faster than fancy indexing)
+    flat = idx + rows * idx.shape[1]
+    f = np.take(tem, flat)
+    st = np.take(stride, flat)
+    dim = idx % n_d  # flat position k·D + d of loop (k, d)
     active = f >= 2
     # inactive loops (bound 1) play no part: keep each row's active loops in order, first
     j_max = max(int(active.sum(axis=1).max()), 1)
     if j_max < f.shape[1]:
-        keep = np.argsort(~active, axis=1, kind="stable")[:, :j_max]
-        f, st, dim = (np.take_along_axis(x, keep, axis=1) for x in (f, st, dim))
+        keep = np.argsort(~active, axis=1, kind="stable")[:, :j_max] + rows * f.shape[1]
+        f, st, dim = (np.take(x, keep) for x in (f, st, dim))
         active = f >= 2
     outer = np.cumprod(f[:, ::-1], axis=1)[:, ::-1]
     outer = np.concatenate([outer[:, 1:], np.ones((n_b, 1))], axis=1)
