@@ -331,7 +331,8 @@ def spatial_structure(
     rel = proj != 0
     active = (spa >= 2) & rel.any(axis=0)[None, None, :]
     g = np.where(active, spa, 1.0).prod(axis=2)
-    share = (active.astype(np.int64) @ rel.T.astype(np.int64) >= 2).any(axis=2)
+    # relevant active loops per rank (small integers: exact in float, BLAS-fast)
+    share = (active.astype(np.float64) @ rel.T.astype(np.float64) >= 2).any(axis=2)
     sb, sl = np.nonzero(share)
     if sb.size:
         # G depends only on the level's spatial factors and extents below: count each distinct
