@@ -136,6 +136,20 @@ def mesh_split(ai: ArchIndex, level: int, spatial: np.ndarray) -> tuple[list[int
     return used, []
 
 
+def _unique_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(distinct rows, inverse (B,))`` of a (B, D) array, rows in lexicographic order (as
+    ``np.unique(axis=0)``); non-negative integer rows are packed into one int64 key each (mixed
+    radix, same order) and sorted in 1-D, which is several times faster."""
+    if x.dtype.kind in "iu" and x.size and x.min() >= 0:
+        base = int(x.max()) + 1
+        if base ** x.shape[1] < 2**62:
+            key = x.astype(np.int64) @ (base ** np.arange(x.shape[1] - 1, -1, -1, dtype=np.int64))
+            _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+            return x[first], inv.reshape(-1)
+    rows, inv = np.unique(x, axis=0, return_inverse=True)
+    return rows, inv.reshape(-1)
+
+
 def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The spatial loop order and X/Y split of B candidates' (B, L, D) spatial factors, as
     :func:`mesh_split` lays out each level (and ``to_mapping`` writes it): per level the X dims
@@ -153,8 +167,7 @@ def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndar
     for lv in np.nonzero(ai.fan_x > 0)[0]:
         if not used[:, lv].any():
             continue
-        rows, inv = np.unique(spatial[:, lv], axis=0, return_inverse=True)
-        inv = inv.reshape(-1)
+        rows, inv = _unique_rows(spatial[:, lv])
         u_rows = rows > 1  # (U, D)
         dims = np.nonzero(u_rows.any(axis=0))[0]
         sub = _subsets(dims.size)  # (M, D'), binary order over the used dims

@@ -82,10 +82,14 @@ def action_vectors(
     random / gated / skipped × read / fill / update. ``counts``/``md_bits`` are words and bits
     per instance; ``shape`` the broadcast (..., L, T) shape."""
     vec = np.zeros((*shape, len(STORAGE_OPS)))
+    # no level with a metadata access width: every metadata count stays 0 (as zeros() made it)
+    has_md = bool(np.any(md_width > 0))
     for kind in KINDS:
         for split in SPLITS:
             words = counts[kind][split] * word_scale
             vec[..., op_index(split, kind)] = en.vector_accesses(words, block, ratio)
+            if not has_md:
+                continue
             bits = md_bits[kind][split]
             with np.errstate(divide="ignore", invalid="ignore"):
                 mv = np.where(md_width > 0, np.ceil(bits / md_width * (1 - 1e-9) - 1e-12), 0.0)

@@ -38,7 +38,10 @@ def link_adjustments(
     # a tensor irrelevant to the whole fan-out (G = 1): every child has a neighbour with the
     # same (zero) offset, so a step that leaves the tensor in place goes over links
     plain = (g_s == 1) & ~mc_off
-    simple = check & plain[:, None] & ~np.any(delta, axis=2)
+    moves = delta[:, :, 0] != 0  # the step moves the tensor (R is small: one rank at a time)
+    for r_i in range(1, delta.shape[2]):
+        moves |= delta[:, :, r_i] != 0
+    simple = check & plain[:, None] & ~moves
     lam = np.where(simple, f_s[:, None], lam)
     rho = np.where(simple, 0.0, rho)
     hb, hk = np.nonzero(check & ~simple & ~plain[:, None])

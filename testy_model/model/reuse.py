@@ -157,6 +157,8 @@ class StepSequence:
     has: np.ndarray
     outer: np.ndarray
     same: np.ndarray
+    tau1: np.ndarray | None = None
+    weights: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,26 @@ class _StepFrame:
     has: np.ndarray
     j1: np.ndarray
     outer: np.ndarray
+    weights: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _step_weights(
+    f: np.ndarray, j1: np.ndarray, has: np.ndarray, outer: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights of the sampled steps (:func:`_spatial_content`): ``w_first`` (B,) = n_j1 − 1
+    (the innermost loop's own steps), ``w_after`` (B, J) = (n_j1 − 1)·(n_j − 1)·Π_{k outside j}
+    n_k (innermost steps after a step of j) and ``w_type`` (B, J) = (n_j − 1)·Π_{k outside j}
+    n_k (steps of j), both 0 at j1 and at inactive loops."""
+    n_b = f.shape[0]
+    rows = np.arange(n_b)
+    act = f >= 2
+    n1 = f[rows, j1]
+    w_first = np.where(has, n1 - 1.0, 0.0)
+    w_after = np.where(act, (n1[:, None] - 1.0) * (f - 1.0) * outer, 0.0)
+    w_after[rows, j1] = 0.0
+    w_type = np.where(act, (f - 1.0) * outer, 0.0)
+    w_type[rows, j1] = 0.0
+    return w_first, w_after, w_type
 
 
 def _step_frame(nests: LoopNests, ext: np.ndarray, level: int) -> _StepFrame:
@@ -183,19 +205,22 @@ def _step_frame(nests: LoopNests, ext: np.ndarray, level: int) -> _StepFrame:
     key = (level - 1 - np.arange(level))[None, :, None] * n_d + nests.order[:, :level]
     idx = np.argsort(key.reshape(n_b, -1), axis=1, kind="stable")
     rows = np.arange(n_b)[:, None]
-    f = tem.reshape(n_b, -1)[rows, idx]
-    st = stride.reshape(n_b, -1)[rows, idx]
-    dim = np.broadcast_to(np.arange(n_d), (n_b, level, n_d)).reshape(n_b, -1)[rows, idx]
+    # row-wise gathers as one flat np.take (several times faster than fancy indexing)
+    flat = idx + rows * idx.shape[1]
+    f = np.take(tem, flat)
+    st = np.take(stride, flat)
+    dim = idx % n_d  # flat position k·D + d of loop (k, d)
     active = f >= 2
     # inactive loops (bound 1) play no part: keep each row's active loops in order, first
     j_max = max(int(active.sum(axis=1).max()), 1)
     if j_max < f.shape[1]:
-        keep = np.argsort(~active, axis=1, kind="stable")[:, :j_max]
-        f, st, dim = (np.take_along_axis(x, keep, axis=1) for x in (f, st, dim))
+        keep = np.argsort(~active, axis=1, kind="stable")[:, :j_max] + rows * f.shape[1]
+        f, st, dim = (np.take(x, keep) for x in (f, st, dim))
         active = f >= 2
     outer = np.cumprod(f[:, ::-1], axis=1)[:, ::-1]
     outer = np.concatenate([outer[:, 1:], np.ones((n_b, 1))], axis=1)
-    return _StepFrame(f, st, dim, active, active.any(axis=1), np.argmax(active, axis=1), outer)
+    has, j1 = active.any(axis=1), np.argmax(active, axis=1)
+    return _StepFrame(f, st, dim, active, has, j1, outer, _step_weights(f, j1, has, outer))
 
 
 def step_sequence(
@@ -217,12 +242,14 @@ def step_sequence(
             z, np.zeros((n_b, 0, r)), np.zeros(n_b, int), np.zeros(n_b, bool), z, z.astype(bool)
         )
     fr = frame if frame is not None else _step_frame(nests, ext, level)
-    step = proj.T[fr.dim] * (fr.st * fr.active)[..., None]
+    step = np.take(proj.T, fr.dim, axis=0) * (fr.st * fr.active)[..., None]
     tau = step - (np.cumsum(step, axis=1) - step)
     tau1 = tau[np.arange(n_b), fr.j1]
     # data-space translations are integers: exact comparison
-    same = np.all(tau == tau1[:, None, :], axis=2) & fr.active
-    return StepSequence(fr.f, tau, fr.j1, fr.has, fr.outer, same)
+    same = fr.active.copy()
+    for r_i in range(r):  # R is small: one (B, J) comparison per rank
+        same &= tau[:, :, r_i] == tau1[:, None, r_i]
+    return StepSequence(fr.f, tau, fr.j1, fr.has, fr.outer, same, tau1, fr.weights)
 
 
 def temporal_deltas(seq: StepSequence, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -232,7 +259,7 @@ def temporal_deltas(seq: StepSequence, spans: np.ndarray) -> tuple[np.ndarray, n
     tile = spans.prod(axis=-1)
     if seq.f.shape[1] == 0:
         return tile, np.zeros(n_b)
-    tau1 = seq.tau[np.arange(n_b), seq.j1]
+    tau1 = seq.tau[np.arange(n_b), seq.j1] if seq.tau1 is None else seq.tau1
     diff1 = tile - np.clip(spans - np.abs(tau1), 0.0, None).prod(axis=-1)
     weight = np.where(seq.f >= 2, (seq.f - 1.0) * seq.outer, 0.0)
     cost = np.where(seq.same, diff1[:, None], tile[:, None])
@@ -249,12 +276,43 @@ def _distinct_translations(vectors: tuple[tuple[float, ...], ...], counts: tuple
     return len(pts)
 
 
+@dataclass(frozen=True)
+class _FanBase:
+    """The tensor-independent part of :func:`spatial_structure` (shared by the tensors):
+    spatial factors ``spa`` (B, L, D), their order ``idx`` inner to outer, ``radix`` (the factors
+    in that order), ``ext_sorted`` (B, L, D) ``E_{l+1}`` in that order, ``f_all`` (B, L) and
+    ``h_size`` (B, L)."""
+
+    spa: np.ndarray
+    idx: np.ndarray
+    radix: np.ndarray
+    ext_sorted: np.ndarray
+    f_all: np.ndarray
+    h_size: np.ndarray
+
+
+def _fan_base(nests: LoopNests, ext: np.ndarray, fanout_x: np.ndarray | None) -> _FanBase:
+    """:class:`_FanBase` of ``nests`` (``h_size = max(physical X fan-out, Π X factors)``)."""
+    spa = nests.spatial.astype(np.float64)
+    n_l = spa.shape[1]
+    pos = nests.spatial_positions()
+    idx = np.argsort(pos, axis=2, kind="stable")
+    radix = np.take_along_axis(spa, idx, axis=2)
+    ext_sorted = np.take_along_axis(ext[:, 1:, :], idx, axis=2)
+    f_all = spa.prod(axis=2)
+    x_fac = np.where(pos < nests.x_split()[:, :, None], spa, 1.0).prod(axis=2)
+    phys = np.ones(n_l) if fanout_x is None else np.asarray(fanout_x, dtype=np.float64)
+    h_size = np.maximum(phys[None, :], x_fac)
+    return _FanBase(spa, idx, radix, ext_sorted, f_all, h_size)
+
+
 def spatial_structure(
     proj: np.ndarray,
     nests: LoopNests,
     ext: np.ndarray,
     fanout_x: np.ndarray | None,
     no_multicast: np.ndarray | None = None,
+    base: _FanBase | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The spatial fan-out of every level for one tensor: ``(F, G, radix, offset, h_size)``.
 
@@ -265,29 +323,33 @@ def spatial_structure(
     ``proj[:, d]·E_{l+1}[d]`` in that order, ``h_size`` (B, L) the mesh row length
     ``max(physical X fan-out, Π X factors)`` (``NestAnalysis::ComputeNetworkLinkTransfers``).
     ``no_multicast`` (B, L): levels where the tensor is not multicast (``G = F``).
+    ``base``: :func:`_fan_base` of the same nests (shared by the tensors).
     """
-    spa = nests.spatial.astype(np.float64)
-    n_l = spa.shape[1]
-    pos = nests.spatial_positions()
-    idx = np.argsort(pos, axis=2, kind="stable")
-    radix = np.take_along_axis(spa, idx, axis=2)
-    offs = proj.T[None, None, :, :] * ext[:, 1:, :, None]  # (B, L, D, R)
-    offset = np.take_along_axis(offs, idx[..., None], axis=2)
+    fb = base if base is not None else _fan_base(nests, ext, fanout_x)
+    spa = fb.spa
+    offset = np.take(proj.T, fb.idx, axis=0) * fb.ext_sorted[..., None]  # (B, L, D, R)
     rel = proj != 0
     active = (spa >= 2) & rel.any(axis=0)[None, None, :]
     g = np.where(active, spa, 1.0).prod(axis=2)
-    share = (active.astype(np.int64) @ rel.T.astype(np.int64) >= 2).any(axis=2)
-    for b, lvl in zip(*np.nonzero(share), strict=True):
-        ds = np.nonzero(active[b, lvl])[0]
-        vecs = tuple(tuple(float(x) for x in proj[:, d] * ext[b, lvl + 1, d]) for d in ds)
-        g[b, lvl] = _distinct_translations(vecs, tuple(int(spa[b, lvl, d]) for d in ds))
-    f_all = spa.prod(axis=2)
+    # relevant active loops per rank (small integers: exact in float, BLAS-fast)
+    share = (active.astype(np.float64) @ rel.T.astype(np.float64) >= 2).any(axis=2)
+    sb, sl = np.nonzero(share)
+    if sb.size:
+        # G depends only on the level's spatial factors and extents below: count each distinct
+        # (factors, extents) once (a batch repeats a handful of fan-outs)
+        key = np.concatenate([spa[sb, sl], ext[sb, sl + 1]], axis=1)
+        uniq, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        vals = np.empty(len(uniq))
+        for u, i in enumerate(first):
+            b, lvl = sb[i], sl[i]
+            ds = np.nonzero(active[b, lvl])[0]
+            vecs = tuple(tuple(float(x) for x in proj[:, d] * ext[b, lvl + 1, d]) for d in ds)
+            vals[u] = _distinct_translations(vecs, tuple(int(spa[b, lvl, d]) for d in ds))
+        g[sb, sl] = vals[inv.reshape(-1)]
+    f_all = fb.f_all
     if no_multicast is not None:
         g = np.where(no_multicast, f_all, g)
-    x_fac = np.where(pos < nests.x_split()[:, :, None], spa, 1.0).prod(axis=2)
-    phys = np.ones(n_l) if fanout_x is None else np.asarray(fanout_x, dtype=np.float64)
-    h_size = np.maximum(phys[None, :], x_fac)
-    return f_all, g, radix, offset, h_size
+    return f_all, g, fb.radix, offset, fb.h_size
 
 
 def _spatial_content(
@@ -320,15 +382,11 @@ def _spatial_content(
     links = np.zeros(n_b)
     if n_j == 0:
         return content, weighted, links
-    rows = np.arange(n_b)
-    act = seq.f >= 2
-    n1 = seq.f[rows, seq.j1]
-    w_first = np.where(seq.has, n1 - 1.0, 0.0)
-    w_after = np.where(act, (n1[:, None] - 1.0) * (seq.f - 1.0) * seq.outer, 0.0)
-    w_after[rows, seq.j1] = 0.0
-    w_type = np.where(act, (seq.f - 1.0) * seq.outer, 0.0)
-    w_type[rows, seq.j1] = 0.0
-    tau1 = seq.tau[rows, seq.j1]
+    if seq.weights is None:
+        w_first, w_after, w_type = _step_weights(seq.f, seq.j1, seq.has, seq.outer)
+    else:
+        w_first, w_after, w_type = seq.weights
+    tau1 = seq.tau[np.arange(n_b), seq.j1] if seq.tau1 is None else seq.tau1
     if point_child:
         eq_first = np.ones(n_b, bool)
         eq_rest = np.ones((n_b, n_j), bool)
@@ -419,12 +477,13 @@ def dense_counts(
     compulsory = np.zeros(n_t)
     bounds = np.array([float(problem.bounds[d]) for d in problem.dimensions])
     frames: dict[int, _StepFrame] = {}
+    fan_base = _fan_base(nests, ext, fanout_x)
     for ti, t in enumerate(tensors):
         proj = projection_matrix(problem, t)
         tw, spans = tile_words(proj, ext)  # (B, L+1), (B, L+1, R)
         tile[:, :, ti] = tw[:, :n_l]
         compulsory[ti] = tile_words(proj, bounds)[0]
-        fan = spatial_structure(proj, nests, ext, fanout_x, no_mc[:, :, ti])
+        fan = spatial_structure(proj, nests, ext, fanout_x, no_mc[:, :, ti], fan_base)
         groups[:, :, ti] = fan[1]
         masks = (no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti])
         lv = _level_traffic(proj, nests, ext, tw, spans, fan, masks, frames)
