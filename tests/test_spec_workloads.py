@@ -120,3 +120,18 @@ def test_network_bad_reference(tmp_path: Path) -> None:
     (tmp_path / "net.yaml").write_text("network:\n  layers:\n  - name: x\n    problem: nope.yaml\n")
     with pytest.raises(SpecError, match="cannot read file"):
         load_network(tmp_path / "net.yaml")
+
+
+def test_shape_key_ignores_name_and_densities_but_not_roles_or_bounds() -> None:
+    from testy_model.mapper.context import _problem_key
+    from testy_model.spec.workload import Density, gemm
+
+    a = gemm(64, 32, 128, name="a")
+    b = gemm(64, 32, 128, name="b", densities={"A": Density(kind="bernoulli", density=0.5)})
+    assert a.shape_key() == b.shape_key()
+    # the mapper's key is that shape plus the densities, which change the priced traffic
+    assert _problem_key(a) != _problem_key(b) and _problem_key(a)[0] == _problem_key(b)[0]
+    assert gemm(64, 32, 256).shape_key() != a.shape_key()
+    # the same shape with the operand roles swapped prices N:M support on another tensor
+    swapped = a.model_copy(update={"weight": "B", "activation": "A"})
+    assert swapped.shape_key() != a.shape_key()

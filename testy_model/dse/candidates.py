@@ -43,17 +43,8 @@ def clear_caches() -> None:
 
 
 def shape_key(problem: Problem) -> tuple:
-    """A layer's shape without its densities: dims, bounds, projections, coefficients,
-    datawidths, operand roles."""
-    return (
-        problem.dimensions,
-        tuple(problem.bounds[d] for d in problem.dimensions),
-        tuple((ds.name, ds.projection, ds.read_write) for ds in problem.data_spaces),
-        tuple(sorted(problem.coefficients.items())),
-        tuple(sorted(problem.datawidths.items())),
-        problem.weight,
-        problem.activation,
-    )
+    """A layer's shape without its densities (:meth:`Problem.shape_key`)."""
+    return problem.shape_key()
 
 
 def _unbounded(arch: Architecture) -> Architecture:

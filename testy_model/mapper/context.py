@@ -147,15 +147,9 @@ def arch_hash(arch: Architecture) -> str:
 
 
 def _problem_key(problem: Problem) -> tuple:
-    """The shape of ``problem``: dims, bounds, projections, coefficients (not its name)."""
-    return (
-        problem.dimensions,
-        tuple(problem.bounds[d] for d in problem.dimensions),
-        tuple((ds.name, ds.projection, ds.read_write) for ds in problem.data_spaces),
-        tuple(sorted(problem.coefficients.items())),
-        tuple(sorted(problem.datawidths.items())),
-        tuple(sorted((t, repr(d)) for t, d in problem.densities.items())),
-    )
+    """The shape of ``problem`` (:meth:`Problem.shape_key`, not its name) and, last, its
+    densities."""
+    return (problem.shape_key(), tuple(sorted((t, repr(d)) for t, d in problem.densities.items())))
 
 
 _CANON: dict[tuple, np.ndarray | None] = {}

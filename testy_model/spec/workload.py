@@ -235,6 +235,20 @@ class Problem(_Frozen):
         """Dimensions not indexing the output (summed over)."""
         return frozenset(self.dimensions) - self.relevant(self.output)
 
+    def shape_key(self) -> tuple:
+        """The problem's shape without its name and densities — dims, bounds, projections,
+        coefficients, datawidths, operand roles: the one key under which the mapper and the
+        sweeps cache per-layer work (two layers with equal keys map alike)."""
+        return (
+            self.dimensions,
+            tuple(self.bounds[d] for d in self.dimensions),
+            tuple((ds.name, ds.projection, ds.read_write) for ds in self.data_spaces),
+            tuple(sorted(self.coefficients.items())),
+            tuple(sorted(self.datawidths.items())),
+            self.weight,
+            self.activation,
+        )
+
 
 def gemm(
     m: int,
