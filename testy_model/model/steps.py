@@ -1,0 +1,296 @@
+"""Loop-step sequences and spatial fan-out structure of B loop nests: rules 2 and 3 of
+:mod:`testy_model.model.reuse` (Timeloop v3.0.3's ``ComputeTemporalWorkingSet`` sampling and
+``ComputeAccurateMulticastedAccesses``), which :func:`~testy_model.model.reuse.dense_counts`
+combines into per-level traffic. Counts are words of a tensor per instance of a level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from testy_model.model.links import link_adjustments
+from testy_model.model.nest import LoopNests
+
+
+@dataclass(frozen=True)
+class StepSequence:
+    """The temporal steps Timeloop samples above one child level (module rule 2), per B row.
+
+    ``f`` (B, J) loop bounds inner to outer (1 = inactive), ``tau`` (B, J, R) the data-space
+    translation of a step of type j (``s_j − Σ_{active i inside j} s_i``), ``j1`` (B,) the
+    innermost active loop, ``has`` (B,) whether any loop above is active, ``outer`` (B, J)
+    ``Π_{k outside j} n_k``, ``same`` (B, J) ``τ_j == τ_j1`` for active j.
+    """
+
+    f: np.ndarray
+    tau: np.ndarray
+    j1: np.ndarray
+    has: np.ndarray
+    outer: np.ndarray
+    same: np.ndarray
+    tau1: np.ndarray | None = None
+    weights: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class _StepFrame:
+    """The tensor-independent part of a :class:`StepSequence` (one child level): bounds ``f``
+    (B, J), strides ``st`` and dimensions ``dim`` of the active loops, inner to outer."""
+
+    f: np.ndarray
+    st: np.ndarray
+    dim: np.ndarray
+    active: np.ndarray
+    has: np.ndarray
+    j1: np.ndarray
+    outer: np.ndarray
+    weights: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _step_weights(
+    f: np.ndarray, j1: np.ndarray, has: np.ndarray, outer: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights of the sampled steps (:func:`_spatial_content`): ``w_first`` (B,) = n_j1 − 1
+    (the innermost loop's own steps), ``w_after`` (B, J) = (n_j1 − 1)·(n_j − 1)·Π_{k outside j}
+    n_k (innermost steps after a step of j) and ``w_type`` (B, J) = (n_j − 1)·Π_{k outside j}
+    n_k (steps of j), both 0 at j1 and at inactive loops."""
+    n_b = f.shape[0]
+    rows = np.arange(n_b)
+    act = f >= 2
+    n1 = f[rows, j1]
+    w_first = np.where(has, n1 - 1.0, 0.0)
+    w_after = np.where(act, (n1[:, None] - 1.0) * (f - 1.0) * outer, 0.0)
+    w_after[rows, j1] = 0.0
+    w_type = np.where(act, (f - 1.0) * outer, 0.0)
+    w_type[rows, j1] = 0.0
+    return w_first, w_after, w_type
+
+
+def _step_frame(nests: LoopNests, ext: np.ndarray, level: int) -> _StepFrame:
+    """The loops above child ``level`` (module rule 2), each row's active loops first."""
+    n_b = nests.batch
+    n_d = nests.temporal.shape[2]
+    tem = nests.temporal[:, :level].astype(np.float64)
+    spa = nests.spatial[:, :level].astype(np.float64)
+    stride = ext[:, 1 : level + 1] * spa
+    key = (level - 1 - np.arange(level))[None, :, None] * n_d + nests.order[:, :level]
+    idx = np.argsort(key.reshape(n_b, -1), axis=1, kind="stable")
+    rows = np.arange(n_b)[:, None]
+    # row-wise gathers as one flat np.take (several times faster than fancy indexing)
+    flat = idx + rows * idx.shape[1]
+    f = np.take(tem, flat)
+    st = np.take(stride, flat)
+    dim = idx % n_d  # flat position k·D + d of loop (k, d)
+    active = f >= 2
+    # inactive loops (bound 1) play no part: keep each row's active loops in order, first
+    j_max = max(int(active.sum(axis=1).max()), 1)
+    if j_max < f.shape[1]:
+        keep = np.argsort(~active, axis=1, kind="stable")[:, :j_max] + rows * f.shape[1]
+        f, st, dim = (np.take(x, keep) for x in (f, st, dim))
+        active = f >= 2
+    outer = np.cumprod(f[:, ::-1], axis=1)[:, ::-1]
+    outer = np.concatenate([outer[:, 1:], np.ones((n_b, 1))], axis=1)
+    has, j1 = active.any(axis=1), np.argmax(active, axis=1)
+    return _StepFrame(f, st, dim, active, has, j1, outer, _step_weights(f, j1, has, outer))
+
+
+def step_sequence(
+    proj: np.ndarray,
+    nests: LoopNests,
+    ext: np.ndarray,
+    level: int,
+    frame: _StepFrame | None = None,
+) -> StepSequence:
+    """The sampled step sequence of the temporal loops of levels ``0..level−1`` (the loops above
+    child ``level``; ``level = L`` is the compute), ordered inner to outer (level, then
+    permutation position). A loop (k, d) has vector stride ``E_{k+1}[d]·spatial[k, d]``.
+    ``frame``: :func:`_step_frame` of the same level (shared by the tensors)."""
+    n_b = nests.batch
+    r = proj.shape[0]
+    if level == 0:
+        z = np.zeros((n_b, 0))
+        return StepSequence(
+            z, np.zeros((n_b, 0, r)), np.zeros(n_b, int), np.zeros(n_b, bool), z, z.astype(bool)
+        )
+    fr = frame if frame is not None else _step_frame(nests, ext, level)
+    step = np.take(proj.T, fr.dim, axis=0) * (fr.st * fr.active)[..., None]
+    tau = step - (np.cumsum(step, axis=1) - step)
+    tau1 = tau[np.arange(n_b), fr.j1]
+    # data-space translations are integers: exact comparison
+    same = fr.active.copy()
+    for r_i in range(r):  # R is small: one (B, J) comparison per rank
+        same &= tau[:, :, r_i] == tau1[:, None, r_i]
+    return StepSequence(fr.f, tau, fr.j1, fr.has, fr.outer, same, tau1, fr.weights)
+
+
+def temporal_deltas(seq: StepSequence, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, diff1)`` (B,): words entering one instance of a level over the run (module rule 2)
+    and the size of one innermost step's delta, for a tile of per-rank ``spans`` (B, R)."""
+    n_b = spans.shape[0]
+    tile = spans.prod(axis=-1)
+    if seq.f.shape[1] == 0:
+        return tile, np.zeros(n_b)
+    tau1 = seq.tau[np.arange(n_b), seq.j1] if seq.tau1 is None else seq.tau1
+    diff1 = tile - np.clip(spans - np.abs(tau1), 0.0, None).prod(axis=-1)
+    weight = np.where(seq.f >= 2, (seq.f - 1.0) * seq.outer, 0.0)
+    cost = np.where(seq.same, diff1[:, None], tile[:, None])
+    w = tile + (weight * cost).sum(axis=1)
+    return np.where(seq.has, w, tile), np.where(seq.has, diff1, 0.0)
+
+
+@lru_cache(maxsize=4096)
+def _distinct_translations(vectors: tuple[tuple[float, ...], ...], counts: tuple[int, ...]) -> int:
+    """Number of distinct points ``Σ_k i_k·v_k`` for ``0 <= i_k < counts[k]`` (enumerated)."""
+    pts = {tuple(0.0 for _ in vectors[0])}
+    for v, c in zip(vectors, counts, strict=True):
+        pts = {tuple(p[r] + i * v[r] for r in range(len(v))) for p in pts for i in range(c)}
+    return len(pts)
+
+
+@dataclass(frozen=True)
+class _FanBase:
+    """The tensor-independent part of :func:`spatial_structure` (shared by the tensors):
+    spatial factors ``spa`` (B, L, D), their order ``idx`` inner to outer, ``radix`` (the factors
+    in that order), ``ext_sorted`` (B, L, D) ``E_{l+1}`` in that order, ``f_all`` (B, L) and
+    ``h_size`` (B, L)."""
+
+    spa: np.ndarray
+    idx: np.ndarray
+    radix: np.ndarray
+    ext_sorted: np.ndarray
+    f_all: np.ndarray
+    h_size: np.ndarray
+
+
+def _fan_base(nests: LoopNests, ext: np.ndarray, fanout_x: np.ndarray | None) -> _FanBase:
+    """:class:`_FanBase` of ``nests`` (``h_size = max(physical X fan-out, Π X factors)``)."""
+    spa = nests.spatial.astype(np.float64)
+    n_l = spa.shape[1]
+    pos = nests.spatial_positions()
+    idx = np.argsort(pos, axis=2, kind="stable")
+    radix = np.take_along_axis(spa, idx, axis=2)
+    ext_sorted = np.take_along_axis(ext[:, 1:, :], idx, axis=2)
+    f_all = spa.prod(axis=2)
+    x_fac = np.where(pos < nests.x_split()[:, :, None], spa, 1.0).prod(axis=2)
+    phys = np.ones(n_l) if fanout_x is None else np.asarray(fanout_x, dtype=np.float64)
+    h_size = np.maximum(phys[None, :], x_fac)
+    return _FanBase(spa, idx, radix, ext_sorted, f_all, h_size)
+
+
+def spatial_structure(
+    proj: np.ndarray,
+    nests: LoopNests,
+    ext: np.ndarray,
+    fanout_x: np.ndarray | None,
+    no_multicast: np.ndarray | None = None,
+    base: _FanBase | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The spatial fan-out of every level for one tensor: ``(F, G, radix, offset, h_size)``.
+
+    ``F`` (B, L) children per instance (Π spatial factors); ``G`` (B, L) distinct data-space
+    translations among them (module rule 3; Π of the relevant factors unless two of them shift
+    one rank, then counted); ``radix`` (B, L, D) the spatial factors ordered inner to outer
+    (spatial permutation), ``offset`` (B, L, D, R) each loop's translation
+    ``proj[:, d]·E_{l+1}[d]`` in that order, ``h_size`` (B, L) the mesh row length
+    ``max(physical X fan-out, Π X factors)`` (``NestAnalysis::ComputeNetworkLinkTransfers``).
+    ``no_multicast`` (B, L): levels where the tensor is not multicast (``G = F``).
+    ``base``: :func:`_fan_base` of the same nests (shared by the tensors).
+    """
+    fb = base if base is not None else _fan_base(nests, ext, fanout_x)
+    spa = fb.spa
+    offset = np.take(proj.T, fb.idx, axis=0) * fb.ext_sorted[..., None]  # (B, L, D, R)
+    rel = proj != 0
+    active = (spa >= 2) & rel.any(axis=0)[None, None, :]
+    g = np.where(active, spa, 1.0).prod(axis=2)
+    # relevant active loops per rank (small integers: exact in float, BLAS-fast)
+    share = (active.astype(np.float64) @ rel.T.astype(np.float64) >= 2).any(axis=2)
+    sb, sl = np.nonzero(share)
+    if sb.size:
+        # G depends only on the level's spatial factors and extents below: count each distinct
+        # (factors, extents) once (a batch repeats a handful of fan-outs)
+        key = np.concatenate([spa[sb, sl], ext[sb, sl + 1]], axis=1)
+        uniq, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        vals = np.empty(len(uniq))
+        for u, i in enumerate(first):
+            b, lvl = sb[i], sl[i]
+            ds = np.nonzero(active[b, lvl])[0]
+            vecs = tuple(tuple(float(x) for x in proj[:, d] * ext[b, lvl + 1, d]) for d in ds)
+            vals[u] = _distinct_translations(vecs, tuple(int(spa[b, lvl, d]) for d in ds))
+        g[sb, sl] = vals[inv.reshape(-1)]
+    f_all = fb.f_all
+    if no_multicast is not None:
+        g = np.where(no_multicast, f_all, g)
+    return f_all, g, fb.radix, offset, fb.h_size
+
+
+def _spatial_content(
+    seq: StepSequence,
+    sizes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    point_child: bool,
+    fan: tuple[np.ndarray, ...],
+    no_link: np.ndarray,
+    no_multicast: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(content, weighted, links)`` (B,) of one parent level's fan-out for one tensor
+    (module rule 3 with link transfers, ``NestAnalysis::ComputeSpatialWorkingSet``).
+
+    Each sampled step s (weight w_s) delivers a delta of |D_s| words to each of F children;
+    without link transfers the parent reads ``G·|D_s|`` (one read per distinct translation) and
+    delivers ``F·|D_s|``. A child whose delta equals a mesh neighbour's previous delta
+    (same shape, translated by the step's δ = a neighbour's offset difference) gets it over a
+    link instead; when that lowers the parent's reads (``ρ < G``, ρ = distinct offsets among
+    the other children) the step costs ``ρ·|D_s|`` reads, ``(F − λ)·|D_s|`` deliveries and
+    ``λ·|D_s|`` link transfers. ``sizes`` = (tile T, innermost-step delta diff1, per-type
+    delta |D_j|) for a storage child; ``point_child`` marks the compute (every delta is the
+    operand itself: |D| = 1, always the same shape). ``no_link`` / ``no_multicast`` (B,) are the
+    mapping's directives for this level and tensor.
+    """
+    f_all, g, radix, offset, h_size = fan
+    tile, diff1, dj = sizes
+    n_b, n_j = seq.f.shape
+    content = g * tile
+    weighted = f_all * tile
+    links = np.zeros(n_b)
+    if n_j == 0:
+        return content, weighted, links
+    if seq.weights is None:
+        w_first, w_after, w_type = _step_weights(seq.f, seq.j1, seq.has, seq.outer)
+    else:
+        w_first, w_after, w_type = seq.weights
+    tau1 = seq.tau[np.arange(n_b), seq.j1] if seq.tau1 is None else seq.tau1
+    if point_child:
+        eq_first = np.ones(n_b, bool)
+        eq_rest = np.ones((n_b, n_j), bool)
+        d1 = np.ones(n_b)
+        dj = np.ones((n_b, n_j))
+    else:
+        eq_first = diff1 == tile
+        eq_rest = seq.same | eq_first[:, None]
+        d1 = diff1
+    # without links: one read per distinct translation, one delivery per child, every step
+    moved = d1 * (w_first + w_after.sum(axis=1)) + (w_type * dj).sum(axis=1)
+    content = content + g * moved
+    weighted = weighted + f_all * moved
+    # steps that may go over links, grouped by translation: the innermost step's (taken at
+    # the first step of a loop and after every outer step) and each loop's own
+    elig = np.concatenate(
+        [(w_first * eq_first + (w_after * eq_rest).sum(axis=1))[:, None], w_type * eq_rest],
+        axis=1,
+    )
+    size = np.concatenate([d1[:, None], dj], axis=1)
+    check = (elig > 0) & (size > 0) & ((f_all >= 2) & ~no_link)[:, None]
+    sel = np.nonzero(check.any(axis=1))[0]
+    if sel.size == 0:
+        return content, weighted, links
+    delta = np.concatenate([tau1[:, None], seq.tau], axis=1)[sel]
+    w = elig[sel] * size[sel]
+    dc, dw, lk = link_adjustments(
+        sel, check[sel], w, delta, (g, f_all, no_multicast), (radix, offset, h_size)
+    )
+    content[sel] += dc
+    weighted[sel] -= dw
+    links[sel] = lk
+    return content, weighted, links
