@@ -7,6 +7,7 @@ runs them), figures written to a temporary folder. Target: the four together < 5
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,14 +17,15 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+sys.path.insert(0, str(ROOT / "tests"))
+
+from test_notebooks import redirect_figures  # noqa: E402  (the tests' own redirection)
 
 
 def run_notebook(path: Path, figures: Path) -> float:
     """Execute one notebook with ``FIG`` redirected to ``figures``; return its wall time (s)."""
     nb = nbformat.read(path, as_version=4)
-    for i in reversed(range(len(nb.cells))):
-        if nb.cells[i].cell_type == "code" and "FIG = " in nb.cells[i].source:
-            nb.cells.insert(i + 1, nbformat.v4.new_code_cell(f"FIG = Path({str(figures)!r})"))
+    redirect_figures(nb, figures)
     t0 = time.perf_counter()
     NotebookClient(
         nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}

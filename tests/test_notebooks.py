@@ -46,7 +46,7 @@ def test_notebook_is_stored_without_outputs(name: str) -> None:
     assert all(not c.outputs and c.execution_count is None for c in code)
 
 
-def _redirect_figures(nb: nbformat.NotebookNode, figures: Path) -> None:
+def redirect_figures(nb: nbformat.NotebookNode, figures: Path) -> None:
     """A notebook that saves figures (``FIG = ...``) saves them under ``figures`` instead, so that
     a test run leaves the tracked ``docs/figures`` untouched."""
     for i in reversed(range(len(nb.cells))):
@@ -63,7 +63,7 @@ def test_notebook_runs_top_to_bottom_with_labelled_figures(name: str, tmp_path: 
     from nbclient import NotebookClient
 
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    _redirect_figures(nb, tmp_path)
+    redirect_figures(nb, tmp_path)
     nb.cells.insert(0, nbformat.v4.new_code_cell(LABEL_CHECK))
     nb.cells.append(nbformat.v4.new_code_cell("assert _shown, 'no figure was shown'"))
     client = NotebookClient(

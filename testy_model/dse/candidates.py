@@ -42,11 +42,6 @@ def clear_caches() -> None:
     _BASE_ARCH.clear()
 
 
-def shape_key(problem: Problem) -> tuple:
-    """A layer's shape without its densities (:meth:`Problem.shape_key`)."""
-    return problem.shape_key()
-
-
 def _unbounded(arch: Architecture) -> Architecture:
     return arch.model_copy(
         update={"levels": tuple(lv.model_copy(update={"depth": None}) for lv in arch.levels)}
@@ -55,7 +50,7 @@ def _unbounded(arch: Architecture) -> Architecture:
 
 def _shared_candidates(skey: str, problem: Problem, arch: Architecture) -> LoopNests:
     """The mapper's shared candidates of this shape on this structure (cached per process)."""
-    key = (skey, shape_key(problem))
+    key = (skey, problem.shape_key())
     if key not in _CANDS:
         from testy_model.mapper import candidate_nests, to_nests
         from testy_model.mapper.space import index_arch, index_problem
@@ -88,7 +83,7 @@ def _seed_nests(
 ) -> LoopNests | None:
     """The mapper's own search result for the layer (with its operand ``terms``, so capacities
     hold compressed tiles) at each of ``reps`` (``which`` names them in the per-process cache)."""
-    key = ("seeds", which, shape_key(problem), repr(terms), ctx.objective, ctx.conventions)
+    key = ("seeds", which, problem.shape_key(), repr(terms), ctx.objective, ctx.conventions)
     if key not in _CANDS:
         from testy_model.mapper import find_mapping
 
@@ -120,7 +115,7 @@ def _cap_features(
         return None
     fmts, tv = layer_terms(layer, plan, arch)
     terms = _terms(fmts)
-    key = ("cap", ckey, shape_key(layer.problem), repr(terms), tv, ctx.objective, ctx.conventions)
+    key = ("cap", ckey, layer.problem.shape_key(), repr(terms), tv, ctx.objective, ctx.conventions)
     if key not in _FEATS:
         nests = _seed_nests(ctx, "cap:" + ckey, [rep], layer.problem, terms)
         if nests is None:
@@ -144,7 +139,7 @@ def _features(
     fmts, tv = layer_terms(layer, plan, arch)
     terms = _terms(fmts)
     key = (
-        skey, shape_key(layer.problem), repr(terms), tv, ctx.objective, ctx.mapper,
+        skey, layer.problem.shape_key(), repr(terms), tv, ctx.objective, ctx.mapper,
         ctx.conventions,
     )  # fmt: skip
     if key in _FEATS:

@@ -76,7 +76,6 @@ from testy_model.dse.candidates import (
     _terms,  # noqa: F401  (re-exported: old import path)
     _unbounded,  # noqa: F401  (re-exported: old import path)
     clear_caches,
-    shape_key,
 )
 from testy_model.dse.context import (
     CACHE_LIMIT,
@@ -127,7 +126,6 @@ __all__ = [
     "point_mappings",
     "prepare",
     "representatives",
-    "shape_key",
     "structure_key",
     "sweep",
 ]
@@ -193,7 +191,7 @@ def _network_totals(
     for layer in net.layers:
         lp = plan.for_layer(layer.name)
         groups.setdefault(
-            (shape_key(layer.problem), repr(layer.problem.densities), str(lp)), []
+            (layer.problem.shape_key(), repr(layer.problem.densities), str(lp)), []
         ).append(layer)
     by_cap: dict[str, list[int]] = {}
     for i, a in enumerate(archs):
