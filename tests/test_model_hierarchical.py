@@ -134,3 +134,22 @@ def test_golden_on_highlight(plan: str, work: float, density: float, bits: float
     assert a["metadata_reads"] == pytest.approx(a["reads"] * bits / 8)
     assert lay.effective_macs == pytest.approx(262_144 * density)
     assert da["metadata_reads"] == 0
+
+
+def test_array_density_work_ratio_per_row() -> None:
+    """A term given as a (B,) density array with no explicit work: an engine that skips
+    unstructured zeros does ``d`` of the dense work per row (B's dense term: 1), so
+    work = Σ r_A · Σ r_B = [0.5, 0.25]. (``work_ratio``'s cache cannot hash an array: before
+    the fix this raised TypeError.)"""
+    import dataclasses
+
+    import numpy as np
+
+    from testy_model.model.arrays import arch_arrays
+    from testy_model.model.operands import term_scaling
+    from testy_model.spec.arch import SparsitySupport
+
+    aa = arch_arrays(load_arch(ROOT / "arch_specs" / "stc_2of4_tasd.yaml"))
+    aa = dataclasses.replace(aa, sparsity=SparsitySupport(A=OperandSparsity(unstructured=True)))
+    ts = term_scaling(gemm(4, 4, 8), aa, {"A": [np.array([0.5, 0.25])]})
+    assert ts.work.tolist() == [0.5, 0.25]

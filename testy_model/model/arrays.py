@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -241,7 +242,7 @@ class ArchArrays:
         For a per-level field, a 1-D array of length L is one value per level (for every
         point); a 1-D array of another length is one value per design point.
         """
-        fixed: dict[str, object] = {}
+        fixed: dict[str, Any] = {}  # field name -> new value (Any: the fields' types differ)
         for k, v in arrays.items():
             cur = getattr(self, k)
             if isinstance(cur, np.ndarray):
@@ -253,13 +254,13 @@ class ArchArrays:
                 fixed[k] = a
             else:
                 fixed[k] = v
-        new = dataclasses.replace(self, **fixed)  # type: ignore[arg-type]
+        new = dataclasses.replace(self, **fixed)
         p = max(
             int(np.shape(getattr(new, f.name))[0])
             for f in dataclasses.fields(new)
             if isinstance(getattr(new, f.name), np.ndarray)
         )
-        out: dict[str, object] = {}
+        out: dict[str, Any] = {}
         for f in dataclasses.fields(new):
             v = getattr(new, f.name)
             if isinstance(v, np.ndarray):
@@ -267,7 +268,7 @@ class ArchArrays:
                 if v.ndim == 2 and v.shape[1] == 1:
                     shape = (p, len(self.level_names))
                 out[f.name] = np.broadcast_to(v, shape).astype(np.float64)
-        res = dataclasses.replace(new, **out)  # type: ignore[arg-type]
+        res = dataclasses.replace(new, **out)
         return _rederive_actions(self, res, set(arrays))
 
 

@@ -213,7 +213,7 @@ def capacity_fits(
     md_cap = md_capacity_bits if md_capacity_bits is not None else np.zeros(1)
     data_ok = data_bits + np.where(md_cap > 0, 0.0, md_bits) <= capacity_bits * (1 + 1e-9)
     md_ok = np.where(md_cap > 0, md_bits <= md_cap * (1 + 1e-9), True)
-    return (data_ok & md_ok).all(axis=-1)
+    return np.asarray((data_ok & md_ok).all(axis=-1))
 
 
 def _arr(x: ArrayLike) -> np.ndarray:
@@ -377,7 +377,17 @@ def _sparse(
 
 
 def _assemble(
-    problem, aa, nests, cnt, stage, sc, data_words, md_words, effective, tasd_values, bounds
+    problem: Problem,
+    aa: ArchArrays,
+    nests: LoopNests,
+    cnt: DenseCounts,
+    stage: StageCounts,
+    sc: SparseCounts | None,
+    data_words: np.ndarray,
+    md_words: np.ndarray,
+    effective: np.ndarray,
+    tasd_values: ArrayLike,
+    bounds: np.ndarray | None,
 ) -> NestCost:
     """Price ``stage`` and assemble the :class:`NestCost` (energy by component, TASD unit,
     leakage, validity)."""

@@ -54,7 +54,7 @@ def lgamma(x: np.ndarray) -> np.ndarray:
     return 0.5 * math.log(2 * math.pi) + (x + 0.5) * np.log(t) - t + np.log(a)
 
 
-def log_comb(n: np.ndarray, k: np.ndarray) -> np.ndarray:
+def log_comb(n: float | np.ndarray, k: np.ndarray) -> np.ndarray:
     """``ln C(n, k)`` (−inf where k < 0 or k > n)."""
     n = np.asarray(n, dtype=np.float64)
     k = np.asarray(k, dtype=np.float64)
@@ -64,7 +64,9 @@ def log_comb(n: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.where(ok, out, -np.inf)
 
 
-def hypergeom_pmf(k: np.ndarray, big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarray:
+def hypergeom_pmf(
+    k: np.ndarray, big_n: np.ndarray, r: float | np.ndarray, n: np.ndarray
+) -> np.ndarray:
     """``P(k) = C(r, k)·C(N−r, n−k) / C(N, n)`` (0 outside the support)."""
     with np.errstate(invalid="ignore"):  # −inf − (−inf) outside the support: 0 below
         lp = log_comb(r, k) + log_comb(big_n - r, n - k) - log_comb(big_n, n)
@@ -107,7 +109,7 @@ def boost_hypergeom_pdf(x: int, r: int, n: int, big_n: int) -> float:
         while i < 3 and (res <= 1 or j >= 5):
             res *= num[i]
             i += 1
-    return float(min(max(res, 0.0), 1.0))
+    return min(max(float(res), 0.0), 1.0)
 
 
 def _boost_region(big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -118,7 +120,7 @@ def _boost_region(big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarray
     return integral & (big_n <= _BOOST_MAX_FACTORIAL) & (n >= 0) & (r >= 0) & (n <= big_n)
 
 
-def hypergeom_empty(big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarray:
+def hypergeom_empty(big_n: float | np.ndarray, r: float | np.ndarray, n: np.ndarray) -> np.ndarray:
     """``P(0) = C(N−r, n) / C(N, n)`` for n draws from N with r marked (1 when r = 0).
 
     For N <= 1754 Boost's own arithmetic (:func:`boost_hypergeom_pdf`, bit for bit what
@@ -268,6 +270,7 @@ class DensityModel:
             )
             prob = np.where(np.isfinite(lp), np.exp(lp), 0.0)
         else:
+            assert r is not None  # the Bernoulli model alone has no marked count
             prob = hypergeom_pmf(occ, big_n[..., None], r, s[..., None])
         prob = np.where(valid, prob, 0.0)
         total = prob.sum(axis=-1, keepdims=True)
@@ -275,6 +278,7 @@ class DensityModel:
         if self.kind == "hypergeometric":
             # Boost's values where it uses its factorial table (not normalised: Timeloop sums
             # the pdf as Boost returns it)
+            assert r is not None
             rr = np.full_like(s, float(r))
             exact = _boost_region(big_n, rr, s)
             for idx in zip(*np.nonzero(exact), strict=True):

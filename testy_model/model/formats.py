@@ -236,7 +236,7 @@ def metadata_units(
     # the innermost non-empty rank's payload is the data itself
     nonempty = (md > 0) | (pl > 0)
     first = np.argmax(nonempty, axis=-1)
-    has = nonempty.any(axis=-1)
+    has = np.asarray(nonempty.any(axis=-1))
     idx = np.arange(n_r)
     pl = np.where((idx == first[..., None]) & has[..., None], 0.0, pl)
     return md, pl

@@ -148,7 +148,7 @@ def _prepare(
         lts.append(layer_terms_sourced(layer, lp, arch, source, tensors, base_dir))
         sp = layer_sparse_opts(layer, arch, support, sparse)
         sps.append(sp)
-        key = (_structure_key(layer.problem), lp.transposed)
+        key: tuple[object, ...] = (_structure_key(layer.problem), lp.transposed)
         if sp is not None:
             key = (key, layer.problem.model_dump_json(), sp.model_dump_json())
         groups.setdefault(key, []).append(i)

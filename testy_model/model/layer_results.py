@@ -27,6 +27,7 @@ def _accesses(cost: NestCost, row: int, splits: bool) -> dict[str, dict[str, dic
     keeps the tensor in a
     format, ``format`` ``{kind: {split: [[metadata units, payload units] per rank]}}`` (rank 0
     innermost, Timeloop's numbering) and ``format_bits`` ``{kind: {split: bits}}``."""
+    assert cost.utilized is not None  # price() always sets it
     util = np.broadcast_to(cost.utilized, cost.reads.shape)[row]
     kinds = ("reads", "fills", "updates")
     names = {"random": "actual", "gated": "gated", "skipped": "skipped"}
@@ -98,18 +99,26 @@ def _evaluate_group(
     counts = dense_counts(prob, batch, conventions=conv, fanout_x=fx)
     opts = prep.sparse[idx[0]]
     fmts = [lt.formats for lt in prep.terms]
-    common = {"conventions": conv, "bounds": bounds}
     if opts is not None:
-        cost = price(prob, aa, batch, sparse=opts, counts=counts, **common)
+        cost = price(prob, aa, batch, sparse=opts, counts=counts, conventions=conv, bounds=bounds)
     else:
         terms = {t: _stack_terms([fmts[i][t] for i in idx]) for t in fmts[idx[0]]}
         tv = np.array([prep.terms[i].tasd_values for i in idx])
-        cost = price(prob, aa, batch, terms=terms, tasd_values=tv, counts=counts, **common)
+        cost = price(
+            prob,
+            aa,
+            batch,
+            terms=terms,
+            tasd_values=tv,
+            counts=counts,
+            conventions=conv,
+            bounds=bounds,
+        )
     if dense_nests is prep.nests:
-        dense = price(prob, dense_aa, batch, counts=counts, **common)
+        dense = price(prob, dense_aa, batch, counts=counts, conventions=conv, bounds=bounds)
     else:
         dbatch = stack_nests([dense_nests[i] for i in idx])
-        dense = price(prob, dense_aa, dbatch, **common)
+        dense = price(prob, dense_aa, dbatch, conventions=conv, bounds=bounds)
     out = []
     for row, i in enumerate(idx):
         layer = net.layers[i]

@@ -102,6 +102,17 @@ def _support(problem: Problem, aa: ArchArrays, tensor: str) -> OperandSparsity:
     return aa.sparsity.A if tensor == weight else aa.sparsity.B
 
 
+def _term_work(x: OperandTerm, sup: OperandSparsity) -> np.ndarray:
+    """A term's hardware work ratio: its ``work``, else :func:`latency.work_ratio` of its
+    pattern and density (that function's cache hashes its arguments: an array density, which
+    cannot be hashed, goes to the uncached function)."""
+    if x.work is not None:
+        return _arr(x.work)
+    if isinstance(x.density, np.ndarray):
+        return _arr(lat.work_ratio.__wrapped__(x.pattern, x.density, sup))
+    return _arr(lat.work_ratio(x.pattern, x.density, sup))
+
+
 @dataclass(frozen=True)
 class TermScaling:
     """Per tensor: value scale ``Σ d`` and metadata bits per dense word ``Σ d·b`` (B?, T); the
@@ -134,10 +145,7 @@ def term_scaling(
         if t == problem.output:
             continue
         sup = _support(problem, aa, t)
-        r = sum(
-            _arr(x.work) if x.work is not None else _arr(lat.work_ratio(x.pattern, x.density, sup))
-            for x in ts
-        )
+        r = sum(_term_work(x, sup) for x in ts)
         work = work * r
         eff = eff * sum(_arr(x.density if x.nonzero is None else x.nonzero) for x in ts)
     scale_a = np.stack(np.broadcast_arrays(*scale), axis=-1)

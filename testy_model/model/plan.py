@@ -137,16 +137,16 @@ class Plan(BaseModel):
         for name in self.layers:
             if name not in names:
                 shown = ", ".join(list(names)[:20]) + (" ..." if len(names) > 20 else "")
-                where = (
-                    {"file": str(source)}
+                file = (
+                    str(source)
                     if isinstance(source, (str, Path)) and str(source).endswith((".yaml", ".yml"))
-                    else {}
+                    else None
                 )
                 raise SpecError(
                     f"plan layer {name!r} is not a layer of the network{did_you_mean(name, names)}"
                     f" (its layers: {shown})",
-                    key_path=f"plan.layers.{name}" if where else None,
-                    **where,
+                    key_path=f"plan.layers.{name}" if file else None,
+                    file=file,
                 )
 
     @classmethod

@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,14 +115,13 @@ def _price_group_points(
     batch = base.select(rows)
     dims = prob.dimensions
     bounds = np.array([[net.layers[i].problem.bounds[d] for d in dims] for i in idx])[rows]
-    tiled = dataclasses.replace(
-        points,
-        **{
-            f.name: np.tile(v, (g,) + (1,) * (v.ndim - 1)) if v.ndim >= 2 else np.tile(v, g)
-            for f in dataclasses.fields(points)
-            if isinstance(v := getattr(points, f.name), np.ndarray)
-        },
-    )
+    # field name -> its value tiled over the layers (Any: the fields' types differ)
+    tiles: dict[str, Any] = {
+        f.name: np.tile(v, (g,) + (1,) * (v.ndim - 1)) if v.ndim >= 2 else np.tile(v, g)
+        for f in dataclasses.fields(points)
+        if isinstance(v := getattr(points, f.name), np.ndarray)
+    }
+    tiled = dataclasses.replace(points, **tiles)
     opts = prep.sparse[idx[0]]
     # the dense counts depend on the mappings only: once per layer, repeated over points
     fx = points.fanout_x[0] if points.fanout_x is not None else None

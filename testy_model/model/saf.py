@@ -216,7 +216,7 @@ def spatial_skipping(
     n_b = table.dim.shape[0]
     n_l, n_t = has_md.shape
     tensors = problem.tensor_names
-    rel = {t: projection_matrix(problem, t).any(axis=0) for t in tensors}
+    rel = {t: np.asarray(projection_matrix(problem, t).any(axis=0)) for t in tensors}
     ratio = np.ones((n_b, n_l + 1, n_t))
     mask = np.zeros((n_b, n_l, n_t), bool)
     need = np.ones((n_b, n_l + 1, n_t))

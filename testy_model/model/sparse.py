@@ -47,7 +47,7 @@ from testy_model.model.sparse_combine import (
     position_skipped,
     position_utilization,
 )
-from testy_model.spec.sparseloop import SparseOptimizations
+from testy_model.spec.sparseloop import ActionOptimization, SparseOptimizations
 from testy_model.spec.workload import Problem
 
 
@@ -126,7 +126,7 @@ def _layouts(
     assert dense.held is not None and dense.child is not None
     n_b, n_l = dense.tile.shape[:2]
     proj = projection_matrix(problem, t)
-    rel = proj.any(axis=0)
+    rel = np.asarray(proj.any(axis=0))
     sizes = tile_words(proj, table.mold)[0]  # (B, K)
     flat = (RankSpec("UOP", 0, 0, (tuple(range(len(problem.dimensions))),)),)
     out: dict[int, FormatLayout] = {}
@@ -368,11 +368,17 @@ def _saf_probabilities(
     tensors = problem.tensor_names
     shape = dense.reads.shape
     n_b = shape[0]
-    st = SafState(*(np.zeros(shape, bool) for _ in range(3)), np.zeros(shape), np.zeros(shape))
+    st = SafState(
+        np.zeros(shape, bool),
+        np.zeros(shape, bool),
+        np.zeros(shape, bool),
+        np.zeros(shape),
+        np.zeros(shape),
+    )
     rows = np.arange(n_b)
 
-    def comp_at(name: str, a: object) -> bool:
-        f = opts.target(name).format_of(a.target)  # type: ignore[attr-defined]
+    def comp_at(name: str, a: ActionOptimization) -> bool:
+        f = opts.target(name).format_of(a.target)
         return f is not None and any(r.format in ("CP", "B", "RLE") for r in f.ranks)
 
     for kind in ("gating", "skipping"):

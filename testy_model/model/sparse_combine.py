@@ -19,6 +19,8 @@ from testy_model.spec.workload import Problem
 
 SPLITS = ("random", "gated", "skipped")
 KINDS = ("reads", "fills", "updates")
+#: kind -> split -> (B, L, T[, ...]) array: the counts and format units :func:`combine` fills
+_Split = dict[str, dict[str, np.ndarray]]
 
 
 @dataclass
@@ -113,7 +115,16 @@ def combine(
     return counts, fmts, (computes, gs, gs_p)
 
 
-def _finalize(counts, fmts, mx, mxf, m, ti, rows, bug: bool) -> None:
+def _finalize(
+    counts: _Split,
+    fmts: _Split,
+    mx: dict[str, np.ndarray],
+    mxf: dict[str, np.ndarray],
+    m: int,
+    ti: int,
+    rows: np.ndarray,
+    bug: bool,
+) -> None:
     """Copy the running maxima of (m, t) into the actual counts for ``rows``; with ``bug``
     the metadata reads take the metadata updates, as Timeloop's combiner does for a level
     reached from an optimization above."""
@@ -127,7 +138,20 @@ def _finalize(counts, fmts, mx, mxf, m, ti, rows, bug: bool) -> None:
         )
 
 
-def _local_saf(counts, fmts, mx, mxf, dense, saf, m, ti, rows, p, is_out, n_ranks) -> None:
+def _local_saf(
+    counts: _Split,
+    fmts: _Split,
+    mx: dict[str, np.ndarray],
+    mxf: dict[str, np.ndarray],
+    dense: DenseCounts,
+    saf: SafState,
+    m: int,
+    ti: int,
+    rows: np.ndarray,
+    p: np.ndarray,
+    is_out: bool,
+    n_ranks: np.ndarray,
+) -> None:
     """Split the reads and updates of (m, t) into gated or skipped with probability ``p``
     (``ApplyLocalStorageSAFImpact``)."""
     if not rows.any():
@@ -147,6 +171,7 @@ def _local_saf(counts, fmts, mx, mxf, dense, saf, m, ti, rows, p, is_out, n_rank
     counts["updates"]["random"][:, m, ti] = np.where(
         rows, u - d_u, counts["updates"]["random"][:, m, ti]
     )
+    assert dense.child is not None
     child = dense.child[:, m, ti]
     n_l = n_ranks.shape[0]
     n_child = np.where(child < n_l, n_ranks[np.minimum(child, n_l - 1), ti], n_ranks[m, ti])
@@ -267,7 +292,7 @@ def position_utilization(
     util = np.ones(n_b)
     for ti, (li, _comp) in pos_skip.items():
         t = problem.tensor_names[ti]
-        rel = projection_matrix(problem, t).any(axis=0)
+        rel = np.asarray(projection_matrix(problem, t).any(axis=0))
         slots = [k for k in table.level_slots(li) if table.spatial[k]]
         fan = np.ones(n_b)
         for k in slots:

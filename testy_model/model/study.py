@@ -143,7 +143,7 @@ def report_from_cost(
 ) -> StudyReport:
     """Lay row ``row`` of ``cost`` out per level and tensor (module docstring)."""
     d = cost.dense
-    assert d is not None and d.held is not None
+    assert d is not None and d.held is not None and cost.utilized is not None
     util = np.broadcast_to(cost.utilized, cost.reads.shape)[row]
     streamed = d.streamed[row] if d.streamed is not None else np.zeros_like(d.held[row])
     split = {"actual": "random", "gated": "gated", "skipped": "skipped"}

@@ -128,9 +128,9 @@ def _expected(
     series: TasdSeries, density: float, hyper: bool, tensor_size: int | None
 ) -> tuple[float, ...]:
     """Closed-form kept density of each term (memoised: layers often share series and density)."""
-    from testy_model.tasd.stats import expected_kept
+    from testy_model.tasd.stats import Distribution, expected_kept
 
-    dist = "hypergeometric" if hyper else "bernoulli"
+    dist: Distribution = "hypergeometric" if hyper else "bernoulli"
     ek = expected_kept(series, density, dist, tensor_size=tensor_size)
     return tuple(float(x) for x in np.asarray(ek.terms).reshape(len(series.terms)))
 
