@@ -33,13 +33,20 @@ from __future__ import annotations
 from collections.abc import Mapping as MappingABC
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from testy_model.model import energy as en
 from testy_model.model.arrays import ArchArrays
 from testy_model.model.buffer import KINDS, SPLITS, StageCounts, price_counts
-from testy_model.model.cost import OperandTerm, capacity_fits, evaluate_terms, stage_totals
+from testy_model.model.cost import (
+    NestCost,
+    OperandTerm,
+    capacity_fits,
+    evaluate_terms,
+    stage_totals,
+)
 from testy_model.model.nest import LoopNests
 from testy_model.spec.conventions import Conventions
 from testy_model.spec.workload import Problem
@@ -230,7 +237,7 @@ def candidate_features(
     )
 
 
-def _stage_arrays(cost, n_b: int) -> dict[str, np.ndarray]:
+def _stage_arrays(cost: NestCost, n_b: int) -> dict[str, np.ndarray]:
     """The priced stage of ``cost`` as packed (B, ...) arrays (:class:`CandidateFeatures`)."""
     st = cost.stage
     assert st is not None
@@ -295,23 +302,22 @@ def pair_cost(f: CandidateFeatures, aa: ArchArrays, grid: bool) -> PairCost:
             # row, so the per-candidate vector counts are computed once, not per point
             return x[:1][None] if np.all(x == x[:1]) else x[None]
 
-        view = dataclasses.replace(
-            aa,
-            **{
-                k: point_axis(getattr(aa, k))
-                for k in (
-                    "datawidth",
-                    "read_bw",
-                    "write_bw",
-                    "shared_bw",
-                    "block_words",
-                    "md_access_bits",
-                    "op_energy",
-                    "mac_op_energy",
-                )
-                if getattr(aa, k) is not None
-            },
-        )
+        # field name -> its point axis (Any: dataclasses.replace checks each field's type)
+        axes: dict[str, Any] = {
+            k: point_axis(getattr(aa, k))
+            for k in (
+                "datawidth",
+                "read_bw",
+                "write_bw",
+                "shared_bw",
+                "block_words",
+                "md_access_bits",
+                "op_energy",
+                "mac_op_energy",
+            )
+            if getattr(aa, k) is not None
+        }
+        view = dataclasses.replace(aa, **axes)
         stage = f.stage((slice(None), None))
     else:
         view, stage = aa, f.stage()

@@ -9,6 +9,7 @@ results at representative points are generated once per worker process and price
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from testy_model.dse.batch import CandidateFeatures, candidate_features
 from testy_model.dse.context import _BASE_ARCH, _NETWORKS, SweepContext
@@ -21,10 +22,22 @@ from testy_model.model.terms import TermFormat, layer_terms
 from testy_model.spec.arch import Architecture
 from testy_model.spec.workload import Layer, Problem
 
+if TYPE_CHECKING:
+    from testy_model.mapper.context import Objective
+
+
+class _SeedSearch(TypedDict):
+    """Keyword arguments of :func:`~testy_model.mapper.find_mapping` for the seed search."""
+
+    beam: int
+    n_random: int
+    max_rounds: int
+
+
 #: Beam-search settings of the mapper's own searches at representative points: lighter than
 #: ``find_mapping``'s defaults (about 2x faster on ResNet-50, a few % higher per-layer EDP on its
 #: own; the shared candidates then compete with it at every point).
-SEED_SEARCH: dict[str, int] = {"beam": 4, "n_random": 128, "max_rounds": 12}
+SEED_SEARCH: _SeedSearch = {"beam": 4, "n_random": 128, "max_rounds": 12}
 
 #: Shared candidates per layer shape (``mapper.candidate_nests``'s ``limit``: the whole space when
 #: it is at most this large, else this many seeded random factorisations, the invalid dropped).
@@ -59,7 +72,9 @@ def _shared_candidates(skey: str, problem: Problem, arch: Architecture) -> LoopN
         pi = index_problem(problem, {}, {})
         ai = index_arch(_unbounded(arch), problem, pi, None)
         _CANDS[key] = to_nests(pi, ai, cand)
-    return _CANDS[key]
+    hit = _CANDS[key]
+    assert hit is not None  # None is cached for the seed searches only
+    return hit
 
 
 def _terms(fmts: dict[str, list[TermFormat]]) -> dict[str, list[OperandTerm]]:
@@ -93,8 +108,9 @@ def _seed_nests(
                 res = find_mapping(
                     problem,
                     rep,
-                    objective=ctx.objective,  # type: ignore[arg-type]
-                    densities=terms,  # type: ignore[arg-type]
+                    # SweepSpec's validator admits only the mapper's objectives
+                    objective=cast("Objective", ctx.objective),
+                    densities=terms,
                     conventions=ctx.conventions,
                     **SEED_SEARCH,
                 )
@@ -150,7 +166,7 @@ def _features(
     seeds = _seed_nests(ctx, "struct:" + skey, reps, layer.problem, terms)
     parts += [] if seeds is None else [seeds]
     if not parts:
-        _FEATS[key] = None  # type: ignore[assignment]
+        _FEATS[key] = None
         return None
     nests = stack_nests(parts)
     feats = candidate_features(

@@ -58,7 +58,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -102,6 +102,9 @@ from testy_model.spec.arch import Architecture
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.sweep_spec import RandomSpace, SweepSpec, load_sweep
 from testy_model.spec.workload import Layer, Network
+
+if TYPE_CHECKING:
+    from testy_model.plan_search.plan import Objective
 
 __all__ = [
     "CACHE_LIMIT",
@@ -246,8 +249,9 @@ def _search_totals(
             net,
             arch,
             budget=ctx.budget,
-            objective=ctx.objective,
-            mappings=maps[i],  # type: ignore[arg-type]
+            # SweepSpec's validator admits only the search's objectives
+            objective=cast("Objective", ctx.objective),
+            mappings=maps[i],
         )
         t = rep.totals("plan")
         tot.cycles[i], tot.seconds[i], tot.energy[i] = t.cycles, t.seconds, t.energy_pj

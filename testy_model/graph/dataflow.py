@@ -115,8 +115,10 @@ def network_graph(net: Network) -> nx.DiGraph:
         SpecError: a cycle, or an ``order`` that runs a node before one of its inputs.
     """
     nodes, inputs = _nodes(net)
-    g = nx.DiGraph(name=net.name, network=net)
-    declared = [n for n in nodes if isinstance(n, Operator) and n.op == "input"]
+    g: nx.DiGraph[str] = nx.DiGraph(name=net.name, network=net)
+    declared: list[Layer | Operator] = [
+        n for n in nodes if isinstance(n, Operator) and n.op == "input"
+    ]
     declared += [n for n in nodes if not (isinstance(n, Operator) and n.op == "input")]
     for node in declared:
         if isinstance(node, Layer):

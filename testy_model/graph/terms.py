@@ -67,7 +67,7 @@ def build_graph(
     dg = as_graph(network)
     net: Network = dg.graph["network"]
     pl = Plan.coerce(plan)
-    g = nx.DiGraph(
+    g: nx.DiGraph[str] = nx.DiGraph(
         network=net.name, arch=arch.name, plan=str(pl), densities_source=densities_source
     )
     g.graph["_out"] = {}

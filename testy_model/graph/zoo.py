@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from testy_model.errors import SpecError
 from testy_model.graph.zoo_builder import GraphBuilder, ZooNetwork, batched_gemm, conv_out
@@ -66,6 +66,14 @@ __all__ = [
     "resnet50",
     "vit_b16",
 ]
+
+
+class _LinearArgs(TypedDict):
+    """The keyword arguments a block passes to every :meth:`GraphBuilder.linear`."""
+
+    tokens: int
+    bias: bool
+    act_density: float
 
 
 #: Non-zero fraction of post-ReLU conv inputs: 1 − 0.44 (Cnvlutin, ISCA 2016; module docstring).
@@ -208,7 +216,7 @@ def _encoder_layers(
     if hidden % heads:
         raise SpecError(f"hidden size {hidden} is not divisible by {heads} heads")
     tokens = tokens_per_seq * batch
-    lin = {"tokens": tokens, "bias": True, "act_density": 1.0}
+    lin: _LinearArgs = {"tokens": tokens, "bias": True, "act_density": 1.0}
     for i in range(layers):
         pre = f"{prefix}.{i}"
         h = b.op("layernorm", f"{pre}.norm1", (x,), constant_words=2 * hidden) if pre_norm else x
@@ -374,7 +382,7 @@ def llama_block(
     q_len = seq_len if mode == "prefill" else 1
     tokens = batch * q_len
     b = GraphBuilder(_check_sparsity(weight_sparsity))
-    lin = {"tokens": tokens, "bias": False, "act_density": 1.0}
+    lin: _LinearArgs = {"tokens": tokens, "bias": False, "act_density": 1.0}
     x = b.input("hidden", (tokens, hidden))
     outputs = []
     for i in range(layers):

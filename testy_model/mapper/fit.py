@@ -191,7 +191,7 @@ def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndar
     return spatial_order, split
 
 
-def _instances_of(ai: ArchIndex, level: int, rows: np.ndarray) -> np.ndarray:
+def _instances_of(ai: ArchIndex, level: int | np.integer, rows: np.ndarray) -> np.ndarray:
     """(U, D) instances of one level's spatial factor rows (:func:`effective_spatial`)."""
     n_l = len(ai.names)
     full = np.ones((rows.shape[0], n_l, rows.shape[1]), dtype=rows.dtype)

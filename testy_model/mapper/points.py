@@ -234,12 +234,12 @@ def best_per_point(
     aa = arch_arrays(list(archs))
     chosen = np.full(len(archs), -1, dtype=np.int64)
     n_pairs = np.zeros(len(archs), dtype=np.int64)
-    for _key, pts, tm, ok in plan:
+    for _key, at, tm, ok in plan:
         cols = np.concatenate([tm, n_tmpl + ok])
-        n_pairs[pts] = cols.size
+        n_pairs[at] = cols.size
         if cols.size:
-            chosen[pts] = _price_features(
-                problem, ctx0, nests, aa, pts, cols, objective, max_pairs, conventions
+            chosen[at] = _price_features(
+                problem, ctx0, nests, aa, at, cols, objective, max_pairs, conventions
             )
     bad = np.nonzero(chosen < 0)[0]
     if bad.size:

@@ -247,8 +247,9 @@ def _random_candidates(ctx: _Ctx, n: int, seed: int) -> Candidates:
     return cand.take(np.nonzero(ctx.valid(cand))[0])
 
 
-def _best(scores: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-    """Candidate indices sorted best first: objective, then EDP, energy, position."""
+def _best(scores: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Candidate indices sorted best first: objective, then EDP, energy, position
+    (``scores``: objective, EDP, energy)."""
     obj, edp, energy = scores
     return np.lexsort((np.arange(obj.size), energy, edp, obj))
 

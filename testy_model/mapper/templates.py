@@ -75,7 +75,7 @@ def _base_exps(pi: ProblemIndex, ai: ArchIndex) -> np.ndarray:
 
 
 def _fill_trials(
-    ctx: _Ctx, E: np.ndarray, slot: int, dims: Sequence[int], open_: np.ndarray
+    ctx: _Ctx, E: np.ndarray, slot: int, dims: Sequence[int] | np.ndarray, open_: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]] | None:
     """The trials of one :func:`_templates` fill step: every split of the remaining prime
     exponents of ``dims`` moved from the outermost slot into ``slot`` (every sub-vector of each

@@ -360,7 +360,9 @@ class MiniLM:
         return self._weight_cache[key]
 
     # -- forward ---------------------------------------------------------------------------
-    def _linear(self, x: np.ndarray, name: str, w: np.ndarray, act: TasdSeries | None):
+    def _linear(
+        self, x: np.ndarray, name: str, w: np.ndarray, act: TasdSeries | None
+    ) -> np.ndarray:
         if act is not None and not act.is_dense:
             x = tasd_approx(x, act)
         return x @ w.T + self.w[f"encoder.{name}.bias"]

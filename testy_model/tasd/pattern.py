@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import total_ordering
 
@@ -191,7 +192,7 @@ class TasdSeries:
     def __len__(self) -> int:
         return len(self.terms)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[NMPattern]:
         return iter(self.terms)
 
     def __lt__(self, other: object) -> bool:
