@@ -64,7 +64,7 @@ def plan_cosine(
     model: MiniLM,
     sentences: Sequence[str],
     tables: Sequence[LayerTable],
-    idx: Sequence[int],
+    idx: Sequence[int] | np.ndarray,
     weight_sparsity: float = 0.0,
     ref: np.ndarray | None = None,
 ) -> float:

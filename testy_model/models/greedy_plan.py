@@ -39,10 +39,10 @@ def greedy_path(
     n_c = loss.shape[1]
     energy = np.full((n_l, n_c), np.inf)
     secs = np.full((n_l, n_c), np.inf)
-    for li, t in enumerate(tables):
+    for j, t in enumerate(tables):
         c = len(t.options)
-        energy[li, :c] = t.energy_pj
-        secs[li, :c] = t.seconds
+        energy[j, :c] = t.energy_pj
+        secs[j, :c] = t.seconds
     ok = np.isfinite(loss)
     idx = np.array([t.dense for t in tables], dtype=np.int64)
     rows = np.arange(n_l)
@@ -80,7 +80,9 @@ def prefix_indices(tables: Sequence[LayerTable], path: Sequence[Step], k: int) -
     return idx
 
 
-def plan_of(tables: Sequence[LayerTable], idx: Sequence[int]) -> dict[str, tuple[str, str]]:
+def plan_of(
+    tables: Sequence[LayerTable], idx: Sequence[int] | np.ndarray
+) -> dict[str, tuple[str, str]]:
     """The non-dense layers of a choice: layer -> (weight series, activation series)."""
     out = {}
     for t, i in zip(tables, idx, strict=True):

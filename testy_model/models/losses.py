@@ -61,14 +61,16 @@ class LossCache:
             )
         out = cls()
         for row in df.itertuples(index=False):  # one entry per row of a small table
+            # pandas-stubs types every itertuples field as any pandas scalar (dates, None ...):
+            # float() takes the numbers read_csv reads from these columns
             key = (
                 str(row.layer),
                 str(row.weight),
                 str(row.activation),
-                float(row.weight_sparsity),
+                float(row.weight_sparsity),  # type: ignore[arg-type]
                 str(row.sentences),
             )
-            out.entries[key] = float(row.loss)
+            out.entries[key] = float(row.loss)  # type: ignore[arg-type]
         return out
 
     def save(self, path: str | Path) -> None:

@@ -13,6 +13,8 @@ from testy_model.spec.workload import Density, Layer, Network, gemm
 from testy_model.tasd.pattern import TasdSeries
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from testy_model.models.minilm import MiniLM
     from testy_model.plan_search import LayerTable
 
@@ -50,7 +52,9 @@ def cost_tables(network: Network, arch: Architecture, max_terms: int = 2) -> lis
     return out
 
 
-def totals(tables: Sequence[LayerTable], idx: Sequence[int]) -> tuple[float, float, float]:
+def totals(
+    tables: Sequence[LayerTable], idx: Sequence[int] | np.ndarray
+) -> tuple[float, float, float]:
     """(energy pJ, seconds, EDP pJ·s) of choosing option ``idx[l]`` in layer l; layers run in
     sequence: ``E = Σ E_l``, ``t = Σ t_l``, ``EDP = E·t``."""
     e = float(sum(t.energy_pj[i] for t, i in zip(tables, idx, strict=True)))

@@ -142,7 +142,7 @@ def class_mapping(
 
     seen = oriented_arch(arch, problem, transposed)
     dens = mapping_terms(terms)
-    return find_mapping(problem, seen, objective="edp", densities=dens).mapping  # type: ignore[arg-type]
+    return find_mapping(problem, seen, objective="edp", densities=dens).mapping
 
 
 def plan_mapping(layer: Layer, arch: Architecture, plan: LayerPlan) -> Mapping:
@@ -235,7 +235,7 @@ def _mappings(
     (None where the mapper finds no valid mapping for the class)."""
     out: list[Mapping | None] = [None] * len(opts)
     memo: dict[str, Mapping | None] = {}
-    for c in np.flatnonzero(todo):
+    for c in np.flatnonzero(todo).tolist():
         if mapping is not None:
             out[c] = mapping
             continue
@@ -343,10 +343,11 @@ def _price(
         "latency": {},
     }
     for transposed in (False, True):
-        rows = [c for c in np.flatnonzero(todo) if opts[c].transposed == transposed]
+        rows = [c for c in np.flatnonzero(todo).tolist() if opts[c].transposed == transposed]
         if not rows:
             continue
         seen = oriented_arch(arch, prob, transposed)
+        # maps[c] is not None: price_layer takes the options without a mapping out of ``todo``
         nests: LoopNests = stack_nests([nests_from_mapping(maps[c], seen, prob) for c in rows])  # type: ignore[arg-type]
         terms = {t: _batch_terms([r[c] for c in rows]) for t, r in inp.terms.items()}
         cost = evaluate_terms(prob, arch_arrays(seen), nests, terms, tasd_values=inp.tasd[rows])

@@ -253,7 +253,7 @@ def _greedy(
         cur_s = st.seconds[rows, idx][:, None]
         new_e = e_tot - cur_e + st.energy
         new_s = s_tot - cur_s + st.seconds
-        j_new = _objective_of(new_e, new_s, objective)  # type: ignore[arg-type]
+        j_new = _objective_of(new_e, new_s, objective)
         gain = j_now - j_new
         d_err = st.weight[:, None] * (st.error - st.error[rows, idx][:, None])
         mean_now = _mean_error(st, idx)
@@ -336,7 +336,7 @@ def _guard(
     ok = st.ok[rows, u].all(axis=1)
     ok &= (err * st.weight[None, :]).sum(axis=1) <= budget + _EPS
     ok &= (err <= layer_cap + _EPS).all(axis=1)
-    j = np.where(ok, _objective_of(e, s, objective), np.inf)  # type: ignore[arg-type]
+    j = np.where(ok, _objective_of(e, s, objective), np.inf)
     best_u = int(np.argmin(j))
     j_plan = _objective_of(*_totals(st, idx), objective)
     if np.isfinite(j[best_u]) and j[best_u] < j_plan * (1 - 1e-12):
