@@ -7,7 +7,7 @@ import importlib
 import sys
 import warnings
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -113,7 +113,7 @@ def one_line(text: str, limit: int = 2000) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``error: message`` on one line to stderr and exit with ``code``."""
     err_console.print(
         f"[bold red]error:[/] {escape(one_line(message))}", highlight=False, soft_wrap=True
@@ -166,7 +166,7 @@ def user_errors(func: F) -> F:
             except MemoryError:
                 fail("out of memory: the input is too large to process")
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)  # functools.wraps gives it func's name, signature and docstring
 
 
 def parse_params(items: list[str]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ the mapping in Timeloop's format (``load_mapping`` reads it back). The printed t
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
@@ -24,6 +24,7 @@ from testy_model.cli.outputs import check_output, write_text
 from testy_model.errors import SpecError
 
 if TYPE_CHECKING:
+    from testy_model.mapper.context import Objective
     from testy_model.spec.workload import Density
 
 _GEMM_RE = re.compile(r"^\s*([A-Za-z])\s*=\s*(\d+)\s*$")
@@ -110,7 +111,7 @@ def map_command(
     res = find_mapping(
         problem,
         a,
-        objective=objective,  # type: ignore[arg-type]
+        objective=cast("Objective", objective),  # one of ``objectives``: checked above
         sparse=design.sparse_opts,
         conventions=conv,
     )

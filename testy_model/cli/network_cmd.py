@@ -15,6 +15,8 @@ from testy_model.cli.outputs import check_output, save_figure
 from testy_model.errors import SpecError
 
 if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+
     from testy_model.graph.zoo import ZooNetwork
     from testy_model.spec.workload import Layer, Network
 
@@ -114,7 +116,7 @@ def show_network(
         params["weight_sparsity"] = weight_sparsity
     network, zoo = _load(name, params)
     table = Table(title=f"{network.name}: {len(network.layers)} GEMM layers")
-    for col, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("#", "right"),
         ("layer", "left"),
         ("kind", "left"),
@@ -123,8 +125,9 @@ def show_network(
         ("params", "right"),
         ("w dens", "right"),
         ("a dens", "right"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    )
+    for col, justify in columns:
+        table.add_column(col, justify=justify)
     for i, layer in enumerate(network.layers):
         prob = layer.problem
         params_txt = "-" if zoo is None else f"{zoo.layer_params.get(layer.name, 0):,}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from testy_model.plan_search import SearchReport
+    from testy_model.plan_search.plan import Mode, Objective
     from testy_model.spec.inputs import Design
     from testy_model.spec.mapping import Mapping
     from testy_model.spec.workload import Network
@@ -265,8 +266,8 @@ def search_command(
             net,
             a,
             budget=budget,
-            mode=mode,  # type: ignore[arg-type]
-            objective=objective,  # type: ignore[arg-type]
+            mode=cast("Mode", mode),  # in MODES: checked above
+            objective=cast("Objective", objective),  # in OBJECTIVES: checked above
             mappings=m,
             max_terms=max_terms,
             layer_cap=layer_cap,

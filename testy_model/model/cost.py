@@ -136,7 +136,7 @@ def fanout_ok(problem: Problem, aa: ArchArrays, nests: LoopNests) -> np.ndarray:
     factors of ``spec.validate.effective_spatial_factors`` (the validator's rule 3: along the
     axis of an N:M operand whose zeros the engine skips, a factor f occupies only
     ``worst_case_per_block(f)`` instances, e.g. K32 of a 2:4 operand needs 16)."""
-    eff = effective_spatial_factors(nests.spatial, aa, problem, aa.level_names)  # type: ignore[arg-type]
+    eff = effective_spatial_factors(nests.spatial, aa, problem, aa.level_names)
     return (eff.prod(axis=2) <= aa.fanout).all(axis=1)
 
 

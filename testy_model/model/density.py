@@ -26,10 +26,15 @@ Units: probabilities; shapes and occupancies in values (words).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from testy_model.spec.workload import Density, Problem
 
 _LANCZOS = (
     0.99999999999980993,
@@ -389,13 +394,16 @@ def _banded_support(model: DensityModel, s: np.ndarray) -> tuple[np.ndarray, np.
     return occ.reshape(*s.shape, width), prob.reshape(*s.shape, width)
 
 
-def model_of(density: object, tensor_size: float, dims: tuple[int, int] = (1, 1)) -> DensityModel:
+def model_of(
+    density: Density | None, tensor_size: float, dims: tuple[int, int] = (1, 1)
+) -> DensityModel:
     """The :class:`DensityModel` of a spec :class:`~testy_model.spec.workload.Density` for a
     tensor of ``tensor_size`` values (``dims``: its two ranks' sizes, for ``banded``)."""
     kind = getattr(density, "kind", "dense")
     value = float(getattr(density, "value", 1.0))
     if kind == "nm":
-        pat = density.pattern  # type: ignore[attr-defined]
+        assert density is not None and density.pattern is not None  # Density's own check
+        pat = density.pattern
         return DensityModel("nm", pat.density, float(tensor_size), pat.n, pat.m)
     if kind == "banded":
         bw = int(getattr(density, "band_width", 0) or 0)
@@ -407,17 +415,19 @@ def model_of(density: object, tensor_size: float, dims: tuple[int, int] = (1, 1)
     return DensityModel(kind, value, float(tensor_size))
 
 
-def density_models(problem: object, densities: object = None) -> dict[str, DensityModel]:
+def density_models(
+    problem: Problem, densities: MappingABC[str, Density] | None = None
+) -> dict[str, DensityModel]:
     """Density models of every tensor of ``problem`` (``densities`` overrides
     ``problem.densities``); tensor sizes from the problem's bounds."""
     out = {}
     given = dict(getattr(problem, "densities", {}) or {})
-    given.update(dict(densities or {}))  # type: ignore[call-overload]
-    for t in problem.tensor_names:  # type: ignore[attr-defined]
-        size = float(problem.full_size(t))  # type: ignore[attr-defined]
-        ranks = problem.data_space(t).projection  # type: ignore[attr-defined]
-        bounds = problem.bounds  # type: ignore[attr-defined]
-        ext = [sum(problem.coef(c) * (bounds[d] - 1) for d, c in r) + 1 for r in ranks]  # type: ignore[attr-defined]
+    given.update(dict(densities or {}))
+    for t in problem.tensor_names:
+        size = float(problem.full_size(t))
+        ranks = problem.data_space(t).projection
+        bounds = problem.bounds
+        ext = [sum(problem.coef(c) * (bounds[d] - 1) for d, c in r) + 1 for r in ranks]
         dims = (int(ext[0]), int(ext[-1])) if ext else (1, 1)
         out[t] = model_of(given.get(t), size, dims)
     return out

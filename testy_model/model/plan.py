@@ -44,7 +44,7 @@ class LayerPlan(BaseModel):
     @field_validator("weights", "activations", mode="before")
     @classmethod
     def _parse(cls, v: object) -> TasdSeries:
-        return TasdSeries.parse("dense" if v is None else v)  # type: ignore[arg-type]
+        return TasdSeries.parse("dense" if v is None else v)
 
     @field_validator("orientation", mode="before")
     @classmethod

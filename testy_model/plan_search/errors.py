@@ -21,7 +21,7 @@ import numpy as np
 from testy_model.model.cost import OperandTerm
 from testy_model.model.terms import kept_densities, reduction_axis, term_formats
 from testy_model.plan_search.candidates import native_series, roles
-from testy_model.spec.arch import OperandSparsity
+from testy_model.spec.arch import Architecture, OperandSparsity
 from testy_model.spec.workload import Density, Layer
 from testy_model.tasd.pattern import TasdSeries
 
@@ -173,9 +173,13 @@ def terms_and_error(
 
 @lru_cache(maxsize=65536)
 def _closed_terms(
-    series: TasdSeries, density: Density, support: OperandSparsity, size: int, metric: str
+    series: TasdSeries,
+    density: Density,
+    support: OperandSparsity,
+    size: int,
+    metric: ErrorMetric,
 ) -> tuple[list[OperandTerm], float]:
-    return _terms_and_error_uncached(Operand("x", density, size), series, support, metric)  # type: ignore[arg-type]
+    return _terms_and_error_uncached(Operand("x", density, size), series, support, metric)
 
 
 def _terms_and_error_uncached(
@@ -200,7 +204,7 @@ def native(op: Operand, support: OperandSparsity) -> TasdSeries:
 
 def candidate_error(
     layer: Layer,
-    arch: object,
+    arch: Architecture,
     weights: str,
     activations: str,
     orientation: str = "weight",
@@ -212,7 +216,7 @@ def candidate_error(
     ops = layer_operands(layer)
     w, a = TasdSeries.parse(weights), TasdSeries.parse(activations)
     weight, act = roles(layer.problem)
-    w_sup, a_sup = operand_supports(arch, orientation == "activation")  # type: ignore[arg-type]
+    w_sup, a_sup = operand_supports(arch, orientation == "activation")
     e_w = terms_and_error(ops[weight], w, w_sup, metric)[1] if weight is not None else 0.0
     e_a = terms_and_error(ops[act], a, a_sup, metric)[1]
     return float(combine_errors(e_w, e_a))

@@ -28,14 +28,14 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
 from testy_model.errors import SpecError
 from testy_model.model.plan import Plan
 from testy_model.plan_search.candidates import candidates
-from testy_model.plan_search.errors import ERROR_METRICS
+from testy_model.plan_search.errors import ERROR_METRICS, ErrorMetric
 from testy_model.plan_search.pricing import LayerTable, MapperFn, price_candidates
 from testy_model.plan_search.report import SearchReport
 from testy_model.plan_search.selection import select_global, select_per_layer
@@ -188,7 +188,8 @@ def search(
                 opts,
                 max_terms=max_terms,
                 error_cap=error_cap,
-                error_metric=error_metric,  # type: ignore[arg-type]
+                # checked against ERROR_METRICS above
+                error_metric=cast(ErrorMetric, error_metric),
             )
         )
         if progress is not None:

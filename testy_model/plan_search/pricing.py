@@ -158,6 +158,7 @@ def default_mapper(problem: Problem, arch: Architecture, objective: str) -> Mapp
     (``edp``/``latency``/``energy``; cached by shape in the mapper)."""
     from testy_model.mapper import find_mapping
 
+    # a MapperFn takes any str; find_mapping rejects an objective it does not know itself
     return find_mapping(problem, arch, objective=objective, densities={}).mapping  # type: ignore[arg-type]
 
 
@@ -214,6 +215,7 @@ def _batch_terms(rows: list[list[OperandTerm]]) -> list[OperandTerm]:
                 density=np.array([float(x.density) for x in pick]),
                 metadata_bits=np.array([float(x.metadata_bits) for x in pick]),
                 pattern=None,
+                # the terms come from TermFormat.operand_term(): work is a float, never None
                 work=np.array([float(x.work) for x in pick]),  # type: ignore[arg-type]
                 nonzero=np.array(
                     [float(x.density if x.nonzero is None else x.nonzero) for x in pick]

@@ -205,7 +205,7 @@ class HierarchicalPattern(_Frozen):
     @field_validator("coarse", "fine", mode="before")
     @classmethod
     def _parse(cls, v: object) -> NMPattern:
-        return NMPattern.parse(v)  # type: ignore[arg-type]
+        return NMPattern.parse(v)
 
     @property
     def density(self) -> float:

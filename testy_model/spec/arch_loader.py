@@ -119,7 +119,9 @@ def _component(comp: Cur, st: WalkState, v03: bool) -> None:
             if mesh_y is None:
                 mesh_y = st.instances // mesh_x
             if mesh_x * mesh_y != st.instances:
-                raise (mxc or myc).error(  # type: ignore[union-attr]
+                bad = mxc if mxc is not None else myc
+                assert bad is not None  # one of them is given (the enclosing if)
+                raise bad.error(
                     f"meshX x meshY = {mesh_x} x {mesh_y} = {mesh_x * mesh_y}, but {name!r} has "
                     f"{st.instances} instances from the replication above; expected equal"
                 )

@@ -33,7 +33,7 @@ Entries run in file order. ``load_network("model.onnx")`` reads an ONNX model in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -46,6 +46,10 @@ from testy_model.spec.mapping_loader import mapping_from_doc
 from testy_model.spec.problem_loader import _density, problem_from_doc
 from testy_model.spec.workload import Density, Layer, Network, Operator, Problem, conv2d, gemm
 from testy_model.spec.yaml_io import KNOWN_TOP_LEVEL
+
+if TYPE_CHECKING:
+    from testy_model.spec.accelergy import AreaTable, EnergyTable
+    from testy_model.spec.sparseloop import SparseOptimizations
 
 _GEMM_KEYS = ("M", "N", "K")
 _CONV_KEYS = {
@@ -217,7 +221,12 @@ def load_network(path: str | Path, *, skip_unknown: bool = False) -> Network:
     return net
 
 
-def load_any(path: str | Path) -> dict[str, Architecture | Problem | Mapping | Network]:
+def load_any(
+    path: str | Path,
+) -> dict[
+    str,
+    Architecture | Problem | Mapping | Network | SparseOptimizations | EnergyTable | AreaTable,
+]:
     """Load every part a file holds, detected by its top-level keys.
 
     Returns a dict with some of the keys ``"arch"``, ``"problem"``, ``"mapping"``, ``"network"``,
@@ -232,7 +241,10 @@ def load_any(path: str | Path) -> dict[str, Architecture | Problem | Mapping | N
         raise root.error(
             "expected a mapping with one of 'architecture', 'problem', 'mapping', 'network'"
         )
-    out: dict[str, Architecture | Problem | Mapping | Network] = {}
+    out: dict[
+        str,
+        Architecture | Problem | Mapping | Network | SparseOptimizations | EnergyTable | AreaTable,
+    ] = {}
     arch = problem = None
     if root.has("architecture"):
         arch = arch_from_doc(doc)
@@ -249,14 +261,14 @@ def load_any(path: str | Path) -> dict[str, Architecture | Problem | Mapping | N
 
         opts = load_sparse_optimizations(path)  # rejects unknown formats, actions, keys
         if not root.has("architecture"):
-            out["sparse_opts"] = opts  # type: ignore[assignment]
+            out["sparse_opts"] = opts
     if root.has("ERT") or root.has("ART"):
         from testy_model.spec.accelergy import load_art, load_ert
 
         if root.has("ERT"):
-            out["ert"] = load_ert(path)  # type: ignore[assignment]
+            out["ert"] = load_ert(path)
         if root.has("ART"):
-            out["art"] = load_art(path)  # type: ignore[assignment]
+            out["art"] = load_art(path)
     if not out:
         raise root.error(
             f"cannot tell what this file is: top-level keys {sorted(root.value)}; expected "

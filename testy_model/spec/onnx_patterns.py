@@ -106,8 +106,10 @@ def _normalise(ix: _Index, d: str, sqrt: Node) -> list[Node] | None:
 def _variance_chain(ix: _Index, sq: Node) -> Node | None:
     """``sq → ReduceMean → Add(ε) → Sqrt``: the Sqrt node, or None."""
     r = ix.only(sq.outputs[0], "ReduceMean")
-    a = ix.only(r.outputs[0], "Add") if r else None
-    if a is None or ix.scalar(ix.other(a, r.outputs[0]) or "") is None:  # type: ignore[union-attr]
+    if r is None:
+        return None
+    a = ix.only(r.outputs[0], "Add")
+    if a is None or ix.scalar(ix.other(a, r.outputs[0]) or "") is None:
         return None
     return ix.only(a.outputs[0], "Sqrt")
 

@@ -33,17 +33,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from testy_model.errors import MappingError
-from testy_model.spec.arch import Architecture, StorageLevel
+from testy_model.spec.arch import Architecture, SparsitySupport, StorageLevel
 from testy_model.spec.mapping import LevelMapping, Mapping
 from testy_model.spec.workload import Problem
 
 if TYPE_CHECKING:
     from testy_model.spec.sparseloop import SparseOptimizations
+
+
+class HasSparsity(Protocol):
+    """What rule 3 reads of an engine: its operands' sparsity support (an
+    :class:`Architecture`, or the cost model's stacked ``ArchArrays``)."""
+
+    @property
+    def sparsity(self) -> SparsitySupport: ...
 
 
 def _err(mapping: Mapping, problem: str, level: str | None = None) -> MappingError:
@@ -95,7 +103,7 @@ def tile_words(problem: Problem, tensor: str, extents: dict[str, int]) -> int:
 
 
 def _skipped_axes(
-    arch: Architecture,
+    arch: HasSparsity,
     problem: Problem,
     level: str,
     sparse_opts: SparseOptimizations | None,
@@ -160,7 +168,7 @@ def _effective_factor(factor: int, skipped: tuple[int, int]) -> int:
 
 def effective_spatial_factors(
     spatial: np.ndarray,
-    arch: Architecture,
+    arch: HasSparsity,
     problem: Problem,
     levels: Sequence[str],
     sparse_opts: SparseOptimizations | None = None,

@@ -58,7 +58,7 @@ class Density(_Frozen):
     @field_validator("pattern", mode="before")
     @classmethod
     def _parse_pattern(cls, v: object) -> NMPattern | None:
-        return None if v is None else NMPattern.parse(v)  # type: ignore[arg-type]
+        return None if v is None else NMPattern.parse(v)
 
     @model_validator(mode="after")
     def _check(self) -> Density:

@@ -65,8 +65,9 @@ class NMPattern:
             raise _bad(f"{self.n}:{self.m}", f"M must be at most {MAX_M}")
 
     @classmethod
-    def parse(cls, text: str | NMPattern) -> NMPattern:
-        """Parse ``"N:M"``; raises ``ValueError`` quoting ``text`` when malformed."""
+    def parse(cls, text: object) -> NMPattern:
+        """Parse ``"N:M"`` (a pattern passes through); raises ``ValueError`` quoting ``text``
+        when malformed or not a string."""
         if isinstance(text, NMPattern):
             return text
         if not isinstance(text, str):
@@ -149,8 +150,9 @@ class TasdSeries:
     terms: tuple[NMPattern, ...] = ()
 
     @classmethod
-    def parse(cls, text: str | TasdSeries | NMPattern) -> TasdSeries:
-        """Parse ``"2:8+1:8"``, ``"1:4"`` or ``"dense"``; ``ValueError`` quoting ``text`` if bad."""
+    def parse(cls, text: object) -> TasdSeries:
+        """Parse ``"2:8+1:8"``, ``"1:4"`` or ``"dense"`` (a series passes through, a pattern is a
+        one-term series); ``ValueError`` quoting ``text`` if bad or not a string."""
         if isinstance(text, TasdSeries):
             return text
         if isinstance(text, NMPattern):
