@@ -211,7 +211,9 @@ def _network_totals(
                 tot.valid[idx] = False
                 continue
             if base is None or extra is None:
-                nests, feats = base if extra is None else extra  # type: ignore[misc]
+                one = base if base is not None else extra
+                assert one is not None  # not both None: skipped above
+                nests, feats = one
             else:
                 nests = stack_nests([base[0], extra[0]])
                 feats = concat_features(base[1], extra[1])

@@ -42,7 +42,7 @@ from testy_model.estimators.node import (
     node_nm,
     nominal_vdd,
 )
-from testy_model.estimators.reference_points import Component
+from testy_model.estimators.reference_points import Component, Quantity
 
 #: Name recorded in ``StorageLevel.energy_source`` / ``ComputeUnit.energy_source`` for values
 #: derived here.
@@ -55,8 +55,8 @@ ESTIMATORS: tuple[str, ...] = ("DRAM", "register", "RF", "SRAM")
 UNBOUNDED_DEPTH = 16384
 
 
-def _f(comp: Component, action: str, k: float, depth_exp: float, width_exp: float) -> Fit:
-    return Fit(comp, action, math.log(k), depth_exp, width_exp)  # type: ignore[arg-type]
+def _f(comp: Component, action: Quantity, k: float, depth_exp: float, width_exp: float) -> Fit:
+    return Fit(comp, action, math.log(k), depth_exp, width_exp)
 
 
 #: The fitted E_45 formulas (module docstring), by (class, action).

@@ -164,14 +164,15 @@ def _templates(ctx: _Ctx, kinds: Sequence[str] = ("weight", "output", "input")) 
     for slot, which in steps:
         pending = {k: setup[k][2 + which] for k in range(len(kinds))}
         while pending:
-            trials = {k: _fill_trials(ctx, E[k], slot, dims, open_) for k, dims in pending.items()}
-            live = [k for k, tr in trials.items() if tr is not None]
+            found = {k: _fill_trials(ctx, E[k], slot, dims, open_) for k, dims in pending.items()}
+            trials = {k: tr for k, tr in found.items() if tr is not None}
+            live = list(trials)
             if not live:
                 break
-            sizes = [trials[k][0].shape[0] for k in live]  # type: ignore[index]
+            sizes = [trials[k][0].shape[0] for k in live]
             ok_all = ctx.valid(
                 Candidates(
-                    np.concatenate([trials[k][0] for k in live]),  # type: ignore[index]
+                    np.concatenate([trials[k][0] for k in live]),
                     np.repeat(np.stack([setup[k][0] for k in live]), sizes, axis=0),
                     np.repeat(np.stack([setup[k][1] for k in live]), sizes, axis=0),
                     ctx.orders,
@@ -179,7 +180,7 @@ def _templates(ctx: _Ctx, kinds: Sequence[str] = ("weight", "output", "input")) 
             )
             pending = {}
             for k, ok in zip(live, np.split(ok_all, np.cumsum(sizes)[:-1]), strict=True):
-                trial, prod, low, rest = trials[k]  # type: ignore[misc]
+                trial, prod, low, rest = trials[k]
                 if ok.any():
                     score = np.where(ok, prod, -1.0)
                     E[k] = trial[np.lexsort((np.arange(ok.size), -low, -score))[0]]

