@@ -109,7 +109,9 @@ def mapper_mappings(
                     layer.problem, arch, sparse=sparse, conventions=conventions
                 ).mapping
             else:  # the mapping the search prices the layer's plan on (one rule, shared)
-                out[layer.name] = plan_mapping(layer, arch, pl.for_layer(layer.name))
+                out[layer.name] = plan_mapping(
+                    layer, arch, pl.for_layer(layer.name), conventions=conventions
+                )
             prog.advance(task)
     return out
 

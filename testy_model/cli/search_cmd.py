@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from testy_model.cli.app import app, console, err_console, parse_params, user_errors
+from testy_model.cli.options import ConventionsOption
 from testy_model.cli.outputs import check_outputs, save_figure, write_text
 from testy_model.errors import SpecError
 
@@ -195,6 +196,7 @@ def search_command(
         1.0, "--layer-cap", help="Global mode: the largest error any one layer may take."
     ),
     objective: str = typer.Option("edp", "--objective", help="edp | latency | energy."),
+    conventions: ConventionsOption = "timeloop",
     mapping: str = typer.Option(
         "mapper", "--mapping", help="A mapping YAML used for every layer, or 'mapper'."
     ),
@@ -273,6 +275,7 @@ def search_command(
             progress=tick,
             activation_budget=activation_budget,
             error_metric=error_metric,
+            conventions=conventions,
         )
     con = console  # wide when piped (cli.app.PIPE_WIDTH)
     if not quiet:
