@@ -60,21 +60,6 @@ if TYPE_CHECKING:
     from testy_model.spec.sparseloop import SparseOptimizations
 
 
-def resolve_network(
-    network: str | None,
-    arch_path: str,
-    weight_sparsity: float | None,
-    sparse: bool,
-    params: dict | None = None,
-    skip_unknown: bool = False,
-) -> Network:
-    """The workload (see :func:`testy_model.spec.inputs.resolve_network`, the one reading every
-    command shares)."""
-    from testy_model.spec.inputs import resolve_network as _resolve
-
-    return _resolve(network, arch_path, weight_sparsity, sparse, params, skip_unknown)
-
-
 def mapper_mappings(
     net: Network,
     arch: Architecture,
