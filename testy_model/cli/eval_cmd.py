@@ -60,21 +60,6 @@ if TYPE_CHECKING:
     from testy_model.spec.sparseloop import SparseOptimizations
 
 
-def resolve_network(
-    network: str | None,
-    arch_path: str,
-    weight_sparsity: float | None,
-    sparse: bool,
-    params: dict | None = None,
-    skip_unknown: bool = False,
-) -> Network:
-    """The workload (see :func:`testy_model.spec.inputs.resolve_network`, the one reading every
-    command shares)."""
-    from testy_model.spec.inputs import resolve_network as _resolve
-
-    return _resolve(network, arch_path, weight_sparsity, sparse, params, skip_unknown)
-
-
 def mapper_mappings(
     net: Network,
     arch: Architecture,
@@ -109,7 +94,9 @@ def mapper_mappings(
                     layer.problem, arch, sparse=sparse, conventions=conventions
                 ).mapping
             else:  # the mapping the search prices the layer's plan on (one rule, shared)
-                out[layer.name] = plan_mapping(layer, arch, pl.for_layer(layer.name))
+                out[layer.name] = plan_mapping(
+                    layer, arch, pl.for_layer(layer.name), conventions=conventions
+                )
             prog.advance(task)
     return out
 

@@ -57,27 +57,14 @@ def _fmt_count(x: float) -> str:
 
 
 def _load(name: str, params: dict[str, Any]) -> tuple[Network, ZooNetwork | None]:
-    from testy_model.graph.zoo import describe_network, network_params
+    """A zoo network with its parameter accounting, or a network/problem/ONNX file (operators
+    it cannot price counted as traffic), read as every command reads ``--network``
+    (:func:`testy_model.spec.inputs.resolve_network`)."""
+    from testy_model.graph.zoo import describe_network
+    from testy_model.spec.inputs import resolve_network
 
-    path = Path(name)
-    if path.suffix.lower() in (".yaml", ".yml", ".onnx") or path.is_file():
-        if params:
-            raise SpecError(
-                f"--param/--weight-sparsity ({', '.join(sorted(params))}) apply to zoo networks "
-                "only",
-                file=name,
-            )
-        from testy_model.spec.inputs import require_file, resolve_network
-
-        require_file(path, "a network, problem or ONNX file, or a zoo network name")
-        return resolve_network(str(path), str(path), skip_unknown=True), None
-    accepted = network_params(name)
-    unused = sorted(k for k in params if k not in accepted)
-    if unused:
-        raise SpecError(
-            f"parameter(s) {', '.join(unused)} do not apply to network {name!r} "
-            f"(its parameters: {', '.join(accepted)}; give them as --param KEY=VALUE)"
-        )
+    if Path(name).is_file() or Path(name).suffix.lower() in (".yaml", ".yml", ".onnx"):
+        return resolve_network(name, name, params=params, skip_unknown=True), None
     zoo = describe_network(name, **params)
     return zoo.network, zoo
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import typer
 
 from testy_model.cli.app import app, console, err_console, parse_params, user_errors
+from testy_model.cli.options import ConventionsOption
 from testy_model.cli.outputs import check_outputs, save_figure, write_text
 from testy_model.errors import SpecError
 
@@ -22,47 +23,6 @@ if TYPE_CHECKING:
     from testy_model.spec.inputs import Design
     from testy_model.spec.mapping import Mapping
     from testy_model.spec.workload import Network
-
-
-def load_network_arg(
-    name: str, weight_sparsity: float | None, params: dict[str, Any] | None = None
-) -> Network:
-    """A network from a zoo name (``resnet50``, with ``weight_sparsity`` and other zoo
-    ``params`` applied) or a YAML file (where they do not apply: the file gives its densities)."""
-    params = dict(params or {})
-    if weight_sparsity is not None:
-        params["weight_sparsity"] = weight_sparsity
-    path = Path(name)
-    if path.suffix.lower() in (".yaml", ".yml", ".onnx") or path.is_file():
-        if params:
-            raise SpecError(
-                f"{', '.join('--' + k.replace('_', '-') for k in sorted(params))}: only for zoo "
-                "networks (a network file gives its densities per layer)",
-                file=name,
-            )
-        from testy_model.spec.inputs import require_file, resolve_network
-
-        require_file(path, "a network or problem YAML, or a zoo network name")
-        return resolve_network(str(path), str(path))
-    from testy_model.graph.zoo import get_network, list_networks, network_params
-
-    if name.replace("-", "_").lower() not in {n.replace("-", "_") for n in list_networks()}:
-        from testy_model.spec.located import did_you_mean
-
-        raise SpecError(
-            f"--network {name!r}: no such file and not a zoo network"
-            f"{did_you_mean(name, list_networks())} (expected a file or one of "
-            f"{', '.join(list_networks())})"
-        )
-
-    accepted = network_params(name)
-    unknown = sorted(k for k in params if k not in accepted)
-    if unknown:
-        raise SpecError(
-            f"parameter(s) {', '.join(unknown)} do not apply to network {name!r} "
-            f"(its parameters: {', '.join(accepted)})"
-        )
-    return get_network(name, **params)
 
 
 def _mapping_arg(mapping: str, design: Design, net: Network) -> Mapping | None:
@@ -196,6 +156,7 @@ def search_command(
         1.0, "--layer-cap", help="Global mode: the largest error any one layer may take."
     ),
     objective: str = typer.Option("edp", "--objective", help="edp | latency | energy."),
+    conventions: ConventionsOption = "timeloop",
     mapping: str = typer.Option(
         "mapper", "--mapping", help="A mapping YAML used for every layer, or 'mapper'."
     ),
@@ -237,7 +198,7 @@ def search_command(
         raise SpecError(f"--max-terms {max_terms}: expected 1..4")
     if weight_sparsity is not None and not 0.0 <= weight_sparsity < 1.0:
         raise SpecError(f"--weight-sparsity {weight_sparsity}: expected a fraction in [0, 1)")
-    from testy_model.spec.inputs import load_design
+    from testy_model.spec.inputs import load_design, resolve_network
 
     outputs = check_outputs(
         {"--out": out, "--json": json_path, "--csv": csv_path, "--plot": plot},
@@ -246,7 +207,7 @@ def search_command(
     )
     design = load_design(arch, list(set_ or []))
     a = design.arch
-    net = load_network_arg(network, weight_sparsity, parse_params(list(param or [])))
+    net = resolve_network(network, arch, weight_sparsity, params=parse_params(list(param or [])))
     m = _mapping_arg(mapping, design, net)
     with Progress(
         TextColumn("[bold]search"),
@@ -274,6 +235,7 @@ def search_command(
             progress=tick,
             activation_budget=activation_budget,
             error_metric=error_metric,
+            conventions=conventions,
         )
     con = console  # wide when piped (cli.app.PIPE_WIDTH)
     if not quiet:

@@ -459,8 +459,8 @@ def describe_network(name: str, **params: Any) -> ZooNetwork:
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise SpecError(
-            f"network {name!r} has no parameter(s) {', '.join(unknown)} "
-            f"(accepted: {', '.join(accepted)})"
+            f"parameter(s) {', '.join(unknown)} do not apply to network {name!r} (its "
+            f"parameters: {', '.join(accepted)}; give them as --param KEY=VALUE)"
         )
     for key, value in params.items():
         if key.endswith("density") and not (

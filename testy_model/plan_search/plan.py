@@ -40,6 +40,7 @@ from testy_model.plan_search.pricing import LayerTable, MapperFn, price_candidat
 from testy_model.plan_search.report import SearchReport
 from testy_model.plan_search.selection import select_global, select_per_layer
 from testy_model.spec.arch import Architecture
+from testy_model.spec.conventions import Conventions
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.workload import Network
 
@@ -112,6 +113,7 @@ def search(
     orientations: tuple[str, ...] = ("weight", "activation"),
     activation_budget: float | None = ACTIVATION_BUDGET,
     error_metric: str = "count",
+    conventions: Conventions | str | None = None,
 ) -> SearchReport:
     """Search a per-layer TASD plan of ``network`` on ``arch`` (module docstring).
 
@@ -139,6 +141,9 @@ def search(
         error_metric: units of the closed-form error: ``count`` (expected fraction of
             non-zeros dropped) or ``l2`` (expected relative Frobenius error of a Gaussian
             operand, the units of the error measured on real tensors).
+        conventions: counting conventions of every candidate's mapping and price: ``timeloop``
+            (default, v3.0.3) or ``sparseloop-2022`` (``spec.conventions``), as
+            ``eval --conventions`` counts, so the totals equal ``eval``'s under the same choice.
 
     Raises:
         SpecError: bad budget/mode/objective, a layer missing from a mapping dict.
@@ -157,6 +162,7 @@ def search(
         raise SpecError(
             f"error_metric {error_metric!r}: expected one of {', '.join(ERROR_METRICS)}"
         )
+    conv = Conventions.parse(conventions)
     ab = None if activation_budget is None else _as_float(activation_budget, "activation_budget")
     error_cap = b if mode == "layer" else cap
     if ab is not None and mode == "layer":  # the largest combined error a feasible option has
@@ -190,6 +196,7 @@ def search(
                 error_cap=error_cap,
                 # checked against ERROR_METRICS above
                 error_metric=cast(ErrorMetric, error_metric),
+                conventions=conv,
             )
         )
         if progress is not None:
@@ -214,7 +221,7 @@ def search(
     no_unit = select_per_layer(
         tables, lb if mode == "layer" else 0.0, objective, allow=allow & no_rt, fixed=fixed
     )
-    tables = _share_tasd(g, network, arch, tables, maps, idx, operand_reads(g))
+    tables = _share_tasd(g, network, arch, tables, maps, idx, operand_reads(g), conv)
     return SearchReport(
         network=network.name,
         arch=arch.name,
@@ -229,6 +236,7 @@ def search(
         search_s=time.perf_counter() - t0,
         activation_budget=ab,
         operators=operators,
+        conventions=conv.value,
     )
 
 
@@ -240,6 +248,7 @@ def _share_tasd(
     maps: list[Mapping | None],
     idx: np.ndarray,
     reads: Any,
+    conventions: Conventions,
 ) -> list[LayerTable]:
     """The tables with each chosen option that reuses another layer's decomposition (the same
     activation series of the same tensor, ``model.graph_eval.shared_tasd``) re-priced with no
@@ -254,7 +263,9 @@ def _share_tasd(
         if layer.name not in shared or t.runtime is None or not t.runtime[c]:
             continue
         opt = t.options[c]
-        alone = price_candidates(layer, arch, maps[k], [opt], tasd_scale=0.0)
+        alone = price_candidates(
+            layer, arch, maps[k], [opt], tasd_scale=0.0, conventions=conventions
+        )
         j = alone.index(opt.weights, opt.activations, opt.orientation)
         assert j is not None
         out[k] = _with_option_cost(t, c, alone, j)

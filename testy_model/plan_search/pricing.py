@@ -47,6 +47,7 @@ from testy_model.plan_search.errors import (
     terms_and_error,
 )
 from testy_model.spec.arch import Architecture
+from testy_model.spec.conventions import Conventions
 from testy_model.spec.mapping import Mapping
 from testy_model.spec.workload import Layer, Problem
 from testy_model.tasd.pattern import TasdSeries
@@ -135,31 +136,52 @@ def class_mapping(
     arch: Architecture,
     transposed: bool,
     terms: dict[str, list[OperandTerm]],
+    conventions: Conventions | str | None = None,
 ) -> Mapping:
     """The mapper's best EDP mapping of ``problem`` for the mapping class of ``terms`` in the
-    given orientation (module docstring; cached by the mapper per shape and class)."""
+    given orientation, priced under ``conventions`` (default ``timeloop``; module docstring;
+    cached by the mapper per shape, class and conventions)."""
     from testy_model.mapper import find_mapping
 
     seen = oriented_arch(arch, problem, transposed)
     dens = mapping_terms(terms)
-    return find_mapping(problem, seen, objective="edp", densities=dens).mapping
+    return find_mapping(
+        problem, seen, objective="edp", densities=dens, conventions=conventions
+    ).mapping
 
 
-def plan_mapping(layer: Layer, arch: Architecture, plan: LayerPlan) -> Mapping:
+def plan_mapping(
+    layer: Layer,
+    arch: Architecture,
+    plan: LayerPlan,
+    conventions: Conventions | str | None = None,
+) -> Mapping:
     """The mapping ``layer`` runs on under ``plan`` (``eval --mapping mapper`` and the search
-    share it): :func:`class_mapping` of the plan's terms (``model.terms.layer_terms``)."""
+    share it): :func:`class_mapping` of the plan's terms (``model.terms.layer_terms``) under
+    ``conventions``."""
     fmts, _ = layer_terms(layer, plan, arch)
     terms = {t: [x.operand_term() for x in ts] for t, ts in fmts.items()}
-    return class_mapping(layer.problem, arch, plan.transposed, terms)
+    return class_mapping(layer.problem, arch, plan.transposed, terms, conventions)
 
 
-def default_mapper(problem: Problem, arch: Architecture, objective: str) -> Mapping:
+def default_mapper(
+    problem: Problem,
+    arch: Architecture,
+    objective: str,
+    conventions: Conventions | str | None = None,
+) -> Mapping:
     """The mapper's best mapping of ``problem`` with dense operands, for ``objective``
-    (``edp``/``latency``/``energy``; cached by shape in the mapper)."""
+    (``edp``/``latency``/``energy``) under ``conventions`` (cached by shape in the mapper)."""
     from testy_model.mapper import find_mapping
 
     # a MapperFn takes any str; find_mapping rejects an objective it does not know itself
-    return find_mapping(problem, arch, objective=objective, densities={}).mapping  # type: ignore[arg-type]
+    return find_mapping(
+        problem,
+        arch,
+        objective=objective,  # type: ignore[arg-type]
+        densities={},
+        conventions=conventions,
+    ).mapping
 
 
 @dataclass
@@ -232,6 +254,7 @@ def _mappings(
     inp: _Priced,
     todo: np.ndarray,
     mapping: Mapping | None,
+    conventions: Conventions | str | None = None,
 ) -> list[Mapping | None]:
     """The mapping of every option to price: ``mapping`` when given, else its class mapping
     (None where the mapper finds no valid mapping for the class)."""
@@ -245,7 +268,9 @@ def _mappings(
         key = repr((opts[c].transposed, sorted(mapping_terms(terms).items())))
         if key not in memo:
             try:
-                memo[key] = class_mapping(layer.problem, arch, opts[c].transposed, terms)
+                memo[key] = class_mapping(
+                    layer.problem, arch, opts[c].transposed, terms, conventions
+                )
             except MappingError:
                 memo[key] = None
         out[c] = memo[key]
@@ -263,6 +288,7 @@ def price_candidates(
     require_dense: bool = True,
     error_metric: ErrorMetric = "count",
     tasd_scale: float = 1.0,
+    conventions: Conventions | str | None = None,
 ) -> LayerTable:
     """Error and cost of every candidate of ``layer`` (module docstring).
 
@@ -274,6 +300,8 @@ def price_candidates(
     closed form's units (``plan_search.errors.closed_form_error``). ``tasd_scale``: factor on
     the TASD unit's work (0 when another consumer of the same tensor already decomposes it with
     the same series: ``model.graph_eval.shared_tasd``, as ``eval`` charges it).
+    ``conventions``: the counting conventions of the mappings and the pricing (default
+    ``timeloop``; ``spec.conventions``), as ``eval --conventions`` counts.
     """
     prob = layer.problem
     opts = list(options) if options is not None else candidates(layer, arch, max_terms)
@@ -291,11 +319,11 @@ def price_candidates(
     error = combine_errors(inp.e_w, inp.e_a)
     todo = error <= error_cap + 1e-12
     todo[opts.index(LayerPlan())] = todo[opts.index(nat)] = True
-    maps = _mappings(layer, arch, opts, inp, todo, mapping)
+    maps = _mappings(layer, arch, opts, inp, todo, mapping, conventions)
     todo &= np.array([m is not None for m in maps])
     runtime = inp.tasd > 0
     inp.tasd = inp.tasd * float(tasd_scale)
-    cost = _price(prob, arch, opts, inp, maps, todo)
+    cost = _price(prob, arch, opts, inp, maps, todo, conventions)
     dense_i = opts.index(LayerPlan())
     if require_dense and not cost["valid"][dense_i]:
         raise MappingError(
@@ -331,6 +359,7 @@ def _price(
     inp: _Priced,
     maps: Sequence[Mapping | None],
     todo: np.ndarray,
+    conventions: Conventions | str | None = None,
 ) -> dict:
     """One cost-core call per orientation over the options to price; the rest stay invalid
     with infinite cost. Returns arrays over all options (C,)."""
@@ -352,7 +381,14 @@ def _price(
         # maps[c] is not None: price_layer takes the options without a mapping out of ``todo``
         nests: LoopNests = stack_nests([nests_from_mapping(maps[c], seen, prob) for c in rows])  # type: ignore[arg-type]
         terms = {t: _batch_terms([r[c] for c in rows]) for t, r in inp.terms.items()}
-        cost = evaluate_terms(prob, arch_arrays(seen), nests, terms, tasd_values=inp.tasd[rows])
+        cost = evaluate_terms(
+            prob,
+            arch_arrays(seen),
+            nests,
+            terms,
+            tasd_values=inp.tasd[rows],
+            conventions=conventions,
+        )
         n = len(rows)
         out["cycles"][rows] = np.asarray(cost.cycles, float).reshape(n)
         out["seconds"][rows] = np.asarray(cost.seconds, float).reshape(n)

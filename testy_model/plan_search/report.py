@@ -66,6 +66,7 @@ class SearchReport:
     search_s: float = 0.0
     activation_budget: float | None = None
     operators: tuple[OperatorResult, ...] = ()
+    conventions: str = "timeloop"
 
     @property
     def fixed(self) -> tuple[float, float]:
@@ -168,6 +169,7 @@ class SearchReport:
             "mode": self.mode,
             "budget": self.budget,
             "activation_budget": self.activation_budget,
+            "conventions": self.conventions,
             "totals": {w: self.totals(w).to_dict() for w in which},
             "ratios": {
                 "edp_vs_dense": self.ratio("dense"),

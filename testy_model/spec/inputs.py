@@ -191,9 +191,14 @@ def resolve_network(
         if weight_sparsity is not None:
             zoo["weight_sparsity"] = weight_sparsity
         return get_network(network, **zoo)
-    if weight_sparsity is not None or params:
+    given = (["--weight-sparsity"] if weight_sparsity is not None else []) + [
+        f"--param {k}" for k in sorted(params or {})
+    ]
+    if given:
         raise SpecError(
-            "--weight-sparsity and --param apply to zoo networks only (--network ZOO_NAME)"
+            f"{', '.join(given)}: only for zoo networks "
+            "(--network ZOO_NAME; a network file gives its densities per layer)",
+            file=str(network if network is not None else arch_path),
         )
     return net
 
