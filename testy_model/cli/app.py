@@ -33,6 +33,7 @@ def _flag_type_hidden() -> None:
             return None
         return original(self, ctx)
 
+    # typer has no hook for this: a marker attribute on the replacement, patched onto the class
     display_type_rich._testy_flags = True  # type: ignore[attr-defined]
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 

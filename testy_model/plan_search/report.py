@@ -80,6 +80,7 @@ class SearchReport:
         if which not in WHICH:
             raise ValueError(f"{which!r}: expected one of {WHICH}")
         idx = {"plan": self.choice, "dense": self.dense, "native": self.native}.get(which)
+        # None only for "no_unit" on a report built without it (search() always sets it)
         return self.no_unit if idx is None and self.no_unit is not None else idx  # type: ignore[return-value]
 
     def _entries(self, which: str) -> list[tuple[LayerTable, int]]:
