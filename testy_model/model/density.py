@@ -125,26 +125,57 @@ def _boost_region(big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarray
     return integral & (big_n <= _BOOST_MAX_FACTORIAL) & (n >= 0) & (r >= 0) & (n <= big_n)
 
 
+#: ``-ln`` of a probability that is 0.0 in double precision (e^−745.2 rounds to 0)
+_UNDERFLOW_EXPONENT = 760.0
+
+
 def hypergeom_empty(big_n: float | np.ndarray, r: float | np.ndarray, n: np.ndarray) -> np.ndarray:
     """``P(0) = C(N−r, n) / C(N, n)`` for n draws from N with r marked (1 when r = 0).
 
     For N <= 1754 Boost's own arithmetic (:func:`boost_hypergeom_pdf`, bit for bit what
     Timeloop gets); otherwise up to 512 draws the product ``Π_{i<n} (N−r−i)/(N−i)`` term by
-    term, beyond via ``lgamma``."""
+    term, beyond via ``lgamma``; outside Boost's range, where the result underflows it is 0
+    without evaluating either form: ``ln P(0) <= n·ln(1 − r/N) <= −n·r/N``, so ``n·r/N > 760``
+    gives ``P(0) < e^−760``, below the least double (``e^−744.4``). Each value depends on its
+    own (N, r, n) only, so rows of a batch repeated across candidates are computed once."""
     big_n, r, n = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (big_n, r, n)))
+    if n.ndim >= 2 and n.size > _DEDUP_MIN:  # many candidates repeat one row: each row once
+        cols = n.shape[-1]
+        rows = np.concatenate([x.reshape(-1, cols) for x in (big_n, r, n)], axis=1)
+        slot: dict[bytes, int] = {}
+        inv = np.array([slot.setdefault(row.tobytes(), len(slot)) for row in rows])
+        if 2 * len(slot) <= len(rows):
+            _, first = np.unique(inv, return_index=True)
+            u = rows[first]
+            once = _hypergeom_empty(u[:, :cols], u[:, cols : 2 * cols], u[:, 2 * cols :])
+            return once[inv].reshape(n.shape)
+    return _hypergeom_empty(big_n, r, n)
+
+
+#: below this many values :func:`hypergeom_empty` does not look for repeated rows
+_DEDUP_MIN = 1 << 15
+
+
+def _hypergeom_empty(big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """:func:`hypergeom_empty` on broadcast arrays, element by element."""
+    live = n * r <= _UNDERFLOW_EXPONENT * np.maximum(big_n, 1.0)
     small = (n <= _EXACT_DRAWS) & (n >= 0)
     boost = _boost_region(big_n, r, n)
-    rest = ~(small | boost)
+    rest = ~(small | boost) & live
+    small &= live
     out = np.zeros(n.shape)
     if np.any(rest):  # the lgamma form only where neither exact form below applies
         out[rest] = hypergeom_pmf(np.zeros(int(rest.sum())), big_n[rest], r[rest], n[rest])
     if np.any(small):
         bn, rr, nn = big_n[small], r[small], n[small]
-        prod = np.ones_like(nn)
-        for i in range(int(nn.max()) if nn.size else 0):
-            live = i < nn
-            num = np.maximum(bn - rr - i, 0.0)
-            prod = np.where(live, prod * (num / np.maximum(bn - i, 1.0)), prod)
+        order = np.argsort(-nn, kind="stable")  # most draws first: the i-th factor applies
+        bo, left = bn[order], (bn - rr)[order]  # to a prefix (the values with n > i)
+        drawing = np.searchsorted(-nn[order], -np.arange(int(nn.max())), side="left")
+        prod_o = np.ones_like(nn)
+        for i, k in enumerate(drawing.tolist()):
+            prod_o[:k] *= np.maximum(left[:k] - i, 0.0) / np.maximum(bo[:k] - i, 1.0)
+        prod = np.empty_like(prod_o)
+        prod[order] = prod_o
         out = out.copy()
         out[small] = np.where(nn > bn - rr, 0.0, prod)
     if np.any(boost):

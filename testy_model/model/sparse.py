@@ -187,7 +187,41 @@ def _occupancy(
     layout: FormatLayout | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(expected density, expected occupancy, replication factor scale, expected metadata
-    units (B, R), payload units (B, R)) of tiles of ``tile`` (B,) values (module step 1)."""
+    units (B, R), payload units (B, R)) of tiles of ``tile`` (B,) values (module step 1).
+
+    Each row depends on its own tile, parent flag and layout only (a wider support of the batch
+    pads a row with zero-probability occupancies, which add 0 to its sums), so rows repeated
+    across the B mappings are computed once."""
+    rows = [tile, parent_md]
+    if layout is not None:
+        rows += [layout.fiber, layout.subtile, layout.empty]
+    key = np.concatenate([np.asarray(x, np.float64).reshape(len(tile), -1) for x in rows], 1)
+    slot: dict[bytes, int] = {}
+    inv = np.array([slot.setdefault(k.tobytes(), len(slot)) for k in key], dtype=np.int64)
+    if len(slot) == len(tile):
+        return _occupancy_rows(model, tile, parent_md, layout)
+    _, first = np.unique(inv, return_index=True)
+    sub = None
+    if layout is not None:
+        sub = FormatLayout(
+            layout.ranks,
+            layout.fiber[first],
+            layout.subtile[first],
+            layout.empty[first],
+            layout.ok[first],
+            layout.inner_to_outer,
+        )
+    dens, exp_occ, scale, md, pl = _occupancy_rows(model, tile[first], parent_md[first], sub)
+    return dens[inv], exp_occ[inv], scale[inv], md[inv], pl[inv]
+
+
+def _occupancy_rows(
+    model: DensityModel,
+    tile: np.ndarray,
+    parent_md: np.ndarray,
+    layout: FormatLayout | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_occupancy` of every row."""
     occ, p = model.support(np.maximum(tile, 1.0))
     p0 = np.where(occ == 0, p, 0.0).sum(axis=-1)
     cond = parent_md & (p0 > 0) & (p0 < 1)
