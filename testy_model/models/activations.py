@@ -38,6 +38,27 @@ def threshold_stats(values: np.ndarray, tau: float) -> tuple[float, float]:
     return float(keep.mean()), (float(np.sqrt(dropped / total)) if total > 0 else 0.0)
 
 
+def passages(model: MiniLM, sentences: Sequence[str], tokens: int) -> list[str]:
+    """Consecutive ``sentences`` joined (by a space, in order) into passages of at most
+    ``tokens`` tokens each (``[CLS]`` and ``[SEP]`` included), so attention rows span a
+    network's sequence length rather than one short sentence; a sentence longer than ``tokens``
+    stays alone."""
+    _, mask = model.tokenize(sentences)
+    body = (mask.sum(axis=1) - 2).tolist()  # tokens of each sentence without [CLS], [SEP]
+    out: list[str] = []
+    cur: list[str] = []
+    used = 2
+    for text, n in zip(sentences, body, strict=True):
+        if cur and used + n > tokens:
+            out.append(" ".join(cur))
+            cur, used = [], 2
+        cur.append(text)
+        used += n
+    if cur:
+        out.append(" ".join(cur))
+    return out
+
+
 def _blocks(
     model: MiniLM, sentences: Sequence[str]
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
