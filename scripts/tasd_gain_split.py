@@ -8,7 +8,9 @@ layer by layer, the no-unit plan's option on the TASD plan's mapping of that lay
 
     gain at equal mappings = 1 − EDP(plan) / EDP(no-unit options on the plan's mappings)
 
-next to the search's ``gain vs no unit`` (EDPs of the network, operators included). When the
+next to the search's ``gain vs no unit`` (EDPs of the network, operators included; a layer whose
+two options differ in orientation keeps the no-unit option's own mapping, as a mapping is for
+one orientation). When the
 two differ, the difference is the mapper's: the no-unit option had a better mapping available
 than the one the mapper found for its own class.
 
@@ -55,7 +57,7 @@ def main() -> None:
         e0, s0 = rep.fixed
         e_ref, s_ref = e0, s0
         for t, i, j in zip(rep.tables, rep.choice, rep._idx("no_unit"), strict=True):
-            if i == j:
+            if i == j or t.options[i].transposed != t.options[j].transposed:
                 e_ref += float(t.energy_pj[j])
                 s_ref += float(t.seconds[j])
                 continue
