@@ -108,3 +108,16 @@ def test_dense_bert_gains_edp_from_av_on_stc_2of4_tasd() -> None:
         assert not lp.weights.is_dense  # P decomposed in the A slot
         assert sum(t.n for t in lp.weights.terms) == 3  # 2:4+1:4, the class the budget admits
     assert rep.ratio("no_unit") < 1.0  # EDP below the same engine without the TASD unit
+
+
+def test_passages_join_consecutive_sentences_up_to_the_token_limit() -> None:
+    from testy_model.models import MiniLM
+    from testy_model.models.activations import passages
+
+    model = MiniLM.load()
+    # "hello" is one word piece: a sentence is [CLS] hello [SEP] (3 tokens), and a passage of
+    # k sentences 2 + k tokens, so at most 4 tokens hold 2 sentences
+    assert model.tokenize(["hello"])[1].sum() == 3
+    got = passages(model, ["hello"] * 5, 4)
+    assert got == ["hello hello", "hello hello", "hello"]
+    assert passages(model, ["hello world again"], 3) == ["hello world again"]  # alone if long
