@@ -120,7 +120,10 @@ def _fanout_steps(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_link_steps` of the fan-outs of ``rows`` (H,) (indices into the B rows), computed
     once per distinct fan-out (a batch repeats a handful): ``(hashes (H, m), irregular (H,))``,
-    each row's neighbour-difference hashes compacted to the first ``m`` columns (NaN after)."""
+    each row's neighbour-difference hashes (NaN where none; compacted to the first ``m``
+    columns when grouped)."""
+    if rows.size < 64:  # small batches (eval): every row's own fan-out, no grouping
+        return _link_steps(radix[rows], offset[rows], h_size[rows])
     first = np.r_[True, rows[1:] != rows[:-1]] if np.all(rows[1:] >= rows[:-1]) else None
     if first is None:
         urows, rinv = np.unique(rows, return_inverse=True)

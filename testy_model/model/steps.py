@@ -75,7 +75,7 @@ def _sort_positions(key: np.ndarray) -> np.ndarray:
     permutation is scattered directly, without sorting (the same result)."""
     k = key.shape[1]
     pos = np.arange(k)
-    if key.size and key.min() >= 0 and key.max() < k:
+    if key.shape[0] >= 64 and key.min() >= 0 and key.max() < k:  # (small batches: sort)
         idx = np.empty_like(key)
         np.put_along_axis(idx, key, np.broadcast_to(pos, key.shape), axis=1)
         if np.array_equal(np.take_along_axis(key, idx, axis=1), np.broadcast_to(pos, key.shape)):
