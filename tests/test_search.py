@@ -151,12 +151,16 @@ def test_candidates_of_a_single_sided_engine_include_the_transposed_gemm() -> No
 
 
 def test_candidates_of_a_layer_without_weight() -> None:
-    # attention's batched matmul: both operands are activations; weight series stays dense and
-    # B gets the activation options (6 with 2 terms)
+    # attention's batched matmul: both operands are run-time activations, each with its own
+    # slot's options (2:4 on A and on B, 2 terms: dense, 1:4, 2:4, 1:4+1:4, 2:4+1:4, 2:4+2:4),
+    # the TASD unit decomposing one of them per candidate: 1 all-dense + 5 (A only) + 5 (B only)
     layer = Layer(name="qk", problem=batched_gemm(2, 4, 4, 8, name="qk"))
     got = candidates(layer, _arch(), max_terms=2)
-    assert {o.weights for o in got} == {TasdSeries(())}
-    assert len(got) == 6
+    assert len(got) == 11
+    assert not any(not o.weights.is_dense and not o.activations.is_dense for o in got)
+    assert len({o.weights for o in got}) == 6 and len({o.activations for o in got}) == 6
+    # without a TASD unit neither dense operand has a native pattern: only the dense pair
+    assert candidates(layer, _arch(tasd=False), max_terms=2) == [LayerPlan()]
 
 
 def test_native_series() -> None:

@@ -41,7 +41,14 @@ import numpy as np
 
 from testy_model.graph.dataflow import as_graph, execution_order, tensor_shape
 from testy_model.model.plan import Plan
-from testy_model.model.terms import DensitySource, TermFormat, layer_terms, operand_roles
+from testy_model.model.terms import (
+    DensitySource,
+    TermFormat,
+    arrives_compliant,
+    layer_terms,
+    operand_roles,
+    runtime_series,
+)
 from testy_model.spec.arch import Architecture
 from testy_model.spec.workload import Layer, Network, Problem
 
@@ -119,11 +126,15 @@ def _expand_layer(
         preds[wname] = f"{layer.name}/weights"
         g.add_node(preds[wname], kind="weights", layer=layer.name, order=order,
                    series=str(lp.weights))  # fmt: skip
-    if aname in preds and tasd_values > 0:  # decomposed at run time on the producer's output
-        producer = preds[aname]
-        tnode = _tasd_node(g, producer, str(lp.activations), order, tasd_values, layer.name)
-        edge(producer, tnode, aname, prob.density(aname).value, "dense")
-        preds[aname] = tnode
+    for t, series in runtime_series(prob, lp) if tasd_values > 0 else ():
+        if t not in preds or series.is_dense or arrives_compliant(series, prob.density(t)):
+            continue
+        # decomposed at run time on the producer's output
+        producer = preds[t]
+        values = float(prob.full_size(t))
+        tnode = _tasd_node(g, producer, str(series), order, values, layer.name)
+        edge(producer, tnode, t, prob.density(t).value, "dense")
+        preds[t] = tnode
     terms = []
     for i, wt in enumerate(fmts[wname], start=1):
         for j, at in enumerate(fmts[aname], start=1):

@@ -39,8 +39,23 @@ density ``1 − s``. Activation densities are the fraction of non-zero inputs:
   sentences, 33.9 M values: density 0.9986 at τ = 0, 0.9315 at 0.01, 0.8903 at 0.02, 0.7810 at
   0.05; zeroing |x| <= 0.02 costs a relative Frobenius error of 0.013 of the tensor); pass
   1.0 for exact zeros only, or ``gelu_threshold`` = one of the measured τ
-  (:data:`GELU_THRESHOLDS`, :func:`gelu_density`). Every other activation (after LayerNorm,
-  softmax) is dense.
+  (:data:`GELU_THRESHOLDS`, :func:`gelu_density`).
+* Attention probabilities (the softmax output, operand A of every ``A·V``) are near zero for
+  most keys; under the same magnitude rule ``softmax_act_density`` (default
+  :data:`SOFTMAX_ACT_DENSITY` = 0.6004) is their density at τ = 0.001, measured on MiniLM-L6's
+  real probabilities over rows of BERT-base's length (``scripts/measure_softmax_density.py
+  --tokens 128``: the shipped sentences joined into 27 passages of <= 128 tokens, mean 118.9;
+  real query/key pairs only, 28.1 M values: density 0.6004 at τ = 0.001, 0.4857 at 0.002,
+  0.2962 at 0.005; zeroing p <= 0.001 costs a relative Frobenius error of 0.0061). The default
+  τ follows one rule for GELU and softmax: the largest measured τ whose zeroing error stays
+  within the GELU default's 0.013 (:data:`THRESHOLD_ERROR_BOUND`, :func:`default_threshold`).
+  Quality (same script, MiniLM's mean cosine to the dense model with every layer's
+  probabilities thresholded): τ = 0.001 loses 0.04 %, and with ``2:4+1:4`` along the keys
+  0.45 %; τ = 0.005 alone already loses 1.35 %. Row length matters: on the sentences as
+  shipped (mean 14 tokens) the density is 0.9024 at τ = 0.001 and 0.7582 at 0.005.
+  ``softmax_threshold`` = one of the measured τ (:data:`SOFTMAX_THRESHOLDS`,
+  :func:`softmax_density`); ``softmax_act_density=1.0`` for dense probabilities.
+  Every other activation (after LayerNorm, Q/K/V) is dense.
 """
 
 from __future__ import annotations
@@ -51,19 +66,39 @@ from typing import Any, Literal, TypedDict
 
 from testy_model.errors import SpecError
 from testy_model.graph.zoo_builder import GraphBuilder, ZooNetwork, batched_gemm, conv_out
+from testy_model.graph.zoo_densities import (
+    GELU_ACT_DENSITY,
+    GELU_THRESHOLDS,
+    RELU_ACT_DENSITY,
+    SOFTMAX_ACT_DENSITY,
+    SOFTMAX_THRESHOLDS,
+    THRESHOLD_ERROR_BOUND,
+    default_threshold,
+    gelu_density,
+    softmax_density,
+)
 from testy_model.spec.workload import Network
 
 __all__ = [
+    "GELU_ACT_DENSITY",
+    "GELU_THRESHOLDS",
+    "RELU_ACT_DENSITY",
+    "SOFTMAX_ACT_DENSITY",
+    "SOFTMAX_THRESHOLDS",
+    "THRESHOLD_ERROR_BOUND",
     "ZooNetwork",
     "batched_gemm",
     "bert_base",
     "conv_out",
+    "default_threshold",
     "describe_network",
+    "gelu_density",
     "get_network",
     "list_networks",
     "llama_block",
     "network_params",
     "resnet50",
+    "softmax_density",
     "vit_b16",
 ]
 
@@ -74,36 +109,6 @@ class _LinearArgs(TypedDict):
     tokens: int
     bias: bool
     act_density: float
-
-
-#: Non-zero fraction of post-ReLU conv inputs: 1 − 0.44 (Cnvlutin, ISCA 2016; module docstring).
-RELU_ACT_DENSITY = 0.56
-#: Non-zero fraction of GELU outputs at magnitude threshold 0.02, measured on MiniLM-L6.
-GELU_ACT_DENSITY = 0.89
-#: The paper's magnitude threshold made explicit: τ -> (fraction of MiniLM-L6's GELU outputs with
-#: |x| > τ, relative Frobenius error of zeroing the others), measured by
-#: ``scripts/measure_gelu_density.py`` (260 shipped sentences, 33.9 M values).
-GELU_THRESHOLDS: dict[float, tuple[float, float]] = {
-    0.0: (0.9986, 0.0),
-    0.005: (0.9556, 0.0019),
-    0.01: (0.9315, 0.0050),
-    0.02: (0.8903, 0.0130),
-    0.05: (0.7810, 0.0480),
-    0.1: (0.5989, 0.1366),
-}
-
-
-def gelu_density(threshold: float) -> float:
-    """Density of GELU outputs when values with ``|x| <= threshold`` count as zeros (the TASD
-    paper's magnitude threshold), from :data:`GELU_THRESHOLDS` (measured; the thresholding
-    itself costs the relative Frobenius error listed there, which the search's budget does not
-    see). :class:`SpecError` for a threshold that was not measured."""
-    if threshold not in GELU_THRESHOLDS:
-        raise SpecError(
-            f"gelu_threshold {threshold}: measured for {sorted(GELU_THRESHOLDS)} only "
-            "(scripts/measure_gelu_density.py)"
-        )
-    return GELU_THRESHOLDS[threshold][0]
 
 
 def _check_sparsity(weight_sparsity: float) -> float:
@@ -207,6 +212,7 @@ def _encoder_layers(
     fused_qkv: bool,
     pre_norm: bool,
     gelu_act_density: float,
+    softmax_act_density: float,
 ) -> str:
     """An encoder stack on ``x``; returns its output node. Per layer: Q, K, V (fused or not),
     attention (``QKᵀ``, softmax, ``A·V``), output projection, residual addition, FFN up
@@ -225,8 +231,9 @@ def _encoder_layers(
         else:
             q, k, v = (b.linear(f"{pre}.attn.{p}", h, hidden, hidden, **lin) for p in "qkv")
         a = b.attention(
-            f"{pre}.attn", q, k, v, batch * heads, tokens_per_seq, tokens_per_seq, hidden // heads
-        )
+            f"{pre}.attn", q, k, v, batch * heads, tokens_per_seq, tokens_per_seq, hidden // heads,
+            probs_density=softmax_act_density,
+        )  # fmt: skip
         a = b.linear(f"{pre}.attn.out", a, hidden, hidden, **lin)
         x = b.op("add", f"{pre}.attn.add", (a, x))
         if not pre_norm:
@@ -250,6 +257,8 @@ def bert_base(
     weight_sparsity: float = 0.0,
     gelu_act_density: float = GELU_ACT_DENSITY,
     gelu_threshold: float | None = None,
+    softmax_act_density: float = SOFTMAX_ACT_DENSITY,
+    softmax_threshold: float | None = None,
     vocab_size: int = 30522,
     max_positions: int = 512,
     type_vocab: int = 2,
@@ -262,11 +271,15 @@ def bert_base(
     sum (the network input ``embeddings``, batch·seq_len × 768 values in DRAM) and its
     LayerNorm. The pooler (768->768 on the first token of each sequence, N = batch, tanh) is a
     GEMM layer. No pre-training heads.
-    ``gelu_threshold`` (when given) sets ``gelu_act_density`` to :func:`gelu_density`.
+    ``gelu_threshold`` (when given) sets ``gelu_act_density`` to :func:`gelu_density`;
+    ``softmax_threshold`` sets ``softmax_act_density`` (the ``A·V`` probabilities) to
+    :func:`softmax_density`.
     """
     _check_positive(seq_len=seq_len, batch=batch, vocab_size=vocab_size)
     if gelu_threshold is not None:
         gelu_act_density = gelu_density(gelu_threshold)
+    if softmax_threshold is not None:
+        softmax_act_density = softmax_density(softmax_threshold)
     if seq_len > max_positions:
         raise SpecError(f"seq_len {seq_len} exceeds the {max_positions} position embeddings")
     hidden = 768
@@ -278,7 +291,7 @@ def bert_base(
     x = _encoder_layers(
         b, x, prefix="encoder", layers=12, hidden=hidden, heads=12, mlp=3072,
         tokens_per_seq=seq_len, batch=batch, fused_qkv=False, pre_norm=False,
-        gelu_act_density=gelu_act_density,
+        gelu_act_density=gelu_act_density, softmax_act_density=softmax_act_density,
     )  # fmt: skip
     p = b.linear("pooler", x, hidden, hidden, batch, bias=True, act_density=1.0)
     b.op("tanh", "pooler.tanh", (p,))
@@ -293,6 +306,8 @@ def vit_b16(
     weight_sparsity: float = 0.0,
     gelu_act_density: float = GELU_ACT_DENSITY,
     gelu_threshold: float | None = None,
+    softmax_act_density: float = SOFTMAX_ACT_DENSITY,
+    softmax_threshold: float | None = None,
 ) -> ZooNetwork:
     """ViT-B/16 (Dosovitskiy et al., ICLR 2021): 16×16 patches, 12 pre-norm layers, hidden 768,
     12 heads, MLP 3072, a class token, learned position embeddings, final LayerNorm and a linear
@@ -302,11 +317,15 @@ def vit_b16(
     the class token is prepended (a concat, free) and the position embeddings added (an
     addition reading T·768 constant values); tokens per image ``T = (image_size/16)² + 1``. The
     head reads the class token (N = batch).
-    ``gelu_threshold`` (when given) sets ``gelu_act_density`` to :func:`gelu_density`.
+    ``gelu_threshold`` (when given) sets ``gelu_act_density`` to :func:`gelu_density`;
+    ``softmax_threshold`` sets ``softmax_act_density`` (the ``A·V`` probabilities) to
+    :func:`softmax_density`.
     """
     _check_positive(image_size=image_size, batch=batch, num_classes=num_classes)
     if gelu_threshold is not None:
         gelu_act_density = gelu_density(gelu_threshold)
+    if softmax_threshold is not None:
+        softmax_act_density = softmax_density(softmax_threshold)
     if image_size % 16:
         raise SpecError(f"image_size {image_size} is not a multiple of the 16-pixel patch")
     hidden = 768
@@ -325,7 +344,7 @@ def vit_b16(
     x = _encoder_layers(
         b, x, prefix="blocks", layers=12, hidden=hidden, heads=12, mlp=3072,
         tokens_per_seq=tokens, batch=batch, fused_qkv=True, pre_norm=True,
-        gelu_act_density=gelu_act_density,
+        gelu_act_density=gelu_act_density, softmax_act_density=softmax_act_density,
     )  # fmt: skip
     b.add_other("layernorm", 2 * hidden)
     x = b.op("layernorm", "norm", (x,), constant_words=2 * hidden)
@@ -348,6 +367,8 @@ def llama_block(
     layers: int = 1,
     weight_sparsity: float = 0.0,
     act_density: float = 1.0,
+    softmax_act_density: float = SOFTMAX_ACT_DENSITY,
+    softmax_threshold: float | None = None,
 ) -> ZooNetwork:
     """Llama-style decoder block(s) (defaults: Llama-2-7B's block), no biases, RMSNorm.
 
@@ -365,7 +386,8 @@ def llama_block(
     (attention 1 × seq_len): the cache is a network input (``layers.i.k_cache``,
     ``layers.i.v_cache``, batch·seq_len × kv_heads·head_dim values in DRAM) and the new k and v
     are network outputs (appended to the cache). With grouped-query attention the score
-    products still run once per query head, so G = batch·heads.
+    products still run once per query head, so G = batch·heads. The ``A·V`` probabilities have
+    density ``softmax_act_density`` (``softmax_threshold`` sets it to :func:`softmax_density`).
     """
     kv = heads if kv_heads is None else kv_heads
     _check_positive(
@@ -378,6 +400,8 @@ def llama_block(
         )
     if mode not in ("prefill", "decode"):
         raise SpecError(f"mode {mode!r} is not 'prefill' or 'decode'")
+    if softmax_threshold is not None:
+        softmax_act_density = softmax_density(softmax_threshold)
     head_dim = hidden // heads
     q_len = seq_len if mode == "prefill" else 1
     tokens = batch * q_len
@@ -396,7 +420,10 @@ def llama_block(
             cache = (batch * seq_len, kv * head_dim)
             k = b.input(f"{pre}.k_cache", cache)
             v = b.input(f"{pre}.v_cache", cache)
-        a = b.attention(f"{pre}.attn", q, k, v, batch * heads, q_len, seq_len, head_dim)
+        a = b.attention(
+            f"{pre}.attn", q, k, v, batch * heads, q_len, seq_len, head_dim,
+            probs_density=softmax_act_density,
+        )  # fmt: skip
         a = b.linear(f"{pre}.attn.o", a, hidden, hidden, **lin)
         x = b.op("add", f"{pre}.attn.add", (a, x))
         h = b.op("rmsnorm", f"{pre}.mlp.norm", (x,), constant_words=hidden)

@@ -203,17 +203,21 @@ class GraphBuilder:
         return self._layer(name, prob, (x,)), out
 
     def attention(
-        self, prefix: str, q: str, k: str, v: str, g: int, q_len: int, kv_len: int, head_dim: int
-    ) -> str:
+        self, prefix: str, q: str, k: str, v: str, g: int, q_len: int, kv_len: int, head_dim: int,
+        probs_density: float = 1.0,
+    ) -> str:  # fmt: skip
         """``QKᵀ`` (G, q_len, kv_len, head_dim) on ``q``, ``k``; softmax over the keys; ``A·V``
-        (G, q_len, head_dim, kv_len) on the probabilities and ``v``. Returns the ``A·V`` node."""
+        (G, q_len, head_dim, kv_len) on the probabilities (operand A, density
+        ``probs_density``) and ``v``. Returns the ``A·V`` node."""
         qk = self._layer(
             f"{prefix}.qk", batched_gemm(g, q_len, kv_len, head_dim, name=f"{prefix}.qk"), (q, k)
         )
         sm = self.op("softmax", f"{prefix}.softmax", (qk,))
-        av = self._layer(
-            f"{prefix}.av", batched_gemm(g, q_len, head_dim, kv_len, name=f"{prefix}.av"), (sm, v)
-        )
+        av_prob = batched_gemm(
+            g, q_len, head_dim, kv_len, name=f"{prefix}.av",
+            densities=_dens(None, 1.0, "A", probs_density),
+        )  # fmt: skip
+        av = self._layer(f"{prefix}.av", av_prob, (sm, v))
         self.layer_params[qk] = self.layer_params[av] = 0
         return av
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -120,6 +120,8 @@ class _Ctx:
     model_arch: Any = None
     #: canonical loop orders (:func:`order_classes`), or None
     canon: np.ndarray | None = None
+    #: every costed batch and its (cycles, energy, edp) (:func:`_result` reads the winner's)
+    priced: list[tuple[Candidates, np.ndarray]] = field(default_factory=list)
 
     def cost(
         self, cand: Candidates, factors: np.ndarray | None = None
@@ -131,7 +133,13 @@ class _Ctx:
         self.evaluated += len(cand)
         nests = to_nests(self.pi, self.ai, cand, factors)
         arch = self.arch if self.model_arch is None else self.model_arch
-        return _score(self.evaluator(self.problem, arch, nests, self.terms), self.objective)
+        cost = self.evaluator(self.problem, arch, nests, self.terms)
+        totals = np.stack(
+            [np.asarray(getattr(cost, k), dtype=np.float64) for k in ("cycles", "energy_pj", "edp")]
+        )
+        if totals.shape == (3, len(cand)):
+            self.priced.append((cand, totals))
+        return _score(cost, self.objective)
 
     def valid(self, cand: Candidates, factors: np.ndarray | None = None) -> np.ndarray:
         """(B,) bool: fan-out, mesh, constraints, capacity and allowed loop orders hold."""
@@ -223,16 +231,38 @@ def _context(
     )
 
 
+def _priced_totals(ctx: _Ctx, cand: Candidates) -> np.ndarray | None:
+    """(cycles, energy, edp) of candidate 0 as its search batch priced it (the cost core
+    prices each row on its own, so a batch row is the row priced alone), or None when it was
+    not costed in this context."""
+    w = cand.take(np.array([0]))
+    for batch, totals in reversed(ctx.priced):
+        n = len(batch)
+        hit = np.all(batch.order_idx == w.order_idx, axis=1)
+        hit &= np.all(batch.keep.reshape(n, -1) == w.keep.reshape(1, -1), axis=1)
+        hit &= np.all(batch.exps.reshape(n, -1) == w.exps.reshape(1, -1), axis=1)
+        rows = np.nonzero(hit)[0]
+        if rows.size:
+            return totals[:, rows[0]]
+    return None
+
+
 def _result(ctx: _Ctx, cand: Candidates, t0: float, method: str) -> MappingResult:
-    arch = ctx.arch if ctx.model_arch is None else ctx.model_arch
-    cost = ctx.evaluator(
-        ctx.problem, arch, to_nests(ctx.pi, ctx.ai, cand.take(np.array([0]))), ctx.terms
-    )
+    totals = _priced_totals(ctx, cand)
+    if totals is None:
+        arch = ctx.arch if ctx.model_arch is None else ctx.model_arch
+        cost = ctx.evaluator(
+            ctx.problem, arch, to_nests(ctx.pi, ctx.ai, cand.take(np.array([0]))), ctx.terms
+        )
+        totals = np.array(
+            [np.asarray(getattr(cost, k))[0] for k in ("cycles", "energy_pj", "edp")],
+            dtype=np.float64,
+        )
     return MappingResult(
         mapping=to_mapping(ctx, ctx.arch, cand, 0),
-        cycles=float(np.asarray(cost.cycles)[0]),
-        energy_pj=float(np.asarray(cost.energy_pj)[0]),
-        edp=float(np.asarray(cost.edp)[0]),
+        cycles=float(totals[0]),
+        energy_pj=float(totals[1]),
+        edp=float(totals[2]),
         objective=ctx.objective,
         evaluated=ctx.evaluated,
         search_s=time.perf_counter() - t0,

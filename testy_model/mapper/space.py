@@ -346,12 +346,14 @@ def tile_words(pi: ProblemIndex, extents: np.ndarray) -> np.ndarray:
     Equation (Timeloop projection): ``Π_ranks (Σ_terms coef·(ext_d − 1) + 1)`` words.
     """
     out = np.ones((*extents.shape[:-1], len(pi.tensors)), dtype=np.float64)
+    # ext − 1 per dim once, in float (integers far below 2^53: the same values as in int64)
+    less = [extents[..., d].astype(np.float64) - 1.0 for d in range(extents.shape[-1])]
     for t, ranks in enumerate(pi.ranks):
         size = np.ones(extents.shape[:-1], dtype=np.float64)
         for rank in ranks:
             span = np.ones(extents.shape[:-1], dtype=np.float64)
             for d, c in rank:
-                span = span + c * (extents[..., d] - 1)
+                span = span + c * less[d]
             size = size * span
         out[..., t] = size
     return out

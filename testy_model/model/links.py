@@ -13,6 +13,8 @@ enumerating (:func:`_link_steps`, :func:`_may_link`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -46,7 +48,7 @@ def link_adjustments(
     rho = np.where(simple, 0.0, rho)
     hb, hk = np.nonzero(check & ~simple & ~plain[:, None])
     if hb.size:
-        ok = _may_link(_link_steps(radix[sel], offset[sel], h_size[sel]), hb, delta[hb, hk])
+        ok = _may_link(_fanout_steps(radix, offset, h_size, sel[hb]), delta[hb, hk])
         hb, hk = hb[ok], hk[ok]
     if hb.size:
         # one enumeration per distinct (fan-out, step) among the rows (a mapper batch repeats
@@ -113,17 +115,42 @@ def _vec_hash(x: np.ndarray, proj: np.ndarray) -> np.ndarray:
     return np.round(x) @ proj
 
 
-def _may_link(
-    steps: tuple[np.ndarray, np.ndarray], rows: np.ndarray, delta: np.ndarray
-) -> np.ndarray:
-    """(H,) False where no child of fan-out ``rows`` (H,) can take the step's ``delta`` (H, R)
-    from a mesh neighbour (``steps`` = :func:`_link_steps`), so the step needs no
-    :func:`_mesh_links_group`; True where it may (or the mesh is irregular)."""
-    hashes, irregular = steps
+def _fanout_steps(
+    radix: np.ndarray, offset: np.ndarray, h_size: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_link_steps` of the fan-outs of ``rows`` (H,) (indices into the B rows), computed
+    once per distinct fan-out (a batch repeats a handful): ``(hashes (H, m), irregular (H,))``,
+    each row's neighbour-difference hashes (NaN where none; compacted to the first ``m``
+    columns when grouped)."""
+    if rows.size < 64:  # small batches (eval): every row's own fan-out, no grouping
+        return _link_steps(radix[rows], offset[rows], h_size[rows])
+    first = np.r_[True, rows[1:] != rows[:-1]] if np.all(rows[1:] >= rows[:-1]) else None
+    if first is None:
+        urows, rinv = np.unique(rows, return_inverse=True)
+    else:  # sorted rows (np.nonzero order): distinct ones without a sort
+        urows, rinv = rows[first], np.cumsum(first) - 1
+    n_d = radix.shape[1]
+    rad = radix[urows]
+    offs = np.where(rad[..., None] >= 2, offset[urows], 0.0)  # trivial loops play no part
+    key = np.concatenate([rad, offs.reshape(len(urows), -1), h_size[urows, None]], axis=1)
+    su, sinv = _unique_rows(key)
+    hashes, irregular = _link_steps(su[:, :n_d], su[:, n_d:-1].reshape(len(su), n_d, -1), su[:, -1])
+    # NaN (no neighbour difference) sorts last: keep the columns that hold a hash somewhere
+    hashes = np.sort(hashes, axis=1)
+    m = int((~np.isnan(hashes)).sum(axis=1).max()) if hashes.size else 0
+    idx = sinv[rinv]
+    return hashes[:, :m][idx], irregular[idx]
+
+
+def _may_link(steps: tuple[np.ndarray, np.ndarray], delta: np.ndarray) -> np.ndarray:
+    """(H,) False where no child of a fan-out can take the step's ``delta`` (H, R) from a mesh
+    neighbour (``steps`` = the fan-outs' hashes and irregularity per step,
+    :func:`_fanout_steps`), so the step needs no :func:`_mesh_links_group`; True where it may
+    (or the mesh is irregular)."""
+    c, irregular = steps
     hd = _vec_hash(delta, _HASH[: delta.shape[1]])[:, None]
-    c = hashes[rows]
     hit = np.any((c == hd) | (c == -hd), axis=1)
-    return hit | irregular[rows]
+    return hit | irregular
 
 
 _HASH = np.random.default_rng(12345).standard_normal(4096)
@@ -131,15 +158,22 @@ _ROW_CACHE: dict[bytes, tuple[float, float]] = {}
 
 
 def _unique_rows(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(unique rows, inverse)`` of a 2-D float array, via a random projection (one 1-D sort
-    instead of a lexicographic one); rows that collide are told apart by ``np.unique``."""
+    """``(unique rows, inverse)`` of a 2-D float array (:func:`_first_rows`)."""
+    first, inv = _first_rows(key)
+    return key[first], inv
+
+
+def _first_rows(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, inverse)``: an index of one row per distinct row of a 2-D float array and each
+    row's group, via a random projection (one 1-D sort instead of a lexicographic one); rows
+    that collide are told apart by ``np.unique``."""
     h = key @ _HASH[: key.shape[1]]
     _, first, inv = np.unique(h, return_index=True, return_inverse=True)
     inv = inv.reshape(-1)
     if np.array_equal(key[first][inv], key):
-        return key[first], inv
-    uniq, inv2 = np.unique(key, axis=0, return_inverse=True)
-    return uniq, inv2.reshape(-1)
+        return first, inv
+    _, first, inv2 = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    return first, inv2.reshape(-1)
 
 
 def _mesh_links_batch(rows: np.ndarray, n_d: int) -> np.ndarray:
@@ -175,19 +209,33 @@ def _mesh_links_batch(rows: np.ndarray, n_d: int) -> np.ndarray:
     return out
 
 
-_CHILD_CACHE: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+@dataclass(frozen=True)
+class _Fanout:
+    """The children of one packed fan-out (:func:`_children`): ``cls`` (n,) the class of equal
+    data-space offsets (rounded to 1e-9) and ``n_c`` their number; ``diffs`` (U, R) the distinct
+    offset differences ``off_n − off_e`` between a child e and a grid neighbour n, and ``reach``
+    (U, n) bool, child e has a neighbour at difference u (over the four grid directions)."""
+
+    cls: np.ndarray
+    n_c: int
+    diffs: np.ndarray
+    reach: np.ndarray
 
 
-def _children(struct: np.ndarray, n_d: int, n_r: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(off, cls)`` of one packed fan-out ``struct`` (:func:`_mesh_links_group`): (n, R)
-    data-space offset of each child (mixed-radix index, innermost loop fastest) and (n,) the
-    class of equal offsets (rounded to 1e-9); memoised on the struct's bytes (bounded)."""
+_CHILD_CACHE: dict[bytes, _Fanout] = {}
+
+
+def _children(struct: np.ndarray, n_d: int, n_r: int) -> _Fanout:
+    """:class:`_Fanout` of one packed fan-out ``struct`` (:func:`_mesh_links_group`), each
+    child's offset from its mixed-radix index (innermost loop fastest) and grid position
+    ``(e mod h_size, e div h_size)``; memoised on the struct's bytes (bounded)."""
     key = struct.tobytes()
     hit = _CHILD_CACHE.get(key)
     if hit is not None:
         return hit
     radix = struct[:n_d]
     offs = struct[n_d : n_d + n_d * n_r].reshape(n_d, n_r)
+    h_size = int(struct[n_d + n_d * n_r])
     keep = radix >= 2
     rad = radix[keep].astype(np.int64)
     n = int(np.prod(rad)) if rad.size else 1
@@ -196,10 +244,31 @@ def _children(struct: np.ndarray, n_d: int, n_r: int) -> tuple[np.ndarray, np.nd
     for r, v in zip(rad, offs[keep], strict=True):
         off += np.outer(rest % r, v)
         rest //= r
-    _, cls = np.unique(np.round(off, 9), axis=0, return_inverse=True)
+    first, cls = _first_rows(np.round(off, 9))
+    e = np.arange(n)
+    col = e % h_size
+    diff_rows, child = [], []
+    for step, ok in (
+        (-1, col > 0),
+        (1, (col < h_size - 1) & (e + 1 < n)),
+        (-h_size, e >= h_size),
+        (h_size, e + h_size < n),
+    ):
+        at = np.nonzero(ok)[0]
+        diff_rows.append(off[at + step] - off[at])
+        child.append(at)
+    diff = np.concatenate(diff_rows)
+    kid = np.concatenate(child)
+    if diff.shape[0]:
+        u_first, u_inv = _first_rows(diff)
+        diffs = diff[u_first]
+    else:
+        u_inv, diffs = np.zeros(0, dtype=np.int64), np.zeros((0, n_r))
+    reach = np.zeros((len(diffs), n), dtype=bool)
+    reach[u_inv, kid] = True
     if len(_CHILD_CACHE) > 65536:
         _CHILD_CACHE.clear()
-    _CHILD_CACHE[key] = (off, cls.reshape(-1))
+    _CHILD_CACHE[key] = _Fanout(cls, len(first), diffs, reach)
     return _CHILD_CACHE[key]
 
 
@@ -209,34 +278,21 @@ def _mesh_links_group(struct: np.ndarray, deltas: np.ndarray, n_d: int, n_r: int
     (``NestAnalysis::ComputeNetworkLinkTransfers``): λ the children (mixed-radix linear index
     e, innermost loop fastest; grid position ``(e mod h_size, e div h_size)``) whose current
     delta equals a grid neighbour's previous one (``off_n − off_e == delta``), ρ the number of
-    distinct offsets among the other children (all of them without multicast)."""
-    h_size = int(struct[n_d + n_d * n_r])
+    distinct offsets among the other children (all of them without multicast). The test runs
+    once per distinct neighbour difference (:class:`_Fanout`)."""
     multicast = not bool(struct[-1])
-    off, cls = _children(struct, n_d, n_r)
-    n = len(off)
-    e = np.arange(n)
-    col = e % h_size
+    fo = _children(struct, n_d, n_r)
     tol = 1e-8 + 1e-5 * np.abs(deltas)[:, None, :]  # np.isclose(a, delta)
-    linked = np.zeros((len(deltas), n), dtype=bool)
-    for step, ok in (
-        (-1, col > 0),
-        (1, (col < h_size - 1) & (e + 1 < n)),
-        (-h_size, e >= h_size),
-        (h_size, e + h_size < n),
-    ):
-        if not ok.any():
-            continue
-        nb = np.clip(e + step, 0, n - 1)
-        diff = off[nb] - off
-        match = np.all(np.abs(diff[None] - deltas[:, None, :]) <= tol, axis=2)
-        linked |= ok[None] & match
+    match = np.all(np.abs(fo.diffs[None] - deltas[:, None, :]) <= tol, axis=2)  # (K, U)
+    linked = np.zeros((len(deltas), fo.reach.shape[1]), dtype=bool)
+    for u in np.nonzero(match.any(axis=0))[0]:
+        linked |= match[:, u, None] & fo.reach[u][None]
     lam = linked.sum(axis=1).astype(np.float64)
     free = ~linked
     if not multicast:
         return np.stack([lam, free.sum(axis=1).astype(np.float64)], axis=1)
-    n_c = int(cls.max()) + 1 if n else 0
-    seen = np.zeros((len(free), n_c), dtype=bool)  # (K, classes): a free child holds it
+    seen = np.zeros((len(free), fo.n_c), dtype=bool)  # (K, classes): a free child holds it
     k_idx, child = np.nonzero(free)
-    seen[k_idx, cls[child]] = True
+    seen[k_idx, fo.cls[child]] = True
     rho = seen.sum(axis=1).astype(np.float64)
     return np.stack([lam, rho], axis=1)

@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from testy_model.model.links import link_adjustments
+from testy_model.model.links import _first_rows, link_adjustments
 from testy_model.model.nest import LoopNests
 
 
@@ -69,6 +69,20 @@ def _step_weights(
     return w_first, w_after, w_type
 
 
+def _sort_positions(key: np.ndarray) -> np.ndarray:
+    """``np.argsort(key, axis=1, kind="stable")`` of (B, K) integer keys; where each row is a
+    permutation of 0..K−1 (each level's loop positions are a permutation) the inverse
+    permutation is scattered directly, without sorting (the same result)."""
+    k = key.shape[1]
+    pos = np.arange(k)
+    if key.shape[0] >= 64 and key.min() >= 0 and key.max() < k:  # (small batches: sort)
+        idx = np.empty_like(key)
+        np.put_along_axis(idx, key, np.broadcast_to(pos, key.shape), axis=1)
+        if np.array_equal(np.take_along_axis(key, idx, axis=1), np.broadcast_to(pos, key.shape)):
+            return idx
+    return np.argsort(key, axis=1, kind="stable")
+
+
 def _step_frame(nests: LoopNests, ext: np.ndarray, level: int) -> _StepFrame:
     """The loops above child ``level`` (module rule 2), each row's active loops first."""
     n_b = nests.batch
@@ -77,7 +91,7 @@ def _step_frame(nests: LoopNests, ext: np.ndarray, level: int) -> _StepFrame:
     spa = nests.spatial[:, :level].astype(np.float64)
     stride = ext[:, 1 : level + 1] * spa
     key = (level - 1 - np.arange(level))[None, :, None] * n_d + nests.order[:, :level]
-    idx = np.argsort(key.reshape(n_b, -1), axis=1, kind="stable")
+    idx = _sort_positions(key.reshape(n_b, -1))
     rows = np.arange(n_b)[:, None]
     # row-wise gathers as one flat np.take (several times faster than fancy indexing)
     flat = idx + rows * idx.shape[1]
@@ -205,15 +219,18 @@ def spatial_structure(
     rel = proj != 0
     active = (spa >= 2) & rel.any(axis=0)[None, None, :]
     g = np.where(active, spa, 1.0).prod(axis=2)
-    # relevant active loops per rank (small integers: exact in float, BLAS-fast)
-    share = (active.astype(np.float64) @ rel.T.astype(np.float64) >= 2).any(axis=2)
+    # ranks with two or more relevant active loops (only ranks that two dims project onto,
+    # e.g. a sliding window's p + r, can have them)
+    share = np.zeros(g.shape, dtype=bool)
+    for r_i in np.nonzero(rel.sum(axis=1) >= 2)[0]:
+        share |= active[..., rel[r_i]].sum(axis=-1) >= 2
     sb, sl = np.nonzero(share)
     if sb.size:
         # G depends only on the level's spatial factors and extents below: count each distinct
         # (factors, extents) once (a batch repeats a handful of fan-outs)
         key = np.concatenate([spa[sb, sl], ext[sb, sl + 1]], axis=1)
-        uniq, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        vals = np.empty(len(uniq))
+        first, inv = _first_rows(key)
+        vals = np.empty(len(first))
         for u, i in enumerate(first):
             b, lvl = sb[i], sl[i]
             ds = np.nonzero(active[b, lvl])[0]

@@ -387,9 +387,9 @@ def layer_terms_sourced(
     Kept densities: :func:`kept_densities` (exact for ``nm`` operands). With ``source =
     "measured"`` an operand decomposed by ``plan`` is measured on its real array when the layer
     has one, and falls back, per operand, to the closed form when it has none (recorded in
-    ``sources``). TASD-unit work: the activation's values (``full_size``) when ``plan``
-    decomposes it at run time, 0 when it stays dense or already arrives compliant with its
-    single term (:func:`arrives_compliant`).
+    ``sources``). TASD-unit work: the values (``full_size``) of every run-time operand
+    (:func:`runtime_series`) that ``plan`` decomposes, 0 for one that stays dense or already
+    arrives compliant with its single term (:func:`arrives_compliant`).
     """
     if source not in ("expected", "measured"):
         raise SpecError(f"densities_source {source!r}: expected 'expected' or 'measured'")
@@ -412,12 +412,23 @@ def layer_terms_sourced(
             sources[tensor] = "measured" if arr is not None else "expected"
         kd = kept_densities(series, dens, tensor_size=prob.full_size(tensor), array=arr)
         out[tensor] = term_formats(series, kd.kept, support)
-    a_dens = prob.densities.get(act) or _DENSE
-    runtime = not plan.activations.is_dense and not arrives_compliant(
-        plan.activations, a_dens, arrays.get(act)
-    )
-    tasd_values = float(prob.full_size(act)) if runtime else 0.0
+    tasd_values = 0.0
+    for tensor, series in runtime_series(prob, plan):
+        dens = prob.densities.get(tensor) or _DENSE
+        if not series.is_dense and not arrives_compliant(series, dens, arrays.get(tensor)):
+            tasd_values += float(prob.full_size(tensor))
     return LayerTerms(out, tasd_values, sources)
+
+
+def runtime_series(problem: Problem, plan: LayerPlan) -> list[tuple[str, TasdSeries]]:
+    """(tensor, series) of the operands ``plan`` decomposes at run time (the TASD unit's work):
+    the activation; for a layer without a weight (attention's ``QKᵀ`` and ``A·V``, both
+    operands run-time activations) also its A operand, whose series is ``plan.weights``."""
+    weight, act = operand_roles(problem)
+    out = [(act, plan.activations)]
+    if problem.weight is None and weight != act:
+        out.append((weight, plan.weights))
+    return out
 
 
 def layer_terms(

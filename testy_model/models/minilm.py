@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,6 +58,8 @@ _BATCH_TOKENS = 4096
 """Most padded token positions per forward batch (bounds the attention and activation memory)."""
 
 SeriesLike = TasdSeries | str
+ProbsFn = Callable[[int, np.ndarray], np.ndarray]
+"""A transform of one block's attention probabilities: ``f(layer index, P) -> P'``."""
 PlanEntry = tuple[SeriesLike, SeriesLike]
 Plan = Mapping[str, PlanEntry]
 """A per-layer plan: layer name -> (weight series, activation series); missing layers run dense."""
@@ -374,8 +376,9 @@ class MiniLM:
         return x @ w.T + self.w[f"encoder.{name}.bias"]
 
     def _block(
-        self, x: np.ndarray, bias: np.ndarray, i: int, weights: dict, acts: dict
-    ) -> np.ndarray:
+        self, x: np.ndarray, bias: np.ndarray, i: int, weights: dict, acts: dict,
+        probs: ProbsFn | None = None,
+    ) -> np.ndarray:  # fmt: skip
         cfg = self.config
         b, n_tok, h = x.shape
         p = f"layer.{i}."
@@ -390,7 +393,8 @@ class MiniLM:
         k = heads(lin(x, "attention.self.key"))
         v = heads(lin(x, "attention.self.value"))
         scores = q @ k.transpose(0, 1, 3, 2) * np.float32(1.0 / math.sqrt(cfg.head_dim)) + bias
-        ctx = (softmax(scores) @ v).transpose(0, 2, 1, 3).reshape(b, n_tok, h)
+        p_attn = softmax(scores) if probs is None else probs(i, softmax(scores))
+        ctx = (p_attn @ v).transpose(0, 2, 1, 3).reshape(b, n_tok, h)
         ln1 = f"encoder.{p}attention.output.LayerNorm."
         x = layer_norm(
             lin(ctx, "attention.output.dense") + x,
@@ -467,6 +471,7 @@ class MiniLM:
         weight_sparsity: float | Mapping[str, float] = 0.0,
         prune_scope: str = "layer",
         batch_size: int = 64,
+        attention_probs: ProbsFn | None = None,
     ) -> np.ndarray:
         """Sentence embeddings ``(n, 384)`` float32, unit L2 norm.
 
@@ -479,6 +484,9 @@ class MiniLM:
                 own weights; ``"global"`` uses one magnitude threshold pooled over all 36 layers
                 (layers then end up with different sparsities; see :func:`global_thresholds`).
             batch_size: sentences per forward batch (batches group similar lengths).
+            attention_probs: ``f(layer, P) -> P'`` applied to every block's attention
+                probabilities ``P`` (batch, heads, queries, keys) before ``P·V`` (e.g. a
+                magnitude threshold and a TASD approximation along the keys); None: unchanged.
         """
         if len(sentences) == 0:
             raise TestyModelError("encode: no sentences given")
@@ -490,6 +498,8 @@ class MiniLM:
         if batch_size < 1:
             raise TestyModelError(f"batch_size must be >= 1, got {batch_size}")
         first = min((int(n.split(".")[1]) for n in touched), default=self.config.layers)
+        if attention_probs is not None:
+            first = 0
         states = self._dense_states(sentences, batch_size)
         weights = {
             n: self.weight(n, sparsity[n], norm[n][0] if n in norm else "dense") for n in names
@@ -502,7 +512,7 @@ class MiniLM:
             x = per[first]
             bias = self._mask_bias(m)
             for i in range(first, self.config.layers):
-                x = self._block(x, bias, i, weights, acts)
+                x = self._block(x, bias, i, weights, acts, attention_probs)
             mf = m[..., None].astype(np.float32)
             pooled = (x * mf).sum(axis=1) / np.maximum(mf.sum(axis=1), 1e-9)
             norm2 = np.linalg.norm(pooled, axis=1, keepdims=True)

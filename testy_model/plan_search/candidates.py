@@ -102,6 +102,16 @@ def roles(problem: Problem) -> tuple[str | None, str]:
     return problem.weight, problem.activation or problem.inputs[-1]
 
 
+def runtime_a(problem: Problem) -> str | None:
+    """The A operand of a layer without a weight (attention's ``QKᵀ``: Q; ``A·V``: the
+    probabilities P), a run-time activation in the engine's A slot whose series is the plan's
+    ``weights`` (``model.terms.runtime_series``); None for a layer with a weight."""
+    if problem.weight is not None:
+        return None
+    _, act = roles(problem)
+    return next((t for t in problem.inputs if t != act), None)
+
+
 def orientations(layer: Layer, arch: Architecture) -> tuple[bool, ...]:
     """The orientations a layer can run in (False = weight in the A slot, True = transposed):
     both when it has a weight and the engine's two operand supports differ (a single-sided
@@ -121,27 +131,43 @@ def candidates(layer: Layer, arch: Architecture, max_terms: int = 3) -> list[Lay
       when the engine has a ``tasd_unit``; otherwise only ``dense`` and the activation's
       :func:`native_series` when it already fits a pattern of that slot;
     - layers without a weight (attention's batched matmuls): both operands are run-time
-      activations; the TASD unit sits on the B stream only, so B gets the activation options
-      and A stays ``dense``.
+      activations (:func:`runtime_a`); each gets the options of its own slot, the TASD unit
+      decomposing one of them per candidate (one operand stream, as for a linear layer); so on
+      a single-sided engine the probabilities ``P`` of ``A·V`` (operand A) can take the
+      structured slot.
 
     The transposed orientation leaves out the all-dense pair (the plain one covers it).
     """
     prob = layer.problem
     weight, act = roles(prob)
     out: list[LayerPlan] = []
+    run_a = runtime_a(prob)
     for transposed in orientations(layer, arch):
         w_sup, a_sup = operand_supports(arch, transposed)
-        w_opts = operand_series(w_sup, max_terms) if weight is not None else [DENSE]
-        if arch.tasd_unit is not None:
-            a_opts = operand_series(a_sup, max_terms)
+        if weight is not None:
+            w_opts = operand_series(w_sup, max_terms)
         else:
-            native = native_series(prob.density(act), a_sup)
-            a_opts = [DENSE] if native.is_dense else [DENSE, native]
+            w_opts = (
+                [DENSE] if run_a is None else _runtime_options(prob, run_a, w_sup, arch, max_terms)
+            )
+        a_opts = _runtime_options(prob, act, a_sup, arch, max_terms)
         o = "activation" if transposed else "weight"
         out += [
             LayerPlan(weights=w, activations=a, orientation=o)
             for w in w_opts
             for a in a_opts
             if not (transposed and w.is_dense and a.is_dense)
+            and not (weight is None and not w.is_dense and not a.is_dense)
         ]
     return out
+
+
+def _runtime_options(
+    prob: Problem, tensor: str, support: OperandSparsity, arch: Architecture, max_terms: int = 3
+) -> list[TasdSeries]:
+    """Series of a run-time operand on slot ``support``: :func:`operand_series` with a TASD
+    unit; without one, ``dense`` and the operand's :func:`native_series` when it fits."""
+    if arch.tasd_unit is not None:
+        return operand_series(support, max_terms)
+    native = native_series(prob.density(tensor), support)
+    return [DENSE] if native.is_dense else [DENSE, native]

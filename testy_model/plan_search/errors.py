@@ -20,7 +20,7 @@ import numpy as np
 
 from testy_model.model.cost import OperandTerm
 from testy_model.model.terms import kept_densities, reduction_axis, term_formats
-from testy_model.plan_search.candidates import native_series, roles
+from testy_model.plan_search.candidates import native_series, roles, runtime_a
 from testy_model.spec.arch import Architecture, OperandSparsity
 from testy_model.spec.workload import Density, Layer
 from testy_model.tasd.pattern import TasdSeries
@@ -152,12 +152,39 @@ def operand(layer: Layer, tensor: str, ref: str | None) -> Operand:
 
 
 def layer_operands(layer: Layer) -> dict[str, Operand]:
-    """Activation (and weight, when the layer has one) operands of ``layer``."""
+    """Activation (and weight, when the layer has one; else the run-time A operand,
+    :func:`~testy_model.plan_search.candidates.runtime_a`) operands of ``layer``."""
     weight, act = roles(layer.problem)
     out = {act: operand(layer, act, layer.activation_tensor)}
     if weight is not None:
         out[weight] = operand(layer, weight, layer.weight_tensor)
+    run_a = runtime_a(layer.problem)
+    if run_a is not None:
+        out[run_a] = operand(layer, run_a, None)
     return out
+
+
+def slot_errors(
+    layer: Layer,
+    ops: dict[str, Operand],
+    weights: TasdSeries,
+    activations: TasdSeries,
+    supports: tuple[OperandSparsity, OperandSparsity],
+    metric: ErrorMetric = "count",
+) -> tuple[tuple[str | None, list[OperandTerm], float], tuple[list[OperandTerm], float]]:
+    """((A-slot-series tensor, its terms, weight error), (activation terms, activation error))
+    of one candidate. The A-slot series of a layer without a weight decomposes a run-time
+    operand (:func:`~testy_model.plan_search.candidates.runtime_a`), so its error joins the
+    activation's (:func:`combine_errors`) and the weight error is 0."""
+    weight, act = roles(layer.problem)
+    tensor = weight if weight is not None else runtime_a(layer.problem)
+    ta, e_a = terms_and_error(ops[act], activations, supports[1], metric)
+    if tensor is None:
+        return (None, [], 0.0), (ta, e_a)
+    tw, e_x = terms_and_error(ops[tensor], weights, supports[0], metric)
+    if weight is None:
+        return (tensor, tw, 0.0), (ta, float(combine_errors(e_x, e_a)))
+    return (tensor, tw, e_x), (ta, e_a)
 
 
 def terms_and_error(
@@ -215,8 +242,6 @@ def candidate_error(
 
     ops = layer_operands(layer)
     w, a = TasdSeries.parse(weights), TasdSeries.parse(activations)
-    weight, act = roles(layer.problem)
-    w_sup, a_sup = operand_supports(arch, orientation == "activation")
-    e_w = terms_and_error(ops[weight], w, w_sup, metric)[1] if weight is not None else 0.0
-    e_a = terms_and_error(ops[act], a, a_sup, metric)[1]
+    sups = operand_supports(arch, orientation == "activation")
+    (_, _, e_w), (_, e_a) = slot_errors(layer, ops, w, a, sups, metric)
     return float(combine_errors(e_w, e_a))

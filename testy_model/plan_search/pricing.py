@@ -36,15 +36,16 @@ from testy_model.model.terms import (
     layer_terms,
     operand_supports,
     oriented_arch,
+    runtime_series,
 )
-from testy_model.plan_search.candidates import DENSE, candidates, roles
+from testy_model.plan_search.candidates import DENSE, candidates, roles, runtime_a
 from testy_model.plan_search.errors import (
     ErrorMetric,
     Operand,
     combine_errors,
     layer_operands,
     native,
-    terms_and_error,
+    slot_errors,
 )
 from testy_model.spec.arch import Architecture
 from testy_model.spec.conventions import Conventions
@@ -202,26 +203,26 @@ def _candidate_inputs(
     metric: ErrorMetric = "count",
 ) -> _Priced:
     """Terms, errors and TASD-unit values of every option (no pricing)."""
-    weight, act = roles(layer.problem)
+    _, act = roles(layer.problem)
     n_c = len(opts)
     per: dict[str, list[list[OperandTerm]]] = {t: [] for t in ops}
     e_w, e_a, tasd = np.zeros(n_c), np.zeros(n_c), np.zeros(n_c)
     for c, o in enumerate(opts):
-        w_sup, a_sup = operand_supports(arch, o.transposed)
-        if weight is not None:
-            tw, e_w[c] = terms_and_error(ops[weight], o.weights, w_sup, metric)
-            per[weight].append(tw)
+        sups = operand_supports(arch, o.transposed)
+        (tensor, tw, e_w[c]), (ta, e_a[c]) = slot_errors(
+            layer, ops, o.weights, o.activations, sups, metric
+        )
+        if tensor is not None:
+            per[tensor].append(tw)
         elif not o.weights.is_dense:
             raise SpecError(
                 f"layer {layer.name!r} has no weight operand; its weight series must be dense"
             )
-        ta, e_a[c] = terms_and_error(ops[act], o.activations, a_sup, metric)
         per[act].append(ta)
-        oa = ops[act]
-        if not o.activations.is_dense and not arrives_compliant(
-            o.activations, oa.density, oa.array, oa.axis
-        ):
-            tasd[c] = float(oa.size)
+        for t, series in runtime_series(layer.problem, o):
+            x = ops[t]
+            if not series.is_dense and not arrives_compliant(series, x.density, x.array, x.axis):
+                tasd[c] += float(x.size)
     return _Priced(per, e_w, e_a, tasd)
 
 
@@ -309,8 +310,9 @@ def price_candidates(
         opts.insert(0, LayerPlan())
     ops = layer_operands(layer)
     weight, act = roles(prob)
+    a_slot = weight if weight is not None else runtime_a(prob)
     nat = LayerPlan(
-        weights=native(ops[weight], arch.sparsity.A) if weight is not None else DENSE,
+        weights=native(ops[a_slot], arch.sparsity.A) if a_slot is not None else DENSE,
         activations=native(ops[act], arch.sparsity.B),
     )
     if nat not in opts:
