@@ -59,6 +59,8 @@ from testy_model.mapper.search import (  # noqa: F401
     _neighbours,
     _random_candidates,
     _repair_keep,
+    _rotated,
+    _rotations,
     _select,
     cache_size,
     clear_cache,

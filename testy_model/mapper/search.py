@@ -13,7 +13,10 @@ Pipeline (:func:`find_mapping`):
    dimension moved between two slots, a dimension's whole factor at one slot moved to another,
    one level's loop order changed, one tensor's keep/bypass toggled at one level, and, for the
    ``compound`` best members, factor moves that overflow a buffer repaired by one keep/bypass
-   toggle. The beam keeps the ``beam`` best distinct-cost candidates, at most ``per_keep`` per
+   toggle, and, for the best member (once), the rotations through a full spatial array: one
+   factor of one dimension enters the array while the same factor of another leaves it
+   (:func:`_rotations`; single moves cannot cross the valley between two full arrays). The
+   beam keeps the ``beam`` best distinct-cost candidates, at most ``per_keep`` per
    keep/bypass choice (diversity). Early exits: the round's neighbourhood is empty (all seen or
    invalid), or ``patience`` rounds in a row do not improve the best objective, or
    ``max_rounds`` rounds have run. Work the model would repeat is skipped, without changing
@@ -125,7 +128,34 @@ def _moves(ctx: _Ctx) -> tuple[np.ndarray, ...]:
     a, b, d, p = a[keep], b[keep], d[keep], p[keep]
     # the distinct (a, b, d) triples (in hash order): the jump moves
     first = np.unique(_hash(np.stack([a, b, d], axis=1)), return_index=True)[1]
-    return a, b, d, p, a[first], b[first], d[first]
+    return (a, b, d, p, a[first], b[first], d[first], *_rotations(ctx))
+
+
+def _rotations(ctx: _Ctx) -> tuple[np.ndarray, ...]:
+    """The rotation moves through a spatial slot, as six (R,) arrays ``(s, a, d_in, b, d_out,
+    p)``: one factor ``p`` of ``d_in`` enters spatial slot ``s`` from slot ``a`` while one factor
+    ``p`` of another dimension ``d_out`` leaves ``s`` for slot ``b`` (``a == b``: a swap).
+
+    Why: a spatial slot's product is capped by its fan-out, and the best mappings use it fully;
+    from a full array, a single move either overflows the fan-out (invalid) or idles a share of
+    it (cycles × p), so mappings that use the array as fully with other dimensions are two moves
+    away across a valley the beam prunes. A rotation keeps the slot's product (the utilisation)
+    while changing which dimensions are spread over the array and where the displaced factor
+    is reused (e.g. a batched GEMM trading a spatial output dimension for another one).
+    """
+    open_ = slot_mask(ctx.ai)
+    S, D = open_.shape
+    L = S // 2
+    P = ctx.pi.primes.size
+    has = ctx.pi.exps > 0  # (D, P)
+    sp = np.arange(L, S)[ctx.ai.fanout > 1]
+    s, a, di, b, do, p = np.meshgrid(
+        sp, np.arange(S), np.arange(D), np.arange(S), np.arange(D), np.arange(P), indexing="ij"
+    )
+    s, a, di, b, do, p = (x.ravel() for x in (s, a, di, b, do, p))
+    keep = (a != s) & (b != s) & (di != do) & has[di, p] & has[do, p]
+    keep &= open_[s, di] & open_[a, di] & open_[s, do] & open_[b, do]
+    return s[keep], a[keep], di[keep], b[keep], do[keep], p[keep]
 
 
 def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> Candidates:
@@ -133,7 +163,7 @@ def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> C
     dimension moved between slots; the whole factor of one dimension at one slot moved to
     another (a jump over plateaus); one level's loop order changed; one tensor's keep/bypass
     toggled at one level."""
-    a, b, d, p, ja, jb, jd = moves
+    a, b, d, p, ja, jb, jd = moves[:7]
     K, M = len(beam), a.size
     parts = []
     if M:
@@ -181,6 +211,29 @@ def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> C
         keep[r, lv[j], t[j]] = ~keep[r, lv[j], t[j]]
         parts.append(Candidates(beam.exps[k], beam.order_idx[k], keep, ctx.orders))
     return _concat(parts, ctx.orders)
+
+
+def _rotated(ctx: _Ctx, beam: Candidates, rot: tuple[np.ndarray, ...]) -> Candidates:
+    """Every beam member under every rotation of :func:`_rotations` it has the factors for."""
+    s, a, di, b, do, p = rot
+    K, R = len(beam), s.size
+    k = np.repeat(np.arange(K), R)
+    m = np.tile(np.arange(R), K)
+    ok = (beam.exps[k, a[m], di[m], p[m]] > 0) & (beam.exps[k, s[m], do[m], p[m]] > 0)
+    # only through a full array (one more factor p would overflow its fan-out): elsewhere the
+    # single move into the slot is a neighbour already
+    F = factors_from_exps(ctx.pi, beam.exps)  # (K, S, D)
+    L = len(ctx.ai.names)
+    used = np.prod(F[:, L:], axis=-1)  # (K, L)
+    ok &= used[k, s[m] - L] * ctx.pi.primes[p[m]] > ctx.ai.fanout[s[m] - L]
+    k, m = k[ok], m[ok]
+    exps = beam.exps[k].copy()
+    r = np.arange(k.size)
+    exps[r, a[m], di[m], p[m]] -= 1
+    exps[r, s[m], di[m], p[m]] += 1
+    exps[r, s[m], do[m], p[m]] -= 1
+    exps[r, b[m], do[m], p[m]] += 1
+    return Candidates(exps, beam.order_idx[k], beam.keep[k], ctx.orders)
 
 
 def _lead(nb: Candidates, cur: Candidates, compound: int) -> np.ndarray:
@@ -324,11 +377,13 @@ def _beam_search(
     compound: int = 2,
     collect: list[Candidates] | None = None,
     skip_repeats: bool = True,
+    rotate: bool = True,
 ) -> tuple[Candidates, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The beam search of :func:`find_mapping` (module docstring, step 3): the final beam,
     best first, and its scores. ``collect``: a list that receives every costed batch.
     ``skip_repeats=False`` turns off the two savings (canonical identification, expanding a
-    member once), for tests that they do not change the result."""
+    member once), for tests that they do not change the result. ``rotate``: also offer the
+    leader's rotations through a full array (:func:`_rotations`), once per leader."""
     canon = _canonical if skip_repeats else (lambda c, x: x)
     tmpl = _templates(ctx)
     starts = [tmpl, _keep_variants(ctx, tmpl), _random_candidates(ctx, n_random, seed)]
@@ -348,12 +403,17 @@ def _beam_search(
     # expanded while leading (their over-capacity neighbours were offered for repair too)
     done = np.zeros(0, dtype=np.int64)
     done_lead = np.zeros(0, dtype=np.int64)
+    done_rot = np.zeros(0, dtype=np.int64)  # leaders whose rotations were offered
     for _ in range(max_rounds):
         top = np.arange(len(cur)) < compound
         grow = ~np.isin(cur_h, done) | (top & ~np.isin(cur_h, done_lead)) | (not skip_repeats)
         done = np.concatenate([done, cur_h[grow]])
         done_lead = np.concatenate([done_lead, cur_h[grow & top]])
         nb = _neighbours(ctx, cur.take(np.nonzero(grow)[0]), moves)
+        if rotate:  # rotations through a full array, from the leader when it first leads
+            rot = (np.arange(len(cur)) == 0) & ~np.isin(cur_h, done_rot)
+            done_rot = np.concatenate([done_rot, cur_h[rot]])
+            nb = _concat([nb, _rotated(ctx, cur.take(np.nonzero(rot)[0]), moves[7:])], ctx.orders)
         # candidates are identified by their canonical form (model-equivalent loop orders
         # collapse to one; the first generated keeps its own order, so that a later factor
         # move can make use of it)
@@ -420,6 +480,7 @@ def find_mapping(
     per_keep: int | None = None,
     patience: int = 2,
     use_cache: bool = True,
+    rotate: bool = True,
     sparse: Any = None,
     conventions: Any = None,
 ) -> MappingResult:
@@ -445,6 +506,9 @@ def find_mapping(
         per_keep: at most this many beam members share one keep/bypass choice (default 4; 8
             with spatial skipping, as ``beam``).
         patience: stop after this many rounds without improvement.
+        rotate: also offer the beam leader's rotations through a full array
+            (:func:`_rotations`): finds mappings single moves cannot reach from a fully used
+            array (BERT's attention products, most ResNet-50 layers); False: single moves only.
         use_cache: reuse an earlier result for the same (shape, densities, arch, objective,
             constraints, search settings, pricing).
         sparse: Sparseloop ``sparse_optimizations`` to price with (the sparse stage), as
@@ -471,6 +535,7 @@ def find_mapping(
         seed,
         per_keep,
         patience,
+        rotate,
         evaluator,
         None if sparse is None else sparse.model_dump_json(),
         Conventions.parse(conventions).value,
@@ -492,7 +557,9 @@ def find_mapping(
         scores = tuple(np.concatenate([p[k] for p in parts]) for k in range(3)) if parts else None
         method = "exhaustive"
     else:
-        cand, scores = _beam_search(ctx, beam, n_random, max_rounds, seed, per_keep, patience)
+        cand, scores = _beam_search(
+            ctx, beam, n_random, max_rounds, seed, per_keep, patience, rotate=rotate
+        )
         method = "beam"
     if len(cand) == 0 or scores is None:
         raise MappingError(
