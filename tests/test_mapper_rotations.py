@@ -17,7 +17,7 @@ import pytest
 from testy_model.errors import MappingError
 from testy_model.graph.zoo import get_network
 from testy_model.mapper.context import _context
-from testy_model.mapper.search import _rotated, _rotations
+from testy_model.mapper.rotations import _rotated, _rotations
 from testy_model.mapper.space import factors_from_exps
 from testy_model.mapper.templates import _templates
 from testy_model.model.plan import LayerPlan

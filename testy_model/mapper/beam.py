@@ -1,6 +1,7 @@
 """Compatibility facade: the mapper's search, split into :mod:`~testy_model.mapper.candidates`,
 :mod:`~testy_model.mapper.context`, :mod:`~testy_model.mapper.templates`,
-:mod:`~testy_model.mapper.search` (the pipeline, :func:`find_mapping`) and
+:mod:`~testy_model.mapper.search` (the pipeline, :func:`find_mapping`),
+:mod:`~testy_model.mapper.rotations` (its rotation moves) and
 :mod:`~testy_model.mapper.points` (sweeps). Every name, private ones included, is re-exported
 under its old ``beam`` path."""
 
@@ -44,6 +45,7 @@ from testy_model.mapper.points import (  # noqa: F401
     best_per_point,
     candidate_nests,
 )
+from testy_model.mapper.rotations import _rotated, _rotations  # noqa: F401
 from testy_model.mapper.search import (  # noqa: F401
     _CACHE,
     _CHUNK,
@@ -59,8 +61,6 @@ from testy_model.mapper.search import (  # noqa: F401
     _neighbours,
     _random_candidates,
     _repair_keep,
-    _rotated,
-    _rotations,
     _select,
     cache_size,
     clear_cache,
