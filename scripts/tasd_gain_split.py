@@ -23,19 +23,12 @@ import argparse
 import warnings
 from pathlib import Path
 
+from tasd_gain_table import ENGINES  # the same engines as the gain table (scripts/)
+
 from testy_model.graph.zoo import get_network
 from testy_model.plan_search import search
 from testy_model.plan_search.pricing import evaluate_candidates, plan_mapping
 from testy_model.spec import load_arch
-
-ENGINES = (
-    "stc_2of4_tasd",
-    "vegeta_tasd",
-    "highlight_tasd",
-    "s2ta_tasd",
-    "ttc_stc",
-    "ttc_vegeta_m8",
-)
 
 
 def main() -> None:

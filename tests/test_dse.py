@@ -579,3 +579,23 @@ def test_sweep_rejects_unknown_conventions(tmp_path: Path) -> None:
     sweep = write_small(tmp_path, "  conventions: sparseloop\n")
     with pytest.raises(SpecError, match="sparseloop-2022"):
         dse.load_sweep(sweep)
+
+
+def test_sweep_refuses_an_arch_file_with_sparse_optimizations(tmp_path: Path) -> None:
+    # a sweep prices the term stage; a Sparseloop block would be ignored: a clear error instead
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(
+        STC.read_text()
+        + "\nsparse_optimizations:\n  targets:\n    - name: DRAM\n"
+        + "      representation-format:\n        data-spaces:\n          - name: A\n"
+        + "            ranks: [{format: CP}]\n"
+    )
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        "sweep:\n  arch: arch.yaml\n  grid:\n    levels.SMEM.depth: [4096]\n"
+        "  networks: [resnet50]\n"
+    )
+    res = CliRunner().invoke(app, ["sweep", str(sweep), "-o", str(tmp_path / "out.csv")])
+    assert res.exit_code == 2, res.output
+    assert "sparse_optimizations" in res.output and "sweep.arch" in res.output
+    assert "Traceback" not in res.output

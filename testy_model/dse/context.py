@@ -22,6 +22,7 @@ from testy_model.graph.zoo import get_network
 from testy_model.model.plan import Plan
 from testy_model.spec.arch import Architecture
 from testy_model.spec.arch_loader import apply_arch_overrides, load_arch
+from testy_model.spec.inputs import file_has_sparse_optimizations
 from testy_model.spec.loaders import load_network
 from testy_model.spec.sweep_spec import SweepSpec, sweep_key_error
 from testy_model.spec.workload import Density, Network
@@ -151,6 +152,15 @@ def prepare(spec: SweepSpec, points: Sequence[dict[str, Any]] | None = None) -> 
     path = str(spec.arch_path())
     if not spec.arch_path().is_file():
         raise sweep_key_error(spec, "arch", f"architecture file {path!r} does not exist")
+    if file_has_sparse_optimizations(path):
+        raise sweep_key_error(
+            spec,
+            "arch",
+            f"architecture file {path!r} has a sparse_optimizations block (Sparseloop formats, "
+            "gating, skipping): a sweep prices the engine's N:M support and the networks' "
+            "densities only, so it would ignore the block; price such a design with eval or map "
+            "(one design point each), or sweep an architecture file without the block",
+        )
     groups: dict[str, list[Architecture]] = {}
     caps: dict[str, Architecture] = {}
     seen: set[str] = set()
