@@ -96,3 +96,25 @@ def test_dense_qk_mapping_no_worse_than_other_class_mappings(qk: tuple) -> None:
         assert e0 <= e * (1 + 1e-12), plan
         assert edp0 <= edp * (1 + 1e-12), plan
     assert others >= 3
+
+
+@pytest.mark.parametrize(
+    ("engine", "network", "layer_name"),
+    [
+        ("stc_2of4_tasd", "bert-base", "encoder.0.attn.qk"),
+        ("tc_dense", "resnet50", "layer1.0.conv2"),
+        ("s2ta_tasd", "resnet50", "layer3.0.conv2"),
+    ],
+)
+def test_rotations_never_worsen_the_search(engine: str, network: str, layer_name: str) -> None:
+    # the rotation phase starts from the final beam of the search without rotations and the
+    # beam keeps its best: the objective can only fall
+    from testy_model.mapper import find_mapping
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        arch = load_arch(ROOT / "arch_specs" / f"{engine}.yaml")
+    layer = next(x for x in get_network(network).layers if x.name == layer_name)
+    off = find_mapping(layer.problem, arch, rotate=False)
+    on = find_mapping(layer.problem, arch, rotate=True)
+    assert on.edp <= off.edp * (1 + 1e-12)

@@ -8,24 +8,26 @@ Pipeline (:func:`find_mapping`):
    enumerate it, prune by fan-out/constraints/capacity, and cost every survivor;
 3. otherwise run a deterministic beam search: the start pool is the three templates (weight-,
    output-, input-stationary), the templates under every keep/bypass choice that fits, and
-   ``n_random`` seeded random factorisations (invalid ones dropped). Each round costs, in one
-   batch, every unseen valid neighbour of the beam: one prime factor (or its square) of one
-   dimension moved between two slots, a dimension's whole factor at one slot moved to another,
-   one level's loop order changed, one tensor's keep/bypass toggled at one level, and, for the
-   ``compound`` best members, factor moves that overflow a buffer repaired by one keep/bypass
-   toggle, and, for the best member (once), the rotations through a full spatial array: one
-   factor of one dimension enters the array while the same factor of another leaves it
-   (:func:`_rotations`; single moves cannot cross the valley between two full arrays). The
-   beam keeps the ``beam`` best distinct-cost candidates, at most ``per_keep`` per
-   keep/bypass choice (diversity). Early exits: the round's neighbourhood is empty (all seen or
-   invalid), or ``patience`` rounds in a row do not improve the best objective, or
-   ``max_rounds`` rounds have run. Work the model would repeat is skipped, without changing
-   what is found (the same mappings as without it on ResNet-50's distinct layers and five BERT
-   GEMMs on every shipped engine): candidates are identified by their canonical form (loop
-   orders that agree on each level's non-unit loops cost the same:
-   :func:`~testy_model.mapper.space.order_classes`), so an equivalent of a candidate already
-   seen is neither checked nor costed; and a beam member is expanded once (again only when it
-   first leads the beam, for the repair moves), since its valid neighbours are all seen after;
+   ``n_random`` seeded random factorisations (invalid ones dropped). Each round costs, in one batch,
+   every unseen valid neighbour of the beam: one prime factor (or its square) of one dimension moved
+   between two slots, a dimension's whole factor at one slot moved to another, one level's loop
+   order changed, one tensor's keep/bypass toggled at one level, and, for the ``compound`` best
+   members, factor moves that overflow a buffer repaired by one keep/bypass toggle. The beam keeps
+   the ``beam`` best distinct-cost candidates, at most ``per_keep`` per keep/bypass choice
+   (diversity). The phase ends when the round's neighbourhood is empty (all seen or invalid), or
+   ``patience`` rounds in a row do not improve the best objective, or ``max_rounds`` rounds have
+   run. A second phase then goes on from the final beam with the same moves plus, for the best
+   member (once), the rotations through a full spatial array: one factor of one dimension enters the
+   array while the same factor of another leaves it (:func:`_rotations`; single moves cannot cross
+   the valley between two full arrays), until it ends the same way; the beam keeps its best, so the
+   result is never worse than the first phase's (the search without rotations, ``rotate=False``).
+   Work the model would repeat is skipped, without changing what is found (the same mappings as
+   without it on ResNet-50's distinct layers and five BERT GEMMs on every shipped engine):
+   candidates are identified by their canonical form (loop orders that agree on each level's
+   non-unit loops cost the same: :func:`~testy_model.mapper.space.order_classes`), so an equivalent
+   of a candidate already seen is neither checked nor costed; and a beam member is expanded once
+   (again only when it first leads the beam, for the repair moves), since its valid neighbours are
+   all seen after;
 4. the winner (lowest objective; ties broken by EDP, then energy, then generation order, so the
    result is deterministic) is turned into a :class:`~testy_model.spec.mapping.Mapping`.
 
@@ -318,6 +320,11 @@ def _in_sorted(x: np.ndarray, sorted_: np.ndarray) -> np.ndarray:
     return sorted_[pos] == x
 
 
+#: stale rounds that end the rotation phase (a leader's rotations are offered once, when it
+#: first leads; one stale round means the last leader's rotations found nothing better)
+_ROTATION_PATIENCE = 1
+
+
 def _beam_search(
     ctx: _Ctx,
     beam: int,
@@ -334,8 +341,11 @@ def _beam_search(
     """The beam search of :func:`find_mapping` (module docstring, step 3): the final beam,
     best first, and its scores. ``collect``: a list that receives every costed batch.
     ``skip_repeats=False`` turns off the two savings (canonical identification, expanding a
-    member once), for tests that they do not change the result. ``rotate``: also offer the
-    leader's rotations through a full array (:func:`_rotations`), once per leader."""
+    member once), for tests that they do not change the result. ``rotate``: when the search
+    without rotations ends (``patience``, ``max_rounds`` or an exhausted neighbourhood), it goes
+    on from its final beam offering each leader's rotations through a full array as well
+    (:func:`_rotations`, once per leader) until it stalls again: the result is never worse than
+    the search without rotations, which it extends."""
     canon = _canonical if skip_repeats else (lambda c, x: x)
     tmpl = _templates(ctx)
     starts = [tmpl, _keep_variants(ctx, tmpl), _random_candidates(ctx, n_random, seed)]
@@ -356,13 +366,20 @@ def _beam_search(
     done = np.zeros(0, dtype=np.int64)
     done_lead = np.zeros(0, dtype=np.int64)
     done_rot = np.zeros(0, dtype=np.int64)  # leaders whose rotations were offered
-    for _ in range(max_rounds):
+    rotating = False  # second phase: the same search from its final beam, with rotations
+    rounds = 0
+    while True:
+        if rounds >= max_rounds or stale >= (_ROTATION_PATIENCE if rotating else patience):
+            if not rotate or rotating:
+                break
+            rotating, rounds, stale = True, 0, 0
+        rounds += 1
         top = np.arange(len(cur)) < compound
         grow = ~np.isin(cur_h, done) | (top & ~np.isin(cur_h, done_lead)) | (not skip_repeats)
         done = np.concatenate([done, cur_h[grow]])
         done_lead = np.concatenate([done_lead, cur_h[grow & top]])
         nb = _neighbours(ctx, cur.take(np.nonzero(grow)[0]), moves)
-        if rotate:  # rotations through a full array, from the leader when it first leads
+        if rotating:  # rotations through a full array, from the leader when it first leads
             rot = (np.arange(len(cur)) == 0) & ~np.isin(cur_h, done_rot)
             done_rot = np.concatenate([done_rot, cur_h[rot]])
             nb = _concat([nb, _rotated(ctx, cur.take(np.nonzero(rot)[0]), moves[7:])], ctx.orders)
@@ -386,8 +403,11 @@ def _beam_search(
         # repaired later, once they come from a leading beam member
         seen = np.sort(np.concatenate([seen, h[ok | lead], rh[ridx]]))
         nb = _concat([nb.take(np.nonzero(ok)[0]), repaired.take(ridx)], ctx.orders)
-        if len(nb) == 0:
-            break  # early exit: the neighbourhood of the beam is exhausted
+        if len(nb) == 0:  # the neighbourhood of the beam is exhausted
+            if not rotate or rotating:
+                break
+            rotating, rounds, stale = True, 0, 0
+            continue
         nb_s = ctx.cost(nb, np.concatenate([F[ok], rF[ridx]]))
         if collect is not None:
             collect.append(nb)
@@ -397,9 +417,7 @@ def _beam_search(
         order = _select(both, both_s, beam, per_keep)
         improved = both_s[0][order[0]] < cur_s[0][0] * (1 - 1e-12)
         cur, cur_s, cur_h = both.take(order), tuple(s[order] for s in both_s), both_h[order]
-        stale = 0 if improved else stale + 1
-        if stale >= patience:
-            break  # early exit: `patience` rounds found nothing better than the best so far
+        stale = 0 if improved else stale + 1  # `patience` stale rounds end a phase
     return cur, cur_s
 
 
