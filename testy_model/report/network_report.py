@@ -10,11 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testy_model.report.records import FusionSummary, LayerResult, OperatorResult, TensorTraffic
+from testy_model.report.records import (
+    FusionSummary,
+    LayerResult,
+    OperatorResult,
+    TensorTraffic,
+    VsDense,
+)
 
 
 @dataclass(frozen=True)
-class Report:
+class Report(VsDense):
     """Per-layer results of one network on one architecture under one plan, and (for a graph)
     its non-GEMM operators and the tensors between them."""
 
@@ -111,16 +117,6 @@ class Report:
         """Σ dense-baseline energy (layers and operators), pJ."""
         ops = sum(x.dense_energy_pj for x in self.operators)
         return float(sum(x.dense_energy_pj for x in self.layers) + ops)
-
-    @property
-    def speedup(self) -> float:
-        """Dense cycles / cycles of the whole network."""
-        return self.dense_cycles / self.cycles if self.cycles else float("nan")
-
-    @property
-    def energy_ratio(self) -> float:
-        """Energy / dense energy of the whole network."""
-        return self.energy_pj / self.dense_energy_pj if self.dense_energy_pj else float("nan")
 
     def graph_summary(self, k: int = 5) -> list[str]:
         """Plain-text lines on the graph's non-GEMM operators, the tensors between operators,

@@ -7,13 +7,40 @@ the fusion policy's summary (:class:`FusionSummary`). Units and the JSON contrac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 Accesses = dict[str, dict[str, dict[str, float]]]
 
 
+class _Totals(Protocol):
+    """What :class:`VsDense` reads: a record's totals and its dense baseline's."""
+
+    @property
+    def cycles(self) -> float: ...
+    @property
+    def energy_pj(self) -> float: ...
+    @property
+    def dense_cycles(self) -> float: ...
+    @property
+    def dense_energy_pj(self) -> float: ...
+
+
+class VsDense:
+    """Speed-up and energy ratio against the dense baseline, for a layer or a whole network."""
+
+    @property
+    def speedup(self: _Totals) -> float:
+        """Dense cycles / cycles (dimensionless; NaN for zero cycles)."""
+        return self.dense_cycles / self.cycles if self.cycles else float("nan")
+
+    @property
+    def energy_ratio(self: _Totals) -> float:
+        """Energy / dense energy (dimensionless; NaN for a zero dense energy)."""
+        return self.energy_pj / self.dense_energy_pj if self.dense_energy_pj else float("nan")
+
+
 @dataclass(frozen=True)
-class LayerResult:
+class LayerResult(VsDense):
     """Costs of one layer (units in the module docstring)."""
 
     name: str
@@ -52,16 +79,6 @@ class LayerResult:
     def edp_pj_s(self) -> float:
         """Energy-delay product, pJ·s."""
         return self.energy_pj * self.seconds
-
-    @property
-    def speedup(self) -> float:
-        """Dense cycles / cycles."""
-        return self.dense_cycles / self.cycles if self.cycles else float("nan")
-
-    @property
-    def energy_ratio(self) -> float:
-        """Energy / dense energy."""
-        return self.energy_pj / self.dense_energy_pj if self.dense_energy_pj else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         """The layer's entry of the JSON contract."""
