@@ -1,0 +1,131 @@
+"""The beam search's neighbourhood (:mod:`testy_model.mapper.search`, step 3): the single
+moves of every beam member, the rotations of the leader, which neighbours a leader may repair,
+and the keep/bypass repair of a move that overflows a buffer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from testy_model.mapper.candidates import (
+    Candidates,
+    _concat,
+    _hash,
+)
+from testy_model.mapper.context import (
+    _Ctx,
+)
+from testy_model.mapper.fit import capacity_mask, structure_mask
+from testy_model.mapper.rotations import _rotations
+from testy_model.mapper.space import (
+    slot_mask,
+)
+
+
+def _moves(ctx: _Ctx) -> tuple[np.ndarray, ...]:
+    """All single-prime moves (from slot a, to slot b, dim d, prime p), each as an (M,) array,
+    then the distinct (a, b, d) of the whole-factor jumps, as three (J,) arrays, then the six
+    (R,) arrays of the rotations through a spatial slot (:func:`_rotations`)."""
+    open_ = slot_mask(ctx.ai)
+    S, D = open_.shape
+    P = ctx.pi.primes.size
+    a, b, d, p = np.meshgrid(np.arange(S), np.arange(S), np.arange(D), np.arange(P), indexing="ij")
+    a, b, d, p = a.ravel(), b.ravel(), d.ravel(), p.ravel()
+    keep = (a != b) & open_[a, d] & open_[b, d] & (ctx.pi.exps[d, p] > 0)
+    a, b, d, p = a[keep], b[keep], d[keep], p[keep]
+    # the distinct (a, b, d) triples (in hash order): the jump moves
+    first = np.unique(_hash(np.stack([a, b, d], axis=1)), return_index=True)[1]
+    return (a, b, d, p, a[first], b[first], d[first], *_rotations(ctx))
+
+
+def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> Candidates:
+    """Every candidate one move away from a beam member: one prime factor (or its square) of one
+    dimension moved between slots; the whole factor of one dimension at one slot moved to
+    another (a jump over plateaus); one level's loop order changed; one tensor's keep/bypass
+    toggled at one level."""
+    a, b, d, p, ja, jb, jd = moves[:7]
+    K, M = len(beam), a.size
+    parts = []
+    if M:
+        k = np.repeat(np.arange(K), M)
+        m = np.tile(np.arange(M), K)
+        ok = beam.exps[k, a[m], d[m], p[m]] > 0
+        k, m = k[ok], m[ok]
+        exps = beam.exps[k].copy()
+        r = np.arange(k.size)
+        exps[r, a[m], d[m], p[m]] -= 1
+        exps[r, b[m], d[m], p[m]] += 1
+        parts.append(Candidates(exps, beam.order_idx[k], beam.keep[k], ctx.orders))
+        # the same moves with the prime squared (where two of it are there to move)
+        two = exps[r, a[m], d[m], p[m]] > 0
+        exps2 = exps[two]
+        r2 = np.arange(exps2.shape[0])
+        exps2[r2, a[m][two], d[m][two], p[m][two]] -= 1
+        exps2[r2, b[m][two], d[m][two], p[m][two]] += 1
+        parts.append(Candidates(exps2, beam.order_idx[k[two]], beam.keep[k[two]], ctx.orders))
+        # jumps: all of dimension d's factor at slot a moves to slot b (one per (a, b, d))
+        J = ja.size
+        k = np.repeat(np.arange(K), J)
+        m = np.tile(np.arange(J), K)
+        moved = beam.exps[k, ja[m], jd[m]]  # (n, P)
+        ok = (moved.sum(axis=1) > 1) & (ctx.ai.t_fix.shape[0] > 0)
+        k, m, moved = k[ok], m[ok], moved[ok]
+        exps = beam.exps[k].copy()
+        r = np.arange(k.size)
+        exps[r, ja[m], jd[m]] -= moved
+        exps[r, jb[m], jd[m]] += moved
+        parts.append(Candidates(exps, beam.order_idx[k], beam.keep[k], ctx.orders))
+    lv, o = np.nonzero(ctx.allowed)
+    k = np.repeat(np.arange(K), lv.size)
+    j = np.tile(np.arange(lv.size), K)
+    oi = beam.order_idx[k].copy()
+    oi[np.arange(k.size), lv[j]] = o[j]
+    parts.append(Candidates(beam.exps[k], oi, beam.keep[k], ctx.orders))
+    # keep/bypass toggles of one tensor at one level
+    lv, t = np.nonzero(ctx.ai.keep_may & ~ctx.ai.keep_must)
+    if lv.size:
+        k = np.repeat(np.arange(K), lv.size)
+        j = np.tile(np.arange(lv.size), K)
+        keep = beam.keep[k].copy()
+        r = np.arange(k.size)
+        keep[r, lv[j], t[j]] = ~keep[r, lv[j], t[j]]
+        parts.append(Candidates(beam.exps[k], beam.order_idx[k], keep, ctx.orders))
+    return _concat(parts, ctx.orders)
+
+
+def _lead(nb: Candidates, cur: Candidates, compound: int) -> np.ndarray:
+    """(len(nb),) bool: the neighbour descends from one of the ``compound`` best beam members
+    (identified by its keep choice and order, which a factor move leaves unchanged)."""
+    if compound <= 0 or len(cur) == 0:
+        return np.zeros(len(nb), dtype=bool)
+
+    def key(c: Candidates) -> np.ndarray:
+        n = len(c)
+        keep = c.keep.reshape(n, int(np.prod(c.keep.shape[1:]))).astype(np.int64)
+        return _hash(np.concatenate([c.order_idx, keep], axis=1))
+
+    lead = cur.take(np.arange(min(compound, len(cur))))
+    return np.isin(key(nb), key(lead))
+
+
+def _repair_keep(ctx: _Ctx, bad: Candidates, F: np.ndarray) -> tuple[Candidates, np.ndarray]:
+    """Compound moves: each over-capacity neighbour (fan-out, mesh and constraints fine) with one
+    tensor's keep/bypass toggled at one level (a bigger tile fits once some tensor is bypassed,
+    or kept elsewhere); the ones that then fit, and their factors (``F``: those of ``bad``)."""
+    lv, t = np.nonzero(ctx.ai.keep_may & ~ctx.ai.keep_must)
+    empty = bad.take(np.zeros(0, dtype=np.int64))
+    if lv.size == 0 or len(bad) == 0:
+        return empty, F[:0]
+    L = len(ctx.ai.names)
+    ok = structure_mask(ctx.pi, ctx.ai, F[:, :L], F[:, L:])
+    ok &= np.all(ctx.allowed[np.arange(L), bad.order_idx], axis=-1)
+    bad, F = bad.take(np.nonzero(ok)[0]), F[ok]
+    if len(bad) == 0:
+        return empty, F[:0]
+    k = np.repeat(np.arange(len(bad)), lv.size)
+    j = np.tile(np.arange(lv.size), len(bad))
+    keep = bad.keep[k].copy()
+    r = np.arange(k.size)
+    keep[r, lv[j], t[j]] = ~keep[r, lv[j], t[j]]
+    out = Candidates(bad.exps[k], bad.order_idx[k], keep, ctx.orders)
+    fits = capacity_mask(ctx.pi, ctx.ai, F[k, :L], F[k, L:], keep)
+    return out.take(np.nonzero(fits)[0]), F[k[fits]]
