@@ -142,10 +142,8 @@ def hypergeom_empty(big_n: float | np.ndarray, r: float | np.ndarray, n: np.ndar
     if n.ndim >= 2 and n.size > _DEDUP_MIN:  # many candidates repeat one row: each row once
         cols = n.shape[-1]
         rows = np.concatenate([x.reshape(-1, cols) for x in (big_n, r, n)], axis=1)
-        slot: dict[bytes, int] = {}
-        inv = np.array([slot.setdefault(row.tobytes(), len(slot)) for row in rows])
-        if 2 * len(slot) <= len(rows):
-            _, first = np.unique(inv, return_index=True)
+        first, inv = distinct_rows(rows)
+        if 2 * len(first) <= len(rows):
             u = rows[first]
             once = _hypergeom_empty(u[:, :cols], u[:, cols : 2 * cols], u[:, 2 * cols :])
             return once[inv].reshape(n.shape)
@@ -154,6 +152,16 @@ def hypergeom_empty(big_n: float | np.ndarray, r: float | np.ndarray, n: np.ndar
 
 #: below this many values :func:`hypergeom_empty` does not look for repeated rows
 _DEDUP_MIN = 1 << 15
+
+
+def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, inverse)`` of a 2-D array: the index of the first row of each distinct row, in
+    order of first appearance, and each row's group. Rows are told apart by their bytes (exact;
+    one dictionary lookup per row, so wide rows cost no lexicographic sort)."""
+    slot: dict[bytes, int] = {}
+    inv = np.array([slot.setdefault(row.tobytes(), len(slot)) for row in rows], dtype=np.int64)
+    _, first = np.unique(inv, return_index=True)
+    return first, inv
 
 
 def _hypergeom_empty(big_n: np.ndarray, r: np.ndarray, n: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from testy_model.model import energy as en
-from testy_model.model.density import DensityModel
+from testy_model.model.density import DensityModel, distinct_rows
 from testy_model.model.formats import FormatLayout, RankSpec, assign_ranks, metadata_units
 from testy_model.model.loops import LoopTable
 from testy_model.model.reuse import DenseCounts, projection_matrix, tile_words
@@ -196,11 +196,9 @@ def _occupancy(
     if layout is not None:
         rows += [layout.fiber, layout.subtile, layout.empty]
     key = np.concatenate([np.asarray(x, np.float64).reshape(len(tile), -1) for x in rows], 1)
-    slot: dict[bytes, int] = {}
-    inv = np.array([slot.setdefault(k.tobytes(), len(slot)) for k in key], dtype=np.int64)
-    if len(slot) == len(tile):
+    first, inv = distinct_rows(key)
+    if len(first) == len(tile):
         return _occupancy_rows(model, tile, parent_md, layout)
-    _, first = np.unique(inv, return_index=True)
     sub = None
     if layout is not None:
         sub = FormatLayout(

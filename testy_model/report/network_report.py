@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from testy_model.report.records import (
+    CostTotals,
     FusionSummary,
     LayerResult,
     OperatorResult,
     TensorTraffic,
-    VsDense,
 )
 
 
 @dataclass(frozen=True)
-class Report(VsDense):
+class Report(CostTotals):
     """Per-layer results of one network on one architecture under one plan, and (for a graph)
     its non-GEMM operators and the tensors between them."""
 
@@ -100,11 +100,6 @@ class Report(VsDense):
         rows = [(x.name, float(getattr(x, key))) for x in nodes]
         rows.sort(key=lambda r: (-r[1], r[0]))
         return [(n, v / total if total else 0.0) for n, v in rows[:k]]
-
-    @property
-    def edp_pj_s(self) -> float:
-        """Total energy × total seconds, pJ·s."""
-        return self.energy_pj * self.seconds
 
     @property
     def dense_cycles(self) -> float:

@@ -13,10 +13,12 @@ Accesses = dict[str, dict[str, dict[str, float]]]
 
 
 class _Totals(Protocol):
-    """What :class:`VsDense` reads: a record's totals and its dense baseline's."""
+    """What :class:`CostTotals` reads: a record's totals and its dense baseline's."""
 
     @property
     def cycles(self) -> float: ...
+    @property
+    def seconds(self) -> float: ...
     @property
     def energy_pj(self) -> float: ...
     @property
@@ -25,8 +27,14 @@ class _Totals(Protocol):
     def dense_energy_pj(self) -> float: ...
 
 
-class VsDense:
-    """Speed-up and energy ratio against the dense baseline, for a layer or a whole network."""
+class CostTotals:
+    """Energy-delay product, speed-up and energy ratio against the dense baseline, for a layer, an
+    operator or a whole network."""
+
+    @property
+    def edp_pj_s(self: _Totals) -> float:
+        """Energy-delay product: energy × seconds, pJ·s."""
+        return self.energy_pj * self.seconds
 
     @property
     def speedup(self: _Totals) -> float:
@@ -40,7 +48,7 @@ class VsDense:
 
 
 @dataclass(frozen=True)
-class LayerResult(VsDense):
+class LayerResult(CostTotals):
     """Costs of one layer (units in the module docstring)."""
 
     name: str
@@ -75,11 +83,6 @@ class LayerResult(VsDense):
             return "measured"
         return "mixed" if "measured" in vals else "expected"
 
-    @property
-    def edp_pj_s(self) -> float:
-        """Energy-delay product, pJ·s."""
-        return self.energy_pj * self.seconds
-
     def to_dict(self) -> dict[str, Any]:
         """The layer's entry of the JSON contract."""
         return {
@@ -104,7 +107,7 @@ class LayerResult(VsDense):
 
 
 @dataclass(frozen=True)
-class OperatorResult:
+class OperatorResult(CostTotals):
     """Costs of one non-GEMM operator (``model.elementwise``; units in the module docstring).
 
     ``words_read``/``words_written``: level -> words; ``element_ops``: element operations;
@@ -123,11 +126,6 @@ class OperatorResult:
     dense_cycles: float
     dense_energy_pj: float
     source: str | None = None
-
-    @property
-    def edp_pj_s(self) -> float:
-        """Energy-delay product, pJ·s."""
-        return self.energy_pj * self.seconds
 
     def to_dict(self) -> dict[str, Any]:
         """The operator's entry of the JSON contract."""
