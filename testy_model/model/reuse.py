@@ -46,21 +46,14 @@ Rules (each reproduces a function of ``src/loop-analysis/nest-analysis.cpp`` or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from testy_model.model.links import _first_rows
 from testy_model.model.nest import LoopNests
-from testy_model.model.steps import (
-    _fan_base,
-    _spatial_content,
-    _step_frame,
-    _StepFrame,
-    spatial_structure,
-    step_sequence,
-    temporal_deltas,
-)
+from testy_model.model.steps import _fan_base, spatial_structure
+from testy_model.model.traffic import Traffic, child_rows, level_traffic
 from testy_model.spec.conventions import Conventions
 from testy_model.spec.workload import Problem
 
@@ -203,17 +196,20 @@ def dense_counts(
     child = np.full(shape, n_l, dtype=np.int64)
     compulsory = np.zeros(n_t)
     bounds = np.array([float(problem.bounds[d]) for d in problem.dimensions])
-    children: dict[int, _ChildRows] = {}
     fan_base = _fan_base(nests, ext, fanout_x)
-    for ti, t in enumerate(tensors):
-        proj = projection_matrix(problem, t)
-        tw, spans = tile_words(proj, ext)  # (B, L+1), (B, L+1, R)
+    projs = [projection_matrix(problem, t) for t in tensors]
+    tiles = [tile_words(p, ext) for p in projs]  # (B, L+1), (B, L+1, R)
+    fans = [
+        spatial_structure(p, nests, ext, fanout_x, no_mc[:, :, ti], fan_base)
+        for ti, p in enumerate(projs)
+    ]
+    masks = [(no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti]) for ti in range(n_t)]
+    lvs = _traffic(nests, ext, projs, tiles, fans, masks)
+    for ti in range(n_t):
+        tw, fan, lv = tiles[ti][0], fans[ti], lvs[ti]
         tile[:, :, ti] = tw[:, :n_l]
-        compulsory[ti] = tile_words(proj, bounds)[0]
-        fan = spatial_structure(proj, nests, ext, fanout_x, no_mc[:, :, ti], fan_base)
+        compulsory[ti] = tile_words(projs[ti], bounds)[0]
         groups[:, :, ti] = fan[1]
-        masks = (no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti])
-        lv = _level_traffic(proj, nests, ext, tw, spans, fan, masks, children)
         entering[:, :, ti] = lv[0]
         cols = _collapse(lv, keep[:, :, ti], fan[0], instances)
         # the row's own tensor size (its outermost tile: rows of one batch may be layers of
@@ -246,105 +242,31 @@ def dense_counts(
     )
 
 
-@dataclass(frozen=True)
-class _ChildRows:
-    """The rows the traffic above child level c is computed on (:func:`_child_rows`): ``rows``
-    (U,) one row per distinct key (None: every row), ``inv`` (B,) each row's group, ``nests``
-    and ``ext`` those rows' nests and extents, ``frame`` their step frame (shared by the
-    tensors)."""
-
-    rows: np.ndarray | None
-    inv: np.ndarray | None
-    nests: LoopNests
-    ext: np.ndarray
-    frame: _StepFrame
-
-    def take(self, a: np.ndarray) -> np.ndarray:
-        """``a`` (B, ...) on the distinct rows."""
-        return a if self.rows is None else a[self.rows]
-
-    def put(self, a: np.ndarray) -> np.ndarray:
-        """``a`` (U, ...) back on every row."""
-        return a if self.inv is None else a[self.inv]
-
-
-def _child_rows(nests: LoopNests, ext: np.ndarray, c: int) -> _ChildRows:
-    """:class:`_ChildRows` of child level ``c``: rows are grouped by everything the traffic
-    above c depends on — the factors and orders of levels ``0..c−1``, the extents
-    ``E_1..E_c``, level c−1's spatial order, X split and directives, and c's ``no_reuse``
-    (a mapper batch repeats them: keep/bypass variants, moves at inner levels). The traffic
-    is integer arithmetic (exact in float64), so a row's counts do not depend on the rows
-    priced with it."""
-    n_b = nests.batch
-    rows = inv = None
-    if n_b >= 64:
-        parts = [
-            nests.temporal[:, :c].reshape(n_b, -1),
-            nests.spatial[:, :c].reshape(n_b, -1),
-            nests.order[:, :c].reshape(n_b, -1),
-            ext[:, 1 : c + 1].reshape(n_b, -1),
-            nests.spatial_positions()[:, c - 1],
-            nests.x_split()[:, c - 1 : c],
-        ]
-        for name, lv in (("no_link", c - 1), ("no_multicast", c - 1), ("no_reuse", c)):
-            m = getattr(nests, name)
-            if m is not None and lv < nests.n_levels:
-                parts.append(m[:, lv])
-        key = np.concatenate([np.asarray(x, dtype=np.float64) for x in parts], axis=1)
-        first, groups = _first_rows(key)
-        if len(first) < 0.8 * n_b:
-            rows, inv = first, groups
-    sub = nests if rows is None else nests.select(rows)
-    sub_ext = ext if rows is None else ext[rows]
-    return _ChildRows(rows, inv, sub, sub_ext, _step_frame(sub, sub_ext, c))
-
-
-def _level_traffic(
-    proj: np.ndarray,
+def _traffic(
     nests: LoopNests,
     ext: np.ndarray,
-    tw: np.ndarray,
-    spans: np.ndarray,
-    fan: tuple[np.ndarray, ...],
-    masks: tuple[np.ndarray, np.ndarray, np.ndarray],
-    children: dict[int, _ChildRows] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per level, before bypass: ``(W, content, weighted, links)`` (B, L) of one tensor
-    (``children``: the tensors' shared :func:`_child_rows` per child level, filled as needed;
-    each level is computed on its distinct rows only).
-
-    ``W_l`` words entering an instance of l (rule 2); ``content_l`` the reads an instance of l
-    serves its tiling child (l+1, or the compute below L−1); ``weighted_l`` the words it
-    delivers to its children; ``links_l`` the words its children pass over links (rule 3).
-    ``masks`` = (no_reuse, no_link, no_multicast), each (B, L), the mapping's directives."""
-    n_b, n_l = tw.shape[0], tw.shape[1] - 1
-    w = np.zeros((n_b, n_l))
-    content, weighted, links = np.zeros((n_b, n_l)), np.zeros((n_b, n_l)), np.zeros((n_b, n_l))
-    w[:, 0] = tw[:, 0]
-    children = {} if children is None else children
-    for c in range(1, n_l + 1):
-        if c not in children:
-            children[c] = _child_rows(nests, ext, c)
-        ch = children[c]
-        seq = step_sequence(proj, ch.nests, ch.ext, c, ch.frame)
-        k = c - 1
-        fan_k = tuple(ch.take(a[:, k]) for a in fan)
-        no_reuse, no_link, no_mc = (ch.take(m) for m in masks)
-        args = (no_link[:, k], no_mc[:, k])
-        if c < n_l:
-            t_c = ch.take(tw[:, c])
-            w_c, diff1 = temporal_deltas(seq, ch.take(spans[:, c]))
-            full = np.where(seq.f >= 2, seq.f, 1.0).prod(axis=1) * t_c
-            w_c = np.where(no_reuse[:, c], full, w_c)
-            diff1 = np.where(no_reuse[:, c] & seq.has, t_c, diff1)
-            w[:, c] = ch.put(w_c)
-            dj = np.where(seq.same | no_reuse[:, c][:, None], diff1[:, None], t_c[:, None])
-            out = _spatial_content(seq, (t_c, diff1, dj), False, fan_k, *args)
-        else:
-            one = np.ones(ch.nests.batch)
-            out = _spatial_content(seq, (one, one, np.ones_like(seq.f)), True, fan_k, *args)
-        content[:, k], weighted[:, k], links[:, k] = (ch.put(x) for x in out)
-    return w, content, weighted, links
+    projs: Sequence[np.ndarray],
+    tiles: Sequence[tuple[np.ndarray, np.ndarray]],
+    fans: Sequence[tuple[np.ndarray, ...]],
+    masks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> list[Traffic]:
+    """:func:`~testy_model.model.traffic.level_traffic` of every tensor, those with the same
+    number of ranks stacked, on each child level's distinct rows (shared by the tensors)."""
+    children = [child_rows(nests, ext, c) for c in range(1, nests.n_levels + 1)]
+    out: list[Traffic | None] = [None] * len(projs)
+    for r in sorted({p.shape[0] for p in projs}):
+        ids = [i for i, p in enumerate(projs) if p.shape[0] == r]
+        res = level_traffic(
+            [projs[i] for i in ids],
+            [tiles[i][0] for i in ids],
+            [tiles[i][1] for i in ids],
+            [fans[i] for i in ids],
+            [masks[i] for i in ids],
+            children,
+        )
+        for i, lv in zip(ids, res, strict=True):
+            out[i] = lv
+    return [lv for lv in out if lv is not None]
 
 
 def _collapse(

@@ -1,0 +1,156 @@
+"""Per-level traffic of every tensor before bypass (rules 2 and 3 of
+:mod:`testy_model.model.reuse`): the words entering each level, the reads it serves its child,
+the words it delivers over its fan-out and those its children pass over links.
+
+Each child level is computed once per distinct row of what it depends on (:func:`child_rows`:
+a mapper batch repeats the loops above a level across keep/bypass variants and inner moves),
+and the tensors whose data spaces have the same number of ranks are priced together, stacked
+along the batch axis (one numpy call per step instead of one per tensor). The counts are
+integer arithmetic (exact in float64), so a row's counts do not depend on the rows priced
+with it. Counts are words of a tensor per instance of a level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from testy_model.model.links import _first_rows
+from testy_model.model.nest import LoopNests
+from testy_model.model.steps import (
+    StepSequence,
+    _spatial_content,
+    _step_frame,
+    _StepFrame,
+    temporal_deltas,
+)
+
+#: per tensor: ``(W, content, weighted, links)``, each (B, L)
+Traffic = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ChildRows:
+    """The rows the traffic above child level c is computed on (:func:`child_rows`): ``rows``
+    (U,) one row per distinct key (None: every row), ``inv`` (B,) each row's group, ``nests``
+    and ``ext`` those rows' nests and extents, ``frame`` their step frame (shared by the
+    tensors)."""
+
+    rows: np.ndarray | None
+    inv: np.ndarray | None
+    nests: LoopNests
+    ext: np.ndarray
+    frame: _StepFrame
+
+    def take(self, a: np.ndarray) -> np.ndarray:
+        """``a`` (B, ...) on the distinct rows."""
+        return a if self.rows is None else a[self.rows]
+
+    def put(self, a: np.ndarray) -> np.ndarray:
+        """``a`` (U, ...) back on every row."""
+        return a if self.inv is None else a[self.inv]
+
+
+def child_rows(nests: LoopNests, ext: np.ndarray, c: int) -> ChildRows:
+    """:class:`ChildRows` of child level ``c``: rows are grouped by everything the traffic
+    above c depends on — the factors and orders of levels ``0..c−1``, the extents
+    ``E_1..E_c``, level c−1's spatial order, X split and directives, and c's ``no_reuse``."""
+    n_b = nests.batch
+    rows = inv = None
+    if n_b >= 64:
+        parts = [
+            nests.temporal[:, :c].reshape(n_b, -1),
+            nests.spatial[:, :c].reshape(n_b, -1),
+            nests.order[:, :c].reshape(n_b, -1),
+            ext[:, 1 : c + 1].reshape(n_b, -1),
+            nests.spatial_positions()[:, c - 1],
+            nests.x_split()[:, c - 1 : c],
+        ]
+        for name, lv in (("no_link", c - 1), ("no_multicast", c - 1), ("no_reuse", c)):
+            m = getattr(nests, name)
+            if m is not None and lv < nests.n_levels:
+                parts.append(m[:, lv])
+        key = np.concatenate([np.asarray(x, dtype=np.float64) for x in parts], axis=1)
+        first, groups = _first_rows(key)
+        if len(first) < 0.8 * n_b:
+            rows, inv = first, groups
+    sub = nests if rows is None else nests.select(rows)
+    sub_ext = ext if rows is None else ext[rows]
+    return ChildRows(rows, inv, sub, sub_ext, _step_frame(sub, sub_ext, c))
+
+
+def stacked_sequence(projs: Sequence[np.ndarray], fr: _StepFrame) -> StepSequence:
+    """The :class:`StepSequence` of n tensors with projections ``projs`` (each (R, D), one R)
+    over one step frame, stacked along the batch axis (tensor-major: rows ``i·U .. i·U+U−1``
+    are tensor i's). A loop (k, d) moves tensor i's tile by ``proj_i[:, d]·stride``."""
+    n = len(projs)
+    n_u = fr.f.shape[0]
+    sw = (fr.st * fr.active)[..., None]
+    step = np.concatenate([np.take(p.T, fr.dim, axis=0) * sw for p in projs])
+    tau = step - (np.cumsum(step, axis=1) - step)
+    j1 = np.tile(fr.j1, n)
+    tau1 = tau[np.arange(n * n_u), j1]
+    same = np.tile(fr.active, (n, 1))
+    for r_i in range(tau.shape[2]):  # R is small: one (nU, J) comparison per rank
+        same &= tau[:, :, r_i] == tau1[:, None, r_i]
+
+    def rep(a: np.ndarray) -> np.ndarray:
+        return np.tile(a, (n,) + (1,) * (a.ndim - 1))
+
+    weights = (rep(fr.weights[0]), rep(fr.weights[1]), rep(fr.weights[2]))
+    return StepSequence(rep(fr.f), tau, j1, rep(fr.has), rep(fr.outer), same, tau1, weights)
+
+
+def level_traffic(
+    projs: Sequence[np.ndarray],
+    tws: Sequence[np.ndarray],
+    spans: Sequence[np.ndarray],
+    fans: Sequence[tuple[np.ndarray, ...]],
+    masks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    children: Sequence[ChildRows],
+) -> list[Traffic]:
+    """Per level, before bypass: ``(W, content, weighted, links)`` (B, L) of each of n tensors
+    whose projections ``projs`` share R (priced stacked).
+
+    ``W_l`` words entering an instance of l (rule 2); ``content_l`` the reads an instance of l
+    serves its tiling child (l+1, or the compute below L−1); ``weighted_l`` the words it
+    delivers to its children; ``links_l`` the words its children pass over links (rule 3).
+    Per tensor: ``tws`` (B, L+1) tiles and ``spans`` (B, L+1, R) (:func:`~testy_model.model.
+    reuse.tile_words`), ``fans`` (:func:`~testy_model.model.steps.spatial_structure`),
+    ``masks`` = (no_reuse, no_link, no_multicast), each (B, L), the mapping's directives;
+    ``children[c−1]`` the :func:`child_rows` of child level c."""
+    n = len(projs)
+    n_b, n_l = tws[0].shape[0], tws[0].shape[1] - 1
+    out = np.zeros((4, n, n_b, n_l))  # (W, content, weighted, links) per tensor
+    for i in range(n):
+        out[0, i, :, 0] = tws[i][:, 0]
+    for c in range(1, n_l + 1):
+        ch = children[c - 1]
+        k = c - 1
+
+        def stack(arrays: Sequence[np.ndarray], ch: ChildRows = ch) -> np.ndarray:
+            return np.concatenate([ch.take(a) for a in arrays])
+
+        seq = stacked_sequence(projs, ch.frame)
+        fan_k = tuple(stack([f[j][:, k] for f in fans]) for j in range(5))
+        no_reuse = stack([m[0][:, c] for m in masks]) if c < n_l else None
+        args = (stack([m[1][:, k] for m in masks]), stack([m[2][:, k] for m in masks]))
+        res: tuple[np.ndarray | None, ...]
+        if no_reuse is not None:
+            t_c = stack([t[:, c] for t in tws])
+            w_c, diff1 = temporal_deltas(seq, stack([s[:, c] for s in spans]))
+            full = np.where(seq.f >= 2, seq.f, 1.0).prod(axis=1) * t_c
+            w_c = np.where(no_reuse, full, w_c)
+            diff1 = np.where(no_reuse & seq.has, t_c, diff1)
+            dj = np.where(seq.same | no_reuse[:, None], diff1[:, None], t_c[:, None])
+            res = (w_c, *_spatial_content(seq, (t_c, diff1, dj), False, fan_k, *args))
+        else:
+            one = np.ones(len(seq.f))
+            sizes = (one, one, np.ones_like(seq.f))
+            res = (None, *_spatial_content(seq, sizes, True, fan_k, *args))
+        for j, x in enumerate(res):
+            if x is not None:
+                out[j, :, :, c if j == 0 else k] = ch.put(x.reshape(n, -1).T).T
+    return [(out[0, i], out[1, i], out[2, i], out[3, i]) for i in range(n)]
