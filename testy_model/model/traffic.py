@@ -133,12 +133,19 @@ def level_traffic(
         def stack(arrays: Sequence[np.ndarray], ch: ChildRows = ch) -> np.ndarray:
             return np.concatenate([ch.take(a) for a in arrays])
 
-        seq = stacked_sequence(projs, ch.frame)
         fan_k = tuple(stack([f[j][:, k] for f in fans]) for j in range(5))
-        no_reuse = stack([m[0][:, c] for m in masks]) if c < n_l else None
         args = (stack([m[1][:, k] for m in masks]), stack([m[2][:, k] for m in masks]))
         res: tuple[np.ndarray | None, ...]
-        if no_reuse is not None:
+        if c == n_l and not np.any((fan_k[0] >= 2) & ~args[0]):
+            res = (None, *_compute_child(ch.frame, fan_k[0], fan_k[1], n))
+        elif c == n_l:
+            seq = stacked_sequence(projs, ch.frame)
+            one = np.ones(len(seq.f))
+            sizes = (one, one, np.ones_like(seq.f))
+            res = (None, *_spatial_content(seq, sizes, True, fan_k, *args))
+        else:
+            seq = stacked_sequence(projs, ch.frame)
+            no_reuse = stack([m[0][:, c] for m in masks])
             t_c = stack([t[:, c] for t in tws])
             w_c, diff1 = temporal_deltas(seq, stack([s[:, c] for s in spans]))
             full = np.where(seq.f >= 2, seq.f, 1.0).prod(axis=1) * t_c
@@ -146,11 +153,21 @@ def level_traffic(
             diff1 = np.where(no_reuse & seq.has, t_c, diff1)
             dj = np.where(seq.same | no_reuse[:, None], diff1[:, None], t_c[:, None])
             res = (w_c, *_spatial_content(seq, (t_c, diff1, dj), False, fan_k, *args))
-        else:
-            one = np.ones(len(seq.f))
-            sizes = (one, one, np.ones_like(seq.f))
-            res = (None, *_spatial_content(seq, sizes, True, fan_k, *args))
         for j, x in enumerate(res):
             if x is not None:
                 out[j, :, :, c if j == 0 else k] = ch.put(x.reshape(n, -1).T).T
     return [(out[0, i], out[1, i], out[2, i], out[3, i]) for i in range(n)]
+
+
+def _compute_child(
+    fr: _StepFrame, f_all: np.ndarray, g: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(content, weighted, links)`` (n·U,) of the innermost level's fan-out to the compute
+    for n stacked tensors when no step can go over links (no fan-out of 2 or more, or no
+    links): every delta is the operand itself (``|D| = 1``), so (rule 3) ``content = G·(1 +
+    moved)`` reads and ``weighted = F·(1 + moved)`` deliveries, with ``moved = w_first +
+    Σ_j w_after_j + Σ_j w_type_j`` the sampled steps' weights of the frame ``fr`` (shared by
+    the tensors; :func:`~testy_model.model.steps._spatial_content` with point children)."""
+    w_first, w_after, w_type = fr.weights
+    moved = np.tile((w_first + w_after.sum(axis=1)) + w_type.sum(axis=1), n)
+    return g + g * moved, f_all + f_all * moved, np.zeros(len(g))
