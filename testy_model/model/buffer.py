@@ -86,11 +86,17 @@ def action_vectors(
     has_md = bool(np.any(md_width > 0))
     for kind in KINDS:
         for split in SPLITS:
-            words = counts[kind][split] * word_scale
-            vec[..., op_index(split, kind)] = en.vector_accesses(words, block, ratio)
-            if not has_md:
-                continue
+            words = counts[kind][split]
+            if words.any():
+                vec[..., op_index(split, kind)] = en.vector_accesses(
+                    words * word_scale, block, ratio
+                )
+            else:  # no accesses: ⌈0⌉ clipped at 0 is +0, times the ratio (as zeros() made it
+                # unless the ratio is not finite)
+                vec[..., op_index(split, kind)] = 0.0 * ratio
             bits = md_bits[kind][split]
+            if not has_md or not bits.any():  # ⌈0⌉ clipped at 0 = +0, as zeros() made it
+                continue
             with np.errstate(divide="ignore", invalid="ignore"):
                 mv = np.where(md_width > 0, np.ceil(bits / md_width * (1 - 1e-9) - 1e-12), 0.0)
             vec[..., op_index(split, kind, metadata=True)] = np.maximum(mv, 0.0)
