@@ -79,40 +79,64 @@ def link_adjustments(
 def _link_steps(
     radix: np.ndarray, offset: np.ndarray, h_size: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per fan-out (B rows): the hashes (B, 2D) of every offset difference between mesh
-    neighbours (NaN where none), and (B,) whether the mesh is irregular (not decided here).
+    """Per fan-out (B rows): the hashes (B, D + 2^(D−1)) of every offset difference between
+    mesh neighbours (a superset; NaN where none), and (B,) whether the fan-out is left to
+    enumeration (only with more than :data:`_MAX_CARRY_DIMS` dimensions).
 
-    With the fan-out's loops in order (radices r_j, offsets v_j; trivial ones contribute
-    nothing), child e+1 differs from e by ``v_j − Σ_{i<j} (r_i − 1)·v_i`` (j = the carry
-    length); when the row length h is the product of the radices before digit k, child e+h
-    differs from e by ``v_j − Σ_{k≤i<j} (r_i − 1)·v_i`` for some j ≥ k. Other row lengths are
-    irregular. Vectors are hashed by a random projection of their rounded coordinates
-    (data-space offsets are integers, so equal vectors hash equal)."""
-    r = radix
-    live = r >= 2
-    rr = np.where(live, r, 1.0)
+    With the fan-out's loops in order (radices r_j, offsets v_j; trivial ones have r = 1 and
+    contribute nothing), child e+1 differs from e by ``v_j − Σ_{i<j} (r_i − 1)·v_i`` (j = the
+    carry length); child e+h (h = the mesh row length) by :func:`_vertical_steps`. Vectors are
+    hashed by a random projection of their rounded coordinates (data-space offsets are
+    integers, so equal vectors hash equal)."""
+    live = radix >= 2
+    rr = np.where(live, radix, 1.0)
     v = np.where(live[..., None], offset, 0.0)
     step = (rr - 1.0)[..., None] * v
     cum = np.cumsum(step, axis=1) - step  # Σ_{i<j} (r_i − 1)·v_i
-    n = rr.prod(axis=1)
-    before = np.cumprod(rr, axis=1) / rr  # Π_{i<j} r_i
-    at = np.abs(before - h_size[:, None]) < 0.5
-    k = np.argmax(at, axis=1)
-    has_k = at.any(axis=1)
-    vertical = n > h_size
-    start = cum[np.arange(len(r)), k][:, None, :]
-    later = np.arange(r.shape[1])[None, :] >= k[:, None]
     proj = _HASH[: offset.shape[2]]
     horiz = np.where(live, _vec_hash(v - cum, proj), np.nan)
-    vert_ok = live & later & (vertical & has_k)[:, None]
-    vert = np.where(vert_ok, _vec_hash(v - (cum - start), proj), np.nan)
-    return np.concatenate([horiz, vert], axis=1), vertical & ~has_k
+    if radix.shape[1] > _MAX_CARRY_DIMS:
+        return horiz, rr.prod(axis=1) > h_size
+    vert = _vertical_steps(rr, v, h_size, proj)
+    return np.concatenate([horiz, vert], axis=1), np.zeros(len(radix), dtype=bool)
+
+
+#: fan-outs with more dimensions than this are enumerated (2^(D−1) carry patterns otherwise)
+_MAX_CARRY_DIMS = 10
+
+
+def _vertical_steps(rr: np.ndarray, v: np.ndarray, h: np.ndarray, proj: np.ndarray) -> np.ndarray:
+    """(B, 2^(D−1)) hashes of the offset differences ``off(e+h) − off(e)`` a child can have
+    with its mesh neighbour one row on (NaN for carry patterns that cannot occur, or without
+    a second row). In the mixed radix of the loops (radices ``rr`` (B, D), offsets ``v``
+    (B, D, R)), adding h (digits h_i) to e carries c_{i+1} ∈ {0, 1} out of digit i, so
+    ``off(e+h) − off(e) = Σ_i h_i·v_i + Σ_{i≥1} c_i·(v_i − r_{i−1}·v_{i−1})`` (c_0 = c_D = 0);
+    a carry out of digit i is possible only when ``h_i + c_i ≥ 1`` and its absence only when
+    ``h_i + c_i ≤ r_i − 1``. Every actual difference is one of these (integer arithmetic)."""
+    n_d = rr.shape[1]
+    before = np.cumprod(rr, axis=1) / rr  # Π_{i<j} r_i
+    digits = np.floor(h[:, None] / before) % rr  # (B, D) h in the mixed radix
+    pats = ((np.arange(2 ** (n_d - 1))[:, None] >> np.arange(n_d - 1)) & 1).astype(np.float64)
+    zero = np.zeros((len(pats), 1))
+    carry = np.concatenate([zero, pats, zero], axis=1)  # (M, D+1): c_0 .. c_D
+    s = digits[:, None, :] + carry[None, :, :-1]  # (B, M, D)
+    ok = np.where(carry[None, :, 1:] == 1, s >= 1, s <= rr[:, None, :] - 1).all(axis=2)
+    ok &= (rr.prod(axis=1) > h)[:, None]
+    w = v[:, 1:] - rr[:, :-1, None] * v[:, :-1]  # (B, D−1, R)
+    base = (digits[..., None] * v).sum(axis=1)  # (B, R)
+    cand = base[:, None, :] + pats @ w  # (B, M, R), exact small integers
+    return np.where(ok, _vec_hash(cand, proj), np.nan)
 
 
 def _vec_hash(x: np.ndarray, proj: np.ndarray) -> np.ndarray:
     """Random projection of vectors (..., R) of integer coordinates (data-space offsets):
-    equal vectors hash equal, exactly (``−v`` hashes to minus ``v``'s hash)."""
-    return np.round(x) @ proj
+    ``Σ_r round(x_r)·proj_r`` summed rank by rank (the same operations whatever the shape, so
+    equal vectors hash equal, exactly, and ``−v`` hashes to minus ``v``'s hash)."""
+    xr = np.round(x)
+    h = xr[..., 0] * proj[0]
+    for r in range(1, x.shape[-1]):
+        h = h + xr[..., r] * proj[r]
+    return h
 
 
 def _fanout_steps(
