@@ -79,9 +79,10 @@ def link_adjustments(
 def _link_steps(
     radix: np.ndarray, offset: np.ndarray, h_size: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per fan-out (B rows): the hashes (B, D + 2^(D−1)) of every offset difference between
-    mesh neighbours (a superset; NaN where none), and (B,) whether the fan-out is left to
-    enumeration (only with more than :data:`_MAX_CARRY_DIMS` dimensions).
+    """Per fan-out (B rows): the hashes (B, m + 2^(m−1)) of every offset difference between
+    mesh neighbours (a superset; NaN where none; m = the most loops of radix >= 2 in a row),
+    and (B,) whether the fan-out is left to enumeration (only with more than
+    :data:`_MAX_CARRY_DIMS` such loops).
 
     With the fan-out's loops in order (radices r_j, offsets v_j; trivial ones have r = 1 and
     contribute nothing), child e+1 differs from e by ``v_j − Σ_{i<j} (r_i − 1)·v_i`` (j = the
@@ -89,6 +90,13 @@ def _link_steps(
     hashed by a random projection of their rounded coordinates (data-space offsets are
     integers, so equal vectors hash equal)."""
     live = radix >= 2
+    # trivial loops (a digit that is always 0) play no part: each row's live loops first
+    m = max(int(live.sum(axis=1).max()), 1) if len(radix) else 1
+    if m < radix.shape[1]:
+        first = np.argsort(~live, axis=1, kind="stable")[:, :m]
+        radix = np.take_along_axis(radix, first, axis=1)
+        offset = np.take_along_axis(offset, first[..., None], axis=1)
+        live = radix >= 2
     rr = np.where(live, radix, 1.0)
     v = np.where(live[..., None], offset, 0.0)
     step = (rr - 1.0)[..., None] * v
