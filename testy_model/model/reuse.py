@@ -252,7 +252,7 @@ def _traffic(
 ) -> list[Traffic]:
     """:func:`~testy_model.model.traffic.level_traffic` of every tensor, those with the same
     number of ranks stacked, on each child level's distinct rows (shared by the tensors)."""
-    children = [child_rows(nests, ext, c) for c in range(1, nests.n_levels + 1)]
+    children = child_rows(nests, ext)
     out: list[Traffic | None] = [None] * len(projs)
     for r in sorted({p.shape[0] for p in projs}):
         ids = [i for i, p in enumerate(projs) if p.shape[0] == r]

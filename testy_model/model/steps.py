@@ -48,6 +48,8 @@ class _StepFrame:
     j1: np.ndarray
     outer: np.ndarray
     weights: tuple[np.ndarray, np.ndarray, np.ndarray]
+    #: (B, J) the storage level of each loop (0 = outermost)
+    level: np.ndarray | None = None
 
 
 def _step_weights(
@@ -97,18 +99,54 @@ def _step_frame(nests: LoopNests, ext: np.ndarray, level: int) -> _StepFrame:
     flat = idx + rows * idx.shape[1]
     f = np.take(tem, flat)
     st = np.take(stride, flat)
-    dim = idx % n_d  # flat position k·D + d of loop (k, d)
+    # flat position k·D + d of loop (k, d)
+    return _compact_frame(f, st, idx % n_d, idx // n_d)
+
+
+def _compact_frame(f: np.ndarray, st: np.ndarray, dim: np.ndarray, lvl: np.ndarray) -> _StepFrame:
+    """:class:`_StepFrame` of loops (B, K) inner to outer (bounds ``f``, strides ``st``,
+    dimensions ``dim``, levels ``lvl``), each row's active loops (bound >= 2) kept first in
+    order, the others (bound 1) play no part."""
+    n_b = f.shape[0]
     active = f >= 2
-    # inactive loops (bound 1) play no part: keep each row's active loops in order, first
     j_max = max(int(active.sum(axis=1).max()), 1)
     if j_max < f.shape[1]:
+        rows = np.arange(n_b)[:, None]
         keep = np.argsort(~active, axis=1, kind="stable")[:, :j_max] + rows * f.shape[1]
-        f, st, dim = (np.take(x, keep) for x in (f, st, dim))
-        active = f >= 2
+        f, st, dim, lvl = (np.take(x, keep) for x in (f, st, dim, lvl))
+    return _frame(f, st, dim, lvl)
+
+
+def _frame(f: np.ndarray, st: np.ndarray, dim: np.ndarray, lvl: np.ndarray) -> _StepFrame:
+    """:class:`_StepFrame` of compacted loops (active ones first; ``Π_{k outside j} n_k``,
+    the innermost active loop and the step weights derived here)."""
+    n_b = f.shape[0]
+    active = f >= 2
     outer = np.cumprod(f[:, ::-1], axis=1)[:, ::-1]
     outer = np.concatenate([outer[:, 1:], np.ones((n_b, 1))], axis=1)
-    has, j1 = active.any(axis=1), np.argmax(active, axis=1)
-    return _StepFrame(f, st, dim, active, has, j1, outer, _step_weights(f, j1, has, outer))
+    has, j1 = np.asarray(active.any(axis=1)), np.argmax(active, axis=1)
+    weights = _step_weights(f, j1, has, outer)
+    return _StepFrame(f, st, dim, active, has, j1, outer, weights, lvl)
+
+
+def suffix_frame(full: _StepFrame, rows: np.ndarray, level: int) -> _StepFrame:
+    """The :func:`_step_frame` of child ``level`` for the frame rows ``rows`` of a deeper
+    child's frame ``full``: the loops above ``level`` are the outermost of ``full``'s (the same
+    loops, strides and order), so each row's active ones are a slice of ``full``'s active
+    loops, padded with bound-1 loops to the most any row has (at least 1)."""
+    assert full.level is not None  # frames built by _step_frame carry their loops' levels
+    f, st, dim, lvl = (x[rows] for x in (full.f, full.st, full.dim, full.level))
+    act = f >= 2
+    n_in = (act & (lvl >= level)).sum(axis=1)
+    n_c = (act & (lvl < level)).sum(axis=1)
+    j = np.arange(max(int(n_c.max()) if n_c.size else 0, 1))
+    pos = np.minimum(n_in[:, None] + j, f.shape[1] - 1)
+    valid = j < n_c[:, None]
+
+    def take(x: np.ndarray, pad: float) -> np.ndarray:
+        return np.where(valid, np.take_along_axis(x, pos, axis=1), pad)
+
+    return _frame(take(f, 1.0), take(st, 0.0), take(dim, 0), take(lvl, 0))
 
 
 def step_sequence(

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from testy_model.model.links import _first_rows
+from testy_model.model.links import _HASH, _first_rows
 from testy_model.model.nest import LoopNests
 from testy_model.model.steps import (
     StepSequence,
     _spatial_content,
     _step_frame,
     _StepFrame,
+    suffix_frame,
     temporal_deltas,
 )
 
@@ -34,14 +35,11 @@ Traffic = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 @dataclass(frozen=True)
 class ChildRows:
     """The rows the traffic above child level c is computed on (:func:`child_rows`): ``rows``
-    (U,) one row per distinct key (None: every row), ``inv`` (B,) each row's group, ``nests``
-    and ``ext`` those rows' nests and extents, ``frame`` their step frame (shared by the
-    tensors)."""
+    (U,) one row per distinct key (None: every row), ``inv`` (B,) each row's group and
+    ``frame`` their step frame (shared by the tensors)."""
 
     rows: np.ndarray | None
     inv: np.ndarray | None
-    nests: LoopNests
-    ext: np.ndarray
     frame: _StepFrame
 
     def take(self, a: np.ndarray) -> np.ndarray:
@@ -53,32 +51,113 @@ class ChildRows:
         return a if self.inv is None else a[self.inv]
 
 
-def child_rows(nests: LoopNests, ext: np.ndarray, c: int) -> ChildRows:
-    """:class:`ChildRows` of child level ``c``: rows are grouped by everything the traffic
-    above c depends on — the factors and orders of levels ``0..c−1``, the extents
-    ``E_1..E_c``, level c−1's spatial order, X split and directives, and c's ``no_reuse``."""
+def child_rows(nests: LoopNests, ext: np.ndarray) -> list[ChildRows]:
+    """:class:`ChildRows` of every child level c = 1..L: rows are grouped by everything the
+    traffic above c depends on (:func:`_key_parts`; a mapper batch repeats them across
+    keep/bypass variants and inner moves). The innermost child's frame is built
+    (:func:`~testy_model.model.steps._step_frame`); the others are its suffixes
+    (:func:`~testy_model.model.steps.suffix_frame`)."""
+    n_b, n_l = nests.batch, nests.n_levels
+    groups = _level_groups(nests, ext) if n_b >= 64 else [None] * n_l
+    inner = groups[-1]
+    if inner is None:
+        full = _step_frame(nests, ext, n_l)
+    else:
+        full = _step_frame(nests.select(inner[0]), ext[inner[0]], n_l)
+    out = []
+    for c in range(1, n_l + 1):
+        g = groups[c - 1]
+        if c == n_l:
+            out.append(ChildRows(None, None, full) if g is None else ChildRows(*g, full))
+            continue
+        rows = np.arange(n_b) if g is None else g[0]
+        at = rows if inner is None else inner[1][rows]  # each row's row of the inner frame
+        fr = suffix_frame(full, at, c)
+        out.append(ChildRows(None, None, fr) if g is None else ChildRows(*g, fr))
+    return out
+
+
+def _key_parts(nests: LoopNests, ext: np.ndarray, c: int) -> list[np.ndarray]:
+    """What the traffic above child level c depends on, (B, ...) arrays: the factors and
+    orders of levels ``0..c−1``, the extents ``E_1..E_c``, level c−1's spatial order, X split
+    and directives, and c's ``no_reuse``."""
+    parts = [
+        nests.temporal[:, :c],
+        nests.spatial[:, :c],
+        nests.order[:, :c],
+        ext[:, 1 : c + 1],
+        nests.spatial_positions()[:, c - 1],
+        nests.x_split()[:, c - 1],
+    ]
+    for name, lv in (("no_link", c - 1), ("no_multicast", c - 1), ("no_reuse", c)):
+        m = getattr(nests, name)
+        if m is not None and lv < nests.n_levels:
+            parts.append(m[:, lv])
+    return parts
+
+
+def _lin(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``Σ_i x[..., i]·w[..., i]`` summed term by term (the same operations for equal rows)."""
+    h = x[..., 0] * w[..., 0]
+    for i in range(1, x.shape[-1]):
+        h = h + x[..., i] * w[..., i]
+    return h
+
+
+def _level_hashes(nests: LoopNests, ext: np.ndarray) -> np.ndarray:
+    """(B, L) a random-projection hash of :func:`_key_parts` of every child level c (column
+    c−1), accumulated level by level (weights per level and dimension; equal parts hash
+    equal)."""
+    _, n_l, n_d = nests.temporal.shape
+    w = _HASH[: 4 * n_l * n_d + n_d + 1]
+    wl = w[: 4 * n_l * n_d].reshape(4, n_l, n_d)
+    per = _lin(nests.temporal, wl[0]) + _lin(nests.spatial, wl[1])
+    per = per + _lin(nests.order, wl[2])
+    h = np.cumsum(per, axis=1) + np.cumsum(_lin(ext[:, 1:], wl[3]), axis=1)
+    sw = w[4 * n_l * n_d : -1]
+    h = h + _lin(nests.spatial_positions(), sw) + nests.x_split() * w[-1]
+    for i, name in enumerate(("no_link", "no_multicast", "no_reuse")):
+        m = getattr(nests, name)
+        if m is not None:
+            mh = _lin(m.astype(np.float64), _HASH[-64 * (i + 1) :])
+            if name == "no_reuse":
+                h[:, :-1] = h[:, :-1] + mh[:, 1:]
+            else:
+                h = h + mh
+    return h
+
+
+def _level_groups(nests: LoopNests, ext: np.ndarray) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """Per child level: ``(rows, inv)`` of the distinct :func:`_key_parts` (hashed, then
+    checked part by part; a collision falls back to an exact grouping), or None where fewer
+    than 20 % of the rows repeat."""
     n_b = nests.batch
-    rows = inv = None
-    if n_b >= 64:
-        parts = [
-            nests.temporal[:, :c].reshape(n_b, -1),
-            nests.spatial[:, :c].reshape(n_b, -1),
-            nests.order[:, :c].reshape(n_b, -1),
-            ext[:, 1 : c + 1].reshape(n_b, -1),
-            nests.spatial_positions()[:, c - 1],
-            nests.x_split()[:, c - 1 : c],
-        ]
-        for name, lv in (("no_link", c - 1), ("no_multicast", c - 1), ("no_reuse", c)):
-            m = getattr(nests, name)
-            if m is not None and lv < nests.n_levels:
-                parts.append(m[:, lv])
-        key = np.concatenate([np.asarray(x, dtype=np.float64) for x in parts], axis=1)
-        first, groups = _first_rows(key)
-        if len(first) < 0.8 * n_b:
-            rows, inv = first, groups
-    sub = nests if rows is None else nests.select(rows)
-    sub_ext = ext if rows is None else ext[rows]
-    return ChildRows(rows, inv, sub, sub_ext, _step_frame(sub, sub_ext, c))
+    hashes = _level_hashes(nests, ext)
+    out: list[tuple[np.ndarray, np.ndarray] | None] = []
+    for c in range(1, nests.n_levels + 1):
+        first, inv = _unique_1d(hashes[:, c - 1])
+        parts = _key_parts(nests, ext, c)
+        rep = first[inv]
+        if not all(np.array_equal(p[rep], p) for p in parts):
+            key = np.concatenate(
+                [np.asarray(p, dtype=np.float64).reshape(n_b, -1) for p in parts], axis=1
+            )
+            first, inv = _first_rows(key)
+        out.append((first, inv) if len(first) < 0.8 * n_b else None)
+    return out
+
+
+def _unique_1d(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, inverse)`` of a 1-D array: the index of one element per distinct value (the
+    first, in value order) and each element's group."""
+    order = np.argsort(h, kind="stable")
+    hs = h[order]
+    new = np.empty(len(h), dtype=bool)
+    new[:1] = True
+    np.not_equal(hs[1:], hs[:-1], out=new[1:])
+    inv = np.empty(len(h), dtype=np.int64)
+    inv[order] = np.cumsum(new) - 1
+    return order[new], inv
 
 
 def stacked_sequence(projs: Sequence[np.ndarray], fr: _StepFrame) -> StepSequence:
