@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from testy_model.model.nest import LoopNests
-from testy_model.model.steps import _fan_base, spatial_structure
+from testy_model.model.steps import _fan_base, _FanBase, spatial_structure
 from testy_model.model.traffic import Traffic, child_rows, level_traffic
 from testy_model.spec.conventions import Conventions
 from testy_model.spec.workload import Problem
@@ -199,12 +199,12 @@ def dense_counts(
     fan_base = _fan_base(nests, ext, fanout_x)
     projs = [projection_matrix(problem, t) for t in tensors]
     tiles = [tile_words(p, ext) for p in projs]  # (B, L+1), (B, L+1, R)
-    fans = [
-        spatial_structure(p, nests, ext, fanout_x, no_mc[:, :, ti], fan_base)
+    fans = [  # (F, G) per tensor (radices, offsets, rows: fan_base, per level)
+        spatial_structure(p, nests, ext, fanout_x, no_mc[:, :, ti], fan_base, offsets=False)[:2]
         for ti, p in enumerate(projs)
     ]
     masks = [(no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti]) for ti in range(n_t)]
-    lvs = _traffic(nests, ext, projs, tiles, fans, masks)
+    lvs = _traffic(nests, ext, projs, tiles, fans, masks, fan_base)
     for ti in range(n_t):
         tw, fan, lv = tiles[ti][0], fans[ti], lvs[ti]
         tile[:, :, ti] = tw[:, :n_l]
@@ -249,6 +249,7 @@ def _traffic(
     tiles: Sequence[tuple[np.ndarray, np.ndarray]],
     fans: Sequence[tuple[np.ndarray, ...]],
     masks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    base: _FanBase,
 ) -> list[Traffic]:
     """:func:`~testy_model.model.traffic.level_traffic` of every tensor, those with the same
     number of ranks stacked, on each child level's distinct rows (shared by the tensors)."""
@@ -263,6 +264,7 @@ def _traffic(
             [fans[i] for i in ids],
             [masks[i] for i in ids],
             children,
+            base,
         )
         for i, lv in zip(ids, res, strict=True):
             out[i] = lv

@@ -232,6 +232,13 @@ def _fan_base(nests: LoopNests, ext: np.ndarray, fanout_x: np.ndarray | None) ->
     return _FanBase(spa, idx, radix, ext_sorted, f_all, h_size)
 
 
+def fan_offsets(proj: np.ndarray, idx: np.ndarray, ext_sorted: np.ndarray) -> np.ndarray:
+    """(..., D, R) each spatial loop's translation ``proj[:, d]·E_{l+1}[d]`` with the loops in
+    the order ``idx`` (..., D) and ``ext_sorted`` (..., D) the extents below in that order
+    (:class:`_FanBase`)."""
+    return np.take(proj.T, idx, axis=0) * ext_sorted[..., None]
+
+
 def spatial_structure(
     proj: np.ndarray,
     nests: LoopNests,
@@ -239,7 +246,8 @@ def spatial_structure(
     fanout_x: np.ndarray | None,
     no_multicast: np.ndarray | None = None,
     base: _FanBase | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    offsets: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
     """The spatial fan-out of every level for one tensor: ``(F, G, radix, offset, h_size)``.
 
     ``F`` (B, L) children per instance (Π spatial factors); ``G`` (B, L) distinct data-space
@@ -249,11 +257,12 @@ def spatial_structure(
     ``proj[:, d]·E_{l+1}[d]`` in that order, ``h_size`` (B, L) the mesh row length
     ``max(physical X fan-out, Π X factors)`` (``NestAnalysis::ComputeNetworkLinkTransfers``).
     ``no_multicast`` (B, L): levels where the tensor is not multicast (``G = F``).
-    ``base``: :func:`_fan_base` of the same nests (shared by the tensors).
+    ``base``: :func:`_fan_base` of the same nests (shared by the tensors). ``offsets=False``:
+    the offsets are left out (None; :func:`fan_offsets` gives those of one level's rows).
     """
     fb = base if base is not None else _fan_base(nests, ext, fanout_x)
     spa = fb.spa
-    offset = np.take(proj.T, fb.idx, axis=0) * fb.ext_sorted[..., None]  # (B, L, D, R)
+    offset = fan_offsets(proj, fb.idx, fb.ext_sorted) if offsets else None  # (B, L, D, R)
     rel = proj != 0
     active = (spa >= 2) & rel.any(axis=0)[None, None, :]
     g = np.where(active, spa, 1.0).prod(axis=2)

@@ -21,9 +21,11 @@ from testy_model.model.links import _HASH, _first_rows
 from testy_model.model.nest import LoopNests
 from testy_model.model.steps import (
     StepSequence,
+    _FanBase,
     _spatial_content,
     _step_frame,
     _StepFrame,
+    fan_offsets,
     suffix_frame,
     temporal_deltas,
 )
@@ -189,6 +191,7 @@ def level_traffic(
     fans: Sequence[tuple[np.ndarray, ...]],
     masks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     children: Sequence[ChildRows],
+    base: _FanBase,
 ) -> list[Traffic]:
     """Per level, before bypass: ``(W, content, weighted, links)`` (B, L) of each of n tensors
     whose projections ``projs`` share R (priced stacked).
@@ -197,9 +200,10 @@ def level_traffic(
     serves its tiling child (l+1, or the compute below L−1); ``weighted_l`` the words it
     delivers to its children; ``links_l`` the words its children pass over links (rule 3).
     Per tensor: ``tws`` (B, L+1) tiles and ``spans`` (B, L+1, R) (:func:`~testy_model.model.
-    reuse.tile_words`), ``fans`` (:func:`~testy_model.model.steps.spatial_structure`),
+    reuse.tile_words`), ``fans`` ``(F, G)`` (:func:`~testy_model.model.steps.spatial_structure`),
     ``masks`` = (no_reuse, no_link, no_multicast), each (B, L), the mapping's directives;
-    ``children[c−1]`` the :func:`child_rows` of child level c."""
+    ``children[c−1]`` the :func:`child_rows` of child level c; ``base`` the fan-outs'
+    tensor-independent part (:func:`~testy_model.model.steps._fan_base`)."""
     n = len(projs)
     n_b, n_l = tws[0].shape[0], tws[0].shape[1] - 1
     out = np.zeros((4, n, n_b, n_l))  # (W, content, weighted, links) per tensor
@@ -212,7 +216,7 @@ def level_traffic(
         def stack(arrays: Sequence[np.ndarray], ch: ChildRows = ch) -> np.ndarray:
             return np.concatenate([ch.take(a) for a in arrays])
 
-        fan_k = tuple(stack([f[j][:, k] for f in fans]) for j in range(5))
+        fan_k = _fan_level(projs, fans, base, ch, k)
         args = (stack([m[1][:, k] for m in masks]), stack([m[2][:, k] for m in masks]))
         res: tuple[np.ndarray | None, ...]
         if c == n_l and not np.any((fan_k[0] >= 2) & ~args[0]):
@@ -236,6 +240,26 @@ def level_traffic(
             if x is not None:
                 out[j, :, :, c if j == 0 else k] = ch.put(x.reshape(n, -1).T).T
     return [(out[0, i], out[1, i], out[2, i], out[3, i]) for i in range(n)]
+
+
+def _fan_level(
+    projs: Sequence[np.ndarray],
+    fans: Sequence[tuple[np.ndarray, ...]],
+    base: _FanBase,
+    ch: ChildRows,
+    k: int,
+) -> tuple[np.ndarray, ...]:
+    """Level k's fan-out ``(F, G, radix, offset, h_size)`` on the distinct rows of ``ch``,
+    the n tensors stacked (:func:`~testy_model.model.steps.spatial_structure`)."""
+    n = len(projs)
+    idx, ext_sorted = ch.take(base.idx[:, k]), ch.take(base.ext_sorted[:, k])
+    return (
+        np.concatenate([ch.take(f[0][:, k]) for f in fans]),
+        np.concatenate([ch.take(f[1][:, k]) for f in fans]),
+        np.tile(ch.take(base.radix[:, k]), (n, 1)),
+        np.concatenate([fan_offsets(p, idx, ext_sorted) for p in projs]),
+        np.tile(ch.take(base.h_size[:, k]), n),
+    )
 
 
 def _compute_child(
