@@ -84,6 +84,9 @@ def action_vectors(
     vec = np.zeros((*shape, len(STORAGE_OPS)))
     # no level with a metadata access width: every metadata count stays 0 (as zeros() made it)
     has_md = bool(np.any(md_width > 0))
+    # no accesses: ⌈0⌉ clipped at 0 is +0, times the ratio: +0 (as zeros() made it) where the
+    # ratio is finite and not negative
+    plain = bool(np.all(np.isfinite(ratio) & (np.asarray(ratio) >= 0)))
     for kind in KINDS:
         for split in SPLITS:
             words = counts[kind][split]
@@ -91,8 +94,7 @@ def action_vectors(
                 vec[..., op_index(split, kind)] = en.vector_accesses(
                     words * word_scale, block, ratio
                 )
-            else:  # no accesses: ⌈0⌉ clipped at 0 is +0, times the ratio (as zeros() made it
-                # unless the ratio is not finite)
+            elif not plain:
                 vec[..., op_index(split, kind)] = 0.0 * ratio
             bits = md_bits[kind][split]
             if not has_md or not bits.any():  # ⌈0⌉ clipped at 0 = +0, as zeros() made it

@@ -133,19 +133,25 @@ def _level_groups(nests: LoopNests, ext: np.ndarray) -> list[tuple[np.ndarray, n
     """Per child level: ``(rows, inv)`` of the distinct :func:`_key_parts` (hashed, then
     checked part by part; a collision falls back to an exact grouping), or None where fewer
     than 20 % of the rows repeat."""
-    n_b = nests.batch
+    n_b, n_l = nests.batch, nests.n_levels
     hashes = _level_hashes(nests, ext)
-    out: list[tuple[np.ndarray, np.ndarray] | None] = []
-    for c in range(1, nests.n_levels + 1):
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n_l
+    inner: np.ndarray | None = None  # one row per distinct innermost key, once checked
+    for c in range(n_l, 0, -1):
         first, inv = _unique_1d(hashes[:, c - 1])
         parts = _key_parts(nests, ext, c)
         rep = first[inv]
-        if not all(np.array_equal(p[rep], p) for p in parts):
+        # rows of one innermost group share every outer key and hash: checking their
+        # representatives checks them all
+        at = slice(None) if inner is None else inner
+        if not all(np.array_equal(p[rep[at]], p[at]) for p in parts):
             key = np.concatenate(
                 [np.asarray(p, dtype=np.float64).reshape(n_b, -1) for p in parts], axis=1
             )
             first, inv = _first_rows(key)
-        out.append((first, inv) if len(first) < 0.8 * n_b else None)
+        if c == n_l:
+            inner = first
+        out[c - 1] = (first, inv) if len(first) < 0.8 * n_b else None
     return out
 
 
