@@ -131,6 +131,18 @@ def tile_words(proj: np.ndarray, extents: np.ndarray) -> tuple[np.ndarray, np.nd
     return spans.prod(axis=-1), spans
 
 
+def _tiles(projs: Sequence[np.ndarray], ext: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`tile_words` of every tensor (projections ``projs``) for extents ``ext`` (B, L+1,
+    D), the spans of all tensors' ranks in one product (integer arithmetic, exact)."""
+    spans = (ext - 1.0) @ np.concatenate(projs).T + 1.0
+    cut = np.cumsum([0] + [p.shape[0] for p in projs])
+    out = []
+    for i in range(len(projs)):
+        sp = spans[..., cut[i] : cut[i + 1]]
+        out.append((sp.prod(axis=-1), sp))
+    return out
+
+
 def extents(nests: LoopNests) -> np.ndarray:
     """(B, L+1, D) extents at and below each level: ``E_l[d] = Π_{k>=l} t[k,d]·s[k,d]``;
     ``E_L = 1`` (the compute)."""
@@ -198,7 +210,7 @@ def dense_counts(
     bounds = np.array([float(problem.bounds[d]) for d in problem.dimensions])
     fan_base = _fan_base(nests, ext, fanout_x)
     projs = [projection_matrix(problem, t) for t in tensors]
-    tiles = [tile_words(p, ext) for p in projs]  # (B, L+1), (B, L+1, R)
+    tiles = _tiles(projs, ext)  # per tensor (B, L+1), (B, L+1, R)
     fans = [  # (F, G) per tensor (radices, offsets, rows: fan_base, per level)
         spatial_structure(p, nests, ext, fanout_x, no_mc[:, :, ti], fan_base, offsets=False)[:2]
         for ti, p in enumerate(projs)

@@ -205,16 +205,29 @@ def _distinct_translations(vectors: tuple[tuple[float, ...], ...], counts: tuple
 @dataclass(frozen=True)
 class _FanBase:
     """The tensor-independent part of :func:`spatial_structure` (shared by the tensors):
-    spatial factors ``spa`` (B, L, D), their order ``idx`` inner to outer, ``radix`` (the factors
-    in that order), ``ext_sorted`` (B, L, D) ``E_{l+1}`` in that order, ``f_all`` (B, L) and
-    ``h_size`` (B, L)."""
+    spatial factors ``spa`` (B, L, D), their positions ``pos`` (B, L, D) (0 = innermost), the
+    extents ``ext`` (B, L+1, D), ``f_all`` (B, L) and ``h_size`` (B, L); :meth:`ordered` puts a
+    level's loops in order."""
 
     spa: np.ndarray
-    idx: np.ndarray
-    radix: np.ndarray
-    ext_sorted: np.ndarray
+    pos: np.ndarray
+    ext: np.ndarray
     f_all: np.ndarray
     h_size: np.ndarray
+
+    def ordered(
+        self, level: int | None = None, rows: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(idx, radix, ext_sorted)``: the spatial loops' order inner to outer, the factors
+        and the extents below (``E_{l+1}``) in that order, of every level ((B, L, D); or of
+        one ``level`` (B, D)), on ``rows`` (default: all)."""
+        spa, pos, ext = self.spa, self.pos, self.ext[:, 1:]
+        if level is not None:
+            spa, pos, ext = spa[:, level], pos[:, level], ext[:, level]
+        if rows is not None:
+            spa, pos, ext = spa[rows], pos[rows], ext[rows]
+        idx = np.argsort(pos, axis=-1, kind="stable")
+        return idx, np.take_along_axis(spa, idx, axis=-1), np.take_along_axis(ext, idx, axis=-1)
 
 
 def _fan_base(nests: LoopNests, ext: np.ndarray, fanout_x: np.ndarray | None) -> _FanBase:
@@ -222,14 +235,11 @@ def _fan_base(nests: LoopNests, ext: np.ndarray, fanout_x: np.ndarray | None) ->
     spa = nests.spatial.astype(np.float64)
     n_l = spa.shape[1]
     pos = nests.spatial_positions()
-    idx = np.argsort(pos, axis=2, kind="stable")
-    radix = np.take_along_axis(spa, idx, axis=2)
-    ext_sorted = np.take_along_axis(ext[:, 1:, :], idx, axis=2)
     f_all = spa.prod(axis=2)
     x_fac = np.where(pos < nests.x_split()[:, :, None], spa, 1.0).prod(axis=2)
     phys = np.ones(n_l) if fanout_x is None else np.asarray(fanout_x, dtype=np.float64)
     h_size = np.maximum(phys[None, :], x_fac)
-    return _FanBase(spa, idx, radix, ext_sorted, f_all, h_size)
+    return _FanBase(spa, pos, ext, f_all, h_size)
 
 
 def fan_offsets(proj: np.ndarray, idx: np.ndarray, ext_sorted: np.ndarray) -> np.ndarray:
@@ -247,7 +257,7 @@ def spatial_structure(
     no_multicast: np.ndarray | None = None,
     base: _FanBase | None = None,
     offsets: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
     """The spatial fan-out of every level for one tensor: ``(F, G, radix, offset, h_size)``.
 
     ``F`` (B, L) children per instance (Π spatial factors); ``G`` (B, L) distinct data-space
@@ -258,11 +268,15 @@ def spatial_structure(
     ``max(physical X fan-out, Π X factors)`` (``NestAnalysis::ComputeNetworkLinkTransfers``).
     ``no_multicast`` (B, L): levels where the tensor is not multicast (``G = F``).
     ``base``: :func:`_fan_base` of the same nests (shared by the tensors). ``offsets=False``:
-    the offsets are left out (None; :func:`fan_offsets` gives those of one level's rows).
+    the radices and offsets are left out (None; :meth:`_FanBase.ordered` and
+    :func:`fan_offsets` give those of one level's rows).
     """
     fb = base if base is not None else _fan_base(nests, ext, fanout_x)
     spa = fb.spa
-    offset = fan_offsets(proj, fb.idx, fb.ext_sorted) if offsets else None  # (B, L, D, R)
+    radix = offset = None
+    if offsets:
+        idx, radix, ext_sorted = fb.ordered()
+        offset = fan_offsets(proj, idx, ext_sorted)  # (B, L, D, R)
     rel = proj != 0
     active = (spa >= 2) & rel.any(axis=0)[None, None, :]
     g = np.where(active, spa, 1.0).prod(axis=2)
@@ -287,7 +301,7 @@ def spatial_structure(
     f_all = fb.f_all
     if no_multicast is not None:
         g = np.where(no_multicast, f_all, g)
-    return f_all, g, fb.radix, offset, fb.h_size
+    return f_all, g, radix, offset, fb.h_size
 
 
 def _spatial_content(

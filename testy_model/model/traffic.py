@@ -258,11 +258,11 @@ def _fan_level(
     """Level k's fan-out ``(F, G, radix, offset, h_size)`` on the distinct rows of ``ch``,
     the n tensors stacked (:func:`~testy_model.model.steps.spatial_structure`)."""
     n = len(projs)
-    idx, ext_sorted = ch.take(base.idx[:, k]), ch.take(base.ext_sorted[:, k])
+    idx, radix, ext_sorted = base.ordered(k, ch.rows)
     return (
         np.concatenate([ch.take(f[0][:, k]) for f in fans]),
         np.concatenate([ch.take(f[1][:, k]) for f in fans]),
-        np.tile(ch.take(base.radix[:, k]), (n, 1)),
+        np.tile(radix, (n, 1)),
         np.concatenate([fan_offsets(p, idx, ext_sorted) for p in projs]),
         np.tile(ch.take(base.h_size[:, k]), n),
     )
