@@ -81,16 +81,18 @@ def child_rows(nests: LoopNests, ext: np.ndarray) -> list[ChildRows]:
 
 def _key_parts(nests: LoopNests, ext: np.ndarray, c: int) -> list[np.ndarray]:
     """What the traffic above child level c depends on, (B, ...) arrays: the factors and
-    orders of levels ``0..c−1``, the extents ``E_1..E_c``, level c−1's spatial order, X split
-    and directives, and c's ``no_reuse``."""
+    orders of levels ``0..c−1``, the extents ``E_1..E_c`` (given by ``E_c`` and the factors:
+    ``E_j = E_c·Π_{j≤k<c} t_k·s_k``, exact integers), level c−1's spatial order, X split and
+    directives, and c's ``no_reuse``."""
     parts = [
         nests.temporal[:, :c],
         nests.spatial[:, :c],
         nests.order[:, :c],
-        ext[:, 1 : c + 1],
         nests.spatial_positions()[:, c - 1],
         nests.x_split()[:, c - 1],
     ]
+    if c < nests.n_levels:  # E_c; E_1..E_{c−1} follow from it and the factors (E_L = 1)
+        parts.append(ext[:, c])
     for name, lv in (("no_link", c - 1), ("no_multicast", c - 1), ("no_reuse", c)):
         m = getattr(nests, name)
         if m is not None and lv < nests.n_levels:
@@ -222,18 +224,21 @@ def level_traffic(
         def stack(arrays: Sequence[np.ndarray], ch: ChildRows = ch) -> np.ndarray:
             return np.concatenate([ch.take(a) for a in arrays])
 
-        fan_k = _fan_level(projs, fans, base, ch, k)
         args = (stack([m[1][:, k] for m in masks]), stack([m[2][:, k] for m in masks]))
+        f_all = stack([f[0][:, k] for f in fans])
         res: tuple[np.ndarray | None, ...]
-        if c == n_l and not np.any((fan_k[0] >= 2) & ~args[0]):
-            res = (None, *_compute_child(ch.frame, fan_k[0], fan_k[1], n))
+        if c == n_l and not np.any((f_all >= 2) & ~args[0]):
+            g = stack([f[1][:, k] for f in fans])
+            res = (None, *_compute_child(ch.frame, f_all, g, n))
         elif c == n_l:
             seq = stacked_sequence(projs, ch.frame)
             one = np.ones(len(seq.f))
             sizes = (one, one, np.ones_like(seq.f))
+            fan_k = _fan_level(projs, fans, base, ch, k)
             res = (None, *_spatial_content(seq, sizes, True, fan_k, *args))
         else:
             seq = stacked_sequence(projs, ch.frame)
+            fan_k = _fan_level(projs, fans, base, ch, k)
             no_reuse = stack([m[0][:, c] for m in masks])
             t_c = stack([t[:, c] for t in tws])
             w_c, diff1 = temporal_deltas(seq, stack([s[:, c] for s in spans]))
