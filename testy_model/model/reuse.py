@@ -217,13 +217,17 @@ def dense_counts(
     ]
     masks = [(no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti]) for ti in range(n_t)]
     lvs = _traffic(nests, ext, projs, tiles, fans, masks, fan_base)
+    # every tensor's columns at once (B, L, T): elementwise, the same per tensor
+    w_s, c_s, d_s, l_s = (np.stack([lv[j] for lv in lvs], axis=-1) for j in range(4))
+    stacked = (w_s, c_s, d_s, l_s)
+    all_cols = _collapse(stacked, keep, fan_base.f_all[..., None], instances[..., None])
     for ti in range(n_t):
         tw, fan, lv = tiles[ti][0], fans[ti], lvs[ti]
         tile[:, :, ti] = tw[:, :n_l]
         compulsory[ti] = tile_words(projs[ti], bounds)[0]
         groups[:, :, ti] = fan[1]
         entering[:, :, ti] = lv[0]
-        cols = _collapse(lv, keep[:, :, ti], fan[0], instances)
+        cols = tuple(x[..., ti] for x in all_cols)
         # the row's own tensor size (its outermost tile: rows of one batch may be layers of
         # different bounds sharing one structure)
         part = tw[:, 0][:, None] / np.concatenate(
@@ -289,21 +293,23 @@ def _collapse(
     f_all: np.ndarray,
     instances: np.ndarray,
 ) -> tuple[np.ndarray, ...]:
-    """Bypass (``MaskTiles``) and peer accesses (``ComputePeerAccesses``) of one tensor.
+    """Bypass (``MaskTiles``) and peer accesses (``ComputePeerAccesses``) of one tensor, or of
+    several along a trailing axis (arrays (B, L, ...), ``f_all`` and ``instances``
+    broadcasting).
 
     A bypassed level m promotes its children's demand to its parent k = m−1 (inner to outer):
     ``content_k ← content_k · content_m · F_k / weighted_k``, and k's link transfers are dropped.
     A holder c filled over links gets ``peer_c = links_{c−1} / instances_c`` extra reads and
     fills (Timeloop divides the per-parent-instance link count by all instances of c).
     ``share_c = weighted_{c−1} / F_{c−1}`` is what the parent delivers to one instance of c.
-    Returns ``(content, share, peer, child)`` (B, L); ``child`` = the next holder below (L =
-    compute)."""
+    Returns ``(content, share, peer, child)`` (B, L, ...); ``child`` = the next holder below
+    (L = compute)."""
     _, content, weighted, links = (a.copy() for a in lv)
-    n_b, n_l = content.shape
-    share = np.zeros((n_b, n_l))
+    n_l = content.shape[1]
+    share = np.zeros(content.shape)
     share[:, 1:] = weighted[:, :-1] / f_all[:, :-1]
-    child = np.full((n_b, n_l), n_l, dtype=np.int64)
-    nearest = np.full(n_b, n_l, dtype=np.int64)
+    child = np.full(content.shape, n_l, dtype=np.int64)
+    nearest = np.full(content[:, 0].shape, n_l, dtype=np.int64)
     for m in range(n_l - 1, 0, -1):
         child[:, m] = nearest
         masked = ~held[:, m]
@@ -313,7 +319,7 @@ def _collapse(
         links[:, m - 1] = np.where(masked, 0.0, links[:, m - 1])
         nearest = np.where(held[:, m], m, nearest)
     child[:, 0] = nearest
-    peer = np.zeros((n_b, n_l))
+    peer = np.zeros(content.shape)
     peer[:, 1:] = links[:, :-1] / instances[:, 1:]
     return content, share, peer, child
 
