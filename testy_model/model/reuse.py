@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from testy_model.model.nest import LoopNests
-from testy_model.model.steps import _fan_base, _FanBase, spatial_structure
+from testy_model.model.steps import _fan_base, spatial_structure
 from testy_model.model.traffic import Traffic, child_rows, level_traffic
 from testy_model.spec.conventions import Conventions
 from testy_model.spec.workload import Problem
@@ -201,26 +201,18 @@ def dense_counts(
     if stream is None and nests.stream is not None:
         stream = nests.stream
     streamed = _stream_mask(stream if conv.counts_streams else None, keep)
-    no_reuse, no_link, no_mc = (nests.mask(k) for k in ("no_reuse", "no_link", "no_multicast"))
     shape = (n_b, n_l, n_t)
     tile, reads, fills, updates = (np.zeros(shape) for _ in range(4))
     distinct, entering, groups = np.zeros(shape), np.zeros(shape), np.ones(shape)
     child = np.full(shape, n_l, dtype=np.int64)
     compulsory = np.zeros(n_t)
     bounds = np.array([float(problem.bounds[d]) for d in problem.dimensions])
-    fan_base = _fan_base(nests, ext, fanout_x)
     projs = [projection_matrix(problem, t) for t in tensors]
     tiles = _tiles(projs, ext)  # per tensor (B, L+1), (B, L+1, R)
-    fans = [  # (F, G) per tensor (radices, offsets, rows: fan_base, per level)
-        spatial_structure(p, nests, ext, fanout_x, no_mc[:, :, ti], fan_base, offsets=False)[:2]
-        for ti, p in enumerate(projs)
-    ]
-    masks = [(no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti]) for ti in range(n_t)]
-    lvs = _traffic(nests, ext, projs, tiles, fans, masks, fan_base)
+    fans, lvs, f_all = _traffic(nests, ext, projs, tiles, fanout_x)
     # every tensor's columns at once (B, L, T): elementwise, the same per tensor
     w_s, c_s, d_s, l_s = (np.stack([lv[j] for lv in lvs], axis=-1) for j in range(4))
-    stacked = (w_s, c_s, d_s, l_s)
-    all_cols = _collapse(stacked, keep, fan_base.f_all[..., None], instances[..., None])
+    all_cols = _collapse((w_s, c_s, d_s, l_s), keep, f_all[..., None], instances[..., None])
     for ti in range(n_t):
         tw, fan, lv = tiles[ti][0], fans[ti], lvs[ti]
         tile[:, :, ti] = tw[:, :n_l]
@@ -263,12 +255,19 @@ def _traffic(
     ext: np.ndarray,
     projs: Sequence[np.ndarray],
     tiles: Sequence[tuple[np.ndarray, np.ndarray]],
-    fans: Sequence[tuple[np.ndarray, ...]],
-    masks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    base: _FanBase,
-) -> list[Traffic]:
-    """:func:`~testy_model.model.traffic.level_traffic` of every tensor, those with the same
-    number of ranks stacked, on each child level's distinct rows (shared by the tensors)."""
+    fanout_x: np.ndarray | None,
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[Traffic], np.ndarray]:
+    """``(fans, traffic, F)``: per tensor ``(F, G)`` (B, L) of every level's fan-out
+    (:func:`~testy_model.model.steps.spatial_structure`) and
+    :func:`~testy_model.model.traffic.level_traffic` (those with the same number of ranks
+    stacked, on each child level's distinct rows, shared by the tensors), and F (B, L)."""
+    no_reuse, no_link, no_mc = (nests.mask(k) for k in ("no_reuse", "no_link", "no_multicast"))
+    base = _fan_base(nests, ext, fanout_x)
+    fans = [  # (F, G) per tensor (radices, offsets, rows: base, per level)
+        spatial_structure(p, nests, ext, fanout_x, no_mc[:, :, ti], base, offsets=False)[:2]
+        for ti, p in enumerate(projs)
+    ]
+    masks = [(no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti]) for ti in range(len(projs))]
     children = child_rows(nests, ext)
     out: list[Traffic | None] = [None] * len(projs)
     for r in sorted({p.shape[0] for p in projs}):
@@ -284,7 +283,7 @@ def _traffic(
         )
         for i, lv in zip(ids, res, strict=True):
             out[i] = lv
-    return [lv for lv in out if lv is not None]
+    return fans, [lv for lv in out if lv is not None], base.f_all
 
 
 def _collapse(
