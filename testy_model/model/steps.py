@@ -132,16 +132,16 @@ def _frame(f: np.ndarray, st: np.ndarray, dim: np.ndarray, lvl: np.ndarray) -> _
 def suffix_frame(full: _StepFrame, rows: np.ndarray, level: int) -> _StepFrame:
     """The :func:`_step_frame` of child ``level`` for the frame rows ``rows`` of a deeper
     child's frame ``full``: the loops above ``level`` are the outermost of ``full``'s (the same
-    loops, strides and order), so each row's active ones are a slice of ``full``'s active
-    loops, padded with bound-1 loops to the most any row has (at least 1)."""
+    loops, strides and order), so each row's active ones are those of ``full`` at levels below
+    ``level``, kept in order and padded with bound-1 loops to the most any row has (at least
+    1; where bound-1 loops sit plays no part)."""
     assert full.level is not None  # frames built by _step_frame carry their loops' levels
     f, st, dim, lvl = (x[rows] for x in (full.f, full.st, full.dim, full.level))
-    act = f >= 2
-    n_in = (act & (lvl >= level)).sum(axis=1)
-    n_c = (act & (lvl < level)).sum(axis=1)
-    j = np.arange(max(int(n_c.max()) if n_c.size else 0, 1))
-    pos = np.minimum(n_in[:, None] + j, f.shape[1] - 1)
-    valid = j < n_c[:, None]
+    sel = (f >= 2) & (lvl < level)
+    n_c = sel.sum(axis=1)
+    j_max = max(int(n_c.max()) if n_c.size else 0, 1)
+    pos = np.argsort(~sel, axis=1, kind="stable")[:, :j_max]
+    valid = np.arange(j_max) < n_c[:, None]
 
     def take(x: np.ndarray, pad: float) -> np.ndarray:
         return np.where(valid, np.take_along_axis(x, pos, axis=1), pad)
