@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -27,34 +28,48 @@ def test_temporal_steps_multiplies_the_temporal_slots_only() -> None:
     assert temporal_steps(F, 2).tolist() == [24.0]
 
 
+def _cost(compute, cycles, seconds) -> SimpleNamespace:
+    return SimpleNamespace(
+        compute_cycles=np.array(compute, dtype=float),
+        cycles=np.array(cycles, dtype=float),
+        seconds=np.array(seconds, dtype=float),
+    )
+
+
 def test_edp_estimate_from_hand_derived_constants() -> None:
-    # two priced candidates: steps 24 and 12, energies 100 and 200 pJ, both 24 ns:
-    # EDP = 100·24e-9 = 2.4e-6 and 200·24e-9 = 4.8e-6 pJ·s; seconds per step 1e-9 and 2e-9,
-    # so σ = 1e-9 s, E_min = 100 pJ; a candidate of 10 steps: m·100·1e-9·10 = m·1e-6 pJ·s
+    # two priced nests of T = 2·3 = 6 and 4·1 = 4 steps (one level, two dims), compute cycles
+    # 6 and 8 (work ratios 1 and 2), latencies 12 and 8 cycles at 1 GHz (12 and 8 ns):
+    # seconds per step = (s / cycles)·(compute / T) = 1e-9·1 and 1e-9·2, so σ = 1e-9 s;
+    # energies 100 and 200 pJ give E_min = 100 pJ; a candidate of 10 steps is estimated at
+    # m·100·1e-9·10 = m·1e-6 pJ·s
     b = StepBound("edp")
-    edp = np.array([2.4e-6, 4.8e-6])
-    b.update(np.array([24.0, 12.0]), (edp, edp, np.array([100.0, 200.0])))
+    b.observe(np.array([[[2, 3]], [[4, 1]]]), _cost([6, 8], [12, 8], [12e-9, 8e-9]))
+    b.update((np.array([1.2e-6, 1.6e-6]), np.array([1.2e-6, 1.6e-6]), np.array([100.0, 200.0])))
     assert b.energy == 100.0
     assert b.per_step == pytest.approx(1e-9, rel=1e-12)
     assert b.lower(np.array([10.0]))[0] == pytest.approx(ENERGY_MARGIN * 1e-6, rel=1e-12)
 
 
-def test_latency_estimate_and_invalid_candidates_ignored() -> None:
-    # cycles 24 over 24 steps (1 per step), 30 over 12 (2.5), an invalid one (+inf) and one of
-    # 1 cycle over 8 steps that is invalid too: ρ = 1, so 10 steps estimate 10 cycles
+def test_latency_estimate_reads_compute_cycles_not_latency() -> None:
+    # a bandwidth-bound nest: T = 8 steps, compute 8 cycles, latency 40 cycles; ρ is the
+    # compute cycles per step, 1 (not 40 / 8 = 5), so 10 steps estimate 10 cycles
     b = StepBound("latency")
-    obj = np.array([24.0, 30.0, np.inf])
-    b.update(np.array([24.0, 12.0, 8.0]), (obj, obj * 5.0, np.array([1.0, 1.0, np.inf])))
+    b.observe(np.array([[[8, 1]]]), _cost([8], [40], [40e-9]))
     assert b.per_step == 1.0
     assert b.lower(np.array([10.0, 3.0])).tolist() == [10.0, 3.0]
 
 
-def test_no_estimate_for_energy_or_before_any_price() -> None:
+def test_no_estimate_for_energy_without_prices_or_compute_cycles() -> None:
     assert StepBound("edp").lower(np.array([5.0])).tolist() == [0.0]
     b = StepBound("energy")
+    b.observe(np.array([[[4]]]), _cost([4], [4], [4e-9]))
     one = np.array([1.0])
-    b.update(np.array([4.0]), (one, one, one))
+    b.update((one, one, one))
     assert b.lower(np.array([1e9])).tolist() == [0.0]
+    # an evaluator whose cost lacks the compute cycles: nothing is known, nothing skipped
+    c = StepBound("latency")
+    c.observe(np.array([[[4]]]), SimpleNamespace(cycles=np.array([4.0])))
+    assert c.lower(np.array([1e9])).tolist() == [0.0]
 
 
 @pytest.fixture(scope="module")

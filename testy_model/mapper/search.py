@@ -318,14 +318,56 @@ def _beam_search(
     beam offering each leader's rotations through a full array as well (:func:`_rotations`,
     once per leader) until it stalls again: the result is never worse than the search without
     rotations, which it extends."""
+    bound = StepBound(ctx.objective)
+    inner = ctx.evaluator
+
+    def watched(problem: Any, arch: Any, nests: Any, terms: Any, **kw: Any) -> Any:
+        cost = inner(problem, arch, nests, terms, **kw)
+        bound.observe(np.asarray(nests.temporal), cost)
+        return cost
+
+    ctx.evaluator = watched  # the bound reads the compute cycles of what is priced
+    try:
+        return _search(
+            ctx,
+            bound,
+            beam,
+            n_random,
+            max_rounds,
+            seed,
+            per_keep,
+            patience,
+            compound,
+            collect,
+            skip_repeats,
+            rotate,
+        )
+    finally:
+        ctx.evaluator = inner
+
+
+def _search(
+    ctx: _Ctx,
+    bound: StepBound,
+    beam: int,
+    n_random: int,
+    max_rounds: int,
+    seed: int,
+    per_keep: int,
+    patience: int,
+    compound: int,
+    collect: list[Candidates] | None,
+    skip_repeats: bool,
+    rotate: bool,
+) -> tuple[Candidates, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`_beam_search`'s rounds, with ``bound`` kept up to date by its pricing."""
     canon = _canonical if skip_repeats else (lambda c, x: x)
     pool, ph = _start(ctx, n_random, seed, canon)
     scores = ctx.cost(pool)
     if collect is not None:
         collect.append(pool)
-    bound = StepBound(ctx.objective)
     L = len(ctx.ai.names)
-    bound.update(temporal_steps(factors_from_exps(ctx.pi, pool.exps), L), scores)
+    bound.update(scores)
     order = _select(pool, scores, beam, per_keep)
     st = _Beam(pool.take(order), tuple(s[order] for s in scores), ph[order], np.sort(ph))
     moves = _moves(ctx)
@@ -345,12 +387,11 @@ def _beam_search(
             continue
         if collect is not None:
             collect.append(nb)
-        steps = temporal_steps(F, L)
         if skip_repeats and len(st.cur) >= beam:  # a full beam: skip what cannot enter it
-            fit = np.nonzero(bound.lower(steps) <= st.scores[0][-1])[0]
-            nb, F, h, steps = nb.take(fit), F[fit], h[fit], steps[fit]
+            fit = np.nonzero(bound.lower(temporal_steps(F, L)) <= st.scores[0][-1])[0]
+            nb, F, h = nb.take(fit), F[fit], h[fit]
         nb_s = ctx.cost(nb, F)
-        bound.update(steps, nb_s)
+        bound.update(nb_s)
         both = _concat([st.cur, nb], ctx.orders)
         both_s = tuple(np.concatenate([x, y]) for x, y in zip(st.scores, nb_s, strict=True))
         order = _select(both, both_s, beam, per_keep)
