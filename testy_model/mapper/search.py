@@ -296,6 +296,27 @@ def _unseen(
     return nb, np.concatenate([F[ok], rF[ridx]]), np.concatenate([h[ok], rh[ridx]])
 
 
+def _keep_key(cand: Candidates) -> np.ndarray:
+    """(B,) a hash of each candidate's keep/bypass choice (the groups of :func:`_select`)."""
+    n = len(cand)
+    return _hash(cand.keep.reshape(n, int(np.prod(cand.keep.shape[1:]))).astype(np.int64))
+
+
+def _limits(st: _Beam, nb: Candidates, beam: int, per_keep: int) -> np.ndarray:
+    """(len(nb),) the objective above which each candidate cannot enter the beam
+    (:func:`_select`): the worst member's once the beam is full, and, where the candidate's
+    keep/bypass group already has ``per_keep`` members, the ``per_keep``-th best of them (those
+    stay ahead of it in its group); +inf where neither holds."""
+    lim = np.full(len(nb), st.scores[0][-1] if len(st.cur) >= beam else np.inf)
+    gk, gn = _keep_key(st.cur), _keep_key(nb)
+    for g in np.unique(gk):
+        members = np.nonzero(gk == g)[0]  # best first, as the beam is sorted
+        if members.size >= per_keep:
+            hit = gn == g
+            lim[hit] = np.minimum(lim[hit], st.scores[0][members[per_keep - 1]])
+    return lim
+
+
 def _beam_search(
     ctx: _Ctx,
     beam: int,
@@ -387,8 +408,9 @@ def _search(
             continue
         if collect is not None:
             collect.append(nb)
-        if skip_repeats and len(st.cur) >= beam:  # a full beam: skip what cannot enter it
-            fit = np.nonzero(bound.lower(temporal_steps(F, L)) <= st.scores[0][-1])[0]
+        if skip_repeats:  # skip what cannot enter the beam (a full beam or keep group)
+            lim = _limits(st, nb, beam, per_keep)
+            fit = np.nonzero(bound.lower(temporal_steps(F, L)) <= lim)[0]
             nb, F, h = nb.take(fit), F[fit], h[fit]
         nb_s = ctx.cost(nb, F)
         bound.update(nb_s)
