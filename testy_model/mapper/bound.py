@@ -45,8 +45,7 @@ _TIMES = ("compute_cycles", "cycles", "seconds")
 def temporal_steps(F: np.ndarray, levels: int) -> np.ndarray:
     """(B,) float: ``T = Π`` of the temporal factors (``F``: (B, 2L, D) factors, temporal
     slots first; ``levels``: L), the steps each processing element runs."""
-    B = F.shape[0]
-    return np.prod(F[:, :levels].reshape(B, -1).astype(np.float64), axis=1)
+    return np.prod(F[:, :levels].astype(np.float64), axis=(1, 2))
 
 
 @dataclass
@@ -75,7 +74,7 @@ class StepBound:
             compute, cycles, seconds = (np.broadcast_to(a, (B,)) for a in arrs)
         except (AttributeError, ValueError):
             return
-        steps = np.prod(temporal.reshape(B, -1).astype(np.float64), axis=1)
+        steps = np.prod(temporal.astype(np.float64), axis=(1, 2))
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = compute / steps
             if self.objective != "latency":
