@@ -206,7 +206,12 @@ def _canonical(ctx: _Ctx, cand: Candidates) -> Candidates:
     if ctx.canon is None or len(cand) == 0:
         return cand
     L = len(ctx.ai.names)
-    nonunit = np.any(cand.exps[:, :L] > 0, axis=-1)  # (B, L, D): temporal factor above 1
+    # (B, L, D): temporal factor above 1 (an OR over the few primes: np.any along that short
+    # last axis is several times slower)
+    exps = cand.exps[:, :L]
+    nonunit = np.zeros(exps.shape[:-1], dtype=bool)
+    for p in range(exps.shape[-1]):
+        nonunit |= exps[..., p] > 0
     oi = canonical_order_idx(ctx.canon, nonunit, cand.order_idx)
     return Candidates(cand.exps, oi, cand.keep, cand.orders)
 
