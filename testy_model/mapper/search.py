@@ -290,7 +290,9 @@ def _unseen(
     nb, h = nb.take(idx), h[idx]
     F = factors_from_exps(ctx.pi, nb.exps)
     ok = ctx.valid(nb, F)
-    lead = ~ok & _lead(nb, st.cur, compound)
+    bad = np.nonzero(~ok)[0]
+    lead = np.zeros(len(nb), dtype=bool)
+    lead[bad] = _lead(nb.take(bad), st.cur, compound)
     repaired, rF = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]), F[lead])
     rh = _cand_hash(canon(ctx, repaired))
     _, ridx = np.unique(rh, return_index=True)
