@@ -25,9 +25,11 @@ Pipeline (:func:`find_mapping`):
    without it on ResNet-50's distinct layers and five BERT GEMMs on every shipped engine):
    candidates are identified by their canonical form (loop orders that agree on each level's
    non-unit loops cost the same: :func:`~testy_model.mapper.space.order_classes`), so an equivalent
-   of a candidate already seen is neither checked nor costed; and a beam member is expanded once
+   of a candidate already seen is neither checked nor costed; a beam member is expanded once
    (again only when it first leads the beam, for the repair moves), since its valid neighbours are
-   all seen after;
+   all seen after; and once the beam is full, a neighbour whose estimate from its temporal steps
+   (:mod:`~testy_model.mapper.bound`) exceeds the worst member's objective is not priced (it
+   could not enter the beam);
 4. the winner (lowest objective; ties broken by EDP, then energy, then generation order, so the
    result is deterministic) is turned into a :class:`~testy_model.spec.mapping.Mapping`.
 
@@ -43,11 +45,13 @@ Objectives: ``edp`` (pJ·s: the model's energy × latency in seconds), ``energy`
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from testy_model.errors import MappingError
+from testy_model.mapper.bound import StepBound, temporal_steps
 from testy_model.mapper.candidates import (
     Candidates,
     MappingResult,
@@ -202,7 +206,12 @@ def _canonical(ctx: _Ctx, cand: Candidates) -> Candidates:
     if ctx.canon is None or len(cand) == 0:
         return cand
     L = len(ctx.ai.names)
-    nonunit = np.any(cand.exps[:, :L] > 0, axis=-1)  # (B, L, D): temporal factor above 1
+    # (B, L, D): temporal factor above 1 (an OR over the few primes: np.any along that short
+    # last axis is several times slower)
+    exps = cand.exps[:, :L]
+    nonunit = np.zeros(exps.shape[:-1], dtype=bool)
+    for p in range(exps.shape[-1]):
+        nonunit |= exps[..., p] > 0
     oi = canonical_order_idx(ctx.canon, nonunit, cand.order_idx)
     return Candidates(cand.exps, oi, cand.keep, cand.orders)
 
@@ -220,6 +229,101 @@ def _in_sorted(x: np.ndarray, sorted_: np.ndarray) -> np.ndarray:
 _ROTATION_PATIENCE = 1
 
 
+@dataclass
+class _Beam:
+    """The beam search's state between rounds: the beam (best first), its scores and
+    canonical hashes, the sorted hashes of every candidate checked, and the hashes of the
+    members expanded (``done``), expanded while leading (``done_lead``, their over-capacity
+    neighbours offered for repair too) and whose rotations were offered (``done_rot``)."""
+
+    cur: Candidates
+    scores: tuple[np.ndarray, np.ndarray, np.ndarray]
+    h: np.ndarray
+    seen: np.ndarray
+    done: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    done_lead: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    done_rot: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def _start(ctx: _Ctx, n_random: int, seed: int, canon: Any) -> tuple[Candidates, np.ndarray]:
+    """The start pool (templates, their keep/bypass variants, ``n_random`` random
+    factorisations), first of each canonical form, and its hashes."""
+    tmpl = _templates(ctx)
+    starts = [tmpl, _keep_variants(ctx, tmpl), _random_candidates(ctx, n_random, seed)]
+    pool = _concat(starts, ctx.orders)
+    ph = _cand_hash(canon(ctx, pool))
+    first = np.sort(np.unique(ph, return_index=True)[1])
+    return pool.take(first), ph[first]
+
+
+def _expand(
+    ctx: _Ctx, st: _Beam, moves: tuple[np.ndarray, ...], compound: int, rotating: bool, every: bool
+) -> Candidates:
+    """The round's neighbourhood: the single moves of each member not expanded yet (again for
+    the ``compound`` best when they first lead), ``every``: of all members (no skipping); in
+    the rotation phase also the leader's rotations when it first leads (:func:`_rotated`)."""
+    K = len(st.cur)
+    top = np.arange(K) < compound
+    grow = ~np.isin(st.h, st.done) | (top & ~np.isin(st.h, st.done_lead)) | every
+    st.done = np.concatenate([st.done, st.h[grow]])
+    st.done_lead = np.concatenate([st.done_lead, st.h[grow & top]])
+    nb = _neighbours(ctx, st.cur.take(np.nonzero(grow)[0]), moves)
+    if rotating:  # rotations through a full array, from the leader when it first leads
+        rot = (np.arange(K) == 0) & ~np.isin(st.h, st.done_rot)
+        st.done_rot = np.concatenate([st.done_rot, st.h[rot]])
+        nb = _concat([nb, _rotated(ctx, st.cur.take(np.nonzero(rot)[0]), moves[7:])], ctx.orders)
+    return nb
+
+
+def _unseen(
+    ctx: _Ctx, st: _Beam, nb: Candidates, canon: Any, compound: int
+) -> tuple[Candidates, np.ndarray, np.ndarray]:
+    """The valid neighbours not checked before (identified by their canonical form: the first
+    generated keeps its own order, so that a later factor move can make use of it), with the
+    over-capacity ones from the ``compound`` best members repaired by one keep/bypass toggle
+    (:func:`_repair_keep`); their factors and hashes. Marks them seen, with the invalid ones
+    tried for repair (other invalid ones may be repaired later, from a leading member)."""
+    h = _cand_hash(canon(ctx, nb))
+    _, idx = np.unique(h, return_index=True)
+    idx = np.sort(idx)
+    idx = idx[~_in_sorted(h[idx], st.seen)]  # only unseen candidates are checked and costed
+    nb, h = nb.take(idx), h[idx]
+    F = factors_from_exps(ctx.pi, nb.exps)
+    ok = ctx.valid(nb, F)
+    bad = np.nonzero(~ok)[0]
+    lead = np.zeros(len(nb), dtype=bool)
+    lead[bad] = _lead(nb.take(bad), st.cur, compound)
+    repaired, rF = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]), F[lead])
+    rh = _cand_hash(canon(ctx, repaired))
+    _, ridx = np.unique(rh, return_index=True)
+    ridx = np.sort(ridx)
+    ridx = ridx[~_in_sorted(rh[ridx], st.seen) & ~np.isin(rh[ridx], h[ok])]
+    st.seen = np.sort(np.concatenate([st.seen, h[ok | lead], rh[ridx]]))
+    nb = _concat([nb.take(np.nonzero(ok)[0]), repaired.take(ridx)], ctx.orders)
+    return nb, np.concatenate([F[ok], rF[ridx]]), np.concatenate([h[ok], rh[ridx]])
+
+
+def _keep_key(cand: Candidates) -> np.ndarray:
+    """(B,) a hash of each candidate's keep/bypass choice (the groups of :func:`_select`)."""
+    n = len(cand)
+    return _hash(cand.keep.reshape(n, int(np.prod(cand.keep.shape[1:]))).astype(np.int64))
+
+
+def _limits(st: _Beam, nb: Candidates, beam: int, per_keep: int) -> np.ndarray:
+    """(len(nb),) the objective above which each candidate cannot enter the beam
+    (:func:`_select`): the worst member's once the beam is full, and, where the candidate's
+    keep/bypass group already has ``per_keep`` members, the ``per_keep``-th best of them (those
+    stay ahead of it in its group); +inf where neither holds."""
+    lim = np.full(len(nb), st.scores[0][-1] if len(st.cur) >= beam else np.inf)
+    gk, gn = _keep_key(st.cur), _keep_key(nb)
+    for g in np.unique(gk):
+        members = np.nonzero(gk == g)[0]  # best first, as the beam is sorted
+        if members.size >= per_keep:
+            hit = gn == g
+            lim[hit] = np.minimum(lim[hit], st.scores[0][members[per_keep - 1]])
+    return lim
+
+
 def _beam_search(
     ctx: _Ctx,
     beam: int,
@@ -234,86 +338,97 @@ def _beam_search(
     rotate: bool = True,
 ) -> tuple[Candidates, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The beam search of :func:`find_mapping` (module docstring, step 3): the final beam,
-    best first, and its scores. ``collect``: a list that receives every costed batch.
-    ``skip_repeats=False`` turns off the two savings (canonical identification, expanding a
-    member once), for tests that they do not change the result. ``rotate``: when the search
-    without rotations ends (``patience``, ``max_rounds`` or an exhausted neighbourhood), it goes
-    on from its final beam offering each leader's rotations through a full array as well
-    (:func:`_rotations`, once per leader) until it stalls again: the result is never worse than
-    the search without rotations, which it extends."""
+    best first, and its scores. ``collect``: a list that receives every valid candidate
+    checked (priced, or skipped by the bound). ``skip_repeats=False`` turns off the savings
+    (canonical identification, expanding a member once, the step bound), for tests that they
+    do not change the result. ``rotate``: when the search without rotations ends
+    (``patience``, ``max_rounds`` or an exhausted neighbourhood), it goes on from its final
+    beam offering each leader's rotations through a full array as well (:func:`_rotations`,
+    once per leader) until it stalls again: the result is never worse than the search without
+    rotations, which it extends."""
+    bound = StepBound(ctx.objective)
+    inner = ctx.evaluator
+
+    def watched(problem: Any, arch: Any, nests: Any, terms: Any, **kw: Any) -> Any:
+        cost = inner(problem, arch, nests, terms, **kw)
+        bound.observe(np.asarray(nests.temporal), cost)
+        return cost
+
+    ctx.evaluator = watched  # the bound reads the compute cycles of what is priced
+    try:
+        return _search(
+            ctx,
+            bound,
+            beam,
+            n_random,
+            max_rounds,
+            seed,
+            per_keep,
+            patience,
+            compound,
+            collect,
+            skip_repeats,
+            rotate,
+        )
+    finally:
+        ctx.evaluator = inner
+
+
+def _search(
+    ctx: _Ctx,
+    bound: StepBound,
+    beam: int,
+    n_random: int,
+    max_rounds: int,
+    seed: int,
+    per_keep: int,
+    patience: int,
+    compound: int,
+    collect: list[Candidates] | None,
+    skip_repeats: bool,
+    rotate: bool,
+) -> tuple[Candidates, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`_beam_search`'s rounds, with ``bound`` kept up to date by its pricing."""
     canon = _canonical if skip_repeats else (lambda c, x: x)
-    tmpl = _templates(ctx)
-    starts = [tmpl, _keep_variants(ctx, tmpl), _random_candidates(ctx, n_random, seed)]
-    pool = _concat(starts, ctx.orders)
-    ph = _cand_hash(canon(ctx, pool))
-    first = np.sort(np.unique(ph, return_index=True)[1])
-    pool, ph = pool.take(first), ph[first]
+    pool, ph = _start(ctx, n_random, seed, canon)
     scores = ctx.cost(pool)
     if collect is not None:
         collect.append(pool)
-    seen = np.sort(ph)  # kept sorted for _in_sorted
+    L = len(ctx.ai.names)
+    bound.update(scores)
     order = _select(pool, scores, beam, per_keep)
-    cur, cur_s, cur_h = pool.take(order), tuple(s[order] for s in scores), ph[order]
+    st = _Beam(pool.take(order), tuple(s[order] for s in scores), ph[order], np.sort(ph))
     moves = _moves(ctx)
-    stale = 0
-    # beam members already expanded (their valid neighbours are all in `seen`), and those
-    # expanded while leading (their over-capacity neighbours were offered for repair too)
-    done = np.zeros(0, dtype=np.int64)
-    done_lead = np.zeros(0, dtype=np.int64)
-    done_rot = np.zeros(0, dtype=np.int64)  # leaders whose rotations were offered
-    rotating = False  # second phase: the same search from its final beam, with rotations
-    rounds = 0
+    stale, rounds, rotating = 0, 0, False  # rotating: the second phase
     while True:
         if rounds >= max_rounds or stale >= (_ROTATION_PATIENCE if rotating else patience):
             if not rotate or rotating:
                 break
             rotating, rounds, stale = True, 0, 0
         rounds += 1
-        top = np.arange(len(cur)) < compound
-        grow = ~np.isin(cur_h, done) | (top & ~np.isin(cur_h, done_lead)) | (not skip_repeats)
-        done = np.concatenate([done, cur_h[grow]])
-        done_lead = np.concatenate([done_lead, cur_h[grow & top]])
-        nb = _neighbours(ctx, cur.take(np.nonzero(grow)[0]), moves)
-        if rotating:  # rotations through a full array, from the leader when it first leads
-            rot = (np.arange(len(cur)) == 0) & ~np.isin(cur_h, done_rot)
-            done_rot = np.concatenate([done_rot, cur_h[rot]])
-            nb = _concat([nb, _rotated(ctx, cur.take(np.nonzero(rot)[0]), moves[7:])], ctx.orders)
-        # candidates are identified by their canonical form (model-equivalent loop orders
-        # collapse to one; the first generated keeps its own order, so that a later factor
-        # move can make use of it)
-        h = _cand_hash(canon(ctx, nb))
-        _, idx = np.unique(h, return_index=True)
-        idx = np.sort(idx)
-        idx = idx[~_in_sorted(h[idx], seen)]  # only unseen candidates are checked and costed
-        nb, h = nb.take(idx), h[idx]
-        F = factors_from_exps(ctx.pi, nb.exps)
-        ok = ctx.valid(nb, F)
-        lead = ~ok & _lead(nb, cur, compound)
-        repaired, rF = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]), F[lead])
-        rh = _cand_hash(canon(ctx, repaired))
-        _, ridx = np.unique(rh, return_index=True)
-        ridx = np.sort(ridx)
-        ridx = ridx[~_in_sorted(rh[ridx], seen) & ~np.isin(rh[ridx], h[ok])]
-        # invalid candidates already tried for repair join `seen`; other invalid ones may be
-        # repaired later, once they come from a leading beam member
-        seen = np.sort(np.concatenate([seen, h[ok | lead], rh[ridx]]))
-        nb = _concat([nb.take(np.nonzero(ok)[0]), repaired.take(ridx)], ctx.orders)
+        nb = _expand(ctx, st, moves, compound, rotating, not skip_repeats)
+        nb, F, h = _unseen(ctx, st, nb, canon, compound)
         if len(nb) == 0:  # the neighbourhood of the beam is exhausted
             if not rotate or rotating:
                 break
             rotating, rounds, stale = True, 0, 0
             continue
-        nb_s = ctx.cost(nb, np.concatenate([F[ok], rF[ridx]]))
         if collect is not None:
             collect.append(nb)
-        both = _concat([cur, nb], ctx.orders)
-        both_s = tuple(np.concatenate([x, y]) for x, y in zip(cur_s, nb_s, strict=True))
-        both_h = np.concatenate([cur_h, h[ok], rh[ridx]])
+        if skip_repeats:  # skip what cannot enter the beam (a full beam or keep group)
+            lim = _limits(st, nb, beam, per_keep)
+            fit = np.nonzero(bound.lower(temporal_steps(F, L)) <= lim)[0]
+            nb, F, h = nb.take(fit), F[fit], h[fit]
+        nb_s = ctx.cost(nb, F)
+        bound.update(nb_s)
+        both = _concat([st.cur, nb], ctx.orders)
+        both_s = tuple(np.concatenate([x, y]) for x, y in zip(st.scores, nb_s, strict=True))
         order = _select(both, both_s, beam, per_keep)
-        improved = both_s[0][order[0]] < cur_s[0][0] * (1 - 1e-12)
-        cur, cur_s, cur_h = both.take(order), tuple(s[order] for s in both_s), both_h[order]
+        improved = both_s[0][order[0]] < st.scores[0][0] * (1 - 1e-12)
+        st.cur, st.scores = both.take(order), tuple(s[order] for s in both_s)
+        st.h = np.concatenate([st.h, h])[order]
         stale = 0 if improved else stale + 1  # `patience` stale rounds end a phase
-    return cur, cur_s
+    return st.cur, st.scores
 
 
 _CACHE: dict[tuple, MappingResult] = {}
