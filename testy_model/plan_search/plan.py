@@ -37,7 +37,12 @@ from testy_model.model.plan import Plan
 from testy_model.plan_search.candidates import candidates
 from testy_model.plan_search.errors import ERROR_METRICS, ErrorMetric
 from testy_model.plan_search.pricing import LayerTable, MapperFn, price_candidates
-from testy_model.plan_search.quality import NETWORK_BUDGET, error_bound, predicted_loss
+from testy_model.plan_search.quality import (
+    NETWORK_BUDGET,
+    error_bound,
+    layer_role,
+    predicted_loss,
+)
 from testy_model.plan_search.report import SearchReport
 from testy_model.plan_search.selection import select_global, select_per_layer
 from testy_model.spec.arch import Architecture
@@ -285,7 +290,8 @@ def _select_network(
     st = _stack(tables, fixed)
     loss = np.full(st.error.shape, np.inf)
     for i, t in enumerate(tables):
-        loss[i, : len(t.options)] = predicted_loss(t.weight_error, t.activation_error)
+        role = layer_role(t.name)
+        loss[i, : len(t.options)] = predicted_loss(t.weight_error, t.activation_error, role)
     feasible = st.ok & allow & (loss <= budget + 1e-12)
     return (
         select_network(st, loss, feasible, budget),
