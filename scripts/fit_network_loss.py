@@ -38,7 +38,8 @@ def fit(t: pd.DataFrame) -> None:
     t = t.assign(role=[layer_role(n) for n in t["layer"]])
     print("| operand | role | cases | form | p | c | ratio median | 10 % | 90 % | Spearman ρ |")
     print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for op, g in t.groupby("operand"):
+    for op_key, g in t.groupby("operand"):
+        op = str(op_key)
         e, loss = g["e"].to_numpy(), g["loss"].to_numpy()
         slope = float(np.polyfit(np.log(e), np.log(loss), 1)[0])
         for form, p in (("c·e^p, p fitted", slope), ("c·e²", 2.0)):
