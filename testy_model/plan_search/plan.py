@@ -40,8 +40,8 @@ from testy_model.plan_search.pricing import LayerTable, MapperFn, price_candidat
 from testy_model.plan_search.quality import (
     NETWORK_BUDGET,
     error_bound,
-    layer_role,
-    predicted_loss,
+    table_losses,
+    with_softmax_errors,
 )
 from testy_model.plan_search.report import SearchReport
 from testy_model.plan_search.selection import select_global, select_per_layer
@@ -229,6 +229,8 @@ def search(
                 conventions=conv,
             )
         )
+        if mode == "network":  # the probabilities' measured errors (plan_search.quality)
+            tables[-1] = with_softmax_errors(layer, tables[-1])
         if progress is not None:
             progress(k + 1, n, layer.name)
     width = max(len(t.options) for t in tables)
@@ -290,8 +292,7 @@ def _select_network(
     st = _stack(tables, fixed)
     loss = np.full(st.error.shape, np.inf)
     for i, t in enumerate(tables):
-        role = layer_role(t.name)
-        loss[i, : len(t.options)] = predicted_loss(t.weight_error, t.activation_error, role)
+        loss[i, : len(t.options)] = table_losses(t)
     feasible = st.ok & allow & (loss <= budget + 1e-12)
     return (
         select_network(st, loss, feasible, budget),

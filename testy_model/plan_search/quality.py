@@ -56,9 +56,15 @@ MiniLM at budget 0.01: ``stc_2of4_tasd`` predicted 0.0081 / measured 0.0074, ``v
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from testy_model.plan_search.pricing import LayerTable
+    from testy_model.spec.workload import Layer
 
 #: Exponents ``p`` per operand (module docstring).
 P_WEIGHT = 1.611
@@ -75,22 +81,25 @@ COEFFICIENTS: dict[tuple[str, str], float] = {
     ("activation", "mlp_up"): 0.0806,
     ("activation", "mlp_down"): 0.0550,
     ("activation", "other"): 0.0270,
+    ("activation", "attn_probs"): 0.655,
 }
-ROLES: tuple[str, ...] = ("qkv", "attn_out", "mlp_up", "mlp_down", "other")
+ROLES: tuple[str, ...] = ("qkv", "attn_out", "mlp_up", "mlp_down", "attn_probs", "other")
 #: layer-name patterns of the transformer roles (HF BERT/MiniLM names and the zoo's)
 _ROLE_PATTERNS: tuple[tuple[str, str], ...] = (
     ("qkv", r"(attention\.self\.(query|key|value)|attn\.[qkv])$"),
     ("attn_out", r"(attention\.output\.dense|attn\.out)$"),
     ("mlp_up", r"(intermediate\.dense|mlp\.up)$"),
     ("mlp_down", r"((?<!attention\.)output\.dense|mlp\.down)$"),
+    ("attn_probs", r"attn\.av$"),
 )
 
 
 def layer_role(name: str) -> str:
     """The role of a layer in a transformer block, from its name: ``qkv`` (the Q/K/V
     projections), ``attn_out`` (attention output projection), ``mlp_up``, ``mlp_down``
-    (the MLP's two linears), else ``other`` (convolutions, the attention matmuls ``QKᵀ``/``A·V``,
-    pooler, classifier: the pooled constants). Names as HF BERT/MiniLM
+    (the MLP's two linears), ``attn_probs`` (the zoo's ``A·V``, whose run-time A operand is the
+    attention probabilities), else ``other`` (convolutions, ``QKᵀ``, pooler, classifier: the
+    pooled constants). Names as HF BERT/MiniLM
     (``layer.0.attention.self.query``, ``layer.0.intermediate.dense``, ``layer.0.output.dense``)
     or the zoo (``encoder.0.attn.q``, ``encoder.0.mlp.up``) write them."""
     for role, pat in _ROLE_PATTERNS:
@@ -114,7 +123,7 @@ def operand_loss(error: np.ndarray | float, operand: str, role: str = "other") -
     if role not in ROLES:
         raise ValueError(f"role {role!r}: expected one of {ROLES}")
     p = P_WEIGHT if operand == "weight" else P_ACTIVATION
-    return COEFFICIENTS[(operand, role)] * e**p
+    return COEFFICIENTS.get((operand, role), COEFFICIENTS[(operand, "other")]) * e**p
 
 
 def predicted_loss(
@@ -135,3 +144,42 @@ def error_bound(budget: float, operand: str) -> float:
     c = min(v for (op, _), v in COEFFICIENTS.items() if op == operand)
     p = P_WEIGHT if operand == "weight" else P_ACTIVATION
     return float(min(1.0, (budget / c) ** (1.0 / p)))
+
+
+def table_losses(table: LayerTable) -> np.ndarray:
+    """Predicted loss of every option of a layer (dimensionless): :func:`predicted_loss` of
+    its weight and activation errors with the coefficients of the layer's role; in an
+    ``attn_probs`` layer (``A·V``: no weight, the A-slot series decomposes the probabilities
+    ``P``, the activation series ``V``, one of them per option) an option decomposing ``P``
+    takes the ``attn_probs`` coefficient, one decomposing ``V`` the pooled activation one."""
+    role = layer_role(table.name)
+    if role != "attn_probs":
+        return predicted_loss(table.weight_error, table.activation_error, role)
+    on_p = np.array([not o.weights.is_dense for o in table.options], dtype=bool)
+    e = table.activation_error
+    return np.where(
+        on_p, operand_loss(e, "activation", "attn_probs"), operand_loss(e, "activation")
+    )
+
+
+def with_softmax_errors(layer: Layer, table: LayerTable) -> LayerTable:
+    """``table`` with the errors of the options that decompose an ``attn_probs`` layer's
+    probabilities replaced by their measured value on real softmax outputs
+    (``graph.zoo_densities.softmax_l2_error``: the closed form overstates them 1.2–3×) where the
+    probabilities have the density it was measured at; unchanged otherwise. Those options
+    decompose ``P`` alone, so the layer's error is ``P``'s."""
+    from testy_model.graph.zoo_densities import softmax_l2_error
+    from testy_model.plan_search.candidates import runtime_a
+
+    p = runtime_a(layer.problem)
+    if layer_role(table.name) != "attn_probs" or p is None:
+        return table
+    d = float(layer.problem.density(p).value)
+    e_a = table.activation_error.copy()
+    for i, o in enumerate(table.options):
+        if o.weights.is_dense or not o.activations.is_dense:
+            continue
+        e = softmax_l2_error(o.weights, d)
+        if e is not None:
+            e_a[i] = e
+    return dataclasses.replace(table, activation_error=e_a, error=e_a.copy())

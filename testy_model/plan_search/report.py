@@ -108,13 +108,10 @@ class SearchReport:
         """Predicted network quality loss of ``plan``, ``dense``, ``native`` or ``no_unit``:
         ``Σ_l c_w·e_w^p_w + c_a·e_a^p_a``, ``c`` of the layer's role (``plan_search.quality``;
         dimensionless; meaningful for errors in Frobenius units, i.e. the ``network`` mode's)."""
-        from testy_model.plan_search.quality import layer_role, predicted_loss
+        from testy_model.plan_search.quality import table_losses
 
         return float(
-            sum(
-                predicted_loss(t.weight_error[i], t.activation_error[i], layer_role(t.name))
-                for t, i in zip(self.tables, self._idx(which), strict=True)
-            )
+            sum(table_losses(t)[i] for t, i in zip(self.tables, self._idx(which), strict=True))
         )
 
     @property
