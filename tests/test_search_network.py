@@ -349,3 +349,29 @@ def test_network_search_is_monotone_in_the_budget(
         return rep.totals("plan").edp_pj_s
 
     assert edp(b1 + extra) <= edp(b1) * (1 + 1e-12)
+
+
+def test_attention_probabilities_take_their_measured_error_and_coefficient() -> None:
+    from testy_model.graph.zoo import get_network
+    from testy_model.plan_search.quality import table_losses
+
+    net = get_network("bert-base")
+    layer = next(x for x in net.layers if x.name == "encoder.0.attn.av")
+    layer = Layer(name=layer.name, problem=layer.problem)  # alone: no producer graph
+    rep = search(
+        Network(name="av", layers=(layer,)), _shipped("s2ta_tasd"), mode="network", budget=1.0
+    )
+    t = rep.tables[0]
+    # P (density 0.6004) under 4:8 (A-slot series), V dense: the measured error 0.0689
+    # (SOFTMAX_L2_ERRORS), not the closed form (0.1683 at that density); loss 0.655 · e^2.167
+    i = t.index("4:8", "dense")
+    assert i is not None
+    assert t.activation_error[i] == pytest.approx(0.0689)
+    assert t.error[i] == pytest.approx(0.0689)
+    # 0.0689^2.167 = exp(2.167 · ln 0.0689) = exp(2.167 · −2.675099) = exp(−5.796940) = 0.0030368
+    assert table_losses(t)[i] == pytest.approx(0.655 * 0.0030368, rel=1e-4)
+    # V (dense, the activation series) under 4:8: the Gaussian closed form, the pooled c 0.0270
+    j = t.index("dense", "4:8")
+    assert j is not None
+    assert t.activation_error[j] == pytest.approx(0.3214136, rel=1e-6)
+    assert table_losses(t)[j] == pytest.approx(float(operand_loss(0.3214136, "activation")))

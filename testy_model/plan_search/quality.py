@@ -43,9 +43,19 @@ act.      mlp_down    27      0.0550        0.96       0.52–1.30
 act.      all roles   218                   1.29       0.72–2.78 (ρ 0.93)
 ========  ==========  ======  ============  =========  ===========
 
-Layers of no transformer role (convolutions, the attention matmuls ``QKᵀ`` and ``A·V``, whose
-operands are both run-time activations, pooler, classifier; no single-layer measurement of them
-exists) take the pooled ``other`` constants (``c_w = 0.0314``, ``c_a = 0.0270``).
+**Attention probabilities** (the run-time A operand ``P`` of the zoo's ``A·V``, role
+``attn_probs``) are measured separately (``scripts/measure_softmax_loss.py``: MiniLM with every
+layer's ``P``, thresholded at the zoo's τ = 0.001, approximated by one class along the keys;
+27 passages of <= 128 tokens). Their error is the measured ``‖R‖/‖P_τ‖`` of real softmax
+outputs (``graph.zoo_densities.SOFTMAX_L2_ERRORS``; the Gaussian closed form overstates it
+1.2–3×, :func:`with_softmax_errors`), and their loss per layer follows ``c·e^2.167`` with
+``c`` between 0.50 and 0.82 over six classes (``7:8`` .. ``2:4``; 2:4 costs 0.43 % per layer):
+sum-matched ``c = 0.655``, ~25× a linear layer's activation. The exponent of the activations
+fits them too.
+
+Layers of no measured role (convolutions, ``QKᵀ`` whose Q and K are run-time activations,
+pooler, classifier; and ``V`` in ``A·V``) take the pooled ``other`` constants (``c_w = 0.0314``,
+``c_a = 0.0270``): an assumption, no single-layer measurement of them exists.
 
 **Whole-model check** (``scripts/fit_network_loss.py --validate``, 260 sentences): every
 activation of MiniLM at ``7:8``: predicted 0.0038, measured 0.0046; the network-mode plans of
