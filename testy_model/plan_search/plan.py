@@ -10,7 +10,9 @@ Pipeline (:func:`search`), one direction, one module per step:
 3. **pricing** (``plan_search.pricing``): every candidate within the error cap priced on the
    mapping it runs on (``eval``'s mapping rule), so the reported totals are ``eval``'s;
 4. **selection** (``plan_search.selection``): exact in layer mode (the λ sweep for the
-   non-separable EDP), greedy in global mode, with the network's non-GEMM operators (priced
+   non-separable EDP), greedy in global mode; in network mode (``plan_search.network``) a
+   Lagrangian family and improvement under the network's predicted quality loss
+   (``plan_search.quality``), monotone in the budget; with the network's non-GEMM operators (priced
    once by ``eval``'s own code, ``model.graph_eval.price_operators``: no plan changes them)
    in the totals;
 5. **shared decompositions** (:func:`_share_tasd`): where consumers of one tensor decompose it
