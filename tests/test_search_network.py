@@ -270,16 +270,26 @@ def test_network_mode_cli(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     arch = str(ROOT / "arch_specs" / "stc_2of4_tasd.yaml")
+    plan, ej = tmp_path / "plan.yaml", tmp_path / "e.json"
     res = runner.invoke(
         app,
         ["search", "--arch", arch, "--network", str(net), "--mode", "network", "--json",
-         str(js), "-q"],
+         str(js), "-q", "--out", str(plan)],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "predicted quality loss (budget 0.01)" in res.output
     data = json.loads(js.read_text())
     assert data["mode"] == "network" and data["budget"] == 0.01
     assert data["predicted_loss"]["plan"] <= 0.01 + 1e-12
+    assert any(r["weights"] != "dense" or r["activations"] != "dense" for r in data["layers"])
+    # eval --plan of the written plan: the search's totals
+    res = runner.invoke(
+        app, ["eval", "--arch", arch, "--network", str(net), "--plan", str(plan), "--json", str(ej)]
+    )
+    assert res.exit_code == 0, res.output
+    tot = json.loads(ej.read_text())["total"]
+    assert tot["energy_pj"] == pytest.approx(data["totals"]["plan"]["energy_pj"], rel=1e-9)
+    assert tot["cycles"] == pytest.approx(data["totals"]["plan"]["cycles"], rel=1e-9)
     bad = runner.invoke(
         app,
         ["search", "--arch", arch, "--network", str(net), "--mode", "network",
