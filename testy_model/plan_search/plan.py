@@ -109,6 +109,42 @@ def _layer_mapping(
     return mappings(problem, arch, objective)
 
 
+def _check_settings(
+    network: Network,
+    mode: str,
+    objective: str,
+    budget: float | None,
+    layer_cap: float,
+    error_metric: str | None,
+) -> tuple[float, float, ErrorMetric]:
+    """(budget, layer cap, error metric) of a search, defaults resolved per mode
+    (:func:`search`); SpecError for a bad mode, objective, budget, cap or metric."""
+    if mode not in MODES:
+        raise SpecError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    if budget is None:
+        budget = NETWORK_BUDGET if mode == "network" else ERROR_BUDGET
+    b = _as_float(budget, "budget")
+    cap = _as_float(layer_cap, "layer_cap")
+    if error_metric is None:
+        error_metric = "l2" if mode == "network" else "count"
+    if mode == "network" and error_metric != "l2":
+        raise SpecError(
+            f"error_metric {error_metric!r}: network mode's loss model is fitted on relative "
+            "Frobenius errors; expected 'l2'"
+        )
+    if objective not in OBJECTIVES:
+        raise SpecError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+    if mode == "network" and objective != "edp":
+        raise SpecError(f"objective {objective!r}: network mode minimises 'edp' only")
+    if not network.layers:
+        raise SpecError(f"network {network.name!r} has no layers")
+    if error_metric not in ERROR_METRICS:
+        raise SpecError(
+            f"error_metric {error_metric!r}: expected one of {', '.join(ERROR_METRICS)}"
+        )
+    return b, cap, cast(ErrorMetric, error_metric)  # in ERROR_METRICS: checked above
+
+
 def search(
     network: Network,
     arch: Architecture,
@@ -167,29 +203,7 @@ def search(
         MappingError: a mapping that does not fit a layer.
     """
     t0 = time.perf_counter()
-    if mode not in MODES:
-        raise SpecError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
-    if budget is None:
-        budget = NETWORK_BUDGET if mode == "network" else ERROR_BUDGET
-    b = _as_float(budget, "budget")
-    cap = _as_float(layer_cap, "layer_cap")
-    if error_metric is None:
-        error_metric = "l2" if mode == "network" else "count"
-    if mode == "network" and error_metric != "l2":
-        raise SpecError(
-            f"error_metric {error_metric!r}: network mode's loss model is fitted on relative "
-            "Frobenius errors; expected 'l2'"
-        )
-    if objective not in OBJECTIVES:
-        raise SpecError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
-    if mode == "network" and objective != "edp":
-        raise SpecError(f"objective {objective!r}: network mode minimises 'edp' only")
-    if not network.layers:
-        raise SpecError(f"network {network.name!r} has no layers")
-    if error_metric not in ERROR_METRICS:
-        raise SpecError(
-            f"error_metric {error_metric!r}: expected one of {', '.join(ERROR_METRICS)}"
-        )
+    b, cap, metric = _check_settings(network, mode, objective, budget, layer_cap, error_metric)
     conv = Conventions.parse(conventions)
     ab = None if activation_budget is None else _as_float(activation_budget, "activation_budget")
     if mode == "network":
@@ -227,7 +241,7 @@ def search(
                 max_terms=max_terms,
                 error_cap=error_cap,
                 # checked against ERROR_METRICS above
-                error_metric=cast(ErrorMetric, error_metric),
+                error_metric=metric,
                 conventions=conv,
             )
         )
