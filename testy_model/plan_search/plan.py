@@ -42,6 +42,8 @@ from testy_model.plan_search.pricing import LayerTable, MapperFn, price_candidat
 from testy_model.plan_search.quality import (
     NETWORK_BUDGET,
     error_bound,
+    layer_role,
+    predicted_loss,
     table_losses,
     with_softmax_errors,
 )
@@ -243,6 +245,7 @@ def search(
                 # checked against ERROR_METRICS above
                 error_metric=metric,
                 conventions=conv,
+                keep=_loss_filter(layer.name, b) if mode == "network" else None,
             )
         )
         if mode == "network":  # the probabilities' measured errors (plan_search.quality)
@@ -289,6 +292,21 @@ def search(
         operators=operators,
         conventions=conv.value,
     )
+
+
+def _loss_filter(name: str, budget: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """Network mode's pricing filter of a layer: only the options whose predicted loss alone
+    (``plan_search.quality.predicted_loss`` with the layer's role) is within the budget; None
+    (all) for the attention probabilities, whose measured errors, smaller than the closed
+    form's, replace them after pricing (``quality.with_softmax_errors``)."""
+    role = layer_role(name)
+    if role == "attn_probs":
+        return None
+
+    def keep(e_w: np.ndarray, e_a: np.ndarray) -> np.ndarray:
+        return np.asarray(predicted_loss(e_w, e_a, role) <= budget + 1e-12)
+
+    return keep
 
 
 def _select_network(
