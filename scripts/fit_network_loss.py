@@ -9,8 +9,9 @@ and for ``p = 2`` (``loss ∝ e²``): the ratio predicted / measured per case (m
 90 % quantiles) and Spearman's ρ of prediction against loss.
 
 ``--validate`` adds whole-model checks (mean cosine over the 260 shipped sentences, ~20 s per
-plan on one core): every linear layer's activation at ``7:8``, and the network-mode plan
-(``search(..., mode="network", budget)``) of MiniLM on three engines: predicted against measured.
+plan on one core): every linear layer's activation at ``7:8``, the network-mode plan
+(``search(..., mode="network", budget)``) of MiniLM on three engines, and the verified plans of
+the measured-loss search (``quality_search``, docs/minilm.md): predicted against measured.
 
     OPENBLAS_NUM_THREADS=1 python scripts/fit_network_loss.py [--validate] [--budget 0.01]
 """
@@ -110,6 +111,36 @@ def validate(model: MiniLM, budget: float) -> None:
         )
 
 
+def validate_verified(model: MiniLM, cache: LossCache) -> None:
+    """The predicted loss of the measured-loss searches' verified plans (``quality_search``,
+    docs/minilm.md; closed-form errors of dense operands) against their measured loss on the
+    208 search sentences."""
+    from testy_model.models import load_sentences
+    from testy_model.models.quality import split_sentences
+    from testy_model.models.search_quality import quality_search
+    from testy_model.plan_search import closed_form_error, operand_loss
+    from testy_model.plan_search.quality import layer_role
+    from testy_model.spec import load_arch
+    from testy_model.spec.workload import Density
+    from testy_model.tasd.pattern import TasdSeries
+
+    search_sents, _ = split_sentences(load_sentences())
+    print("\n| verified plan (quality_search) | TASD layers | predicted | measured (search) |")
+    print("| --- | ---: | ---: | ---: |")
+    for eng in ("stc_2of4_tasd", "vegeta_tasd", "s2ta_tasd"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arch = load_arch(ROOT / "arch_specs" / f"{eng}.yaml")
+        r = quality_search(model, arch, search_sents, cache=cache)
+        pred = 0.0
+        for name, (w, a) in r.plan.items():
+            role = layer_role(name)
+            for op, cls in (("weight", w), ("activation", a)):
+                e = closed_form_error(TasdSeries.parse(cls), Density(), metric="l2")
+                pred += float(operand_loss(e, op, role))
+        print(f"| `{eng}` | {len(r.plan)} | {pred:.4f} | {1 - r.search_cos:.4f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--validate", action="store_true")
@@ -124,6 +155,7 @@ def main() -> None:
     fit(t)
     if args.validate:
         validate(model, args.budget)
+        validate_verified(model, cache)
 
 
 if __name__ == "__main__":

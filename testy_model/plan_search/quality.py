@@ -61,7 +61,10 @@ pooler, classifier; and ``V`` in ``A·V``) take the pooled ``other`` constants (
 activation of MiniLM at ``7:8``: predicted 0.0038, measured 0.0046; the network-mode plans of
 MiniLM at budget 0.01: ``stc_2of4_tasd`` predicted 0.0081 / measured 0.0074, ``vegeta_tasd``
 0.0098 / 0.0117, ``s2ta_tasd`` 0.0100 / 0.0119. Losses compound slightly more than additively
-(~1.2×): a budget of 0.01 lands near, not strictly under, the 1 % target.
+(~1.2×): a budget of 0.01 lands near, not strictly under, the 1 % target. The verified plans of
+the measured-loss search (``models.search_quality``, which picks the layers of least measured
+loss within a role) are over-predicted 2–4× (0.0176 / 0.0046, 0.0281 / 0.0096, 0.0209 /
+0.0094): the model is a role average.
 """
 
 from __future__ import annotations
