@@ -13,7 +13,7 @@ network's predicted quality loss ``<= --budget``, default 0.01 = the paper's 99 
 plan under the same budget); the dense BERT-base plan on each engine is printed layer by layer.
 
     python scripts/tasd_gain_table.py [--mode layer|network] [--budget B]
-        [--activation-budget 0.125] [--out t.md]
+        [--activation-budget 0.125] [--engines E ...] [--out t.md]
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=None)
     ap.add_argument("--activation-budget", type=float, default=ACTIVATION_BUDGET)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     args = ap.parse_args()
     if args.budget is None:
         args.budget = 0.01 if args.mode == "network" else 0.05
@@ -82,7 +83,7 @@ def main() -> None:
     ]
     gains: list[float] = []
     unit: list[float] = []
-    for eng in ENGINES:
+    for eng in args.engines:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arch = load_arch(root / "arch_specs" / f"{eng}.yaml")
