@@ -319,19 +319,23 @@ def _select_network(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Network mode: (plan, no-unit plan), both of least network EDP with the predicted loss
     ``Σ_l loss_l <= budget`` (``plan_search.network.select_network``); the no-unit plan under
-    the same budget without run-time decompositions, so the two compare like for like."""
+    the same budget without run-time decompositions, so the two compare like for like; the
+    plan is the no-unit one where that is better (both monotone in the budget, so is their
+    minimum)."""
     from testy_model.plan_search.network import select_network
-    from testy_model.plan_search.selection import _stack
+    from testy_model.plan_search.selection import _stack, _totals
 
     st = _stack(tables, fixed)
     loss = np.full(st.error.shape, np.inf)
     for i, t in enumerate(tables):
         loss[i, : len(t.options)] = table_losses(t)
     feasible = st.ok & allow & (loss <= budget + 1e-12)
-    return (
-        select_network(st, loss, feasible, budget),
-        select_network(st, loss, feasible & no_rt, budget),
-    )
+    plan = select_network(st, loss, feasible, budget)
+    no_unit = select_network(st, loss, feasible & no_rt, budget)
+    # the no-unit plan is feasible with the unit too: never report a plan worse than it
+    e_p, t_p = _totals(st, plan)
+    e_u, t_u = _totals(st, no_unit)
+    return (no_unit if e_u * t_u < e_p * t_p * (1 - 1e-12) else plan), no_unit
 
 
 def _share_tasd(
