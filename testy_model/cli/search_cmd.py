@@ -135,8 +135,13 @@ def search_command(
         metavar="KEY=VALUE",
         help="Zoo network parameter, e.g. seq_len=128 (repeatable).",
     ),
-    budget: float = typer.Option(
-        0.05, "--budget", "-b", help="Error budget: per layer (layer mode) or MAC-weighted mean."
+    budget: float | None = typer.Option(
+        None,
+        "--budget",
+        "-b",
+        help="Layer mode: each layer's error budget; global: the MAC-weighted mean error (both "
+        "default 0.05); network: the network's predicted quality loss (default 0.01 = 99 %).",
+        show_default=False,
     ),
     activation_budget: float | None = typer.Option(
         None,
@@ -145,13 +150,19 @@ def search_command(
         "(plan_search.ACTIVATION_BUDGET = 0.125) keeps MiniLM within 1 % cosine loss with "
         "every activation decomposed.",
     ),
-    error_metric: str = typer.Option(
-        "count",
+    error_metric: str | None = typer.Option(
+        None,
         "--error-metric",
         help="Closed-form error units: count (fraction of non-zeros dropped) | l2 (relative "
-        "Frobenius error of a Gaussian operand, as measured on real tensors).",
+        "Frobenius error of a Gaussian operand, as measured on real tensors). Default: count; "
+        "l2 in network mode (the only one it accepts).",
+        show_default=False,
     ),
-    mode: str = typer.Option("layer", "--mode", help="layer | global."),
+    mode: str = typer.Option(
+        "layer",
+        "--mode",
+        help="layer | global | network (a predicted-quality-loss budget on the whole network).",
+    ),
     layer_cap: float = typer.Option(
         1.0, "--layer-cap", help="Global mode: the largest error any one layer may take."
     ),
@@ -253,6 +264,13 @@ def search_command(
         f"{time.perf_counter() - t0:.2f} s",
         highlight=False,
     )
+    if report.mode == "network":
+        con.print(
+            f"predicted quality loss (budget {report.budget:g}): plan "
+            f"{report.predicted_loss('plan'):.4f}, weights only (no unit) "
+            f"{report.predicted_loss('no_unit'):.4f}",
+            highlight=False,
+        )
     for line in dominant_lines(report):
         con.print(line, highlight=False)
     if "--out" in outputs:

@@ -5,6 +5,7 @@ probabilities). The zoo's module docstring (:mod:`testy_model.graph.zoo`) gives 
 from __future__ import annotations
 
 from testy_model.errors import SpecError
+from testy_model.tasd.pattern import TasdSeries
 
 #: Non-zero fraction of post-ReLU conv inputs: 1 − 0.44 (Cnvlutin, ISCA 2016; module docstring).
 RELU_ACT_DENSITY = 0.56
@@ -73,3 +74,39 @@ def softmax_density(threshold: float) -> float:
     return _measured_density(
         SOFTMAX_THRESHOLDS, threshold, "softmax_threshold", "scripts/measure_softmax_density.py"
     )
+
+
+#: Relative Frobenius error ``‖R‖/‖P_τ‖`` of a class ``K:M`` (top-K of every M keys) on MiniLM-L6's
+#: real attention probabilities thresholded at the zoo's τ = 0.001 (density 0.6004), measured by
+#: ``scripts/measure_softmax_loss.py`` (27 passages of <= 128 tokens, every layer, dense forward
+#: pass). The Gaussian closed form at that density overstates it 1.2–3× (e.g. ``2:4``: 0.2376
+#: closed form against 0.0994 measured): softmax rows hold a few large values and many tiny ones.
+SOFTMAX_L2_ERRORS: dict[str, float] = {
+    "1:4": 0.2041,
+    "2:4": 0.0994,
+    "3:4": 0.0463,
+    "1:8": 0.2398,
+    "2:8": 0.1452,
+    "3:8": 0.0984,
+    "4:8": 0.0689,
+    "5:8": 0.0476,
+    "6:8": 0.0309,
+    "7:8": 0.0170,
+}
+
+
+def softmax_l2_error(series: TasdSeries, density: float) -> float | None:
+    """The measured relative Frobenius error of ``series`` on attention probabilities
+    (:data:`SOFTMAX_L2_ERRORS`) when ``density`` is the one it was measured at
+    (:data:`SOFTMAX_ACT_DENSITY`, τ = 0.001) and the series' quality class ``K:M`` (all terms
+    one block size M, ``K = Σ N``) was measured; 0 for a class keeping every value; else None."""
+    if series.is_dense or abs(density - SOFTMAX_ACT_DENSITY) > 1e-9:
+        return 0.0 if series.is_dense else None
+    ms = {t.m for t in series.terms}
+    if len(ms) != 1:
+        return None
+    m = ms.pop()
+    k = sum(t.n for t in series.terms)
+    if k >= m:
+        return 0.0
+    return SOFTMAX_L2_ERRORS.get(f"{k}:{m}")

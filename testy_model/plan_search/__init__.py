@@ -9,6 +9,7 @@ from testy_model.plan_search.candidates import (
     orientations,
 )
 from testy_model.plan_search.errors import candidate_error, closed_form_error, combine_errors
+from testy_model.plan_search.network import brute_force_network, select_network
 from testy_model.plan_search.plan import (
     ACTIVATION_BUDGET,
     MODES,
@@ -24,6 +25,7 @@ from testy_model.plan_search.pricing import (
     plan_mapping,
     price_candidates,
 )
+from testy_model.plan_search.quality import NETWORK_BUDGET, operand_loss, predicted_loss
 from testy_model.plan_search.report import PlanTotals, SearchReport
 from testy_model.plan_search.selection import (
     brute_force,
@@ -38,11 +40,13 @@ __all__ = [
     "ACTIVATION_BUDGET",
     "DENSE",
     "MODES",
+    "NETWORK_BUDGET",
     "OBJECTIVES",
     "LayerTable",
     "PlanTotals",
     "SearchReport",
     "brute_force",
+    "brute_force_network",
     "candidate_error",
     "candidates",
     "class_mapping",
@@ -52,14 +56,17 @@ __all__ = [
     "evaluate_candidates",
     "native_series",
     "network_objective",
+    "operand_loss",
     "operand_series",
     "orientations",
     "plan_mapping",
     "plot_search",
+    "predicted_loss",
     "price_candidates",
     "search",
     "select_edp",
     "select_global",
+    "select_network",
     "select_per_layer",
     "uniform_indices",
 ]

@@ -10,7 +10,9 @@ Pipeline (:func:`search`), one direction, one module per step:
 3. **pricing** (``plan_search.pricing``): every candidate within the error cap priced on the
    mapping it runs on (``eval``'s mapping rule), so the reported totals are ``eval``'s;
 4. **selection** (``plan_search.selection``): exact in layer mode (the λ sweep for the
-   non-separable EDP), greedy in global mode, with the network's non-GEMM operators (priced
+   non-separable EDP), greedy in global mode; in network mode (``plan_search.network``) a
+   Lagrangian family and improvement under the network's predicted quality loss
+   (``plan_search.quality``), monotone in the budget; with the network's non-GEMM operators (priced
    once by ``eval``'s own code, ``model.graph_eval.price_operators``: no plan changes them)
    in the totals;
 5. **shared decompositions** (:func:`_share_tasd`): where consumers of one tensor decompose it
@@ -37,6 +39,14 @@ from testy_model.model.plan import Plan
 from testy_model.plan_search.candidates import candidates
 from testy_model.plan_search.errors import ERROR_METRICS, ErrorMetric
 from testy_model.plan_search.pricing import LayerTable, MapperFn, price_candidates
+from testy_model.plan_search.quality import (
+    NETWORK_BUDGET,
+    error_bound,
+    layer_role,
+    predicted_loss,
+    table_losses,
+    with_softmax_errors,
+)
 from testy_model.plan_search.report import SearchReport
 from testy_model.plan_search.selection import select_global, select_per_layer
 from testy_model.spec.arch import Architecture
@@ -45,12 +55,14 @@ from testy_model.spec.mapping import Mapping
 from testy_model.spec.workload import Network
 
 Objective = Literal["edp", "latency", "energy"]
-Mode = Literal["layer", "global"]
+Mode = Literal["layer", "global", "network"]
 #: ``progress(done, total, layer_name)`` after each layer is priced.
 Progress = Callable[[int, int, str], None]
 
 OBJECTIVES: tuple[str, ...] = ("edp", "latency", "energy")
-MODES: tuple[str, ...] = ("layer", "global")
+MODES: tuple[str, ...] = ("layer", "global", "network")
+#: default ``budget`` of the error modes (per layer, or the MAC-weighted mean)
+ERROR_BUDGET = 0.05
 
 #: Default per-layer budget on an activation's error (count units: the expected fraction of its
 #: non-zeros dropped), calibrated on measured quality, not on the gain it gives.
@@ -99,11 +111,47 @@ def _layer_mapping(
     return mappings(problem, arch, objective)
 
 
+def _check_settings(
+    network: Network,
+    mode: str,
+    objective: str,
+    budget: float | None,
+    layer_cap: float,
+    error_metric: str | None,
+) -> tuple[float, float, ErrorMetric]:
+    """(budget, layer cap, error metric) of a search, defaults resolved per mode
+    (:func:`search`); SpecError for a bad mode, objective, budget, cap or metric."""
+    if mode not in MODES:
+        raise SpecError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+    if budget is None:
+        budget = NETWORK_BUDGET if mode == "network" else ERROR_BUDGET
+    b = _as_float(budget, "budget")
+    cap = _as_float(layer_cap, "layer_cap")
+    if error_metric is None:
+        error_metric = "l2" if mode == "network" else "count"
+    if mode == "network" and error_metric != "l2":
+        raise SpecError(
+            f"error_metric {error_metric!r}: network mode's loss model is fitted on relative "
+            "Frobenius errors; expected 'l2'"
+        )
+    if objective not in OBJECTIVES:
+        raise SpecError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
+    if mode == "network" and objective != "edp":
+        raise SpecError(f"objective {objective!r}: network mode minimises 'edp' only")
+    if not network.layers:
+        raise SpecError(f"network {network.name!r} has no layers")
+    if error_metric not in ERROR_METRICS:
+        raise SpecError(
+            f"error_metric {error_metric!r}: expected one of {', '.join(ERROR_METRICS)}"
+        )
+    return b, cap, cast(ErrorMetric, error_metric)  # in ERROR_METRICS: checked above
+
+
 def search(
     network: Network,
     arch: Architecture,
     *,
-    budget: float = 0.05,
+    budget: float | None = None,
     mode: Mode = "layer",
     objective: Objective = "edp",
     mappings: Mapping | dict[str, Mapping] | MapperFn | None = None,
@@ -112,7 +160,7 @@ def search(
     progress: Progress | None = None,
     orientations: tuple[str, ...] = ("weight", "activation"),
     activation_budget: float | None = ACTIVATION_BUDGET,
-    error_metric: str = "count",
+    error_metric: str | None = None,
     conventions: Conventions | str | None = None,
 ) -> SearchReport:
     """Search a per-layer TASD plan of ``network`` on ``arch`` (module docstring).
@@ -120,9 +168,13 @@ def search(
     Args:
         network: the layers (zoo or file); real tensors are used where the layers name them.
         arch: the engine (its ``sparsity`` support and optional ``tasd_unit``).
-        budget: error budget (dimensionless, >= 0): per layer in ``layer`` mode, the MAC-weighted
-            mean error in ``global`` mode. 0 gives the best lossless plan.
-        mode: ``layer`` (exact) or ``global`` (greedy).
+        budget: dimensionless, >= 0; 0 gives the best lossless plan. ``layer`` mode: the error
+            budget of each layer; ``global``: of the MAC-weighted mean error (both default
+            :data:`ERROR_BUDGET` = 0.05); ``network``: of the network's predicted quality loss
+            ``Σ_l c_w·e_w^p_w + c_a·e_a^p_a`` (``plan_search.quality``; default
+            :data:`~testy_model.plan_search.quality.NETWORK_BUDGET` = 0.01, the paper's 99 %).
+        mode: ``layer`` (exact), ``global`` (greedy) or ``network`` (a quality budget on the
+            whole network, ``plan_search.network``; monotone in the budget).
         objective: ``edp`` (pJ·s), ``latency`` (s) or ``energy`` (pJ) of the whole network.
         mappings: None (default, as ``testy-model search`` and ``eval --mapping mapper``): each
             candidate on the mapper's mapping for its class (``pricing.plan_mapping``); or one
@@ -138,9 +190,12 @@ def search(
             option is feasible when its weight error is ``<= budget`` and its activation error
             ``<= activation_budget`` (None: their combined error ``1 − (1 − e_w)(1 − e_a) <=
             budget``). Global mode: a cap on each layer's activation error, besides the mean.
+            Network mode: not used (the network budget bounds both operands; reported None).
         error_metric: units of the closed-form error: ``count`` (expected fraction of
             non-zeros dropped) or ``l2`` (expected relative Frobenius error of a Gaussian
-            operand, the units of the error measured on real tensors).
+            operand, the units of the error measured on real tensors). Default (None):
+            ``count`` in the layer and global modes, ``l2`` in network mode, whose loss model
+            is fitted on Frobenius errors (``count`` is refused there).
         conventions: counting conventions of every candidate's mapping and price: ``timeloop``
             (default, v3.0.3) or ``sparseloop-2022`` (``spec.conventions``), as
             ``eval --conventions`` counts, so the totals equal ``eval``'s under the same choice.
@@ -150,21 +205,14 @@ def search(
         MappingError: a mapping that does not fit a layer.
     """
     t0 = time.perf_counter()
-    b = _as_float(budget, "budget")
-    cap = _as_float(layer_cap, "layer_cap")
-    if mode not in MODES:
-        raise SpecError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
-    if objective not in OBJECTIVES:
-        raise SpecError(f"objective {objective!r}: expected one of {', '.join(OBJECTIVES)}")
-    if not network.layers:
-        raise SpecError(f"network {network.name!r} has no layers")
-    if error_metric not in ERROR_METRICS:
-        raise SpecError(
-            f"error_metric {error_metric!r}: expected one of {', '.join(ERROR_METRICS)}"
-        )
+    b, cap, metric = _check_settings(network, mode, objective, budget, layer_cap, error_metric)
     conv = Conventions.parse(conventions)
     ab = None if activation_budget is None else _as_float(activation_budget, "activation_budget")
+    if mode == "network":
+        ab = None
     error_cap = b if mode == "layer" else cap
+    if mode == "network":  # the largest combined error of an option whose loss alone fits b
+        error_cap = 1.0 - (1.0 - error_bound(b, "weight")) * (1.0 - error_bound(b, "activation"))
     if ab is not None and mode == "layer":  # the largest combined error a feasible option has
         error_cap = 1.0 - (1.0 - b) * (1.0 - ab)
     from testy_model.graph.dataflow import as_graph, operand_reads
@@ -195,10 +243,13 @@ def search(
                 max_terms=max_terms,
                 error_cap=error_cap,
                 # checked against ERROR_METRICS above
-                error_metric=cast(ErrorMetric, error_metric),
+                error_metric=metric,
                 conventions=conv,
+                keep=_loss_filter(layer.name, b) if mode == "network" else None,
             )
         )
+        if mode == "network":  # the probabilities' measured errors (plan_search.quality)
+            tables[-1] = with_softmax_errors(layer, tables[-1])
         if progress is not None:
             progress(k + 1, n, layer.name)
     width = max(len(t.options) for t in tables)
@@ -214,13 +265,16 @@ def search(
         no_rt[i, :c] = ~t.runtime if t.runtime is not None else True
     # with split budgets in layer mode, `allow` holds feasibility
     lb = b if ab is None else float("inf")
-    if mode == "layer":
+    if mode == "network":
+        idx, no_unit = _select_network(tables, b, objective, allow, no_rt, fixed)
+    elif mode == "layer":
         idx = select_per_layer(tables, lb, objective, allow=allow, fixed=fixed)
     else:
         idx = select_global(tables, b, objective, layer_cap=cap, fixed=fixed, allow=allow)
-    no_unit = select_per_layer(
-        tables, lb if mode == "layer" else 0.0, objective, allow=allow & no_rt, fixed=fixed
-    )
+    if mode != "network":
+        no_unit = select_per_layer(
+            tables, lb if mode == "layer" else 0.0, objective, allow=allow & no_rt, fixed=fixed
+        )
     tables = _share_tasd(g, network, arch, tables, maps, idx, operand_reads(g), conv)
     return SearchReport(
         network=network.name,
@@ -238,6 +292,50 @@ def search(
         operators=operators,
         conventions=conv.value,
     )
+
+
+def _loss_filter(name: str, budget: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray] | None:
+    """Network mode's pricing filter of a layer: only the options whose predicted loss alone
+    (``plan_search.quality.predicted_loss`` with the layer's role) is within the budget; None
+    (all) for the attention probabilities, whose measured errors, smaller than the closed
+    form's, replace them after pricing (``quality.with_softmax_errors``)."""
+    role = layer_role(name)
+    if role == "attn_probs":
+        return None
+
+    def keep(e_w: np.ndarray, e_a: np.ndarray) -> np.ndarray:
+        return np.asarray(predicted_loss(e_w, e_a, role) <= budget + 1e-12)
+
+    return keep
+
+
+def _select_network(
+    tables: list[LayerTable],
+    budget: float,
+    objective: str,
+    allow: np.ndarray,
+    no_rt: np.ndarray,
+    fixed: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Network mode: (plan, no-unit plan), both of least network EDP with the predicted loss
+    ``Σ_l loss_l <= budget`` (``plan_search.network.select_network``); the no-unit plan under
+    the same budget without run-time decompositions, so the two compare like for like; the
+    plan is the no-unit one where that is better (both monotone in the budget, so is their
+    minimum)."""
+    from testy_model.plan_search.network import select_network
+    from testy_model.plan_search.selection import _stack, _totals
+
+    st = _stack(tables, fixed)
+    loss = np.full(st.error.shape, np.inf)
+    for i, t in enumerate(tables):
+        loss[i, : len(t.options)] = table_losses(t)
+    feasible = st.ok & allow & (loss <= budget + 1e-12)
+    plan = select_network(st, loss, feasible, budget)
+    no_unit = select_network(st, loss, feasible & no_rt, budget)
+    # the no-unit plan is feasible with the unit too: never report a plan worse than it
+    e_p, t_p = _totals(st, plan)
+    e_u, t_u = _totals(st, no_unit)
+    return (no_unit if e_u * t_u < e_p * t_p * (1 - 1e-12) else plan), no_unit
 
 
 def _share_tasd(

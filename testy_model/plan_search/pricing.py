@@ -290,6 +290,7 @@ def price_candidates(
     error_metric: ErrorMetric = "count",
     tasd_scale: float = 1.0,
     conventions: Conventions | str | None = None,
+    keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> LayerTable:
     """Error and cost of every candidate of ``layer`` (module docstring).
 
@@ -302,7 +303,9 @@ def price_candidates(
     the TASD unit's work (0 when another consumer of the same tensor already decomposes it with
     the same series: ``model.graph_eval.shared_tasd``, as ``eval`` charges it).
     ``conventions``: the counting conventions of the mappings and the pricing (default
-    ``timeloop``; ``spec.conventions``), as ``eval --conventions`` counts.
+    ``timeloop``; ``spec.conventions``), as ``eval --conventions`` counts. ``keep``: a further
+    filter, ``keep(e_w, e_a)`` -> a boolean mask over the candidates from their weight and
+    activation errors (the network mode's loss budget); the rejected are not priced either.
     """
     prob = layer.problem
     opts = list(options) if options is not None else candidates(layer, arch, max_terms)
@@ -320,6 +323,8 @@ def price_candidates(
     inp = _candidate_inputs(layer, arch, opts, ops, error_metric)
     error = combine_errors(inp.e_w, inp.e_a)
     todo = error <= error_cap + 1e-12
+    if keep is not None:
+        todo &= np.asarray(keep(inp.e_w, inp.e_a), dtype=bool)
     todo[opts.index(LayerPlan())] = todo[opts.index(nat)] = True
     maps = _mappings(layer, arch, opts, inp, todo, mapping, conventions)
     todo &= np.array([m is not None for m in maps])

@@ -104,6 +104,16 @@ class SearchReport:
             c, s, e, e * s, float((macs * errs).sum() / macs.sum()), float(errs.max())
         )
 
+    def predicted_loss(self, which: str = "plan") -> float:
+        """Predicted network quality loss of ``plan``, ``dense``, ``native`` or ``no_unit``:
+        ``Σ_l c_w·e_w^p_w + c_a·e_a^p_a``, ``c`` of the layer's role (``plan_search.quality``;
+        dimensionless; meaningful for errors in Frobenius units, i.e. the ``network`` mode's)."""
+        from testy_model.plan_search.quality import table_losses
+
+        return float(
+            sum(table_losses(t)[i] for t, i in zip(self.tables, self._idx(which), strict=True))
+        )
+
     @property
     def plan(self) -> Plan:
         """The chosen options as the model's :class:`Plan` (every layer listed, default dense)."""
@@ -178,6 +188,9 @@ class SearchReport:
                 "cycles_vs_dense": self.ratio("dense", "cycles"),
                 "energy_vs_dense": self.ratio("dense", "energy_pj"),
             },
+            "predicted_loss": (
+                {w: self.predicted_loss(w) for w in which} if self.mode == "network" else None
+            ),
             "layers": self.rows(),
             "operators": [o.to_dict() for o in self.operators],
             "plan": self.plan.to_dict()["plan"],
