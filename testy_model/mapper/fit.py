@@ -88,7 +88,7 @@ def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
     sp = spatial[..., levels, :]
     one_group = np.maximum(ai.fan_x[levels], ai.fan_y[levels])
     free = np.all(ai.x_ok[levels] & ai.y_ok[levels], axis=-1)  # (l,) no per-axis constraint
-    hard = np.prod(sp, axis=-1) > one_group  # (B, l)
+    hard = _prod_last(sp) > one_group  # (B, l)
     if not free.all():
         hard |= ~free
     if not hard.any():
@@ -209,7 +209,7 @@ def structure_mask(
     bound.
     """
     inst = effective_spatial(ai, spatial)
-    ok = np.prod(inst, axis=-1) <= ai.fanout
+    ok = _prod_last(inst) <= ai.fanout
     if np.any(ai.t_fix):
         ok &= np.all((ai.t_fix == 0) | (temporal == ai.t_fix), axis=-1)
     if np.any(ai.s_fix):
@@ -218,10 +218,10 @@ def structure_mask(
         ok &= np.all(temporal <= ai.t_max, axis=-1)
     if np.any(ai.s_max != UNBOUNDED):
         ok &= np.all(spatial <= ai.s_max, axis=-1)
-    ok = np.all(ok, axis=-1)
+    ok = _all_last(ok)
     if ok.any():
         rows = np.nonzero(ok)[0]
-        ok[rows] = np.all(mesh_fits(ai, inst[rows]), axis=-1)
+        ok[rows] = _all_last(mesh_fits(ai, inst[rows]))
     return ok
 
 
@@ -235,12 +235,48 @@ def capacity_mask(
     test, whole words), words from :func:`tile_words`."""
     words = tile_words(pi, tile_extents(temporal, spatial))
     cap = ai.capacity * (1 + 1e-9)
-    ok = np.sum(keep * held_bits(pi, ai, words), axis=-1) <= cap
-    ok &= np.sum(keep * held_words(pi, words) * ai.datawidth, axis=-1) <= cap
+    ok = _sum_last(keep * held_bits(pi, ai, words)) <= cap
+    ok &= _sum_last(keep * held_words(pi, words) * ai.datawidth) <= cap
     if ai.md_capacity is not None and np.any(ai.md_capacity > 0):  # separate metadata storage
-        md = np.sum(keep * words * pi.md_bits, axis=-1)
+        md = _sum_last(keep * words * pi.md_bits)
         ok &= (ai.md_capacity == 0) | (md <= ai.md_capacity * (1 + 1e-9))
-    return np.all(ok, axis=-1)
+    return _all_last(ok)
+
+
+def _sum_last(x: np.ndarray) -> np.ndarray:
+    """``np.sum(x, axis=-1)`` of a float array with a short last axis, as left-to-right adds
+    (``((x0 + x1) + x2) + …``, the order numpy's reduction takes on so few items; one
+    elementwise add per item instead of a reduction over a short axis)."""
+    n = x.shape[-1]
+    if n == 0 or n > 8:
+        return np.sum(x, axis=-1)
+    out = x[..., 0].copy()
+    for i in range(1, n):
+        out += x[..., i]
+    return out
+
+
+def _prod_last(x: np.ndarray) -> np.ndarray:
+    """``np.prod(x, axis=-1)`` of an integer array with a short last axis, as elementwise
+    products of int64 (the same wrapping arithmetic, so the same value in any order)."""
+    n = x.shape[-1]
+    if n == 0 or n > 8 or x.dtype != np.int64:
+        return np.prod(x, axis=-1)
+    out = x[..., 0].copy()
+    for i in range(1, n):
+        out *= x[..., i]
+    return out
+
+
+def _all_last(x: np.ndarray) -> np.ndarray:
+    """``np.all(x, axis=-1)`` of a bool array with a short last axis, as elementwise ANDs."""
+    n = x.shape[-1]
+    if n == 0 or n > 8:
+        return np.all(x, axis=-1)
+    out = x[..., 0].copy()
+    for i in range(1, n):
+        out &= x[..., i]
+    return out
 
 
 def valid_mask(
