@@ -184,9 +184,10 @@ def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndar
         chosen[:, dims] = sub[np.argmax(ok, axis=-1)] & u_rows[:, dims]
         layout = np.where(ok.any(-1)[:, None], chosen, u_rows)  # (U, D)
         in_x[:, lv] = layout[inv]
-    # rank: X dims (0), then Y dims (1), then unit dims (2); ties in problem order
+    # rank: X dims (0), then Y dims (1), then unit dims (2); ties in problem order. The ranks
+    # of a row are distinct, so any sort orders them the same (no stable sort needed)
     rank = np.where(in_x, 0, np.where(used, 1, 2)) * n_d + np.arange(n_d)
-    spatial_order = np.argsort(np.argsort(rank, axis=-1, kind="stable"), axis=-1).astype(np.int64)
+    spatial_order = np.argsort(np.argsort(rank, axis=-1), axis=-1).astype(np.int64, copy=False)
     split = np.where(used.any(-1), in_x.sum(-1), n_d).astype(np.int64)
     return spatial_order, split
 

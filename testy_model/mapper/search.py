@@ -289,11 +289,11 @@ def _unseen(
     idx = idx[~_in_sorted(h[idx], st.seen)]  # only unseen candidates are checked and costed
     nb, h = nb.take(idx), h[idx]
     F = factors_from_exps(ctx.pi, nb.exps)
-    ok = ctx.valid(nb, F)
+    struct, ok = ctx.valid_parts(nb, F)
     bad = np.nonzero(~ok)[0]
     lead = np.zeros(len(nb), dtype=bool)
     lead[bad] = _lead(nb.take(bad), st.cur, compound)
-    repaired, rF = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]), F[lead])
+    repaired, rF = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]), F[lead], struct[lead])
     rh = _cand_hash(canon(ctx, repaired))
     _, ridx = np.unique(rh, return_index=True)
     ridx = np.sort(ridx)
