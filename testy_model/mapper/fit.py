@@ -4,6 +4,7 @@ of spatial loops, and the feasibility check; arrays from :mod:`testy_model.mappe
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -82,29 +83,24 @@ def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
     over every subset of the dims: ``log Π_X = subset · log f``.
     """
     out = np.ones(spatial.shape[:-1], dtype=bool)
-    levels = np.nonzero((ai.fan_x > 0) & (ai.fanout > 1))[0]
+    levels, one_group, free, free_all, log_fx, log_fy = _mesh_constants(ai)
     if levels.size == 0:
         return out
     sp = spatial[..., levels, :]
-    one_group = np.maximum(ai.fan_x[levels], ai.fan_y[levels])
-    free = np.all(ai.x_ok[levels] & ai.y_ok[levels], axis=-1)  # (l,) no per-axis constraint
     hard = _prod_last(sp) > one_group  # (B, l)
-    if not free.all():
+    if not free_all:
         hard |= ~free
     if not hard.any():
         return out
     rows, lv = np.nonzero(hard)
     sp = sp[rows, lv]  # (n, D)
     dims = np.nonzero(np.any(sp > 1, axis=0))[0]
-    sub = _subsets(dims.size).astype(np.float64)  # (2^D', D'): only dims used somewhere
+    sub = _subsets_f64(dims.size)  # (2^D', D'): only dims used somewhere
     logf = np.log(sp[:, dims].astype(np.float64))  # (n, D')
     x = logf @ sub.T  # (n, 2^D')
     y = logf.sum(axis=-1, keepdims=True) - x
-    eps = 1e-9
-    fx = np.log(np.maximum(ai.fan_x[levels][lv], 1))[:, None] + eps
-    fy = np.log(np.maximum(ai.fan_y[levels][lv], 1))[:, None] + eps
-    fit = (x <= fx) & (y <= fy)  # (n, 2^D')
-    if not free.all():
+    fit = (x <= log_fx[lv][:, None]) & (y <= log_fy[lv][:, None])  # (n, 2^D')
+    if not free_all:
         # a subset puts dim j in X (sub = 1) or Y (sub = 0); a used dim must be allowed there
         used = sp[:, dims] > 1  # (n, D')
         xo = ai.x_ok[levels][lv][:, dims]  # (n, D')
@@ -115,6 +111,43 @@ def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
     sub_out[rows, lv] = np.any(fit, axis=-1)
     out[..., levels] = sub_out
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _subsets_f64(n: int) -> np.ndarray:
+    """:func:`_subsets` as float64 (read-only)."""
+    sub = _subsets(n).astype(np.float64)
+    sub.setflags(write=False)
+    return sub
+
+
+#: :func:`_mesh_constants` per ArchIndex (keyed by identity, the index held so the key stays
+#: its own; at most 64 entries)
+_MESH: dict[int, tuple[ArchIndex, tuple[Any, ...]]] = {}
+
+
+def _mesh_constants(ai: ArchIndex) -> tuple[Any, ...]:
+    """What :func:`mesh_fits` derives from ``ai`` alone: the mesh levels (known mesh, fan-out
+    above 1), their one-group limit ``max(fan_x, fan_y)``, which have no per-axis constraint
+    (and whether all), and ``log max(fan, 1) + 1e-9`` along X and Y (the log-space limits)."""
+    hit = _MESH.get(id(ai))
+    if hit is not None and hit[0] is ai:
+        return hit[1]
+    levels = np.nonzero((ai.fan_x > 0) & (ai.fanout > 1))[0]
+    free = np.all(ai.x_ok[levels] & ai.y_ok[levels], axis=-1)  # (l,) no per-axis constraint
+    eps = 1e-9
+    consts = (
+        levels,
+        np.maximum(ai.fan_x[levels], ai.fan_y[levels]),
+        free,
+        bool(free.all()),
+        np.log(np.maximum(ai.fan_x[levels], 1)) + eps,
+        np.log(np.maximum(ai.fan_y[levels], 1)) + eps,
+    )
+    if len(_MESH) >= 64:
+        _MESH.clear()
+    _MESH[id(ai)] = (ai, consts)
+    return consts
 
 
 def mesh_split(ai: ArchIndex, level: int, spatial: np.ndarray) -> tuple[list[int], list[int]]:
