@@ -227,6 +227,8 @@ def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _instances_of(ai: ArchIndex, level: int | np.integer, rows: np.ndarray) -> np.ndarray:
     """(U, D) instances of one level's spatial factor rows (:func:`effective_spatial`)."""
+    if ai.instances is None:  # every factor is its own instance count
+        return rows
     n_l = len(ai.names)
     full = np.ones((rows.shape[0], n_l, rows.shape[1]), dtype=rows.dtype)
     full[:, level] = rows
