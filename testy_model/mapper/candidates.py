@@ -183,10 +183,11 @@ def _cand_hash(cand: Candidates) -> np.ndarray:
     no = cand.order_idx.shape[1]
     nk = int(np.prod(cand.keep.shape[1:]))
     w = _hash_weights(ne + no + nk)
-    with np.errstate(over="ignore"):
-        h = (cand.exps.reshape(n, ne) * w[:ne]).sum(axis=1)
-        h += (cand.order_idx * w[ne : ne + no]).sum(axis=1)
-        h += (cand.keep.reshape(n, nk) * w[ne + no :]).sum(axis=1)
+    # integer matmuls wrap modulo 2^64 like the elementwise products and sums (same value in
+    # any summation order), without the (n, width) int64 temporaries
+    h = cand.exps.reshape(n, ne) @ w[:ne]
+    h += cand.order_idx @ w[ne : ne + no]
+    h += cand.keep.reshape(n, nk) @ w[ne + no :]
     return h
 
 

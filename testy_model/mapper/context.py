@@ -20,7 +20,7 @@ from testy_model.mapper.candidates import (
     to_mapping,
     to_nests,
 )
-from testy_model.mapper.fit import check_feasible, valid_mask
+from testy_model.mapper.fit import _all_last, capacity_mask, check_feasible, structure_mask
 from testy_model.mapper.space import (
     ArchIndex,
     ProblemIndex,
@@ -143,10 +143,22 @@ class _Ctx:
 
     def valid(self, cand: Candidates, factors: np.ndarray | None = None) -> np.ndarray:
         """(B,) bool: fan-out, mesh, constraints, capacity and allowed loop orders hold."""
+        return self.valid_parts(cand, factors)[1]
+
+    def valid_parts(
+        self, cand: Candidates, factors: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(structure, valid)``, both (B,) bool: :func:`structure_mask` and allowed loop
+        orders hold; and :func:`capacity_mask` too (:meth:`valid`)."""
         L = len(self.ai.names)
         F = factors_from_exps(self.pi, cand.exps) if factors is None else factors
-        ok = valid_mask(self.pi, self.ai, F[:, :L], F[:, L:], cand.keep)
-        return ok & np.all(self.allowed[np.arange(L), cand.order_idx], axis=-1)
+        struct = structure_mask(self.pi, self.ai, F[:, :L], F[:, L:])
+        struct &= _all_last(self.allowed[np.arange(L), cand.order_idx])
+        ok = struct.copy()
+        if ok.any():
+            rows = np.nonzero(ok)[0]
+            ok[rows] = capacity_mask(self.pi, self.ai, F[rows, :L], F[rows, L:], cand.keep[rows])
+        return struct, ok
 
 
 def arch_hash(arch: Architecture) -> str:

@@ -4,6 +4,7 @@ of spatial loops, and the feasibility check; arrays from :mod:`testy_model.mappe
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -82,29 +83,24 @@ def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
     over every subset of the dims: ``log Π_X = subset · log f``.
     """
     out = np.ones(spatial.shape[:-1], dtype=bool)
-    levels = np.nonzero((ai.fan_x > 0) & (ai.fanout > 1))[0]
+    levels, one_group, free, free_all, log_fx, log_fy = _mesh_constants(ai)
     if levels.size == 0:
         return out
     sp = spatial[..., levels, :]
-    one_group = np.maximum(ai.fan_x[levels], ai.fan_y[levels])
-    free = np.all(ai.x_ok[levels] & ai.y_ok[levels], axis=-1)  # (l,) no per-axis constraint
-    hard = np.prod(sp, axis=-1) > one_group  # (B, l)
-    if not free.all():
+    hard = _prod_last(sp) > one_group  # (B, l)
+    if not free_all:
         hard |= ~free
     if not hard.any():
         return out
     rows, lv = np.nonzero(hard)
     sp = sp[rows, lv]  # (n, D)
     dims = np.nonzero(np.any(sp > 1, axis=0))[0]
-    sub = _subsets(dims.size).astype(np.float64)  # (2^D', D'): only dims used somewhere
+    sub = _subsets_f64(dims.size)  # (2^D', D'): only dims used somewhere
     logf = np.log(sp[:, dims].astype(np.float64))  # (n, D')
     x = logf @ sub.T  # (n, 2^D')
     y = logf.sum(axis=-1, keepdims=True) - x
-    eps = 1e-9
-    fx = np.log(np.maximum(ai.fan_x[levels][lv], 1))[:, None] + eps
-    fy = np.log(np.maximum(ai.fan_y[levels][lv], 1))[:, None] + eps
-    fit = (x <= fx) & (y <= fy)  # (n, 2^D')
-    if not free.all():
+    fit = (x <= log_fx[lv][:, None]) & (y <= log_fy[lv][:, None])  # (n, 2^D')
+    if not free_all:
         # a subset puts dim j in X (sub = 1) or Y (sub = 0); a used dim must be allowed there
         used = sp[:, dims] > 1  # (n, D')
         xo = ai.x_ok[levels][lv][:, dims]  # (n, D')
@@ -115,6 +111,43 @@ def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
     sub_out[rows, lv] = np.any(fit, axis=-1)
     out[..., levels] = sub_out
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _subsets_f64(n: int) -> np.ndarray:
+    """:func:`_subsets` as float64 (read-only)."""
+    sub = _subsets(n).astype(np.float64)
+    sub.setflags(write=False)
+    return sub
+
+
+#: :func:`_mesh_constants` per ArchIndex (keyed by identity, the index held so the key stays
+#: its own; at most 64 entries)
+_MESH: dict[int, tuple[ArchIndex, tuple[Any, ...]]] = {}
+
+
+def _mesh_constants(ai: ArchIndex) -> tuple[Any, ...]:
+    """What :func:`mesh_fits` derives from ``ai`` alone: the mesh levels (known mesh, fan-out
+    above 1), their one-group limit ``max(fan_x, fan_y)``, which have no per-axis constraint
+    (and whether all), and ``log max(fan, 1) + 1e-9`` along X and Y (the log-space limits)."""
+    hit = _MESH.get(id(ai))
+    if hit is not None and hit[0] is ai:
+        return hit[1]
+    levels = np.nonzero((ai.fan_x > 0) & (ai.fanout > 1))[0]
+    free = np.all(ai.x_ok[levels] & ai.y_ok[levels], axis=-1)  # (l,) no per-axis constraint
+    eps = 1e-9
+    consts = (
+        levels,
+        np.maximum(ai.fan_x[levels], ai.fan_y[levels]),
+        free,
+        bool(free.all()),
+        np.log(np.maximum(ai.fan_x[levels], 1)) + eps,
+        np.log(np.maximum(ai.fan_y[levels], 1)) + eps,
+    )
+    if len(_MESH) >= 64:
+        _MESH.clear()
+    _MESH[id(ai)] = (ai, consts)
+    return consts
 
 
 def mesh_split(ai: ArchIndex, level: int, spatial: np.ndarray) -> tuple[list[int], list[int]]:
@@ -184,15 +217,18 @@ def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndar
         chosen[:, dims] = sub[np.argmax(ok, axis=-1)] & u_rows[:, dims]
         layout = np.where(ok.any(-1)[:, None], chosen, u_rows)  # (U, D)
         in_x[:, lv] = layout[inv]
-    # rank: X dims (0), then Y dims (1), then unit dims (2); ties in problem order
+    # rank: X dims (0), then Y dims (1), then unit dims (2); ties in problem order. The ranks
+    # of a row are distinct, so any sort orders them the same (no stable sort needed)
     rank = np.where(in_x, 0, np.where(used, 1, 2)) * n_d + np.arange(n_d)
-    spatial_order = np.argsort(np.argsort(rank, axis=-1, kind="stable"), axis=-1).astype(np.int64)
+    spatial_order = np.argsort(np.argsort(rank, axis=-1), axis=-1).astype(np.int64, copy=False)
     split = np.where(used.any(-1), in_x.sum(-1), n_d).astype(np.int64)
     return spatial_order, split
 
 
 def _instances_of(ai: ArchIndex, level: int | np.integer, rows: np.ndarray) -> np.ndarray:
     """(U, D) instances of one level's spatial factor rows (:func:`effective_spatial`)."""
+    if ai.instances is None:  # every factor is its own instance count
+        return rows
     n_l = len(ai.names)
     full = np.ones((rows.shape[0], n_l, rows.shape[1]), dtype=rows.dtype)
     full[:, level] = rows
@@ -209,7 +245,7 @@ def structure_mask(
     bound.
     """
     inst = effective_spatial(ai, spatial)
-    ok = np.prod(inst, axis=-1) <= ai.fanout
+    ok = _prod_last(inst) <= ai.fanout
     if np.any(ai.t_fix):
         ok &= np.all((ai.t_fix == 0) | (temporal == ai.t_fix), axis=-1)
     if np.any(ai.s_fix):
@@ -218,10 +254,10 @@ def structure_mask(
         ok &= np.all(temporal <= ai.t_max, axis=-1)
     if np.any(ai.s_max != UNBOUNDED):
         ok &= np.all(spatial <= ai.s_max, axis=-1)
-    ok = np.all(ok, axis=-1)
+    ok = _all_last(ok)
     if ok.any():
         rows = np.nonzero(ok)[0]
-        ok[rows] = np.all(mesh_fits(ai, inst[rows]), axis=-1)
+        ok[rows] = _all_last(mesh_fits(ai, inst[rows]))
     return ok
 
 
@@ -235,12 +271,48 @@ def capacity_mask(
     test, whole words), words from :func:`tile_words`."""
     words = tile_words(pi, tile_extents(temporal, spatial))
     cap = ai.capacity * (1 + 1e-9)
-    ok = np.sum(keep * held_bits(pi, ai, words), axis=-1) <= cap
-    ok &= np.sum(keep * held_words(pi, words) * ai.datawidth, axis=-1) <= cap
+    ok = _sum_last(keep * held_bits(pi, ai, words)) <= cap
+    ok &= _sum_last(keep * held_words(pi, words) * ai.datawidth) <= cap
     if ai.md_capacity is not None and np.any(ai.md_capacity > 0):  # separate metadata storage
-        md = np.sum(keep * words * pi.md_bits, axis=-1)
+        md = _sum_last(keep * words * pi.md_bits)
         ok &= (ai.md_capacity == 0) | (md <= ai.md_capacity * (1 + 1e-9))
-    return np.all(ok, axis=-1)
+    return _all_last(ok)
+
+
+def _sum_last(x: np.ndarray) -> np.ndarray:
+    """``np.sum(x, axis=-1)`` of a float array with a short last axis, as left-to-right adds
+    (``((x0 + x1) + x2) + …``, the order numpy's reduction takes on so few items; one
+    elementwise add per item instead of a reduction over a short axis)."""
+    n = x.shape[-1]
+    if n == 0 or n > 8:
+        return np.sum(x, axis=-1)
+    out = x[..., 0].copy()
+    for i in range(1, n):
+        out += x[..., i]
+    return out
+
+
+def _prod_last(x: np.ndarray) -> np.ndarray:
+    """``np.prod(x, axis=-1)`` of an integer array with a short last axis, as elementwise
+    products of int64 (the same wrapping arithmetic, so the same value in any order)."""
+    n = x.shape[-1]
+    if n == 0 or n > 8 or x.dtype != np.int64:
+        return np.prod(x, axis=-1)
+    out = x[..., 0].copy()
+    for i in range(1, n):
+        out *= x[..., i]
+    return out
+
+
+def _all_last(x: np.ndarray) -> np.ndarray:
+    """``np.all(x, axis=-1)`` of a bool array with a short last axis, as elementwise ANDs."""
+    n = x.shape[-1]
+    if n == 0 or n > 8:
+        return np.all(x, axis=-1)
+    out = x[..., 0].copy()
+    for i in range(1, n):
+        out &= x[..., i]
+    return out
 
 
 def valid_mask(

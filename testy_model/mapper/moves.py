@@ -107,17 +107,23 @@ def _lead(nb: Candidates, cur: Candidates, compound: int) -> np.ndarray:
     return np.isin(key(nb), key(lead))
 
 
-def _repair_keep(ctx: _Ctx, bad: Candidates, F: np.ndarray) -> tuple[Candidates, np.ndarray]:
+def _repair_keep(
+    ctx: _Ctx, bad: Candidates, F: np.ndarray, structure: np.ndarray | None = None
+) -> tuple[Candidates, np.ndarray]:
     """Compound moves: each over-capacity neighbour (fan-out, mesh and constraints fine) with one
     tensor's keep/bypass toggled at one level (a bigger tile fits once some tensor is bypassed,
-    or kept elsewhere); the ones that then fit, and their factors (``F``: those of ``bad``)."""
+    or kept elsewhere); the ones that then fit, and their factors (``F``: those of ``bad``;
+    ``structure``: their :meth:`_Ctx.valid_parts` structure test when already known)."""
     lv, t = np.nonzero(ctx.ai.keep_may & ~ctx.ai.keep_must)
     empty = bad.take(np.zeros(0, dtype=np.int64))
     if lv.size == 0 or len(bad) == 0:
         return empty, F[:0]
     L = len(ctx.ai.names)
-    ok = structure_mask(ctx.pi, ctx.ai, F[:, :L], F[:, L:])
-    ok &= np.all(ctx.allowed[np.arange(L), bad.order_idx], axis=-1)
+    if structure is None:
+        ok = structure_mask(ctx.pi, ctx.ai, F[:, :L], F[:, L:])
+        ok &= np.all(ctx.allowed[np.arange(L), bad.order_idx], axis=-1)
+    else:
+        ok = structure
     bad, F = bad.take(np.nonzero(ok)[0]), F[ok]
     if len(bad) == 0:
         return empty, F[:0]

@@ -68,6 +68,7 @@ from testy_model.mapper.context import (
     _result,
     arch_hash,
 )
+from testy_model.mapper.fit import _all_last
 from testy_model.mapper.moves import (
     _lead,
     _moves,
@@ -171,7 +172,7 @@ def _select(
         return order
     # equal (objective, EDP, energy) = equivalent for the model: keep the first of each
     trip = np.stack([s[order] for s in scores], axis=1)
-    same = np.r_[False, np.all(np.isclose(trip[1:], trip[:-1], rtol=1e-12, atol=0), axis=1)]
+    same = np.r_[False, _all_last(_close(trip[1:], trip[:-1], 1e-12))]
     order = order[~same]
     _, group = np.unique(
         _hash(cand.keep.reshape(len(cand), int(np.prod(cand.keep.shape[1:]))).astype(np.int64)),
@@ -185,6 +186,13 @@ def _select(
     rank = np.empty_like(group)
     rank[first] = np.arange(group.size) - np.repeat(starts, np.diff(np.r_[starts, group.size]))
     return order[rank < per_keep][:beam]
+
+
+def _close(x: np.ndarray, y: np.ndarray, rtol: float) -> np.ndarray:
+    """``np.isclose(x, y, rtol=rtol, atol=0)`` of float arrays, its own formula without its
+    per-call checks: ``|x − y| <= rtol·|y|`` for finite ``y``, or ``x == y``."""
+    with np.errstate(invalid="ignore"):
+        return ((np.abs(x - y) <= rtol * np.abs(y)) & np.isfinite(y)) | (x == y)
 
 
 def _keep_variants(ctx: _Ctx, cand: Candidates) -> Candidates:
@@ -289,11 +297,11 @@ def _unseen(
     idx = idx[~_in_sorted(h[idx], st.seen)]  # only unseen candidates are checked and costed
     nb, h = nb.take(idx), h[idx]
     F = factors_from_exps(ctx.pi, nb.exps)
-    ok = ctx.valid(nb, F)
+    struct, ok = ctx.valid_parts(nb, F)
     bad = np.nonzero(~ok)[0]
     lead = np.zeros(len(nb), dtype=bool)
     lead[bad] = _lead(nb.take(bad), st.cur, compound)
-    repaired, rF = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]), F[lead])
+    repaired, rF = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]), F[lead], struct[lead])
     rh = _cand_hash(canon(ctx, repaired))
     _, ridx = np.unique(rh, return_index=True)
     ridx = np.sort(ridx)

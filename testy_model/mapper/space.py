@@ -337,7 +337,14 @@ def tile_extents(temporal: np.ndarray, spatial: np.ndarray) -> np.ndarray:
     over its children.
     """
     per = temporal * spatial
-    return np.flip(np.cumprod(np.flip(per, axis=-2), axis=-2), axis=-2)
+    # the running product from the innermost level out, one level at a time (L is small)
+    out = np.empty_like(per)
+    n = per.shape[-2]
+    if n:
+        out[..., n - 1, :] = per[..., n - 1, :]
+    for lv in range(n - 2, -1, -1):
+        np.multiply(out[..., lv + 1, :], per[..., lv, :], out=out[..., lv, :])
+    return out
 
 
 def tile_words(pi: ProblemIndex, extents: np.ndarray) -> np.ndarray:
@@ -345,17 +352,18 @@ def tile_words(pi: ProblemIndex, extents: np.ndarray) -> np.ndarray:
 
     Equation (Timeloop projection): ``Π_ranks (Σ_terms coef·(ext_d − 1) + 1)`` words.
     """
-    out = np.ones((*extents.shape[:-1], len(pi.tensors)), dtype=np.float64)
-    # ext − 1 per dim once, in float (integers far below 2^53: the same values as in int64)
-    less = [extents[..., d].astype(np.float64) - 1.0 for d in range(extents.shape[-1])]
+    out = np.empty((*extents.shape[:-1], len(pi.tensors)), dtype=np.float64)
+    # ext − 1 once, in float (integers far below 2^53: the same values as in int64)
+    less = extents.astype(np.float64) - 1.0
     for t, ranks in enumerate(pi.ranks):
-        size = np.ones(extents.shape[:-1], dtype=np.float64)
+        size = None
         for rank in ranks:
-            span = np.ones(extents.shape[:-1], dtype=np.float64)
-            for d, c in rank:
-                span = span + c * less[d]
-            size = size * span
-        out[..., t] = size
+            span = None
+            for d, c in rank:  # 1 + c0·less_d0 + c1·less_d1 + ..., left to right
+                span = (1.0 if span is None else span) + c * less[..., d]
+            span = np.ones(extents.shape[:-1]) if span is None else span
+            size = span if size is None else size * span
+        out[..., t] = 1.0 if size is None else size
     return out
 
 

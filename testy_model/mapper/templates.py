@@ -86,11 +86,13 @@ def _fill_trials(
     (n,), the dims left over)``, or None when nothing can move.
     """
     P = ctx.pi.primes.size
-    dims = [d for d in dims if open_[slot, d] and open_[0, d] and E[0, d].sum() > 0]
+    left = E[0].tolist()  # (D, P) exponents still at the outermost slot, as Python ints
+    o_slot, o_top = open_[slot].tolist(), open_[0].tolist()
+    dims = [d for d in dims if o_slot[d] and o_top[d] and sum(left[d]) > 0]
     per_dim: list[np.ndarray] = []
     total = 1
     for d in dims:
-        sub = np.indices(tuple(int(x) + 1 for x in E[0, d])).reshape(P, -1).T  # (n_d, P)
+        sub = np.indices(tuple(x + 1 for x in left[d])).reshape(P, -1).T  # (n_d, P)
         if per_dim and total * len(sub) > 2000:
             break
         total *= len(sub)
