@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from testy_model.graph.zoo import get_network  # noqa: E402
+from testy_model.mapper.space import prime_factors  # noqa: E402
 from testy_model.model.arrays import arch_arrays  # noqa: E402
 from testy_model.model.cost import price  # noqa: E402
 from testy_model.model.nest import LoopNests  # noqa: E402
@@ -38,13 +39,8 @@ DENSE = ("reads", "fills", "updates", "entering", "groups", "distinct")
 
 
 def _primes(n: int) -> list[int]:
-    out, p = [], 2
-    while n > 1:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1
-    return out
+    """Prime factors of ``n`` with multiplicity, ascending (the mapper's factorisation)."""
+    return [p for p, e in prime_factors(n).items() for _ in range(e)]
 
 
 def random_nests(problem: Any, n_l: int, rng: np.random.Generator, b: int, masks: bool) -> Any:
