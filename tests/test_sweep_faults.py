@@ -43,7 +43,10 @@ SWEEP = """sweep:
 """
 
 RUNNER = """
-import sys, time
+import signal, sys, time
+# A sweep started from a terminal has Python's Ctrl-C handler; a test run launched in the
+# background (`cmd &` in a script, nohup) inherits SIGINT ignored, which Python keeps: restore it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from pathlib import Path
 import testy_model.dse.explore as ex
 from testy_model.dse.explore import evaluate_chunk, expand_points, load_sweep
