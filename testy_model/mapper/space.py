@@ -16,6 +16,7 @@ the only Python loops run over levels, dimensions, primes or tensors (a handful 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -319,14 +320,48 @@ def index_arch(
 
 
 def factors_from_exps(pi: ProblemIndex, E: np.ndarray) -> np.ndarray:
-    """Factors ``Π_p prime_p ** E[..., p]``: (..., S, D, P) exponents -> (..., S, D) int64."""
-    # exp(Σ_p E·log p), exact after rounding for factors far below 2^53; the sum over the few
-    # primes is unrolled (faster than a matmul on small int8 operands)
-    logp = np.log(pi.primes.astype(np.float64))
+    """Factors ``Π_p prime_p ** E[..., p]``: (..., S, D, P) exponents -> (..., S, D) int64.
+
+    Looked up in :func:`_factor_table` (every exponent vector of the problem's primes up to its
+    largest bound exponent, priced once by :func:`_factors_exp`, so the same values) through
+    the mixed-radix index ``Σ_p E[..., p] · r^p``; other exponents: :func:`_factors_exp`."""
+    r = int(pi.exps.max(initial=0)) + 1
+    table = _factor_table(tuple(pi.primes.tolist()), r)
+    P = pi.primes.size
+    if table is None or E.shape[-1] != P or E.dtype.kind not in "iu" or E.size == 0:
+        return _factors_exp(pi.primes, E)
+    if E.dtype == np.int8:  # one check of 0 <= E < r: negatives read as >= 128 unsigned
+        inside = int(E.view(np.uint8).max()) < r
+    else:
+        inside = int(E.min()) >= 0 and int(E.max()) < r
+    if not inside:
+        return _factors_exp(pi.primes, E)
+    idx = E[..., 0].astype(np.int16 if table.size <= 2**15 else np.intp)
+    for i in range(1, P):
+        idx += E[..., i] * idx.dtype.type(r**i)
+    return table.take(idx)
+
+
+def _factors_exp(primes: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """:func:`factors_from_exps` computed: ``rint(exp(Σ_p E·log p))``, exact for factors far
+    below 2^53 (the sum over the few primes unrolled, left to right)."""
+    logp = np.log(primes.astype(np.float64))
     s = E[..., 0] * logp[0]
     for i in range(1, logp.size):
         s = s + E[..., i] * logp[i]
     return np.rint(np.exp(s)).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=64)
+def _factor_table(primes: tuple[int, ...], r: int) -> np.ndarray | None:
+    """(r^P,) int64 :func:`_factors_exp` of every exponent vector ``e`` (each ``e_p < r``) at
+    index ``Σ_p e_p · r^p``; None past 2^20 entries (read-only)."""
+    if r ** len(primes) > 2**20:
+        return None
+    grid = np.indices((r,) * len(primes)).reshape(len(primes), -1)[::-1].T  # e_0 varies fastest
+    table = _factors_exp(np.array(primes, dtype=np.int64), grid.astype(np.int8))
+    table.setflags(write=False)
+    return table
 
 
 def tile_extents(temporal: np.ndarray, spatial: np.ndarray) -> np.ndarray:
