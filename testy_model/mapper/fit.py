@@ -270,13 +270,42 @@ def capacity_mask(
     ``Σ_t keep[l,t] · held_words(t) · datawidth(l,t) <= capacity[l]`` (``spec.validate``'s
     test, whole words), words from :func:`tile_words`."""
     words = tile_words(pi, tile_extents(temporal, spatial))
-    cap = ai.capacity * (1 + 1e-9)
+    cap, whole, md_apart = _capacity_constants(pi, ai)
     ok = _sum_last(keep * held_bits(pi, ai, words)) <= cap
-    ok &= _sum_last(keep * held_words(pi, words) * ai.datawidth) <= cap
-    if ai.md_capacity is not None and np.any(ai.md_capacity > 0):  # separate metadata storage
+    if whole:
+        ok &= _sum_last(keep * held_words(pi, words) * ai.datawidth) <= cap
+    if md_apart:  # separate metadata storage
         md = _sum_last(keep * words * pi.md_bits)
         ok &= (ai.md_capacity == 0) | (md <= ai.md_capacity * (1 + 1e-9))
     return _all_last(ok)
+
+
+#: :func:`_capacity_constants` per (ProblemIndex, ArchIndex) (keyed by identity, both held so
+#: the key stays theirs; at most 64 entries)
+_CAP: dict[tuple[int, int], tuple[ProblemIndex, ArchIndex, tuple[Any, ...]]] = {}
+
+
+def _capacity_constants(pi: ProblemIndex, ai: ArchIndex) -> tuple[np.ndarray, bool, bool]:
+    """What :func:`capacity_mask` derives from ``pi`` and ``ai`` alone: the limits
+    ``capacity · (1 + 1e-9)``; whether ``spec.validate``'s whole-word test can differ from the
+    model's (not where every tensor is dense, ``scale = 1``, with no metadata counted with the
+    data, ``word_bits = datawidth``, and integer projection coefficients: then tiles hold whole
+    words, ``held_words = words``, and both tests sum the same products); and whether a level
+    stores metadata apart (``md_capacity > 0``)."""
+    hit = _CAP.get((id(pi), id(ai)))
+    if hit is not None and hit[0] is pi and hit[1] is ai:
+        return hit[2]
+    integral = all(isinstance(c, int) for ranks in pi.ranks for rank in ranks for _, c in rank)
+    same = bool(np.all(pi.scale == 1.0)) and np.array_equal(ai.word_bits, ai.datawidth)
+    consts = (
+        ai.capacity * (1 + 1e-9),
+        not (integral and same),
+        ai.md_capacity is not None and bool(np.any(ai.md_capacity > 0)),
+    )
+    if len(_CAP) >= 64:
+        _CAP.clear()
+    _CAP[(id(pi), id(ai))] = (pi, ai, consts)
+    return consts
 
 
 def _sum_last(x: np.ndarray) -> np.ndarray:

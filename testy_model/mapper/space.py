@@ -388,15 +388,20 @@ def tile_words(pi: ProblemIndex, extents: np.ndarray) -> np.ndarray:
     Equation (Timeloop projection): ``Π_ranks (Σ_terms coef·(ext_d − 1) + 1)`` words.
     """
     out = np.empty((*extents.shape[:-1], len(pi.tensors)), dtype=np.float64)
-    # ext − 1 once, in float (integers far below 2^53: the same values as in int64)
-    less = extents.astype(np.float64) - 1.0
+    # in float (integers far below 2^53: the same values as in int64); ext − 1 once if needed
+    ext = extents.astype(np.float64)
+    less = None
     for t, ranks in enumerate(pi.ranks):
         size = None
         for rank in ranks:
-            span = None
-            for d, c in rank:  # 1 + c0·less_d0 + c1·less_d1 + ..., left to right
-                span = (1.0 if span is None else span) + c * less[..., d]
-            span = np.ones(extents.shape[:-1]) if span is None else span
+            if len(rank) == 1 and rank[0][1] == 1:  # 1 + 1·(ext_d − 1) = ext_d
+                span = ext[..., rank[0][0]]
+            else:
+                less = ext - 1.0 if less is None else less
+                span = None
+                for d, c in rank:  # 1 + c0·less_d0 + c1·less_d1 + ..., left to right
+                    span = (1.0 if span is None else span) + c * less[..., d]
+                span = np.ones(extents.shape[:-1]) if span is None else span
             size = span if size is None else size * span
         out[..., t] = 1.0 if size is None else size
     return out
