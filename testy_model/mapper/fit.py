@@ -80,10 +80,10 @@ def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
 
     Fast path (levels without per-axis constraints): when ``Π_d spatial <= max(fan_x, fan_y)``
     everything fits in one group. The other (candidate, level) pairs are tested in log space
-    over every subset of the dims: ``log Π_X = subset · log f``.
+    over every subset of the dims (:func:`_mesh_split_fits`).
     """
     out = np.ones(spatial.shape[:-1], dtype=bool)
-    levels, one_group, free, free_all, log_fx, log_fy = _mesh_constants(ai)
+    levels, one_group, free, free_all = _mesh_constants(ai)[:4]
     if levels.size == 0:
         return out
     sp = spatial[..., levels, :]
@@ -93,7 +93,17 @@ def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
     if not hard.any():
         return out
     rows, lv = np.nonzero(hard)
-    sp = sp[rows, lv]  # (n, D)
+    sub_out = out[..., levels]
+    sub_out[rows, lv] = _mesh_split_fits(ai, sp[rows, lv], lv)
+    out[..., levels] = sub_out
+    return out
+
+
+def _mesh_split_fits(ai: ArchIndex, sp: np.ndarray, lv: np.ndarray) -> np.ndarray:
+    """(n,) bool :func:`mesh_fits` of n (level, spatial factors) pairs: ``sp`` (n, D) factors,
+    ``lv`` (n,) index into the mesh levels of :func:`_mesh_constants`; tested in log space over
+    every subset of the dims used: ``log Π_X = subset · log f``."""
+    levels, _, _, free_all, log_fx, log_fy = _mesh_constants(ai)[:6]
     dims = np.nonzero(np.any(sp > 1, axis=0))[0]
     sub = _subsets_f64(dims.size)  # (2^D', D'): only dims used somewhere
     logf = np.log(sp[:, dims].astype(np.float64))  # (n, D')
@@ -107,10 +117,7 @@ def mesh_fits(ai: ArchIndex, spatial: np.ndarray) -> np.ndarray:
         yo = ai.y_ok[levels][lv][:, dims]
         fit &= (used & ~xo).astype(np.float64) @ sub.T == 0  # no used dim in X not allowed
         fit &= (used & ~yo).astype(np.float64) @ (1 - sub).T == 0  # nor in Y
-    sub_out = out[..., levels]
-    sub_out[rows, lv] = np.any(fit, axis=-1)
-    out[..., levels] = sub_out
-    return out
+    return np.any(fit, axis=-1)
 
 
 @functools.lru_cache(maxsize=16)
@@ -129,7 +136,9 @@ _MESH: dict[int, tuple[ArchIndex, tuple[Any, ...]]] = {}
 def _mesh_constants(ai: ArchIndex) -> tuple[Any, ...]:
     """What :func:`mesh_fits` derives from ``ai`` alone: the mesh levels (known mesh, fan-out
     above 1), their one-group limit ``max(fan_x, fan_y)``, which have no per-axis constraint
-    (and whether all), and ``log max(fan, 1) + 1e-9`` along X and Y (the log-space limits)."""
+    (and whether all), and ``log max(fan, 1) + 1e-9`` along X and Y (the log-space limits);
+    then whether :func:`structure_mask`'s fixed temporal, fixed spatial, bounded temporal and
+    bounded spatial factors occur."""
     hit = _MESH.get(id(ai))
     if hit is not None and hit[0] is ai:
         return hit[1]
@@ -143,6 +152,11 @@ def _mesh_constants(ai: ArchIndex) -> tuple[Any, ...]:
         bool(free.all()),
         np.log(np.maximum(ai.fan_x[levels], 1)) + eps,
         np.log(np.maximum(ai.fan_y[levels], 1)) + eps,
+        # structure_mask's factor constraints present: fixed / bounded temporal and spatial
+        bool(np.any(ai.t_fix)),
+        bool(np.any(ai.s_fix)),
+        bool(np.any(ai.t_max != UNBOUNDED)),
+        bool(np.any(ai.s_max != UNBOUNDED)),
     )
     if len(_MESH) >= 64:
         _MESH.clear()
@@ -245,19 +259,29 @@ def structure_mask(
     bound.
     """
     inst = effective_spatial(ai, spatial)
-    ok = _prod_last(inst) <= ai.fanout
-    if np.any(ai.t_fix):
+    levels, one_group, free, free_all, _, _, t_fix, s_fix, t_max, s_max = _mesh_constants(ai)
+    n_inst = _prod_last(inst)  # (B, L) instances used below each level
+    ok = n_inst <= ai.fanout
+    if t_fix:
         ok &= np.all((ai.t_fix == 0) | (temporal == ai.t_fix), axis=-1)
-    if np.any(ai.s_fix):
+    if s_fix:
         ok &= np.all((ai.s_fix == 0) | (spatial == ai.s_fix), axis=-1)
-    if np.any(ai.t_max != UNBOUNDED):
+    if t_max:
         ok &= np.all(temporal <= ai.t_max, axis=-1)
-    if np.any(ai.s_max != UNBOUNDED):
+    if s_max:
         ok &= np.all(spatial <= ai.s_max, axis=-1)
     ok = _all_last(ok)
-    if ok.any():
-        rows = np.nonzero(ok)[0]
-        ok[rows] = _all_last(mesh_fits(ai, inst[rows]))
+    if levels.size == 0 or not ok.any():
+        return ok
+    # mesh_fits of the rows that fit the fan-out, from the instance counts above
+    hard = n_inst[:, levels] > one_group  # (B, l)
+    if not free_all:
+        hard |= ~free
+    hard &= ok[:, None]
+    if hard.any():
+        rows, lv = np.nonzero(hard)
+        fits = _mesh_split_fits(ai, inst[rows, levels[lv]], lv)
+        ok[rows[~fits]] = False
     return ok
 
 
