@@ -231,12 +231,37 @@ def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndar
         chosen[:, dims] = sub[np.argmax(ok, axis=-1)] & u_rows[:, dims]
         layout = np.where(ok.any(-1)[:, None], chosen, u_rows)  # (U, D)
         in_x[:, lv] = layout[inv]
-    # rank: X dims (0), then Y dims (1), then unit dims (2); ties in problem order. The ranks
-    # of a row are distinct, so any sort orders them the same (no stable sort needed)
-    rank = np.where(in_x, 0, np.where(used, 1, 2)) * n_d + np.arange(n_d)
-    spatial_order = np.argsort(np.argsort(rank, axis=-1), axis=-1).astype(np.int64, copy=False)
+    # class: X dims (0), then Y dims (1), then unit dims (2); ties in problem order
+    cls = np.where(in_x, 0, np.where(used, 1, 2))
+    table = _position_table(n_d)
+    if table is not None:  # each row's positions looked up by its class pattern
+        spatial_order = table[cls @ (3 ** np.arange(n_d, dtype=np.int64))]
+    else:
+        spatial_order = _positions(cls)
     split = np.where(used.any(-1), in_x.sum(-1), n_d).astype(np.int64)
     return spatial_order, split
+
+
+def _positions(cls: np.ndarray) -> np.ndarray:
+    """(..., D) int64 position of each dim when a row's dims are sorted by class, ties in
+    problem order (0 = first): the rank of ``class · D + d``. The ranks of a row are distinct,
+    so any sort orders them the same (no stable sort needed)."""
+    n_d = cls.shape[-1]
+    rank = cls * n_d + np.arange(n_d)
+    return np.argsort(np.argsort(rank, axis=-1), axis=-1).astype(np.int64, copy=False)
+
+
+@functools.lru_cache(maxsize=8)
+def _position_table(n_d: int) -> np.ndarray | None:
+    """(3^D, D) :func:`_positions` of every class pattern of D dims (classes 0..2) at index
+    ``Σ_d class_d · 3^d``; None for D > 8 (read-only)."""
+    if n_d > 8:
+        return None
+    codes = np.arange(3**n_d)
+    cls = (codes[:, None] // 3 ** np.arange(n_d)) % 3
+    table = _positions(cls)
+    table.setflags(write=False)
+    return table
 
 
 def _instances_of(ai: ArchIndex, level: int | np.integer, rows: np.ndarray) -> np.ndarray:
