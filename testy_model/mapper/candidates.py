@@ -178,17 +178,35 @@ def _rows(cand: Candidates) -> np.ndarray:
 def _cand_hash(cand: Candidates) -> np.ndarray:
     """``_hash(_rows(cand))`` without building the rows: the weighted sum is split into its
     exponent, order and keep parts (same wrapping int64 arithmetic, same value)."""
-    n = len(cand)
-    ne = int(np.prod(cand.exps.shape[1:]))
+    return _hash_parts(cand) + _order_hash(cand, cand.order_idx)
+
+
+def _hash_weights_of(cand: Candidates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The weights of :func:`_cand_hash`'s exponent, order and keep parts, shaped as
+    ``exps`` (S, D, P), ``order_idx`` (L,) and ``keep`` (L, T) of one candidate."""
+    e_shape, k_shape = cand.exps.shape[1:], cand.keep.shape[1:]
+    ne, nk = int(np.prod(e_shape)), int(np.prod(k_shape))
     no = cand.order_idx.shape[1]
-    nk = int(np.prod(cand.keep.shape[1:]))
     w = _hash_weights(ne + no + nk)
+    return w[:ne].reshape(e_shape), w[ne : ne + no], w[ne + no :].reshape(k_shape)
+
+
+def _hash_parts(cand: Candidates) -> np.ndarray:
+    """(B,) the exponent and keep parts of :func:`_cand_hash` (all but the loop orders':
+    :func:`_order_hash`), wrapping int64 sums."""
+    n = len(cand)
+    w_e, _, w_k = _hash_weights_of(cand)
     # integer matmuls wrap modulo 2^64 like the elementwise products and sums (same value in
     # any summation order), without the (n, width) int64 temporaries
-    h = cand.exps.reshape(n, ne) @ w[:ne]
-    h += cand.order_idx @ w[ne : ne + no]
-    h += cand.keep.reshape(n, nk) @ w[ne + no :]
+    h = cand.exps.reshape(n, w_e.size) @ w_e.reshape(-1)
+    h += cand.keep.reshape(n, w_k.size) @ w_k.reshape(-1)
     return h
+
+
+def _order_hash(cand: Candidates, order_idx: np.ndarray) -> np.ndarray:
+    """(B,) the order part of :func:`_cand_hash` for the (B, L) ``order_idx`` (the candidates'
+    own or their canonical ones)."""
+    return order_idx @ _hash_weights_of(cand)[1]
 
 
 def _concat(parts: Sequence[Candidates], orders: np.ndarray) -> Candidates:

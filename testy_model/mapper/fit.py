@@ -323,7 +323,7 @@ def capacity_mask(
     ok = _sum_last(keep * held_bits(pi, ai, words)) <= cap
     if whole:
         ok &= _sum_last(keep * held_words(pi, words) * ai.datawidth) <= cap
-    if md_apart:  # separate metadata storage
+    if md_apart and ai.md_capacity is not None:  # separate metadata storage
         md = _sum_last(keep * words * pi.md_bits)
         ok &= (ai.md_capacity == 0) | (md <= ai.md_capacity * (1 + 1e-9))
     return _all_last(ok)

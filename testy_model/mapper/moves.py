@@ -10,6 +10,8 @@ from testy_model.mapper.candidates import (
     Candidates,
     _concat,
     _hash,
+    _hash_parts,
+    _hash_weights_of,
 )
 from testy_model.mapper.context import (
     _Ctx,
@@ -37,14 +39,19 @@ def _moves(ctx: _Ctx) -> tuple[np.ndarray, ...]:
     return (a, b, d, p, a[first], b[first], d[first], *_rotations(ctx))
 
 
-def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> Candidates:
+def _neighbours(
+    ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]
+) -> tuple[Candidates, np.ndarray]:
     """Every candidate one move away from a beam member: one prime factor (or its square) of one
     dimension moved between slots; the whole factor of one dimension at one slot moved to
     another (a jump over plateaus); one level's loop order changed; one tensor's keep/bypass
-    toggled at one level."""
+    toggled at one level. With their :func:`_hash_parts`, each its member's plus the move's
+    change (the same wrapping sums)."""
     a, b, d, p, ja, jb, jd = moves[:7]
     K, M = len(beam), a.size
-    parts = []
+    w_e, _, w_k = _hash_weights_of(beam)
+    hb = _hash_parts(beam)  # (K,)
+    parts, hashes = [], []
     if M:
         k = np.repeat(np.arange(K), M)
         m = np.tile(np.arange(M), K)
@@ -55,6 +62,8 @@ def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> C
         exps[r, a[m], d[m], p[m]] -= 1
         exps[r, b[m], d[m], p[m]] += 1
         parts.append(Candidates(exps, beam.order_idx[k], beam.keep[k], ctx.orders))
+        step = (w_e[b, d, p] - w_e[a, d, p])[m]  # one factor p from slot a to slot b
+        hashes.append(hb[k] + step)
         # the same moves with the prime squared (where two of it are there to move)
         two = exps[r, a[m], d[m], p[m]] > 0
         exps2 = exps[two]
@@ -62,6 +71,7 @@ def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> C
         exps2[r2, a[m][two], d[m][two], p[m][two]] -= 1
         exps2[r2, b[m][two], d[m][two], p[m][two]] += 1
         parts.append(Candidates(exps2, beam.order_idx[k[two]], beam.keep[k[two]], ctx.orders))
+        hashes.append(hashes[-1][two] + step[two])
         # jumps: all of dimension d's factor at slot a moves to slot b (one per (a, b, d))
         J = ja.size
         k = np.repeat(np.arange(K), J)
@@ -74,12 +84,18 @@ def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> C
         exps[r, ja[m], jd[m]] -= moved
         exps[r, jb[m], jd[m]] += moved
         parts.append(Candidates(exps, beam.order_idx[k], beam.keep[k], ctx.orders))
+        jump = (w_e[jb, jd] - w_e[ja, jd])[m]  # (n, P)
+        hj = hb[k]
+        for i in range(moved.shape[1]):  # Σ_p moved_p · change_p (a short axis: unrolled)
+            hj += moved[:, i] * jump[:, i]
+        hashes.append(hj)
     lv, o = np.nonzero(ctx.allowed)
     k = np.repeat(np.arange(K), lv.size)
     j = np.tile(np.arange(lv.size), K)
     oi = beam.order_idx[k].copy()
     oi[np.arange(k.size), lv[j]] = o[j]
     parts.append(Candidates(beam.exps[k], oi, beam.keep[k], ctx.orders))
+    hashes.append(hb[k])
     # keep/bypass toggles of one tensor at one level
     lv, t = np.nonzero(ctx.ai.keep_may & ~ctx.ai.keep_must)
     if lv.size:
@@ -87,9 +103,12 @@ def _neighbours(ctx: _Ctx, beam: Candidates, moves: tuple[np.ndarray, ...]) -> C
         j = np.tile(np.arange(lv.size), K)
         keep = beam.keep[k].copy()
         r = np.arange(k.size)
-        keep[r, lv[j], t[j]] = ~keep[r, lv[j], t[j]]
+        was = keep[r, lv[j], t[j]]
+        keep[r, lv[j], t[j]] = ~was
         parts.append(Candidates(beam.exps[k], beam.order_idx[k], keep, ctx.orders))
-    return _concat(parts, ctx.orders)
+        flip = w_k[lv, t][j]
+        hashes.append(hb[k] + np.where(was, -flip, flip))
+    return _concat(parts, ctx.orders), np.concatenate(hashes)
 
 
 def _lead(nb: Candidates, cur: Candidates, compound: int) -> np.ndarray:

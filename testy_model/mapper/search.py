@@ -58,6 +58,8 @@ from testy_model.mapper.candidates import (
     _cand_hash,
     _concat,
     _hash,
+    _hash_parts,
+    _order_hash,
 )
 from testy_model.mapper.context import (
     Evaluator,
@@ -133,32 +135,35 @@ def _start(ctx: _Ctx, n_random: int, seed: int, canon: Any) -> tuple[Candidates,
 
 def _expand(
     ctx: _Ctx, st: _Beam, moves: tuple[np.ndarray, ...], compound: int, rotating: bool, every: bool
-) -> Candidates:
+) -> tuple[Candidates, np.ndarray]:
     """The round's neighbourhood: the single moves of each member not expanded yet (again for
     the ``compound`` best when they first lead), ``every``: of all members (no skipping); in
-    the rotation phase also the leader's rotations when it first leads (:func:`_rotated`)."""
+    the rotation phase also the leader's rotations when it first leads (:func:`_rotated`).
+    With their :func:`_hash_parts`."""
     K = len(st.cur)
     top = np.arange(K) < compound
     grow = ~np.isin(st.h, st.done) | (top & ~np.isin(st.h, st.done_lead)) | every
     st.done = np.concatenate([st.done, st.h[grow]])
     st.done_lead = np.concatenate([st.done_lead, st.h[grow & top]])
-    nb = _neighbours(ctx, st.cur.take(np.nonzero(grow)[0]), moves)
+    nb, nh = _neighbours(ctx, st.cur.take(np.nonzero(grow)[0]), moves)
     if rotating:  # rotations through a full array, from the leader when it first leads
         rot = (np.arange(K) == 0) & ~np.isin(st.h, st.done_rot)
         st.done_rot = np.concatenate([st.done_rot, st.h[rot]])
-        nb = _concat([nb, _rotated(ctx, st.cur.take(np.nonzero(rot)[0]), moves[7:])], ctx.orders)
-    return nb
+        rt = _rotated(ctx, st.cur.take(np.nonzero(rot)[0]), moves[7:])
+        nb, nh = _concat([nb, rt], ctx.orders), np.concatenate([nh, _hash_parts(rt)])
+    return nb, nh
 
 
 def _unseen(
-    ctx: _Ctx, st: _Beam, nb: Candidates, canon: Any, compound: int
+    ctx: _Ctx, st: _Beam, nb: Candidates, nh: np.ndarray, canon: Any, compound: int
 ) -> tuple[Candidates, np.ndarray, np.ndarray]:
     """The valid neighbours not checked before (identified by their canonical form: the first
-    generated keeps its own order, so that a later factor move can make use of it), with the
-    over-capacity ones from the ``compound`` best members repaired by one keep/bypass toggle
-    (:func:`_repair_keep`); their factors and hashes. Marks them seen, with the invalid ones
-    tried for repair (other invalid ones may be repaired later, from a leading member)."""
-    h = _cand_hash(canon(ctx, nb))
+    generated keeps its own order, so that a later factor move can make use of it; ``nh``:
+    their :func:`_hash_parts`), with the over-capacity ones from the ``compound`` best members
+    repaired by one keep/bypass toggle (:func:`_repair_keep`); their factors and hashes. Marks
+    them seen, with the invalid ones tried for repair (other invalid ones may be repaired
+    later, from a leading member)."""
+    h = nh + _order_hash(nb, canon(ctx, nb).order_idx)  # _cand_hash of the canonical forms
     _, idx = np.unique(h, return_index=True)
     idx = np.sort(idx)
     idx = idx[~_in_sorted(h[idx], st.seen)]  # only unseen candidates are checked and costed
@@ -281,8 +286,8 @@ def _search(
                 break
             rotating, rounds, stale = True, 0, 0
         rounds += 1
-        nb = _expand(ctx, st, moves, compound, rotating, not skip_repeats)
-        nb, F, h = _unseen(ctx, st, nb, canon, compound)
+        nb, nh = _expand(ctx, st, moves, compound, rotating, not skip_repeats)
+        nb, F, h = _unseen(ctx, st, nb, nh, canon, compound)
         if len(nb) == 0:  # the neighbourhood of the beam is exhausted
             if not rotate or rotating:
                 break

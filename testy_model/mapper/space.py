@@ -336,9 +336,10 @@ def factors_from_exps(pi: ProblemIndex, E: np.ndarray) -> np.ndarray:
         inside = int(E.min()) >= 0 and int(E.max()) < r
     if not inside:
         return _factors_exp(pi.primes, E)
-    idx = E[..., 0].astype(np.int16 if table.size <= 2**15 else np.intp)
+    small = table.size <= 2**15  # int16 indices: fewer bytes to add
+    idx: np.ndarray = E[..., 0].astype(np.int16 if small else np.intp)
     for i in range(1, P):
-        idx += E[..., i] * idx.dtype.type(r**i)
+        idx += E[..., i] * (np.int16(r**i) if small else np.intp(r**i))
     return table.take(idx)
 
 
@@ -390,7 +391,7 @@ def tile_words(pi: ProblemIndex, extents: np.ndarray) -> np.ndarray:
     out = np.empty((*extents.shape[:-1], len(pi.tensors)), dtype=np.float64)
     # in float (integers far below 2^53: the same values as in int64); ext − 1 once if needed
     ext = extents.astype(np.float64)
-    less = None
+    less: np.ndarray | None = None
     for t, ranks in enumerate(pi.ranks):
         size = None
         for rank in ranks:
@@ -398,10 +399,10 @@ def tile_words(pi: ProblemIndex, extents: np.ndarray) -> np.ndarray:
                 span = ext[..., rank[0][0]]
             else:
                 less = ext - 1.0 if less is None else less
-                span = None
+                terms = None
                 for d, c in rank:  # 1 + c0·less_d0 + c1·less_d1 + ..., left to right
-                    span = (1.0 if span is None else span) + c * less[..., d]
-                span = np.ones(extents.shape[:-1]) if span is None else span
+                    terms = (1.0 if terms is None else terms) + c * less[..., d]
+                span = np.ones(extents.shape[:-1]) if terms is None else terms
             size = span if size is None else size * span
         out[..., t] = 1.0 if size is None else size
     return out
