@@ -3,6 +3,7 @@ baseline): :func:`template_mapping`, :func:`evaluate_template`."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -85,31 +86,51 @@ def _fill_trials(
     Returns ``(trials (n, 2L, D, P), product of the moved factors (n,), smallest moved factor
     (n,), the dims left over)``, or None when nothing can move.
     """
-    P = ctx.pi.primes.size
     left = E[0].tolist()  # (D, P) exponents still at the outermost slot, as Python ints
     o_slot, o_top = open_[slot].tolist(), open_[0].tolist()
     dims = [d for d in dims if o_slot[d] and o_top[d] and sum(left[d]) > 0]
-    per_dim: list[np.ndarray] = []
+    primes = tuple(ctx.pi.primes.tolist())
+    per_dim: list[tuple[np.ndarray, np.ndarray]] = []
     total = 1
     for d in dims:
-        sub = np.indices(tuple(x + 1 for x in left[d])).reshape(P, -1).T  # (n_d, P)
-        if per_dim and total * len(sub) > 2000:
+        sub = _splits(tuple(left[d]), primes)  # (n_d, P) and their factors
+        if per_dim and total * len(sub[0]) > 2000:
             break
-        total *= len(sub)
+        total *= len(sub[0])
         per_dim.append(sub)
     if not per_dim:
         return None
-    grid = np.indices(tuple(len(x) for x in per_dim)).reshape(len(per_dim), -1)
+    grid = _grid(tuple(len(x[0]) for x in per_dim))
     n = grid.shape[1]
     trial = np.repeat(E[None], n, axis=0)
     moved = np.ones((n, len(per_dim)))
-    primes = ctx.pi.primes.astype(np.float64)
     for j, d in enumerate(dims[: len(per_dim)]):
-        take = per_dim[j][grid[j]]  # (n, P)
+        take = per_dim[j][0][grid[j]]  # (n, P)
         trial[:, 0, d] -= take
         trial[:, slot, d] += take
-        moved[:, j] = np.prod(primes**take, axis=-1)
+        moved[:, j] = per_dim[j][1][grid[j]]
     return trial, moved.prod(axis=1), moved.min(axis=1), dims[len(per_dim) :]
+
+
+@functools.lru_cache(maxsize=1024)
+def _splits(left: tuple[int, ...], primes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Every sub-vector of the prime exponents ``left`` (Π_p (e_p + 1) rows of P, the first
+    prime's exponent varying slowest) and the factor each makes, ``Π_p prime_p ** e_p`` (float;
+    both read-only)."""
+    sub = np.indices(tuple(x + 1 for x in left)).reshape(len(left), -1).T  # (n_d, P)
+    prod = np.prod(np.array(primes, dtype=np.float64) ** sub, axis=-1)
+    sub.setflags(write=False)
+    prod.setflags(write=False)
+    return sub, prod
+
+
+@functools.lru_cache(maxsize=256)
+def _grid(sizes: tuple[int, ...]) -> np.ndarray:
+    """(len(sizes), Π sizes) every combination of one index per size (``np.indices``, the last
+    varying fastest; read-only)."""
+    grid = np.indices(sizes).reshape(len(sizes), -1)
+    grid.setflags(write=False)
+    return grid
 
 
 def _template_setup(ctx: _Ctx, kind: str) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
