@@ -11,6 +11,7 @@ from testy_model.mapper.candidates import (
     _concat,
     _hash,
     _hash_parts,
+    _hash_weights,
     _hash_weights_of,
 )
 from testy_model.mapper.context import (
@@ -111,19 +112,28 @@ def _neighbours(
     return _concat(parts, ctx.orders), np.concatenate(hashes)
 
 
-def _lead(nb: Candidates, cur: Candidates, compound: int) -> np.ndarray:
-    """(len(nb),) bool: the neighbour descends from one of the ``compound`` best beam members
-    (identified by its keep choice and order, which a factor move leaves unchanged)."""
+def _lead(
+    nb: Candidates, cur: Candidates, compound: int, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """(len(rows),) bool: neighbour ``rows`` (default: all) descends from one of the
+    ``compound`` best beam members (identified by its keep choice and order, which a factor
+    move leaves unchanged)."""
+    rows = np.arange(len(nb)) if rows is None else rows
+    hit = np.zeros(len(rows), dtype=bool)
     if compound <= 0 or len(cur) == 0:
-        return np.zeros(len(nb), dtype=bool)
+        return hit
+    keys = _lead_key(nb, rows)
+    for v in _lead_key(cur, np.arange(min(compound, len(cur)))).tolist():  # a few members
+        hit |= keys == v
+    return hit
 
-    def key(c: Candidates) -> np.ndarray:
-        n = len(c)
-        keep = c.keep.reshape(n, int(np.prod(c.keep.shape[1:]))).astype(np.int64)
-        return _hash(np.concatenate([c.order_idx, keep], axis=1))
 
-    lead = cur.take(np.arange(min(compound, len(cur))))
-    return np.isin(key(nb), key(lead))
+def _lead_key(c: Candidates, rows: np.ndarray) -> np.ndarray:
+    """(len(rows),) ``_hash`` of each row's (order indices, keep bits) row, as wrapping
+    matmuls of its two parts."""
+    oi, keep = c.order_idx[rows], c.keep[rows]
+    w = _hash_weights(oi.shape[1] + int(np.prod(keep.shape[1:])))
+    return oi @ w[: oi.shape[1]] + keep.reshape(len(rows), -1) @ w[oi.shape[1] :]
 
 
 def _repair_keep(

@@ -172,12 +172,13 @@ def _unseen(
     struct, ok = ctx.valid_parts(nb, F)
     bad = np.nonzero(~ok)[0]
     lead = np.zeros(len(nb), dtype=bool)
-    lead[bad] = _lead(nb.take(bad), st.cur, compound)
+    lead[bad] = _lead(nb, st.cur, compound, bad)
     repaired, rF = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]), F[lead], struct[lead])
     rh = _cand_hash(canon(ctx, repaired))
-    _, ridx = np.unique(rh, return_index=True)
-    ridx = np.sort(ridx)
-    ridx = ridx[~_in_sorted(rh[ridx], st.seen) & ~np.isin(rh[ridx], h[ok])]
+    ridx = np.zeros(0, dtype=np.intp)
+    if rh.size:  # the first of each, not seen and not among this round's valid ones
+        ridx = np.sort(np.unique(rh, return_index=True)[1])
+        ridx = ridx[~_in_sorted(rh[ridx], st.seen) & ~_in_sorted(rh[ridx], np.sort(h[ok]))]
     st.seen = np.sort(np.concatenate([st.seen, h[ok | lead], rh[ridx]]))
     nb = _concat([nb.take(np.nonzero(ok)[0]), repaired.take(ridx)], ctx.orders)
     return nb, np.concatenate([F[ok], rF[ridx]]), np.concatenate([h[ok], rh[ridx]])
