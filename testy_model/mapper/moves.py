@@ -132,8 +132,9 @@ def _lead_key(c: Candidates, rows: np.ndarray) -> np.ndarray:
     """(len(rows),) ``_hash`` of each row's (order indices, keep bits) row, as wrapping
     matmuls of its two parts."""
     oi, keep = c.order_idx[rows], c.keep[rows]
-    w = _hash_weights(oi.shape[1] + int(np.prod(keep.shape[1:])))
-    return oi @ w[: oi.shape[1]] + keep.reshape(len(rows), -1) @ w[oi.shape[1] :]
+    no, nk = oi.shape[1], int(np.prod(keep.shape[1:]))
+    w = _hash_weights(no + nk)
+    return oi @ w[:no] + keep.reshape(len(rows), nk) @ w[no:]
 
 
 def _repair_keep(
