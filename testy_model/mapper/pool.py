@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from testy_model.mapper.candidates import Candidates, _hash
+from testy_model.mapper.candidates import Candidates, _hash_weights
 from testy_model.mapper.context import _Ctx
 from testy_model.mapper.fit import _all_last
 from testy_model.mapper.space import (
@@ -102,18 +102,26 @@ def _select(
     trip = np.stack([s[order] for s in scores], axis=1)
     same = np.r_[False, _all_last(_close(trip[1:], trip[:-1], 1e-12))]
     order = order[~same]
-    _, group = np.unique(
-        _hash(cand.keep.reshape(len(cand), int(np.prod(cand.keep.shape[1:]))).astype(np.int64)),
-        return_inverse=True,
-    )
-    group = group.ravel()[order]
-    # rank of each candidate within its group, in best-first order
-    first = np.argsort(group, kind="stable")
-    g_sorted = group[first]
-    starts = np.r_[0, np.nonzero(np.diff(g_sorted))[0] + 1]
-    rank = np.empty_like(group)
-    rank[first] = np.arange(group.size) - np.repeat(starts, np.diff(np.r_[starts, group.size]))
-    return order[rank < per_keep][:beam]
+    # the first ``beam`` in that order whose keep/bypass group has fewer than ``per_keep``
+    # before them (a group: one keep hash)
+    groups = _keep_hash(cand.take(order)).tolist()
+    count: dict[int, int] = {}
+    out: list[int] = []
+    for i, g in zip(order.tolist(), groups, strict=True):
+        if len(out) >= beam:
+            break
+        c = count.get(g, 0)
+        if c < per_keep:
+            count[g] = c + 1
+            out.append(i)
+    return np.array(out, dtype=order.dtype)
+
+
+def _keep_hash(cand: Candidates) -> np.ndarray:
+    """(B,) ``_hash`` of each candidate's keep bits (its keep/bypass choice), as one wrapping
+    matmul."""
+    nk = int(np.prod(cand.keep.shape[1:]))
+    return cand.keep.reshape(len(cand), nk) @ _hash_weights(nk)
 
 
 def _close(x: np.ndarray, y: np.ndarray, rtol: float) -> np.ndarray:

@@ -57,7 +57,6 @@ from testy_model.mapper.candidates import (
     MappingResult,
     _cand_hash,
     _concat,
-    _hash,
     _hash_parts,
     _order_hash,
 )
@@ -84,6 +83,7 @@ from testy_model.mapper.pool import (  # noqa: F401  (old import paths)
     _close,
     _exhaustive,
     _in_sorted,
+    _keep_hash,
     _keep_variants,
     _random_candidates,
     _select,
@@ -184,24 +184,21 @@ def _unseen(
     return nb, np.concatenate([F[ok], rF[ridx]]), np.concatenate([h[ok], rh[ridx]])
 
 
-def _keep_key(cand: Candidates) -> np.ndarray:
-    """(B,) a hash of each candidate's keep/bypass choice (the groups of :func:`_select`)."""
-    n = len(cand)
-    return _hash(cand.keep.reshape(n, int(np.prod(cand.keep.shape[1:]))).astype(np.int64))
-
-
 def _limits(st: _Beam, nb: Candidates, beam: int, per_keep: int) -> np.ndarray:
     """(len(nb),) the objective above which each candidate cannot enter the beam
     (:func:`_select`): the worst member's once the beam is full, and, where the candidate's
     keep/bypass group already has ``per_keep`` members, the ``per_keep``-th best of them (those
     stay ahead of it in its group); +inf where neither holds."""
     lim = np.full(len(nb), st.scores[0][-1] if len(st.cur) >= beam else np.inf)
-    gk, gn = _keep_key(st.cur), _keep_key(nb)
-    for g in np.unique(gk):
-        members = np.nonzero(gk == g)[0]  # best first, as the beam is sorted
-        if members.size >= per_keep:
+    members: dict[int, list[int]] = {}  # keep hash -> beam positions, best first
+    for i, g in enumerate(_keep_hash(st.cur).tolist()):
+        members.setdefault(g, []).append(i)
+    full = {g: m[per_keep - 1] for g, m in members.items() if len(m) >= per_keep}
+    if full:
+        gn = _keep_hash(nb)
+        for g, i in full.items():
             hit = gn == g
-            lim[hit] = np.minimum(lim[hit], st.scores[0][members[per_keep - 1]])
+            lim[hit] = np.minimum(lim[hit], st.scores[0][i])
     return lim
 
 
