@@ -5,6 +5,7 @@ operand terms the mapper sizes tiles for, and candidate hashing/concatenation.""
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -184,9 +185,15 @@ def _cand_hash(cand: Candidates) -> np.ndarray:
 def _hash_weights_of(cand: Candidates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The weights of :func:`_cand_hash`'s exponent, order and keep parts, shaped as
     ``exps`` (S, D, P), ``order_idx`` (L,) and ``keep`` (L, T) of one candidate."""
-    e_shape, k_shape = cand.exps.shape[1:], cand.keep.shape[1:]
-    ne, nk = int(np.prod(e_shape)), int(np.prod(k_shape))
-    no = cand.order_idx.shape[1]
+    return _split_weights(cand.exps.shape[1:], cand.order_idx.shape[1], cand.keep.shape[1:])
+
+
+@functools.lru_cache(maxsize=64)
+def _split_weights(
+    e_shape: tuple[int, ...], no: int, k_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_hash_weights_of` for these shapes (views of :func:`_hash_weights`, read-only)."""
+    ne, nk = math.prod(e_shape), math.prod(k_shape)
     w = _hash_weights(ne + no + nk)
     return w[:ne].reshape(e_shape), w[ne : ne + no], w[ne + no :].reshape(k_shape)
 

@@ -54,33 +54,35 @@ def _neighbours(
     hb = _hash_parts(beam)  # (K,)
     parts, hashes = [], []
     if M:
-        k = np.repeat(np.arange(K), M)
-        m = np.tile(np.arange(M), K)
-        ok = beam.exps[k, a[m], d[m], p[m]] > 0
-        k, m = k[ok], m[ok]
-        exps = beam.exps[k].copy()
-        r = np.arange(k.size)
-        exps[r, a[m], d[m], p[m]] -= 1
-        exps[r, b[m], d[m], p[m]] += 1
+        ne = w_e.size  # exponents per candidate; a move's flat offsets in one candidate's:
+        off_a, off_b = (
+            (a * w_e.shape[1] + d) * w_e.shape[2] + p,
+            (b * w_e.shape[1] + d) * w_e.shape[2] + p,
+        )
+        k, m = np.nonzero(beam.exps.reshape(K, ne)[:, off_a] > 0)  # (member, move), member-major
+        exps = beam.exps[k]
+        flat = exps.reshape(-1)
+        fa, fb = np.arange(k.size) * ne + off_a[m], np.arange(k.size) * ne + off_b[m]
+        flat[fa] -= 1
+        flat[fb] += 1
         parts.append(Candidates(exps, beam.order_idx[k], beam.keep[k], ctx.orders))
-        step = (w_e[b, d, p] - w_e[a, d, p])[m]  # one factor p from slot a to slot b
+        step = (w_e.reshape(-1)[off_b] - w_e.reshape(-1)[off_a])[m]  # one factor p: a -> b
         hashes.append(hb[k] + step)
         # the same moves with the prime squared (where two of it are there to move)
-        two = exps[r, a[m], d[m], p[m]] > 0
+        two = flat[fa] > 0
         exps2 = exps[two]
-        r2 = np.arange(exps2.shape[0])
-        exps2[r2, a[m][two], d[m][two], p[m][two]] -= 1
-        exps2[r2, b[m][two], d[m][two], p[m][two]] += 1
+        flat2, m2 = exps2.reshape(-1), m[two]
+        rows2 = np.arange(m2.size) * ne
+        flat2[rows2 + off_a[m2]] -= 1
+        flat2[rows2 + off_b[m2]] += 1
         parts.append(Candidates(exps2, beam.order_idx[k[two]], beam.keep[k[two]], ctx.orders))
         hashes.append(hashes[-1][two] + step[two])
         # jumps: all of dimension d's factor at slot a moves to slot b (one per (a, b, d))
-        J = ja.size
-        k = np.repeat(np.arange(K), J)
-        m = np.tile(np.arange(J), K)
-        moved = beam.exps[k, ja[m], jd[m]]  # (n, P)
-        ok = (moved.sum(axis=1) > 1) & (ctx.ai.t_fix.shape[0] > 0)
-        k, m, moved = k[ok], m[ok], moved[ok]
-        exps = beam.exps[k].copy()
+        moved = beam.exps[:, ja, jd]  # (K, J, P)
+        ok = (moved.sum(axis=2) > 1) & (ctx.ai.t_fix.shape[0] > 0)
+        k, m = np.nonzero(ok)
+        moved = moved[k, m]  # (n, P)
+        exps = beam.exps[k]
         r = np.arange(k.size)
         exps[r, ja[m], jd[m]] -= moved
         exps[r, jb[m], jd[m]] += moved
@@ -92,8 +94,8 @@ def _neighbours(
         hashes.append(hj)
     lv, o = np.nonzero(ctx.allowed)
     k = np.repeat(np.arange(K), lv.size)
-    j = np.tile(np.arange(lv.size), K)
-    oi = beam.order_idx[k].copy()
+    j = np.arange(k.size) % max(lv.size, 1)  # (member, order change), member-major
+    oi = beam.order_idx[k]
     oi[np.arange(k.size), lv[j]] = o[j]
     parts.append(Candidates(beam.exps[k], oi, beam.keep[k], ctx.orders))
     hashes.append(hb[k])
@@ -101,8 +103,8 @@ def _neighbours(
     lv, t = np.nonzero(ctx.ai.keep_may & ~ctx.ai.keep_must)
     if lv.size:
         k = np.repeat(np.arange(K), lv.size)
-        j = np.tile(np.arange(lv.size), K)
-        keep = beam.keep[k].copy()
+        j = np.arange(k.size) % lv.size
+        keep = beam.keep[k]
         r = np.arange(k.size)
         was = keep[r, lv[j], t[j]]
         keep[r, lv[j], t[j]] = ~was
