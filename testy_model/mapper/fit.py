@@ -138,7 +138,7 @@ def _mesh_constants(ai: ArchIndex) -> tuple[Any, ...]:
     above 1), their one-group limit ``max(fan_x, fan_y)``, which have no per-axis constraint
     (and whether all), and ``log max(fan, 1) + 1e-9`` along X and Y (the log-space limits);
     then whether :func:`structure_mask`'s fixed temporal, fixed spatial, bounded temporal and
-    bounded spatial factors occur."""
+    bounded spatial factors occur; and which levels have no per-axis constraint."""
     hit = _MESH.get(id(ai))
     if hit is not None and hit[0] is ai:
         return hit[1]
@@ -157,6 +157,8 @@ def _mesh_constants(ai: ArchIndex) -> tuple[Any, ...]:
         bool(np.any(ai.s_fix)),
         bool(np.any(ai.t_max != UNBOUNDED)),
         bool(np.any(ai.s_max != UNBOUNDED)),
+        # (L,) levels with no per-axis constraint (mesh_layout)
+        np.all(ai.x_ok & ai.y_ok, axis=-1),
     )
     if len(_MESH) >= 64:
         _MESH.clear()
@@ -211,24 +213,29 @@ def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndar
     n_d = spatial.shape[-1]
     used = spatial > 1
     in_x = used.copy()  # default (no mesh, or no subset fits): every used dim along X
+    free_level = _mesh_constants(ai)[10]
     for lv in np.nonzero(ai.fan_x > 0)[0]:
         if not used[:, lv].any():
             continue
         rows, inv = _unique_rows(spatial[:, lv])
         u_rows = rows > 1  # (U, D)
         dims = np.nonzero(u_rows.any(axis=0))[0]
-        sub = _subsets(dims.size)  # (M, D'), binary order over the used dims
-        u = u_rows[:, dims][:, None, :]  # (U, 1, D')
-        f = _instances_of(ai, lv, rows)[:, dims].astype(np.float64)[:, None, :]  # (U, 1, D')
-        xs = sub[None] & u
-        ys = ~sub[None] & u
-        ok = ~(sub[None] & ~u).any(-1)  # the subset names only this row's used dims
-        ok &= ~(xs & ~ai.x_ok[lv, dims]).any(-1)
-        ok &= ~(ys & ~ai.y_ok[lv, dims]).any(-1)
-        ok &= np.where(xs, f, 1.0).prod(-1) <= ai.fan_x[lv]
-        ok &= np.where(ys, f, 1.0).prod(-1) <= ai.fan_y[lv]
+        sub = _subsets_f64(dims.size)  # (M, D') 0/1, binary order over the used dims
+        u = u_rows[:, dims]  # (U, D')
+        # Π_X f <= fan_x and Π_Y f <= fan_y over the used dims, in log space: integer products
+        # are exact, and one above the limit is above it by a factor 1 + 1/fan, far beyond the
+        # 1e-9 margin, so the comparisons decide as the products do
+        logf = np.log(_instances_of(ai, lv, rows)[:, dims].astype(np.float64))
+        logf[~u] = 0.0  # unit dims stay out of both products
+        x = logf @ sub.T  # (U, M)
+        ok = x <= math.log(ai.fan_x[lv]) + 1e-9
+        ok &= logf.sum(axis=-1, keepdims=True) - x <= math.log(ai.fan_y[lv]) + 1e-9
+        ok &= (~u).astype(np.float64) @ sub.T == 0  # the subset names only this row's used dims
+        if not free_level[lv]:  # every used dim in X allowed along X, every one in Y along Y
+            ok &= (u & ~ai.x_ok[lv, dims]).astype(np.float64) @ sub.T == 0
+            ok &= (u & ~ai.y_ok[lv, dims]).astype(np.float64) @ (1 - sub).T == 0
         chosen = np.zeros_like(u_rows)
-        chosen[:, dims] = sub[np.argmax(ok, axis=-1)] & u_rows[:, dims]
+        chosen[:, dims] = (sub[np.argmax(ok, axis=-1)] > 0) & u
         layout = np.where(ok.any(-1)[:, None], chosen, u_rows)  # (U, D)
         in_x[:, lv] = layout[inv]
     # class: X dims (0), then Y dims (1), then unit dims (2); ties in problem order
@@ -284,7 +291,7 @@ def structure_mask(
     bound.
     """
     inst = effective_spatial(ai, spatial)
-    levels, one_group, free, free_all, _, _, t_fix, s_fix, t_max, s_max = _mesh_constants(ai)
+    levels, one_group, free, free_all, _, _, t_fix, s_fix, t_max, s_max = _mesh_constants(ai)[:10]
     n_inst = _prod_last(inst)  # (B, L) instances used below each level
     ok = n_inst <= ai.fanout
     if t_fix:
