@@ -325,7 +325,14 @@ def capacity_mask(
     ``Σ_t keep·words·md_bits_t <= md_capacity[l]``) and
     ``Σ_t keep[l,t] · held_words(t) · datawidth(l,t) <= capacity[l]`` (``spec.validate``'s
     test, whole words), words from :func:`tile_words`."""
-    words = tile_words(pi, tile_extents(temporal, spatial))
+    return capacity_fits(pi, ai, tile_words(pi, tile_extents(temporal, spatial)), keep)
+
+
+def capacity_fits(
+    pi: ProblemIndex, ai: ArchIndex, words: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
+    """(B,) bool: :func:`capacity_mask`'s tests for tiles of ``words`` (B, L, T) dense words
+    (:func:`tile_words`), kept as ``keep`` (B, L, T)."""
     cap, whole, md_apart = _capacity_constants(pi, ai)
     ok = _sum_last(keep * held_bits(pi, ai, words)) <= cap
     if whole:

@@ -17,10 +17,12 @@ from testy_model.mapper.candidates import (
 from testy_model.mapper.context import (
     _Ctx,
 )
-from testy_model.mapper.fit import capacity_mask, structure_mask
+from testy_model.mapper.fit import capacity_fits, structure_mask
 from testy_model.mapper.rotations import _rotations
 from testy_model.mapper.space import (
     slot_mask,
+    tile_extents,
+    tile_words,
 )
 
 
@@ -159,11 +161,13 @@ def _repair_keep(
     bad, F = bad.take(np.nonzero(ok)[0]), F[ok]
     if len(bad) == 0:
         return empty, F[:0]
-    k = np.repeat(np.arange(len(bad)), lv.size)
-    j = np.tile(np.arange(lv.size), len(bad))
-    keep = bad.keep[k].copy()
+    k = np.repeat(np.arange(len(bad)), lv.size)  # (row, toggle), row-major
+    j = np.arange(k.size) % lv.size
+    keep = bad.keep[k]
     r = np.arange(k.size)
     keep[r, lv[j], t[j]] = ~keep[r, lv[j], t[j]]
-    out = Candidates(bad.exps[k], bad.order_idx[k], keep, ctx.orders)
-    fits = capacity_mask(ctx.pi, ctx.ai, F[k, :L], F[k, L:], keep)
-    return out.take(np.nonzero(fits)[0]), F[k[fits]]
+    # a toggle changes what a level keeps, not its tiles: their words once per row
+    words = tile_words(ctx.pi, tile_extents(F[:, :L], F[:, L:]))
+    fits = np.nonzero(capacity_fits(ctx.pi, ctx.ai, words[k], keep))[0]
+    k = k[fits]
+    return Candidates(bad.exps[k], bad.order_idx[k], keep[fits], ctx.orders), F[k]
