@@ -239,14 +239,14 @@ def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndar
         layout = np.where(ok.any(-1)[:, None], chosen, u_rows)  # (U, D)
         in_x[:, lv] = layout[inv]
     # class: X dims (0), then Y dims (1), then unit dims (2); ties in problem order
-    cls = np.where(in_x, 0, np.where(used, 1, 2))
-    table = _position_table(n_d)
-    if table is not None:  # each row's positions looked up by its class pattern
-        spatial_order = table[cls @ (3 ** np.arange(n_d, dtype=np.int64))]
-    else:
-        spatial_order = _positions(cls)
-    split = np.where(used.any(-1), in_x.sum(-1), n_d).astype(np.int64)
-    return spatial_order, split
+    # (X dims are used: 2 - used - in_x)
+    cls = 2 - used.view(np.uint8) - in_x.view(np.uint8)
+    tables = _position_table(n_d)
+    if tables is None:
+        split = np.where(used.any(-1), in_x.sum(-1), n_d).astype(np.int64)
+        return _positions(cls), split
+    code = cls @ (3 ** np.arange(n_d, dtype=np.int64))  # each row's class pattern
+    return tables[0][code], tables[1][code]
 
 
 def _positions(cls: np.ndarray) -> np.ndarray:
@@ -254,21 +254,24 @@ def _positions(cls: np.ndarray) -> np.ndarray:
     problem order (0 = first): the rank of ``class · D + d``. The ranks of a row are distinct,
     so any sort orders them the same (no stable sort needed)."""
     n_d = cls.shape[-1]
-    rank = cls * n_d + np.arange(n_d)
+    rank = cls.astype(np.int64) * n_d + np.arange(n_d)
     return np.argsort(np.argsort(rank, axis=-1), axis=-1).astype(np.int64, copy=False)
 
 
 @functools.lru_cache(maxsize=8)
-def _position_table(n_d: int) -> np.ndarray | None:
-    """(3^D, D) :func:`_positions` of every class pattern of D dims (classes 0..2) at index
-    ``Σ_d class_d · 3^d``; None for D > 8 (read-only)."""
+def _position_table(n_d: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per class pattern of D dims (classes 0..2, at index ``Σ_d class_d · 3^d``): (3^D, D)
+    :func:`_positions` and (3^D,) the split (the X dims, class 0; D where every dim is a unit
+    one, class 2), both int64; None for D > 8 (read-only)."""
     if n_d > 8:
         return None
     codes = np.arange(3**n_d)
     cls = (codes[:, None] // 3 ** np.arange(n_d)) % 3
     table = _positions(cls)
+    split = np.where((cls == 2).all(-1), n_d, (cls == 0).sum(-1)).astype(np.int64)
     table.setflags(write=False)
-    return table
+    split.setflags(write=False)
+    return table, split
 
 
 def _instances_of(ai: ArchIndex, level: int | np.integer, rows: np.ndarray) -> np.ndarray:
