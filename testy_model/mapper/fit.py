@@ -245,7 +245,10 @@ def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndar
     if tables is None:
         split = np.where(used.any(-1), in_x.sum(-1), n_d).astype(np.int64)
         return _positions(cls), split
-    code = cls @ (3 ** np.arange(n_d, dtype=np.int64))  # each row's class pattern
+    # each row's class pattern Σ_d class_d · 3^d, by a float matmul (exact: integers far below
+    # 2^53; much faster than an integer one)
+    code = (cls.reshape(-1, n_d).astype(np.float64) @ 3.0 ** np.arange(n_d)).astype(np.int64)
+    code = code.reshape(cls.shape[:-1])
     return tables[0][code], tables[1][code]
 
 

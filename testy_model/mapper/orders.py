@@ -93,5 +93,12 @@ def canonical_order_idx(
     if canon is None:
         return order_idx
     D = nonunit.shape[-1]
-    key = nonunit.astype(np.int64) @ (np.int64(1) << np.arange(D, dtype=np.int64))
-    return canon[np.arange(canon.shape[0]), key, order_idx]
+    # Σ_d nonunit_d · 2^d by a float matmul (exact: integers far below 2^53; much faster
+    # than an integer one)
+    bits = nonunit.reshape(-1, D).astype(np.float64)  # 2-D: one BLAS call, not one per row
+    key = (bits @ 2.0 ** np.arange(D)).astype(np.int64).reshape(nonunit.shape[:-1])
+    # canon[l, key, order] as one flat index: (l · 2^D + key) · n_o + order
+    n_l, n_m, n_o = canon.shape
+    flat = key * n_o + order_idx
+    flat += np.arange(n_l, dtype=np.int64) * (n_m * n_o)
+    return canon.reshape(-1).take(flat)

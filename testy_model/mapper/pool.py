@@ -153,8 +153,8 @@ def _canonical(ctx: _Ctx, cand: Candidates) -> Candidates:
     # (B, L, D): temporal factor above 1 (an OR over the few primes: np.any along that short
     # last axis is several times slower)
     exps = cand.exps[:, :L]
-    nonunit = np.zeros(exps.shape[:-1], dtype=bool)
-    for p in range(exps.shape[-1]):
+    nonunit = exps[..., 0] > 0
+    for p in range(1, exps.shape[-1]):
         nonunit |= exps[..., p] > 0
     oi = canonical_order_idx(ctx.canon, nonunit, cand.order_idx)
     return Candidates(cand.exps, oi, cand.keep, cand.orders)
