@@ -109,17 +109,18 @@ _ROTATION_PATIENCE = 1
 @dataclass
 class _Beam:
     """The beam search's state between rounds: the beam (best first), its scores and
-    canonical hashes, the sorted hashes of every candidate checked, and the hashes of the
-    members expanded (``done``), expanded while leading (``done_lead``, their over-capacity
-    neighbours offered for repair too) and whose rotations were offered (``done_rot``)."""
+    canonical hashes, the sorted hashes of every candidate checked, and the sets of hashes of
+    the members expanded (``done``), expanded while leading (``done_lead``, their
+    over-capacity neighbours offered for repair too) and whose rotations were offered
+    (``done_rot``)."""
 
     cur: Candidates
     scores: tuple[np.ndarray, np.ndarray, np.ndarray]
     h: np.ndarray
     seen: np.ndarray
-    done: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    done_lead: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    done_rot: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    done: set[int] = field(default_factory=set)
+    done_lead: set[int] = field(default_factory=set)
+    done_rot: set[int] = field(default_factory=set)
 
 
 def _start(ctx: _Ctx, n_random: int, seed: int, canon: Any) -> tuple[Candidates, np.ndarray]:
@@ -140,16 +141,19 @@ def _expand(
     the ``compound`` best when they first lead), ``every``: of all members (no skipping); in
     the rotation phase also the leader's rotations when it first leads (:func:`_rotated`).
     With their :func:`_hash_parts`."""
-    K = len(st.cur)
-    top = np.arange(K) < compound
-    grow = ~np.isin(st.h, st.done) | (top & ~np.isin(st.h, st.done_lead)) | every
-    st.done = np.concatenate([st.done, st.h[grow]])
-    st.done_lead = np.concatenate([st.done_lead, st.h[grow & top]])
-    nb, nh = _neighbours(ctx, st.cur.take(np.nonzero(grow)[0]), moves)
+    hs = st.h.tolist()  # a few members: Python sets
+    grow = [
+        every or h not in st.done or (i < compound and h not in st.done_lead)
+        for i, h in enumerate(hs)
+    ]
+    st.done.update(h for h, g in zip(hs, grow, strict=True) if g)
+    st.done_lead.update(h for h, g in zip(hs[: max(compound, 0)], grow, strict=False) if g)
+    rows = np.array([i for i, g in enumerate(grow) if g], dtype=np.intp)
+    nb, nh = _neighbours(ctx, st.cur.take(rows), moves)
     if rotating:  # rotations through a full array, from the leader when it first leads
-        rot = (np.arange(K) == 0) & ~np.isin(st.h, st.done_rot)
-        st.done_rot = np.concatenate([st.done_rot, st.h[rot]])
-        rt = _rotated(ctx, st.cur.take(np.nonzero(rot)[0]), moves[7:])
+        first = hs[:1] if hs and hs[0] not in st.done_rot else []  # the leader, once
+        st.done_rot.update(first)
+        rt = _rotated(ctx, st.cur.take(np.arange(len(first))), moves[7:])
         nb, nh = _concat([nb, rt], ctx.orders), np.concatenate([nh, _hash_parts(rt)])
     return nb, nh
 
