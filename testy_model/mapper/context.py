@@ -186,6 +186,26 @@ def _order_classes(orders: np.ndarray, allowed: np.ndarray) -> np.ndarray | None
     return _CANON[key]
 
 
+#: :func:`_model_arch` per Architecture (keyed by identity, the architecture held so the key
+#: stays its own; at most 64 entries)
+_ARCH_ARRAYS: dict[int, tuple[Architecture, Any]] = {}
+
+
+def _model_arch(arch: Architecture) -> Any:
+    """The cost core's arrays of ``arch`` (``model.arrays.arch_arrays``), built once per
+    architecture (a frozen model: the same numbers for every search on it)."""
+    hit = _ARCH_ARRAYS.get(id(arch))
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    from testy_model.model.arrays import arch_arrays
+
+    if len(_ARCH_ARRAYS) >= 64:
+        _ARCH_ARRAYS.clear()
+    aa = arch_arrays(arch)
+    _ARCH_ARRAYS[id(arch)] = (arch, aa)
+    return aa
+
+
 def _skip_problem(problem: Problem, densities: dict[str, Any] | None) -> Problem:
     """The problem whose densities decide spatial skipping (:attr:`ArchIndex.instances`): its
     own, or, with explicit ``densities`` (a plan's terms), only those given as a
@@ -222,11 +242,7 @@ def _context(
         check_feasible(pi, ai, arch)
     orders = canonical_orders(pi, ai.perm)
     allowed = allowed_orders(pi, ai, orders)
-    model_arch = None
-    if evaluator is None:
-        from testy_model.model.arrays import arch_arrays
-
-        model_arch = arch_arrays(arch)
+    model_arch = _model_arch(arch) if evaluator is None else None
     return _Ctx(
         problem=problem,
         arch=arch,

@@ -168,9 +168,9 @@ def _unseen(
     them seen, with the invalid ones tried for repair (other invalid ones may be repaired
     later, from a leading member)."""
     h = nh + _order_hash(nb, canon(ctx, nb).order_idx)  # _cand_hash of the canonical forms
-    _, idx = np.unique(h, return_index=True)
-    idx = np.sort(idx)
-    idx = idx[~_in_sorted(h[idx], st.seen)]  # only unseen candidates are checked and costed
+    # only unseen candidates are checked and costed: the first of each unseen hash
+    new = np.nonzero(~_in_sorted(h, st.seen))[0]
+    idx = new[np.sort(np.unique(h[new], return_index=True)[1])]
     nb, h = nb.take(idx), h[idx]
     F = factors_from_exps(ctx.pi, nb.exps)
     struct, ok = ctx.valid_parts(nb, F)
