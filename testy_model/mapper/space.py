@@ -401,7 +401,8 @@ def tile_words(pi: ProblemIndex, extents: np.ndarray) -> np.ndarray:
                 less = ext - 1.0 if less is None else less
                 terms = None
                 for d, c in rank:  # 1 + c0·less_d0 + c1·less_d1 + ..., left to right
-                    terms = (1.0 if terms is None else terms) + c * less[..., d]
+                    term = less[..., d] if c == 1 else c * less[..., d]  # 1·x = x exactly
+                    terms = (1.0 if terms is None else terms) + term
                 span = np.ones(extents.shape[:-1]) if terms is None else terms
             size = span if size is None else size * span
         out[..., t] = 1.0 if size is None else size
