@@ -104,7 +104,7 @@ def _select(
     order = order[~same]
     # the first ``beam`` in that order whose keep/bypass group has fewer than ``per_keep``
     # before them (a group: one keep hash)
-    groups = _keep_hash(cand.take(order)).tolist()
+    groups = _keep_hash(cand.keep[order]).tolist()
     count: dict[int, int] = {}
     out: list[int] = []
     for i, g in zip(order.tolist(), groups, strict=True):
@@ -117,11 +117,11 @@ def _select(
     return np.array(out, dtype=order.dtype)
 
 
-def _keep_hash(cand: Candidates) -> np.ndarray:
-    """(B,) ``_hash`` of each candidate's keep bits (its keep/bypass choice), as one wrapping
-    matmul."""
-    nk = int(np.prod(cand.keep.shape[1:]))
-    return cand.keep.reshape(len(cand), nk) @ _hash_weights(nk)
+def _keep_hash(keep: np.ndarray) -> np.ndarray:
+    """(B,) ``_hash`` of each candidate's (L, T) keep bits (its keep/bypass choice), as one
+    wrapping matmul."""
+    nk = int(np.prod(keep.shape[1:]))
+    return keep.reshape(keep.shape[0], nk) @ _hash_weights(nk)
 
 
 def _close(x: np.ndarray, y: np.ndarray, rtol: float) -> np.ndarray:

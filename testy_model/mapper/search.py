@@ -195,11 +195,11 @@ def _limits(st: _Beam, nb: Candidates, beam: int, per_keep: int) -> np.ndarray:
     stay ahead of it in its group); +inf where neither holds."""
     lim = np.full(len(nb), st.scores[0][-1] if len(st.cur) >= beam else np.inf)
     members: dict[int, list[int]] = {}  # keep hash -> beam positions, best first
-    for i, g in enumerate(_keep_hash(st.cur).tolist()):
+    for i, g in enumerate(_keep_hash(st.cur.keep).tolist()):
         members.setdefault(g, []).append(i)
     full = {g: m[per_keep - 1] for g, m in members.items() if len(m) >= per_keep}
     if full:
-        gn = _keep_hash(nb)
+        gn = _keep_hash(nb.keep)
         for g, i in full.items():
             hit = gn == g
             lim[hit] = np.minimum(lim[hit], st.scores[0][i])
