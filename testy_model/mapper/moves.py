@@ -4,6 +4,8 @@ and the keep/bypass repair of a move that overflows a buffer."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from testy_model.mapper.candidates import (
@@ -18,7 +20,7 @@ from testy_model.mapper.context import (
     _Ctx,
 )
 from testy_model.mapper.fit import capacity_fits, structure_mask
-from testy_model.mapper.rotations import _rotations
+from testy_model.mapper.rotations import _rotation_moves
 from testy_model.mapper.space import (
     slot_mask,
     tile_extents,
@@ -29,17 +31,38 @@ from testy_model.mapper.space import (
 def _moves(ctx: _Ctx) -> tuple[np.ndarray, ...]:
     """All single-prime moves (from slot a, to slot b, dim d, prime p), each as an (M,) array,
     then the distinct (a, b, d) of the whole-factor jumps, as three (J,) arrays, then the six
-    (R,) arrays of the rotations through a spatial slot (:func:`_rotations`)."""
-    open_ = slot_mask(ctx.ai)
+    (R,) arrays of the rotations through a spatial slot (:func:`_rotations`); read-only,
+    shared by the problems with the same open slots, prime pattern and spatial levels."""
+    open_, has = slot_mask(ctx.ai), ctx.pi.exps > 0
+    spatial = ctx.ai.fanout > 1
+    return _moves_of(open_.tobytes(), open_.shape, has.tobytes(), has.shape, spatial.tobytes())
+
+
+@functools.lru_cache(maxsize=64)
+def _moves_of(
+    open_b: bytes,
+    open_shape: tuple[int, ...],
+    has_b: bytes,
+    has_shape: tuple[int, ...],
+    sp_b: bytes,
+) -> tuple[np.ndarray, ...]:
+    """:func:`_moves` of the (S, D) open slots, the (D, P) primes each bound has and the (L,)
+    levels with a fan-out, as bytes."""
+    open_ = np.frombuffer(open_b, dtype=bool).reshape(open_shape)
+    has = np.frombuffer(has_b, dtype=bool).reshape(has_shape)
     S, D = open_.shape
-    P = ctx.pi.primes.size
+    P = has.shape[1]
     a, b, d, p = np.meshgrid(np.arange(S), np.arange(S), np.arange(D), np.arange(P), indexing="ij")
     a, b, d, p = a.ravel(), b.ravel(), d.ravel(), p.ravel()
-    keep = (a != b) & open_[a, d] & open_[b, d] & (ctx.pi.exps[d, p] > 0)
+    keep = (a != b) & open_[a, d] & open_[b, d] & has[d, p]
     a, b, d, p = a[keep], b[keep], d[keep], p[keep]
     # the distinct (a, b, d) triples (in hash order): the jump moves
     first = np.unique(_hash(np.stack([a, b, d], axis=1)), return_index=True)[1]
-    return (a, b, d, p, a[first], b[first], d[first], *_rotations(ctx))
+    rot = _rotation_moves(open_, has, np.frombuffer(sp_b, dtype=bool))
+    out = (a, b, d, p, a[first], b[first], d[first], *rot)
+    for x in out:
+        x.setflags(write=False)
+    return out
 
 
 def _neighbours(

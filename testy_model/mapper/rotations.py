@@ -23,12 +23,18 @@ def _rotations(ctx: _Ctx) -> tuple[np.ndarray, ...]:
     while changing which dimensions are spread over the array and where the displaced factor
     is reused (e.g. a batched GEMM trading a spatial output dimension for another one).
     """
-    open_ = slot_mask(ctx.ai)
+    return _rotation_moves(slot_mask(ctx.ai), ctx.pi.exps > 0, ctx.ai.fanout > 1)
+
+
+def _rotation_moves(
+    open_: np.ndarray, has: np.ndarray, spatial: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """:func:`_rotations` of the (S, D) open slots (:func:`slot_mask`), the (D, P) primes each
+    bound has and the (L,) levels with a fan-out above 1."""
     S, D = open_.shape
     L = S // 2
-    P = ctx.pi.primes.size
-    has = ctx.pi.exps > 0  # (D, P)
-    sp = np.arange(L, S)[ctx.ai.fanout > 1]
+    P = has.shape[1]
+    sp = np.arange(L, S)[spatial]
     s, a, di, b, do, p = np.meshgrid(
         sp, np.arange(S), np.arange(D), np.arange(S), np.arange(D), np.arange(P), indexing="ij"
     )
