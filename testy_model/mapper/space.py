@@ -320,11 +320,9 @@ def index_arch(
 
 
 def factors_from_exps(pi: ProblemIndex, E: np.ndarray) -> np.ndarray:
-    """Factors ``Π_p prime_p ** E[..., p]``: (..., S, D, P) exponents -> (..., S, D) int64.
-
-    Looked up in :func:`_factor_table` (every exponent vector of the problem's primes up to its
-    largest bound exponent, priced once by :func:`_factors_exp`, so the same values) through
-    the mixed-radix index ``Σ_p E[..., p] · r^p``; other exponents: :func:`_factors_exp`."""
+    """Factors ``Π_p prime_p ** E[..., p]``: (..., S, D, P) exponents -> (..., S, D) int64,
+    looked up in :func:`_factor_table` (the values of :func:`_factors_exp`, which computes
+    exponents outside it) at the mixed-radix index ``Σ_p E[..., p] · r^p``."""
     r = int(pi.exps.max(initial=0)) + 1
     table = _factor_table(tuple(pi.primes.tolist()), r)
     P = pi.primes.size
@@ -355,8 +353,8 @@ def _factors_exp(primes: np.ndarray, E: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def _factor_table(primes: tuple[int, ...], r: int) -> np.ndarray | None:
-    """(r^P,) int64 :func:`_factors_exp` of every exponent vector ``e`` (each ``e_p < r``) at
-    index ``Σ_p e_p · r^p``; None past 2^20 entries (read-only)."""
+    """(r^P,) :func:`_factors_exp` of every exponent vector ``e`` (each ``e_p < r``) at index
+    ``Σ_p e_p · r^p``; None past 2^20 entries (read-only)."""
     if r ** len(primes) > 2**20:
         return None
     grid = np.indices((r,) * len(primes)).reshape(len(primes), -1)[::-1].T  # e_0 varies fastest
