@@ -213,31 +213,10 @@ def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndar
     n_d = spatial.shape[-1]
     used = spatial > 1
     in_x = used.copy()  # default (no mesh, or no subset fits): every used dim along X
-    free_level = _mesh_constants(ai)[10]
-    for lv in np.nonzero(ai.fan_x > 0)[0]:
-        if not used[:, lv].any():
-            continue
-        rows, inv = _unique_rows(spatial[:, lv])
-        u_rows = rows > 1  # (U, D)
-        dims = np.nonzero(u_rows.any(axis=0))[0]
-        sub = _subsets_f64(dims.size)  # (M, D') 0/1, binary order over the used dims
-        u = u_rows[:, dims]  # (U, D')
-        # Π_X f <= fan_x and Π_Y f <= fan_y over the used dims, in log space: integer products
-        # are exact, and one above the limit is above it by a factor 1 + 1/fan, far beyond the
-        # 1e-9 margin, so the comparisons decide as the products do
-        logf = np.log(_instances_of(ai, lv, rows)[:, dims].astype(np.float64))
-        logf[~u] = 0.0  # unit dims stay out of both products
-        x = logf @ sub.T  # (U, M)
-        ok = x <= math.log(ai.fan_x[lv]) + 1e-9
-        ok &= logf.sum(axis=-1, keepdims=True) - x <= math.log(ai.fan_y[lv]) + 1e-9
-        ok &= (~u).astype(np.float64) @ sub.T == 0  # the subset names only this row's used dims
-        if not free_level[lv]:  # every used dim in X allowed along X, every one in Y along Y
-            ok &= (u & ~ai.x_ok[lv, dims]).astype(np.float64) @ sub.T == 0
-            ok &= (u & ~ai.y_ok[lv, dims]).astype(np.float64) @ (1 - sub).T == 0
-        chosen = np.zeros_like(u_rows)
-        chosen[:, dims] = (sub[np.argmax(ok, axis=-1)] > 0) & u
-        layout = np.where(ok.any(-1)[:, None], chosen, u_rows)  # (U, D)
-        in_x[:, lv] = layout[inv]
+    mesh = np.nonzero(ai.fan_x > 0)[0]
+    levels = mesh[used[:, mesh].any(axis=(0, 2))]
+    if levels.size:  # the levels with a mesh and a spatial loop, all at once
+        in_x[:, levels] = _mesh_x(ai, spatial[:, levels], levels)
     # class: X dims (0), then Y dims (1), then unit dims (2); ties in problem order
     # (X dims are used: 2 - used - in_x)
     cls = 2 - used.view(np.uint8) - in_x.view(np.uint8)
@@ -250,6 +229,37 @@ def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndar
     code = (cls.reshape(-1, n_d).astype(np.float64) @ 3.0 ** np.arange(n_d)).astype(np.int64)
     code = code.reshape(cls.shape[:-1])
     return tables[0][code], tables[1][code]
+
+
+def _mesh_x(ai: ArchIndex, spatial: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """(B, m, D) bool: :func:`mesh_layout`'s X dims of the (B, m, D) spatial factors of mesh
+    ``levels`` (m of them): per distinct (level, factors) row, the first subset of its used
+    dims in binary order that fits (else all of them). The subsets run over the dims used in
+    any row, a subset that names a unit dim of a row skipped for that row, which keeps each
+    row's own binary order."""
+    B, m, n_d = spatial.shape
+    dims = np.nonzero((spatial > 1).any(axis=(0, 1)))[0]  # the dims used somewhere
+    lvl = np.broadcast_to(levels, (B, m)).reshape(-1, 1)
+    pairs, inv = _unique_rows(np.concatenate([lvl, spatial[..., dims].reshape(-1, dims.size)], 1))
+    lv, rows = pairs[:, 0], pairs[:, 1:]  # (U,), (U, D')
+    u = rows > 1
+    sub = _subsets_f64(dims.size)  # (M, D') 0/1, binary order over the used dims
+    # Π_X f <= fan_x and Π_Y f <= fan_y over the used dims, in log space: integer products
+    # are exact, and one above the limit is above it by a factor 1 + 1/fan, far beyond the
+    # 1e-9 margin, so the comparisons decide as the products do
+    logf = np.log(_instances_at(ai, lv, dims, rows).astype(np.float64))
+    logf[~u] = 0.0  # unit dims stay out of both products
+    x = logf @ sub.T  # (U, M)
+    ok = x <= (np.log(ai.fan_x[lv]) + 1e-9)[:, None]
+    ok &= logf.sum(axis=-1, keepdims=True) - x <= (np.log(ai.fan_y[lv]) + 1e-9)[:, None]
+    ok &= (~u).astype(np.float64) @ sub.T == 0  # the subset names only this row's used dims
+    if not _mesh_constants(ai)[10][levels].all():  # used X dims allowed along X, Y along Y
+        ok &= (u & ~ai.x_ok[lv][:, dims]).astype(np.float64) @ sub.T == 0
+        ok &= (u & ~ai.y_ok[lv][:, dims]).astype(np.float64) @ (1 - sub).T == 0
+    chosen = (sub[np.argmax(ok, axis=-1)] > 0) & u
+    layout = np.zeros((len(rows), n_d), dtype=bool)  # (U, D)
+    layout[:, dims] = np.where(ok.any(-1)[:, None], chosen, u)
+    return layout[inv].reshape(B, m, n_d)
 
 
 def _positions(cls: np.ndarray) -> np.ndarray:
@@ -277,14 +287,17 @@ def _position_table(n_d: int) -> tuple[np.ndarray, np.ndarray] | None:
     return table, split
 
 
-def _instances_of(ai: ArchIndex, level: int | np.integer, rows: np.ndarray) -> np.ndarray:
-    """(U, D) instances of one level's spatial factor rows (:func:`effective_spatial`)."""
+def _instances_at(
+    ai: ArchIndex, levels: np.ndarray, dims: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """(U, D') instances of spatial factor rows of ``dims`` (the other dims' factors 1), row i
+    at level ``levels[i]`` (:func:`effective_spatial`)."""
     if ai.instances is None:  # every factor is its own instance count
         return rows
-    n_l = len(ai.names)
-    full = np.ones((rows.shape[0], n_l, rows.shape[1]), dtype=rows.dtype)
-    full[:, level] = rows
-    return effective_spatial(ai, full)[:, level]
+    n_l, r = len(ai.names), np.arange(rows.shape[0])
+    full = np.ones((rows.shape[0], n_l, ai.t_fix.shape[1]), dtype=rows.dtype)
+    full[r[:, None], levels[:, None], dims[None, :]] = rows
+    return effective_spatial(ai, full)[r[:, None], levels[:, None], dims[None, :]]
 
 
 def structure_mask(
