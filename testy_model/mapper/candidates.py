@@ -216,6 +216,21 @@ def _order_hash(cand: Candidates, order_idx: np.ndarray) -> np.ndarray:
     return order_idx @ _hash_weights_of(cand)[1]
 
 
+def _gather(parts: Sequence[tuple[Candidates, np.ndarray]], orders: np.ndarray) -> Candidates:
+    """The rows ``idx`` of each ``(candidates, idx)`` part, concatenated: ``_concat`` of the
+    parts' ``take(idx)``, each array gathered once into its place."""
+    sizes = [len(i) for _, i in parts]
+    ends = np.cumsum(sizes).tolist()
+    fields = []
+    for name in ("exps", "order_idx", "keep"):
+        first = getattr(parts[0][0], name)
+        out = np.empty((ends[-1], *first.shape[1:]), dtype=first.dtype)
+        for (c, idx), end, n in zip(parts, ends, sizes, strict=True):
+            np.take(getattr(c, name), idx, axis=0, out=out[end - n : end])
+        fields.append(out)
+    return Candidates(fields[0], fields[1], fields[2], orders)
+
+
 def _concat(parts: Sequence[Candidates], orders: np.ndarray) -> Candidates:
     return Candidates(
         np.concatenate([p.exps for p in parts]),

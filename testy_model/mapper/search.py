@@ -57,6 +57,7 @@ from testy_model.mapper.candidates import (
     MappingResult,
     _cand_hash,
     _concat,
+    _gather,
     _hash_parts,
     _order_hash,
 )
@@ -184,8 +185,9 @@ def _unseen(
         ridx = np.sort(np.unique(rh, return_index=True)[1])
         ridx = ridx[~_in_sorted(rh[ridx], st.seen) & ~_in_sorted(rh[ridx], np.sort(h[ok]))]
     st.seen = np.sort(np.concatenate([st.seen, h[ok | lead], rh[ridx]]))
-    nb = _concat([nb.take(np.nonzero(ok)[0]), repaired.take(ridx)], ctx.orders)
-    return nb, np.concatenate([F[ok], rF[ridx]]), np.concatenate([h[ok], rh[ridx]])
+    keep = np.nonzero(ok)[0]
+    nb = _gather([(nb, keep), (repaired, ridx)], ctx.orders)
+    return nb, np.concatenate([F[keep], rF[ridx]]), np.concatenate([h[keep], rh[ridx]])
 
 
 def _limits(st: _Beam, nb: Candidates, beam: int, per_keep: int) -> np.ndarray:
