@@ -10,7 +10,6 @@ import numpy as np
 
 from testy_model.mapper.candidates import (
     Candidates,
-    _concat,
     _hash,
     _hash_parts,
     _hash_weights,
@@ -74,69 +73,52 @@ def _neighbours(
     toggled at one level. With their :func:`_hash_parts`, each its member's plus the move's
     change (the same wrapping sums)."""
     a, b, d, p, ja, jb, jd = moves[:7]
-    K, M = len(beam), a.size
+    K = len(beam)
     w_e, _, w_k = _hash_weights_of(beam)
     hb = _hash_parts(beam)  # (K,)
-    parts, hashes = [], []
-    if M:
-        ne = w_e.size  # exponents per candidate; a move's flat offsets in one candidate's:
-        off_a, off_b = (
-            (a * w_e.shape[1] + d) * w_e.shape[2] + p,
-            (b * w_e.shape[1] + d) * w_e.shape[2] + p,
-        )
-        k, m = np.nonzero(beam.exps.reshape(K, ne)[:, off_a] > 0)  # (member, move), member-major
-        exps = beam.exps[k]
-        flat = exps.reshape(-1)
-        fa, fb = np.arange(k.size) * ne + off_a[m], np.arange(k.size) * ne + off_b[m]
-        flat[fa] -= 1
-        flat[fb] += 1
-        parts.append(Candidates(exps, beam.order_idx[k], beam.keep[k], ctx.orders))
-        step = (w_e.reshape(-1)[off_b] - w_e.reshape(-1)[off_a])[m]  # one factor p: a -> b
-        hashes.append(hb[k] + step)
-        # the same moves with the prime squared (where two of it are there to move)
-        two = flat[fa] > 0
-        exps2 = exps[two]
-        flat2, m2 = exps2.reshape(-1), m[two]
-        rows2 = np.arange(m2.size) * ne
-        flat2[rows2 + off_a[m2]] -= 1
-        flat2[rows2 + off_b[m2]] += 1
-        parts.append(Candidates(exps2, beam.order_idx[k[two]], beam.keep[k[two]], ctx.orders))
-        hashes.append(hashes[-1][two] + step[two])
-        # jumps: all of dimension d's factor at slot a moves to slot b (one per (a, b, d))
-        moved = beam.exps[:, ja, jd]  # (K, J, P)
-        ok = (moved.sum(axis=2) > 1) & (ctx.ai.t_fix.shape[0] > 0)
-        k, m = np.nonzero(ok)
-        moved = moved[k, m]  # (n, P)
-        exps = beam.exps[k]
-        r = np.arange(k.size)
-        exps[r, ja[m], jd[m]] -= moved
-        exps[r, jb[m], jd[m]] += moved
-        parts.append(Candidates(exps, beam.order_idx[k], beam.keep[k], ctx.orders))
-        jump = (w_e[jb, jd] - w_e[ja, jd])[m]  # (n, P)
-        hj = hb[k]
-        for i in range(moved.shape[1]):  # Σ_p moved_p · change_p (a short axis: unrolled)
-            hj += moved[:, i] * jump[:, i]
-        hashes.append(hj)
-    lv, o = np.nonzero(ctx.allowed)
-    k = np.repeat(np.arange(K), lv.size)
-    j = np.arange(k.size) % max(lv.size, 1)  # (member, order change), member-major
-    oi = beam.order_idx[k]
-    oi[np.arange(k.size), lv[j]] = o[j]
-    parts.append(Candidates(beam.exps[k], oi, beam.keep[k], ctx.orders))
-    hashes.append(hb[k])
-    # keep/bypass toggles of one tensor at one level
-    lv, t = np.nonzero(ctx.ai.keep_may & ~ctx.ai.keep_must)
-    if lv.size:
-        k = np.repeat(np.arange(K), lv.size)
-        j = np.arange(k.size) % lv.size
-        keep = beam.keep[k]
-        r = np.arange(k.size)
-        was = keep[r, lv[j], t[j]]
-        keep[r, lv[j], t[j]] = ~was
-        parts.append(Candidates(beam.exps[k], beam.order_idx[k], keep, ctx.orders))
-        flip = w_k[lv, t][j]
-        hashes.append(hb[k] + np.where(was, -flip, flip))
-    return _concat(parts, ctx.orders), np.concatenate(hashes)
+    ne, (_, D, P) = w_e.size, w_e.shape  # exponents per candidate; flat offsets of the moves:
+    off_a, off_b = (a * D + d) * P + p, (b * D + d) * P + p
+    # which member takes which move, member-major, per kind
+    k1, m1 = np.nonzero(beam.exps.reshape(K, ne)[:, off_a] > 0)  # one factor p from a to b
+    two = beam.exps.reshape(K, ne)[k1, off_a[m1]] > 1  # its square, where two are there
+    moved = beam.exps[:, ja, jd]  # (K, J, P) jumps: all of d's factor at slot a to slot b
+    k3, m3 = np.nonzero((moved.sum(axis=2) > 1) & (ctx.ai.t_fix.shape[0] > 0))
+    moved = moved[k3, m3]  # (n3, P)
+    lv_o, o = np.nonzero(ctx.allowed)  # one level's loop order changed
+    k4 = np.repeat(np.arange(K), lv_o.size)
+    j4 = np.arange(k4.size) % max(lv_o.size, 1)
+    lv_t, t = np.nonzero(ctx.ai.keep_may & ~ctx.ai.keep_must)  # one keep/bypass toggled
+    k5 = np.repeat(np.arange(K), lv_t.size)
+    j5 = np.arange(k5.size) % max(lv_t.size, 1)
+    k = np.concatenate([k1, k1[two], k3, k4, k5])
+    ends = np.cumsum([k1.size, int(two.sum()), k3.size, k4.size, k5.size]).tolist()
+    exps, oi, keep = beam.exps[k], beam.order_idx[k], beam.keep[k]  # one gather each
+    flat = exps.reshape(-1)
+    r1 = np.arange(ends[0]) * ne
+    flat[r1 + off_a[m1]] -= 1
+    flat[r1 + off_b[m1]] += 1
+    m2 = m1[two]
+    r2 = np.arange(ends[0], ends[1]) * ne
+    flat[r2 + off_a[m2]] -= 2
+    flat[r2 + off_b[m2]] += 2
+    r3 = np.arange(ends[1], ends[2])
+    exps[r3, ja[m3], jd[m3]] -= moved
+    exps[r3, jb[m3], jd[m3]] += moved
+    oi[np.arange(ends[2], ends[3]), lv_o[j4]] = o[j4]
+    r5 = np.arange(ends[3], ends[4])
+    was = keep[r5, lv_t[j5], t[j5]]
+    keep[r5, lv_t[j5], t[j5]] = ~was
+    # hashes: the member's plus each move's change (wrapping sums)
+    step = (w_e.reshape(-1)[off_b] - w_e.reshape(-1)[off_a])[m1]
+    h1 = hb[k1] + step
+    jump = (w_e[jb, jd] - w_e[ja, jd])[m3]  # (n3, P)
+    h3 = hb[k3]
+    for i in range(P):  # Σ_p moved_p · change_p (a short axis: unrolled)
+        h3 += moved[:, i] * jump[:, i]
+    flip = w_k[lv_t, t][j5]
+    h5 = hb[k5] + np.where(was, -flip, flip)
+    h = np.concatenate([h1, h1[two] + step[two], h3, hb[k4], h5])
+    return Candidates(exps, oi, keep, ctx.orders), h
 
 
 def _lead(
