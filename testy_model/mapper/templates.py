@@ -4,6 +4,7 @@ baseline): :func:`template_mapping`, :func:`evaluate_template`."""
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -202,7 +203,9 @@ def _templates(ctx: _Ctx, kinds: Sequence[str] = ("weight", "output", "input")) 
                 )
             )
             pending = {}
-            for k, ok in zip(live, np.split(ok_all, np.cumsum(sizes)[:-1]), strict=True):
+            ends = list(itertools.accumulate(sizes))  # each kind's slice of ok_all
+            for k, end, size in zip(live, ends, sizes, strict=True):
+                ok = ok_all[end - size : end]
                 trial, prod, low, rest = trials[k]
                 if ok.any():
                     score = np.where(ok, prod, -1.0)
