@@ -6,6 +6,7 @@ combines into per-level traffic. Counts are words of a tensor per instance of a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -226,6 +227,23 @@ class _FanBase:
             spa, pos, ext = spa[:, level], pos[:, level], ext[:, level]
         if rows is not None:
             spa, pos, ext = spa[rows], pos[rows], ext[rows]
+        idx = np.argsort(pos, axis=-1, kind="stable")
+        return idx, np.take_along_axis(spa, idx, axis=-1), np.take_along_axis(ext, idx, axis=-1)
+
+    def ordered_rows(
+        self, parts: Sequence[tuple[int, np.ndarray | None]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`ordered` of several ``(level, rows)``, stacked along the rows (one sort;
+        each row is sorted on its own)."""
+        if len(parts) == 1:
+            return self.ordered(*parts[0])
+
+        def rows_of(a: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+            return a if rows is None else a[rows]
+
+        spa = np.concatenate([rows_of(self.spa[:, k], r) for k, r in parts])
+        pos = np.concatenate([rows_of(self.pos[:, k], r) for k, r in parts])
+        ext = np.concatenate([rows_of(self.ext[:, k + 1], r) for k, r in parts])
         idx = np.argsort(pos, axis=-1, kind="stable")
         return idx, np.take_along_axis(spa, idx, axis=-1), np.take_along_axis(ext, idx, axis=-1)
 

@@ -12,7 +12,7 @@ with it. Counts are words of a tensor per instance of a level.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -179,17 +179,23 @@ def stacked_sequence(projs: Sequence[np.ndarray], fr: _StepFrame) -> StepSequenc
     sw = (fr.st * fr.active)[..., None]
     step = np.concatenate([np.take(p.T, fr.dim, axis=0) * sw for p in projs])
     tau = step - (np.cumsum(step, axis=1) - step)
-    j1 = np.tile(fr.j1, n)
+    j1 = _rep(fr.j1, n)
     tau1 = tau[np.arange(n * n_u), j1]
-    same = np.tile(fr.active, (n, 1))
+    same = _rep(fr.active, n)
     for r_i in range(tau.shape[2]):  # R is small: one (nU, J) comparison per rank
         same &= tau[:, :, r_i] == tau1[:, None, r_i]
 
     def rep(a: np.ndarray) -> np.ndarray:
-        return np.tile(a, (n,) + (1,) * (a.ndim - 1))
+        return _rep(a, n)
 
     weights = (rep(fr.weights[0]), rep(fr.weights[1]), rep(fr.weights[2]))
     return StepSequence(rep(fr.f), tau, j1, rep(fr.has), rep(fr.outer), same, tau1, weights)
+
+
+def _rep(a: np.ndarray, n: int) -> np.ndarray:
+    """``a`` repeated n times along its first axis (a copy; ``np.tile`` without its
+    overhead)."""
+    return np.concatenate([a] * n)
 
 
 def level_traffic(
@@ -211,65 +217,143 @@ def level_traffic(
     reuse.tile_words`), ``fans`` ``(F, G)`` (:func:`~testy_model.model.steps.spatial_structure`),
     ``masks`` = (no_reuse, no_link, no_multicast), each (B, L), the mapping's directives;
     ``children[c−1]`` the :func:`child_rows` of child level c; ``base`` the fan-outs'
-    tensor-independent part (:func:`~testy_model.model.steps._fan_base`)."""
+    tensor-independent part (:func:`~testy_model.model.steps._fan_base`).
+
+    The storage children c = 1..L−1 are priced in one pass, their distinct rows stacked
+    (tensor-major, then level; :func:`_stacked_levels`): every step is row by row, and the
+    sums over a frame's loops add exact integers, so padding the levels' frames to one width
+    changes no count."""
     n = len(projs)
     n_b, n_l = tws[0].shape[0], tws[0].shape[1] - 1
     out = np.zeros((4, n, n_b, n_l))  # (W, content, weighted, links) per tensor
     for i in range(n):
         out[0, i, :, 0] = tws[i][:, 0]
-    for c in range(1, n_l + 1):
-        ch = children[c - 1]
-        k = c - 1
+    if n_l > 1:
+        _storage_children(projs, tws, spans, fans, masks, children[: n_l - 1], base, out)
+    ch = children[n_l - 1]
+    k = n_l - 1
 
-        def stack(arrays: Sequence[np.ndarray], ch: ChildRows = ch) -> np.ndarray:
-            return np.concatenate([ch.take(a) for a in arrays])
+    def stack(arrays: Sequence[np.ndarray]) -> np.ndarray:
+        return np.concatenate([ch.take(a) for a in arrays])
 
-        args = (stack([m[1][:, k] for m in masks]), stack([m[2][:, k] for m in masks]))
-        f_all = stack([f[0][:, k] for f in fans])
-        res: tuple[np.ndarray | None, ...]
-        if c == n_l and not np.any((f_all >= 2) & ~args[0]):
-            g = stack([f[1][:, k] for f in fans])
-            res = (None, *_compute_child(ch.frame, f_all, g, n))
-        elif c == n_l:
-            seq = stacked_sequence(projs, ch.frame)
-            one = np.ones(len(seq.f))
-            sizes = (one, one, np.ones_like(seq.f))
-            fan_k = _fan_level(projs, fans, base, ch, k)
-            res = (None, *_spatial_content(seq, sizes, True, fan_k, *args))
-        else:
-            seq = stacked_sequence(projs, ch.frame)
-            fan_k = _fan_level(projs, fans, base, ch, k)
-            no_reuse = stack([m[0][:, c] for m in masks])
-            t_c = stack([t[:, c] for t in tws])
-            w_c, diff1 = temporal_deltas(seq, stack([s[:, c] for s in spans]))
-            full = np.where(seq.f >= 2, seq.f, 1.0).prod(axis=1) * t_c
-            w_c = np.where(no_reuse, full, w_c)
-            diff1 = np.where(no_reuse & seq.has, t_c, diff1)
-            dj = np.where(seq.same | no_reuse[:, None], diff1[:, None], t_c[:, None])
-            res = (w_c, *_spatial_content(seq, (t_c, diff1, dj), False, fan_k, *args))
-        for j, x in enumerate(res):
-            if x is not None:
-                out[j, :, :, c if j == 0 else k] = ch.put(x.reshape(n, -1).T).T
+    args = (stack([m[1][:, k] for m in masks]), stack([m[2][:, k] for m in masks]))
+    f_all = stack([f[0][:, k] for f in fans])
+    res: tuple[np.ndarray, ...]
+    if not np.any((f_all >= 2) & ~args[0]):
+        g = stack([f[1][:, k] for f in fans])
+        res = _compute_child(ch.frame, f_all, g, n)
+    else:
+        seq = stacked_sequence(projs, ch.frame)
+        one = np.ones(len(seq.f))
+        sizes = (one, one, np.ones_like(seq.f))
+        fan_k = _fan_rows(projs, fans, base, [ch], [k])
+        res = _spatial_content(seq, sizes, True, fan_k, *args)
+    for j, x in enumerate(res):
+        out[j + 1, :, :, k] = ch.put(x.reshape(n, -1).T).T
     return [(out[0, i], out[1, i], out[2, i], out[3, i]) for i in range(n)]
 
 
-def _fan_level(
+def _storage_children(
+    projs: Sequence[np.ndarray],
+    tws: Sequence[np.ndarray],
+    spans: Sequence[np.ndarray],
+    fans: Sequence[tuple[np.ndarray, ...]],
+    masks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    children: Sequence[ChildRows],
+    base: _FanBase,
+    out: np.ndarray,
+) -> None:
+    """:func:`level_traffic` of the storage children c = 1..len(children) (parent k = c−1),
+    written into ``out`` (4, n, B, L): the n tensors' distinct rows of every child level
+    stacked (tensor-major, then level) over one frame (:func:`_stacked_levels`)."""
+    n = len(projs)
+    levels = range(1, len(children) + 1)
+    sizes = [len(ch.frame.f) for ch in children]
+
+    def stack(get: Callable[[int, int], np.ndarray]) -> np.ndarray:
+        """``get(i, c)`` (B, ...) of tensor i at child c, on the distinct rows, stacked."""
+        return np.concatenate([children[c - 1].take(get(i, c)) for i in range(n) for c in levels])
+
+    fr = _stacked_levels([ch.frame for ch in children])
+    seq = stacked_sequence(projs, fr)
+    fan = _fan_rows(projs, fans, base, children, [c - 1 for c in levels])
+    no_link = stack(lambda i, c: masks[i][1][:, c - 1])
+    no_mc = stack(lambda i, c: masks[i][2][:, c - 1])
+    no_reuse = stack(lambda i, c: masks[i][0][:, c])
+    t_c = stack(lambda i, c: tws[i][:, c])
+    w_c, diff1 = temporal_deltas(seq, stack(lambda i, c: spans[i][:, c]))
+    full = np.where(seq.f >= 2, seq.f, 1.0).prod(axis=1) * t_c
+    w_c = np.where(no_reuse, full, w_c)
+    diff1 = np.where(no_reuse & seq.has, t_c, diff1)
+    dj = np.where(seq.same | no_reuse[:, None], diff1[:, None], t_c[:, None])
+    res = (w_c, *_spatial_content(seq, (t_c, diff1, dj), False, fan, no_link, no_mc))
+    ends = np.cumsum([0, *sizes])
+    for j, x in enumerate(res):
+        xs = x.reshape(n, -1)
+        for c, ch in zip(levels, children, strict=True):
+            col = c if j == 0 else c - 1
+            out[j, :, :, col] = ch.put(xs[:, ends[c - 1] : ends[c]].T).T
+
+
+def _stacked_levels(frames: Sequence[_StepFrame]) -> _StepFrame:
+    """The step frames of several child levels stacked along the rows, each padded to the
+    widest with loops of bound 1 (stride 0, inactive, ``Π_{k outside j} n_k = 1``, step
+    weights 0: as :func:`~testy_model.model.steps._frame` pads a row with fewer loops)."""
+    if len(frames) == 1:
+        return frames[0]
+    j_max = max(f.f.shape[1] for f in frames)
+
+    def cat(get: Callable[[_StepFrame], np.ndarray], pad: float | bool | int) -> np.ndarray:
+        parts = []
+        for f in frames:
+            a = get(f)
+            if a.shape[1] < j_max:
+                a = np.concatenate(
+                    [a, np.full((a.shape[0], j_max - a.shape[1]), pad, dtype=a.dtype)], axis=1
+                )
+            parts.append(a)
+        return np.concatenate(parts)
+
+    def cat1(get: Callable[[_StepFrame], np.ndarray]) -> np.ndarray:
+        return np.concatenate([get(f) for f in frames])
+
+    assert all(f.level is not None for f in frames)
+    return _StepFrame(
+        f=cat(lambda f: f.f, 1.0),
+        st=cat(lambda f: f.st, 0.0),
+        dim=cat(lambda f: f.dim, 0),
+        active=cat(lambda f: f.active, False),
+        has=cat1(lambda f: f.has),
+        j1=cat1(lambda f: f.j1),
+        outer=cat(lambda f: f.outer, 1.0),
+        weights=(
+            cat1(lambda f: f.weights[0]),
+            cat(lambda f: f.weights[1], 0.0),
+            cat(lambda f: f.weights[2], 0.0),
+        ),
+        level=cat(lambda f: f.level, 0),  # type: ignore[return-value,arg-type]
+    )
+
+
+def _fan_rows(
     projs: Sequence[np.ndarray],
     fans: Sequence[tuple[np.ndarray, ...]],
     base: _FanBase,
-    ch: ChildRows,
-    k: int,
+    children: Sequence[ChildRows],
+    ks: Sequence[int],
 ) -> tuple[np.ndarray, ...]:
-    """Level k's fan-out ``(F, G, radix, offset, h_size)`` on the distinct rows of ``ch``,
-    the n tensors stacked (:func:`~testy_model.model.steps.spatial_structure`)."""
+    """The fan-outs ``(F, G, radix, offset, h_size)`` of parent levels ``ks`` on the distinct
+    rows of their ``children``, the n tensors stacked (tensor-major, then level; as
+    :func:`_storage_children` stacks them; :func:`~testy_model.model.steps.spatial_structure`)."""
     n = len(projs)
-    idx, radix, ext_sorted = base.ordered(k, ch.rows)
+    pairs = list(zip(ks, children, strict=True))
+    idx, radix, ext_sorted = base.ordered_rows([(k, ch.rows) for k, ch in pairs])
     return (
-        np.concatenate([ch.take(f[0][:, k]) for f in fans]),
-        np.concatenate([ch.take(f[1][:, k]) for f in fans]),
-        np.tile(radix, (n, 1)),
+        np.concatenate([ch.take(f[0][:, k]) for f in fans for k, ch in pairs]),
+        np.concatenate([ch.take(f[1][:, k]) for f in fans for k, ch in pairs]),
+        _rep(radix, n),
         np.concatenate([fan_offsets(p, idx, ext_sorted) for p in projs]),
-        np.tile(ch.take(base.h_size[:, k]), n),
+        _rep(np.concatenate([ch.take(base.h_size[:, k]) for k, ch in pairs]), n),
     )
 
 
@@ -283,5 +367,5 @@ def _compute_child(
     Σ_j w_after_j + Σ_j w_type_j`` the sampled steps' weights of the frame ``fr`` (shared by
     the tensors; :func:`~testy_model.model.steps._spatial_content` with point children)."""
     w_first, w_after, w_type = fr.weights
-    moved = np.tile((w_first + w_after.sum(axis=1)) + w_type.sum(axis=1), n)
+    moved = _rep((w_first + w_after.sum(axis=1)) + w_type.sum(axis=1), n)
     return g + g * moved, f_all + f_all * moved, np.zeros(len(g))
