@@ -108,6 +108,32 @@ def projection_matrix(problem: Problem, tensor: str) -> np.ndarray:
     return mat
 
 
+_PROBLEM_MEMO: dict[int, tuple[Problem, tuple[list[np.ndarray], np.ndarray, int]]] = {}
+
+
+def _problem_arrays(problem: Problem) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """``(projections, compulsory, output index)`` of ``problem``: every tensor's
+    :func:`projection_matrix`, its words in the whole problem (``tile_words`` of the bounds)
+    and the output's index. Memoised on the (frozen) problem's identity; the memo holds the
+    problem, so an identity cannot be reused while cached (bounded)."""
+    hit = _PROBLEM_MEMO.get(id(problem))
+    if hit is not None and hit[0] is problem:
+        return hit[1]
+    tensors = problem.tensor_names
+    bounds = np.array([float(problem.bounds[d]) for d in problem.dimensions])
+    projs = [projection_matrix(problem, t) for t in tensors]
+    compulsory = np.zeros(len(tensors))
+    for ti, proj in enumerate(projs):
+        compulsory[ti] = tile_words(proj, bounds)[0]
+    for a in (*projs, compulsory):
+        a.flags.writeable = False  # shared through the memo
+    out = (projs, compulsory, tensors.index(problem.output))
+    if len(_PROBLEM_MEMO) >= 256:
+        _PROBLEM_MEMO.clear()
+    _PROBLEM_MEMO[id(problem)] = (problem, out)
+    return out
+
+
 def take_counts(counts: DenseCounts, rows: np.ndarray) -> DenseCounts:
     """The counts of the mappings at ``rows`` (every (B, ...) array indexed along B; the
     per-problem ``compulsory`` stays): repeat one batch's counts over design points."""
@@ -189,9 +215,7 @@ def dense_counts(
     tem = nests.temporal.astype(np.float64)
     spa = nests.spatial.astype(np.float64)
     n_b, n_l, _ = tem.shape
-    tensors = problem.tensor_names
-    n_t = len(tensors)
-    out_idx = tensors.index(problem.output)
+    projs, compulsory, out_idx = _problem_arrays(problem)
     ext = extents(nests)
     t_all = tem.prod(axis=(1, 2))
     instances = np.ones((n_b, n_l))
@@ -201,38 +225,23 @@ def dense_counts(
     if stream is None and nests.stream is not None:
         stream = nests.stream
     streamed = _stream_mask(stream if conv.counts_streams else None, keep)
-    shape = (n_b, n_l, n_t)
-    tile, reads, fills, updates = (np.zeros(shape) for _ in range(4))
-    distinct, entering, groups = np.zeros(shape), np.zeros(shape), np.ones(shape)
-    child = np.full(shape, n_l, dtype=np.int64)
-    compulsory = np.zeros(n_t)
-    bounds = np.array([float(problem.bounds[d]) for d in problem.dimensions])
-    projs = [projection_matrix(problem, t) for t in tensors]
     tiles = _tiles(projs, ext)  # per tensor (B, L+1), (B, L+1, R)
     fans, lvs, f_all = _traffic(nests, ext, projs, tiles, fanout_x)
     # every tensor's columns at once (B, L, T): elementwise, the same per tensor
     w_s, c_s, d_s, l_s = (np.stack([lv[j] for lv in lvs], axis=-1) for j in range(4))
-    all_cols = _collapse((w_s, c_s, d_s, l_s), keep, f_all[..., None], instances[..., None])
-    for ti in range(n_t):
-        tw, fan, lv = tiles[ti][0], fans[ti], lvs[ti]
-        tile[:, :, ti] = tw[:, :n_l]
-        compulsory[ti] = tile_words(projs[ti], bounds)[0]
-        groups[:, :, ti] = fan[1]
-        entering[:, :, ti] = lv[0]
-        cols = tuple(x[..., ti] for x in all_cols)
-        # the row's own tensor size (its outermost tile: rows of one batch may be layers of
-        # different bounds sharing one structure)
-        part = tw[:, 0][:, None] / np.concatenate(
-            [np.ones((n_b, 1)), np.cumprod(fan[1][:, :-1], axis=1)], axis=1
-        )
-        r, f, u, dist = _assign(
-            cols, part, keep[:, :, ti], streamed[:, :, ti], ti == out_idx, first_fill
-        )
-        reads[:, :, ti], fills[:, :, ti], updates[:, :, ti] = r, f, u
-        distinct[:, :, ti] = dist
-        child[:, :, ti] = cols[3]
+    cols = _collapse((w_s, c_s, d_s, l_s), keep, f_all[..., None], instances[..., None])
+    tw = np.stack([t[0] for t in tiles], axis=-1)  # (B, L+1, T)
+    groups = np.stack([fan[1] for fan in fans], axis=-1)
+    # the row's own tensor size (its outermost tile: rows of one batch may be layers of
+    # different bounds sharing one structure)
+    part = tw[:, :1] / np.concatenate(
+        [np.ones((n_b, 1, len(projs))), np.cumprod(groups[:, :-1], axis=1)], axis=1
+    )
+    is_out = np.zeros(len(projs), dtype=bool)
+    is_out[out_idx] = True
+    reads, fills, updates, distinct = _assign(cols, part, keep, streamed, is_out, first_fill)
     return DenseCounts(
-        tile=tile,
+        tile=tw[:, :n_l],
         reads=reads,
         fills=fills,
         updates=updates,
@@ -244,9 +253,9 @@ def dense_counts(
         distinct=distinct,
         held=keep,
         streamed=streamed,
-        entering=entering,
+        entering=w_s,
         groups=groups,
-        child=child,
+        child=cols[3],
     )
 
 
@@ -328,30 +337,28 @@ def _assign(
     part: np.ndarray,
     held: np.ndarray,
     streamed: np.ndarray,
-    is_out: bool,
+    is_out: np.ndarray,
     first_fill: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Reads, fills, updates and partition sizes (B, L) of one tensor from the collapsed
-    columns (module rules 4–6; ``ComputeReadUpdateReductionAccesses_Legacy``)."""
+    """Reads, fills, updates and partition sizes (B, L, T) of the tensors from the collapsed
+    columns (module rules 4–6; ``ComputeReadUpdateReductionAccesses_Legacy``); ``is_out``
+    (T,) marks the output (read-write) tensor. Elementwise: each tensor's rule is evaluated on
+    every column and its own kept."""
     content, share, peer, _ = cols
-    n_b, n_l = content.shape
-    reads, fills, updates = np.zeros((n_b, n_l)), np.zeros((n_b, n_l)), np.zeros((n_b, n_l))
-    outer = np.zeros(n_l, dtype=bool)
-    outer[0] = True
-    if is_out:
-        upd = np.round(content)
-        rd = np.round(content + peer - part)
-        fl = share + peer if first_fill else np.round(share + peer - part)
-        fl[:, 0] = 0.0
-        updates = np.where(held | streamed, upd, 0.0)
-        reads = np.where(held | streamed, rd, 0.0)
-        fills = np.where(held, fl, np.where(streamed, upd, 0.0))
-    else:
-        rd = np.round(content + peer)
-        fl = share + peer
-        fl[:, 0] = 0.0
-        reads = np.where(held | streamed, rd, 0.0)
-        fills = np.where(held, fl, np.where(streamed, rd, 0.0))
+    on = held | streamed
+    # inputs: reads = content + peer, fills = share + peer
+    rd_in = np.round(content + peer)
+    fl_in = share + peer
+    # outputs: updates = content, reads = content + peer − partition, fills likewise
+    upd = np.round(content)
+    rd_out = np.round(content + peer - part)
+    fl_out = fl_in if first_fill else np.round(fl_in - part)
+    rd = np.where(is_out, rd_out, rd_in)
+    fl = np.where(is_out, fl_out, fl_in)
+    fill_stream = np.where(is_out, upd, rd_in)
+    reads = np.where(on, rd, 0.0)
+    updates = np.where(is_out & on, upd, 0.0)
+    fills = np.where(held, fl, np.where(streamed, fill_stream, 0.0))
     fills[:, 0] = 0.0
-    dist = np.where(held | streamed, part, 0.0)
+    dist = np.where(on, part, 0.0)
     return reads, fills, updates, dist

@@ -136,9 +136,21 @@ def suffix_frame(full: _StepFrame, rows: np.ndarray, level: int) -> _StepFrame:
     loops, strides and order), so each row's active ones are those of ``full`` at levels below
     ``level``, kept in order and padded with bound-1 loops to the most any row has (at least
     1; where bound-1 loops sit plays no part)."""
+    return suffix_frames(full, [rows], [level])
+
+
+def suffix_frames(
+    full: _StepFrame, rows: Sequence[np.ndarray], levels: Sequence[int]
+) -> _StepFrame:
+    """:func:`suffix_frame` of several child ``levels`` (each on its frame rows ``rows``),
+    stacked along the rows and padded with bound-1 loops to the most any row has."""
     assert full.level is not None  # frames built by _step_frame carry their loops' levels
-    f, st, dim, lvl = (x[rows] for x in (full.f, full.st, full.dim, full.level))
-    sel = (f >= 2) & (lvl < level)
+    at = np.concatenate(rows) if len(rows) > 1 else rows[0]
+    f, st, dim, lvl = (x[at] for x in (full.f, full.st, full.dim, full.level))
+    lim: np.ndarray | int = levels[0]
+    if len(rows) > 1:
+        lim = np.repeat(np.asarray(levels), [len(r) for r in rows])[:, None]
+    sel = (f >= 2) & (lvl < lim)
     n_c = sel.sum(axis=1)
     j_max = max(int(n_c.max()) if n_c.size else 0, 1)
     pos = np.argsort(~sel, axis=1, kind="stable")[:, :j_max]

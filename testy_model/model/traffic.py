@@ -26,7 +26,7 @@ from testy_model.model.steps import (
     _step_frame,
     _StepFrame,
     fan_offsets,
-    suffix_frame,
+    suffix_frames,
     temporal_deltas,
 )
 
@@ -38,11 +38,12 @@ Traffic = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 class ChildRows:
     """The rows the traffic above child level c is computed on (:func:`child_rows`): ``rows``
     (U,) one row per distinct key (None: every row), ``inv`` (B,) each row's group and
-    ``frame`` their step frame (shared by the tensors)."""
+    ``frame`` their step frame (the innermost child's; None for the storage children, whose
+    frames are stacked in :attr:`Children.storage`)."""
 
     rows: np.ndarray | None
     inv: np.ndarray | None
-    frame: _StepFrame
+    frame: _StepFrame | None
 
     def take(self, a: np.ndarray) -> np.ndarray:
         """``a`` (B, ...) on the distinct rows."""
@@ -52,13 +53,27 @@ class ChildRows:
         """``a`` (U, ...) back on every row."""
         return a if self.inv is None else a[self.inv]
 
+    def size(self, n_b: int) -> int:
+        """U, the number of distinct rows (``n_b``: B)."""
+        return n_b if self.rows is None else len(self.rows)
 
-def child_rows(nests: LoopNests, ext: np.ndarray) -> list[ChildRows]:
-    """:class:`ChildRows` of every child level c = 1..L: rows are grouped by everything the
-    traffic above c depends on (:func:`_key_parts`; a mapper batch repeats them across
-    keep/bypass variants and inner moves). The innermost child's frame is built
-    (:func:`~testy_model.model.steps._step_frame`); the others are its suffixes
-    (:func:`~testy_model.model.steps.suffix_frame`)."""
+
+@dataclass(frozen=True)
+class Children:
+    """:class:`ChildRows` of every child level c = 1..L (``levels[c−1]``) and ``storage``, the
+    step frames of the storage children c = 1..L−1 stacked along the rows (level by level,
+    each on its distinct rows; None when L = 1)."""
+
+    levels: list[ChildRows]
+    storage: _StepFrame | None
+
+
+def child_rows(nests: LoopNests, ext: np.ndarray) -> Children:
+    """:class:`Children` of ``nests``: rows are grouped by everything the traffic above child
+    c depends on (:func:`_key_parts`; a mapper batch repeats them across keep/bypass variants
+    and inner moves). The innermost child's frame is built
+    (:func:`~testy_model.model.steps._step_frame`); the others are its suffixes, built at once
+    (:func:`~testy_model.model.steps.suffix_frames`)."""
     n_b, n_l = nests.batch, nests.n_levels
     groups = _level_groups(nests, ext) if n_b >= 64 else [None] * n_l
     inner = groups[-1]
@@ -66,17 +81,15 @@ def child_rows(nests: LoopNests, ext: np.ndarray) -> list[ChildRows]:
         full = _step_frame(nests, ext, n_l)
     else:
         full = _step_frame(nests.select(inner[0]), ext[inner[0]], n_l)
-    out = []
-    for c in range(1, n_l + 1):
-        g = groups[c - 1]
-        if c == n_l:
-            out.append(ChildRows(None, None, full) if g is None else ChildRows(*g, full))
-            continue
+    levels = [ChildRows(None, None, None) if g is None else ChildRows(*g, None) for g in groups]
+    levels[-1] = ChildRows(levels[-1].rows, levels[-1].inv, full)
+    if n_l == 1:
+        return Children(levels, None)
+    ats = []
+    for g in groups[:-1]:
         rows = np.arange(n_b) if g is None else g[0]
-        at = rows if inner is None else inner[1][rows]  # each row's row of the inner frame
-        fr = suffix_frame(full, at, c)
-        out.append(ChildRows(None, None, fr) if g is None else ChildRows(*g, fr))
-    return out
+        ats.append(rows if inner is None else inner[1][rows])  # each row's inner-frame row
+    return Children(levels, suffix_frames(full, ats, range(1, n_l)))
 
 
 def _key_parts(nests: LoopNests, ext: np.ndarray, c: int) -> list[np.ndarray]:
@@ -204,7 +217,7 @@ def level_traffic(
     spans: Sequence[np.ndarray],
     fans: Sequence[tuple[np.ndarray, ...]],
     masks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    children: Sequence[ChildRows],
+    children: Children,
     base: _FanBase,
 ) -> list[Traffic]:
     """Per level, before bypass: ``(W, content, weighted, links)`` (B, L) of each of n tensors
@@ -216,11 +229,11 @@ def level_traffic(
     Per tensor: ``tws`` (B, L+1) tiles and ``spans`` (B, L+1, R) (:func:`~testy_model.model.
     reuse.tile_words`), ``fans`` ``(F, G)`` (:func:`~testy_model.model.steps.spatial_structure`),
     ``masks`` = (no_reuse, no_link, no_multicast), each (B, L), the mapping's directives;
-    ``children[c−1]`` the :func:`child_rows` of child level c; ``base`` the fan-outs'
+    ``children`` the :func:`child_rows` of the child levels; ``base`` the fan-outs'
     tensor-independent part (:func:`~testy_model.model.steps._fan_base`).
 
     The storage children c = 1..L−1 are priced in one pass, their distinct rows stacked
-    (tensor-major, then level; :func:`_stacked_levels`): every step is row by row, and the
+    (tensor-major, then level; :attr:`Children.storage`): every step is row by row, and the
     sums over a frame's loops add exact integers, so padding the levels' frames to one width
     changes no count."""
     n = len(projs)
@@ -228,10 +241,13 @@ def level_traffic(
     out = np.zeros((4, n, n_b, n_l))  # (W, content, weighted, links) per tensor
     for i in range(n):
         out[0, i, :, 0] = tws[i][:, 0]
-    if n_l > 1:
-        _storage_children(projs, tws, spans, fans, masks, children[: n_l - 1], base, out)
-    ch = children[n_l - 1]
+    if children.storage is not None:
+        _storage_children(
+            projs, tws, spans, fans, masks, children.levels[:-1], children.storage, base, out
+        )
+    ch = children.levels[-1]
     k = n_l - 1
+    assert ch.frame is not None
 
     def stack(arrays: Sequence[np.ndarray]) -> np.ndarray:
         return np.concatenate([ch.take(a) for a in arrays])
@@ -260,21 +276,22 @@ def _storage_children(
     fans: Sequence[tuple[np.ndarray, ...]],
     masks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     children: Sequence[ChildRows],
+    fr: _StepFrame,
     base: _FanBase,
     out: np.ndarray,
 ) -> None:
     """:func:`level_traffic` of the storage children c = 1..len(children) (parent k = c−1),
     written into ``out`` (4, n, B, L): the n tensors' distinct rows of every child level
-    stacked (tensor-major, then level) over one frame (:func:`_stacked_levels`)."""
+    stacked (tensor-major, then level) over their stacked frame ``fr``."""
     n = len(projs)
+    n_b = out.shape[2]
     levels = range(1, len(children) + 1)
-    sizes = [len(ch.frame.f) for ch in children]
+    sizes = [ch.size(n_b) for ch in children]
 
     def stack(get: Callable[[int, int], np.ndarray]) -> np.ndarray:
         """``get(i, c)`` (B, ...) of tensor i at child c, on the distinct rows, stacked."""
         return np.concatenate([children[c - 1].take(get(i, c)) for i in range(n) for c in levels])
 
-    fr = _stacked_levels([ch.frame for ch in children])
     seq = stacked_sequence(projs, fr)
     fan = _fan_rows(projs, fans, base, children, [c - 1 for c in levels])
     no_link = stack(lambda i, c: masks[i][1][:, c - 1])
@@ -293,46 +310,6 @@ def _storage_children(
         for c, ch in zip(levels, children, strict=True):
             col = c if j == 0 else c - 1
             out[j, :, :, col] = ch.put(xs[:, ends[c - 1] : ends[c]].T).T
-
-
-def _stacked_levels(frames: Sequence[_StepFrame]) -> _StepFrame:
-    """The step frames of several child levels stacked along the rows, each padded to the
-    widest with loops of bound 1 (stride 0, inactive, ``Π_{k outside j} n_k = 1``, step
-    weights 0: as :func:`~testy_model.model.steps._frame` pads a row with fewer loops)."""
-    if len(frames) == 1:
-        return frames[0]
-    j_max = max(f.f.shape[1] for f in frames)
-
-    def cat(get: Callable[[_StepFrame], np.ndarray], pad: float | bool | int) -> np.ndarray:
-        parts = []
-        for f in frames:
-            a = get(f)
-            if a.shape[1] < j_max:
-                a = np.concatenate(
-                    [a, np.full((a.shape[0], j_max - a.shape[1]), pad, dtype=a.dtype)], axis=1
-                )
-            parts.append(a)
-        return np.concatenate(parts)
-
-    def cat1(get: Callable[[_StepFrame], np.ndarray]) -> np.ndarray:
-        return np.concatenate([get(f) for f in frames])
-
-    assert all(f.level is not None for f in frames)
-    return _StepFrame(
-        f=cat(lambda f: f.f, 1.0),
-        st=cat(lambda f: f.st, 0.0),
-        dim=cat(lambda f: f.dim, 0),
-        active=cat(lambda f: f.active, False),
-        has=cat1(lambda f: f.has),
-        j1=cat1(lambda f: f.j1),
-        outer=cat(lambda f: f.outer, 1.0),
-        weights=(
-            cat1(lambda f: f.weights[0]),
-            cat(lambda f: f.weights[1], 0.0),
-            cat(lambda f: f.weights[2], 0.0),
-        ),
-        level=cat(lambda f: f.level, 0),  # type: ignore[return-value,arg-type]
-    )
 
 
 def _fan_rows(
