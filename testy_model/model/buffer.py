@@ -67,6 +67,39 @@ def _vector_widths(aa: ArchArrays) -> tuple[np.ndarray, np.ndarray]:
     return blk[..., None], md_w[..., None]
 
 
+@dataclass(frozen=True)
+class _LevelArrays:
+    """What :func:`price_counts` derives from the architecture alone: ``blk``/``md_w``
+    (:func:`_vector_widths`) and the read, write and shared bandwidths in words per cycle
+    (``bw / datawidth``; inf = unlimited)."""
+
+    blk: np.ndarray
+    md_w: np.ndarray
+    read_words: np.ndarray
+    write_words: np.ndarray
+    shared_words: np.ndarray
+
+
+_LEVEL_MEMO: dict[int, tuple[ArchArrays, _LevelArrays]] = {}
+
+
+def _level_arrays(aa: ArchArrays) -> _LevelArrays:
+    """:class:`_LevelArrays` of ``aa``, memoised on its identity (the memo holds it, so an
+    identity cannot be reused while cached; bounded)."""
+    hit = _LEVEL_MEMO.get(id(aa))
+    if hit is not None and hit[0] is aa:
+        return hit[1]
+    blk, md_w = _vector_widths(aa)
+    shared = aa.shared_bw if aa.shared_bw is not None else np.full_like(aa.read_bw, np.inf)
+    out = _LevelArrays(
+        blk, md_w, aa.read_bw / aa.datawidth, aa.write_bw / aa.datawidth, shared / aa.datawidth
+    )
+    if len(_LEVEL_MEMO) >= 64:
+        _LEVEL_MEMO.clear()
+    _LEVEL_MEMO[id(aa)] = (aa, out)
+    return out
+
+
 def action_vectors(
     counts: dict[str, dict[str, np.ndarray]],
     md_bits: dict[str, dict[str, np.ndarray]],
@@ -135,7 +168,8 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
     candidates (B, 1, L, T) at P points (1, P, L) for a (B, P) grid (``dse.batch``).
     """
     assert aa.op_energy is not None and aa.mac_op_energy is not None
-    blk, md_w = _vector_widths(aa)
+    la = _level_arrays(aa)
+    blk, md_w = la.blk, la.md_w
     shape = np.broadcast_shapes(st.utilized.shape, blk.shape)
     vec = action_vectors(st.counts, st.md_bits, blk, md_w, st.ratio, word_scale, shape)
     energy = en.buffer_energy(vec, aa.op_energy, st.utilized)
@@ -170,13 +204,5 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
     rd = np.ceil(rd * word_scale / ratio * (1 - 1e-12))
     wr = np.ceil(wr * word_scale / ratio * (1 - 1e-12))
 
-    shared = aa.shared_bw if aa.shared_bw is not None else np.full_like(aa.read_bw, np.inf)
-    lc = lat.level_cycles(
-        cc[..., None],
-        rd,
-        wr,
-        aa.read_bw / aa.datawidth,
-        aa.write_bw / aa.datawidth,
-        shared / aa.datawidth,
-    )
+    lc = lat.level_cycles(cc[..., None], rd, wr, la.read_words, la.write_words, la.shared_words)
     return Priced(energy, mac, cc, lc)
