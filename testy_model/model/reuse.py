@@ -172,11 +172,12 @@ def _tiles(projs: Sequence[np.ndarray], ext: np.ndarray) -> list[tuple[np.ndarra
 def extents(nests: LoopNests) -> np.ndarray:
     """(B, L+1, D) extents at and below each level: ``E_l[d] = Π_{k>=l} t[k,d]·s[k,d]``;
     ``E_L = 1`` (the compute)."""
-    tem = nests.temporal.astype(np.float64)
-    spa = nests.spatial.astype(np.float64)
-    n_b, n_l, n_d = tem.shape
-    ext = np.ones((n_b, n_l + 1, n_d))
-    ext[:, :n_l] = np.cumprod((tem * spa)[:, ::-1], axis=1)[:, ::-1]
+    n_b, n_l, n_d = nests.temporal.shape
+    ext = np.empty((n_b, n_l + 1, n_d))
+    ext[:, n_l] = 1.0
+    np.multiply(nests.temporal, nests.spatial, out=ext[:, :n_l], dtype=np.float64)
+    for lv in range(n_l - 2, -1, -1):  # the running product, inner to outer (as cumprod)
+        np.multiply(ext[:, lv + 1], ext[:, lv], out=ext[:, lv])
     return ext
 
 

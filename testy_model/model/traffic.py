@@ -92,80 +92,66 @@ def child_rows(nests: LoopNests, ext: np.ndarray) -> Children:
     return Children(levels, suffix_frames(full, ats, range(1, n_l)))
 
 
-def _key_parts(nests: LoopNests, ext: np.ndarray, c: int) -> list[np.ndarray]:
-    """What the traffic above child level c depends on, (B, ...) arrays: the factors and
-    orders of levels ``0..c−1``, the extents ``E_1..E_c`` (given by ``E_c`` and the factors:
-    ``E_j = E_c·Π_{j≤k<c} t_k·s_k``, exact integers), level c−1's spatial order, X split and
-    directives, and c's ``no_reuse``."""
-    parts = [
-        nests.temporal[:, :c],
-        nests.spatial[:, :c],
-        nests.order[:, :c],
-        nests.spatial_positions()[:, c - 1],
-        nests.x_split()[:, c - 1],
-    ]
-    if c < nests.n_levels:  # E_c; E_1..E_{c−1} follow from it and the factors (E_L = 1)
-        parts.append(ext[:, c])
-    for name, lv in (("no_link", c - 1), ("no_multicast", c - 1), ("no_reuse", c)):
-        m = getattr(nests, name)
-        if m is not None and lv < nests.n_levels:
-            parts.append(m[:, lv])
-    return parts
-
-
-def _lin(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``Σ_i x[..., i]·w[..., i]`` summed term by term (the same operations for equal rows)."""
-    h = x[..., 0] * w[..., 0]
-    for i in range(1, x.shape[-1]):
-        h = h + x[..., i] * w[..., i]
-    return h
-
-
-def _level_hashes(nests: LoopNests, ext: np.ndarray) -> np.ndarray:
-    """(B, L) a random-projection hash of :func:`_key_parts` of every child level c (column
-    c−1), accumulated level by level (weights per level and dimension; equal parts hash
-    equal)."""
-    _, n_l, n_d = nests.temporal.shape
-    w = _HASH[: 4 * n_l * n_d + n_d + 1]
-    wl = w[: 4 * n_l * n_d].reshape(4, n_l, n_d)
-    per = _lin(nests.temporal, wl[0]) + _lin(nests.spatial, wl[1])
-    per = per + _lin(nests.order, wl[2])
-    h = np.cumsum(per, axis=1) + np.cumsum(_lin(ext[:, 1:], wl[3]), axis=1)
-    sw = w[4 * n_l * n_d : -1]
-    h = h + _lin(nests.spatial_positions(), sw) + nests.x_split() * w[-1]
-    for i, name in enumerate(("no_link", "no_multicast", "no_reuse")):
+def _key_parts(nests: LoopNests, ext: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the traffic above each child level c depends on, as two arrays of integers (held
+    exactly as float64): ``prefix`` (B, L·3D), whose first ``c·3D`` columns are the factors
+    and orders of levels ``0..c−1``, and ``own`` (B, L, K), whose row ``c−1`` holds the
+    extents ``E_c`` (the extents ``E_1..E_{c−1}`` follow from them and the factors: ``E_j =
+    E_c·Π_{j≤k<c} t_k·s_k``, exact integers; ``E_L = 1``), level c−1's spatial order, X
+    split and directives, and c's ``no_reuse`` (0 below the innermost level)."""
+    n_b = nests.batch
+    f64 = np.float64
+    prefix = np.concatenate(
+        [nests.temporal.astype(f64), nests.spatial.astype(f64), nests.order.astype(f64)], axis=2
+    )
+    own = [ext[:, 1:], nests.spatial_positions().astype(f64), nests.x_split()[:, :, None]]
+    for name in ("no_link", "no_multicast"):
         m = getattr(nests, name)
         if m is not None:
-            mh = _lin(m.astype(np.float64), _HASH[-64 * (i + 1) :])
-            if name == "no_reuse":
-                h[:, :-1] = h[:, :-1] + mh[:, 1:]
-            else:
-                h = h + mh
-    return h
+            own.append(m.astype(f64))
+    if nests.no_reuse is not None:
+        nr = np.zeros(nests.no_reuse.shape)
+        nr[:, :-1] = nests.no_reuse[:, 1:]
+        own.append(nr)
+    return prefix.reshape(n_b, -1), np.concatenate(own, axis=2, dtype=f64)
+
+
+def _level_hashes(prefix: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """(B, L) a random-projection hash of :func:`_key_parts` of every child level c (column
+    c−1): the prefix's levels accumulated level by level, plus the level's own part (weights
+    per level and column; equal parts hash equal)."""
+    n_b, n_l, n_k = own.shape
+    n_p = prefix.shape[1] // n_l
+    w = _HASH[: n_l * (n_p + n_k)].reshape(n_l, n_p + n_k)
+    per = np.einsum("blk,lk->bl", prefix.reshape(n_b, n_l, n_p), w[:, :n_p])
+    return np.cumsum(per, axis=1) + np.einsum("blk,lk->bl", own, w[:, n_p:])
 
 
 def _level_groups(nests: LoopNests, ext: np.ndarray) -> list[tuple[np.ndarray, np.ndarray] | None]:
     """Per child level: ``(rows, inv)`` of the distinct :func:`_key_parts` (hashed, then
-    checked part by part; a collision falls back to an exact grouping), or None where fewer
-    than 20 % of the rows repeat."""
+    checked exactly; a collision falls back to an exact grouping), or None where fewer than
+    20 % of the rows repeat."""
     n_b, n_l = nests.batch, nests.n_levels
-    hashes = _level_hashes(nests, ext)
+    prefix, own = _key_parts(nests, ext)
+    n_p = prefix.shape[1] // n_l
+    hashes = _level_hashes(prefix, own)
     out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n_l
     inner: np.ndarray | None = None  # one row per distinct innermost key, once checked
+    pre_at, own_at = prefix, own
     for c in range(n_l, 0, -1):
         first, inv = _unique_1d(hashes[:, c - 1])
-        parts = _key_parts(nests, ext, c)
         rep = first[inv]
         # rows of one innermost group share every outer key and hash: checking their
         # representatives checks them all
-        at = slice(None) if inner is None else inner
-        if not all(np.array_equal(p[rep[at]], p[at]) for p in parts):
-            key = np.concatenate(
-                [np.asarray(p, dtype=np.float64).reshape(n_b, -1) for p in parts], axis=1
-            )
-            first, inv = _first_rows(key)
+        r = rep if inner is None else rep[inner]
+        if not (
+            np.array_equal(prefix[r, : c * n_p], pre_at[:, : c * n_p])
+            and np.array_equal(own[r, c - 1], own_at[:, c - 1])
+        ):
+            first, inv = _first_rows(np.concatenate([prefix[:, : c * n_p], own[:, c - 1]], axis=1))
         if c == n_l:
             inner = first
+            pre_at, own_at = prefix[inner], own[inner]
         out[c - 1] = (first, inv) if len(first) < 0.8 * n_b else None
     return out
 
