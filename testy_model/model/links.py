@@ -47,8 +47,12 @@ def link_adjustments(
     lam = np.where(simple, f_s[:, None], lam)
     rho = np.where(simple, 0.0, rho)
     hb, hk = np.nonzero(check & ~simple & ~plain[:, None])
+    d_h = delta[hb, hk]
+    if hb.size and radix.shape[1] <= _MAX_CARRY_DIMS:
+        near = _within_reach(radix, offset, sel[hb], d_h)
+        hb, hk, d_h = hb[near], hk[near], d_h[near]
     if hb.size:
-        ok = _may_link(_fanout_steps(radix, offset, h_size, sel[hb]), delta[hb, hk])
+        ok = _may_link(_fanout_steps(radix, offset, h_size, sel[hb]), d_h)
         hb, hk = hb[ok], hk[ok]
     if hb.size:
         # one enumeration per distinct (fan-out, step) among the rows (a mapper batch repeats
@@ -74,6 +78,34 @@ def link_adjustments(
     link = check & (rho < g_s[:, None])
     moved = (w * np.where(link, lam, 0.0)).sum(axis=1)
     return (w * np.where(link, rho - g_s[:, None], 0.0)).sum(axis=1), moved, moved
+
+
+def _within_reach(
+    radix: np.ndarray, offset: np.ndarray, rows: np.ndarray, delta: np.ndarray
+) -> np.ndarray:
+    """(H,) False where the step ``delta`` (H, R) of the fan-out of ``rows`` (H,) (sorted
+    indices into ``radix`` (B, D) and ``offset`` (B, D, R)) is farther than any two children's
+    offsets differ, so no child can take it from a neighbour (a necessary condition of
+    :func:`_may_link`, checked first because it is cheap): two children's offsets differ by
+    ``Σ_j δ_j·v_j`` with ``|δ_j| <= r_j − 1`` (radices r, offsets v of the loops), so a rank's
+    difference is at most ``Σ_j (r_j − 1)·|v_j|``; compared on the rounded vectors
+    :func:`_vec_hash` hashes (integers: exact)."""
+    first = np.empty(len(rows), dtype=bool)
+    first[:1] = True
+    np.not_equal(rows[1:], rows[:-1], out=first[1:])
+    urows = rows[first]
+    span = np.maximum(radix[urows] - 1.0, 0.0)  # radix 1: no difference
+    off = np.abs(offset[urows])
+    reach = span[:, 0, None] * off[:, 0]
+    for d in range(1, span.shape[1]):
+        reach += span[:, d, None] * off[:, d]
+    reach += 0.5
+    reach = reach[np.cumsum(first) - 1]
+    far = np.abs(np.round(delta))
+    near = far[:, 0] <= reach[:, 0]
+    for r in range(1, far.shape[1]):  # R is small: one comparison per rank
+        near &= far[:, r] <= reach[:, r]
+    return near
 
 
 def _link_steps(
