@@ -30,6 +30,7 @@ import numpy as np
 
 from testy_model.model import energy as en
 from testy_model.model import latency as lat
+from testy_model.model.arrayops import prod_axis
 from testy_model.model.arrays import ArchArrays, arch_arrays
 from testy_model.model.buffer import StageCounts, price_counts
 from testy_model.model.density import density_models
@@ -147,7 +148,7 @@ def fanout_ok(problem: Problem, aa: ArchArrays, nests: LoopNests) -> np.ndarray:
         eff = nests.spatial  # no skipped axis: the effective factors are the factors
     else:
         eff = effective_spatial_factors(nests.spatial, aa, problem, aa.level_names)
-    return (eff.prod(axis=2) <= aa.fanout).all(axis=1)
+    return np.asarray((prod_axis(eff, 2) <= aa.fanout).all(axis=1))
 
 
 @dataclass(frozen=True)
@@ -525,7 +526,7 @@ def _assemble(
         if bounds is None
         else np.asarray(bounds)
     )
-    prod = (nests.temporal * nests.spatial).prod(axis=1)
+    prod = prod_axis(nests.temporal * nests.spatial, 1)
     valid_factors = (prod == b).all(axis=1) & nests.keep[:, 0, :].all(axis=1)
     valid = valid_fanout & valid_capacity & valid_factors
     slots = stage.compute["random"] + stage.compute["gated"]

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from testy_model.model.arrayops import prod_axis
 from testy_model.model.nest import LoopNests
 from testy_model.model.steps import _fan_base, spatial_structure
 from testy_model.model.traffic import Traffic, child_rows, level_traffic
@@ -165,7 +166,7 @@ def _tiles(projs: Sequence[np.ndarray], ext: np.ndarray) -> list[tuple[np.ndarra
     out = []
     for i in range(len(projs)):
         sp = spans[..., cut[i] : cut[i + 1]]
-        out.append((sp.prod(axis=-1), sp))
+        out.append((prod_axis(sp, -1), sp))
     return out
 
 
@@ -218,9 +219,10 @@ def dense_counts(
     n_b, n_l, _ = tem.shape
     projs, compulsory, out_idx = _problem_arrays(problem)
     ext = extents(nests)
-    t_all = tem.prod(axis=(1, 2))
+    t_all = prod_axis(tem.reshape(n_b, -1), 1)  # = tem.prod(axis=(1, 2))
+    mac_units = prod_axis(spa.reshape(n_b, -1), 1)
     instances = np.ones((n_b, n_l))
-    instances[:, 1:] = np.cumprod(spa.prod(axis=2)[:, :-1], axis=1)
+    instances[:, 1:] = np.cumprod(prod_axis(spa, 2)[:, :-1], axis=1)
     keep = nests.keep.copy()
     keep[:, 0, :] = True
     if stream is None and nests.stream is not None:
@@ -248,8 +250,8 @@ def dense_counts(
         updates=updates,
         instances=instances,
         temporal_iterations=t_all,
-        mac_units=spa.prod(axis=(1, 2)),
-        macs=t_all * spa.prod(axis=(1, 2)),
+        mac_units=mac_units,
+        macs=t_all * mac_units,
         compulsory=compulsory,
         distinct=distinct,
         held=keep,

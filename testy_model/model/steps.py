@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from testy_model.model.arrayops import prod_axis
 from testy_model.model.links import _first_rows, link_adjustments
 from testy_model.model.nest import LoopNests
 
@@ -195,11 +196,11 @@ def temporal_deltas(seq: StepSequence, spans: np.ndarray) -> tuple[np.ndarray, n
     """``(W, diff1)`` (B,): words entering one instance of a level over the run (module rule 2)
     and the size of one innermost step's delta, for a tile of per-rank ``spans`` (B, R)."""
     n_b = spans.shape[0]
-    tile = spans.prod(axis=-1)
+    tile = prod_axis(spans, -1)
     if seq.f.shape[1] == 0:
         return tile, np.zeros(n_b)
     tau1 = seq.tau[np.arange(n_b), seq.j1] if seq.tau1 is None else seq.tau1
-    diff1 = tile - np.clip(spans - np.abs(tau1), 0.0, None).prod(axis=-1)
+    diff1 = tile - prod_axis(np.clip(spans - np.abs(tau1), 0.0, None), -1)
     weight = np.where(seq.f >= 2, (seq.f - 1.0) * seq.outer, 0.0)
     cost = np.where(seq.same, diff1[:, None], tile[:, None])
     w = tile + (weight * cost).sum(axis=1)
@@ -265,8 +266,8 @@ def _fan_base(nests: LoopNests, ext: np.ndarray, fanout_x: np.ndarray | None) ->
     spa = nests.spatial.astype(np.float64)
     n_l = spa.shape[1]
     pos = nests.spatial_positions()
-    f_all = spa.prod(axis=2)
-    x_fac = np.where(pos < nests.x_split()[:, :, None], spa, 1.0).prod(axis=2)
+    f_all = prod_axis(spa, 2)
+    x_fac = prod_axis(np.where(pos < nests.x_split()[:, :, None], spa, 1.0), 2)
     phys = np.ones(n_l) if fanout_x is None else np.asarray(fanout_x, dtype=np.float64)
     h_size = np.maximum(phys[None, :], x_fac)
     return _FanBase(spa, pos, ext, f_all, h_size)
@@ -309,7 +310,7 @@ def spatial_structure(
         offset = fan_offsets(proj, idx, ext_sorted)  # (B, L, D, R)
     rel = proj != 0
     active = (spa >= 2) & rel.any(axis=0)[None, None, :]
-    g = np.where(active, spa, 1.0).prod(axis=2)
+    g = prod_axis(np.where(active, spa, 1.0), 2)
     # ranks with two or more relevant active loops (only ranks that two dims project onto,
     # e.g. a sliding window's p + r, can have them)
     share = np.zeros(g.shape, dtype=bool)

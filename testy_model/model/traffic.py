@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from testy_model.model.arrayops import prod_axis, rep
 from testy_model.model.links import _HASH, _first_rows
 from testy_model.model.nest import LoopNests
 from testy_model.model.steps import (
@@ -178,23 +179,16 @@ def stacked_sequence(projs: Sequence[np.ndarray], fr: _StepFrame) -> StepSequenc
     sw = (fr.st * fr.active)[..., None]
     step = np.concatenate([np.take(p.T, fr.dim, axis=0) * sw for p in projs])
     tau = step - (np.cumsum(step, axis=1) - step)
-    j1 = _rep(fr.j1, n)
+    j1 = rep(fr.j1, n)
     tau1 = tau[np.arange(n * n_u), j1]
-    same = _rep(fr.active, n)
+    same = rep(fr.active, n)
     for r_i in range(tau.shape[2]):  # R is small: one (nU, J) comparison per rank
         same &= tau[:, :, r_i] == tau1[:, None, r_i]
 
-    def rep(a: np.ndarray) -> np.ndarray:
-        return _rep(a, n)
-
-    weights = (rep(fr.weights[0]), rep(fr.weights[1]), rep(fr.weights[2]))
-    return StepSequence(rep(fr.f), tau, j1, rep(fr.has), rep(fr.outer), same, tau1, weights)
-
-
-def _rep(a: np.ndarray, n: int) -> np.ndarray:
-    """``a`` repeated n times along its first axis (a copy; ``np.tile`` without its
-    overhead)."""
-    return np.concatenate([a] * n)
+    weights = (rep(fr.weights[0], n), rep(fr.weights[1], n), rep(fr.weights[2], n))
+    return StepSequence(
+        rep(fr.f, n), tau, j1, rep(fr.has, n), rep(fr.outer, n), same, tau1, weights
+    )
 
 
 def level_traffic(
@@ -285,7 +279,7 @@ def _storage_children(
     no_reuse = stack(lambda i, c: masks[i][0][:, c])
     t_c = stack(lambda i, c: tws[i][:, c])
     w_c, diff1 = temporal_deltas(seq, stack(lambda i, c: spans[i][:, c]))
-    full = np.where(seq.f >= 2, seq.f, 1.0).prod(axis=1) * t_c
+    full = prod_axis(np.where(seq.f >= 2, seq.f, 1.0), 1) * t_c
     w_c = np.where(no_reuse, full, w_c)
     diff1 = np.where(no_reuse & seq.has, t_c, diff1)
     dj = np.where(seq.same | no_reuse[:, None], diff1[:, None], t_c[:, None])
@@ -314,9 +308,9 @@ def _fan_rows(
     return (
         np.concatenate([ch.take(f[0][:, k]) for f in fans for k, ch in pairs]),
         np.concatenate([ch.take(f[1][:, k]) for f in fans for k, ch in pairs]),
-        _rep(radix, n),
+        rep(radix, n),
         np.concatenate([fan_offsets(p, idx, ext_sorted) for p in projs]),
-        _rep(np.concatenate([ch.take(base.h_size[:, k]) for k, ch in pairs]), n),
+        rep(np.concatenate([ch.take(base.h_size[:, k]) for k, ch in pairs]), n),
     )
 
 
@@ -330,5 +324,5 @@ def _compute_child(
     Σ_j w_after_j + Σ_j w_type_j`` the sampled steps' weights of the frame ``fr`` (shared by
     the tensors; :func:`~testy_model.model.steps._spatial_content` with point children)."""
     w_first, w_after, w_type = fr.weights
-    moved = _rep((w_first + w_after.sum(axis=1)) + w_type.sum(axis=1), n)
+    moved = rep((w_first + w_after.sum(axis=1)) + w_type.sum(axis=1), n)
     return g + g * moved, f_all + f_all * moved, np.zeros(len(g))
