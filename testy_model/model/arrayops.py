@@ -3,6 +3,8 @@ short axes the model reduces over: a nest's D dimensions, a tensor's R ranks).""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -14,10 +16,14 @@ def prod_axis(x: np.ndarray, axis: int) -> np.ndarray:
     n = x.shape[axis]
     if n < 2 or x.size < 4096:  # small arrays: the reduction's overhead is the lesser
         return x.prod(axis=axis)
-    pre = (slice(None),) * axis
-    out = x[(*pre, 0)] * x[(*pre, 1)]
+    pre: tuple[Any, ...] = (slice(None),) * axis
+
+    def at(i: int) -> np.ndarray:
+        return np.asarray(x[(*pre, i)])
+
+    out = at(0) * at(1)
     for i in range(2, n):
-        out *= x[(*pre, i)]
+        out *= at(i)
     return out
 
 

@@ -184,4 +184,5 @@ def term_stage(dense: DenseCounts, ts: TermScaling, out_idx: int) -> StageCounts
             "skipped": np.zeros_like(slots * effective),
         },
         mac_units=dense.mac_units,
+        actual_only=True,
     )
