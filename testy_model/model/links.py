@@ -13,6 +13,7 @@ enumerating (:func:`_link_steps`, :func:`_may_link`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,16 +25,16 @@ def link_adjustments(
     w: np.ndarray,
     delta: np.ndarray,
     counts: tuple[np.ndarray, np.ndarray, np.ndarray],
-    fan: tuple[np.ndarray, np.ndarray, np.ndarray],
+    fan_at: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For the rows ``sel`` of a fan-out with steps that may go over links: ``(Δ parent reads,
     deliveries saved, link transfers)`` (len(sel),), summed over the step groups.
 
     ``check`` (S, K) the step groups that may link, ``w`` (S, K) their weight × delta size,
-    ``delta`` (S, K, R) their translations; ``counts`` = (G, F, no-multicast) and ``fan`` =
-    (radix, offset, h_size) of all B rows (``reuse.spatial_structure``)."""
+    ``delta`` (S, K, R) their translations; ``counts`` = (G, F, no-multicast) of all B rows
+    and ``fan_at(rows)`` the (radix, offset, h_size) of sorted rows (``steps.FanRows``;
+    formed only for the rows whose steps may go over links)."""
     g, f_all, no_multicast = counts
-    radix, offset, h_size = fan
     g_s, f_s, mc_off = g[sel], f_all[sel], no_multicast[sel]
     lam = np.zeros(check.shape)
     rho = np.repeat(g_s[:, None], check.shape[1], 1)
@@ -48,24 +49,30 @@ def link_adjustments(
     rho = np.where(simple, 0.0, rho)
     hb, hk = np.nonzero(check & ~simple & ~plain[:, None])
     d_h = delta[hb, hk]
-    if hb.size and radix.shape[1] <= _MAX_CARRY_DIMS:
-        near = _within_reach(radix, offset, sel[hb], d_h)
-        hb, hk, d_h = hb[near], hk[near], d_h[near]
     if hb.size:
-        ok = _may_link(_fanout_steps(radix, offset, h_size, sel[hb]), d_h)
-        hb, hk = hb[ok], hk[ok]
+        # the fan-outs of the distinct rows at stake (hb is sorted: np.nonzero order)
+        first = np.empty(len(hb), dtype=bool)
+        first[:1] = True
+        np.not_equal(hb[1:], hb[:-1], out=first[1:])
+        radix, offset, h_size = fan_at(sel[hb[first]])
+        at = np.cumsum(first) - 1  # each pair's fan-out
+        if radix.shape[1] <= _MAX_CARRY_DIMS:
+            near = _within_reach(radix, offset, at, d_h)
+            hb, hk, d_h, at = hb[near], hk[near], d_h[near], at[near]
+    if hb.size:
+        ok = _may_link(_fanout_steps(radix, offset, h_size, at), d_h)
+        hb, hk, at = hb[ok], hk[ok], at[ok]
     if hb.size:
         # one enumeration per distinct (fan-out, step) among the rows (a mapper batch repeats
         # a handful of spatial structures thousands of times)
-        rb = sel[hb]
         n_d = radix.shape[1]
         # trivial loops (radix 1) play no part: their offsets stay out of the key
-        offs = np.where(radix[rb][..., None] >= 2, offset[rb], 0.0)
+        offs = np.where(radix[at][..., None] >= 2, offset[at], 0.0)
         key = np.concatenate(
             [
-                radix[rb],
-                offs.reshape(len(rb), -1),
-                h_size[rb, None],
+                radix[at],
+                offs.reshape(len(at), -1),
+                h_size[at, None],
                 delta[hb, hk],
                 mc_off[hb, None].astype(np.float64),
             ],
@@ -81,26 +88,22 @@ def link_adjustments(
 
 
 def _within_reach(
-    radix: np.ndarray, offset: np.ndarray, rows: np.ndarray, delta: np.ndarray
+    radix: np.ndarray, offset: np.ndarray, at: np.ndarray, delta: np.ndarray
 ) -> np.ndarray:
-    """(H,) False where the step ``delta`` (H, R) of the fan-out of ``rows`` (H,) (sorted
-    indices into ``radix`` (B, D) and ``offset`` (B, D, R)) is farther than any two children's
-    offsets differ, so no child can take it from a neighbour (a necessary condition of
-    :func:`_may_link`, checked first because it is cheap): two children's offsets differ by
-    ``Σ_j δ_j·v_j`` with ``|δ_j| <= r_j − 1`` (radices r, offsets v of the loops), so a rank's
-    difference is at most ``Σ_j (r_j − 1)·|v_j|``; compared on the rounded vectors
-    :func:`_vec_hash` hashes (integers: exact)."""
-    first = np.empty(len(rows), dtype=bool)
-    first[:1] = True
-    np.not_equal(rows[1:], rows[:-1], out=first[1:])
-    urows = rows[first]
-    span = np.maximum(radix[urows] - 1.0, 0.0)  # radix 1: no difference
-    off = np.abs(offset[urows])
+    """(H,) False where the step ``delta`` (H, R) of fan-out ``at`` (H,) (into ``radix``
+    (U, D) and ``offset`` (U, D, R)) is farther than any two children's offsets differ, so no
+    child can take it from a neighbour (a necessary condition of :func:`_may_link`, checked
+    first because it is cheap): two children's offsets differ by ``Σ_j δ_j·v_j`` with
+    ``|δ_j| <= r_j − 1`` (radices r, offsets v of the loops), so a rank's difference is at
+    most ``Σ_j (r_j − 1)·|v_j|``; compared on the rounded vectors :func:`_vec_hash` hashes
+    (integers: exact)."""
+    span = np.maximum(radix - 1.0, 0.0)  # radix 1: no difference
+    off = np.abs(offset)
     reach = span[:, 0, None] * off[:, 0]
     for d in range(1, span.shape[1]):
         reach += span[:, d, None] * off[:, d]
     reach += 0.5
-    reach = reach[np.cumsum(first) - 1]
+    reach = reach[at]
     far = np.abs(np.round(delta))
     near = far[:, 0] <= reach[:, 0]
     for r in range(1, far.shape[1]):  # R is small: one comparison per rank

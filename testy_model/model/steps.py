@@ -261,6 +261,36 @@ class _FanBase:
         return idx, np.take_along_axis(spa, idx, axis=-1), np.take_along_axis(ext, idx, axis=-1)
 
 
+@dataclass(frozen=True)
+class FanRows:
+    """The radices, offsets and mesh row lengths (:func:`spatial_structure`) of stacked
+    fan-out rows, formed on demand (:meth:`at`): stacked row j is tensor ``j // n_u``
+    (transposed projection ``proj_t[j // n_u]`` (D, R)) at parent level ``k_of[j % n_u]`` of
+    batch row ``b_of[j % n_u]``, over the tensor-independent ``base``."""
+
+    base: _FanBase
+    proj_t: np.ndarray
+    b_of: np.ndarray
+    k_of: np.ndarray
+    n_u: int
+
+    def at(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(radix (H, D), offset (H, D, R), h_size (H,))`` of the stacked ``rows`` (H,):
+        the level's spatial loops inner to outer, their factors and translations
+        ``proj[:, d]·E_{l+1}[d]`` (:func:`fan_offsets`), as :meth:`_FanBase.ordered` orders
+        them."""
+        u = rows % self.n_u
+        b, k = self.b_of[u], self.k_of[u]
+        fb = self.base
+        spa, pos, ext = fb.spa[b, k], fb.pos[b, k], fb.ext[b, k + 1]
+        idx = np.argsort(pos, axis=-1, kind="stable")
+        radix = np.take_along_axis(spa, idx, axis=-1)
+        ext_sorted = np.take_along_axis(ext, idx, axis=-1)
+        pt = self.proj_t[rows // self.n_u]  # (H, D, R)
+        offset = np.take_along_axis(pt, idx[..., None], axis=1) * ext_sorted[..., None]
+        return radix, offset, fb.h_size[b, k]
+
+
 def _fan_base(nests: LoopNests, ext: np.ndarray, fanout_x: np.ndarray | None) -> _FanBase:
     """:class:`_FanBase` of ``nests`` (``h_size = max(physical X fan-out, Π X factors)``)."""
     spa = nests.spatial.astype(np.float64)
@@ -339,7 +369,7 @@ def _spatial_content(
     seq: StepSequence,
     sizes: tuple[np.ndarray, np.ndarray, np.ndarray],
     point_child: bool,
-    fan: tuple[np.ndarray, ...],
+    fan: tuple[np.ndarray, np.ndarray, FanRows],
     no_link: np.ndarray,
     no_multicast: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -357,7 +387,7 @@ def _spatial_content(
     operand itself: |D| = 1, always the same shape). ``no_link`` / ``no_multicast`` (B,) are the
     mapping's directives for this level and tensor.
     """
-    f_all, g, radix, offset, h_size = fan
+    f_all, g, rows = fan
     tile, diff1, dj = sizes
     n_b, n_j = seq.f.shape
     content = g * tile
@@ -396,9 +426,7 @@ def _spatial_content(
         return content, weighted, links
     delta = np.concatenate([tau1[:, None], seq.tau], axis=1)[sel]
     w = elig[sel] * size[sel]
-    dc, dw, lk = link_adjustments(
-        sel, check[sel], w, delta, (g, f_all, no_multicast), (radix, offset, h_size)
-    )
+    dc, dw, lk = link_adjustments(sel, check[sel], w, delta, (g, f_all, no_multicast), rows.at)
     content[sel] += dc
     weighted[sel] -= dw
     links[sel] = lk

@@ -21,12 +21,12 @@ from testy_model.model.arrayops import prod_axis, rep
 from testy_model.model.links import _HASH, _first_rows
 from testy_model.model.nest import LoopNests
 from testy_model.model.steps import (
+    FanRows,
     StepSequence,
     _FanBase,
     _spatial_content,
     _step_frame,
     _StepFrame,
-    fan_offsets,
     suffix_frames,
     temporal_deltas,
 )
@@ -298,19 +298,22 @@ def _fan_rows(
     base: _FanBase,
     children: Sequence[ChildRows],
     ks: Sequence[int],
-) -> tuple[np.ndarray, ...]:
-    """The fan-outs ``(F, G, radix, offset, h_size)`` of parent levels ``ks`` on the distinct
-    rows of their ``children``, the n tensors stacked (tensor-major, then level; as
-    :func:`_storage_children` stacks them; :func:`~testy_model.model.steps.spatial_structure`)."""
-    n = len(projs)
+) -> tuple[np.ndarray, np.ndarray, FanRows]:
+    """The fan-outs ``(F, G, rows)`` of parent levels ``ks`` on the distinct rows of their
+    ``children``, the n tensors stacked (tensor-major, then level; as
+    :func:`_storage_children` stacks them; :func:`~testy_model.model.steps.spatial_structure`);
+    ``rows`` gives the radices, offsets and mesh row lengths of the stacked rows asked for
+    (:class:`~testy_model.model.steps.FanRows`: only the rows whose steps may go over links
+    need them)."""
+    n_b = base.spa.shape[0]
     pairs = list(zip(ks, children, strict=True))
-    idx, radix, ext_sorted = base.ordered_rows([(k, ch.rows) for k, ch in pairs])
+    b_of = np.concatenate([np.arange(n_b) if ch.rows is None else ch.rows for _, ch in pairs])
+    k_of = np.concatenate([np.full(ch.size(n_b), k) for k, ch in pairs])
+    n_u = len(b_of)
     return (
         np.concatenate([ch.take(f[0][:, k]) for f in fans for k, ch in pairs]),
         np.concatenate([ch.take(f[1][:, k]) for f in fans for k, ch in pairs]),
-        rep(radix, n),
-        np.concatenate([fan_offsets(p, idx, ext_sorted) for p in projs]),
-        rep(np.concatenate([ch.take(base.h_size[:, k]) for k, ch in pairs]), n),
+        FanRows(base, np.stack([p.T for p in projs]), b_of, k_of, n_u),
     )
 
 
