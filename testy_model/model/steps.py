@@ -284,10 +284,9 @@ class FanRows:
         fb = self.base
         spa, pos, ext = fb.spa[b, k], fb.pos[b, k], fb.ext[b, k + 1]
         idx = np.argsort(pos, axis=-1, kind="stable")
-        radix = np.take_along_axis(spa, idx, axis=-1)
-        ext_sorted = np.take_along_axis(ext, idx, axis=-1)
-        pt = self.proj_t[rows // self.n_u]  # (H, D, R)
-        offset = np.take_along_axis(pt, idx[..., None], axis=1) * ext_sorted[..., None]
+        h = np.arange(len(rows))[:, None]
+        radix, ext_sorted = spa[h, idx], ext[h, idx]
+        offset = self.proj_t[(rows // self.n_u)[:, None], idx] * ext_sorted[..., None]
         return radix, offset, fb.h_size[b, k]
 
 
