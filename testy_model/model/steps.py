@@ -80,9 +80,10 @@ def _sort_positions(key: np.ndarray) -> np.ndarray:
     k = key.shape[1]
     pos = np.arange(k)
     if key.shape[0] >= 64 and key.min() >= 0 and key.max() < k:  # (small batches: sort)
+        rows = np.arange(key.shape[0])[:, None]
         idx = np.empty_like(key)
-        np.put_along_axis(idx, key, np.broadcast_to(pos, key.shape), axis=1)
-        if np.array_equal(np.take_along_axis(key, idx, axis=1), np.broadcast_to(pos, key.shape)):
+        idx[rows, key] = pos
+        if np.array_equal(key[rows, idx], np.broadcast_to(pos, key.shape)):
             return idx
     return np.argsort(key, axis=1, kind="stable")
 
@@ -122,10 +123,16 @@ def _compact_frame(f: np.ndarray, st: np.ndarray, dim: np.ndarray, lvl: np.ndarr
 def _frame(f: np.ndarray, st: np.ndarray, dim: np.ndarray, lvl: np.ndarray) -> _StepFrame:
     """:class:`_StepFrame` of compacted loops (active ones first; ``Π_{k outside j} n_k``,
     the innermost active loop and the step weights derived here)."""
-    n_b = f.shape[0]
     active = f >= 2
-    outer = np.cumprod(f[:, ::-1], axis=1)[:, ::-1]
-    outer = np.concatenate([outer[:, 1:], np.ones((n_b, 1))], axis=1)
+    outer = np.empty_like(f)  # Π_{k outside j} n_k: the running product from the outermost
+    outer[:, -1] = 1.0
+    if len(f) >= 256:  # (the order cumprod multiplies in; a loop over J beats its rows)
+        if f.shape[1] > 1:
+            outer[:, -2] = f[:, -1]
+        for j in range(f.shape[1] - 3, -1, -1):
+            np.multiply(outer[:, j + 1], f[:, j + 1], out=outer[:, j])
+    else:
+        outer[:, :-1] = np.cumprod(f[:, :0:-1], axis=1)[:, ::-1]
     has, j1 = np.asarray(active.any(axis=1)), np.argmax(active, axis=1)
     weights = _step_weights(f, j1, has, outer)
     return _StepFrame(f, st, dim, active, has, j1, outer, weights, lvl)
@@ -157,8 +164,10 @@ def suffix_frames(
     pos = np.argsort(~sel, axis=1, kind="stable")[:, :j_max]
     valid = np.arange(j_max) < n_c[:, None]
 
+    r = np.arange(len(pos))[:, None]
+
     def take(x: np.ndarray, pad: float) -> np.ndarray:
-        return np.where(valid, np.take_along_axis(x, pos, axis=1), pad)
+        return np.where(valid, x[r, pos], pad)
 
     return _frame(take(f, 1.0), take(st, 0.0), take(dim, 0), take(lvl, 0))
 
