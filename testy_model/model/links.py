@@ -13,10 +13,27 @@ enumerating (:func:`_link_steps`, :func:`_may_link`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+
+
+class FanOutRows(Protocol):
+    """The fan-outs of a stack of rows (``steps.FanRows``), formed for the rows asked for."""
+
+    def at(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(radix (H, D), offset (H, D, R), h_size (H,))`` of sorted ``rows``."""
+        ...
+
+    def reach(self, rows: np.ndarray) -> np.ndarray:
+        """(H, R) ``Σ_j (r_j − 1)·|v_j|`` of sorted ``rows`` (:func:`_within_reach`)."""
+        ...
+
+    @property
+    def n_dims(self) -> int:
+        """D, the number of problem dimensions (spatial loops per fan-out)."""
+        ...
 
 
 def link_adjustments(
@@ -25,15 +42,15 @@ def link_adjustments(
     w: np.ndarray,
     delta: np.ndarray,
     counts: tuple[np.ndarray, np.ndarray, np.ndarray],
-    fan_at: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    fan: FanOutRows,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For the rows ``sel`` of a fan-out with steps that may go over links: ``(Δ parent reads,
     deliveries saved, link transfers)`` (len(sel),), summed over the step groups.
 
     ``check`` (S, K) the step groups that may link, ``w`` (S, K) their weight × delta size,
     ``delta`` (S, K, R) their translations; ``counts`` = (G, F, no-multicast) of all B rows
-    and ``fan_at(rows)`` the (radix, offset, h_size) of sorted rows (``steps.FanRows``;
-    formed only for the rows whose steps may go over links)."""
+    and ``fan`` their fan-outs (:class:`FanOutRows`; radices and offsets are formed only for
+    the rows with steps that are not out of reach, :func:`_within_reach`)."""
     g, f_all, no_multicast = counts
     g_s, f_s, mc_off = g[sel], f_all[sel], no_multicast[sel]
     lam = np.zeros(check.shape)
@@ -49,17 +66,13 @@ def link_adjustments(
     rho = np.where(simple, 0.0, rho)
     hb, hk = np.nonzero(check & ~simple & ~plain[:, None])
     d_h = delta[hb, hk]
+    if hb.size and fan.n_dims <= _MAX_CARRY_DIMS:
+        urows, at = _distinct(sel[hb])  # hb is sorted (np.nonzero order), sel too
+        near = _within_reach(fan.reach(urows), at, d_h)
+        hb, hk, d_h = hb[near], hk[near], d_h[near]
     if hb.size:
-        # the fan-outs of the distinct rows at stake (hb is sorted: np.nonzero order)
-        first = np.empty(len(hb), dtype=bool)
-        first[:1] = True
-        np.not_equal(hb[1:], hb[:-1], out=first[1:])
-        radix, offset, h_size = fan_at(sel[hb[first]])
-        at = np.cumsum(first) - 1  # each pair's fan-out
-        if radix.shape[1] <= _MAX_CARRY_DIMS:
-            near = _within_reach(radix, offset, at, d_h)
-            hb, hk, d_h, at = hb[near], hk[near], d_h[near], at[near]
-    if hb.size:
+        urows, at = _distinct(sel[hb])  # the fan-outs of the distinct rows at stake
+        radix, offset, h_size = fan.at(urows)
         ok = _may_link(_fanout_steps(radix, offset, h_size, at), d_h)
         hb, hk, at = hb[ok], hk[ok], at[ok]
     if hb.size:
@@ -87,27 +100,27 @@ def link_adjustments(
     return (w * np.where(link, rho - g_s[:, None], 0.0)).sum(axis=1), moved, moved
 
 
-def _within_reach(
-    radix: np.ndarray, offset: np.ndarray, at: np.ndarray, delta: np.ndarray
-) -> np.ndarray:
-    """(H,) False where the step ``delta`` (H, R) of fan-out ``at`` (H,) (into ``radix``
-    (U, D) and ``offset`` (U, D, R)) is farther than any two children's offsets differ, so no
-    child can take it from a neighbour (a necessary condition of :func:`_may_link`, checked
-    first because it is cheap): two children's offsets differ by ``Σ_j δ_j·v_j`` with
-    ``|δ_j| <= r_j − 1`` (radices r, offsets v of the loops), so a rank's difference is at
-    most ``Σ_j (r_j − 1)·|v_j|``; compared on the rounded vectors :func:`_vec_hash` hashes
-    (integers: exact)."""
-    span = np.maximum(radix - 1.0, 0.0)  # radix 1: no difference
-    off = np.abs(offset)
-    reach = span[:, 0, None] * off[:, 0]
-    for d in range(1, span.shape[1]):
-        reach += span[:, d, None] * off[:, d]
-    reach += 0.5
-    reach = reach[at]
+def _distinct(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(distinct, inverse)`` of sorted (non-decreasing) ``rows``, without a sort."""
+    first = np.empty(len(rows), dtype=bool)
+    first[:1] = True
+    np.not_equal(rows[1:], rows[:-1], out=first[1:])
+    return rows[first], np.cumsum(first) - 1
+
+
+def _within_reach(reach: np.ndarray, at: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """(H,) False where the step ``delta`` (H, R) of fan-out ``at`` (H,) is farther than any
+    two children's offsets differ, so no child can take it from a neighbour (a necessary
+    condition of :func:`_may_link`, checked first because it is cheap): two children's
+    offsets differ by ``Σ_j δ_j·v_j`` with ``|δ_j| <= r_j − 1`` (radices r, offsets v of the
+    loops), so a rank's difference is at most ``reach = Σ_j (r_j − 1)·|v_j|`` (U, R) (an
+    exact integer); compared on the rounded vectors :func:`_vec_hash` hashes. (Not used with
+    more than :data:`_MAX_CARRY_DIMS` loops, whose fan-outs may be enumerated.)"""
+    lim = reach[at] + 0.5
     far = np.abs(np.round(delta))
-    near = far[:, 0] <= reach[:, 0]
+    near = far[:, 0] <= lim[:, 0]
     for r in range(1, far.shape[1]):  # R is small: one comparison per rank
-        near &= far[:, r] <= reach[:, r]
+        near &= far[:, r] <= lim[:, r]
     return near
 
 

@@ -298,6 +298,27 @@ class FanRows:
         offset = self.proj_t[(rows // self.n_u)[:, None], idx] * ext_sorted[..., None]
         return radix, offset, fb.h_size[b, k]
 
+    def reach(self, rows: np.ndarray) -> np.ndarray:
+        """(H, R) how far two children's offsets can differ along each rank, for the sorted
+        stacked ``rows`` (H,): ``Σ_d (s_d − 1)·E_{l+1}[d]·|proj[r, d]|`` over the level's
+        spatial factors s (exact integers; :func:`~testy_model.model.links._within_reach`)."""
+        u = rows % self.n_u
+        b, k = self.b_of[u], self.k_of[u]
+        fb = self.base
+        span = np.maximum(fb.spa[b, k] - 1.0, 0.0) * fb.ext[b, k + 1]  # (H, D)
+        tensor = rows // self.n_u
+        out = np.empty((len(rows), self.proj_t.shape[2]))
+        ends = np.searchsorted(tensor, np.arange(len(self.proj_t) + 1))
+        for i in range(len(self.proj_t)):  # rows are sorted: tensor by tensor
+            if ends[i + 1] > ends[i]:
+                out[ends[i] : ends[i + 1]] = span[ends[i] : ends[i + 1]] @ np.abs(self.proj_t[i])
+        return out
+
+    @property
+    def n_dims(self) -> int:
+        """D, the number of problem dimensions."""
+        return int(self.base.spa.shape[2])
+
 
 def _fan_base(nests: LoopNests, ext: np.ndarray, fanout_x: np.ndarray | None) -> _FanBase:
     """:class:`_FanBase` of ``nests`` (``h_size = max(physical X fan-out, Π X factors)``)."""
@@ -434,7 +455,7 @@ def _spatial_content(
         return content, weighted, links
     delta = np.concatenate([tau1[:, None], seq.tau], axis=1)[sel]
     w = elig[sel] * size[sel]
-    dc, dw, lk = link_adjustments(sel, check[sel], w, delta, (g, f_all, no_multicast), rows.at)
+    dc, dw, lk = link_adjustments(sel, check[sel], w, delta, (g, f_all, no_multicast), rows)
     content[sel] += dc
     weighted[sel] -= dw
     links[sel] = lk
