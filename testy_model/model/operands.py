@@ -161,11 +161,12 @@ def term_stage(dense: DenseCounts, ts: TermScaling, out_idx: int) -> StageCounts
     m3 = ts.md_bits[:, None, :]
     counts: dict[str, dict[str, np.ndarray]] = {}
     md: dict[str, dict[str, np.ndarray]] = {}
+    z: np.ndarray | None = None  # one zero array for every gated / skipped count
     for kind in KINDS:
         x = getattr(dense, kind)
         words = x * np.ones_like(s3) if kind == "updates" else x * s3
-        bits = np.zeros_like(words) if kind == "updates" else x * m3
-        z = np.zeros_like(words)
+        z = np.zeros_like(words) if z is None else z
+        bits = z if kind == "updates" else x * m3
         counts[kind] = {"random": words, "gated": z, "skipped": z}
         md[kind] = {"random": bits, "gated": z, "skipped": z}
     shape = counts["reads"]["random"].shape

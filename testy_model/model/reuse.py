@@ -273,13 +273,21 @@ def _traffic(
     (:func:`~testy_model.model.steps.spatial_structure`) and
     :func:`~testy_model.model.traffic.level_traffic` (those with the same number of ranks
     stacked, on each child level's distinct rows, shared by the tensors), and F (B, L)."""
-    no_reuse, no_link, no_mc = (nests.mask(k) for k in ("no_reuse", "no_link", "no_multicast"))
+    names = ("no_reuse", "no_link", "no_multicast")
+    given = any(getattr(nests, k) is not None for k in names)
+    no_reuse, no_link, no_mc = (nests.mask(k) for k in names)
     base = _fan_base(nests, ext, fanout_x)
     fans = [  # (F, G) per tensor (radices, offsets, rows: base, per level)
-        spatial_structure(p, nests, ext, fanout_x, no_mc[:, :, ti], base, offsets=False)[:2]
+        spatial_structure(
+            p, nests, ext, fanout_x, no_mc[:, :, ti] if given else None, base, offsets=False
+        )[:2]
         for ti, p in enumerate(projs)
     ]
-    masks = [(no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti]) for ti in range(len(projs))]
+    masks = (
+        [(no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti]) for ti in range(len(projs))]
+        if given
+        else None
+    )
     children = child_rows(nests, ext)
     out: list[Traffic | None] = [None] * len(projs)
     for r in sorted({p.shape[0] for p in projs}):
@@ -289,7 +297,7 @@ def _traffic(
             [tiles[i][0] for i in ids],
             [tiles[i][1] for i in ids],
             [fans[i] for i in ids],
-            [masks[i] for i in ids],
+            None if masks is None else [masks[i] for i in ids],
             children,
             base,
         )

@@ -196,7 +196,7 @@ def level_traffic(
     tws: Sequence[np.ndarray],
     spans: Sequence[np.ndarray],
     fans: Sequence[tuple[np.ndarray, ...]],
-    masks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    masks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]] | None,
     children: Children,
     base: _FanBase,
 ) -> list[Traffic]:
@@ -208,7 +208,8 @@ def level_traffic(
     delivers to its children; ``links_l`` the words its children pass over links (rule 3).
     Per tensor: ``tws`` (B, L+1) tiles and ``spans`` (B, L+1, R) (:func:`~testy_model.model.
     reuse.tile_words`), ``fans`` ``(F, G)`` (:func:`~testy_model.model.steps.spatial_structure`),
-    ``masks`` = (no_reuse, no_link, no_multicast), each (B, L), the mapping's directives;
+    ``masks`` = (no_reuse, no_link, no_multicast), each (B, L), the mapping's directives
+    (None: none);
     ``children`` the :func:`child_rows` of the child levels; ``base`` the fan-outs'
     tensor-independent part (:func:`~testy_model.model.steps._fan_base`).
 
@@ -232,7 +233,10 @@ def level_traffic(
     def stack(arrays: Sequence[np.ndarray]) -> np.ndarray:
         return np.concatenate([ch.take(a) for a in arrays])
 
-    args = (stack([m[1][:, k] for m in masks]), stack([m[2][:, k] for m in masks]))
+    if masks is None:
+        args = (np.zeros(n * ch.size(n_b), dtype=bool),) * 2
+    else:
+        args = (stack([m[1][:, k] for m in masks]), stack([m[2][:, k] for m in masks]))
     f_all = stack([f[0][:, k] for f in fans])
     res: tuple[np.ndarray, ...]
     if not np.any((f_all >= 2) & ~args[0]):
@@ -254,7 +258,7 @@ def _storage_children(
     tws: Sequence[np.ndarray],
     spans: Sequence[np.ndarray],
     fans: Sequence[tuple[np.ndarray, ...]],
-    masks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    masks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]] | None,
     children: Sequence[ChildRows],
     fr: _StepFrame,
     base: _FanBase,
@@ -274,9 +278,12 @@ def _storage_children(
 
     seq = stacked_sequence(projs, fr)
     fan = _fan_rows(projs, fans, base, children, [c - 1 for c in levels])
-    no_link = stack(lambda i, c: masks[i][1][:, c - 1])
-    no_mc = stack(lambda i, c: masks[i][2][:, c - 1])
-    no_reuse = stack(lambda i, c: masks[i][0][:, c])
+    if masks is None:  # no directive
+        no_link = no_mc = no_reuse = np.zeros(n * sum(sizes), dtype=bool)
+    else:
+        no_link = stack(lambda i, c: masks[i][1][:, c - 1])
+        no_mc = stack(lambda i, c: masks[i][2][:, c - 1])
+        no_reuse = stack(lambda i, c: masks[i][0][:, c])
     t_c = stack(lambda i, c: tws[i][:, c])
     w_c, diff1 = temporal_deltas(seq, stack(lambda i, c: spans[i][:, c]))
     full = prod_axis(np.where(seq.f >= 2, seq.f, 1.0), 1) * t_c
