@@ -100,21 +100,26 @@ def _key_parts(nests: LoopNests, ext: np.ndarray) -> tuple[np.ndarray, np.ndarra
     extents ``E_c`` (the extents ``E_1..E_{c−1}`` follow from them and the factors: ``E_j =
     E_c·Π_{j≤k<c} t_k·s_k``, exact integers; ``E_L = 1``), level c−1's spatial order, X
     split and directives, and c's ``no_reuse`` (0 below the innermost level)."""
-    n_b = nests.batch
-    f64 = np.float64
-    prefix = np.concatenate(
-        [nests.temporal.astype(f64), nests.spatial.astype(f64), nests.order.astype(f64)], axis=2
-    )
-    own = [ext[:, 1:], nests.spatial_positions().astype(f64), nests.x_split()[:, :, None]]
+    n_b, n_l, n_d = nests.temporal.shape
+    prefix = np.empty((n_b, n_l, 3, n_d))  # filled in place: one pass per part
+    prefix[:, :, 0] = nests.temporal
+    prefix[:, :, 1] = nests.spatial
+    prefix[:, :, 2] = nests.order
+    n_m = sum(m is not None for m in (nests.no_link, nests.no_multicast, nests.no_reuse))
+    n_t = nests.keep.shape[2]
+    own = np.zeros((n_b, n_l, 2 * n_d + 1 + n_t * n_m))
+    own[:, :, :n_d] = ext[:, 1:]
+    own[:, :, n_d : 2 * n_d] = nests.spatial_positions()
+    own[:, :, 2 * n_d] = nests.x_split()
+    at = 2 * n_d + 1
     for name in ("no_link", "no_multicast"):
         m = getattr(nests, name)
         if m is not None:
-            own.append(m.astype(f64))
+            own[:, :, at : at + n_t] = m
+            at += n_t
     if nests.no_reuse is not None:
-        nr = np.zeros(nests.no_reuse.shape)
-        nr[:, :-1] = nests.no_reuse[:, 1:]
-        own.append(nr)
-    return prefix.reshape(n_b, -1), np.concatenate(own, axis=2, dtype=f64)
+        own[:, :-1, at : at + n_t] = nests.no_reuse[:, 1:]
+    return prefix.reshape(n_b, -1), own
 
 
 def _level_hashes(prefix: np.ndarray, own: np.ndarray) -> np.ndarray:
