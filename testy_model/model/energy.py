@@ -84,7 +84,11 @@ def vector_accesses(scalar: np.ndarray, block: np.ndarray, ratio: np.ndarray | N
     compressed tiles, :func:`compressed_vector_ratio`; None = 1). A relative slack of 1e-9
     keeps float noise from adding a vector. Units: vector accesses per instance."""
     b = np.maximum(np.asarray(block, dtype=np.float64), 1.0)
-    v = np.ceil(np.asarray(scalar) / b * (1 - 1e-9) - 1e-12).clip(min=0)
+    v = np.asarray(np.asarray(scalar) / b)  # then in place: the same operations, fewer copies
+    v *= 1 - 1e-9
+    v -= 1e-12
+    np.ceil(v, out=v)
+    np.maximum(v, 0, out=v)  # (what .clip(min=0) computes)
     return v if ratio is None else v * ratio
 
 
