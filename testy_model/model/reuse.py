@@ -323,7 +323,8 @@ def _collapse(
     ``share_c = weighted_{c−1} / F_{c−1}`` is what the parent delivers to one instance of c.
     Returns ``(content, share, peer, child)`` (B, L, ...); ``child`` = the next holder below
     (L = compute)."""
-    _, content, weighted, links = (a.copy() for a in lv)
+    content, links = lv[1].copy(), lv[3].copy()  # (updated below; W and weighted are not)
+    weighted = lv[2]
     n_l = content.shape[1]
     share = np.zeros(content.shape)
     share[:, 1:] = weighted[:, :-1] / f_all[:, :-1]
