@@ -5,9 +5,10 @@ the words it delivers over its fan-out and those its children pass over links.
 Each child level is computed once per distinct row of what it depends on (:func:`child_rows`:
 a mapper batch repeats the loops above a level across keep/bypass variants and inner moves),
 and the tensors whose data spaces have the same number of ranks are priced together, stacked
-along the batch axis (one numpy call per step instead of one per tensor). The counts are
-integer arithmetic (exact in float64), so a row's counts do not depend on the rows priced
-with it. Counts are words of a tensor per instance of a level.
+along the batch axis, with the storage child levels 1..L−1 stacked too (one numpy call per
+step instead of one per tensor and level). The counts are integer arithmetic (exact in
+float64), so a row's counts do not depend on the rows priced with it (nor on how many loops
+its frame is padded to). Counts are words of a tensor per instance of a level.
 """
 
 from __future__ import annotations
