@@ -8,7 +8,8 @@ instead of ``G·|delta|`` whenever ``ρ < G``, and delivers ``(F − λ)·|delta
 can be linked depends only on the fan-out (radices, offsets, mesh row length) and the step's
 translation, so the children are enumerated once per distinct (fan-out, translation) of a batch
 and the results memoised; a translation equal to no neighbour difference is ruled out without
-enumerating (:func:`_link_steps`, :func:`_may_link`).
+enumerating (:func:`_link_steps`, :func:`_may_link`), and before that, cheaply, one farther
+along a rank than any two children's offsets differ (:func:`_within_reach`: most steps).
 """
 
 from __future__ import annotations
