@@ -88,14 +88,19 @@ def _sort_positions(key: np.ndarray) -> np.ndarray:
     return np.argsort(key, axis=1, kind="stable")
 
 
-def _step_frame(nests: LoopNests, ext: np.ndarray, level: int) -> _StepFrame:
-    """The loops above child ``level`` (module rule 2), each row's active loops first."""
-    n_b = nests.batch
-    n_d = nests.temporal.shape[2]
-    tem = nests.temporal[:, :level].astype(np.float64)
-    spa = nests.spatial[:, :level].astype(np.float64)
+def _step_frame(
+    nests: LoopNests, ext: np.ndarray, level: int, rows: np.ndarray | None = None
+) -> _StepFrame:
+    """The loops above child ``level`` (module rule 2), each row's active loops first, of
+    the batch ``rows`` (default: all; ``ext`` is the whole batch's)."""
+    tem_i, spa_i, order = nests.temporal[:, :level], nests.spatial[:, :level], nests.order
+    if rows is not None:
+        tem_i, spa_i, order, ext = tem_i[rows], spa_i[rows], order[rows], ext[rows]
+    n_b, _, n_d = tem_i.shape
+    tem = tem_i.astype(np.float64)
+    spa = spa_i.astype(np.float64)
     stride = ext[:, 1 : level + 1] * spa
-    key = (level - 1 - np.arange(level))[None, :, None] * n_d + nests.order[:, :level]
+    key = (level - 1 - np.arange(level))[None, :, None] * n_d + order[:, :level]
     idx = _sort_positions(key.reshape(n_b, -1))
     rows = np.arange(n_b)[:, None]
     # row-wise gathers as one flat np.take (several times faster than fancy indexing)

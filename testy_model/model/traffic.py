@@ -79,10 +79,7 @@ def child_rows(nests: LoopNests, ext: np.ndarray) -> Children:
     n_b, n_l = nests.batch, nests.n_levels
     groups = _level_groups(nests, ext) if n_b >= 64 else [None] * n_l
     inner = groups[-1]
-    if inner is None:
-        full = _step_frame(nests, ext, n_l)
-    else:
-        full = _step_frame(nests.select(inner[0]), ext[inner[0]], n_l)
+    full = _step_frame(nests, ext, n_l, None if inner is None else inner[0])
     levels = [ChildRows(None, None, None) if g is None else ChildRows(*g, None) for g in groups]
     levels[-1] = ChildRows(levels[-1].rows, levels[-1].inv, full)
     if n_l == 1:
