@@ -215,47 +215,12 @@ def _fanout_steps(
     offs = np.where(rad[..., None] >= 2, offset[urows], 0.0)  # trivial loops play no part
     key = np.concatenate([rad, offs.reshape(len(urows), -1), h_size[urows, None]], axis=1)
     su, sinv = _unique_rows(key)
+    hashes, irregular = _link_steps(su[:, :n_d], su[:, n_d:-1].reshape(len(su), n_d, -1), su[:, -1])
+    # NaN (no neighbour difference) sorts last: keep the columns that hold a hash somewhere
+    hashes = np.sort(hashes, axis=1)
+    m = int((~np.isnan(hashes)).sum(axis=1).max()) if hashes.size else 0
     idx = sinv[rinv]
-    if n_d > _MAX_CARRY_DIMS:
-        hashes, irregular = _link_steps(
-            su[:, :n_d], su[:, n_d:-1].reshape(len(su), n_d, -1), su[:, -1]
-        )
-        # NaN (no neighbour difference) sorts last: keep the columns that hold a hash somewhere
-        hashes = np.sort(hashes, axis=1)
-        m = int((~np.isnan(hashes)).sum(axis=1).max()) if hashes.size else 0
-        return hashes[:, :m][idx], irregular[idx]
-    hashes = _known_steps(su, n_d)
-    return hashes[idx], np.zeros(len(idx), dtype=bool)
-
-
-#: a fan-out's neighbour-difference hashes (sorted, without NaN), by its packed key's bytes
-_STEP_CACHE: dict[bytes, np.ndarray] = {}
-
-
-def _known_steps(su: np.ndarray, n_d: int) -> np.ndarray:
-    """(U, m) the :func:`_link_steps` hashes of the distinct packed fan-outs ``su`` (radix
-    (D), offsets (D·R), h_size; D <= :data:`_MAX_CARRY_DIMS`, so none is irregular), sorted
-    and NaN-padded to the most any has, memoised on the rows' bytes (bounded). A row's
-    hashes do not depend on the rows computed with it: padding loops of radix 1 add no
-    neighbour difference (a carry into them cannot stop) and the vectors are exact integers."""
-    keys = [r.tobytes() for r in su]
-    found = [_STEP_CACHE.get(k) for k in keys]
-    miss = [i for i, h in enumerate(found) if h is None]
-    if miss:
-        sub = su[miss]
-        new, _ = _link_steps(sub[:, :n_d], sub[:, n_d:-1].reshape(len(sub), n_d, -1), sub[:, -1])
-        new = np.sort(new, axis=1)
-        if len(_STEP_CACHE) > 65536:
-            _STEP_CACHE.clear()
-        for j, i in enumerate(miss):
-            row = new[j][~np.isnan(new[j])]
-            _STEP_CACHE[keys[i]] = row
-            found[i] = row
-    m = max(len(h) for h in found)  # type: ignore[arg-type]
-    out = np.full((len(su), m), np.nan)
-    for i, h in enumerate(found):
-        out[i, : len(h)] = h  # type: ignore[arg-type]
-    return out
+    return hashes[:, :m][idx], irregular[idx]
 
 
 def _may_link(steps: tuple[np.ndarray, np.ndarray], delta: np.ndarray) -> np.ndarray:
