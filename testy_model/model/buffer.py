@@ -196,12 +196,21 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
     # over the utilized ones: ⌈accesses / (needed / utilized)⌉
     # (actual only: the zero gated terms left out; whole() gives +0 for a sum of zeros of
     # either sign, so the accesses are the same)
-    rd_d, wr_d, rd_m, wr_m = (np.zeros(shape) for _ in range(4))
-    for split in ("random",) if only else ("random", "gated"):
-        rd_d = rd_d + st.counts["reads"][split]
-        wr_d = wr_d + st.counts["fills"][split] + st.counts["updates"][split]
-        rd_m = rd_m + st.md_bits["reads"][split]
-        wr_m = wr_m + st.md_bits["fills"][split] + st.md_bits["updates"][split]
+    c, m = st.counts, st.md_bits
+    if only and all(m[k]["random"].shape == c[k]["random"].shape == shape for k in KINDS):
+        # one split: no running sum from 0 (0 + x is x but for x = −0, and whole() maps ±0
+        # to +0; an addend −0 likewise), so the same accesses
+        rd_d = c["reads"]["random"]
+        wr_d = c["fills"]["random"] + c["updates"]["random"]
+        rd_m = m["reads"]["random"]
+        wr_m = m["fills"]["random"] + m["updates"]["random"]
+    else:
+        rd_d, wr_d, rd_m, wr_m = (np.zeros(shape) for _ in range(4))
+        for split in ("random",) if only else ("random", "gated"):
+            rd_d = rd_d + c["reads"][split]
+            wr_d = wr_d + c["fills"][split] + c["updates"][split]
+            rd_m = rd_m + m["reads"][split]
+            wr_m = wr_m + m["fills"][split] + m["updates"][split]
 
     def whole(x: np.ndarray) -> np.ndarray:  # uint64 truncation, float noise spared
         return np.floor(np.maximum(x, 0.0) + 1e-9)

@@ -272,8 +272,9 @@ def stage_totals(
     cycles = lat.overlapped_latency(pr.compute_cycles, pr.level_cycles, point(tasd_cyc))
     level_e = pr.energy.sum(axis=-1)  # (..., L)
     ones = np.ones_like(cycles)
+    same = level_e.shape[:-1] == cycles.shape  # (no broadcast view needed)
     comps: dict[str, np.ndarray] = {
-        name: np.broadcast_to(level_e[..., i], cycles.shape)
+        name: level_e[..., i] if same else np.broadcast_to(level_e[..., i], cycles.shape)
         for i, name in enumerate(aa.level_names)
     }
     comps["MAC"] = pr.mac_energy * ones

@@ -160,8 +160,12 @@ def tile_words(proj: np.ndarray, extents: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def _tiles(projs: Sequence[np.ndarray], ext: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """:func:`tile_words` of every tensor (projections ``projs``) for extents ``ext`` (B, L+1,
-    D), the spans of all tensors' ranks in one product (integer arithmetic, exact)."""
-    spans = (ext - 1.0) @ np.concatenate(projs).T + 1.0
+    D), the spans of all tensors' ranks in one product (integer arithmetic, exact: the same
+    whatever order the sums run in, so the rows are multiplied as one (B·(L+1), D) matrix)."""
+    n_d = ext.shape[-1]
+    flat = ext.reshape(-1, n_d) - 1.0
+    spans = (flat @ np.concatenate(projs).T).reshape(*ext.shape[:-1], -1)
+    spans += 1.0
     cut = np.cumsum([0] + [p.shape[0] for p in projs])
     out = []
     for i in range(len(projs)):
@@ -330,14 +334,18 @@ def _collapse(
     share[:, 1:] = weighted[:, :-1] / f_all[:, :-1]
     child = np.full(content.shape, n_l, dtype=np.int64)
     nearest = np.full(content[:, 0].shape, n_l, dtype=np.int64)
+    masked_all = ~held
+    # every level kept: nothing is promoted (the same arrays; the loop below only finds holders)
+    promote = bool(masked_all[:, 1:].any())
+    w_safe = np.where(weighted > 0, weighted, 1.0) if promote else weighted
     for m in range(n_l - 1, 0, -1):
         child[:, m] = nearest
-        masked = ~held[:, m]
-        wk = weighted[:, m - 1]
-        scale = content[:, m] * f_all[:, m - 1] / np.where(wk > 0, wk, 1.0)
-        content[:, m - 1] = np.where(masked, content[:, m - 1] * scale, content[:, m - 1])
-        links[:, m - 1] = np.where(masked, 0.0, links[:, m - 1])
-        nearest = np.where(held[:, m], m, nearest)
+        if promote:
+            masked = masked_all[:, m]
+            scale = content[:, m] * f_all[:, m - 1] / w_safe[:, m - 1]
+            np.multiply(content[:, m - 1], scale, out=content[:, m - 1], where=masked)
+            np.copyto(links[:, m - 1], 0.0, where=masked)
+        np.copyto(nearest, m, where=held[:, m])
     child[:, 0] = nearest
     peer = np.zeros(content.shape)
     peer[:, 1:] = links[:, :-1] / instances[:, 1:]
@@ -357,20 +365,26 @@ def _assign(
     (T,) marks the output (read-write) tensor. Elementwise: each tensor's rule is evaluated on
     every column and its own kept."""
     content, share, peer, _ = cols
-    on = held | streamed
+    any_stream = bool(streamed.any())
+    on = held | streamed if any_stream else held
     # inputs: reads = content + peer, fills = share + peer
-    rd_in = np.round(content + peer)
+    cp = content + peer
+    rd_in = np.round(cp)
     fl_in = share + peer
     # outputs: updates = content, reads = content + peer − partition, fills likewise
     upd = np.round(content)
-    rd_out = np.round(content + peer - part)
+    cp -= part
+    rd_out = np.round(cp, out=cp)
     fl_out = fl_in if first_fill else np.round(fl_in - part)
     rd = np.where(is_out, rd_out, rd_in)
     fl = np.where(is_out, fl_out, fl_in)
-    fill_stream = np.where(is_out, upd, rd_in)
     reads = np.where(on, rd, 0.0)
     updates = np.where(is_out & on, upd, 0.0)
-    fills = np.where(held, fl, np.where(streamed, fill_stream, 0.0))
+    if any_stream:
+        fill_stream = np.where(is_out, upd, rd_in)
+        fills = np.where(held, fl, np.where(streamed, fill_stream, 0.0))
+    else:  # nothing streamed: the inner choice is 0 everywhere
+        fills = np.where(held, fl, 0.0)
     fills[:, 0] = 0.0
     dist = np.where(on, part, 0.0)
     return reads, fills, updates, dist

@@ -458,7 +458,7 @@ def _spatial_content(
     sel = np.nonzero(check.any(axis=1))[0]
     if sel.size == 0:
         return content, weighted, links
-    delta = np.concatenate([tau1[:, None], seq.tau], axis=1)[sel]
+    delta = np.concatenate([tau1[sel, None], seq.tau[sel]], axis=1)
     w = elig[sel] * size[sel]
     dc, dw, lk = link_adjustments(sel, check[sel], w, delta, (g, f_all, no_multicast), rows)
     content[sel] += dc

@@ -148,9 +148,9 @@ def _level_groups(nests: LoopNests, ext: np.ndarray) -> list[tuple[np.ndarray, n
         # rows of one innermost group share every outer key and hash: checking their
         # representatives checks them all
         r = rep if inner is None else rep[inner]
-        if not (
-            np.array_equal(prefix[r, : c * n_p], pre_at[:, : c * n_p])
-            and np.array_equal(own[r, c - 1], own_at[:, c - 1])
+        if not (  # (the shapes agree: r has one row per row of pre_at / own_at)
+            bool((prefix[r, : c * n_p] == pre_at[:, : c * n_p]).all())
+            and bool((own[r, c - 1] == own_at[:, c - 1]).all())
         ):
             first, inv = _first_rows(np.concatenate([prefix[:, : c * n_p], own[:, c - 1]], axis=1))
         if c == n_l:
@@ -179,14 +179,23 @@ def stacked_sequence(projs: Sequence[np.ndarray], fr: _StepFrame) -> StepSequenc
     are tensor i's). A loop (k, d) moves tensor i's tile by ``proj_i[:, d]·stride``."""
     n = len(projs)
     n_u = fr.f.shape[0]
-    sw = (fr.st * fr.active)[..., None]
-    step = np.concatenate([np.take(p.T, fr.dim, axis=0) * sw for p in projs])
-    tau = step - (np.cumsum(step, axis=1) - step)
+    # loop-major (J, nU, R): the running sum over the loops is one contiguous add per loop (the
+    # order cumsum adds in: the same sums), tau is handed on as a (nU, J, R) view
+    sw = (fr.st * fr.active).T[..., None]
+    dim = fr.dim.T
+    step = np.concatenate([np.take(p.T, dim, axis=0) * sw for p in projs], axis=1)
+    run = np.empty_like(step)  # Σ_{i<=j} step_i
+    run[0] = step[0]
+    for j in range(1, len(step)):
+        np.add(run[j - 1], step[j], out=run[j])
+    run -= step
+    tau_t = np.subtract(step, run, out=run)  # step_j − Σ_{i<j} step_i
+    tau = tau_t.transpose(1, 0, 2)
     j1 = rep(fr.j1, n)
-    tau1 = tau[np.arange(n * n_u), j1]
+    tau1 = tau_t[j1, np.arange(n * n_u)]
     same = rep(fr.active, n)
-    for r_i in range(tau.shape[2]):  # R is small: one (nU, J) comparison per rank
-        same &= tau[:, :, r_i] == tau1[:, None, r_i]
+    for r_i in range(tau_t.shape[2]):  # R is small: one (J, nU) comparison per rank
+        same &= (tau_t[:, :, r_i] == tau1[:, r_i]).T
 
     weights = (rep(fr.weights[0], n), rep(fr.weights[1], n), rep(fr.weights[2], n))
     return StepSequence(
@@ -294,12 +303,15 @@ def _storage_children(
     diff1 = np.where(no_reuse & seq.has, t_c, diff1)
     dj = np.where(seq.same | no_reuse[:, None], diff1[:, None], t_c[:, None])
     res = (w_c, *_spatial_content(seq, (t_c, diff1, dj), False, fan, no_link, no_mc))
+    # each row's column in the stacked rows of every child level: (C, B), one gather per part
     ends = np.cumsum([0, *sizes])
+    at = np.stack(
+        [np.arange(n_b) if ch.inv is None else ch.inv for ch in children]
+    ) + ends[:-1, None]
+    n_c = len(children)
     for j, x in enumerate(res):
-        xs = x.reshape(n, -1)
-        for c, ch in zip(levels, children, strict=True):
-            col = c if j == 0 else c - 1
-            out[j, :, :, col] = ch.put(xs[:, ends[c - 1] : ends[c]].T).T
+        lo = 1 if j == 0 else 0  # W is child c's column, the others its parent's (c − 1)
+        out[j, :, :, lo : lo + n_c] = x.reshape(n, -1)[:, at].transpose(0, 2, 1)
 
 
 def _fan_rows(
