@@ -305,9 +305,10 @@ def _storage_children(
     res = (w_c, *_spatial_content(seq, (t_c, diff1, dj), False, fan, no_link, no_mc))
     # each row's column in the stacked rows of every child level: (C, B), one gather per part
     ends = np.cumsum([0, *sizes])
-    at = np.stack(
-        [np.arange(n_b) if ch.inv is None else ch.inv for ch in children]
-    ) + ends[:-1, None]
+    at = (
+        np.stack([np.arange(n_b) if ch.inv is None else ch.inv for ch in children])
+        + ends[:-1, None]
+    )
     n_c = len(children)
     for j, x in enumerate(res):
         lo = 1 if j == 0 else 0  # W is child c's column, the others its parent's (c − 1)
