@@ -21,7 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
-    ("shape", "axis"), [((300, 4, 7), 2), ((700, 5, 4), -1), ((600, 13), 1), ((5, 3), 1)]
+    ("shape", "axis"),
+    [
+        ((300, 4, 7), 2),
+        ((700, 5, 4), -1),
+        ((600, 13), 1),
+        ((5, 3), 1),
+        ((150, 4), 1),
+        ((50, 6, 4), 2),
+        ((60, 5, 7), 1),
+    ],
 )
 def test_prod_axis_is_numpys_product_bit_for_bit(shape: tuple[int, ...], axis: int) -> None:
     # non-integer factors, so a different multiplication order would show in the last bits

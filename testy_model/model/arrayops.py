@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+#: dtypes whose product keeps the dtype (numpy's prod widens smaller integers and bools)
+_CHAINED = (np.dtype(np.float64), np.dtype(np.int64))
+
 
 def prod_axis(x: np.ndarray, axis: int) -> np.ndarray:
     """``x.prod(axis=axis)`` as a chain of multiplies along the axis, in index order, the
@@ -14,16 +17,14 @@ def prod_axis(x: np.ndarray, axis: int) -> np.ndarray:
     reduction's per-row inner loop (several times faster on short axes of many rows)."""
     axis = axis % x.ndim
     n = x.shape[axis]
-    if n < 2 or x.size < 4096:  # small arrays: the reduction's overhead is the lesser
+    # the reduction costs ~15 ns per product formed, the chain ~0.5 µs per multiply call:
+    # few products (or a long axis) reduce, many products of a short axis chain
+    if n < 2 or x.ndim < 2 or x.size < 50 * n * (n - 1) or x.dtype not in _CHAINED:
         return x.prod(axis=axis)
     pre: tuple[Any, ...] = (slice(None),) * axis
-
-    def at(i: int) -> np.ndarray:
-        return np.asarray(x[(*pre, i)])
-
-    out = at(0) * at(1)
+    out = x[(*pre, 0)] * x[(*pre, 1)]  # (x has 2+ axes: every slice is an array)
     for i in range(2, n):
-        out *= at(i)
+        out *= x[(*pre, i)]
     return out
 
 

@@ -13,7 +13,7 @@ its frame is padded to). Counts are words of a tensor per instance of a level.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -283,21 +283,23 @@ def _storage_children(
     n_b = out.shape[2]
     levels = range(1, len(children) + 1)
     sizes = [ch.size(n_b) for ch in children]
+    b_of, k_of = _stacked_rows(children, [c - 1 for c in levels], n_b)
 
-    def stack(get: Callable[[int, int], np.ndarray]) -> np.ndarray:
-        """``get(i, c)`` (B, ...) of tensor i at child c, on the distinct rows, stacked."""
-        return np.concatenate([children[c - 1].take(get(i, c)) for i in range(n) for c in levels])
+    def stack(arrays: Sequence[np.ndarray], below: int) -> np.ndarray:
+        """Each tensor's ``a[b, k + below]`` (a (B, L(+1), ...)) on the distinct rows of
+        every child level (parent k), stacked (tensor-major, then level)."""
+        return np.concatenate([a[b_of, k_of + below] for a in arrays])
 
     seq = stacked_sequence(projs, fr)
-    fan = _fan_rows(projs, fans, base, children, [c - 1 for c in levels])
+    fan = _fan_rows(projs, fans, base, children, [c - 1 for c in levels], (b_of, k_of))
     if masks is None:  # no directive
         no_link = no_mc = no_reuse = np.zeros(n * sum(sizes), dtype=bool)
     else:
-        no_link = stack(lambda i, c: masks[i][1][:, c - 1])
-        no_mc = stack(lambda i, c: masks[i][2][:, c - 1])
-        no_reuse = stack(lambda i, c: masks[i][0][:, c])
-    t_c = stack(lambda i, c: tws[i][:, c])
-    w_c, diff1 = temporal_deltas(seq, stack(lambda i, c: spans[i][:, c]))
+        no_link = stack([m[1] for m in masks], 0)
+        no_mc = stack([m[2] for m in masks], 0)
+        no_reuse = stack([m[0] for m in masks], 1)
+    t_c = stack(tws, 1)
+    w_c, diff1 = temporal_deltas(seq, stack(spans, 1))
     full = prod_axis(np.where(seq.f >= 2, seq.f, 1.0), 1) * t_c
     w_c = np.where(no_reuse, full, w_c)
     diff1 = np.where(no_reuse & seq.has, t_c, diff1)
@@ -321,23 +323,32 @@ def _fan_rows(
     base: _FanBase,
     children: Sequence[ChildRows],
     ks: Sequence[int],
+    stacked: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, FanRows]:
     """The fan-outs ``(F, G, rows)`` of parent levels ``ks`` on the distinct rows of their
     ``children``, the n tensors stacked (tensor-major, then level; as
     :func:`_storage_children` stacks them; :func:`~testy_model.model.steps.spatial_structure`);
     ``rows`` gives the radices, offsets and mesh row lengths of the stacked rows asked for
     (:class:`~testy_model.model.steps.FanRows`: only the rows whose steps may go over links
-    need them)."""
+    need them). ``stacked``: the children's :func:`_stacked_rows`, when the caller has them."""
     n_b = base.spa.shape[0]
-    pairs = list(zip(ks, children, strict=True))
-    b_of = np.concatenate([np.arange(n_b) if ch.rows is None else ch.rows for _, ch in pairs])
-    k_of = np.concatenate([np.full(ch.size(n_b), k) for k, ch in pairs])
+    b_of, k_of = _stacked_rows(children, ks, n_b) if stacked is None else stacked
     n_u = len(b_of)
     return (
-        np.concatenate([ch.take(f[0][:, k]) for f in fans for k, ch in pairs]),
-        np.concatenate([ch.take(f[1][:, k]) for f in fans for k, ch in pairs]),
+        np.concatenate([f[0][b_of, k_of] for f in fans]),
+        np.concatenate([f[1][b_of, k_of] for f in fans]),
         FanRows(base, np.stack([p.T for p in projs]), b_of, k_of, n_u),
     )
+
+
+def _stacked_rows(
+    children: Sequence[ChildRows], ks: Sequence[int], n_b: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(b_of, k_of)`` (U,): the batch row and parent level of each distinct row of the
+    ``children`` (parent levels ``ks``), stacked level by level."""
+    b_of = np.concatenate([np.arange(n_b) if ch.rows is None else ch.rows for ch in children])
+    k_of = np.concatenate([np.full(ch.size(n_b), k) for k, ch in zip(ks, children, strict=True)])
+    return b_of, k_of
 
 
 def _compute_child(
