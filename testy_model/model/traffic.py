@@ -300,10 +300,13 @@ def _storage_children(
         no_reuse = stack([m[0] for m in masks], 1)
     t_c = stack(tws, 1)
     w_c, diff1 = temporal_deltas(seq, stack(spans, 1))
-    full = prod_axis(np.where(seq.f >= 2, seq.f, 1.0), 1) * t_c
-    w_c = np.where(no_reuse, full, w_c)
-    diff1 = np.where(no_reuse & seq.has, t_c, diff1)
-    dj = np.where(seq.same | no_reuse[:, None], diff1[:, None], t_c[:, None])
+    if masks is not None:  # no_temporal_reuse: every step refetches the whole tile
+        full = prod_axis(np.where(seq.f >= 2, seq.f, 1.0), 1) * t_c
+        w_c = np.where(no_reuse, full, w_c)
+        diff1 = np.where(no_reuse & seq.has, t_c, diff1)
+        dj = np.where(seq.same | no_reuse[:, None], diff1[:, None], t_c[:, None])
+    else:  # (the same choices with no_reuse all False)
+        dj = np.where(seq.same, diff1[:, None], t_c[:, None])
     res = (w_c, *_spatial_content(seq, (t_c, diff1, dj), False, fan, no_link, no_mc))
     # each row's column in the stacked rows of every child level: (C, B), one gather per part
     ends = np.cumsum([0, *sizes])
