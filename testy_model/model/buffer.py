@@ -121,6 +121,8 @@ def action_vectors(
     skipped counts and bits are 0 and the ratio is 1 (:class:`StageCounts`): only the random
     actions are formed (a ratio of exactly 1 multiplies nothing away)."""
     vec = np.zeros((*shape, len(STORAGE_OPS)))
+    if np.shape(block)[-1:] == (1,) and shape[-1] > 1:  # (a trailing 1 broadcasts slowly)
+        block = np.repeat(block, shape[-1], axis=-1)
     # no level with a metadata access width: every metadata count stays 0 (as zeros() made it)
     has_md = bool(np.any(md_width > 0))
     # no accesses: ⌈0⌉ clipped at 0 is +0, times the ratio: +0 (as zeros() made it) where the
@@ -215,6 +217,8 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
     def whole(x: np.ndarray) -> np.ndarray:  # uint64 truncation, float noise spared
         return np.floor(np.maximum(x, 0.0) + 1e-9)
 
+    if dw.shape[-1] == 1 and shape[-1] > 1:  # (a trailing 1 broadcasts slowly)
+        dw = np.repeat(dw, shape[-1], axis=-1)
     rd = whole(rd_d) + np.floor(whole(rd_m) / dw)
     wr = whole(wr_d) + np.floor(whole(wr_m) / dw)
     if st.max_instances is None:  # needed = utilized: the ratio is exactly 1

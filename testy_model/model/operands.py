@@ -170,7 +170,10 @@ def term_stage(dense: DenseCounts, ts: TermScaling, out_idx: int) -> StageCounts
         counts[kind] = {"random": words, "gated": z, "skipped": z}
         md[kind] = {"random": bits, "gated": z, "skipped": z}
     shape = counts["reads"]["random"].shape
-    util = np.broadcast_to(dense.instances[:, :, None], shape)
+    # (repeated, not a broadcast view: the pricing multiplies by it)
+    util = np.repeat(dense.instances[:, :, None], shape[-1], axis=2)
+    if util.shape != shape:
+        util = np.broadcast_to(dense.instances[:, :, None], shape)
     macs = dense.macs
     effective = macs * ts.effective
     slots = macs * ts.work

@@ -236,7 +236,14 @@ def dense_counts(
     fans, lvs, f_all = _traffic(nests, ext, projs, tiles, fanout_x)
     # every tensor's columns at once (B, L, T): elementwise, the same per tensor
     w_s, c_s, d_s, l_s = (np.stack([lv[j] for lv in lvs], axis=-1) for j in range(4))
-    cols = _collapse((w_s, c_s, d_s, l_s), keep, f_all[..., None], instances[..., None])
+    # (F and instances repeated along T: a trailing axis of 1 would make every step broadcast)
+    n_t = len(projs)
+    cols = _collapse(
+        (w_s, c_s, d_s, l_s),
+        keep,
+        np.repeat(f_all[..., None], n_t, axis=2),
+        np.repeat(instances[..., None], n_t, axis=2),
+    )
     tw = np.stack([t[0] for t in tiles], axis=-1)  # (B, L+1, T)
     groups = np.stack([fan[1] for fan in fans], axis=-1)
     # the row's own tensor size (its outermost tile: rows of one batch may be layers of
@@ -331,7 +338,7 @@ def _collapse(
     weighted = lv[2]
     n_l = content.shape[1]
     share = np.zeros(content.shape)
-    share[:, 1:] = weighted[:, :-1] / f_all[:, :-1]
+    np.divide(weighted[:, :-1], f_all[:, :-1], out=share[:, 1:])
     child = np.full(content.shape, n_l, dtype=np.int64)
     nearest = np.full(content[:, 0].shape, n_l, dtype=np.int64)
     masked_all = ~held
@@ -343,12 +350,13 @@ def _collapse(
         if promote:
             masked = masked_all[:, m]
             scale = content[:, m] * f_all[:, m - 1] / w_safe[:, m - 1]
-            np.multiply(content[:, m - 1], scale, out=content[:, m - 1], where=masked)
+            # (×1 where kept: x·1 is x, bit for bit)
+            content[:, m - 1] *= np.where(masked, scale, 1.0)
             np.copyto(links[:, m - 1], 0.0, where=masked)
         np.copyto(nearest, m, where=held[:, m])
     child[:, 0] = nearest
     peer = np.zeros(content.shape)
-    peer[:, 1:] = links[:, :-1] / instances[:, 1:]
+    np.divide(links[:, :-1], instances[:, 1:], out=peer[:, 1:])
     return content, share, peer, child
 
 
@@ -362,26 +370,27 @@ def _assign(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Reads, fills, updates and partition sizes (B, L, T) of the tensors from the collapsed
     columns (module rules 4–6; ``ComputeReadUpdateReductionAccesses_Legacy``); ``is_out``
-    (T,) marks the output (read-write) tensor. Elementwise: each tensor's rule is evaluated on
-    every column and its own kept."""
+    (T,) marks the output (read-write) tensor. Elementwise: the inputs' rule is evaluated on
+    every column, the output's on its own column, which it replaces."""
     content, share, peer, _ = cols
     any_stream = bool(streamed.any())
     on = held | streamed if any_stream else held
+    o = np.flatnonzero(is_out)  # the output's column: its rules replace the inputs' there
     # inputs: reads = content + peer, fills = share + peer
     cp = content + peer
-    rd_in = np.round(cp)
-    fl_in = share + peer
+    rd = np.round(cp)
+    fl = share + peer
     # outputs: updates = content, reads = content + peer − partition, fills likewise
-    upd = np.round(content)
-    cp -= part
-    rd_out = np.round(cp, out=cp)
-    fl_out = fl_in if first_fill else np.round(fl_in - part)
-    rd = np.where(is_out, rd_out, rd_in)
-    fl = np.where(is_out, fl_out, fl_in)
+    upd_o = np.round(content[..., o])
+    rd[..., o] = np.round(cp[..., o] - part[..., o])
+    if not first_fill:
+        fl[..., o] = np.round(fl[..., o] - part[..., o])
     reads = np.where(on, rd, 0.0)
-    updates = np.where(is_out & on, upd, 0.0)
-    if any_stream:
-        fill_stream = np.where(is_out, upd, rd_in)
+    updates = np.zeros(rd.shape)
+    updates[..., o] = np.where(on[..., o], upd_o, 0.0)
+    if any_stream:  # a streamed level is filled with what it passes on: the inputs' reads
+        fill_stream = rd.copy()  # (their columns of rd are the inputs' reads), the updates
+        fill_stream[..., o] = upd_o
         fills = np.where(held, fl, np.where(streamed, fill_stream, 0.0))
     else:  # nothing streamed: the inner choice is 0 everywhere
         fills = np.where(held, fl, 0.0)
