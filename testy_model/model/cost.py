@@ -426,8 +426,9 @@ def price(
     else:
         ts = _term_scaling(problem, aa, terms)
         stage = term_stage(cnt, ts, out_idx)
-        data_words = cnt.tile * ts.scale[:, None, :]
-        md_words = cnt.tile * ts.md_bits[:, None, :]
+        n_l = cnt.tile.shape[1]  # (repeated along L: a trailing-axis broadcast is slow)
+        data_words = cnt.tile * np.repeat(ts.scale[:, None, :], n_l, axis=1)
+        md_words = cnt.tile * np.repeat(ts.md_bits[:, None, :], n_l, axis=1)
         effective = stage.compute["random"]
     return _assemble(
         problem, aa, nests, cnt, stage, sc, data_words, md_words, effective, tasd_values, bounds

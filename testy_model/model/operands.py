@@ -157,8 +157,10 @@ def term_scaling(
 
 def term_stage(dense: DenseCounts, ts: TermScaling, out_idx: int) -> StageCounts:
     """Stage counts of a layer of TASD terms (module docstring): every access actual."""
-    s3 = ts.scale[:, None, :]
-    m3 = ts.md_bits[:, None, :]
+    # (repeated along L: a (P, 1, T) operand would make numpy step 3 elements at a time)
+    n_l = dense.reads.shape[1]
+    s3 = np.repeat(ts.scale[:, None, :], n_l, axis=1)
+    m3 = np.repeat(ts.md_bits[:, None, :], n_l, axis=1)
     counts: dict[str, dict[str, np.ndarray]] = {}
     md: dict[str, dict[str, np.ndarray]] = {}
     z: np.ndarray | None = None  # one zero array for every gated / skipped count
