@@ -181,7 +181,8 @@ def stacked_sequence(projs: Sequence[np.ndarray], fr: _StepFrame) -> StepSequenc
     n_u = fr.f.shape[0]
     # loop-major (J, nU, R): the running sum over the loops is one contiguous add per loop (the
     # order cumsum adds in: the same sums), tau is handed on as a (nU, J, R) view
-    sw = (fr.st * fr.active).T[..., None]
+    r = projs[0].shape[0]  # (repeated along R: a trailing 1 would broadcast slowly)
+    sw = np.repeat((fr.st * fr.active).T[..., None], r, axis=-1)
     dim = fr.dim.T
     step = np.concatenate([np.take(p.T, dim, axis=0) * sw for p in projs], axis=1)
     run = np.empty_like(step)  # Σ_{i<=j} step_i
