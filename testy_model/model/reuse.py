@@ -226,7 +226,12 @@ def dense_counts(
     t_all = prod_axis(tem.reshape(n_b, -1), 1)  # = tem.prod(axis=(1, 2))
     mac_units = prod_axis(spa.reshape(n_b, -1), 1)
     instances = np.ones((n_b, n_l))
-    instances[:, 1:] = np.cumprod(prod_axis(spa, 2)[:, :-1], axis=1)
+    fan = prod_axis(spa, 2)
+    for lv in range(1, n_l):  # the running product, outer to inner (as cumprod)
+        if lv == 1:
+            instances[:, 1] = fan[:, 0]
+        else:
+            np.multiply(instances[:, lv - 1], fan[:, lv - 1], out=instances[:, lv])
     keep = nests.keep.copy()
     keep[:, 0, :] = True
     if stream is None and nests.stream is not None:
@@ -248,9 +253,15 @@ def dense_counts(
     groups = np.stack([fan[1] for fan in fans], axis=-1)
     # the row's own tensor size (its outermost tile: rows of one batch may be layers of
     # different bounds sharing one structure)
-    part = tw[:, :1] / np.concatenate(
-        [np.ones((n_b, 1, len(projs))), np.cumprod(groups[:, :-1], axis=1)], axis=1
-    )
+    below = np.empty(groups.shape)  # Π_{k<l} G_k, the running product (as cumprod)
+    below[:, 0] = 1.0
+    for lv in range(1, n_l):
+        if lv == 1:
+            below[:, 1] = groups[:, 0]
+        else:
+            np.multiply(below[:, lv - 1], groups[:, lv - 1], out=below[:, lv])
+    part = np.repeat(tw[:, :1], n_l, axis=1)
+    part /= below
     is_out = np.zeros(len(projs), dtype=bool)
     is_out[out_idx] = True
     reads, fills, updates, distinct = _assign(cols, part, keep, streamed, is_out, first_fill)
