@@ -38,6 +38,8 @@ class StageCounts:
     ``utilized`` (B, L, T) average utilized instances; ``ratio`` (B, L, T) vector correction;
     ``compute[split]`` (B,) computes (all units); ``mac_units`` (B,) utilized MAC units;
     ``max_instances`` (B, L, T) instances a level needs (X·Y expansion; default: utilized).
+    ``actual_only``: every gated and skipped count and metadata bit is 0 and ``ratio`` is 1
+    (the term stage): pricing leaves those actions out (the same numbers, fewer operations).
     """
 
     counts: dict[str, dict[str, np.ndarray]]
@@ -48,6 +50,7 @@ class StageCounts:
     mac_units: np.ndarray
     max_instances: np.ndarray | None = None
     position_util: np.ndarray | None = None
+    actual_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,39 @@ def _vector_widths(aa: ArchArrays) -> tuple[np.ndarray, np.ndarray]:
     return blk[..., None], md_w[..., None]
 
 
+@dataclass(frozen=True)
+class _LevelArrays:
+    """What :func:`price_counts` derives from the architecture alone: ``blk``/``md_w``
+    (:func:`_vector_widths`) and the read, write and shared bandwidths in words per cycle
+    (``bw / datawidth``; inf = unlimited)."""
+
+    blk: np.ndarray
+    md_w: np.ndarray
+    read_words: np.ndarray
+    write_words: np.ndarray
+    shared_words: np.ndarray
+
+
+_LEVEL_MEMO: dict[int, tuple[ArchArrays, _LevelArrays]] = {}
+
+
+def _level_arrays(aa: ArchArrays) -> _LevelArrays:
+    """:class:`_LevelArrays` of ``aa``, memoised on its identity (the memo holds it, so an
+    identity cannot be reused while cached; bounded)."""
+    hit = _LEVEL_MEMO.get(id(aa))
+    if hit is not None and hit[0] is aa:
+        return hit[1]
+    blk, md_w = _vector_widths(aa)
+    shared = aa.shared_bw if aa.shared_bw is not None else np.full_like(aa.read_bw, np.inf)
+    out = _LevelArrays(
+        blk, md_w, aa.read_bw / aa.datawidth, aa.write_bw / aa.datawidth, shared / aa.datawidth
+    )
+    if len(_LEVEL_MEMO) >= 64:
+        _LEVEL_MEMO.clear()
+    _LEVEL_MEMO[id(aa)] = (aa, out)
+    return out
+
+
 def action_vectors(
     counts: dict[str, dict[str, np.ndarray]],
     md_bits: dict[str, dict[str, np.ndarray]],
@@ -75,24 +111,29 @@ def action_vectors(
     ratio: np.ndarray,
     word_scale: np.ndarray,
     shape: tuple[int, ...],
+    actual_only: bool = False,
 ) -> np.ndarray:
     """Vector accesses per instance of every Timeloop storage action (..., L, T, A):
     data ``⌈words·word_scale / block⌉ · ratio`` (:func:`energy.vector_accesses`), metadata
     ``⌈bits / md_width⌉`` (0 where the level has no metadata access width), for each of
     random / gated / skipped × read / fill / update. ``counts``/``md_bits`` are words and bits
-    per instance; ``shape`` the broadcast (..., L, T) shape."""
+    per instance; ``shape`` the broadcast (..., L, T) shape. ``actual_only``: the gated and
+    skipped counts and bits are 0 and the ratio is 1 (:class:`StageCounts`): only the random
+    actions are formed (a ratio of exactly 1 multiplies nothing away)."""
     vec = np.zeros((*shape, len(STORAGE_OPS)))
+    if np.shape(block)[-1:] == (1,) and shape[-1] > 1:  # (a trailing 1 broadcasts slowly)
+        block = np.repeat(block, shape[-1], axis=-1)
     # no level with a metadata access width: every metadata count stays 0 (as zeros() made it)
     has_md = bool(np.any(md_width > 0))
     # no accesses: ⌈0⌉ clipped at 0 is +0, times the ratio: +0 (as zeros() made it) where the
     # ratio is finite and not negative
-    plain = bool(np.all(np.isfinite(ratio) & (np.asarray(ratio) >= 0)))
+    plain = actual_only or bool(np.all(np.isfinite(ratio) & (np.asarray(ratio) >= 0)))
     for kind in KINDS:
-        for split in SPLITS:
+        for split in SPLITS[:1] if actual_only else SPLITS:
             words = counts[kind][split]
             if words.any():
                 vec[..., op_index(split, kind)] = en.vector_accesses(
-                    words * word_scale, block, ratio
+                    words * word_scale, block, None if actual_only else ratio
                 )
             elif not plain:
                 vec[..., op_index(split, kind)] = 0.0 * ratio
@@ -135,9 +176,11 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
     candidates (B, 1, L, T) at P points (1, P, L) for a (B, P) grid (``dse.batch``).
     """
     assert aa.op_energy is not None and aa.mac_op_energy is not None
-    blk, md_w = _vector_widths(aa)
+    la = _level_arrays(aa)
+    blk, md_w = la.blk, la.md_w
     shape = np.broadcast_shapes(st.utilized.shape, blk.shape)
-    vec = action_vectors(st.counts, st.md_bits, blk, md_w, st.ratio, word_scale, shape)
+    only = st.actual_only
+    vec = action_vectors(st.counts, st.md_bits, blk, md_w, st.ratio, word_scale, shape, only)
     energy = en.buffer_energy(vec, aa.op_energy, st.utilized)
     mac = en.compute_energy(
         st.compute["random"], st.compute["gated"], st.compute["skipped"], aa.mac_op_energy
@@ -153,30 +196,39 @@ def price_counts(aa: ArchArrays, st: StageCounts, word_scale: np.ndarray) -> Pri
     # BufferLevel::ComputePerformance: uint64 data accesses (actual + gated) plus the metadata
     # bits in whole words (integer division), per tensor, spread from the needed X·Y instances
     # over the utilized ones: ⌈accesses / (needed / utilized)⌉
-    rd_d, wr_d, rd_m, wr_m = (np.zeros(shape) for _ in range(4))
-    for split in ("random", "gated"):
-        rd_d = rd_d + st.counts["reads"][split]
-        wr_d = wr_d + st.counts["fills"][split] + st.counts["updates"][split]
-        rd_m = rd_m + st.md_bits["reads"][split]
-        wr_m = wr_m + st.md_bits["fills"][split] + st.md_bits["updates"][split]
+    # (actual only: the zero gated terms left out; whole() gives +0 for a sum of zeros of
+    # either sign, so the accesses are the same)
+    c, m = st.counts, st.md_bits
+    if only and all(m[k]["random"].shape == c[k]["random"].shape == shape for k in KINDS):
+        # one split: no running sum from 0 (0 + x is x but for x = −0, and whole() maps ±0
+        # to +0; an addend −0 likewise), so the same accesses
+        rd_d = c["reads"]["random"]
+        wr_d = c["fills"]["random"] + c["updates"]["random"]
+        rd_m = m["reads"]["random"]
+        wr_m = m["fills"]["random"] + m["updates"]["random"]
+    else:
+        rd_d, wr_d, rd_m, wr_m = (np.zeros(shape) for _ in range(4))
+        for split in ("random",) if only else ("random", "gated"):
+            rd_d = rd_d + c["reads"][split]
+            wr_d = wr_d + c["fills"][split] + c["updates"][split]
+            rd_m = rd_m + m["reads"][split]
+            wr_m = wr_m + m["fills"][split] + m["updates"][split]
 
     def whole(x: np.ndarray) -> np.ndarray:  # uint64 truncation, float noise spared
         return np.floor(np.maximum(x, 0.0) + 1e-9)
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where((need > 0) & (st.utilized > 0), need / st.utilized, 1.0)
+    if dw.shape[-1] == 1 and shape[-1] > 1:  # (a trailing 1 broadcasts slowly)
+        dw = np.repeat(dw, shape[-1], axis=-1)
     rd = whole(rd_d) + np.floor(whole(rd_m) / dw)
     wr = whole(wr_d) + np.floor(whole(wr_m) / dw)
-    rd = np.ceil(rd * word_scale / ratio * (1 - 1e-12))
-    wr = np.ceil(wr * word_scale / ratio * (1 - 1e-12))
+    if st.max_instances is None:  # needed = utilized: the ratio is exactly 1
+        rd = np.ceil(rd * word_scale * (1 - 1e-12))
+        wr = np.ceil(wr * word_scale * (1 - 1e-12))
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where((need > 0) & (st.utilized > 0), need / st.utilized, 1.0)
+        rd = np.ceil(rd * word_scale / ratio * (1 - 1e-12))
+        wr = np.ceil(wr * word_scale / ratio * (1 - 1e-12))
 
-    shared = aa.shared_bw if aa.shared_bw is not None else np.full_like(aa.read_bw, np.inf)
-    lc = lat.level_cycles(
-        cc[..., None],
-        rd,
-        wr,
-        aa.read_bw / aa.datawidth,
-        aa.write_bw / aa.datawidth,
-        shared / aa.datawidth,
-    )
+    lc = lat.level_cycles(cc[..., None], rd, wr, la.read_words, la.write_words, la.shared_words)
     return Priced(energy, mac, cc, lc)

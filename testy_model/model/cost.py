@@ -30,18 +30,26 @@ import numpy as np
 
 from testy_model.model import energy as en
 from testy_model.model import latency as lat
+from testy_model.model.arrayops import prod_axis
 from testy_model.model.arrays import ArchArrays, arch_arrays
 from testy_model.model.buffer import StageCounts, price_counts
 from testy_model.model.density import density_models
 from testy_model.model.loops import instances_xy, loop_table
 from testy_model.model.nest import LoopNests
-from testy_model.model.operands import OperandTerm, as_term, nm_term, term_scaling, term_stage
+from testy_model.model.operands import (
+    OperandTerm,
+    TermScaling,
+    as_term,
+    nm_term,
+    term_scaling,
+    term_stage,
+)
 from testy_model.model.reuse import DenseCounts, dense_counts, extents
 from testy_model.model.sparse import LevelParams, SparseCounts, sparse_counts
 from testy_model.spec.arch import Architecture
 from testy_model.spec.conventions import Conventions
 from testy_model.spec.sparseloop import SparseOptimizations
-from testy_model.spec.validate import effective_spatial_factors
+from testy_model.spec.validate import _skipped_axes, effective_spatial_factors
 from testy_model.spec.workload import Density, Problem
 
 ArrayLike = float | np.ndarray
@@ -136,8 +144,91 @@ def fanout_ok(problem: Problem, aa: ArchArrays, nests: LoopNests) -> np.ndarray:
     factors of ``spec.validate.effective_spatial_factors`` (the validator's rule 3: along the
     axis of an N:M operand whose zeros the engine skips, a factor f occupies only
     ``worst_case_per_block(f)`` instances, e.g. K32 of a 2:4 operand needs 16)."""
-    eff = effective_spatial_factors(nests.spatial, aa, problem, aa.level_names)
-    return (eff.prod(axis=2) <= aa.fanout).all(axis=1)
+    if _pair(problem, aa).plain_fanout and nests.spatial.dtype == np.int64:
+        eff = nests.spatial  # no skipped axis: the effective factors are the factors
+    else:
+        eff = effective_spatial_factors(nests.spatial, aa, problem, aa.level_names)
+    return np.asarray((prod_axis(eff, 2) <= aa.fanout).all(axis=1))
+
+
+@dataclass(frozen=True)
+class _PairArrays:
+    """What :func:`price` derives from the problem and the architecture alone: ``dw`` (P, L, T)
+    each tensor's word bits at each level, ``word_scale`` = ``dw`` / level word bits,
+    ``plain_fanout`` no level skips a structured operand's zeros spatially (the effective
+    spatial factors are the factors), ``terms`` the memoised :func:`term_scaling` by terms."""
+
+    dw: np.ndarray
+    word_scale: np.ndarray
+    plain_fanout: bool
+    terms: dict[tuple[Any, ...], TermScaling]
+
+
+_PAIR_MEMO: dict[tuple[int, int], tuple[Problem, ArchArrays, _PairArrays]] = {}
+
+
+def _pair(problem: Problem, aa: ArchArrays) -> _PairArrays:
+    """:class:`_PairArrays` of ``problem`` on ``aa``, memoised on their identities (frozen
+    specs; the memo holds both, so an identity cannot be reused while cached; bounded)."""
+    key = (id(problem), id(aa))
+    hit = _PAIR_MEMO.get(key)
+    if hit is not None and hit[0] is problem and hit[1] is aa:
+        return hit[2]
+    dwl = aa.datawidth[:, :, None]
+    dw = np.stack(
+        [
+            np.full_like(aa.datawidth, problem.datawidths[t])
+            if t in problem.datawidths
+            else aa.datawidth
+            for t in problem.tensor_names
+        ],
+        axis=-1,
+    )
+    plain = all(not _skipped_axes(aa, problem, level, None) for level in aa.level_names)
+    out = _PairArrays(dw, dw / dwl, plain, {})
+    out.dw.flags.writeable = False  # shared through the memo
+    out.word_scale.flags.writeable = False
+    if len(_PAIR_MEMO) >= 64:
+        _PAIR_MEMO.clear()
+    _PAIR_MEMO[key] = (problem, aa, out)
+    return out
+
+
+def _terms_key(terms: MappingABC[str, Sequence[object]] | None) -> tuple[Any, ...] | None:
+    """A hashable key of ``terms`` when every term is given by numbers and patterns (None:
+    not memoisable, e.g. an array density)."""
+    if not terms:
+        return ()
+    key: list[Any] = []
+    for t, vs in terms.items():
+        for v in vs:
+            x = as_term(v)
+            vals = (x.density, x.metadata_bits, x.work, x.nonzero)
+            if not all(y is None or type(y) in (float, int) for y in vals):
+                return None
+            key.append((t, *vals, x.pattern))
+        key.append((t,))
+    return tuple(key)
+
+
+def _term_scaling(
+    problem: Problem, aa: ArchArrays, terms: MappingABC[str, Sequence[object]] | None
+) -> TermScaling:
+    """:func:`term_scaling`, memoised per problem and architecture on the terms' numbers
+    (:func:`_terms_key`)."""
+    key = _terms_key(terms)
+    if key is None:
+        return term_scaling(problem, aa, terms)
+    memo = _pair(problem, aa).terms
+    hit = memo.get(key)
+    if hit is None:
+        hit = term_scaling(problem, aa, terms)
+        for a in (hit.scale, hit.md_bits, hit.work, hit.effective):
+            a.flags.writeable = False  # shared through the memo
+        if len(memo) >= 64:
+            memo.clear()
+        memo[key] = hit
+    return hit
 
 
 @dataclass(frozen=True)
@@ -181,8 +272,9 @@ def stage_totals(
     cycles = lat.overlapped_latency(pr.compute_cycles, pr.level_cycles, point(tasd_cyc))
     level_e = pr.energy.sum(axis=-1)  # (..., L)
     ones = np.ones_like(cycles)
+    same = level_e.shape[:-1] == cycles.shape  # (no broadcast view needed)
     comps: dict[str, np.ndarray] = {
-        name: np.broadcast_to(level_e[..., i], cycles.shape)
+        name: level_e[..., i] if same else np.broadcast_to(level_e[..., i], cycles.shape)
         for i, name in enumerate(aa.level_names)
     }
     comps["MAC"] = pr.mac_energy * ones
@@ -332,10 +424,11 @@ def price(
         md_words = sc.md_bits
         effective = sc.compute["random"]
     else:
-        ts = term_scaling(problem, aa, terms)
+        ts = _term_scaling(problem, aa, terms)
         stage = term_stage(cnt, ts, out_idx)
-        data_words = cnt.tile * ts.scale[:, None, :]
-        md_words = cnt.tile * ts.md_bits[:, None, :]
+        n_l = cnt.tile.shape[1]  # (repeated along L: a trailing-axis broadcast is slow)
+        data_words = cnt.tile * np.repeat(ts.scale[:, None, :], n_l, axis=1)
+        md_words = cnt.tile * np.repeat(ts.md_bits[:, None, :], n_l, axis=1)
         effective = stage.compute["random"]
     return _assemble(
         problem, aa, nests, cnt, stage, sc, data_words, md_words, effective, tasd_values, bounds
@@ -392,17 +485,9 @@ def _assemble(
     """Price ``stage`` and assemble the :class:`NestCost` (energy by component, TASD unit,
     leakage, validity)."""
     tensors = problem.tensor_names
-    dwl = aa.datawidth[:, :, None]
-    dw = np.stack(
-        [
-            np.full_like(aa.datawidth, problem.datawidths[t])
-            if t in problem.datawidths
-            else aa.datawidth
-            for t in tensors
-        ],
-        axis=-1,
-    )
-    pr = price_counts(aa, stage, dw / dwl)
+    pa = _pair(problem, aa)
+    dw = pa.dw
+    pr = price_counts(aa, stage, pa.word_scale)
     compute = pr.compute_cycles
     tv = _arr(tasd_values)
     tot = stage_totals(aa, pr, tv)
@@ -443,13 +528,16 @@ def _assemble(
         if bounds is None
         else np.asarray(bounds)
     )
-    prod = (nests.temporal * nests.spatial).prod(axis=1)
+    prod = prod_axis(nests.temporal * nests.spatial, 1)
     valid_factors = (prod == b).all(axis=1) & nests.keep[:, 0, :].all(axis=1)
     valid = valid_fanout & valid_capacity & valid_factors
     slots = stage.compute["random"] + stage.compute["gated"]
     util = slots / (aa.mac_instances * cycles)
     shape = np.broadcast_shapes(cycles.shape, total.shape)
-    bc = lambda x: np.broadcast_to(x, shape)  # noqa: E731
+
+    def bc(x: np.ndarray) -> np.ndarray:
+        return x if np.shape(x) == shape else np.broadcast_to(x, shape)
+
     st = stage.counts
     return NestCost(
         reads=st["reads"]["random"],
@@ -485,5 +573,5 @@ def _assemble(
         energy_by_tensor=pr.energy,
         level_demand_cycles=pr.level_cycles,
         stage=stage,
-        word_scale=dw / dwl,
+        word_scale=pa.word_scale,
     )

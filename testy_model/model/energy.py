@@ -78,13 +78,18 @@ VECTOR_WIDTH_THRESHOLDS: dict[int, tuple[float, ...]] = {
 }
 
 
-def vector_accesses(scalar: np.ndarray, block: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+def vector_accesses(scalar: np.ndarray, block: np.ndarray, ratio: np.ndarray | None) -> np.ndarray:
     """Vector accesses of ``scalar`` word accesses per instance in ``block``-word vectors:
     ``⌈scalar / block⌉ · ratio`` (``BufferLevel::ComputeVectorAccesses``; ``ratio`` corrects
-    compressed tiles, :func:`compressed_vector_ratio`). A relative slack of 1e-9 keeps float
-    noise from adding a vector. Units: vector accesses per instance."""
+    compressed tiles, :func:`compressed_vector_ratio`; None = 1). A relative slack of 1e-9
+    keeps float noise from adding a vector. Units: vector accesses per instance."""
     b = np.maximum(np.asarray(block, dtype=np.float64), 1.0)
-    return np.ceil(np.asarray(scalar) / b * (1 - 1e-9) - 1e-12).clip(min=0) * ratio
+    v = np.asarray(np.asarray(scalar) / b)  # then in place: the same operations, fewer copies
+    v *= 1 - 1e-9
+    v -= 1e-12
+    np.ceil(v, out=v)
+    np.maximum(v, 0, out=v)  # (what .clip(min=0) computes)
+    return v if ratio is None else v * ratio
 
 
 def compressed_vector_ratio(

@@ -8,14 +8,33 @@ instead of ``G·|delta|`` whenever ``ρ < G``, and delivers ``(F − λ)·|delta
 can be linked depends only on the fan-out (radices, offsets, mesh row length) and the step's
 translation, so the children are enumerated once per distinct (fan-out, translation) of a batch
 and the results memoised; a translation equal to no neighbour difference is ruled out without
-enumerating (:func:`_link_steps`, :func:`_may_link`).
+enumerating (:func:`_link_steps`, :func:`_may_link`), and before that, cheaply, one farther
+along a rank than any two children's offsets differ (:func:`_within_reach`: most steps).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+
+
+class FanOutRows(Protocol):
+    """The fan-outs of a stack of rows (``steps.FanRows``), formed for the rows asked for."""
+
+    def at(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(radix (H, D), offset (H, D, R), h_size (H,))`` of sorted ``rows``."""
+        ...
+
+    def reach(self, rows: np.ndarray) -> np.ndarray:
+        """(H, R) ``Σ_j (r_j − 1)·|v_j|`` of sorted ``rows`` (:func:`_within_reach`)."""
+        ...
+
+    @property
+    def n_dims(self) -> int:
+        """D, the number of problem dimensions (spatial loops per fan-out)."""
+        ...
 
 
 def link_adjustments(
@@ -24,16 +43,16 @@ def link_adjustments(
     w: np.ndarray,
     delta: np.ndarray,
     counts: tuple[np.ndarray, np.ndarray, np.ndarray],
-    fan: tuple[np.ndarray, np.ndarray, np.ndarray],
+    fan: FanOutRows,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For the rows ``sel`` of a fan-out with steps that may go over links: ``(Δ parent reads,
     deliveries saved, link transfers)`` (len(sel),), summed over the step groups.
 
     ``check`` (S, K) the step groups that may link, ``w`` (S, K) their weight × delta size,
-    ``delta`` (S, K, R) their translations; ``counts`` = (G, F, no-multicast) and ``fan`` =
-    (radix, offset, h_size) of all B rows (``reuse.spatial_structure``)."""
+    ``delta`` (S, K, R) their translations; ``counts`` = (G, F, no-multicast) of all B rows
+    and ``fan`` their fan-outs (:class:`FanOutRows`; radices and offsets are formed only for
+    the rows with steps that are not out of reach, :func:`_within_reach`)."""
     g, f_all, no_multicast = counts
-    radix, offset, h_size = fan
     g_s, f_s, mc_off = g[sel], f_all[sel], no_multicast[sel]
     lam = np.zeros(check.shape)
     rho = np.repeat(g_s[:, None], check.shape[1], 1)
@@ -47,21 +66,27 @@ def link_adjustments(
     lam = np.where(simple, f_s[:, None], lam)
     rho = np.where(simple, 0.0, rho)
     hb, hk = np.nonzero(check & ~simple & ~plain[:, None])
+    d_h = delta[hb, hk]
+    if hb.size and fan.n_dims <= _MAX_CARRY_DIMS:
+        urows, at = _distinct(sel[hb])  # hb is sorted (np.nonzero order), sel too
+        near = _within_reach(fan.reach(urows), at, d_h)
+        hb, hk, d_h = hb[near], hk[near], d_h[near]
     if hb.size:
-        ok = _may_link(_fanout_steps(radix, offset, h_size, sel[hb]), delta[hb, hk])
-        hb, hk = hb[ok], hk[ok]
+        urows, at = _distinct(sel[hb])  # the fan-outs of the distinct rows at stake
+        radix, offset, h_size = fan.at(urows)
+        ok = _may_link(_fanout_steps(radix, offset, h_size, at), d_h)
+        hb, hk, at = hb[ok], hk[ok], at[ok]
     if hb.size:
         # one enumeration per distinct (fan-out, step) among the rows (a mapper batch repeats
         # a handful of spatial structures thousands of times)
-        rb = sel[hb]
         n_d = radix.shape[1]
         # trivial loops (radix 1) play no part: their offsets stay out of the key
-        offs = np.where(radix[rb][..., None] >= 2, offset[rb], 0.0)
+        offs = np.where(radix[at][..., None] >= 2, offset[at], 0.0)
         key = np.concatenate(
             [
-                radix[rb],
-                offs.reshape(len(rb), -1),
-                h_size[rb, None],
+                radix[at],
+                offs.reshape(len(at), -1),
+                h_size[at, None],
                 delta[hb, hk],
                 mc_off[hb, None].astype(np.float64),
             ],
@@ -74,6 +99,30 @@ def link_adjustments(
     link = check & (rho < g_s[:, None])
     moved = (w * np.where(link, lam, 0.0)).sum(axis=1)
     return (w * np.where(link, rho - g_s[:, None], 0.0)).sum(axis=1), moved, moved
+
+
+def _distinct(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(distinct, inverse)`` of sorted (non-decreasing) ``rows``, without a sort."""
+    first = np.empty(len(rows), dtype=bool)
+    first[:1] = True
+    np.not_equal(rows[1:], rows[:-1], out=first[1:])
+    return rows[first], np.cumsum(first) - 1
+
+
+def _within_reach(reach: np.ndarray, at: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """(H,) False where the step ``delta`` (H, R) of fan-out ``at`` (H,) is farther than any
+    two children's offsets differ, so no child can take it from a neighbour (a necessary
+    condition of :func:`_may_link`, checked first because it is cheap): two children's
+    offsets differ by ``Σ_j δ_j·v_j`` with ``|δ_j| <= r_j − 1`` (radices r, offsets v of the
+    loops), so a rank's difference is at most ``reach = Σ_j (r_j − 1)·|v_j|`` (U, R) (an
+    exact integer); compared on the rounded vectors :func:`_vec_hash` hashes. (Not used with
+    more than :data:`_MAX_CARRY_DIMS` loops, whose fan-outs may be enumerated.)"""
+    lim = reach[at] + 0.5
+    far = np.abs(np.round(delta))
+    near = far[:, 0] <= lim[:, 0]
+    for r in range(1, far.shape[1]):  # R is small: one comparison per rank
+        near &= far[:, r] <= lim[:, r]
+    return near
 
 
 def _link_steps(

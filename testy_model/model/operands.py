@@ -157,19 +157,25 @@ def term_scaling(
 
 def term_stage(dense: DenseCounts, ts: TermScaling, out_idx: int) -> StageCounts:
     """Stage counts of a layer of TASD terms (module docstring): every access actual."""
-    s3 = ts.scale[:, None, :]
-    m3 = ts.md_bits[:, None, :]
+    # (repeated along L: a (P, 1, T) operand would make numpy step 3 elements at a time)
+    n_l = dense.reads.shape[1]
+    s3 = np.repeat(ts.scale[:, None, :], n_l, axis=1)
+    m3 = np.repeat(ts.md_bits[:, None, :], n_l, axis=1)
     counts: dict[str, dict[str, np.ndarray]] = {}
     md: dict[str, dict[str, np.ndarray]] = {}
+    z: np.ndarray | None = None  # one zero array for every gated / skipped count
     for kind in KINDS:
         x = getattr(dense, kind)
         words = x * np.ones_like(s3) if kind == "updates" else x * s3
-        bits = np.zeros_like(words) if kind == "updates" else x * m3
-        z = np.zeros_like(words)
+        z = np.zeros_like(words) if z is None else z
+        bits = z if kind == "updates" else x * m3
         counts[kind] = {"random": words, "gated": z, "skipped": z}
         md[kind] = {"random": bits, "gated": z, "skipped": z}
     shape = counts["reads"]["random"].shape
-    util = np.broadcast_to(dense.instances[:, :, None], shape)
+    # (repeated, not a broadcast view: the pricing multiplies by it)
+    util = np.repeat(dense.instances[:, :, None], shape[-1], axis=2)
+    if util.shape != shape:
+        util = np.broadcast_to(dense.instances[:, :, None], shape)
     macs = dense.macs
     effective = macs * ts.effective
     slots = macs * ts.work
@@ -184,4 +190,5 @@ def term_stage(dense: DenseCounts, ts: TermScaling, out_idx: int) -> StageCounts
             "skipped": np.zeros_like(slots * effective),
         },
         mac_units=dense.mac_units,
+        actual_only=True,
     )

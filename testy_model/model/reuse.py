@@ -51,6 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from testy_model.model.arrayops import prod_axis
 from testy_model.model.nest import LoopNests
 from testy_model.model.steps import _fan_base, spatial_structure
 from testy_model.model.traffic import Traffic, child_rows, level_traffic
@@ -108,6 +109,32 @@ def projection_matrix(problem: Problem, tensor: str) -> np.ndarray:
     return mat
 
 
+_PROBLEM_MEMO: dict[int, tuple[Problem, tuple[list[np.ndarray], np.ndarray, int]]] = {}
+
+
+def _problem_arrays(problem: Problem) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """``(projections, compulsory, output index)`` of ``problem``: every tensor's
+    :func:`projection_matrix`, its words in the whole problem (``tile_words`` of the bounds)
+    and the output's index. Memoised on the (frozen) problem's identity; the memo holds the
+    problem, so an identity cannot be reused while cached (bounded)."""
+    hit = _PROBLEM_MEMO.get(id(problem))
+    if hit is not None and hit[0] is problem:
+        return hit[1]
+    tensors = problem.tensor_names
+    bounds = np.array([float(problem.bounds[d]) for d in problem.dimensions])
+    projs = [projection_matrix(problem, t) for t in tensors]
+    compulsory = np.zeros(len(tensors))
+    for ti, proj in enumerate(projs):
+        compulsory[ti] = tile_words(proj, bounds)[0]
+    for a in (*projs, compulsory):
+        a.flags.writeable = False  # shared through the memo
+    out = (projs, compulsory, tensors.index(problem.output))
+    if len(_PROBLEM_MEMO) >= 256:
+        _PROBLEM_MEMO.clear()
+    _PROBLEM_MEMO[id(problem)] = (problem, out)
+    return out
+
+
 def take_counts(counts: DenseCounts, rows: np.ndarray) -> DenseCounts:
     """The counts of the mappings at ``rows`` (every (B, ...) array indexed along B; the
     per-problem ``compulsory`` stays): repeat one batch's counts over design points."""
@@ -133,24 +160,29 @@ def tile_words(proj: np.ndarray, extents: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def _tiles(projs: Sequence[np.ndarray], ext: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """:func:`tile_words` of every tensor (projections ``projs``) for extents ``ext`` (B, L+1,
-    D), the spans of all tensors' ranks in one product (integer arithmetic, exact)."""
-    spans = (ext - 1.0) @ np.concatenate(projs).T + 1.0
+    D), the spans of all tensors' ranks in one product (integer arithmetic, exact: the same
+    whatever order the sums run in, so the rows are multiplied as one (B·(L+1), D) matrix)."""
+    n_d = ext.shape[-1]
+    flat = ext.reshape(-1, n_d) - 1.0
+    spans = (flat @ np.concatenate(projs).T).reshape(*ext.shape[:-1], -1)
+    spans += 1.0
     cut = np.cumsum([0] + [p.shape[0] for p in projs])
     out = []
     for i in range(len(projs)):
         sp = spans[..., cut[i] : cut[i + 1]]
-        out.append((sp.prod(axis=-1), sp))
+        out.append((prod_axis(sp, -1), sp))
     return out
 
 
 def extents(nests: LoopNests) -> np.ndarray:
     """(B, L+1, D) extents at and below each level: ``E_l[d] = Π_{k>=l} t[k,d]·s[k,d]``;
     ``E_L = 1`` (the compute)."""
-    tem = nests.temporal.astype(np.float64)
-    spa = nests.spatial.astype(np.float64)
-    n_b, n_l, n_d = tem.shape
-    ext = np.ones((n_b, n_l + 1, n_d))
-    ext[:, :n_l] = np.cumprod((tem * spa)[:, ::-1], axis=1)[:, ::-1]
+    n_b, n_l, n_d = nests.temporal.shape
+    ext = np.empty((n_b, n_l + 1, n_d))
+    ext[:, n_l] = 1.0
+    np.multiply(nests.temporal, nests.spatial, out=ext[:, :n_l], dtype=np.float64)
+    for lv in range(n_l - 2, -1, -1):  # the running product, inner to outer (as cumprod)
+        np.multiply(ext[:, lv + 1], ext[:, lv], out=ext[:, lv])
     return ext
 
 
@@ -189,64 +221,66 @@ def dense_counts(
     tem = nests.temporal.astype(np.float64)
     spa = nests.spatial.astype(np.float64)
     n_b, n_l, _ = tem.shape
-    tensors = problem.tensor_names
-    n_t = len(tensors)
-    out_idx = tensors.index(problem.output)
+    projs, compulsory, out_idx = _problem_arrays(problem)
     ext = extents(nests)
-    t_all = tem.prod(axis=(1, 2))
+    t_all = prod_axis(tem.reshape(n_b, -1), 1)  # = tem.prod(axis=(1, 2))
+    mac_units = prod_axis(spa.reshape(n_b, -1), 1)
     instances = np.ones((n_b, n_l))
-    instances[:, 1:] = np.cumprod(spa.prod(axis=2)[:, :-1], axis=1)
+    fan = prod_axis(spa, 2)
+    for lv in range(1, n_l):  # the running product, outer to inner (as cumprod)
+        if lv == 1:
+            instances[:, 1] = fan[:, 0]
+        else:
+            np.multiply(instances[:, lv - 1], fan[:, lv - 1], out=instances[:, lv])
     keep = nests.keep.copy()
     keep[:, 0, :] = True
     if stream is None and nests.stream is not None:
         stream = nests.stream
     streamed = _stream_mask(stream if conv.counts_streams else None, keep)
-    shape = (n_b, n_l, n_t)
-    tile, reads, fills, updates = (np.zeros(shape) for _ in range(4))
-    distinct, entering, groups = np.zeros(shape), np.zeros(shape), np.ones(shape)
-    child = np.full(shape, n_l, dtype=np.int64)
-    compulsory = np.zeros(n_t)
-    bounds = np.array([float(problem.bounds[d]) for d in problem.dimensions])
-    projs = [projection_matrix(problem, t) for t in tensors]
     tiles = _tiles(projs, ext)  # per tensor (B, L+1), (B, L+1, R)
     fans, lvs, f_all = _traffic(nests, ext, projs, tiles, fanout_x)
     # every tensor's columns at once (B, L, T): elementwise, the same per tensor
     w_s, c_s, d_s, l_s = (np.stack([lv[j] for lv in lvs], axis=-1) for j in range(4))
-    all_cols = _collapse((w_s, c_s, d_s, l_s), keep, f_all[..., None], instances[..., None])
-    for ti in range(n_t):
-        tw, fan, lv = tiles[ti][0], fans[ti], lvs[ti]
-        tile[:, :, ti] = tw[:, :n_l]
-        compulsory[ti] = tile_words(projs[ti], bounds)[0]
-        groups[:, :, ti] = fan[1]
-        entering[:, :, ti] = lv[0]
-        cols = tuple(x[..., ti] for x in all_cols)
-        # the row's own tensor size (its outermost tile: rows of one batch may be layers of
-        # different bounds sharing one structure)
-        part = tw[:, 0][:, None] / np.concatenate(
-            [np.ones((n_b, 1)), np.cumprod(fan[1][:, :-1], axis=1)], axis=1
-        )
-        r, f, u, dist = _assign(
-            cols, part, keep[:, :, ti], streamed[:, :, ti], ti == out_idx, first_fill
-        )
-        reads[:, :, ti], fills[:, :, ti], updates[:, :, ti] = r, f, u
-        distinct[:, :, ti] = dist
-        child[:, :, ti] = cols[3]
+    # (F and instances repeated along T: a trailing axis of 1 would make every step broadcast)
+    n_t = len(projs)
+    cols = _collapse(
+        (w_s, c_s, d_s, l_s),
+        keep,
+        np.repeat(f_all[..., None], n_t, axis=2),
+        np.repeat(instances[..., None], n_t, axis=2),
+    )
+    tw = np.stack([t[0] for t in tiles], axis=-1)  # (B, L+1, T)
+    groups = np.stack([fan[1] for fan in fans], axis=-1)
+    # the row's own tensor size (its outermost tile: rows of one batch may be layers of
+    # different bounds sharing one structure)
+    below = np.empty(groups.shape)  # Π_{k<l} G_k, the running product (as cumprod)
+    below[:, 0] = 1.0
+    for lv in range(1, n_l):
+        if lv == 1:
+            below[:, 1] = groups[:, 0]
+        else:
+            np.multiply(below[:, lv - 1], groups[:, lv - 1], out=below[:, lv])
+    part = np.repeat(tw[:, :1], n_l, axis=1)
+    part /= below
+    is_out = np.zeros(len(projs), dtype=bool)
+    is_out[out_idx] = True
+    reads, fills, updates, distinct = _assign(cols, part, keep, streamed, is_out, first_fill)
     return DenseCounts(
-        tile=tile,
+        tile=tw[:, :n_l],
         reads=reads,
         fills=fills,
         updates=updates,
         instances=instances,
         temporal_iterations=t_all,
-        mac_units=spa.prod(axis=(1, 2)),
-        macs=t_all * spa.prod(axis=(1, 2)),
+        mac_units=mac_units,
+        macs=t_all * mac_units,
         compulsory=compulsory,
         distinct=distinct,
         held=keep,
         streamed=streamed,
-        entering=entering,
+        entering=w_s,
         groups=groups,
-        child=child,
+        child=cols[3],
     )
 
 
@@ -261,13 +295,21 @@ def _traffic(
     (:func:`~testy_model.model.steps.spatial_structure`) and
     :func:`~testy_model.model.traffic.level_traffic` (those with the same number of ranks
     stacked, on each child level's distinct rows, shared by the tensors), and F (B, L)."""
-    no_reuse, no_link, no_mc = (nests.mask(k) for k in ("no_reuse", "no_link", "no_multicast"))
+    names = ("no_reuse", "no_link", "no_multicast")
+    given = any(getattr(nests, k) is not None for k in names)
+    no_reuse, no_link, no_mc = (nests.mask(k) for k in names)
     base = _fan_base(nests, ext, fanout_x)
     fans = [  # (F, G) per tensor (radices, offsets, rows: base, per level)
-        spatial_structure(p, nests, ext, fanout_x, no_mc[:, :, ti], base, offsets=False)[:2]
+        spatial_structure(
+            p, nests, ext, fanout_x, no_mc[:, :, ti] if given else None, base, offsets=False
+        )[:2]
         for ti, p in enumerate(projs)
     ]
-    masks = [(no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti]) for ti in range(len(projs))]
+    masks = (
+        [(no_reuse[:, :, ti], no_link[:, :, ti], no_mc[:, :, ti]) for ti in range(len(projs))]
+        if given
+        else None
+    )
     children = child_rows(nests, ext)
     out: list[Traffic | None] = [None] * len(projs)
     for r in sorted({p.shape[0] for p in projs}):
@@ -277,7 +319,7 @@ def _traffic(
             [tiles[i][0] for i in ids],
             [tiles[i][1] for i in ids],
             [fans[i] for i in ids],
-            [masks[i] for i in ids],
+            None if masks is None else [masks[i] for i in ids],
             children,
             base,
         )
@@ -303,23 +345,29 @@ def _collapse(
     ``share_c = weighted_{c−1} / F_{c−1}`` is what the parent delivers to one instance of c.
     Returns ``(content, share, peer, child)`` (B, L, ...); ``child`` = the next holder below
     (L = compute)."""
-    _, content, weighted, links = (a.copy() for a in lv)
+    content, links = lv[1].copy(), lv[3].copy()  # (updated below; W and weighted are not)
+    weighted = lv[2]
     n_l = content.shape[1]
     share = np.zeros(content.shape)
-    share[:, 1:] = weighted[:, :-1] / f_all[:, :-1]
+    np.divide(weighted[:, :-1], f_all[:, :-1], out=share[:, 1:])
     child = np.full(content.shape, n_l, dtype=np.int64)
     nearest = np.full(content[:, 0].shape, n_l, dtype=np.int64)
+    masked_all = ~held
+    # every level kept: nothing is promoted (the same arrays; the loop below only finds holders)
+    promote = bool(masked_all[:, 1:].any())
+    w_safe = np.where(weighted > 0, weighted, 1.0) if promote else weighted
     for m in range(n_l - 1, 0, -1):
         child[:, m] = nearest
-        masked = ~held[:, m]
-        wk = weighted[:, m - 1]
-        scale = content[:, m] * f_all[:, m - 1] / np.where(wk > 0, wk, 1.0)
-        content[:, m - 1] = np.where(masked, content[:, m - 1] * scale, content[:, m - 1])
-        links[:, m - 1] = np.where(masked, 0.0, links[:, m - 1])
-        nearest = np.where(held[:, m], m, nearest)
+        if promote:
+            masked = masked_all[:, m]
+            scale = content[:, m] * f_all[:, m - 1] / w_safe[:, m - 1]
+            # (×1 where kept: x·1 is x, bit for bit)
+            content[:, m - 1] *= np.where(masked, scale, 1.0)
+            np.copyto(links[:, m - 1], 0.0, where=masked)
+        np.copyto(nearest, m, where=held[:, m])
     child[:, 0] = nearest
     peer = np.zeros(content.shape)
-    peer[:, 1:] = links[:, :-1] / instances[:, 1:]
+    np.divide(links[:, :-1], instances[:, 1:], out=peer[:, 1:])
     return content, share, peer, child
 
 
@@ -328,30 +376,35 @@ def _assign(
     part: np.ndarray,
     held: np.ndarray,
     streamed: np.ndarray,
-    is_out: bool,
+    is_out: np.ndarray,
     first_fill: bool,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Reads, fills, updates and partition sizes (B, L) of one tensor from the collapsed
-    columns (module rules 4–6; ``ComputeReadUpdateReductionAccesses_Legacy``)."""
+    """Reads, fills, updates and partition sizes (B, L, T) of the tensors from the collapsed
+    columns (module rules 4–6; ``ComputeReadUpdateReductionAccesses_Legacy``); ``is_out``
+    (T,) marks the output (read-write) tensor. Elementwise: the inputs' rule is evaluated on
+    every column, the output's on its own column, which it replaces."""
     content, share, peer, _ = cols
-    n_b, n_l = content.shape
-    reads, fills, updates = np.zeros((n_b, n_l)), np.zeros((n_b, n_l)), np.zeros((n_b, n_l))
-    outer = np.zeros(n_l, dtype=bool)
-    outer[0] = True
-    if is_out:
-        upd = np.round(content)
-        rd = np.round(content + peer - part)
-        fl = share + peer if first_fill else np.round(share + peer - part)
-        fl[:, 0] = 0.0
-        updates = np.where(held | streamed, upd, 0.0)
-        reads = np.where(held | streamed, rd, 0.0)
-        fills = np.where(held, fl, np.where(streamed, upd, 0.0))
-    else:
-        rd = np.round(content + peer)
-        fl = share + peer
-        fl[:, 0] = 0.0
-        reads = np.where(held | streamed, rd, 0.0)
-        fills = np.where(held, fl, np.where(streamed, rd, 0.0))
+    any_stream = bool(streamed.any())
+    on = held | streamed if any_stream else held
+    o = np.flatnonzero(is_out)  # the output's column: its rules replace the inputs' there
+    # inputs: reads = content + peer, fills = share + peer
+    cp = content + peer
+    rd = np.round(cp)
+    fl = share + peer
+    # outputs: updates = content, reads = content + peer − partition, fills likewise
+    upd_o = np.round(content[..., o])
+    rd[..., o] = np.round(cp[..., o] - part[..., o])
+    if not first_fill:
+        fl[..., o] = np.round(fl[..., o] - part[..., o])
+    reads = np.where(on, rd, 0.0)
+    updates = np.zeros(rd.shape)
+    updates[..., o] = np.where(on[..., o], upd_o, 0.0)
+    if any_stream:  # a streamed level is filled with what it passes on: the inputs' reads
+        fill_stream = rd.copy()  # (their columns of rd are the inputs' reads), the updates
+        fill_stream[..., o] = upd_o
+        fills = np.where(held, fl, np.where(streamed, fill_stream, 0.0))
+    else:  # nothing streamed: the inner choice is 0 everywhere
+        fills = np.where(held, fl, 0.0)
     fills[:, 0] = 0.0
-    dist = np.where(held | streamed, part, 0.0)
+    dist = np.where(on, part, 0.0)
     return reads, fills, updates, dist

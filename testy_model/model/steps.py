@@ -6,11 +6,13 @@ combines into per-level traffic. Counts are words of a tensor per instance of a 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from testy_model.model.arrayops import prod_axis
 from testy_model.model.links import _first_rows, link_adjustments
 from testy_model.model.nest import LoopNests
 
@@ -78,21 +80,27 @@ def _sort_positions(key: np.ndarray) -> np.ndarray:
     k = key.shape[1]
     pos = np.arange(k)
     if key.shape[0] >= 64 and key.min() >= 0 and key.max() < k:  # (small batches: sort)
+        rows = np.arange(key.shape[0])[:, None]
         idx = np.empty_like(key)
-        np.put_along_axis(idx, key, np.broadcast_to(pos, key.shape), axis=1)
-        if np.array_equal(np.take_along_axis(key, idx, axis=1), np.broadcast_to(pos, key.shape)):
+        idx[rows, key] = pos
+        if np.array_equal(key[rows, idx], np.broadcast_to(pos, key.shape)):
             return idx
     return np.argsort(key, axis=1, kind="stable")
 
 
-def _step_frame(nests: LoopNests, ext: np.ndarray, level: int) -> _StepFrame:
-    """The loops above child ``level`` (module rule 2), each row's active loops first."""
-    n_b = nests.batch
-    n_d = nests.temporal.shape[2]
-    tem = nests.temporal[:, :level].astype(np.float64)
-    spa = nests.spatial[:, :level].astype(np.float64)
+def _step_frame(
+    nests: LoopNests, ext: np.ndarray, level: int, rows: np.ndarray | None = None
+) -> _StepFrame:
+    """The loops above child ``level`` (module rule 2), each row's active loops first, of
+    the batch ``rows`` (default: all; ``ext`` is the whole batch's)."""
+    tem_i, spa_i, order = nests.temporal[:, :level], nests.spatial[:, :level], nests.order
+    if rows is not None:
+        tem_i, spa_i, order, ext = tem_i[rows], spa_i[rows], order[rows], ext[rows]
+    n_b, _, n_d = tem_i.shape
+    tem = tem_i.astype(np.float64)
+    spa = spa_i.astype(np.float64)
     stride = ext[:, 1 : level + 1] * spa
-    key = (level - 1 - np.arange(level))[None, :, None] * n_d + nests.order[:, :level]
+    key = (level - 1 - np.arange(level))[None, :, None] * n_d + order[:, :level]
     idx = _sort_positions(key.reshape(n_b, -1))
     rows = np.arange(n_b)[:, None]
     # row-wise gathers as one flat np.take (several times faster than fancy indexing)
@@ -120,10 +128,16 @@ def _compact_frame(f: np.ndarray, st: np.ndarray, dim: np.ndarray, lvl: np.ndarr
 def _frame(f: np.ndarray, st: np.ndarray, dim: np.ndarray, lvl: np.ndarray) -> _StepFrame:
     """:class:`_StepFrame` of compacted loops (active ones first; ``Π_{k outside j} n_k``,
     the innermost active loop and the step weights derived here)."""
-    n_b = f.shape[0]
     active = f >= 2
-    outer = np.cumprod(f[:, ::-1], axis=1)[:, ::-1]
-    outer = np.concatenate([outer[:, 1:], np.ones((n_b, 1))], axis=1)
+    outer = np.empty_like(f)  # Π_{k outside j} n_k: the running product from the outermost
+    outer[:, -1] = 1.0
+    if len(f) >= 256:  # (the order cumprod multiplies in; a loop over J beats its rows)
+        if f.shape[1] > 1:
+            outer[:, -2] = f[:, -1]
+        for j in range(f.shape[1] - 3, -1, -1):
+            np.multiply(outer[:, j + 1], f[:, j + 1], out=outer[:, j])
+    else:
+        outer[:, :-1] = np.cumprod(f[:, :0:-1], axis=1)[:, ::-1]
     has, j1 = np.asarray(active.any(axis=1)), np.argmax(active, axis=1)
     weights = _step_weights(f, j1, has, outer)
     return _StepFrame(f, st, dim, active, has, j1, outer, weights, lvl)
@@ -135,16 +149,30 @@ def suffix_frame(full: _StepFrame, rows: np.ndarray, level: int) -> _StepFrame:
     loops, strides and order), so each row's active ones are those of ``full`` at levels below
     ``level``, kept in order and padded with bound-1 loops to the most any row has (at least
     1; where bound-1 loops sit plays no part)."""
+    return suffix_frames(full, [rows], [level])
+
+
+def suffix_frames(
+    full: _StepFrame, rows: Sequence[np.ndarray], levels: Sequence[int]
+) -> _StepFrame:
+    """:func:`suffix_frame` of several child ``levels`` (each on its frame rows ``rows``),
+    stacked along the rows and padded with bound-1 loops to the most any row has."""
     assert full.level is not None  # frames built by _step_frame carry their loops' levels
-    f, st, dim, lvl = (x[rows] for x in (full.f, full.st, full.dim, full.level))
-    sel = (f >= 2) & (lvl < level)
+    at = np.concatenate(rows) if len(rows) > 1 else rows[0]
+    f, st, dim, lvl = (x[at] for x in (full.f, full.st, full.dim, full.level))
+    lim: np.ndarray | int = levels[0]
+    if len(rows) > 1:
+        lim = np.repeat(np.asarray(levels), [len(r) for r in rows])[:, None]
+    sel = (f >= 2) & (lvl < lim)
     n_c = sel.sum(axis=1)
     j_max = max(int(n_c.max()) if n_c.size else 0, 1)
     pos = np.argsort(~sel, axis=1, kind="stable")[:, :j_max]
     valid = np.arange(j_max) < n_c[:, None]
 
+    r = np.arange(len(pos))[:, None]
+
     def take(x: np.ndarray, pad: float) -> np.ndarray:
-        return np.where(valid, np.take_along_axis(x, pos, axis=1), pad)
+        return np.where(valid, x[r, pos], pad)
 
     return _frame(take(f, 1.0), take(st, 0.0), take(dim, 0), take(lvl, 0))
 
@@ -182,11 +210,11 @@ def temporal_deltas(seq: StepSequence, spans: np.ndarray) -> tuple[np.ndarray, n
     """``(W, diff1)`` (B,): words entering one instance of a level over the run (module rule 2)
     and the size of one innermost step's delta, for a tile of per-rank ``spans`` (B, R)."""
     n_b = spans.shape[0]
-    tile = spans.prod(axis=-1)
+    tile = prod_axis(spans, -1)
     if seq.f.shape[1] == 0:
         return tile, np.zeros(n_b)
     tau1 = seq.tau[np.arange(n_b), seq.j1] if seq.tau1 is None else seq.tau1
-    diff1 = tile - np.clip(spans - np.abs(tau1), 0.0, None).prod(axis=-1)
+    diff1 = tile - prod_axis(np.clip(spans - np.abs(tau1), 0.0, None), -1)
     weight = np.where(seq.f >= 2, (seq.f - 1.0) * seq.outer, 0.0)
     cost = np.where(seq.same, diff1[:, None], tile[:, None])
     w = tile + (weight * cost).sum(axis=1)
@@ -229,14 +257,81 @@ class _FanBase:
         idx = np.argsort(pos, axis=-1, kind="stable")
         return idx, np.take_along_axis(spa, idx, axis=-1), np.take_along_axis(ext, idx, axis=-1)
 
+    def ordered_rows(
+        self, parts: Sequence[tuple[int, np.ndarray | None]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`ordered` of several ``(level, rows)``, stacked along the rows (one sort;
+        each row is sorted on its own)."""
+        if len(parts) == 1:
+            return self.ordered(*parts[0])
+
+        def rows_of(a: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+            return a if rows is None else a[rows]
+
+        spa = np.concatenate([rows_of(self.spa[:, k], r) for k, r in parts])
+        pos = np.concatenate([rows_of(self.pos[:, k], r) for k, r in parts])
+        ext = np.concatenate([rows_of(self.ext[:, k + 1], r) for k, r in parts])
+        idx = np.argsort(pos, axis=-1, kind="stable")
+        return idx, np.take_along_axis(spa, idx, axis=-1), np.take_along_axis(ext, idx, axis=-1)
+
+
+@dataclass(frozen=True)
+class FanRows:
+    """The radices, offsets and mesh row lengths (:func:`spatial_structure`) of stacked
+    fan-out rows, formed on demand (:meth:`at`): stacked row j is tensor ``j // n_u``
+    (transposed projection ``proj_t[j // n_u]`` (D, R)) at parent level ``k_of[j % n_u]`` of
+    batch row ``b_of[j % n_u]``, over the tensor-independent ``base``."""
+
+    base: _FanBase
+    proj_t: np.ndarray
+    b_of: np.ndarray
+    k_of: np.ndarray
+    n_u: int
+
+    def at(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(radix (H, D), offset (H, D, R), h_size (H,))`` of the stacked ``rows`` (H,):
+        the level's spatial loops inner to outer, their factors and translations
+        ``proj[:, d]·E_{l+1}[d]`` (:func:`fan_offsets`), as :meth:`_FanBase.ordered` orders
+        them."""
+        u = rows % self.n_u
+        b, k = self.b_of[u], self.k_of[u]
+        fb = self.base
+        spa, pos, ext = fb.spa[b, k], fb.pos[b, k], fb.ext[b, k + 1]
+        idx = np.argsort(pos, axis=-1, kind="stable")
+        h = np.arange(len(rows))[:, None]
+        radix, ext_sorted = spa[h, idx], ext[h, idx]
+        offset = self.proj_t[(rows // self.n_u)[:, None], idx] * ext_sorted[..., None]
+        return radix, offset, fb.h_size[b, k]
+
+    def reach(self, rows: np.ndarray) -> np.ndarray:
+        """(H, R) how far two children's offsets can differ along each rank, for the sorted
+        stacked ``rows`` (H,): ``Σ_d (s_d − 1)·E_{l+1}[d]·|proj[r, d]|`` over the level's
+        spatial factors s (exact integers; :func:`~testy_model.model.links._within_reach`)."""
+        u = rows % self.n_u
+        b, k = self.b_of[u], self.k_of[u]
+        fb = self.base
+        span = np.maximum(fb.spa[b, k] - 1.0, 0.0) * fb.ext[b, k + 1]  # (H, D)
+        tensor = rows // self.n_u
+        out = np.empty((len(rows), self.proj_t.shape[2]))
+        ends = np.searchsorted(tensor, np.arange(len(self.proj_t) + 1))
+        for i in range(len(self.proj_t)):  # rows are sorted: tensor by tensor
+            if ends[i + 1] > ends[i]:
+                out[ends[i] : ends[i + 1]] = span[ends[i] : ends[i + 1]] @ np.abs(self.proj_t[i])
+        return out
+
+    @property
+    def n_dims(self) -> int:
+        """D, the number of problem dimensions."""
+        return int(self.base.spa.shape[2])
+
 
 def _fan_base(nests: LoopNests, ext: np.ndarray, fanout_x: np.ndarray | None) -> _FanBase:
     """:class:`_FanBase` of ``nests`` (``h_size = max(physical X fan-out, Π X factors)``)."""
     spa = nests.spatial.astype(np.float64)
     n_l = spa.shape[1]
     pos = nests.spatial_positions()
-    f_all = spa.prod(axis=2)
-    x_fac = np.where(pos < nests.x_split()[:, :, None], spa, 1.0).prod(axis=2)
+    f_all = prod_axis(spa, 2)
+    x_fac = prod_axis(np.where(pos < nests.x_split()[:, :, None], spa, 1.0), 2)
     phys = np.ones(n_l) if fanout_x is None else np.asarray(fanout_x, dtype=np.float64)
     h_size = np.maximum(phys[None, :], x_fac)
     return _FanBase(spa, pos, ext, f_all, h_size)
@@ -279,7 +374,7 @@ def spatial_structure(
         offset = fan_offsets(proj, idx, ext_sorted)  # (B, L, D, R)
     rel = proj != 0
     active = (spa >= 2) & rel.any(axis=0)[None, None, :]
-    g = np.where(active, spa, 1.0).prod(axis=2)
+    g = prod_axis(np.where(active, spa, 1.0), 2)
     # ranks with two or more relevant active loops (only ranks that two dims project onto,
     # e.g. a sliding window's p + r, can have them)
     share = np.zeros(g.shape, dtype=bool)
@@ -308,7 +403,7 @@ def _spatial_content(
     seq: StepSequence,
     sizes: tuple[np.ndarray, np.ndarray, np.ndarray],
     point_child: bool,
-    fan: tuple[np.ndarray, ...],
+    fan: tuple[np.ndarray, np.ndarray, FanRows],
     no_link: np.ndarray,
     no_multicast: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -326,7 +421,7 @@ def _spatial_content(
     operand itself: |D| = 1, always the same shape). ``no_link`` / ``no_multicast`` (B,) are the
     mapping's directives for this level and tensor.
     """
-    f_all, g, radix, offset, h_size = fan
+    f_all, g, rows = fan
     tile, diff1, dj = sizes
     n_b, n_j = seq.f.shape
     content = g * tile
@@ -363,11 +458,9 @@ def _spatial_content(
     sel = np.nonzero(check.any(axis=1))[0]
     if sel.size == 0:
         return content, weighted, links
-    delta = np.concatenate([tau1[:, None], seq.tau], axis=1)[sel]
+    delta = np.concatenate([tau1[sel, None], seq.tau[sel]], axis=1)
     w = elig[sel] * size[sel]
-    dc, dw, lk = link_adjustments(
-        sel, check[sel], w, delta, (g, f_all, no_multicast), (radix, offset, h_size)
-    )
+    dc, dw, lk = link_adjustments(sel, check[sel], w, delta, (g, f_all, no_multicast), rows)
     content[sel] += dc
     weighted[sel] -= dw
     links[sel] = lk
