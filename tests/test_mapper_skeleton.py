@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from testy_model.mapper import beam as mapper
-from testy_model.mapper.candidates import Candidates, _cand_hash, _hash, _hash_parts
+from testy_model.mapper.candidates import Candidates, _cand_hash, _hash, _hash_parts, _keep_part
 from testy_model.mapper.fit import _position_table, _positions, capacity_mask, mesh_layout
 from testy_model.mapper.moves import _moves, _moves_of, _neighbours
 from testy_model.mapper.pool import _best, _select
@@ -160,3 +160,19 @@ def test_move_lists_are_shared_and_read_only(ctx: mapper._Ctx) -> None:
         (ctx.ai.fanout > 1).tobytes(),
     )
     assert all(np.array_equal(a, b) for a, b in zip(moves, fresh, strict=True))
+
+
+def test_shared_validity_is_the_per_row_validity(ctx: mapper._Ctx) -> None:
+    beam = _templates(ctx)
+    nb, nh = _neighbours(ctx, beam, _moves(ctx))  # order/keep moves repeat their member's exps
+    e_hash = nh - _keep_part(nb)
+    assert np.array_equal(e_hash, _hash_parts(nb) - _keep_part(nb))
+    assert len(np.unique(e_hash)) < len(nb)  # some rows share their exponents
+    plain_F = factors_from_exps(ctx.pi, nb.exps)
+    plain = (plain_F, *ctx.valid_parts(nb, plain_F))
+    assert plain[2].any() and not plain[2].all()
+    # shared, and with every hash made one (a collision: nothing may be shared)
+    for h in (e_hash, np.zeros_like(e_hash)):
+        shared = ctx.valid_shared(nb, h)
+        for a, b in zip(plain, shared, strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b)

@@ -202,12 +202,19 @@ def _hash_parts(cand: Candidates) -> np.ndarray:
     """(B,) the exponent and keep parts of :func:`_cand_hash` (all but the loop orders':
     :func:`_order_hash`), wrapping int64 sums."""
     n = len(cand)
-    w_e, _, w_k = _hash_weights_of(cand)
+    w_e = _hash_weights_of(cand)[0]
     # integer matmuls wrap modulo 2^64 like the elementwise products and sums (same value in
     # any summation order), without the (n, width) int64 temporaries
     h = cand.exps.reshape(n, w_e.size) @ w_e.reshape(-1)
-    h += cand.keep.reshape(n, w_k.size) @ w_k.reshape(-1)
+    h += _keep_part(cand)
     return h
+
+
+def _keep_part(cand: Candidates) -> np.ndarray:
+    """(B,) the keep part of :func:`_hash_parts` (a wrapping int64 matmul; :func:`_hash_parts`
+    less it is the exponent part)."""
+    w_k = _hash_weights_of(cand)[2]
+    return cand.keep.reshape(len(cand), w_k.size) @ w_k.reshape(-1)
 
 
 def _order_hash(cand: Candidates, order_idx: np.ndarray) -> np.ndarray:

@@ -20,7 +20,13 @@ from testy_model.mapper.candidates import (
     to_mapping,
     to_nests,
 )
-from testy_model.mapper.fit import _all_last, capacity_mask, check_feasible, structure_mask
+from testy_model.mapper.fit import (
+    _all_last,
+    capacity_fits,
+    capacity_mask,
+    check_feasible,
+    structure_mask,
+)
 from testy_model.mapper.space import (
     ArchIndex,
     ProblemIndex,
@@ -30,6 +36,8 @@ from testy_model.mapper.space import (
     index_arch,
     index_problem,
     order_classes,
+    tile_extents,
+    tile_words,
 )
 from testy_model.spec.arch import Architecture, LevelConstraints
 from testy_model.spec.conventions import Conventions
@@ -159,6 +167,31 @@ class _Ctx:
             rows = np.nonzero(ok)[0]
             ok[rows] = capacity_mask(self.pi, self.ai, F[rows, :L], F[rows, L:], cand.keep[rows])
         return struct, ok
+
+    def valid_shared(
+        self, cand: Candidates, e_hash: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(factors, structure, valid)`` as :func:`factors_from_exps` and :meth:`valid_parts`
+        give them, with the factors, the structure test and the tile words computed once per
+        distinct exponent row (rows that differ only in loop orders or keep bits share them).
+        ``e_hash``: (B,) the rows' exponent hashes; rows that share one are checked to have
+        equal exponents (else nothing is shared). Every test is row-wise: the same results."""
+        _, first, inv = np.unique(e_hash, return_index=True, return_inverse=True)
+        exps, inv = cand.exps, inv.reshape(-1)
+        if not np.array_equal(exps[first[inv]], exps):  # a hash collision: no sharing
+            first = inv = np.arange(len(cand))
+        L = len(self.ai.names)
+        Fu = factors_from_exps(self.pi, exps[first])
+        su = structure_mask(self.pi, self.ai, Fu[:, :L], Fu[:, L:])
+        struct = su[inv] & _all_last(self.allowed[np.arange(L), cand.order_idx])
+        ok = struct.copy()
+        if ok.any():
+            rows = np.nonzero(ok)[0]
+            ut = np.nonzero(su)[0]  # the tile words of the distinct rows that may fit
+            words = np.zeros((len(first), L, len(self.pi.tensors)))
+            words[ut] = tile_words(self.pi, tile_extents(Fu[ut, :L], Fu[ut, L:]))
+            ok[rows] = capacity_fits(self.pi, self.ai, words[inv[rows]], cand.keep[rows])
+        return Fu[inv], struct, ok
 
 
 def arch_hash(arch: Architecture) -> str:

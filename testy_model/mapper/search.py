@@ -59,6 +59,7 @@ from testy_model.mapper.candidates import (
     _concat,
     _gather,
     _hash_parts,
+    _keep_part,
     _order_hash,
 )
 from testy_model.mapper.context import (
@@ -91,7 +92,6 @@ from testy_model.mapper.pool import (  # noqa: F401  (old import paths)
 )
 from testy_model.mapper.rotations import _rotated
 from testy_model.mapper.space import (
-    factors_from_exps,
     keep_options,
     space_size,
 )
@@ -173,8 +173,7 @@ def _unseen(
     new = np.nonzero(~_in_sorted(h, st.seen))[0]
     idx = new[np.sort(np.unique(h[new], return_index=True)[1])]
     nb, h = nb.take(idx), h[idx]
-    F = factors_from_exps(ctx.pi, nb.exps)
-    struct, ok = ctx.valid_parts(nb, F)
+    F, struct, ok = ctx.valid_shared(nb, nh[idx] - _keep_part(nb))
     bad = np.nonzero(~ok)[0]
     lead = np.zeros(len(nb), dtype=bool)
     lead[bad] = _lead(nb, st.cur, compound, bad)
