@@ -173,6 +173,9 @@ def test_shared_validity_is_the_per_row_validity(ctx: mapper._Ctx) -> None:
     assert plain[2].any() and not plain[2].all()
     # shared, and with every hash made one (a collision: nothing may be shared)
     for h in (e_hash, np.zeros_like(e_hash)):
-        shared = ctx.valid_shared(nb, h)
+        *shared, words = ctx.valid_shared(nb, h)
         for a, b in zip(plain, shared, strict=True):
             assert a.dtype == b.dtype and np.array_equal(a, b)
+        L = len(ctx.ai.names)
+        full = tile_words(ctx.pi, tile_extents(plain_F[:, :L], plain_F[:, L:]))
+        assert np.array_equal(words[plain[1]], full[plain[1]])

@@ -15,6 +15,7 @@ from testy_model.errors import MappingError
 from testy_model.mapper.candidates import (
     Candidates,
     MappingResult,
+    _row_classes,
     _scale_md,
     operand_terms,
     to_mapping,
@@ -170,28 +171,26 @@ class _Ctx:
 
     def valid_shared(
         self, cand: Candidates, e_hash: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(factors, structure, valid)`` as :func:`factors_from_exps` and :meth:`valid_parts`
-        give them, with the factors, the structure test and the tile words computed once per
-        distinct exponent row (rows that differ only in loop orders or keep bits share them).
-        ``e_hash``: (B,) the rows' exponent hashes; rows that share one are checked to have
-        equal exponents (else nothing is shared). Every test is row-wise: the same results."""
-        _, first, inv = np.unique(e_hash, return_index=True, return_inverse=True)
-        exps, inv = cand.exps, inv.reshape(-1)
-        if not np.array_equal(exps[first[inv]], exps):  # a hash collision: no sharing
-            first = inv = np.arange(len(cand))
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(factors, structure, valid, words)`` as :func:`factors_from_exps`,
+        :meth:`valid_parts` and :func:`tile_words` give them (``words``: (B, L, T), zero where
+        the structure test fails), with the factors, the structure test and the tile words
+        computed once per distinct exponent row (rows that differ only in loop orders or keep
+        bits share them; :func:`_row_classes` by ``e_hash``, the rows' exponent hashes).
+        Every test is row-wise: the same results."""
+        first, inv = _row_classes(cand.exps, e_hash)
         L = len(self.ai.names)
-        Fu = factors_from_exps(self.pi, exps[first])
+        Fu = factors_from_exps(self.pi, cand.exps[first])
         su = structure_mask(self.pi, self.ai, Fu[:, :L], Fu[:, L:])
         struct = su[inv] & _all_last(self.allowed[np.arange(L), cand.order_idx])
         ok = struct.copy()
+        words = np.zeros((len(first), L, len(self.pi.tensors)))
         if ok.any():
             rows = np.nonzero(ok)[0]
             ut = np.nonzero(su)[0]  # the tile words of the distinct rows that may fit
-            words = np.zeros((len(first), L, len(self.pi.tensors)))
             words[ut] = tile_words(self.pi, tile_extents(Fu[ut, :L], Fu[ut, L:]))
             ok[rows] = capacity_fits(self.pi, self.ai, words[inv[rows]], cand.keep[rows])
-        return Fu[inv], struct, ok
+        return Fu[inv], struct, ok, words[inv]
 
 
 def arch_hash(arch: Architecture) -> str:

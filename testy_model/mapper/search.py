@@ -173,11 +173,12 @@ def _unseen(
     new = np.nonzero(~_in_sorted(h, st.seen))[0]
     idx = new[np.sort(np.unique(h[new], return_index=True)[1])]
     nb, h = nb.take(idx), h[idx]
-    F, struct, ok = ctx.valid_shared(nb, nh[idx] - _keep_part(nb))
+    F, struct, ok, words = ctx.valid_shared(nb, nh[idx] - _keep_part(nb))
     bad = np.nonzero(~ok)[0]
     lead = np.zeros(len(nb), dtype=bool)
     lead[bad] = _lead(nb, st.cur, compound, bad)
-    repaired, rF = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]), F[lead], struct[lead])
+    lr = np.nonzero(lead)[0]
+    repaired, rF = _repair_keep(ctx, nb.take(lr), F[lr], struct[lr], words[lr])
     rh = _cand_hash(canon(ctx, repaired))
     ridx = np.zeros(0, dtype=np.intp)
     if rh.size:  # the first of each, not seen and not among this round's valid ones
