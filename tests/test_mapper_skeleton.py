@@ -1,6 +1,7 @@
 """The beam search skeleton's shortcuts against their plain formulas: factor lookup, carried
 neighbour hashes, one-pass beam selection, loop-position and canonical-order lookups, the
-capacity tests' dense shortcut, and the shared move lists."""
+capacity tests' dense shortcut, the shared move lists, and the checks and layouts done once per
+distinct row (shared validity, loop nests' spatial layout)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import numpy as np
 import pytest
 
 from testy_model.mapper import beam as mapper
-from testy_model.mapper.candidates import Candidates, _cand_hash, _hash, _hash_parts, _keep_part
+from testy_model.mapper.candidates import (
+    Candidates,
+    _cand_hash,
+    _hash,
+    _hash_parts,
+    _keep_part,
+    to_nests,
+)
 from testy_model.mapper.fit import _position_table, _positions, capacity_mask, mesh_layout
 from testy_model.mapper.moves import _moves, _moves_of, _neighbours
 from testy_model.mapper.pool import _best, _select
@@ -179,3 +187,15 @@ def test_shared_validity_is_the_per_row_validity(ctx: mapper._Ctx) -> None:
         L = len(ctx.ai.names)
         full = tile_words(ctx.pi, tile_extents(plain_F[:, :L], plain_F[:, L:]))
         assert np.array_equal(words[plain[1]], full[plain[1]])
+
+
+def test_nests_lay_out_each_row_as_mesh_layout(ctx: mapper._Ctx) -> None:
+    beam = _templates(ctx)
+    nb, _ = _neighbours(ctx, beam, _moves(ctx))
+    F = factors_from_exps(ctx.pi, nb.exps)
+    L = len(ctx.ai.names)
+    nests = to_nests(ctx.pi, ctx.ai, nb, F)
+    order, split = mesh_layout(ctx.ai, np.ascontiguousarray(F[:, L:]))  # every row on its own
+    assert len(np.unique(F[:, L:].reshape(len(nb), -1), axis=0)) < len(nb)
+    assert np.array_equal(nests.spatial_order, order) and np.array_equal(nests.split, split)
+    assert nests.spatial_order.dtype == order.dtype and nests.split.dtype == split.dtype
