@@ -171,13 +171,16 @@ class _Ctx:
 
     def valid_shared(
         self, cand: Candidates, e_hash: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(factors, structure, valid, words)`` as :func:`factors_from_exps`,
-        :meth:`valid_parts` and :func:`tile_words` give them (``words``: (B, L, T), zero where
-        the structure test fails), with the factors, the structure test and the tile words
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`valid_parts` with the factors, the structure test and the tile words
         computed once per distinct exponent row (rows that differ only in loop orders or keep
-        bits share them; :func:`_row_classes` by ``e_hash``, the rows' exponent hashes).
-        Every test is row-wise: the same results."""
+        bits share them; :func:`_row_classes` by ``e_hash``, the rows' exponent hashes). Every
+        test is row-wise: the same results.
+
+        Returns ``(structure, valid, inv, factors, words)``: (B,) bool each; (B,) each row's
+        class; per class its (U, 2L, D) :func:`factors_from_exps` and (U, L, T)
+        :func:`tile_words` (zero where the structure test fails): row i's are
+        ``factors[inv[i]]`` and ``words[inv[i]]``."""
         first, inv = _row_classes(cand.exps, e_hash)
         L = len(self.ai.names)
         Fu = factors_from_exps(self.pi, cand.exps[first])
@@ -190,7 +193,7 @@ class _Ctx:
             ut = np.nonzero(su)[0]  # the tile words of the distinct rows that may fit
             words[ut] = tile_words(self.pi, tile_extents(Fu[ut, :L], Fu[ut, L:]))
             ok[rows] = capacity_fits(self.pi, self.ai, words[inv[rows]], cand.keep[rows])
-        return Fu[inv], struct, ok, words[inv]
+        return struct, ok, inv, Fu, words
 
 
 def arch_hash(arch: Architecture) -> str:
