@@ -1,6 +1,7 @@
 """The beam search skeleton's shortcuts against their plain formulas: factor lookup, carried
 neighbour hashes, one-pass beam selection, loop-position and canonical-order lookups, the
-capacity tests' dense shortcut, and the shared move lists."""
+capacity tests' dense shortcut, the shared move lists, and the checks and layouts done once per
+distinct row (shared validity, loop nests' spatial layout)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ import numpy as np
 import pytest
 
 from testy_model.mapper import beam as mapper
-from testy_model.mapper.candidates import Candidates, _cand_hash, _hash, _hash_parts
+from testy_model.mapper.candidates import (
+    Candidates,
+    _cand_hash,
+    _hash,
+    _hash_parts,
+    _keep_part,
+    to_nests,
+)
 from testy_model.mapper.fit import _position_table, _positions, capacity_mask, mesh_layout
 from testy_model.mapper.moves import _moves, _moves_of, _neighbours
 from testy_model.mapper.pool import _best, _select
@@ -160,3 +168,35 @@ def test_move_lists_are_shared_and_read_only(ctx: mapper._Ctx) -> None:
         (ctx.ai.fanout > 1).tobytes(),
     )
     assert all(np.array_equal(a, b) for a, b in zip(moves, fresh, strict=True))
+
+
+def test_shared_validity_is_the_per_row_validity(ctx: mapper._Ctx) -> None:
+    beam = _templates(ctx)
+    nb, nh = _neighbours(ctx, beam, _moves(ctx))  # order/keep moves repeat their member's exps
+    e_hash = nh - _keep_part(nb)
+    assert np.array_equal(e_hash, _hash_parts(nb) - _keep_part(nb))
+    assert len(np.unique(e_hash)) < len(nb)  # some rows share their exponents
+    plain_F = factors_from_exps(ctx.pi, nb.exps)
+    plain = (plain_F, *ctx.valid_parts(nb, plain_F))
+    assert plain[2].any() and not plain[2].all()
+    # shared, and with every hash made one (a collision: nothing may be shared)
+    for h in (e_hash, np.zeros_like(e_hash)):
+        struct, ok, inv, Fu, words_u = ctx.valid_shared(nb, h)
+        shared, words = (Fu[inv], struct, ok), words_u[inv]
+        for a, b in zip(plain, shared, strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+        L = len(ctx.ai.names)
+        full = tile_words(ctx.pi, tile_extents(plain_F[:, :L], plain_F[:, L:]))
+        assert np.array_equal(words[plain[1]], full[plain[1]])
+
+
+def test_nests_lay_out_each_row_as_mesh_layout(ctx: mapper._Ctx) -> None:
+    beam = _templates(ctx)
+    nb, _ = _neighbours(ctx, beam, _moves(ctx))
+    F = factors_from_exps(ctx.pi, nb.exps)
+    L = len(ctx.ai.names)
+    nests = to_nests(ctx.pi, ctx.ai, nb, F)
+    order, split = mesh_layout(ctx.ai, np.ascontiguousarray(F[:, L:]))  # every row on its own
+    assert len(np.unique(F[:, L:].reshape(len(nb), -1), axis=0)) < len(nb)
+    assert np.array_equal(nests.spatial_order, order) and np.array_equal(nests.split, split)
+    assert nests.spatial_order.dtype == order.dtype and nests.split.dtype == split.dtype

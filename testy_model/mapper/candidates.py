@@ -130,7 +130,11 @@ def to_nests(
     F = factors_from_exps(pi, cand.exps) if factors is None else factors
     order = cand.orders[cand.order_idx]
     spatial = np.ascontiguousarray(F[:, L:])
-    spatial_order, split = mesh_layout(ai, spatial)
+    # laid out once per distinct spatial row (mesh_layout is row-wise; few distinct rows)
+    flat = spatial.reshape(len(spatial), -1)
+    first, inv = _row_classes(spatial, flat @ _hash_weights(flat.shape[1]))
+    spatial_order, split = mesh_layout(ai, spatial[first])
+    spatial_order, split = spatial_order[inv], split[inv]
     return LoopNests(
         temporal=np.ascontiguousarray(F[:, :L]),
         spatial=spatial,
@@ -139,6 +143,26 @@ def to_nests(
         spatial_order=spatial_order,
         split=split,
     )
+
+
+def _row_classes(rows: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first, inv)``: one row per distinct hash ``h`` (``first``, any of its rows) and each
+    row's class, so that ``rows[first[inv]]`` is ``rows``. Rows sharing a hash are checked to
+    be equal; after a collision every row is its own class."""
+    n = len(h)
+    perm = np.argsort(h)  # any order: the rows of one hash are checked equal
+    srt = h[perm]
+    new = np.ones(n, dtype=bool)
+    np.not_equal(srt[1:], srt[:-1], out=new[1:])
+    cls = np.cumsum(new) - 1
+    first = perm[new]
+    dup = np.nonzero(~new)[0]
+    if dup.size and not np.array_equal(rows[perm[dup]], rows[first[cls[dup]]]):
+        ident = np.arange(n)
+        return ident, ident
+    inv = np.empty(n, dtype=np.intp)
+    inv[perm] = cls
+    return first, inv
 
 
 def _hash(rows: np.ndarray) -> np.ndarray:
@@ -202,12 +226,19 @@ def _hash_parts(cand: Candidates) -> np.ndarray:
     """(B,) the exponent and keep parts of :func:`_cand_hash` (all but the loop orders':
     :func:`_order_hash`), wrapping int64 sums."""
     n = len(cand)
-    w_e, _, w_k = _hash_weights_of(cand)
+    w_e = _hash_weights_of(cand)[0]
     # integer matmuls wrap modulo 2^64 like the elementwise products and sums (same value in
     # any summation order), without the (n, width) int64 temporaries
     h = cand.exps.reshape(n, w_e.size) @ w_e.reshape(-1)
-    h += cand.keep.reshape(n, w_k.size) @ w_k.reshape(-1)
+    h += _keep_part(cand)
     return h
+
+
+def _keep_part(cand: Candidates) -> np.ndarray:
+    """(B,) the keep part of :func:`_hash_parts` (a wrapping int64 matmul; :func:`_hash_parts`
+    less it is the exponent part)."""
+    w_k = _hash_weights_of(cand)[2]
+    return cand.keep.reshape(len(cand), w_k.size) @ w_k.reshape(-1)
 
 
 def _order_hash(cand: Candidates, order_idx: np.ndarray) -> np.ndarray:

@@ -15,12 +15,19 @@ from testy_model.errors import MappingError
 from testy_model.mapper.candidates import (
     Candidates,
     MappingResult,
+    _row_classes,
     _scale_md,
     operand_terms,
     to_mapping,
     to_nests,
 )
-from testy_model.mapper.fit import _all_last, capacity_mask, check_feasible, structure_mask
+from testy_model.mapper.fit import (
+    _all_last,
+    capacity_fits,
+    capacity_mask,
+    check_feasible,
+    structure_mask,
+)
 from testy_model.mapper.space import (
     ArchIndex,
     ProblemIndex,
@@ -30,6 +37,8 @@ from testy_model.mapper.space import (
     index_arch,
     index_problem,
     order_classes,
+    tile_extents,
+    tile_words,
 )
 from testy_model.spec.arch import Architecture, LevelConstraints
 from testy_model.spec.conventions import Conventions
@@ -159,6 +168,32 @@ class _Ctx:
             rows = np.nonzero(ok)[0]
             ok[rows] = capacity_mask(self.pi, self.ai, F[rows, :L], F[rows, L:], cand.keep[rows])
         return struct, ok
+
+    def valid_shared(
+        self, cand: Candidates, e_hash: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`valid_parts` with the factors, the structure test and the tile words
+        computed once per distinct exponent row (rows that differ only in loop orders or keep
+        bits share them; :func:`_row_classes` by ``e_hash``, the rows' exponent hashes). Every
+        test is row-wise: the same results.
+
+        Returns ``(structure, valid, inv, factors, words)``: (B,) bool each; (B,) each row's
+        class; per class its (U, 2L, D) :func:`factors_from_exps` and (U, L, T)
+        :func:`tile_words` (zero where the structure test fails): row i's are
+        ``factors[inv[i]]`` and ``words[inv[i]]``."""
+        first, inv = _row_classes(cand.exps, e_hash)
+        L = len(self.ai.names)
+        Fu = factors_from_exps(self.pi, cand.exps[first])
+        su = structure_mask(self.pi, self.ai, Fu[:, :L], Fu[:, L:])
+        struct = su[inv] & _all_last(self.allowed[np.arange(L), cand.order_idx])
+        ok = struct.copy()
+        words = np.zeros((len(first), L, len(self.pi.tensors)))
+        if ok.any():
+            rows = np.nonzero(ok)[0]
+            ut = np.nonzero(su)[0]  # the tile words of the distinct rows that may fit
+            words[ut] = tile_words(self.pi, tile_extents(Fu[ut, :L], Fu[ut, L:]))
+            ok[rows] = capacity_fits(self.pi, self.ai, words[inv[rows]], cand.keep[rows])
+        return struct, ok, inv, Fu, words
 
 
 def arch_hash(arch: Architecture) -> str:

@@ -147,12 +147,17 @@ def _lead_key(c: Candidates, rows: np.ndarray) -> np.ndarray:
 
 
 def _repair_keep(
-    ctx: _Ctx, bad: Candidates, F: np.ndarray, structure: np.ndarray | None = None
+    ctx: _Ctx,
+    bad: Candidates,
+    F: np.ndarray,
+    structure: np.ndarray | None = None,
+    words: np.ndarray | None = None,
 ) -> tuple[Candidates, np.ndarray]:
     """Compound moves: each over-capacity neighbour (fan-out, mesh and constraints fine) with one
     tensor's keep/bypass toggled at one level (a bigger tile fits once some tensor is bypassed,
     or kept elsewhere); the ones that then fit, and their factors (``F``: those of ``bad``;
-    ``structure``: their :meth:`_Ctx.valid_parts` structure test when already known)."""
+    ``structure``: their :meth:`_Ctx.valid_parts` structure test when already known;
+    ``words``: their (B, L, T) :func:`tile_words` when known where the structure holds)."""
     lv, t = np.nonzero(ctx.ai.keep_may & ~ctx.ai.keep_must)
     empty = bad.take(np.zeros(0, dtype=np.int64))
     if lv.size == 0 or len(bad) == 0:
@@ -164,6 +169,7 @@ def _repair_keep(
     else:
         ok = structure
     bad, F = bad.take(np.nonzero(ok)[0]), F[ok]
+    words = None if words is None else words[ok]
     if len(bad) == 0:
         return empty, F[:0]
     k = np.repeat(np.arange(len(bad)), lv.size)  # (row, toggle), row-major
@@ -172,7 +178,8 @@ def _repair_keep(
     r = np.arange(k.size)
     keep[r, lv[j], t[j]] = ~keep[r, lv[j], t[j]]
     # a toggle changes what a level keeps, not its tiles: their words once per row
-    words = tile_words(ctx.pi, tile_extents(F[:, :L], F[:, L:]))
+    if words is None:
+        words = tile_words(ctx.pi, tile_extents(F[:, :L], F[:, L:]))
     fits = np.nonzero(capacity_fits(ctx.pi, ctx.ai, words[k], keep))[0]
     k = k[fits]
     return Candidates(bad.exps[k], bad.order_idx[k], keep[fits], ctx.orders), F[k]

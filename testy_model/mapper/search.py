@@ -59,6 +59,7 @@ from testy_model.mapper.candidates import (
     _concat,
     _gather,
     _hash_parts,
+    _keep_part,
     _order_hash,
 )
 from testy_model.mapper.context import (
@@ -91,7 +92,6 @@ from testy_model.mapper.pool import (  # noqa: F401  (old import paths)
 )
 from testy_model.mapper.rotations import _rotated
 from testy_model.mapper.space import (
-    factors_from_exps,
     keep_options,
     space_size,
 )
@@ -173,12 +173,12 @@ def _unseen(
     new = np.nonzero(~_in_sorted(h, st.seen))[0]
     idx = new[np.sort(np.unique(h[new], return_index=True)[1])]
     nb, h = nb.take(idx), h[idx]
-    F = factors_from_exps(ctx.pi, nb.exps)
-    struct, ok = ctx.valid_parts(nb, F)
+    struct, ok, inv, F, words = ctx.valid_shared(nb, nh[idx] - _keep_part(nb))
     bad = np.nonzero(~ok)[0]
     lead = np.zeros(len(nb), dtype=bool)
     lead[bad] = _lead(nb, st.cur, compound, bad)
-    repaired, rF = _repair_keep(ctx, nb.take(np.nonzero(lead)[0]), F[lead], struct[lead])
+    lr = np.nonzero(lead)[0]
+    repaired, rF = _repair_keep(ctx, nb.take(lr), F[inv[lr]], struct[lr], words[inv[lr]])
     rh = _cand_hash(canon(ctx, repaired))
     ridx = np.zeros(0, dtype=np.intp)
     if rh.size:  # the first of each, not seen and not among this round's valid ones
@@ -187,7 +187,7 @@ def _unseen(
     st.seen = np.sort(np.concatenate([st.seen, h[ok | lead], rh[ridx]]))
     keep = np.nonzero(ok)[0]
     nb = _gather([(nb, keep), (repaired, ridx)], ctx.orders)
-    return nb, np.concatenate([F[keep], rF[ridx]]), np.concatenate([h[keep], rh[ridx]])
+    return nb, np.concatenate([F[inv[keep]], rF[ridx]]), np.concatenate([h[keep], rh[ridx]])
 
 
 def _limits(st: _Beam, nb: Candidates, beam: int, per_keep: int) -> np.ndarray:
