@@ -28,6 +28,18 @@ def prod_axis(x: np.ndarray, axis: int) -> np.ndarray:
     return out
 
 
+def all_last(x: np.ndarray) -> np.ndarray:
+    """``x.all(axis=-1)`` of a bool array as a chain of ``&`` along its (short) last axis,
+    without a reduction's per-row inner loop."""
+    n = x.shape[-1]
+    if n < 2:
+        return np.asarray(x.all(axis=-1))
+    out = x[..., 0] & x[..., 1]
+    for i in range(2, n):
+        out &= x[..., i]
+    return out
+
+
 def rep(a: np.ndarray, n: int) -> np.ndarray:
     """``a`` repeated n times along its first axis (a copy; ``np.tile`` without its
     overhead)."""

@@ -124,7 +124,7 @@ def action_vectors(
     if np.shape(block)[-1:] == (1,) and shape[-1] > 1:  # (a trailing 1 broadcasts slowly)
         block = np.repeat(block, shape[-1], axis=-1)
     # no level with a metadata access width: every metadata count stays 0 (as zeros() made it)
-    has_md = bool(np.any(md_width > 0))
+    has_md = bool((md_width > 0).any())
     # no accesses: ⌈0⌉ clipped at 0 is +0, times the ratio: +0 (as zeros() made it) where the
     # ratio is finite and not negative
     plain = actual_only or bool(np.all(np.isfinite(ratio) & (np.asarray(ratio) >= 0)))

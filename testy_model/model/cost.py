@@ -266,7 +266,7 @@ def stage_totals(
             lat.tasd_unit_cycles(tv, aa.tasd_block, aa.tasd_cycles_per_block, aa.tasd_count),
             0.0,
         )
-        if np.any(tv > 0)
+        if (tv > 0).any()
         else np.zeros_like(aa.tasd_count, dtype=np.float64)
     )
     cycles = lat.overlapped_latency(pr.compute_cycles, pr.level_cycles, point(tasd_cyc))
@@ -286,7 +286,7 @@ def stage_totals(
     total = sum(comps.values())
     return StageTotals(
         cycles=cycles,
-        tasd_cycles=np.broadcast_to(point(tasd_cyc), cycles.shape),
+        tasd_cycles=point(tasd_cyc) * ones,  # (x·1 is x, bit for bit)
         components=comps,
         energy_pj=np.asarray(total),
     )

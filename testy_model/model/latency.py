@@ -102,14 +102,19 @@ def level_cycles(
     ``read_words``/``write_words`` (..., T) words per instance of each tensor; ``compute`` (...);
     bandwidths words/cycle (inf = unlimited). Returns cycles (...)."""
     c = np.asarray(compute, dtype=np.float64)
-    ur = np.zeros(np.broadcast_shapes(c.shape, read_words.shape[:-1]))
-    uw = np.zeros_like(ur)
+    n_t = read_words.shape[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        for t in range(read_words.shape[-1]):
+        if n_t == 0:
+            ur = np.zeros(np.broadcast_shapes(c.shape, read_words.shape[:-1]))
+            uw = np.zeros_like(ur)
+        else:  # (from the first term, not 0 + it: the same but where it is −0, and u is only
+            # compared with a bandwidth >= 0 and divided into one where it exceeds it)
+            ur = read_words[..., 0] / c
+            uw = write_words[..., 0] / c
+        for t in range(1, n_t):
             ur = ur + read_words[..., t] / c
             uw = uw + write_words[..., t] / c
-        slow = np.ones_like(ur)
-        slow = np.where(read_bw < ur, np.minimum(slow, read_bw / ur), slow)
+        slow = np.where(read_bw < ur, np.minimum(1.0, read_bw / ur), 1.0)
         slow = np.where(write_bw < uw, np.minimum(slow, write_bw / uw), slow)
         slow = np.where(shared_bw < uw + ur, np.minimum(slow, shared_bw / (uw + ur)), slow)
         cyc = np.ceil(c / slow)

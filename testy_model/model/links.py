@@ -19,6 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
+from testy_model.model.arrayops import all_last
+
 
 class FanOutRows(Protocol):
     """The fan-outs of a stack of rows (``steps.FanRows``), formed for the rows asked for."""
@@ -54,8 +56,6 @@ def link_adjustments(
     the rows with steps that are not out of reach, :func:`_within_reach`)."""
     g, f_all, no_multicast = counts
     g_s, f_s, mc_off = g[sel], f_all[sel], no_multicast[sel]
-    lam = np.zeros(check.shape)
-    rho = np.repeat(g_s[:, None], check.shape[1], 1)
     # a tensor irrelevant to the whole fan-out (G = 1): every child has a neighbour with the
     # same (zero) offset, so a step that leaves the tensor in place goes over links
     plain = (g_s == 1) & ~mc_off
@@ -63,9 +63,9 @@ def link_adjustments(
     for r_i in range(1, delta.shape[2]):
         moves |= delta[:, :, r_i] != 0
     simple = check & plain[:, None] & ~moves
-    lam = np.where(simple, f_s[:, None], lam)
-    rho = np.where(simple, 0.0, rho)
-    hb, hk = np.nonzero(check & ~simple & ~plain[:, None])
+    lam = np.where(simple, f_s[:, None], 0.0)  # (S, K): λ and ρ of every step group
+    rho = np.where(simple, 0.0, g_s[:, None])
+    hb, hk = np.nonzero(check & ~plain[:, None])  # (the simple ones are plain)
     d_h = delta[hb, hk]
     if hb.size and fan.n_dims <= _MAX_CARRY_DIMS:
         urows, at = _distinct(sel[hb])  # hb is sorted (np.nonzero order), sel too
@@ -119,10 +119,7 @@ def _within_reach(reach: np.ndarray, at: np.ndarray, delta: np.ndarray) -> np.nd
     more than :data:`_MAX_CARRY_DIMS` loops, whose fan-outs may be enumerated.)"""
     lim = reach[at] + 0.5
     far = np.abs(np.round(delta))
-    near = far[:, 0] <= lim[:, 0]
-    for r in range(1, far.shape[1]):  # R is small: one comparison per rank
-        near &= far[:, r] <= lim[:, r]
-    return near
+    return all_last(far <= lim)
 
 
 def _link_steps(

@@ -64,12 +64,12 @@ def _step_weights(
     n_b = f.shape[0]
     rows = np.arange(n_b)
     act = f >= 2
+    act[rows, j1] = False  # (j1's own steps are w_first's)
     n1 = f[rows, j1]
     w_first = np.where(has, n1 - 1.0, 0.0)
-    w_after = np.where(act, (n1[:, None] - 1.0) * (f - 1.0) * outer, 0.0)
-    w_after[rows, j1] = 0.0
-    w_type = np.where(act, (f - 1.0) * outer, 0.0)
-    w_type[rows, j1] = 0.0
+    f1 = f - 1.0
+    w_after = np.where(act, (n1[:, None] - 1.0) * f1 * outer, 0.0)
+    w_type = np.where(act, f1 * outer, 0.0)
     return w_first, w_after, w_type
 
 
@@ -138,7 +138,8 @@ def _frame(f: np.ndarray, st: np.ndarray, dim: np.ndarray, lvl: np.ndarray) -> _
             np.multiply(outer[:, j + 1], f[:, j + 1], out=outer[:, j])
     else:
         outer[:, :-1] = np.cumprod(f[:, :0:-1], axis=1)[:, ::-1]
-    has, j1 = np.asarray(active.any(axis=1)), np.argmax(active, axis=1)
+    j1 = active.argmax(axis=1)  # (0 where no loop is active: there active is False)
+    has = active[np.arange(len(f)), j1]  # active.any(axis=1)
     weights = _step_weights(f, j1, has, outer)
     return _StepFrame(f, st, dim, active, has, j1, outer, weights, lvl)
 
@@ -455,7 +456,10 @@ def _spatial_content(
     )
     size = np.concatenate([d1[:, None], dj], axis=1)
     check = (elig > 0) & (size > 0) & ((f_all >= 2) & ~no_link)[:, None]
-    sel = np.nonzero(check.any(axis=1))[0]
+    hit = check[:, 0].copy()  # check.any(axis=1), one column at a time (K is small)
+    for j in range(1, check.shape[1]):
+        hit |= check[:, j]
+    sel = np.nonzero(hit)[0]
     if sel.size == 0:
         return content, weighted, links
     delta = np.concatenate([tau1[sel, None], seq.tau[sel]], axis=1)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from testy_model.model.arrayops import prod_axis, rep
+from testy_model.model.arrayops import all_last, prod_axis, rep
 from testy_model.model.links import _HASH, _first_rows
 from testy_model.model.nest import LoopNests
 from testy_model.model.steps import (
@@ -195,8 +195,7 @@ def stacked_sequence(projs: Sequence[np.ndarray], fr: _StepFrame) -> StepSequenc
     j1 = rep(fr.j1, n)
     tau1 = tau_t[j1, np.arange(n * n_u)]
     same = rep(fr.active, n)
-    for r_i in range(tau_t.shape[2]):  # R is small: one (J, nU) comparison per rank
-        same &= (tau_t[:, :, r_i] == tau1[:, r_i]).T
+    same &= all_last(tau_t == tau1).T  # (one comparison of every rank, ANDed along R)
 
     weights = (rep(fr.weights[0], n), rep(fr.weights[1], n), rep(fr.weights[2], n))
     return StepSequence(
@@ -252,7 +251,7 @@ def level_traffic(
         args = (stack([m[1][:, k] for m in masks]), stack([m[2][:, k] for m in masks]))
     f_all = stack([f[0][:, k] for f in fans])
     res: tuple[np.ndarray, ...]
-    if not np.any((f_all >= 2) & ~args[0]):
+    if not ((f_all >= 2) & ~args[0]).any():
         g = stack([f[1][:, k] for f in fans])
         res = _compute_child(ch.frame, f_all, g, n)
     else:
