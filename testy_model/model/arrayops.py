@@ -3,6 +3,7 @@ short axes the model reduces over: a nest's D dimensions, a tensor's R ranks).""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,17 @@ def all_last(x: np.ndarray) -> np.ndarray:
     for i in range(2, n):
         out &= x[..., i]
     return out
+
+
+def stack_last(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """``np.stack(arrays, axis=-1)`` of same-shape arrays: the one concatenate of trailing-axis
+    views np.stack makes, without its Python-level checks."""
+    return np.concatenate([a[..., None] for a in arrays], axis=-1)
+
+
+def stack_first(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """``np.stack(arrays)`` (along a new first axis) of same-shape arrays, likewise."""
+    return np.concatenate([a[None] for a in arrays])
 
 
 def rep(a: np.ndarray, n: int) -> np.ndarray:

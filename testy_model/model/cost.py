@@ -536,7 +536,7 @@ def _assemble(
     shape = np.broadcast_shapes(cycles.shape, total.shape)
 
     def bc(x: np.ndarray) -> np.ndarray:
-        return x if np.shape(x) == shape else np.broadcast_to(x, shape)
+        return x if getattr(x, "shape", None) == shape else np.broadcast_to(x, shape)
 
     st = stage.counts
     return NestCost(

@@ -65,7 +65,7 @@ def link_adjustments(
     simple = check & plain[:, None] & ~moves
     lam = np.where(simple, f_s[:, None], 0.0)  # (S, K): λ and ρ of every step group
     rho = np.where(simple, 0.0, g_s[:, None])
-    hb, hk = np.nonzero(check & ~plain[:, None])  # (the simple ones are plain)
+    hb, hk = (check & ~plain[:, None]).nonzero()  # (the simple ones are plain)
     d_h = delta[hb, hk]
     if hb.size and fan.n_dims <= _MAX_CARRY_DIMS:
         urows, at = _distinct(sel[hb])  # hb is sorted (np.nonzero order), sel too
@@ -118,7 +118,7 @@ def _within_reach(reach: np.ndarray, at: np.ndarray, delta: np.ndarray) -> np.nd
     exact integer); compared on the rounded vectors :func:`_vec_hash` hashes. (Not used with
     more than :data:`_MAX_CARRY_DIMS` loops, whose fan-outs may be enumerated.)"""
     lim = reach[at] + 0.5
-    far = np.abs(np.round(delta))
+    far = np.abs(delta.round())
     return all_last(far <= lim)
 
 

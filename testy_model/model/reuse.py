@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from testy_model.model.arrayops import prod_axis
+from testy_model.model.arrayops import prod_axis, stack_last
 from testy_model.model.nest import LoopNests
 from testy_model.model.steps import _fan_base, spatial_structure
 from testy_model.model.traffic import Traffic, child_rows, level_traffic
@@ -166,10 +166,11 @@ def _tiles(projs: Sequence[np.ndarray], ext: np.ndarray) -> list[tuple[np.ndarra
     flat = ext.reshape(-1, n_d) - 1.0
     spans = (flat @ np.concatenate(projs).T).reshape(*ext.shape[:-1], -1)
     spans += 1.0
-    cut = np.cumsum([0] + [p.shape[0] for p in projs])
     out = []
-    for i in range(len(projs)):
-        sp = spans[..., cut[i] : cut[i + 1]]
+    lo = 0
+    for p in projs:  # each tensor's ranks' columns
+        sp = spans[..., lo : lo + p.shape[0]]
+        lo += p.shape[0]
         out.append((prod_axis(sp, -1), sp))
     return out
 
@@ -240,17 +241,17 @@ def dense_counts(
     tiles = _tiles(projs, ext)  # per tensor (B, L+1), (B, L+1, R)
     fans, lvs, f_all = _traffic(nests, ext, projs, tiles, fanout_x)
     # every tensor's columns at once (B, L, T): elementwise, the same per tensor
-    w_s, c_s, d_s, l_s = (np.stack([lv[j] for lv in lvs], axis=-1) for j in range(4))
+    w_s, c_s, d_s, l_s = (stack_last([lv[j] for lv in lvs]) for j in range(4))
     # (F and instances repeated along T: a trailing axis of 1 would make every step broadcast)
     n_t = len(projs)
     cols = _collapse(
         (w_s, c_s, d_s, l_s),
         keep,
-        np.repeat(f_all[..., None], n_t, axis=2),
-        np.repeat(instances[..., None], n_t, axis=2),
+        f_all[..., None].repeat(n_t, axis=2),
+        instances[..., None].repeat(n_t, axis=2),
     )
-    tw = np.stack([t[0] for t in tiles], axis=-1)  # (B, L+1, T)
-    groups = np.stack([fan[1] for fan in fans], axis=-1)
+    tw = stack_last([t[0] for t in tiles])  # (B, L+1, T)
+    groups = stack_last([fan[1] for fan in fans])
     # the row's own tensor size (its outermost tile: rows of one batch may be layers of
     # different bounds sharing one structure)
     below = np.empty(groups.shape)  # Π_{k<l} G_k, the running product (as cumprod)
@@ -260,7 +261,7 @@ def dense_counts(
             below[:, 1] = groups[:, 0]
         else:
             np.multiply(below[:, lv - 1], groups[:, lv - 1], out=below[:, lv])
-    part = np.repeat(tw[:, :1], n_l, axis=1)
+    part = tw[:, :1].repeat(n_l, axis=1)
     part /= below
     is_out = np.zeros(len(projs), dtype=bool)
     is_out[out_idx] = True
@@ -389,13 +390,13 @@ def _assign(
     o = np.flatnonzero(is_out)  # the output's column: its rules replace the inputs' there
     # inputs: reads = content + peer, fills = share + peer
     cp = content + peer
-    rd = np.round(cp)
+    rd = cp.round()
     fl = share + peer
     # outputs: updates = content, reads = content + peer − partition, fills likewise
-    upd_o = np.round(content[..., o])
-    rd[..., o] = np.round(cp[..., o] - part[..., o])
+    upd_o = content[..., o].round()
+    rd[..., o] = (cp[..., o] - part[..., o]).round()
     if not first_fill:
-        fl[..., o] = np.round(fl[..., o] - part[..., o])
+        fl[..., o] = (fl[..., o] - part[..., o]).round()
     reads = np.where(on, rd, 0.0)
     updates = np.zeros(rd.shape)
     updates[..., o] = np.where(on[..., o], upd_o, 0.0)

@@ -85,7 +85,7 @@ def _sort_positions(key: np.ndarray) -> np.ndarray:
         idx[rows, key] = pos
         if np.array_equal(key[rows, idx], np.broadcast_to(pos, key.shape)):
             return idx
-    return np.argsort(key, axis=1, kind="stable")
+    return key.argsort(axis=1, kind="stable")
 
 
 def _step_frame(
@@ -105,8 +105,8 @@ def _step_frame(
     rows = np.arange(n_b)[:, None]
     # row-wise gathers as one flat np.take (several times faster than fancy indexing)
     flat = idx + rows * idx.shape[1]
-    f = np.take(tem, flat)
-    st = np.take(stride, flat)
+    f = tem.take(flat)
+    st = stride.take(flat)
     # flat position k·D + d of loop (k, d)
     return _compact_frame(f, st, idx % n_d, idx // n_d)
 
@@ -120,8 +120,8 @@ def _compact_frame(f: np.ndarray, st: np.ndarray, dim: np.ndarray, lvl: np.ndarr
     j_max = max(int(active.sum(axis=1).max()), 1)
     if j_max < f.shape[1]:
         rows = np.arange(n_b)[:, None]
-        keep = np.argsort(~active, axis=1, kind="stable")[:, :j_max] + rows * f.shape[1]
-        f, st, dim, lvl = (np.take(x, keep) for x in (f, st, dim, lvl))
+        keep = (~active).argsort(axis=1, kind="stable")[:, :j_max] + rows * f.shape[1]
+        f, st, dim, lvl = (x.take(keep) for x in (f, st, dim, lvl))
     return _frame(f, st, dim, lvl)
 
 
@@ -167,7 +167,7 @@ def suffix_frames(
     sel = (f >= 2) & (lvl < lim)
     n_c = sel.sum(axis=1)
     j_max = max(int(n_c.max()) if n_c.size else 0, 1)
-    pos = np.argsort(~sel, axis=1, kind="stable")[:, :j_max]
+    pos = (~sel).argsort(axis=1, kind="stable")[:, :j_max]
     valid = np.arange(j_max) < n_c[:, None]
 
     r = np.arange(len(pos))[:, None]
@@ -197,7 +197,7 @@ def step_sequence(
             z, np.zeros((n_b, 0, r)), np.zeros(n_b, int), np.zeros(n_b, bool), z, z.astype(bool)
         )
     fr = frame if frame is not None else _step_frame(nests, ext, level)
-    step = np.take(proj.T, fr.dim, axis=0) * (fr.st * fr.active)[..., None]
+    step = proj.T.take(fr.dim, axis=0) * (fr.st * fr.active)[..., None]
     tau = step - (np.cumsum(step, axis=1) - step)
     tau1 = tau[np.arange(n_b), fr.j1]
     # data-space translations are integers: exact comparison
@@ -255,7 +255,7 @@ class _FanBase:
             spa, pos, ext = spa[:, level], pos[:, level], ext[:, level]
         if rows is not None:
             spa, pos, ext = spa[rows], pos[rows], ext[rows]
-        idx = np.argsort(pos, axis=-1, kind="stable")
+        idx = pos.argsort(axis=-1, kind="stable")
         return idx, np.take_along_axis(spa, idx, axis=-1), np.take_along_axis(ext, idx, axis=-1)
 
     def ordered_rows(
@@ -272,7 +272,7 @@ class _FanBase:
         spa = np.concatenate([rows_of(self.spa[:, k], r) for k, r in parts])
         pos = np.concatenate([rows_of(self.pos[:, k], r) for k, r in parts])
         ext = np.concatenate([rows_of(self.ext[:, k + 1], r) for k, r in parts])
-        idx = np.argsort(pos, axis=-1, kind="stable")
+        idx = pos.argsort(axis=-1, kind="stable")
         return idx, np.take_along_axis(spa, idx, axis=-1), np.take_along_axis(ext, idx, axis=-1)
 
 
@@ -298,7 +298,7 @@ class FanRows:
         b, k = self.b_of[u], self.k_of[u]
         fb = self.base
         spa, pos, ext = fb.spa[b, k], fb.pos[b, k], fb.ext[b, k + 1]
-        idx = np.argsort(pos, axis=-1, kind="stable")
+        idx = pos.argsort(axis=-1, kind="stable")
         h = np.arange(len(rows))[:, None]
         radix, ext_sorted = spa[h, idx], ext[h, idx]
         offset = self.proj_t[(rows // self.n_u)[:, None], idx] * ext_sorted[..., None]
@@ -342,7 +342,7 @@ def fan_offsets(proj: np.ndarray, idx: np.ndarray, ext_sorted: np.ndarray) -> np
     """(..., D, R) each spatial loop's translation ``proj[:, d]·E_{l+1}[d]`` with the loops in
     the order ``idx`` (..., D) and ``ext_sorted`` (..., D) the extents below in that order
     (:class:`_FanBase`)."""
-    return np.take(proj.T, idx, axis=0) * ext_sorted[..., None]
+    return proj.T.take(idx, axis=0) * ext_sorted[..., None]
 
 
 def spatial_structure(
@@ -379,9 +379,13 @@ def spatial_structure(
     # ranks with two or more relevant active loops (only ranks that two dims project onto,
     # e.g. a sliding window's p + r, can have them)
     share = np.zeros(g.shape, dtype=bool)
-    for r_i in np.nonzero(rel.sum(axis=1) >= 2)[0]:
-        share |= active[..., rel[r_i]].sum(axis=-1) >= 2
-    sb, sl = np.nonzero(share)
+    for r_i in (rel.sum(axis=1) >= 2).nonzero()[0]:
+        ds = rel[r_i].nonzero()[0]
+        if len(ds) == 2:  # (a sliding window's p + r: both active)
+            share |= active[..., ds[0]] & active[..., ds[1]]
+        else:
+            share |= active[..., ds].sum(axis=-1) >= 2
+    sb, sl = share.nonzero()
     if sb.size:
         # G depends only on the level's spatial factors and extents below: count each distinct
         # (factors, extents) once (a batch repeats a handful of fan-outs)
@@ -459,7 +463,7 @@ def _spatial_content(
     hit = check[:, 0].copy()  # check.any(axis=1), one column at a time (K is small)
     for j in range(1, check.shape[1]):
         hit |= check[:, j]
-    sel = np.nonzero(hit)[0]
+    sel = hit.nonzero()[0]
     if sel.size == 0:
         return content, weighted, links
     delta = np.concatenate([tau1[sel, None], seq.tau[sel]], axis=1)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from testy_model.model.arrayops import all_last, prod_axis, rep
+from testy_model.model.arrayops import all_last, prod_axis, rep, stack_first
 from testy_model.model.links import _HASH, _first_rows
 from testy_model.model.nest import LoopNests
 from testy_model.model.steps import (
@@ -182,9 +182,9 @@ def stacked_sequence(projs: Sequence[np.ndarray], fr: _StepFrame) -> StepSequenc
     # loop-major (J, nU, R): the running sum over the loops is one contiguous add per loop (the
     # order cumsum adds in: the same sums), tau is handed on as a (nU, J, R) view
     r = projs[0].shape[0]  # (repeated along R: a trailing 1 would broadcast slowly)
-    sw = np.repeat((fr.st * fr.active).T[..., None], r, axis=-1)
+    sw = (fr.st * fr.active).T[..., None].repeat(r, axis=-1)
     dim = fr.dim.T
-    step = np.concatenate([np.take(p.T, dim, axis=0) * sw for p in projs], axis=1)
+    step = np.concatenate([p.T.take(dim, axis=0) * sw for p in projs], axis=1)
     run = np.empty_like(step)  # Σ_{i<=j} step_i
     run[0] = step[0]
     for j in range(1, len(step)):
@@ -311,7 +311,7 @@ def _storage_children(
     # each row's column in the stacked rows of every child level: (C, B), one gather per part
     ends = np.cumsum([0, *sizes])
     at = (
-        np.stack([np.arange(n_b) if ch.inv is None else ch.inv for ch in children])
+        stack_first([np.arange(n_b) if ch.inv is None else ch.inv for ch in children])
         + ends[:-1, None]
     )
     n_c = len(children)
@@ -340,7 +340,7 @@ def _fan_rows(
     return (
         np.concatenate([f[0][b_of, k_of] for f in fans]),
         np.concatenate([f[1][b_of, k_of] for f in fans]),
-        FanRows(base, np.stack([p.T for p in projs]), b_of, k_of, n_u),
+        FanRows(base, stack_first([p.T for p in projs]), b_of, k_of, n_u),
     )
 
 
