@@ -183,7 +183,7 @@ class _Ctx:
         ``factors[inv[i]]`` and ``words[inv[i]]``."""
         first, inv = _row_classes(cand.exps, e_hash)
         L = len(self.ai.names)
-        Fu = factors_from_exps(self.pi, cand.exps[first])
+        Fu = factors_from_exps(self.pi, cand.exps.take(first, axis=0))
         su = structure_mask(self.pi, self.ai, Fu[:, :L], Fu[:, L:])
         struct = su[inv] & _all_last(self.allowed[np.arange(L), cand.order_idx])
         ok = struct.copy()
@@ -192,7 +192,8 @@ class _Ctx:
             rows = np.nonzero(ok)[0]
             ut = np.nonzero(su)[0]  # the tile words of the distinct rows that may fit
             words[ut] = tile_words(self.pi, tile_extents(Fu[ut, :L], Fu[ut, L:]))
-            ok[rows] = capacity_fits(self.pi, self.ai, words[inv[rows]], cand.keep[rows])
+            w_rows, k_rows = words.take(inv[rows], axis=0), cand.keep.take(rows, axis=0)
+            ok[rows] = capacity_fits(self.pi, self.ai, w_rows, k_rows)
         return struct, ok, inv, Fu, words
 
 

@@ -92,7 +92,8 @@ def _neighbours(
     j5 = np.arange(k5.size) % max(lv_t.size, 1)
     k = np.concatenate([k1, k1[two], k3, k4, k5])
     ends = np.cumsum([k1.size, int(two.sum()), k3.size, k4.size, k5.size]).tolist()
-    exps, oi, keep = beam.exps[k], beam.order_idx[k], beam.keep[k]  # one gather each
+    nbr = beam.take(k)  # one gather each
+    exps, oi, keep = nbr.exps, nbr.order_idx, nbr.keep
     flat = exps.reshape(-1)
     r1 = np.arange(ends[0]) * ne
     flat[r1 + off_a[m1]] -= 1
@@ -174,12 +175,13 @@ def _repair_keep(
         return empty, F[:0]
     k = np.repeat(np.arange(len(bad)), lv.size)  # (row, toggle), row-major
     j = np.arange(k.size) % lv.size
-    keep = bad.keep[k]
+    keep = bad.keep.take(k, axis=0)
     r = np.arange(k.size)
     keep[r, lv[j], t[j]] = ~keep[r, lv[j], t[j]]
     # a toggle changes what a level keeps, not its tiles: their words once per row
     if words is None:
         words = tile_words(ctx.pi, tile_extents(F[:, :L], F[:, L:]))
-    fits = np.nonzero(capacity_fits(ctx.pi, ctx.ai, words[k], keep))[0]
+    fits = np.nonzero(capacity_fits(ctx.pi, ctx.ai, words.take(k, axis=0), keep))[0]
     k = k[fits]
-    return Candidates(bad.exps[k], bad.order_idx[k], keep[fits], ctx.orders), F[k]
+    exps, oi = bad.exps.take(k, axis=0), bad.order_idx.take(k, axis=0)
+    return Candidates(exps, oi, keep.take(fits, axis=0), ctx.orders), F.take(k, axis=0)

@@ -178,7 +178,8 @@ def _unseen(
     lead = np.zeros(len(nb), dtype=bool)
     lead[bad] = _lead(nb, st.cur, compound, bad)
     lr = np.nonzero(lead)[0]
-    repaired, rF = _repair_keep(ctx, nb.take(lr), F[inv[lr]], struct[lr], words[inv[lr]])
+    Fl, wl = F.take(inv[lr], axis=0), words.take(inv[lr], axis=0)
+    repaired, rF = _repair_keep(ctx, nb.take(lr), Fl, struct[lr], wl)
     rh = _cand_hash(canon(ctx, repaired))
     ridx = np.zeros(0, dtype=np.intp)
     if rh.size:  # the first of each, not seen and not among this round's valid ones
@@ -187,7 +188,8 @@ def _unseen(
     st.seen = np.sort(np.concatenate([st.seen, h[ok | lead], rh[ridx]]))
     keep = np.nonzero(ok)[0]
     nb = _gather([(nb, keep), (repaired, ridx)], ctx.orders)
-    return nb, np.concatenate([F[inv[keep]], rF[ridx]]), np.concatenate([h[keep], rh[ridx]])
+    F = np.concatenate([F.take(inv[keep], axis=0), rF.take(ridx, axis=0)])
+    return nb, F, np.concatenate([h[keep], rh[ridx]])
 
 
 def _limits(st: _Beam, nb: Candidates, beam: int, per_keep: int) -> np.ndarray:
@@ -302,7 +304,7 @@ def _search(
         if skip_repeats:  # skip what cannot enter the beam (a full beam or keep group)
             lim = _limits(st, nb, beam, per_keep)
             fit = np.nonzero(bound.lower(temporal_steps(F, L)) <= lim)[0]
-            nb, F, h = nb.take(fit), F[fit], h[fit]
+            nb, F, h = nb.take(fit), F.take(fit, axis=0), h[fit]
         nb_s = ctx.cost(nb, F)
         bound.update(nb_s)
         both = _concat([st.cur, nb], ctx.orders)
