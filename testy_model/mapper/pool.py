@@ -77,7 +77,7 @@ def _random_candidates(ctx: _Ctx, n: int, seed: int) -> Candidates:
             exps[:, slots, d, p] += draw
     oi = np.stack([rng.choice(np.nonzero(ctx.allowed[lv])[0], size=n) for lv in range(L)], axis=1)
     keeps = keep_options(pi, ai)
-    keep = keeps[rng.integers(0, len(keeps), size=n)]
+    keep = keeps.take(rng.integers(0, len(keeps), size=n), axis=0)
     cand = Candidates(exps, oi.astype(np.int64), keep, ctx.orders)
     return cand.take(np.nonzero(ctx.valid(cand))[0])
 
@@ -104,7 +104,7 @@ def _select(
     order = order[~same]
     # the first ``beam`` in that order whose keep/bypass group has fewer than ``per_keep``
     # before them (a group: one keep hash)
-    groups = _keep_hash(cand.keep[order]).tolist()
+    groups = _keep_hash(cand.keep.take(order, axis=0)).tolist()
     count: dict[int, int] = {}
     out: list[int] = []
     for i, g in zip(order.tolist(), groups, strict=True):
