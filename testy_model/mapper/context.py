@@ -162,12 +162,19 @@ class _Ctx:
         L = len(self.ai.names)
         F = factors_from_exps(self.pi, cand.exps) if factors is None else factors
         struct = structure_mask(self.pi, self.ai, F[:, :L], F[:, L:])
-        struct &= _all_last(self.allowed[np.arange(L), cand.order_idx])
+        struct &= self.orders_allowed(cand.order_idx)
         ok = struct.copy()
         if ok.any():
             rows = np.nonzero(ok)[0]
-            ok[rows] = capacity_mask(self.pi, self.ai, F[rows, :L], F[rows, L:], cand.keep[rows])
+            Fr, keep = F.take(rows, axis=0), cand.keep.take(rows, axis=0)
+            ok[rows] = capacity_mask(self.pi, self.ai, Fr[:, :L], Fr[:, L:], keep)
         return struct, ok
+
+    def orders_allowed(self, order_idx: np.ndarray) -> np.ndarray:
+        """(B,) bool: every level's loop order of the (B, L) ``order_idx`` is allowed there
+        (``allowed[l, order_idx[:, l]]`` for all l, gathered flat)."""
+        L, n_o = self.allowed.shape
+        return _all_last(self.allowed.reshape(-1).take(order_idx + np.arange(L) * n_o))
 
     def valid_shared(
         self, cand: Candidates, e_hash: np.ndarray
@@ -185,7 +192,7 @@ class _Ctx:
         L = len(self.ai.names)
         Fu = factors_from_exps(self.pi, cand.exps.take(first, axis=0))
         su = structure_mask(self.pi, self.ai, Fu[:, :L], Fu[:, L:])
-        struct = su[inv] & _all_last(self.allowed[np.arange(L), cand.order_idx])
+        struct = su.take(inv) & self.orders_allowed(cand.order_idx)
         ok = struct.copy()
         words = np.zeros((len(first), L, len(self.pi.tensors)))
         if ok.any():

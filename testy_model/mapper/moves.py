@@ -176,7 +176,7 @@ def _repair_keep(
     L = len(ctx.ai.names)
     if structure is None:
         ok = structure_mask(ctx.pi, ctx.ai, F[:, :L], F[:, L:])
-        ok &= np.all(ctx.allowed[np.arange(L), bad.order_idx], axis=-1)
+        ok &= ctx.orders_allowed(bad.order_idx)
     else:
         ok = structure
     bad, F = bad.take(np.nonzero(ok)[0]), F[ok]
