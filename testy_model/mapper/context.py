@@ -36,6 +36,7 @@ from testy_model.mapper.space import (
     factors_from_exps,
     index_arch,
     index_problem,
+    keep_options,
     order_classes,
     tile_extents,
     tile_words,
@@ -131,6 +132,15 @@ class _Ctx:
     canon: np.ndarray | None = None
     #: every costed batch and its (cycles, energy, edp) (:func:`_result` reads the winner's)
     priced: list[tuple[Candidates, np.ndarray]] = field(default_factory=list)
+    #: :meth:`keep_choices`, once built
+    keeps: np.ndarray | None = None
+
+    def keep_choices(self) -> np.ndarray:
+        """:func:`keep_options` of ``pi`` and ``ai``, built on first use (read-only)."""
+        if self.keeps is None:
+            self.keeps = keep_options(self.pi, self.ai)
+            self.keeps.setflags(write=False)
+        return self.keeps
 
     def cost(
         self, cand: Candidates, factors: np.ndarray | None = None

@@ -92,7 +92,6 @@ from testy_model.mapper.pool import (  # noqa: F401  (old import paths)
 )
 from testy_model.mapper.rotations import _rotated
 from testy_model.mapper.space import (
-    keep_options,
     space_size,
 )
 from testy_model.mapper.templates import (
@@ -413,7 +412,7 @@ def find_mapping(
     wide = ctx.ai.instances is not None  # spatial skipping: factors beyond the fan-out
     beam = (32 if wide else 16) if beam is None else beam
     per_keep = (8 if wide else 4) if per_keep is None else per_keep
-    size = space_size(ctx.pi, ctx.ai, len(ctx.orders)) * len(keep_options(ctx.pi, ctx.ai))
+    size = space_size(ctx.pi, ctx.ai, len(ctx.orders)) * len(ctx.keep_choices())
     if size <= exhaustive_limit:
         cand = _exhaustive(ctx)
         parts = [
