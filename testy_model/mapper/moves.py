@@ -82,7 +82,7 @@ def _neighbours(
     fa, fb = ja * D + jd, jb * D + jd  # the jumps' flat (slot, dim) offsets
     # which member takes which move, member-major, per kind
     k1, m1 = np.nonzero(beam.exps.reshape(K, ne).take(off_a, axis=1) > 0)  # one p from a to b
-    two = beam.exps.reshape(K, ne)[k1, off_a[m1]] > 1  # its square, where two are there
+    two = beam.exps.reshape(K * ne).take(k1 * ne + off_a[m1]) > 1  # its square, where two are
     moved = beam.exps.reshape(K, S * D, P).take(fa, axis=1)  # (K, J, P) jumps: all of d's
     # factor at slot a to slot b
     total = np.zeros(moved.shape[:2], dtype=np.int64)  # Σ_p moved_p (short axis: unrolled)
