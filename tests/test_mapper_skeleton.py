@@ -5,6 +5,7 @@ distinct row (shared validity, loop nests' spatial layout)."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -200,3 +201,23 @@ def test_nests_lay_out_each_row_as_mesh_layout(ctx: mapper._Ctx) -> None:
     assert len(np.unique(F[:, L:].reshape(len(nb), -1), axis=0)) < len(nb)
     assert np.array_equal(nests.spatial_order, order) and np.array_equal(nests.split, split)
     assert nests.spatial_order.dtype == order.dtype and nests.split.dtype == split.dtype
+
+
+def test_orders_allowed_and_keep_choices_are_the_plain_lookups(ctx: mapper._Ctx) -> None:
+    L, n_o = ctx.allowed.shape
+    rng = np.random.default_rng(3)
+    # a mask with disallowed orders at every level (this problem allows every order)
+    mask = rng.random((L, n_o)) < 0.7
+    c = dataclasses.replace(ctx, allowed=mask, keeps=None)
+    oi = rng.integers(0, n_o, size=(300, L))
+    plain = [all(bool(mask[lv, row[lv]]) for lv in range(L)) for row in oi]
+    assert c.orders_allowed(oi).tolist() == plain and 0 < sum(plain) < 300
+    # each level's first allowed order: allowed; the last level's first disallowed one: not
+    first = np.array([np.nonzero(mask[lv])[0][0] for lv in range(L)])
+    worse = first.copy()
+    worse[L - 1] = np.nonzero(~mask[L - 1])[0][0]
+    assert c.orders_allowed(np.stack([first, worse])).tolist() == [True, False]
+    assert ctx.orders_allowed(oi).all()
+    keeps = ctx.keep_choices()
+    assert np.array_equal(keeps, keep_options(ctx.pi, ctx.ai)) and not keeps.flags.writeable
+    assert ctx.keep_choices() is keeps

@@ -63,8 +63,14 @@ class Candidates:
         return int(self.exps.shape[0])
 
     def take(self, idx: np.ndarray) -> Candidates:
-        """The sub-set at ``idx``."""
-        return Candidates(self.exps[idx], self.order_idx[idx], self.keep[idx], self.orders)
+        """The sub-set at the integer indices ``idx`` (``ndarray.take``: the same rows as
+        fancy indexing, without its per-call overhead)."""
+        return Candidates(
+            self.exps.take(idx, axis=0),
+            self.order_idx.take(idx, axis=0),
+            self.keep.take(idx, axis=0),
+            self.orders,
+        )
 
 
 def operand_terms(
@@ -128,13 +134,13 @@ def to_nests(
 
     L = len(ai.names)
     F = factors_from_exps(pi, cand.exps) if factors is None else factors
-    order = cand.orders[cand.order_idx]
+    order = cand.orders.take(cand.order_idx, axis=0)
     spatial = np.ascontiguousarray(F[:, L:])
     # laid out once per distinct spatial row (mesh_layout is row-wise; few distinct rows)
     flat = spatial.reshape(len(spatial), -1)
     first, inv = _row_classes(spatial, flat @ _hash_weights(flat.shape[1]))
-    spatial_order, split = mesh_layout(ai, spatial[first])
-    spatial_order, split = spatial_order[inv], split[inv]
+    spatial_order, split = mesh_layout(ai, spatial.take(first, axis=0))
+    spatial_order, split = spatial_order.take(inv, axis=0), split.take(inv, axis=0)
     return LoopNests(
         temporal=np.ascontiguousarray(F[:, :L]),
         spatial=spatial,
@@ -157,7 +163,9 @@ def _row_classes(rows: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarra
     cls = np.cumsum(new) - 1
     first = perm[new]
     dup = np.nonzero(~new)[0]
-    if dup.size and not np.array_equal(rows[perm[dup]], rows[first[cls[dup]]]):
+    if dup.size and not np.array_equal(
+        rows.take(perm[dup], axis=0), rows.take(first[cls[dup]], axis=0)
+    ):
         ident = np.arange(n)
         return ident, ident
     inv = np.empty(n, dtype=np.intp)

@@ -36,6 +36,7 @@ from testy_model.mapper.space import (
     factors_from_exps,
     index_arch,
     index_problem,
+    keep_options,
     order_classes,
     tile_extents,
     tile_words,
@@ -131,6 +132,15 @@ class _Ctx:
     canon: np.ndarray | None = None
     #: every costed batch and its (cycles, energy, edp) (:func:`_result` reads the winner's)
     priced: list[tuple[Candidates, np.ndarray]] = field(default_factory=list)
+    #: :meth:`keep_choices`, once built
+    keeps: np.ndarray | None = None
+
+    def keep_choices(self) -> np.ndarray:
+        """:func:`keep_options` of ``pi`` and ``ai``, built on first use (read-only)."""
+        if self.keeps is None:
+            self.keeps = keep_options(self.pi, self.ai)
+            self.keeps.setflags(write=False)
+        return self.keeps
 
     def cost(
         self, cand: Candidates, factors: np.ndarray | None = None
@@ -162,12 +172,19 @@ class _Ctx:
         L = len(self.ai.names)
         F = factors_from_exps(self.pi, cand.exps) if factors is None else factors
         struct = structure_mask(self.pi, self.ai, F[:, :L], F[:, L:])
-        struct &= _all_last(self.allowed[np.arange(L), cand.order_idx])
+        struct &= self.orders_allowed(cand.order_idx)
         ok = struct.copy()
         if ok.any():
             rows = np.nonzero(ok)[0]
-            ok[rows] = capacity_mask(self.pi, self.ai, F[rows, :L], F[rows, L:], cand.keep[rows])
+            Fr, keep = F.take(rows, axis=0), cand.keep.take(rows, axis=0)
+            ok[rows] = capacity_mask(self.pi, self.ai, Fr[:, :L], Fr[:, L:], keep)
         return struct, ok
+
+    def orders_allowed(self, order_idx: np.ndarray) -> np.ndarray:
+        """(B,) bool: every level's loop order of the (B, L) ``order_idx`` is allowed there
+        (``allowed[l, order_idx[:, l]]`` for all l, gathered flat)."""
+        L, n_o = self.allowed.shape
+        return _all_last(self.allowed.reshape(-1).take(order_idx + np.arange(L) * n_o))
 
     def valid_shared(
         self, cand: Candidates, e_hash: np.ndarray
@@ -183,16 +200,17 @@ class _Ctx:
         ``factors[inv[i]]`` and ``words[inv[i]]``."""
         first, inv = _row_classes(cand.exps, e_hash)
         L = len(self.ai.names)
-        Fu = factors_from_exps(self.pi, cand.exps[first])
+        Fu = factors_from_exps(self.pi, cand.exps.take(first, axis=0))
         su = structure_mask(self.pi, self.ai, Fu[:, :L], Fu[:, L:])
-        struct = su[inv] & _all_last(self.allowed[np.arange(L), cand.order_idx])
+        struct = su.take(inv) & self.orders_allowed(cand.order_idx)
         ok = struct.copy()
         words = np.zeros((len(first), L, len(self.pi.tensors)))
         if ok.any():
             rows = np.nonzero(ok)[0]
             ut = np.nonzero(su)[0]  # the tile words of the distinct rows that may fit
             words[ut] = tile_words(self.pi, tile_extents(Fu[ut, :L], Fu[ut, L:]))
-            ok[rows] = capacity_fits(self.pi, self.ai, words[inv[rows]], cand.keep[rows])
+            w_rows, k_rows = words.take(inv[rows], axis=0), cand.keep.take(rows, axis=0)
+            ok[rows] = capacity_fits(self.pi, self.ai, w_rows, k_rows)
         return struct, ok, inv, Fu, words
 
 

@@ -106,7 +106,7 @@ def _mesh_split_fits(ai: ArchIndex, sp: np.ndarray, lv: np.ndarray) -> np.ndarra
     levels, _, _, free_all, log_fx, log_fy = _mesh_constants(ai)[:6]
     dims = np.nonzero(np.any(sp > 1, axis=0))[0]
     sub = _subsets_f64(dims.size)  # (2^D', D'): only dims used somewhere
-    logf = np.log(sp[:, dims].astype(np.float64))  # (n, D')
+    logf = np.log(sp.take(dims, axis=1).astype(np.float64))  # (n, D')
     x = logf @ sub.T  # (n, 2^D')
     y = logf.sum(axis=-1, keepdims=True) - x
     fit = (x <= log_fx[lv][:, None]) & (y <= log_fy[lv][:, None])  # (n, 2^D')
@@ -194,7 +194,7 @@ def _unique_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if base ** x.shape[1] < 2**62:
             key = x.astype(np.int64) @ (base ** np.arange(x.shape[1] - 1, -1, -1, dtype=np.int64))
             _, first, inv = np.unique(key, return_index=True, return_inverse=True)
-            return x[first], inv.reshape(-1)
+            return x.take(first, axis=0), inv.reshape(-1)
     rows, inv = np.unique(x, axis=0, return_inverse=True)
     return rows, inv.reshape(-1)
 
@@ -228,7 +228,7 @@ def mesh_layout(ai: ArchIndex, spatial: np.ndarray) -> tuple[np.ndarray, np.ndar
     # 2^53; much faster than an integer one)
     code = (cls.reshape(-1, n_d).astype(np.float64) @ 3.0 ** np.arange(n_d)).astype(np.int64)
     code = code.reshape(cls.shape[:-1])
-    return tables[0][code], tables[1][code]
+    return tables[0].take(code, axis=0), tables[1].take(code)
 
 
 def _mesh_x(ai: ArchIndex, spatial: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -259,7 +259,7 @@ def _mesh_x(ai: ArchIndex, spatial: np.ndarray, levels: np.ndarray) -> np.ndarra
     chosen = (sub[np.argmax(ok, axis=-1)] > 0) & u
     layout = np.zeros((len(rows), n_d), dtype=bool)  # (U, D)
     layout[:, dims] = np.where(ok.any(-1)[:, None], chosen, u)
-    return layout[inv].reshape(B, m, n_d)
+    return layout.take(inv, axis=0).reshape(B, m, n_d)
 
 
 def _positions(cls: np.ndarray) -> np.ndarray:
@@ -331,7 +331,9 @@ def structure_mask(
     hard &= ok[:, None]
     if hard.any():
         rows, lv = np.nonzero(hard)
-        fits = _mesh_split_fits(ai, inst[rows, levels[lv]], lv)
+        B, L, D = inst.shape  # the (row, level) pairs' factors, one flat gather
+        sp = inst.reshape(B * L, D).take(rows * L + levels[lv], axis=0)
+        fits = _mesh_split_fits(ai, sp, lv)
         ok[rows[~fits]] = False
     return ok
 

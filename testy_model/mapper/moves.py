@@ -5,6 +5,7 @@ and the keep/bypass repair of a move that overflows a buffer."""
 from __future__ import annotations
 
 import functools
+import itertools
 
 import numpy as np
 
@@ -76,14 +77,19 @@ def _neighbours(
     K = len(beam)
     w_e, _, w_k = _hash_weights_of(beam)
     hb = _hash_parts(beam)  # (K,)
-    ne, (_, D, P) = w_e.size, w_e.shape  # exponents per candidate; flat offsets of the moves:
+    ne, (S, D, P) = w_e.size, w_e.shape  # exponents per candidate; flat offsets of the moves:
     off_a, off_b = (a * D + d) * P + p, (b * D + d) * P + p
+    fa, fb = ja * D + jd, jb * D + jd  # the jumps' flat (slot, dim) offsets
     # which member takes which move, member-major, per kind
-    k1, m1 = np.nonzero(beam.exps.reshape(K, ne)[:, off_a] > 0)  # one factor p from a to b
-    two = beam.exps.reshape(K, ne)[k1, off_a[m1]] > 1  # its square, where two are there
-    moved = beam.exps[:, ja, jd]  # (K, J, P) jumps: all of d's factor at slot a to slot b
-    k3, m3 = np.nonzero((moved.sum(axis=2) > 1) & (ctx.ai.t_fix.shape[0] > 0))
-    moved = moved[k3, m3]  # (n3, P)
+    k1, m1 = np.nonzero(beam.exps.reshape(K, ne).take(off_a, axis=1) > 0)  # one p from a to b
+    two = beam.exps.reshape(K * ne).take(k1 * ne + off_a[m1]) > 1  # its square, where two are
+    moved = beam.exps.reshape(K, S * D, P).take(fa, axis=1)  # (K, J, P) jumps: all of d's
+    # factor at slot a to slot b
+    total = np.zeros(moved.shape[:2], dtype=np.int64)  # Σ_p moved_p (short axis: unrolled)
+    for i in range(P):
+        total += moved[..., i]
+    k3, m3 = np.nonzero((total > 1) & (ctx.ai.t_fix.shape[0] > 0))
+    moved = moved.reshape(K * fa.size, P).take(k3 * fa.size + m3, axis=0)  # (n3, P)
     lv_o, o = np.nonzero(ctx.allowed)  # one level's loop order changed
     k4 = np.repeat(np.arange(K), lv_o.size)
     j4 = np.arange(k4.size) % max(lv_o.size, 1)
@@ -91,8 +97,11 @@ def _neighbours(
     k5 = np.repeat(np.arange(K), lv_t.size)
     j5 = np.arange(k5.size) % max(lv_t.size, 1)
     k = np.concatenate([k1, k1[two], k3, k4, k5])
-    ends = np.cumsum([k1.size, int(two.sum()), k3.size, k4.size, k5.size]).tolist()
-    exps, oi, keep = beam.exps[k], beam.order_idx[k], beam.keep[k]  # one gather each
+    ends = list(
+        itertools.accumulate([k1.size, int(np.count_nonzero(two)), k3.size, k4.size, k5.size])
+    )
+    nbr = beam.take(k)  # one gather each
+    exps, oi, keep = nbr.exps, nbr.order_idx, nbr.keep
     flat = exps.reshape(-1)
     r1 = np.arange(ends[0]) * ne
     flat[r1 + off_a[m1]] -= 1
@@ -101,9 +110,10 @@ def _neighbours(
     r2 = np.arange(ends[0], ends[1]) * ne
     flat[r2 + off_a[m2]] -= 2
     flat[r2 + off_b[m2]] += 2
-    r3 = np.arange(ends[1], ends[2])
-    exps[r3, ja[m3], jd[m3]] -= moved
-    exps[r3, jb[m3], jd[m3]] += moved
+    r3 = np.arange(ends[1], ends[2]) * (S * D)  # (row, slot, dim) flat, one row each
+    rows_p = exps.reshape(k.size * S * D, P)
+    rows_p[r3 + fa[m3]] -= moved
+    rows_p[r3 + fb[m3]] += moved
     oi[np.arange(ends[2], ends[3]), lv_o[j4]] = o[j4]
     r5 = np.arange(ends[3], ends[4])
     was = keep[r5, lv_t[j5], t[j5]]
@@ -111,7 +121,8 @@ def _neighbours(
     # hashes: the member's plus each move's change (wrapping sums)
     step = (w_e.reshape(-1)[off_b] - w_e.reshape(-1)[off_a])[m1]
     h1 = hb[k1] + step
-    jump = (w_e[jb, jd] - w_e[ja, jd])[m3]  # (n3, P)
+    w_sd = w_e.reshape(S * D, P)
+    jump = (w_sd.take(fb, axis=0) - w_sd.take(fa, axis=0))[m3]  # (n3, P)
     h3 = hb[k3]
     for i in range(P):  # Σ_p moved_p · change_p (a short axis: unrolled)
         h3 += moved[:, i] * jump[:, i]
@@ -140,7 +151,7 @@ def _lead(
 def _lead_key(c: Candidates, rows: np.ndarray) -> np.ndarray:
     """(len(rows),) ``_hash`` of each row's (order indices, keep bits) row, as wrapping
     matmuls of its two parts."""
-    oi, keep = c.order_idx[rows], c.keep[rows]
+    oi, keep = c.order_idx.take(rows, axis=0), c.keep.take(rows, axis=0)
     no, nk = oi.shape[1], int(np.prod(keep.shape[1:]))
     w = _hash_weights(no + nk)
     return oi @ w[:no] + keep.reshape(len(rows), nk) @ w[no:]
@@ -165,7 +176,7 @@ def _repair_keep(
     L = len(ctx.ai.names)
     if structure is None:
         ok = structure_mask(ctx.pi, ctx.ai, F[:, :L], F[:, L:])
-        ok &= np.all(ctx.allowed[np.arange(L), bad.order_idx], axis=-1)
+        ok &= ctx.orders_allowed(bad.order_idx)
     else:
         ok = structure
     bad, F = bad.take(np.nonzero(ok)[0]), F[ok]
@@ -174,12 +185,13 @@ def _repair_keep(
         return empty, F[:0]
     k = np.repeat(np.arange(len(bad)), lv.size)  # (row, toggle), row-major
     j = np.arange(k.size) % lv.size
-    keep = bad.keep[k]
+    keep = bad.keep.take(k, axis=0)
     r = np.arange(k.size)
     keep[r, lv[j], t[j]] = ~keep[r, lv[j], t[j]]
     # a toggle changes what a level keeps, not its tiles: their words once per row
     if words is None:
         words = tile_words(ctx.pi, tile_extents(F[:, :L], F[:, L:]))
-    fits = np.nonzero(capacity_fits(ctx.pi, ctx.ai, words[k], keep))[0]
+    fits = np.nonzero(capacity_fits(ctx.pi, ctx.ai, words.take(k, axis=0), keep))[0]
     k = k[fits]
-    return Candidates(bad.exps[k], bad.order_idx[k], keep[fits], ctx.orders), F[k]
+    exps, oi = bad.exps.take(k, axis=0), bad.order_idx.take(k, axis=0)
+    return Candidates(exps, oi, keep.take(fits, axis=0), ctx.orders), F.take(k, axis=0)

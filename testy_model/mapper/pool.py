@@ -15,7 +15,6 @@ from testy_model.mapper.space import (
     canonical_order_idx,
     enumerate_factorisations,
     factors_from_exps,
-    keep_options,
     slot_mask,
 )
 from testy_model.mapper.templates import _base_exps
@@ -31,7 +30,7 @@ def _exhaustive(ctx: _Ctx) -> Candidates:
     where a level has at most one non-unit loop (its order cannot matter)."""
     L = len(ctx.ai.names)
     E = enumerate_factorisations(ctx.pi, ctx.ai).astype(np.int8)
-    keeps = keep_options(ctx.pi, ctx.ai)
+    keeps = ctx.keep_choices()
     per_level = [np.nonzero(ctx.allowed[lv])[0] for lv in range(L)]
     combos = np.array(np.meshgrid(*per_level, indexing="ij")).reshape(L, -1).T
     n_f, n_o = E.shape[0], combos.shape[0]
@@ -76,8 +75,8 @@ def _random_candidates(ctx: _Ctx, n: int, seed: int) -> Candidates:
             draw = rng.multinomial(e, np.full(slots.size, 1.0 / slots.size), size=n)
             exps[:, slots, d, p] += draw
     oi = np.stack([rng.choice(np.nonzero(ctx.allowed[lv])[0], size=n) for lv in range(L)], axis=1)
-    keeps = keep_options(pi, ai)
-    keep = keeps[rng.integers(0, len(keeps), size=n)]
+    keeps = ctx.keep_choices()
+    keep = keeps.take(rng.integers(0, len(keeps), size=n), axis=0)
     cand = Candidates(exps, oi.astype(np.int64), keep, ctx.orders)
     return cand.take(np.nonzero(ctx.valid(cand))[0])
 
@@ -104,7 +103,7 @@ def _select(
     order = order[~same]
     # the first ``beam`` in that order whose keep/bypass group has fewer than ``per_keep``
     # before them (a group: one keep hash)
-    groups = _keep_hash(cand.keep[order]).tolist()
+    groups = _keep_hash(cand.keep.take(order, axis=0)).tolist()
     count: dict[int, int] = {}
     out: list[int] = []
     for i, g in zip(order.tolist(), groups, strict=True):
@@ -133,7 +132,7 @@ def _close(x: np.ndarray, y: np.ndarray, rtol: float) -> np.ndarray:
 
 def _keep_variants(ctx: _Ctx, cand: Candidates) -> Candidates:
     """Each candidate under every keep/bypass choice of :func:`keep_options` (valid ones)."""
-    keeps = keep_options(ctx.pi, ctx.ai)
+    keeps = ctx.keep_choices()
     n, k = len(cand), len(keeps)
     out = Candidates(
         np.repeat(cand.exps, k, axis=0),

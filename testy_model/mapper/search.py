@@ -92,7 +92,6 @@ from testy_model.mapper.pool import (  # noqa: F401  (old import paths)
 )
 from testy_model.mapper.rotations import _rotated
 from testy_model.mapper.space import (
-    keep_options,
     space_size,
 )
 from testy_model.mapper.templates import (
@@ -178,7 +177,8 @@ def _unseen(
     lead = np.zeros(len(nb), dtype=bool)
     lead[bad] = _lead(nb, st.cur, compound, bad)
     lr = np.nonzero(lead)[0]
-    repaired, rF = _repair_keep(ctx, nb.take(lr), F[inv[lr]], struct[lr], words[inv[lr]])
+    Fl, wl = F.take(inv[lr], axis=0), words.take(inv[lr], axis=0)
+    repaired, rF = _repair_keep(ctx, nb.take(lr), Fl, struct[lr], wl)
     rh = _cand_hash(canon(ctx, repaired))
     ridx = np.zeros(0, dtype=np.intp)
     if rh.size:  # the first of each, not seen and not among this round's valid ones
@@ -187,7 +187,8 @@ def _unseen(
     st.seen = np.sort(np.concatenate([st.seen, h[ok | lead], rh[ridx]]))
     keep = np.nonzero(ok)[0]
     nb = _gather([(nb, keep), (repaired, ridx)], ctx.orders)
-    return nb, np.concatenate([F[inv[keep]], rF[ridx]]), np.concatenate([h[keep], rh[ridx]])
+    F = np.concatenate([F.take(inv[keep], axis=0), rF.take(ridx, axis=0)])
+    return nb, F, np.concatenate([h[keep], rh[ridx]])
 
 
 def _limits(st: _Beam, nb: Candidates, beam: int, per_keep: int) -> np.ndarray:
@@ -302,7 +303,7 @@ def _search(
         if skip_repeats:  # skip what cannot enter the beam (a full beam or keep group)
             lim = _limits(st, nb, beam, per_keep)
             fit = np.nonzero(bound.lower(temporal_steps(F, L)) <= lim)[0]
-            nb, F, h = nb.take(fit), F[fit], h[fit]
+            nb, F, h = nb.take(fit), F.take(fit, axis=0), h[fit]
         nb_s = ctx.cost(nb, F)
         bound.update(nb_s)
         both = _concat([st.cur, nb], ctx.orders)
@@ -411,7 +412,7 @@ def find_mapping(
     wide = ctx.ai.instances is not None  # spatial skipping: factors beyond the fan-out
     beam = (32 if wide else 16) if beam is None else beam
     per_keep = (8 if wide else 4) if per_keep is None else per_keep
-    size = space_size(ctx.pi, ctx.ai, len(ctx.orders)) * len(keep_options(ctx.pi, ctx.ai))
+    size = space_size(ctx.pi, ctx.ai, len(ctx.orders)) * len(ctx.keep_choices())
     if size <= exhaustive_limit:
         cand = _exhaustive(ctx)
         parts = [

@@ -354,8 +354,8 @@ def _factors_exp(primes: np.ndarray, E: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=64)
 def _factor_table(primes: tuple[int, ...], r: int) -> np.ndarray | None:
     """(r^P,) :func:`_factors_exp` of every exponent vector ``e`` (each ``e_p < r``) at index
-    ``Σ_p e_p · r^p``; None past 2^20 entries, or where its largest entry
-    ``Π_p p^(r-1)`` would pass 2^53 (not exact in float64; such factors are computed) (read-only)."""
+    ``Σ_p e_p · r^p`` (read-only); None past 2^20 entries, or where its largest entry
+    ``Π_p p^(r-1)`` would pass 2^53 (not exact in float64: such factors are computed)."""
     if r ** len(primes) > 2**20 or (r - 1) * sum(math.log2(p) for p in primes) >= 53:
         return None
     grid = np.indices((r,) * len(primes)).reshape(len(primes), -1)[::-1].T  # e_0 varies fastest

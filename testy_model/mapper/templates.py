@@ -106,10 +106,10 @@ def _fill_trials(
     trial = np.repeat(E[None], n, axis=0)
     moved = np.ones((n, len(per_dim)))
     for j, d in enumerate(dims[: len(per_dim)]):
-        take = per_dim[j][0][grid[j]]  # (n, P)
+        take = per_dim[j][0].take(grid[j], axis=0)  # (n, P)
         trial[:, 0, d] -= take
         trial[:, slot, d] += take
-        moved[:, j] = per_dim[j][1][grid[j]]
+        moved[:, j] = per_dim[j][1].take(grid[j])
     return trial, moved.prod(axis=1), moved.min(axis=1), dims[len(per_dim) :]
 
 
