@@ -144,20 +144,14 @@ def _frame(f: np.ndarray, st: np.ndarray, dim: np.ndarray, lvl: np.ndarray) -> _
     return _StepFrame(f, st, dim, active, has, j1, outer, weights, lvl)
 
 
-def suffix_frame(full: _StepFrame, rows: np.ndarray, level: int) -> _StepFrame:
-    """The :func:`_step_frame` of child ``level`` for the frame rows ``rows`` of a deeper
-    child's frame ``full``: the loops above ``level`` are the outermost of ``full``'s (the same
-    loops, strides and order), so each row's active ones are those of ``full`` at levels below
-    ``level``, kept in order and padded with bound-1 loops to the most any row has (at least
-    1; where bound-1 loops sit plays no part)."""
-    return suffix_frames(full, [rows], [level])
-
-
 def suffix_frames(
     full: _StepFrame, rows: Sequence[np.ndarray], levels: Sequence[int]
 ) -> _StepFrame:
-    """:func:`suffix_frame` of several child ``levels`` (each on its frame rows ``rows``),
-    stacked along the rows and padded with bound-1 loops to the most any row has."""
+    """The step frames (:func:`_step_frame`) of several child ``levels``, each on its frame
+    rows ``rows`` of a deeper child's frame ``full``, stacked along the rows: the loops above a
+    level are the outermost of ``full``'s (the same loops, strides and order), so each row's
+    active ones are those of ``full`` at levels below it, kept in order and padded with bound-1
+    loops to the most any row has (at least 1; where bound-1 loops sit plays no part)."""
     assert full.level is not None  # frames built by _step_frame carry their loops' levels
     at = np.concatenate(rows) if len(rows) > 1 else rows[0]
     f, st, dim, lvl = (x[at] for x in (full.f, full.st, full.dim, full.level))
@@ -176,35 +170,6 @@ def suffix_frames(
         return np.where(valid, x[r, pos], pad)
 
     return _frame(take(f, 1.0), take(st, 0.0), take(dim, 0), take(lvl, 0))
-
-
-def step_sequence(
-    proj: np.ndarray,
-    nests: LoopNests,
-    ext: np.ndarray,
-    level: int,
-    frame: _StepFrame | None = None,
-) -> StepSequence:
-    """The sampled step sequence of the temporal loops of levels ``0..level−1`` (the loops above
-    child ``level``; ``level = L`` is the compute), ordered inner to outer (level, then
-    permutation position). A loop (k, d) has vector stride ``E_{k+1}[d]·spatial[k, d]``.
-    ``frame``: :func:`_step_frame` of the same level (shared by the tensors)."""
-    n_b = nests.batch
-    r = proj.shape[0]
-    if level == 0:
-        z = np.zeros((n_b, 0))
-        return StepSequence(
-            z, np.zeros((n_b, 0, r)), np.zeros(n_b, int), np.zeros(n_b, bool), z, z.astype(bool)
-        )
-    fr = frame if frame is not None else _step_frame(nests, ext, level)
-    step = proj.T.take(fr.dim, axis=0) * (fr.st * fr.active)[..., None]
-    tau = step - (np.cumsum(step, axis=1) - step)
-    tau1 = tau[np.arange(n_b), fr.j1]
-    # data-space translations are integers: exact comparison
-    same = fr.active.copy()
-    for r_i in range(r):  # R is small: one (B, J) comparison per rank
-        same &= tau[:, :, r_i] == tau1[:, None, r_i]
-    return StepSequence(fr.f, tau, fr.j1, fr.has, fr.outer, same, tau1, fr.weights)
 
 
 def temporal_deltas(seq: StepSequence, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -176,7 +176,9 @@ def _unique_1d(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def stacked_sequence(projs: Sequence[np.ndarray], fr: _StepFrame) -> StepSequence:
     """The :class:`StepSequence` of n tensors with projections ``projs`` (each (R, D), one R)
     over one step frame, stacked along the batch axis (tensor-major: rows ``i·U .. i·U+U−1``
-    are tensor i's). A loop (k, d) moves tensor i's tile by ``proj_i[:, d]·stride``."""
+    are tensor i's), loops ordered inner to outer (level, then permutation position). A loop
+    (k, d) moves tensor i's tile by ``proj_i[:, d]·stride``, stride ``E_{k+1}[d]·spatial[k, d]``
+    (the frame's ``st``); ``tau_j = step_j − Σ_{i<j} step_i``."""
     n = len(projs)
     n_u = fr.f.shape[0]
     # loop-major (J, nU, R): the running sum over the loops is one contiguous add per loop (the
